@@ -1,0 +1,75 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { compareTensors } from '../../../runtime/compare.js';
+import { parseTensorFile } from '../../../runtime/model/tensor.js';
+import type { Feeds } from '../../../runtime/model/feeds.js';
+import type { PreparedModel } from '../../../runtime/backend.js';
+import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { formatTable } from '../table.js';
+
+export interface CheckOptions { backend: string; rtol: number; atol: number; json?: boolean }
+
+export interface DataSetReport { name: string; pass: boolean; maxAbsError: number; mismatches: number; error?: string }
+
+/**
+ * Runs an ONNX test-data directory (model.onnx + test_data_set_N/{input,output}_K.pb, the layout of
+ * ONNX's backend tests and the model zoo) and compares every output. Exit code 1 on any failure.
+ */
+export async function checkCommand(dir: string, opts: CheckOptions, global: GlobalOptions): Promise<DataSetReport[]> {
+  const config = await loadConfig(global);
+  const model = await readModel(join(dir, 'model.onnx'), config);
+  const sets = (await readdir(dir)).filter((n) => /^test_data_set_\d+$/.test(n)).sort((a, b) => index(a) - index(b));
+  if (sets.length === 0) throw new Error(`${dir}: no test_data_set_N directories`);
+  const registry = createRegistry(config);
+  const reports: DataSetReport[] = [];
+  try {
+    const prepared = await (await registry.get(opts.backend)).load(model);
+    for (const set of sets) reports.push(await runDataSet(join(dir, set), set, prepared, opts));
+    await prepared.dispose();
+  } finally {
+    await registry.dispose();
+  }
+  const failed = reports.filter((r) => !r.pass).length;
+  if (opts.json) {
+    console.log(JSON.stringify({ dir, backend: opts.backend, rtol: opts.rtol, atol: opts.atol, passed: reports.length - failed, failed, sets: reports }));
+  } else {
+    console.log(formatTable(['data set', 'max abs error', 'mismatches', 'result'],
+      reports.map((r) => [r.name, r.error ? '-' : r.maxAbsError.toExponential(2), r.mismatches, r.pass ? 'pass' : `FAIL${r.error ? `: ${r.error}` : ''}`]), [false, true, true]));
+    console.log(`\n${dir} on ${opts.backend}: ${reports.length - failed} passed, ${failed} failed (rtol ${opts.rtol}, atol ${opts.atol})`);
+  }
+  if (failed > 0) process.exitCode = 1;
+  return reports;
+}
+
+async function runDataSet(path: string, name: string, prepared: PreparedModel, opts: CheckOptions): Promise<DataSetReport> {
+  const files = await readdir(path);
+  const feeds: Feeds = {};
+  try {
+    for (const f of files.filter((n) => /^input_\d+\.pb$/.test(n)).sort((a, b) => index(a) - index(b))) {
+      const t = parseTensorFile(await readFile(join(path, f)), join(path, f));
+      const spec = prepared.inputs.find((i) => i.name === t.name) ?? prepared.inputs[index(f)];
+      if (!spec) throw new Error(`${f} has no matching model input`);
+      feeds[spec.name] = t;
+    }
+    const outputs = await prepared.run(feeds);
+    let maxAbsError = 0;
+    let mismatches = 0;
+    const reasons: string[] = [];
+    for (const f of files.filter((n) => /^output_\d+\.pb$/.test(n))) {
+      const expected = parseTensorFile(await readFile(join(path, f)), join(path, f));
+      const spec = prepared.outputs.find((o) => o.name === expected.name) ?? prepared.outputs[index(f)];
+      const actual = spec && outputs[spec.name];
+      if (!actual) throw new Error(`${f} has no matching model output`);
+      const c = compareTensors(expected, actual, opts.rtol, opts.atol);
+      maxAbsError = Math.max(maxAbsError, c.maxAbsError);
+      mismatches += c.mismatches;
+      if (c.reason) reasons.push(`${f}: ${c.reason}`);
+    }
+    return { name, pass: mismatches === 0, maxAbsError, mismatches, ...(reasons.length ? { error: reasons.join('; ') } : {}) };
+  } catch (e) {
+    return { name, pass: false, maxAbsError: Infinity, mismatches: 0, error: (e as Error).message };
+  }
+}
+
+const index = (name: string): number => Number(/(\d+)(?:\.pb)?$/.exec(name)?.[1] ?? 0);
+

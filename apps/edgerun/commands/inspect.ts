@@ -1,0 +1,25 @@
+import { inspectModel } from '../../../runtime/model/inspect.js';
+import { probeShapes } from '../../../drivers/digital/probe-shapes.js';
+import { compact, formatTable, shapeText } from '../table.js';
+import { loadConfig, readModel, type GlobalOptions } from '../context.js';
+
+export interface InspectOptions { json?: boolean; batch: number }
+
+export async function inspectCommand(path: string, opts: InspectOptions, global: GlobalOptions): Promise<void> {
+  const config = await loadConfig(global);
+  const model = await readModel(path, config);
+  const summary = inspectModel(model, await probeShapes(model, opts.batch));
+  if (opts.json) {
+    console.log(JSON.stringify({ model: path, opset: model.opset, inputs: model.inputs, outputs: model.outputs, ...summary }));
+    return;
+  }
+  const io = (specs: typeof model.inputs): string => specs.map((s) => `${s.name} ${s.type}${shapeText(s.dims)}`).join(', ');
+  console.log(`${path}: opset ${model.opset}, ${summary.nodes.length} nodes, ${compact(summary.params)} params, ${compact(summary.macs)} MACs at batch ${opts.batch}`);
+  console.log(`inputs: ${io(model.inputs)}\noutputs: ${io(model.outputs)}\n`);
+  const rows = summary.nodes.map((n) => [
+    n.index, n.name, n.op, shapeText(n.inputShapes[0]), shapeText(n.outputShapes[0]), compact(n.params), compact(n.macs),
+    n.mvm ? 'yes' : 'no', n.reason,
+  ]);
+  console.log(formatTable(['#', 'name', 'op', 'input', 'output', 'params', 'MACs', 'analog', 'why'], rows, [true, false, false, false, false, true, true]));
+  console.log(`\n${summary.mvmNodes} analog-eligible node(s) holding ${(summary.mvmMacShare * 100).toFixed(1)}% of the MACs`);
+}

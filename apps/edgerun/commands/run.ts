@@ -1,0 +1,96 @@
+import { readFile } from 'node:fs/promises';
+import type { Feeds } from '../../../runtime/model/feeds.js';
+import { feedsFromJson } from '../../../runtime/model/json-input.js';
+import { parseTensorFile, type TensorData } from '../../../runtime/model/tensor.js';
+import type { IOSpec } from '../../../runtime/model/load.js';
+import { LatencyRecorder } from '../../../runtime/latency.js';
+import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+
+export interface RunOptions {
+  input?: string[];
+  random?: boolean;
+  seed: number;
+  batch: number;
+  repeat: number;
+  topK: number;
+  backend: string;
+  json?: boolean;
+}
+
+export async function runCommand(path: string, opts: RunOptions, global: GlobalOptions): Promise<void> {
+  const config = await loadConfig(global);
+  const model = await readModel(path, config);
+  const registry = createRegistry(config);
+  try {
+    const backend = await registry.get(opts.backend);
+    const prepared = await backend.load(model);
+    const feeds = opts.random || !opts.input?.length ? randomFeeds(model.inputs, opts.batch, opts.seed) : await readInputs(opts.input, model.inputs);
+    if (!opts.random && !opts.input?.length) console.error('no --input given: using --random inputs');
+    const latency = new LatencyRecorder();
+    let outputs: Record<string, TensorData> = {};
+    for (let i = 0; i < Math.max(1, opts.repeat); i++) {
+      const t0 = performance.now();
+      outputs = await prepared.run(feeds);
+      latency.record(performance.now() - t0);
+    }
+    const lat = latency.summary();
+    if (opts.json) {
+      const out = Object.fromEntries(Object.entries(outputs).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: Array.from(t.data as ArrayLike<number>, Number) }]));
+      console.log(JSON.stringify({ model: path, backend: backend.name, outputs: out, latency: lat }));
+    } else {
+      for (const [name, t] of Object.entries(outputs)) console.log(describeOutput(name, t, opts.topK));
+      console.log(`\n${backend.name}: ${lat.count} run(s), p50 ${lat.p50Ms} ms, p99 ${lat.p99Ms} ms`);
+    }
+    await prepared.dispose();
+  } finally {
+    await registry.dispose();
+  }
+}
+
+async function readInputs(files: string[], inputs: readonly IOSpec[]): Promise<Feeds> {
+  if (files.length === 1 && files[0]!.endsWith('.json')) return feedsFromJson(JSON.parse(await readFile(files[0]!, 'utf8')), inputs, files[0]);
+  const feeds: Feeds = {};
+  for (const [k, file] of files.entries()) {
+    const t = parseTensorFile(await readFile(file), file);
+    // ONNX test data name tensors after the graph input; unnamed ones map by position.
+    const spec = inputs.find((i) => i.name === t.name) ?? inputs[k];
+    if (!spec) throw new Error(`${file}: the model has only ${inputs.length} input(s)`);
+    feeds[spec.name] = t;
+  }
+  return feeds;
+}
+
+/** Uniform [0, 1) inputs from a small seeded generator (mulberry32), symbolic dims set to `batch`. */
+export function randomFeeds(inputs: readonly IOSpec[], batch: number, seed: number): Feeds {
+  let s = seed >>> 0;
+  const next = (): number => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const feeds: Feeds = {};
+  for (const input of inputs) {
+    const dims = input.dims.map((d) => (typeof d === 'number' ? d : batch));
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (input.type !== 'float32') throw new Error(`--random supports float32 inputs only; '${input.name}' is ${input.type}`);
+    feeds[input.name] = { type: 'float32', data: Float32Array.from({ length: n }, next), dims };
+  }
+  return feeds;
+}
+
+function describeOutput(name: string, t: TensorData, topK: number): string {
+  const data = t.data as ArrayLike<number>;
+  const classes = t.dims[t.dims.length - 1] ?? data.length;
+  const lines = [`${name} ${t.type}[${t.dims.join('×')}]`];
+  if (t.dims.length <= 2 && classes > 1 && classes <= 1000 && typeof data[0] === 'number') {
+    for (let r = 0; r < data.length / classes; r++) {
+      const row = Array.from({ length: classes }, (_, c) => ({ c, v: data[r * classes + c]! }));
+      row.sort((a, b) => b.v - a.v);
+      lines.push(`  [${r}] top-${Math.min(topK, classes)}: ${row.slice(0, topK).map((e) => `${e.c} (${e.v.toFixed(4)})`).join(', ')}`);
+    }
+  } else {
+    lines.push(`  ${Array.from(data).slice(0, 16).map(Number).join(', ')}${data.length > 16 ? ', …' : ''}`);
+  }
+  return lines.join('\n');
+}

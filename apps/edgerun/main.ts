@@ -1,0 +1,89 @@
+/** The edgerun command line. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createRequire } from 'node:module';
+import { inspectCommand } from './commands/inspect.js';
+import { runCommand } from './commands/run.js';
+import { evalCommand } from './commands/eval.js';
+import { checkCommand } from './commands/check.js';
+import { demoCommand } from './commands/demo.js';
+import type { GlobalOptions } from './context.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+const int = (min: number) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
+  return n;
+};
+const positive = (v: string): number => {
+  const n = Number(v);
+  if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a non-negative number');
+  return n;
+};
+const backendOption = (): Option => new Option('-b, --backend <name>', 'backend to run on').default('digital');
+
+const program = new Command('edgerun')
+  .description('Edge inference on analog in-memory-computing accelerators, with digital fallback.')
+  .version(version)
+  .option('-c, --config <file>', 'JSON config file (env EDGERUN_SECTION__KEY and flags override it)')
+  .option('--threads <n>', 'onnxruntime-web WebAssembly threads', int(1))
+  .showHelpAfterError()
+  .addHelpText('after', `
+Examples:
+  $ edgerun inspect models/cnn.onnx
+  $ edgerun run models/mlp.onnx --random --repeat 100
+  $ edgerun eval models/cnn.onnx --data models/data/fashion-mnist-test-2000.bin
+  $ edgerun check models/conformance/cnn --json`);
+
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+
+program.command('inspect')
+  .description('table of layers: shapes, parameters, MACs and whether each can run on an analog crossbar')
+  .argument('<model>', 'ONNX model file')
+  .option('--batch <n>', 'batch size used for shapes and MACs', int(1), 1)
+  .option('--json', 'print one JSON object')
+  .action((model: string, opts) => inspectCommand(model, opts, globals()));
+
+program.command('run')
+  .description('run a model once (or --repeat N times) and print its outputs / top-k classes')
+  .argument('<model>', 'ONNX model file')
+  .option('-i, --input <file...>', 'inputs: one JSON file, or TensorProto .pb files (matched by name, else by position)')
+  .option('--random', 'uniform [0,1) random inputs (default when no --input)')
+  .option('--seed <n>', 'seed for --random', int(0), 1)
+  .option('--batch <n>', 'size of symbolic (batch) dims for --random', int(1), 1)
+  .option('--repeat <n>', 'run N times and report latency', int(1), 1)
+  .option('-k, --top-k <k>', 'classes shown per row', int(1), 5)
+  .addOption(backendOption())
+  .option('--json', 'print one JSON object with outputs and latency')
+  .action((model: string, opts) => runCommand(model, opts, globals()));
+
+program.command('eval')
+  .description('classification accuracy, latency percentiles and throughput on an EDGD dataset')
+  .argument('<model>', 'ONNX model file')
+  .requiredOption('-d, --data <file>', 'EDGD dataset (see models/README.md)')
+  .option('--batch <n>', 'samples per inference (default: config eval.batchSize)', int(1))
+  .option('--limit <n>', 'evaluate only the first N samples', int(1))
+  .addOption(backendOption())
+  .option('--no-progress', 'no progress bar')
+  .option('--json', 'print one JSON object (last line) with accuracy, latency and throughput')
+  .action(async (model: string, opts) => { await evalCommand(model, opts, globals()); });
+
+program.command('check')
+  .description('run an ONNX test-data directory (model.onnx + test_data_set_N/*.pb) and compare outputs')
+  .argument('<dir>', 'directory with model.onnx and test_data_set_N/')
+  .addOption(backendOption())
+  .option('--rtol <x>', 'relative tolerance', positive, 1e-3)
+  .option('--atol <x>', 'absolute tolerance', positive, 1e-5)
+  .option('--json', 'print one JSON object')
+  .action(async (dir: string, opts) => { await checkCommand(dir, opts, globals()); });
+
+program.command('demo', { isDefault: false })
+  .description('evaluate the bundled models on the bundled subset (what `npm start` runs)')
+  .action(() => demoCommand(globals()));
+
+try {
+  await program.parseAsync();
+} catch (e) {
+  console.error(`edgerun: ${(e as Error).message}`);
+  process.exitCode = process.exitCode || 2;
+}

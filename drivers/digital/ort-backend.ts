@@ -1,0 +1,93 @@
+/**
+ * The digital backend: onnxruntime-web's WebAssembly execution provider, in Node or a browser.
+ * One InferenceSession per prepared model, reused for every run; feeds that already are
+ * ort.Tensors, or plain {type, data, dims} objects, are passed on without copying their data.
+ */
+import * as ort from 'onnxruntime-web';
+import type { Backend, BackendCapabilities, BackendCounters, PreparedModel } from '../../runtime/backend.js';
+import type { AcceleratorHealth } from '../../runtime/accelerator.js';
+import type { LoadedModel } from '../../runtime/model/load.js';
+import { validateFeeds, type Feeds } from '../../runtime/model/feeds.js';
+import { ModelError } from '../../runtime/model/errors.js';
+import type { TensorData } from '../../runtime/model/tensor.js';
+
+export interface DigitalBackendOptions {
+  /** WebAssembly threads (1 keeps the event loop's core free on small boards). */
+  threads?: number;
+  /** onnxruntime graph optimisation level. */
+  graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+export const DIGITAL_BACKEND = 'digital';
+
+export function toOrtTensor(t: TensorData): ort.Tensor {
+  if (t instanceof ort.Tensor) return t;
+  return new ort.Tensor(t.type as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.dims);
+}
+
+export class DigitalBackend implements Backend {
+  readonly name = DIGITAL_BACKEND;
+  readonly #options: DigitalBackendOptions;
+  #inferences = 0;
+  readonly #sessions = new Set<ort.InferenceSession>();
+
+  constructor(options: DigitalBackendOptions = {}) {
+    this.#options = options;
+    // Set before the first session: the wasm module is instantiated once per process.
+    ort.env.wasm.numThreads = options.threads ?? 1;
+    ort.env.logLevel = 'error';
+  }
+
+  capabilities(): BackendCapabilities {
+    return { precision: 'float32' };
+  }
+
+  async load(model: LoadedModel): Promise<PreparedModel> {
+    const session = await createSession(model.bytes, model.source, this.#options);
+    this.#sessions.add(session);
+    const backend = this;
+    const fetches = model.outputs.map((o) => o.name);
+    return {
+      model,
+      inputs: model.inputs,
+      outputs: model.outputs,
+      async run(feeds: Feeds): Promise<Record<string, TensorData>> {
+        validateFeeds(model.inputs, feeds, model.source);
+        const ortFeeds: Record<string, ort.Tensor> = {};
+        for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(t);
+        const out = await session.run(ortFeeds, fetches);
+        backend.#inferences++;
+        return out;
+      },
+      async dispose(): Promise<void> {
+        backend.#sessions.delete(session);
+        await session.release();
+      },
+    };
+  }
+
+  async health(): Promise<AcceleratorHealth> {
+    return { state: 'ok' };
+  }
+
+  counters(): BackendCounters {
+    return { inferences: this.#inferences };
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([...this.#sessions].map((s) => s.release()));
+    this.#sessions.clear();
+  }
+}
+
+export async function createSession(bytes: Uint8Array, source: string, options: DigitalBackendOptions = {}): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, {
+      executionProviders: ['wasm'],
+      graphOptimizationLevel: options.graphOptimization ?? 'all',
+    });
+  } catch (e) {
+    // Passed our validation but onnxruntime still refused it (e.g. an op it does not implement).
+    throw new ModelError('CORRUPT', `${source}: onnxruntime could not load the model: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * One validated configuration, merged from defaults < config file (JSON) < environment
+ * (EDGERUN_SECTION__KEY, e.g. EDGERUN_DIGITAL__THREADS=2) < command-line flags. Errors name the
+ * offending field and where its value came from.
+ */
+import { z } from 'zod';
+
+export const configSchema = z.strictObject({
+  device: z.strictObject({
+    id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only').default('edge-1'),
+    fleet: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only').default('default'),
+  }).prefault({}),
+  digital: z.strictObject({
+    /** WebAssembly threads for onnxruntime-web. */
+    threads: z.number().int().min(1).max(64).default(1),
+    graphOptimization: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
+  }).prefault({}),
+  model: z.strictObject({
+    /** Largest ONNX file accepted, in MiB. */
+    maxSizeMiB: z.number().positive().max(4096).default(512),
+  }).prefault({}),
+  eval: z.strictObject({
+    batchSize: z.number().int().min(1).max(4096).default(32),
+  }).prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+type Layer = { origin: string; values: Record<string, unknown> };
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly issues: { path: string; message: string; origin: string }[]) {
+    super(`invalid configuration:\n${issues.map((i) => `  - ${i.path || '(root)'}: ${i.message} (from ${i.origin})`).join('\n')}`);
+  }
+}
+
+export interface ConfigSources {
+  /** Contents of the config file, if any, and its path for messages. */
+  file?: { path: string; text: string };
+  env?: Record<string, string | undefined>;
+  /** Overrides from command-line flags, nested like the schema. */
+  flags?: Record<string, unknown>;
+}
+
+export const ENV_PREFIX = 'EDGERUN_';
+
+export function resolveConfig(sources: ConfigSources = {}): Config {
+  const layers: Layer[] = [];
+  if (sources.file) layers.push({ origin: `config file ${sources.file.path}`, values: parseFile(sources.file) });
+  const env = envLayer(sources.env ?? {});
+  if (env) layers.push(env);
+  if (sources.flags) layers.push({ origin: 'command-line flags', values: sources.flags });
+  const merged = layers.reduce<Record<string, unknown>>((acc, l) => deepMerge(acc, l.values), {});
+  const result = configSchema.safeParse(merged);
+  if (result.success) return result.data;
+  throw new ConfigError(result.error.issues.map((issue) => {
+    const path = issue.path.map(String);
+    const unknownKeys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+    const full = unknownKeys.length ? [...path, unknownKeys[0]!] : path;
+    return { path: full.join('.'), message: issue.message, origin: originOf(layers, full) };
+  }));
+}
+
+function parseFile(file: { path: string; text: string }): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(file.text);
+  } catch (e) {
+    throw new ConfigError([{ path: '', message: `not valid JSON: ${(e as Error).message}`, origin: `config file ${file.path}` }]);
+  }
+  if (!isObject(value)) throw new ConfigError([{ path: '', message: 'expected a JSON object', origin: `config file ${file.path}` }]);
+  return value;
+}
+
+/** EDGERUN_EVAL__BATCH_SIZE=64 → { eval: { batchSize: 64 } }; values parse as JSON when they can. */
+function envLayer(env: Record<string, string | undefined>): Layer | undefined {
+  const values: Record<string, unknown> = {};
+  const names: string[] = [];
+  for (const [key, raw] of Object.entries(env)) {
+    if (!key.startsWith(ENV_PREFIX) || raw === undefined) continue;
+    const path = key.slice(ENV_PREFIX.length).split('__').map(camelCase);
+    let value: unknown = raw;
+    try { value = JSON.parse(raw); } catch { /* a plain string */ }
+    setPath(values, path, value);
+    names.push(key);
+  }
+  return names.length ? { origin: 'environment', values } : undefined;
+}
+
+function originOf(layers: Layer[], path: string[]): string {
+  for (const layer of [...layers].reverse()) {
+    if (getPath(layer.values, path) !== undefined) {
+      return layer.origin === 'environment' ? `environment variable ${ENV_PREFIX}${path.map(snakeCase).join('__')}` : layer.origin;
+    }
+  }
+  return 'defaults';
+}
+
+const camelCase = (s: string): string => s.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const snakeCase = (s: string): string => s.replace(/([A-Z])/g, '_$1').toUpperCase();
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    const prev = out[k];
+    out[k] = isObject(prev) && isObject(v) ? deepMerge(prev, v) : v;
+  }
+  return out;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  path.slice(0, -1).forEach((k) => {
+    if (!isObject(node[k])) node[k] = {};
+    node = node[k] as Record<string, unknown>;
+  });
+  node[path[path.length - 1]!] = value;
+}
+
+function getPath(target: Record<string, unknown>, path: string[]): unknown {
+  let node: unknown = target;
+  for (const k of path) {
+    if (!isObject(node)) return undefined;
+    node = node[k];
+  }
+  return node;
+}

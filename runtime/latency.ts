@@ -1,0 +1,33 @@
+/** Latency percentiles over an HDR histogram (µs resolution, 3 significant digits). */
+import * as hdr from 'hdr-histogram-js';
+
+export interface LatencySummary {
+  count: number;
+  meanMs: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export class LatencyRecorder {
+  readonly #histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+
+  /** Records one duration given in milliseconds. */
+  record(ms: number): void {
+    this.#histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
+  }
+
+  summary(): LatencySummary {
+    const h = this.#histogram;
+    const ms = (us: number): number => Math.round(us) / 1000;
+    return {
+      count: h.totalCount,
+      meanMs: ms(h.mean),
+      p50Ms: ms(h.getValueAtPercentile(50)),
+      p90Ms: ms(h.getValueAtPercentile(90)),
+      p99Ms: ms(h.getValueAtPercentile(99)),
+      maxMs: ms(h.maxValue),
+    };
+  }
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, resolveConfig } from '../runtime/config.js';
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('resolveConfig', () => {
+  it('has complete defaults', () => {
+    const c = resolveConfig();
+    expect(c.digital.threads).toBe(1);
+    expect(c.eval.batchSize).toBe(32);
+    expect(c.device.id).toBe('edge-1');
+  });
+
+  it('layers file < environment < flags', () => {
+    const file = { path: 'edgerun.json', text: JSON.stringify({ digital: { threads: 2 }, eval: { batchSize: 8 }, device: { id: 'cam-7' } }) };
+    const c = resolveConfig({ file, env: { EDGERUN_DIGITAL__THREADS: '3', EDGERUN_EVAL__BATCH_SIZE: '16', HOME: '/root' }, flags: { digital: { threads: 4 } } });
+    expect(c.digital.threads).toBe(4);
+    expect(c.eval.batchSize).toBe(16);
+    expect(c.device.id).toBe('cam-7');
+  });
+
+  it('names the field and the environment variable of a bad value', () => {
+    const e = configError(() => resolveConfig({ env: { EDGERUN_DIGITAL__THREADS: '0' } }));
+    expect(e.issues[0]!.path).toBe('digital.threads');
+    expect(e.message).toMatch(/digital\.threads: .*>=1.* \(from environment variable EDGERUN_DIGITAL__THREADS\)/);
+  });
+
+  it('names the field and the file of a bad value', () => {
+    const e = configError(() => resolveConfig({ file: { path: '/etc/edgerun.json', text: '{"eval":{"batchSize":"big"}}' } }));
+    expect(e.message).toMatch(/eval\.batchSize: .*expected number.*\(from config file \/etc\/edgerun\.json\)/);
+  });
+
+  it('refuses unknown keys, naming them', () => {
+    const e = configError(() => resolveConfig({ flags: { digital: { thread: 2 } } }));
+    expect(e.message).toMatch(/digital\.thread: .*Unrecognized key.*command-line flags/);
+  });
+
+  it('refuses a config file that is not JSON or not an object', () => {
+    expect(configError(() => resolveConfig({ file: { path: 'c.json', text: '{ nope' } })).message).toMatch(/c\.json.*|not valid JSON/);
+    expect(configError(() => resolveConfig({ file: { path: 'c.json', text: '[1,2]' } })).message).toMatch(/expected a JSON object/);
+  });
+
+  it('checks formats, e.g. device ids usable in MQTT topics', () => {
+    const e = configError(() => resolveConfig({ flags: { device: { id: 'a/b#' } } }));
+    expect(e.issues[0]!.path).toBe('device.id');
+  });
+});

@@ -9,6 +9,7 @@ if (!file) {
   console.error('usage: node bin/run-ts.js <file.ts> [args...]');
   process.exit(2);
 }
-process.argv.splice(1, 1);
+// Make the script see itself as the entry point: argv[1] is its absolute path.
+process.argv.splice(1, 2, resolve(file));
 register();
 await import(pathToFileURL(resolve(file)).href);

@@ -1,5 +1,5 @@
 /** Builds small ONNX models in tests (onnx-proto), so each case states exactly what it contains. */
-import { onnx } from '../../runtime/model/onnx.js';
+import { onnx, type AttributeProto, type ModelProto, type TensorProto, type ValueInfoProto } from '../../runtime/model/onnx.js';
 
 export interface BuildNode { op: string; inputs: string[]; outputs: string[]; name?: string; attrs?: Record<string, number | number[] | string>; domain?: string }
 export interface BuildTensor { name: string; dims: number[]; data: Float32Array | number[] }
@@ -17,26 +17,26 @@ export interface BuildModel {
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 
-export function tensorProto(t: BuildTensor): onnx.ITensorProto {
+export function tensorProto(t: BuildTensor): TensorProto {
   const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
   return { name: t.name, dims: t.dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
 }
 
-function valueInfo(v: BuildIO): onnx.IValueInfoProto {
+function valueInfo(v: BuildIO): ValueInfoProto {
   return {
     name: v.name,
     type: { tensorType: { elemType: v.elemType ?? FLOAT, shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   };
 }
 
-function attr(name: string, v: number | number[] | string): onnx.IAttributeProto {
+function attr(name: string, v: number | number[] | string): AttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) };
   if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
   return Number.isInteger(v) ? { name, type: T.INT, i: v } : { name, type: T.FLOAT, f: v };
 }
 
-export function buildModelProto(m: BuildModel): onnx.ModelProto {
+export function buildModelProto(m: BuildModel): ModelProto {
   return onnx.ModelProto.create({
     irVersion: m.irVersion ?? 8,
     producerName: 'edgerun-test',

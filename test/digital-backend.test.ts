@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-web';
 import { DigitalBackend } from '../drivers/digital/ort-backend.js';
-import { probeShapes } from '../drivers/digital/probe-shapes.js';
+import { observeValues } from '../runtime/model/observe.js';
 import { loadModel } from '../runtime/model/load.js';
 import { ModelError } from '../runtime/model/errors.js';
 import { inspectModel } from '../runtime/model/inspect.js';
@@ -61,9 +61,9 @@ describe('DigitalBackend', () => {
   });
 
   it('probes the shape of every intermediate value for inspection', async () => {
-    const shapes = await probeShapes(model, 5);
-    expect(shapes.get('h')).toEqual([5, 3]);
-    const summary = inspectModel(model, shapes);
+    const observed = await observeValues(backend, model, 5);
+    expect(observed.get('h')).toEqual({ type: 'float32', dims: [5, 3] });
+    const summary = inspectModel(model, new Map([...observed].map(([name, v]) => [name, v.dims])));
     expect(summary.nodes[0]).toMatchObject({ op: 'MatMul', mvm: true, params: 12, macs: 5 * 4 * 3 });
     expect(summary.nodes[1]).toMatchObject({ op: 'Add', mvm: false, params: 3 });
     expect(summary.mvmMacShare).toBe(1);

@@ -53,7 +53,9 @@ export function staticShapes(model: LoadedModel): Map<string, Shape> {
   return shapes;
 }
 
-export function inspectModel(model: LoadedModel, shapes: ReadonlyMap<string, Shape> = staticShapes(model)): GraphSummary {
+/** `observed` adds shapes seen at run time (runtime/model/observe.ts) to the static ones. */
+export function inspectModel(model: LoadedModel, observed: ReadonlyMap<string, Shape> = new Map()): GraphSummary {
+  const shapes = new Map([...staticShapes(model), ...observed]);
   const nodes: NodeInfo[] = (model.graph.node ?? []).map((node, index) => {
     const inputs = node.input ?? [];
     const outputs = node.output ?? [];

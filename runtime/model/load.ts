@@ -7,10 +7,13 @@ import { onnx, toNumber, type GraphProto, type ModelProto, type TensorProto, typ
 import { ModelError } from './errors.js';
 import { bytesPerElement, dtypeOf, elementCount, type DType } from './tensor.js';
 
-/** A graph input or output: dtype and dims, a string dim being symbolic (e.g. a batch axis). */
+/**
+ * A graph input or output: dtype and dims, a string dim being symbolic (e.g. a batch axis).
+ * Outputs may leave their type to inference ('unknown'); inputs never do.
+ */
 export interface IOSpec {
   name: string;
-  type: DType;
+  type: DType | 'unknown';
   dims: (number | string)[];
 }
 
@@ -144,6 +147,7 @@ function ioSpec(v: ValueInfoProto, source: string, kind: 'input' | 'output'): IO
   const name = v.name ?? '';
   const tensorType = v.type?.tensorType;
   if (!name) throw new ModelError(kind === 'input' ? 'NO_INPUTS' : 'NO_OUTPUTS', `${source}: a graph ${kind} has no name`);
+  if (!v.type && kind === 'output') return { name, type: 'unknown', dims: [] };
   if (!tensorType) throw new ModelError('BAD_INPUT', `${source}: graph ${kind} '${name}' is not a tensor (sequences and maps are not supported)`);
   const type = dtypeOf(tensorType.elemType);
   if (!type) throw new ModelError('BAD_INPUT', `${source}: graph ${kind} '${name}' has unsupported element type ${tensorType.elemType}`);

@@ -5,6 +5,7 @@ import { parseTensorFile } from '../../../runtime/model/tensor.js';
 import type { Feeds } from '../../../runtime/model/feeds.js';
 import type { PreparedModel } from '../../../runtime/backend.js';
 import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import type { Config } from '../../../runtime/config.js';
 import { formatTable } from '../table.js';
 
 export interface CheckOptions { backend: string; rtol: number; atol: number; json?: boolean }
@@ -16,7 +17,21 @@ export interface DataSetReport { name: string; pass: boolean; maxAbsError: numbe
  * ONNX's backend tests and the model zoo) and compares every output. Exit code 1 on any failure.
  */
 export async function checkCommand(dir: string, opts: CheckOptions, global: GlobalOptions): Promise<DataSetReport[]> {
-  const config = await loadConfig(global);
+  const reports = await checkDirectory(dir, opts, await loadConfig(global));
+  const failed = reports.filter((r) => !r.pass).length;
+  if (opts.json) {
+    console.log(JSON.stringify({ dir, backend: opts.backend, rtol: opts.rtol, atol: opts.atol, passed: reports.length - failed, failed, sets: reports }));
+  } else {
+    console.log(formatTable(['data set', 'max abs error', 'mismatches', 'result'],
+      reports.map((r) => [r.name, r.error ? '-' : r.maxAbsError.toExponential(2), r.mismatches, r.pass ? 'pass' : `FAIL${r.error ? `: ${r.error}` : ''}`]), [false, true, true]));
+    console.log(`\n${dir} on ${opts.backend}: ${reports.length - failed} passed, ${failed} failed (rtol ${opts.rtol}, atol ${opts.atol})`);
+  }
+  if (failed > 0) process.exitCode = 1;
+  return reports;
+}
+
+/** Runs every test_data_set_N of an ONNX test-data directory on one backend. */
+export async function checkDirectory(dir: string, opts: CheckOptions, config: Config): Promise<DataSetReport[]> {
   const model = await readModel(join(dir, 'model.onnx'), config);
   const sets = (await readdir(dir)).filter((n) => /^test_data_set_\d+$/.test(n)).sort((a, b) => index(a) - index(b));
   if (sets.length === 0) throw new Error(`${dir}: no test_data_set_N directories`);
@@ -29,15 +44,6 @@ export async function checkCommand(dir: string, opts: CheckOptions, global: Glob
   } finally {
     await registry.dispose();
   }
-  const failed = reports.filter((r) => !r.pass).length;
-  if (opts.json) {
-    console.log(JSON.stringify({ dir, backend: opts.backend, rtol: opts.rtol, atol: opts.atol, passed: reports.length - failed, failed, sets: reports }));
-  } else {
-    console.log(formatTable(['data set', 'max abs error', 'mismatches', 'result'],
-      reports.map((r) => [r.name, r.error ? '-' : r.maxAbsError.toExponential(2), r.mismatches, r.pass ? 'pass' : `FAIL${r.error ? `: ${r.error}` : ''}`]), [false, true, true]));
-    console.log(`\n${dir} on ${opts.backend}: ${reports.length - failed} passed, ${failed} failed (rtol ${opts.rtol}, atol ${opts.atol})`);
-  }
-  if (failed > 0) process.exitCode = 1;
   return reports;
 }
 

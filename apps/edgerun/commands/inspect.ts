@@ -1,14 +1,16 @@
 import { inspectModel } from '../../../runtime/model/inspect.js';
-import { probeShapes } from '../../../drivers/digital/probe-shapes.js';
+import { observeValues } from '../../../runtime/model/observe.js';
 import { compact, formatTable, shapeText } from '../table.js';
-import { loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
 
 export interface InspectOptions { json?: boolean; batch: number }
 
 export async function inspectCommand(path: string, opts: InspectOptions, global: GlobalOptions): Promise<void> {
   const config = await loadConfig(global);
   const model = await readModel(path, config);
-  const summary = inspectModel(model, await probeShapes(model, opts.batch));
+  const registry = createRegistry(config);
+  const observed = await observeValues(await registry.get('digital'), model, opts.batch).finally(() => registry.dispose());
+  const summary = inspectModel(model, new Map([...observed].map(([name, v]) => [name, v.dims])));
   if (opts.json) {
     console.log(JSON.stringify({ model: path, opset: model.opset, inputs: model.inputs, outputs: model.outputs, ...summary }));
     return;

@@ -1,0 +1,53 @@
+/**
+ * Observes the dtype and shape of every value in a graph by running it once on zeros with all node
+ * outputs exposed as graph outputs, on whatever backend is given (normally the digital one). Exact
+ * for every operator the backend runs, unlike hand-written shape inference. Symbolic dims are set
+ * to `dynamicDim` (1 by default: one sample).
+ */
+import type { Backend } from '../backend.js';
+import type { LoadedModel } from './load.js';
+import { loadModel } from './load.js';
+import { onnx, type ModelProto } from './onnx.js';
+import { elementCount, type TensorData } from './tensor.js';
+import type { Feeds } from './feeds.js';
+
+export interface ValueFacts { type: string; dims: readonly number[] }
+
+export async function observeValues(backend: Backend, model: LoadedModel, dynamicDim = 1): Promise<Map<string, ValueFacts>> {
+  const proto = onnx.ModelProto.decode(model.bytes) as ModelProto;
+  const graph = proto.graph!;
+  const declared = new Set((graph.output ?? []).map((o) => o.name));
+  for (const node of graph.node ?? []) {
+    for (const out of node.output ?? []) {
+      if (out && !declared.has(out)) {
+        graph.output!.push(onnx.ValueInfoProto.create({ name: out }));
+        declared.add(out);
+      }
+    }
+  }
+  const exposed = loadModel(onnx.ModelProto.encode(proto).finish(), { source: `${model.source} (all values exposed)` });
+  const prepared = await backend.load(exposed);
+  try {
+    const feeds: Feeds = {};
+    for (const input of model.inputs) feeds[input.name] = zeros(input.type, input.dims.map((d) => (typeof d === 'number' ? d : dynamicDim)));
+    const out = await prepared.run(feeds);
+    const facts = new Map<string, ValueFacts>();
+    for (const [name, t] of [...Object.entries(feeds), ...Object.entries(out)]) facts.set(name, { type: t.type, dims: [...t.dims] });
+    return facts;
+  } finally {
+    await prepared.dispose();
+  }
+}
+
+function zeros(type: string, dims: number[]): TensorData {
+  const n = elementCount(dims);
+  switch (type) {
+    case 'float32': return { type, data: new Float32Array(n), dims };
+    case 'float64': return { type, data: new Float64Array(n), dims };
+    case 'int64': return { type, data: new BigInt64Array(n), dims };
+    case 'int32': return { type, data: new Int32Array(n), dims };
+    case 'int8': return { type, data: new Int8Array(n), dims };
+    case 'uint8': case 'bool': return { type, data: new Uint8Array(n), dims };
+    default: throw new Error(`cannot observe a model with an input of type ${type}`);
+  }
+}

@@ -1,14 +1,7 @@
-/** The edgerun command line. */
+/** The edgerun command line. Commands load their modules on use, so each starts only what it needs. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createRequire } from 'node:module';
-import { inspectCommand } from './commands/inspect.js';
-import { runCommand } from './commands/run.js';
-import { evalCommand } from './commands/eval.js';
-import { checkCommand } from './commands/check.js';
-import { demoCommand } from './commands/demo.js';
 import type { GlobalOptions } from './context.js';
-
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+import { version } from './package-info.js';
 
 const int = (min: number) => (v: string): number => {
   const n = Number(v);
@@ -42,7 +35,7 @@ program.command('inspect')
   .argument('<model>', 'ONNX model file')
   .option('--batch <n>', 'batch size used for shapes and MACs', int(1), 1)
   .option('--json', 'print one JSON object')
-  .action((model: string, opts) => inspectCommand(model, opts, globals()));
+  .action(async (model: string, opts) => (await import('./commands/inspect.js')).inspectCommand(model, opts, globals()));
 
 program.command('run')
   .description('run a model once (or --repeat N times) and print its outputs / top-k classes')
@@ -55,7 +48,7 @@ program.command('run')
   .option('-k, --top-k <k>', 'classes shown per row', int(1), 5)
   .addOption(backendOption())
   .option('--json', 'print one JSON object with outputs and latency')
-  .action((model: string, opts) => runCommand(model, opts, globals()));
+  .action(async (model: string, opts) => (await import('./commands/run.js')).runCommand(model, opts, globals()));
 
 program.command('eval')
   .description('classification accuracy, latency percentiles and throughput on an EDGD dataset')
@@ -66,7 +59,7 @@ program.command('eval')
   .addOption(backendOption())
   .option('--no-progress', 'no progress bar')
   .option('--json', 'print one JSON object (last line) with accuracy, latency and throughput')
-  .action(async (model: string, opts) => { await evalCommand(model, opts, globals()); });
+  .action(async (model: string, opts) => { await (await import('./commands/eval.js')).evalCommand(model, opts, globals()); });
 
 program.command('check')
   .description('run an ONNX test-data directory (model.onnx + test_data_set_N/*.pb) and compare outputs')
@@ -75,11 +68,11 @@ program.command('check')
   .option('--rtol <x>', 'relative tolerance', positive, 1e-3)
   .option('--atol <x>', 'absolute tolerance', positive, 1e-5)
   .option('--json', 'print one JSON object')
-  .action(async (dir: string, opts) => { await checkCommand(dir, opts, globals()); });
+  .action(async (dir: string, opts) => { await (await import('./commands/check.js')).checkCommand(dir, opts, globals()); });
 
 program.command('demo', { isDefault: false })
   .description('evaluate the bundled models on the bundled subset (what `npm start` runs)')
-  .action(() => demoCommand(globals()));
+  .action(async () => (await import('./commands/demo.js')).demoCommand(globals()));
 
 try {
   await program.parseAsync();

@@ -1,11 +1,11 @@
 /** `npm start`: evaluates the bundled models on the bundled subset and says what to try next. */
-import { fileURLToPath } from 'node:url';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { evalCommand } from './eval.js';
 import type { GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
+import { packageRoot } from '../package-info.js';
 
-const repoFile = (p: string): string => relative(process.cwd(), fileURLToPath(new URL(`../../../${p}`, import.meta.url))) || '.';
+const repoFile = (p: string): string => relative(process.cwd(), join(packageRoot, p)) || '.';
 
 export async function demoCommand(global: GlobalOptions): Promise<void> {
   const data = repoFile('models/data/fashion-mnist-test-2000.bin');

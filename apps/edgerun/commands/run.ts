@@ -36,7 +36,7 @@ export async function runCommand(path: string, opts: RunOptions, global: GlobalO
     const lat = latency.summary();
     if (opts.json) {
       const out = Object.fromEntries(Object.entries(outputs).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: Array.from(t.data as ArrayLike<number>, Number) }]));
-      console.log(JSON.stringify({ model: path, backend: backend.name, outputs: out, latency: lat }));
+      console.log(JSON.stringify({ model: path, backend: backend.name, outputs: out, latency: lat, rssMB: process.memoryUsage().rss / 2 ** 20 }));
     } else {
       for (const [name, t] of Object.entries(outputs)) console.log(describeOutput(name, t, opts.topK));
       console.log(`\n${backend.name}: ${lat.count} run(s), p50 ${lat.p50Ms} ms, p99 ${lat.p99Ms} ms`);

@@ -15,6 +15,14 @@ export const configSchema = z.strictObject({
     threads: z.number().int().min(1).max(64).default(1),
     graphOptimization: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
   }).prefault({}),
+  analog: z.strictObject({
+    /** Device profile of the emulated crossbar: a name (ideal, pcm, flash) or a path to a JSON profile. */
+    profile: z.string().min(1).default('pcm'),
+    /** Device instance of the emulator (programming noise, drift exponents, faults). */
+    seed: z.number().int().min(0).default(0),
+    /** Layers that do not fit the device's free tiles stay digital (true) or the load fails (false). */
+    fallbackOversized: z.boolean().default(true),
+  }).prefault({}),
   model: z.strictObject({
     /** Largest ONNX file accepted, in MiB. */
     maxSizeMiB: z.number().positive().max(4096).default(512),

@@ -5,22 +5,38 @@ import { resolveConfig, type Config } from '../../runtime/config.js';
 import { loadModel, type LoadedModel } from '../../runtime/model/load.js';
 import { DigitalBackend, DIGITAL_BACKEND } from '../../drivers/digital/ort-backend.js';
 import { readFileLimited } from '../../drivers/storage/read-file.js';
+import { AnalogBackend } from '../../runtime/hybrid/analog-backend.js';
+import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
+import { loadProfile, type DeepPartial, type DeviceProfile } from '../../drivers/crossbar/profile.js';
 
 export interface GlobalOptions {
   config?: string;
   threads?: number;
 }
 
-export async function loadConfig(opts: GlobalOptions, flags: Record<string, unknown> = {}): Promise<Config> {
+/** Per-command options that select the analog device. */
+export interface DeviceOptions {
+  profile?: string;
+  seed?: number;
+}
+
+export async function loadConfig(opts: GlobalOptions & DeviceOptions, flags: Record<string, unknown> = {}): Promise<Config> {
   const file = opts.config ? { path: opts.config, text: await readFile(opts.config, 'utf8') } : undefined;
   const cliFlags: Record<string, unknown> = { ...flags };
   if (opts.threads !== undefined) cliFlags.digital = { threads: opts.threads };
+  if (opts.profile !== undefined || opts.seed !== undefined) cliFlags.analog = { profile: opts.profile, seed: opts.seed };
   return resolveConfig({ file, env: process.env, flags: cliFlags });
 }
 
-export function createRegistry(config: Config): BackendRegistry {
+/** Digital always; `analog` = the hybrid backend on the crossbar emulator of config.analog. */
+export function createRegistry(config: Config, deviceOverrides: DeepPartial<DeviceProfile> = {}): BackendRegistry {
   const registry = new BackendRegistry();
   registry.register(DIGITAL_BACKEND, () => new DigitalBackend(config.digital), 0);
+  registry.register('analog', async () => new AnalogBackend({
+    digital: await registry.get(DIGITAL_BACKEND),
+    driver: new CrossbarEmulator(loadProfile(config.analog.profile, deviceOverrides), { seed: config.analog.seed }),
+    fallbackOversized: config.analog.fallbackOversized,
+  }), 10);
   return registry;
 }
 

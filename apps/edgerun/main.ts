@@ -1,6 +1,6 @@
 /** The edgerun command line. Commands load their modules on use, so each starts only what it needs. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { GlobalOptions } from './context.js';
+import type { DeviceOptions, GlobalOptions } from './context.js';
 import { version } from './package-info.js';
 
 const int = (min: number) => (v: string): number => {
@@ -13,7 +13,9 @@ const positive = (v: string): number => {
   if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a non-negative number');
   return n;
 };
-const backendOption = (): Option => new Option('-b, --backend <name>', 'backend to run on').default('digital');
+const backendOption = (): Option => new Option('-b, --backend <name>', 'backend: digital, or analog (crossbar emulator + digital sub-models)').default('digital');
+const profileOption = (): Option => new Option('-p, --profile <name|file>', 'analog device profile: ideal, pcm, flash or a JSON file (default: config analog.profile = pcm)');
+const seedOption = (): Option => new Option('--seed <n>', 'analog device instance (default: config analog.seed = 0)').argParser(int(0));
 
 const program = new Command('edgerun')
   .description('Edge inference on analog in-memory-computing accelerators, with digital fallback.')
@@ -29,6 +31,8 @@ Examples:
   $ edgerun check models/conformance/cnn --json`);
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+/** Global options plus the command's device selection (--profile, --seed). */
+const withDevice = (opts: { profile?: string; seed?: number }): GlobalOptions & DeviceOptions => ({ ...globals(), profile: opts.profile, seed: opts.seed });
 
 program.command('inspect')
   .description('table of layers: shapes, parameters, MACs and whether each can run on an analog crossbar')
@@ -42,13 +46,15 @@ program.command('run')
   .argument('<model>', 'ONNX model file')
   .option('-i, --input <file...>', 'inputs: one JSON file, or TensorProto .pb files (matched by name, else by position)')
   .option('--random', 'uniform [0,1) random inputs (default when no --input)')
-  .option('--seed <n>', 'seed for --random', int(0), 1)
+  .option('--input-seed <n>', 'seed for --random', int(0), 1)
   .option('--batch <n>', 'size of symbolic (batch) dims for --random', int(1), 1)
   .option('--repeat <n>', 'run N times and report latency', int(1), 1)
   .option('-k, --top-k <k>', 'classes shown per row', int(1), 5)
   .addOption(backendOption())
+  .addOption(profileOption())
+  .addOption(seedOption())
   .option('--json', 'print one JSON object with outputs and latency')
-  .action(async (model: string, opts) => (await import('./commands/run.js')).runCommand(model, opts, globals()));
+  .action(async (model: string, opts) => (await import('./commands/run.js')).runCommand(model, opts, withDevice(opts)));
 
 program.command('eval')
   .description('classification accuracy, latency percentiles and throughput on an EDGD dataset')
@@ -57,18 +63,26 @@ program.command('eval')
   .option('--batch <n>', 'samples per inference (default: config eval.batchSize)', int(1))
   .option('--limit <n>', 'evaluate only the first N samples', int(1))
   .addOption(backendOption())
+  .addOption(profileOption())
+  .addOption(seedOption())
+  .option('--age <list>', 'analog: device ages to evaluate, e.g. 1s,1h,1d,1y (s, m, h, d, y)')
+  .option('--seeds <k>', 'analog: device instances per age (seed, seed+1, …); mean ± std', int(1), 1)
+  .option('--gdc <on|off>', 'analog: global drift compensation (default: the profile\'s)')
+  .option('--adc-bits <n>', 'analog: ADC resolution override', int(1))
   .option('--no-progress', 'no progress bar')
   .option('--json', 'print one JSON object (last line) with accuracy, latency and throughput')
-  .action(async (model: string, opts) => { await (await import('./commands/eval.js')).evalCommand(model, opts, globals()); });
+  .action(async (model: string, opts) => { await (await import('./commands/eval.js')).evalCommand(model, opts, withDevice(opts)); });
 
 program.command('check')
   .description('run an ONNX test-data directory (model.onnx + test_data_set_N/*.pb) and compare outputs')
   .argument('<dir>', 'directory with model.onnx and test_data_set_N/')
   .addOption(backendOption())
+  .addOption(profileOption())
+  .addOption(seedOption())
   .option('--rtol <x>', 'relative tolerance', positive, 1e-3)
   .option('--atol <x>', 'absolute tolerance', positive, 1e-5)
   .option('--json', 'print one JSON object')
-  .action(async (dir: string, opts) => { await (await import('./commands/check.js')).checkCommand(dir, opts, globals()); });
+  .action(async (dir: string, opts) => { await (await import('./commands/check.js')).checkCommand(dir, opts, withDevice(opts)); });
 
 program.command('demo', { isDefault: false })
   .description('evaluate the bundled models on the bundled subset (what `npm start` runs)')

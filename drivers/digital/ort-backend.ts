@@ -85,6 +85,7 @@ export async function createSession(bytes: Uint8Array, source: string, options: 
     return await ort.InferenceSession.create(bytes, {
       executionProviders: ['wasm'],
       graphOptimizationLevel: options.graphOptimization ?? 'all',
+      logSeverityLevel: 3, // errors only: optimiser notes about cut sub-models are not the user's concern
     });
   } catch (e) {
     // Passed our validation but onnxruntime still refused it (e.g. an op it does not implement).

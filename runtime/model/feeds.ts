@@ -18,10 +18,12 @@ export function validateFeeds(inputs: readonly IOSpec[], feeds: Feeds, source = 
     if (t.type !== spec.type) {
       throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must be ${spec.type}, got ${t.type}`);
     }
-    if (t.dims.length !== spec.dims.length) {
+    if (spec.anyRank) {
+      // Only the type and the payload length can be checked.
+    } else if (t.dims.length !== spec.dims.length) {
       throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)} (rank ${spec.dims.length}), got [${t.dims.join(', ')}]`);
     }
-    spec.dims.forEach((want, axis) => {
+    if (!spec.anyRank) spec.dims.forEach((want, axis) => {
       const got = t.dims[axis] ?? -1;
       if (!Number.isInteger(got) || got < 0 || (typeof want === 'number' && got !== want)) {
         throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)}, got [${t.dims.join(', ')}] (axis ${axis})`);

@@ -15,6 +15,8 @@ export interface IOSpec {
   name: string;
   type: DType | 'unknown';
   dims: (number | string)[];
+  /** The model declares no shape at all: any rank is accepted. */
+  anyRank?: boolean;
 }
 
 export interface LoadedModel {
@@ -151,7 +153,8 @@ function ioSpec(v: ValueInfoProto, source: string, kind: 'input' | 'output'): IO
   if (!tensorType) throw new ModelError('BAD_INPUT', `${source}: graph ${kind} '${name}' is not a tensor (sequences and maps are not supported)`);
   const type = dtypeOf(tensorType.elemType);
   if (!type) throw new ModelError('BAD_INPUT', `${source}: graph ${kind} '${name}' has unsupported element type ${tensorType.elemType}`);
-  const dims = (tensorType.shape?.dim ?? []).map((d, i): number | string => {
+  if (!tensorType.shape) return { name, type, dims: [], anyRank: true };
+  const dims = (tensorType.shape.dim ?? []).map((d, i): number | string => {
     if (d.dimValue !== undefined && d.dimValue !== null && (d.dimParam ?? '') === '') {
       const n = toNumber(d.dimValue);
       if (n < 0) throw new ModelError('BAD_INPUT', `${source}: graph ${kind} '${name}' has negative dim ${n} at axis ${i}`);

@@ -4,7 +4,7 @@ import { compareTensors } from '../../../runtime/compare.js';
 import { parseTensorFile } from '../../../runtime/model/tensor.js';
 import type { Feeds } from '../../../runtime/model/feeds.js';
 import type { PreparedModel } from '../../../runtime/backend.js';
-import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
 import type { Config } from '../../../runtime/config.js';
 import { formatTable } from '../table.js';
 
@@ -16,7 +16,7 @@ export interface DataSetReport { name: string; pass: boolean; maxAbsError: numbe
  * Runs an ONNX test-data directory (model.onnx + test_data_set_N/{input,output}_K.pb, the layout of
  * ONNX's backend tests and the model zoo) and compares every output. Exit code 1 on any failure.
  */
-export async function checkCommand(dir: string, opts: CheckOptions, global: GlobalOptions): Promise<DataSetReport[]> {
+export async function checkCommand(dir: string, opts: CheckOptions, global: GlobalOptions & DeviceOptions): Promise<DataSetReport[]> {
   const reports = await checkDirectory(dir, opts, await loadConfig(global));
   const failed = reports.filter((r) => !r.pass).length;
   if (opts.json) {

@@ -4,12 +4,12 @@ import { feedsFromJson } from '../../../runtime/model/json-input.js';
 import { parseTensorFile, type TensorData } from '../../../runtime/model/tensor.js';
 import type { IOSpec } from '../../../runtime/model/load.js';
 import { LatencyRecorder } from '../../../runtime/latency.js';
-import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
 
 export interface RunOptions {
   input?: string[];
   random?: boolean;
-  seed: number;
+  inputSeed: number;
   batch: number;
   repeat: number;
   topK: number;
@@ -17,14 +17,14 @@ export interface RunOptions {
   json?: boolean;
 }
 
-export async function runCommand(path: string, opts: RunOptions, global: GlobalOptions): Promise<void> {
+export async function runCommand(path: string, opts: RunOptions, global: GlobalOptions & DeviceOptions): Promise<void> {
   const config = await loadConfig(global);
   const model = await readModel(path, config);
   const registry = createRegistry(config);
   try {
     const backend = await registry.get(opts.backend);
     const prepared = await backend.load(model);
-    const feeds = opts.random || !opts.input?.length ? randomFeeds(model.inputs, opts.batch, opts.seed) : await readInputs(opts.input, model.inputs);
+    const feeds = opts.random || !opts.input?.length ? randomFeeds(model.inputs, opts.batch, opts.inputSeed) : await readInputs(opts.input, model.inputs);
     if (!opts.random && !opts.input?.length) console.error('no --input given: using --random inputs');
     const latency = new LatencyRecorder();
     let outputs: Record<string, TensorData> = {};

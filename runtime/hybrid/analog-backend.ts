@@ -1,0 +1,175 @@
+/**
+ * The hybrid analog/digital backend: matrix–vector layers on the accelerator (through the
+ * CrossbarDriver seam), every other node in onnxruntime sub-models on the digital backend.
+ */
+import type { Backend, BackendCapabilities, BackendCounters, PreparedModel } from '../backend.js';
+import type { AcceleratorHealth, CrossbarDriver } from '../accelerator.js';
+import { loadModel, type LoadedModel } from '../model/load.js';
+import { validateFeeds, type Feeds } from '../model/feeds.js';
+import type { TensorData } from '../model/tensor.js';
+import { observeValues, type ValueFacts } from '../model/observe.js';
+import { partitionModel, type NodePlacement, type Partition } from '../model/partition.js';
+import { buildPlan, type ExecutionPlan } from '../model/segments.js';
+import { TileAllocator } from '../analog/tile-allocator.js';
+import { AnalogMatrix } from '../analog/analog-matrix.js';
+import { AnalogLayerRunner } from './analog-layer.js';
+
+export interface AnalogBackendOptions {
+  digital: Backend;
+  driver: CrossbarDriver;
+  /** Keep layers that do not fit the free tiles digital instead of refusing the model. */
+  fallbackOversized?: boolean;
+}
+
+/** Per node: where it runs and why, its tiles and its converter work per inference (batch 1). */
+export interface PlanRow extends NodePlacement {
+  tiles: number;
+  mvmsPerInference: number;
+  dacPerInference: number;
+  adcPerInference: number;
+}
+
+export class AnalogBackend implements Backend {
+  readonly name = 'analog';
+  readonly allocator: TileAllocator;
+  #inferences = 0;
+  readonly #prepared = new Set<HybridModel>();
+
+  constructor(private readonly options: AnalogBackendOptions) {
+    this.allocator = new TileAllocator(options.driver.info());
+  }
+
+  get driver(): CrossbarDriver {
+    return this.options.driver;
+  }
+
+  capabilities(): BackendCapabilities {
+    const info = this.options.driver.info();
+    return { ops: ['MatMul', 'Gemm', 'Conv'], precision: `analog (DAC ${info.dacBits} bit, ADC ${info.adcBits} bit)`, maxTile: { rows: info.tileRows, cols: info.tileCols } };
+  }
+
+  async load(model: LoadedModel): Promise<HybridModel> {
+    const { digital, driver } = this.options;
+    const info = driver.info();
+    const facts = await observeValues(digital, model);
+    const partition = partitionModel(model, {
+      tileRows: info.tileRows, tileCols: info.tileCols, availableTiles: this.allocator.available,
+      fallbackOversized: this.options.fallbackOversized ?? true, facts,
+    });
+    const plan = buildPlan(model, partition, facts);
+    const runners = partition.layers.map((layer) => new AnalogLayerRunner(layer,
+      layer.groupWeights.map((w, g) => new AnalogMatrix(driver, this.allocator, w, layer.k, layer.n, `node '${layer.name}'${layer.groupWeights.length > 1 ? ` group ${g}` : ''}`))));
+    const segments = new Map<number, PreparedModel>();
+    try {
+      for (const r of runners) for (const m of r.matrices) await m.program();
+      for (const [i, step] of plan.steps.entries()) {
+        if (step.kind === 'digital') segments.set(i, await digital.load(loadModel(step.bytes, { source: `${model.source} segment ${i}` })));
+      }
+    } catch (e) {
+      this.allocator.release(runners.flatMap((r) => r.matrices.flatMap((m) => m.tiles)));
+      await Promise.all([...segments.values()].map((s) => s.dispose()));
+      throw e;
+    }
+    const hybrid = new HybridModel(this, model, partition, plan, runners, segments, facts);
+    this.#prepared.add(hybrid);
+    return hybrid;
+  }
+
+  /** @internal called by HybridModel */
+  countInference(): void {
+    this.#inferences++;
+  }
+
+  /** @internal called by HybridModel.dispose */
+  forget(model: HybridModel, tiles: number[]): void {
+    this.#prepared.delete(model);
+    this.allocator.release(tiles);
+  }
+
+  async health(): Promise<AcceleratorHealth> {
+    return this.options.driver.health();
+  }
+
+  counters(): BackendCounters {
+    return { inferences: this.#inferences };
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([...this.#prepared].map((m) => m.dispose()));
+  }
+}
+
+export class HybridModel implements PreparedModel {
+  readonly inputs;
+  readonly outputs;
+
+  constructor(
+    private readonly backend: AnalogBackend,
+    readonly model: LoadedModel,
+    readonly partition: Partition,
+    readonly plan: ExecutionPlan,
+    readonly runners: AnalogLayerRunner[],
+    private readonly segments: Map<number, PreparedModel>,
+    private readonly facts: ReadonlyMap<string, ValueFacts>,
+  ) {
+    this.inputs = model.inputs;
+    this.outputs = model.outputs;
+  }
+
+  async run(feeds: Feeds): Promise<Record<string, TensorData>> {
+    validateFeeds(this.model.inputs, feeds, this.model.source);
+    const values = new Map<string, TensorData>(Object.entries(feeds));
+    const runnerOf = new Map(this.runners.map((r) => [r.layer.nodeIndex, r]));
+    for (const [i, step] of this.plan.steps.entries()) {
+      if (step.kind === 'analog') {
+        const x = values.get(step.layer.input);
+        if (!x) throw new Error(`${this.model.source}: value '${step.layer.input}' is missing before node '${step.layer.name}'`);
+        values.set(step.layer.output, await runnerOf.get(step.layer.nodeIndex)!.run(x));
+      } else {
+        const segmentFeeds: Feeds = {};
+        for (const name of step.inputs) segmentFeeds[name] = values.get(name)!;
+        const out = await this.segments.get(i)!.run(segmentFeeds);
+        for (const name of step.outputs) values.set(name, out[name]!);
+      }
+      for (const name of this.plan.releases[i]!) values.delete(name);
+    }
+    this.backend.countInference();
+    const result: Record<string, TensorData> = {};
+    for (const o of this.model.outputs) result[o.name] = values.get(o.name)!;
+    return result;
+  }
+
+  /** Re-programs every tile (e.g. after the device lost its state, or to undo drift). */
+  async reprogram(): Promise<void> {
+    for (const r of this.runners) for (const m of r.matrices) await m.program();
+  }
+
+  /** Refreshes drift compensation on every tile of this model. */
+  async calibrate(): Promise<void> {
+    for (const r of this.runners) for (const m of r.matrices) await m.calibrate();
+  }
+
+  /** Per node: where it runs, why, tiles, and converter work per inference at batch 1. */
+  planRows(): PlanRow[] {
+    const layerAt = new Map(this.runners.map((r) => [r.layer.nodeIndex, r]));
+    return this.partition.placements.map((p) => {
+      const runner = layerAt.get(p.index);
+      if (!runner) return { ...p, tiles: 0, mvmsPerInference: 0, dacPerInference: 0, adcPerInference: 0 };
+      const { layer, matrices } = runner;
+      const outDims = this.facts.get(layer.output)?.dims ?? [];
+      const inDims = this.facts.get(layer.input)?.dims ?? [];
+      const mvms = layer.kind === 'conv' ? (outDims.slice(2).reduce((a, b) => a * b, 1)) * (inDims[0] ?? 1) * matrices.length
+        : layer.kind === 'gemm' ? (layer.gemm!.transA ? inDims[1] ?? 1 : inDims[0] ?? 1)
+          : inDims.slice(0, -1).reduce((a, b) => a * b, 1);
+      const perMvm = matrices[0]!.blocks.reduce((acc, b) => ({ dac: acc.dac + b.rows, adc: acc.adc + b.cols }), { dac: 0, adc: 0 });
+      const perMatrix = layer.kind === 'conv' ? mvms / matrices.length : mvms;
+      return { ...p, tiles: layer.tiles, mvmsPerInference: mvms, dacPerInference: perMatrix * perMvm.dac * matrices.length, adcPerInference: perMatrix * perMvm.adc * matrices.length };
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([...this.segments.values()].map((s) => s.dispose()));
+    this.segments.clear();
+    this.backend.forget(this, this.runners.flatMap((r) => r.matrices.flatMap((m) => m.tiles)));
+  }
+}

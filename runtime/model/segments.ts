@@ -1,0 +1,114 @@
+/**
+ * Cuts a partitioned graph into execution steps: analog layers, and between them maximal runs of
+ * digital nodes, each an ONNX sub-model of the original graph that onnxruntime runs as it is.
+ */
+import type { LoadedModel } from './load.js';
+import { onnx, type NodeProto, type TensorProto, type ValueInfoProto } from './onnx.js';
+import type { AnalogLayer, Partition } from './partition.js';
+import type { ValueFacts } from './observe.js';
+
+export interface DigitalSegment {
+  kind: 'digital';
+  nodes: NodeProto[];
+  /** Values the segment reads from earlier steps or the graph inputs. */
+  inputs: string[];
+  /** Values it produces that later steps or the graph outputs need. */
+  outputs: string[];
+  /** The sub-model, serialised ONNX. */
+  bytes: Uint8Array;
+}
+
+export interface AnalogStep {
+  kind: 'analog';
+  layer: AnalogLayer;
+}
+
+export type Step = DigitalSegment | AnalogStep;
+
+export interface ExecutionPlan {
+  steps: Step[];
+  /** For each step, the values that are read for the last time there (freed after it). */
+  releases: string[][];
+}
+
+export function buildPlan(model: LoadedModel, partition: Partition, facts: ReadonlyMap<string, ValueFacts>): ExecutionPlan {
+  const nodes = model.graph.node ?? [];
+  const layerAt = new Map(partition.layers.map((l) => [l.nodeIndex, l]));
+  const groups: ({ analog: AnalogLayer } | { digital: NodeProto[] })[] = [];
+  for (const p of partition.placements) {
+    if (p.target === 'constant') continue;
+    const layer = layerAt.get(p.index);
+    if (layer) { groups.push({ analog: layer }); continue; }
+    const last = groups[groups.length - 1];
+    if (last && 'digital' in last) last.digital.push(nodes[p.index]!);
+    else groups.push({ digital: [nodes[p.index]!] });
+  }
+  const reads = groups.map((g) => ('analog' in g ? [g.analog.input] : g.digital.flatMap(nodeReads)).filter((n) => n && !model.constants.has(n)));
+  const graphOutputs = new Set(model.outputs.map((o) => o.name));
+  const steps: Step[] = groups.map((g, i) => {
+    if ('analog' in g) return { kind: 'analog', layer: g.analog };
+    const produced = new Set(g.digital.flatMap((n) => n.output ?? []));
+    const inputs = [...new Set(reads[i]!.filter((n) => !produced.has(n)))];
+    const laterReads = new Set(reads.slice(i + 1).flat());
+    const outputs = [...produced].filter((n) => n && (laterReads.has(n) || graphOutputs.has(n)));
+    const constants = [...new Set(g.digital.flatMap(nodeReads).filter((n) => model.constants.has(n)))];
+    return { kind: 'digital', nodes: g.digital, inputs, outputs, bytes: subModel(model, g.digital, inputs, outputs, constants, facts, i) };
+  });
+  const lastRead = new Map<string, number>();
+  reads.forEach((names, i) => names.forEach((n) => lastRead.set(n, i)));
+  const releases = steps.map(() => [] as string[]);
+  for (const [name, i] of lastRead) if (!graphOutputs.has(name)) releases[i]!.push(name);
+  return { steps, releases };
+}
+
+/** Everything a node reads, including outer-scope values used inside If/Loop/Scan bodies. */
+function nodeReads(node: NodeProto): string[] {
+  const names = [...(node.input ?? [])];
+  for (const attr of node.attribute ?? []) {
+    for (const g of [attr.g, ...(attr.graphs ?? [])]) {
+      if (!g) continue;
+      const local = new Set([...(g.input ?? []).map((v) => v.name ?? ''), ...(g.initializer ?? []).map((t) => t.name ?? ''), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
+      for (const inner of g.node ?? []) for (const n of nodeReads(inner)) if (!local.has(n)) names.push(n);
+    }
+  }
+  return names.filter(Boolean);
+}
+
+const ELEM_TYPE: Record<string, number> = {
+  float32: onnx.TensorProto.DataType.FLOAT, float64: onnx.TensorProto.DataType.DOUBLE, float16: onnx.TensorProto.DataType.FLOAT16,
+  int8: onnx.TensorProto.DataType.INT8, uint8: onnx.TensorProto.DataType.UINT8, int16: onnx.TensorProto.DataType.INT16,
+  uint16: onnx.TensorProto.DataType.UINT16, int32: onnx.TensorProto.DataType.INT32, uint32: onnx.TensorProto.DataType.UINT32,
+  int64: onnx.TensorProto.DataType.INT64, uint64: onnx.TensorProto.DataType.UINT64, bool: onnx.TensorProto.DataType.BOOL,
+  string: onnx.TensorProto.DataType.STRING,
+};
+
+function valueInfo(name: string, facts: ReadonlyMap<string, ValueFacts>, model: LoadedModel, required: boolean): ValueInfoProto {
+  const declared = [...(model.graph.input ?? []), ...(model.graph.valueInfo ?? []), ...(model.graph.output ?? [])].find((v) => v.name === name && v.type?.tensorType?.elemType);
+  const elemType = declared?.type?.tensorType?.elemType ?? ELEM_TYPE[facts.get(name)?.type ?? ''];
+  if (elemType === undefined) {
+    if (required) throw new Error(`${model.source}: cannot tell the element type of '${name}' to cut the graph there`);
+    return { name };
+  }
+  // Inputs get their observed rank with every dim symbolic, so any batch size flows through.
+  const dims = facts.get(name)?.dims;
+  const shape = required && dims ? { dim: dims.map((_, i) => ({ dimParam: `${name}_d${i}` })) } : undefined;
+  return { name, type: { tensorType: { elemType, ...(shape ? { shape } : {}) } } };
+}
+
+function subModel(model: LoadedModel, nodes: NodeProto[], inputs: string[], outputs: string[], constants: string[], facts: ReadonlyMap<string, ValueFacts>, index: number): Uint8Array {
+  const initializer: TensorProto[] = constants.map((name) => ({ ...model.constants.get(name)!, name }));
+  const proto = onnx.ModelProto.create({
+    irVersion: model.proto.irVersion,
+    opsetImport: model.proto.opsetImport,
+    producerName: 'edgerun-partition',
+    functions: model.proto.functions,
+    graph: {
+      name: `${model.graph.name ?? 'graph'}_segment_${index}`,
+      node: nodes,
+      initializer,
+      input: inputs.map((n) => valueInfo(n, facts, model, true)),
+      output: outputs.map((n) => valueInfo(n, facts, model, false)),
+    },
+  });
+  return onnx.ModelProto.encode(proto).finish();
+}

@@ -36,25 +36,45 @@ def read_idx(name):
         return np.frombuffer(f.read(), dtype=np.uint8).reshape(dims)
 
 
+def output_noise(y, x_absmax, w, out_noise):
+    """Additive MVM output noise as an analog tile adds it: out_noise relative to the output range
+    of one tile read, i.e. scaled by the input's abs-max (noise management) and each output
+    column's weight abs-max (column-wise weight scaling)."""
+    w_col = w.detach().abs().flatten(1).amax(1)  # one per output channel
+    shape = (1, -1) + (1,) * (y.dim() - 2)
+    return y + torch.randn_like(y) * out_noise * x_absmax * w_col.view(shape)
+
+
 class NoisyLinear(nn.Linear):
-    """Linear layer that adds Gaussian weight noise (std = noise × max|W|) while training."""
+    """Linear layer that, while training, adds Gaussian weight noise (std = noise × max|W|) and
+    analog output noise."""
     noise = 0.0
+    out_noise = 0.0
 
     def forward(self, x):
         w = self.weight
         if self.training and self.noise > 0:
             w = w + torch.randn_like(w) * self.noise * w.detach().abs().max()
-        return F.linear(x, w, self.bias)
+        y = F.linear(x, w, None)
+        if self.training and self.out_noise > 0:
+            y = output_noise(y, x.detach().abs().amax(-1, keepdim=True), w, self.out_noise)
+        return y if self.bias is None else y + self.bias
 
 
 class NoisyConv2d(nn.Conv2d):
     noise = 0.0
+    out_noise = 0.0
 
     def forward(self, x):
         w = self.weight
         if self.training and self.noise > 0:
             w = w + torch.randn_like(w) * self.noise * w.detach().abs().max()
-        return self._conv_forward(x, w, self.bias)
+        y = self._conv_forward(x, w, None)
+        if self.training and self.out_noise > 0:
+            # abs-max of each input patch, as the DAC normalises every im2col row
+            patch_max = F.max_pool2d(x.detach().abs().amax(1, keepdim=True), self.kernel_size, self.stride, self.padding)
+            y = output_noise(y, patch_max, w, self.out_noise)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
 class MLP(nn.Module):
@@ -124,10 +144,11 @@ def noisy_accuracy(model, x, y, rel, draws, seed):
     return float(np.mean(results))
 
 
-def train(model, x, y, epochs, noise, clip, seed):
+def train(model, x, y, epochs, noise, out_noise, clip, seed):
     torch.manual_seed(seed)
     for m in analog_layers(model):
         m.noise = noise
+        m.out_noise = out_noise
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
@@ -189,6 +210,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--epochs', type=int, default=12)
     ap.add_argument('--weight-noise', type=float, default=0.03, help='training weight noise, × max|W| per layer')
+    ap.add_argument('--out-noise', type=float, default=0.06, help='training MVM output noise, relative to the tile output range (aihwkit out_noise)')
     ap.add_argument('--clip', type=float, default=2.5, help='clip weights to ±clip × std per layer')
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--out', default=HERE)
@@ -216,14 +238,14 @@ def main():
     write_edgd(os.path.join(args.out, 'data', 'fashion-mnist-test-2000.bin'), test_images[subset], test_labels[subset])
     write_edgd(os.path.join(args.out, 'data', 'canary-64.bin'), test_images[canary], test_labels[canary])
 
-    metrics = {'recipe': {'epochs': args.epochs, 'weight_noise': args.weight_noise, 'clip_std': args.clip, 'seed': args.seed}}
+    metrics = {'recipe': {'epochs': args.epochs, 'weight_noise': args.weight_noise, 'out_noise': args.out_noise, 'clip_std': args.clip, 'seed': args.seed}}
     for name, model in [('mlp', MLP()), ('cnn', CNN())]:
         torch.manual_seed(args.seed)
         for m in model.modules():
             if hasattr(m, 'reset_parameters'):
                 m.reset_parameters()
         print(f'training {name} ({sum(p.numel() for p in model.parameters())} parameters)', flush=True)
-        train(model, x_train, y_train, args.epochs, args.weight_noise, args.clip, args.seed)
+        train(model, x_train, y_train, args.epochs, args.weight_noise, args.out_noise, args.clip, args.seed)
         export(model, os.path.join(args.out, f'{name}.onnx'))
         write_conformance(model, name, test_images[canary], os.path.join(args.out, 'conformance'))
         metrics[name] = {

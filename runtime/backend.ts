@@ -71,9 +71,14 @@ export class BackendRegistry {
     return entry.instance;
   }
 
+  /** Disposes the created backends, highest priority first (they may sit on lower ones). */
   async dispose(): Promise<void> {
-    const all = [...this.#entries.values()].map((e) => e.instance).filter((p): p is Promise<Backend> => !!p);
-    await Promise.all(all.map(async (p) => (await p).dispose()));
-    for (const e of this.#entries.values()) delete e.instance;
+    for (const name of this.list()) {
+      const entry = this.#entries.get(name)!;
+      if (!entry.instance) continue;
+      const instance = entry.instance;
+      delete entry.instance;
+      await (await instance).dispose();
+    }
   }
 }

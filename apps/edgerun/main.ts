@@ -28,6 +28,8 @@ Examples:
   $ edgerun inspect models/cnn.onnx
   $ edgerun run models/mlp.onnx --random --repeat 100
   $ edgerun eval models/cnn.onnx --data models/data/fashion-mnist-test-2000.bin
+  $ edgerun inspect --plan models/cnn.onnx --profile pcm
+  $ edgerun eval models/mlp.onnx --data models/data/fashion-mnist-test-2000.bin --backend analog --profile pcm --age 1s,1h,1d,1y --seeds 3
   $ edgerun check models/conformance/cnn --json`);
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
@@ -38,8 +40,10 @@ program.command('inspect')
   .description('table of layers: shapes, parameters, MACs and whether each can run on an analog crossbar')
   .argument('<model>', 'ONNX model file')
   .option('--batch <n>', 'batch size used for shapes and MACs', int(1), 1)
+  .option('--plan', 'show the hybrid analog/digital execution plan on a device profile')
+  .addOption(profileOption())
   .option('--json', 'print one JSON object')
-  .action(async (model: string, opts) => (await import('./commands/inspect.js')).inspectCommand(model, opts, globals()));
+  .action(async (model: string, opts) => (await import('./commands/inspect.js')).inspectCommand(model, opts, withDevice(opts)));
 
 program.command('run')
   .description('run a model once (or --repeat N times) and print its outputs / top-k classes')

@@ -60,8 +60,7 @@ export class DigitalBackend implements Backend {
         return out;
       },
       async dispose(): Promise<void> {
-        backend.#sessions.delete(session);
-        await session.release();
+        if (backend.#sessions.delete(session)) await session.release(); // once, whoever disposes first
       },
     };
   }
@@ -75,8 +74,9 @@ export class DigitalBackend implements Backend {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all([...this.#sessions].map((s) => s.release()));
+    const sessions = [...this.#sessions];
     this.#sessions.clear();
+    await Promise.all(sessions.map((s) => s.release()));
   }
 }
 

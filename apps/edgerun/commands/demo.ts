@@ -1,6 +1,7 @@
 /** `npm start`: evaluates the bundled models on the bundled subset and says what to try next. */
 import { join, relative } from 'node:path';
 import { evalCommand } from './eval.js';
+import type { EvalResult } from '../../../runtime/evaluate.js';
 import type { GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
 import { packageRoot } from '../package-info.js';
@@ -13,7 +14,7 @@ export async function demoCommand(global: GlobalOptions): Promise<void> {
   const rows: (string | number)[][] = [];
   for (const name of ['mlp', 'cnn']) {
     const model = repoFile(`models/${name}.onnx`);
-    const r = await evalCommand(model, { data, backend: 'digital', batch: 1 }, global);
+    const r = await evalCommand(model, { data, backend: 'digital', batch: 1 }, global) as EvalResult;
     rows.push([name, `${(r.accuracy * 100).toFixed(2)}%`, r.latency.p50Ms, r.latency.p99Ms, Math.round(r.samplesPerSecond)]);
     console.log();
   }

@@ -2,22 +2,34 @@ import { SingleBar, Presets } from 'cli-progress';
 import { parseDataset } from '../../../runtime/dataset.js';
 import { evaluate, type EvalResult } from '../../../runtime/evaluate.js';
 import { readFileLimited } from '../../../drivers/storage/read-file.js';
-import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
+import type { Config } from '../../../runtime/config.js';
+import type { LoadedModel } from '../../../runtime/model/load.js';
+import type { Dataset } from '../../../runtime/dataset.js';
+import type { AnalogBackend } from '../../../runtime/hybrid/analog-backend.js';
+import type { CrossbarEmulator } from '../../../drivers/crossbar/emulator.js';
+import { accuracyOverAges, meanStd, parseAges, type AgePoint } from '../../../runtime/hybrid/drift-sweep.js';
 import { formatTable } from '../table.js';
 
 export interface EvalOptions {
   data: string;
   backend: string;
+  age?: string;
+  seeds?: number;
+  gdc?: string;
+  adcBits?: number;
   batch?: number;
   limit?: number;
   json?: boolean;
   progress?: boolean;
 }
 
-export async function evalCommand(path: string, opts: EvalOptions, global: GlobalOptions): Promise<EvalResult> {
+export async function evalCommand(path: string, opts: EvalOptions, global: GlobalOptions & DeviceOptions): Promise<EvalResult | AgeSweep> {
   const config = await loadConfig(global, opts.batch ? { eval: { batchSize: opts.batch } } : {});
   const model = await readModel(path, config);
   const dataset = parseDataset(await readFileLimited(opts.data, 1 << 30, 'dataset'), opts.data);
+  if (opts.gdc !== undefined && opts.gdc !== 'on' && opts.gdc !== 'off') throw new Error(`--gdc must be on or off, got '${opts.gdc}'`);
+  if (opts.backend === 'analog' && (opts.age || (opts.seeds ?? 1) > 1 || opts.gdc || opts.adcBits)) return ageSweep(path, model, dataset, opts, config);
   const registry = createRegistry(config);
   try {
     const prepared = await (await registry.get(opts.backend)).load(model);
@@ -39,6 +51,63 @@ export async function evalCommand(path: string, opts: EvalOptions, global: Globa
   } finally {
     await registry.dispose();
   }
+}
+
+export interface AgeSweep {
+  model: string;
+  profile: string;
+  gdc: boolean;
+  adcBits: number;
+  seeds: number[];
+  digitalAccuracy: number;
+  /** Mean analog accuracy at the first age (the headline figure). */
+  accuracy: number;
+  table: { age: string; seconds: number; mean: number; std: number; accuracies: number[] }[];
+}
+
+/** Analog accuracy over device ages and device instances, beside the digital accuracy. */
+async function ageSweep(path: string, model: LoadedModel, dataset: Dataset, opts: EvalOptions, config: Config): Promise<AgeSweep> {
+  const ages = parseAges(opts.age ?? '1s');
+  const seeds = Array.from({ length: opts.seeds ?? 1 }, (_, i) => config.analog.seed + i);
+  const evalOptions = { batchSize: config.eval.batchSize, limit: opts.limit };
+  const digitalRegistry = createRegistry(config);
+  const digitalModel = await (await digitalRegistry.get('digital')).load(model);
+  const digitalAccuracy = (await evaluate(digitalModel, dataset, evalOptions)).accuracy;
+  await digitalRegistry.dispose();
+  const overrides = { ...(opts.gdc ? { gdc: opts.gdc === 'on' ? 'global' as const : 'off' as const } : {}), ...(opts.adcBits ? { adc: { bits: opts.adcBits } } : {}) };
+  const perSeed: AgePoint[][] = [];
+  let profile = config.analog.profile;
+  let gdc = false;
+  let adcBits = Infinity;
+  for (const seed of seeds) {
+    const registry = createRegistry({ ...config, analog: { ...config.analog, seed } }, overrides);
+    try {
+      const backend = (await registry.get('analog')) as AnalogBackend;
+      const info = backend.driver.info();
+      profile = info.profile;
+      adcBits = info.adcBits;
+      gdc = (backend.driver as CrossbarEmulator).profile.gdc !== 'off';
+      const hybrid = await backend.load(model);
+      perSeed.push(await accuracyOverAges(hybrid, backend.driver, ages, dataset, { ...evalOptions, gdc }));
+      if (!opts.json) process.stderr.write(`  device instance seed ${seed}: ${perSeed[perSeed.length - 1]!.map((p) => `${p.label} ${(p.accuracy * 100).toFixed(2)}%`).join(', ')}\n`);
+    } finally {
+      await registry.dispose();
+    }
+  }
+  const table = ages.map((age, i) => {
+    const accuracies = perSeed.map((points) => points[i]!.accuracy);
+    return { age: age.label, seconds: age.seconds, ...meanStd(accuracies), accuracies };
+  });
+  const sweep: AgeSweep = { model: path, profile, gdc, adcBits, seeds, digitalAccuracy, accuracy: table[0]!.mean, table };
+  if (opts.json) {
+    console.log(JSON.stringify(sweep));
+  } else {
+    const pct = (x: number): string => (x * 100).toFixed(2);
+    console.log(`${path}: analog (${profile}, GDC ${gdc ? 'on' : 'off'}, ADC ${adcBits} bits) over ${seeds.length} device instance(s) vs digital ${pct(digitalAccuracy)}%`);
+    console.log(formatTable(['age', 'analog accuracy %', 'digital %', 'loss (points)'],
+      table.map((r) => [r.age, `${pct(r.mean)} ± ${pct(r.std)}`, pct(digitalAccuracy), pct(digitalAccuracy - r.mean)]), [false, true, true, true]));
+  }
+  return sweep;
 }
 
 export function printEval(path: string, backend: string, r: EvalResult): void {

@@ -1,13 +1,17 @@
 import { inspectModel } from '../../../runtime/model/inspect.js';
 import { observeValues } from '../../../runtime/model/observe.js';
 import { compact, formatTable, shapeText } from '../table.js';
-import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
+import type { LoadedModel } from '../../../runtime/model/load.js';
+import type { Config } from '../../../runtime/config.js';
+import type { AnalogBackend } from '../../../runtime/hybrid/analog-backend.js';
 
-export interface InspectOptions { json?: boolean; batch: number }
+export interface InspectOptions { json?: boolean; batch: number; plan?: boolean }
 
-export async function inspectCommand(path: string, opts: InspectOptions, global: GlobalOptions): Promise<void> {
+export async function inspectCommand(path: string, opts: InspectOptions, global: GlobalOptions & DeviceOptions): Promise<void> {
   const config = await loadConfig(global);
   const model = await readModel(path, config);
+  if (opts.plan) return printPlan(path, model, config, opts);
   const registry = createRegistry(config);
   const observed = await observeValues(await registry.get('digital'), model, opts.batch).finally(() => registry.dispose());
   const summary = inspectModel(model, new Map([...observed].map(([name, v]) => [name, v.dims])));
@@ -24,4 +28,30 @@ export async function inspectCommand(path: string, opts: InspectOptions, global:
   ]);
   console.log(formatTable(['#', 'name', 'op', 'input', 'output', 'params', 'MACs', 'analog', 'why'], rows, [true, false, false, false, false, true, true]));
   console.log(`\n${summary.mvmNodes} analog-eligible node(s) holding ${(summary.mvmMacShare * 100).toFixed(1)}% of the MACs`);
+}
+
+/** The hybrid execution plan on a device profile: where each node runs, why, tiles and conversions. */
+async function printPlan(path: string, model: LoadedModel, config: Config, opts: InspectOptions): Promise<void> {
+  const registry = createRegistry(config);
+  try {
+    const backend = (await registry.get('analog')) as AnalogBackend;
+    const hybrid = await backend.load(model);
+    const rows = hybrid.planRows();
+    const info = backend.driver.info();
+    const analog = rows.filter((r) => r.target === 'analog');
+    const total = { tiles: analog.reduce((s, r) => s + r.tiles, 0), dac: analog.reduce((s, r) => s + r.dacPerInference, 0), adc: analog.reduce((s, r) => s + r.adcPerInference, 0) };
+    const segments = hybrid.plan.steps.filter((s) => s.kind === 'digital').length;
+    if (opts.json) {
+      console.log(JSON.stringify({ model: path, profile: info.profile, device: info, nodes: rows, tiles: total.tiles, dacPerInference: total.dac, adcPerInference: total.adc, digitalSegments: segments }));
+    } else {
+      console.log(`${path} on profile ${info.profile} (${info.tiles} tiles of ${info.tileRows}×${info.tileCols}, DAC ${info.dacBits} bit, ADC ${info.adcBits} bit)\n`);
+      console.log(formatTable(['#', 'name', 'op', 'runs on', 'tiles', 'MVMs', 'DAC conv.', 'ADC conv.', 'why'],
+        rows.map((r) => [r.index, r.name, r.op, r.target, r.tiles || '', r.mvmsPerInference ? compact(r.mvmsPerInference) : '', r.dacPerInference ? compact(r.dacPerInference) : '', r.adcPerInference ? compact(r.adcPerInference) : '', r.reason]),
+        [true, false, false, false, true, true, true, true]));
+      console.log(`\n${analog.length} node(s) on ${total.tiles} of ${info.tiles} tiles, ${segments} digital segment(s); per inference at batch 1: ${compact(total.dac)} DAC and ${compact(total.adc)} ADC conversions`);
+    }
+    await hybrid.dispose();
+  } finally {
+    await registry.dispose();
+  }
 }

@@ -1,0 +1,38 @@
+/**
+ * Accuracy of one analog device instance as it ages: set the device clock, optionally refresh drift
+ * compensation (GDC), evaluate. The caller repeats this over device instances (seeds).
+ */
+import type { CrossbarDriver } from '../accelerator.js';
+import type { Dataset } from '../dataset.js';
+import { evaluate, type EvalOptions } from '../evaluate.js';
+import type { HybridModel } from './analog-backend.js';
+
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800, y: 31_536_000 };
+
+/** "1s,1h,1d,1y" → seconds; a bare number is seconds. */
+export function parseAges(list: string): { label: string; seconds: number }[] {
+  return list.split(',').map((s) => s.trim()).filter(Boolean).map((label) => {
+    const m = /^(\d+(?:\.\d+)?)([smhdwy]?)$/.exec(label);
+    if (!m) throw new Error(`bad age '${label}': use a number with a unit s, m, h, d, w or y (e.g. 1h)`);
+    return { label, seconds: Number(m[1]) * UNITS[m[2] || 's']! };
+  });
+}
+
+export interface AgePoint { label: string; seconds: number; accuracy: number }
+
+export async function accuracyOverAges(model: HybridModel, driver: CrossbarDriver, ages: { label: string; seconds: number }[], data: Dataset, options: EvalOptions & { gdc: boolean }): Promise<AgePoint[]> {
+  const points: AgePoint[] = [];
+  for (const age of ages) {
+    await driver.setAge(age.seconds);
+    if (options.gdc) await model.calibrate();
+    const r = await evaluate(model, data, options);
+    points.push({ ...age, accuracy: r.accuracy });
+  }
+  return points;
+}
+
+export function meanStd(xs: number[]): { mean: number; std: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const variance = xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
+  return { mean, std: Math.sqrt(variance) };
+}

@@ -1,9 +1,12 @@
 /** Builds small ONNX models in tests (onnx-proto), so each case states exactly what it contains. */
 import { onnx, type AttributeProto, type ModelProto, type TensorProto, type ValueInfoProto } from '../../runtime/model/onnx.js';
 
-export interface BuildNode { op: string; inputs: string[]; outputs: string[]; name?: string; attrs?: Record<string, number | number[] | string>; domain?: string }
+/** Attribute values: integers become INT, other numbers FLOAT; `{ float: x }` forces FLOAT. */
+export type AttrValue = number | number[] | string | { float: number };
+export interface BuildNode { op: string; inputs: string[]; outputs: string[]; name?: string; attrs?: Record<string, AttrValue>; domain?: string }
 export interface BuildTensor { name: string; dims: number[]; data: Float32Array | number[] }
-export interface BuildIO { name: string; dims: (number | string)[]; elemType?: number }
+/** `dims` undefined: no declared shape. */
+export interface BuildIO { name: string; dims?: (number | string)[]; elemType?: number }
 
 export interface BuildModel {
   nodes: BuildNode[];
@@ -25,12 +28,13 @@ export function tensorProto(t: BuildTensor): TensorProto {
 function valueInfo(v: BuildIO): ValueInfoProto {
   return {
     name: v.name,
-    type: { tensorType: { elemType: v.elemType ?? FLOAT, shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+    type: { tensorType: { elemType: v.elemType ?? FLOAT, ...(v.dims ? { shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } : {}) } },
   };
 }
 
-function attr(name: string, v: number | number[] | string): AttributeProto {
+function attr(name: string, v: AttrValue): AttributeProto {
   const T = onnx.AttributeProto.AttributeType;
+  if (typeof v === 'object' && !Array.isArray(v)) return { name, type: T.FLOAT, f: v.float };
   if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) };
   if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
   return Number.isInteger(v) ? { name, type: T.INT, i: v } : { name, type: T.FLOAT, f: v };

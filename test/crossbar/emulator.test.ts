@@ -13,7 +13,7 @@ const X = Float32Array.from({ length: 4 * R }, () => Math.max(0, rng.normal()));
 
 function reference(w: Float32Array, x: Float32Array, rows: number, cols: number, batch: number): Float64Array {
   const y = new Float64Array(batch * cols);
-  for (let b = 0; b < batch; b++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) y[b * cols + c] += x[b * rows + r]! * w[r * cols + c]!;
+  for (let b = 0; b < batch; b++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) y[b * cols + c] = y[b * cols + c]! + x[b * rows + r]! * w[r * cols + c]!;
   return y;
 }
 const REF = reference(W, X, R, C, 4);

@@ -45,6 +45,13 @@ def output_noise(y, x_absmax, w, out_noise):
     return y + torch.randn_like(y) * out_noise * x_absmax * w_col.view(shape)
 
 
+def noisy_weight(w, noise, training):
+    """Training-time Gaussian weight noise, std = noise × max|W| of the layer (none at evaluation)."""
+    if training and noise > 0:
+        return w + torch.randn_like(w) * noise * w.detach().abs().max()
+    return w
+
+
 class NoisyLinear(nn.Linear):
     """Linear layer that, while training, adds Gaussian weight noise (std = noise × max|W|) and
     analog output noise."""
@@ -52,9 +59,7 @@ class NoisyLinear(nn.Linear):
     out_noise = 0.0
 
     def forward(self, x):
-        w = self.weight
-        if self.training and self.noise > 0:
-            w = w + torch.randn_like(w) * self.noise * w.detach().abs().max()
+        w = noisy_weight(self.weight, self.noise, self.training)
         y = F.linear(x, w, None)
         if self.training and self.out_noise > 0:
             y = output_noise(y, x.detach().abs().amax(-1, keepdim=True), w, self.out_noise)
@@ -66,9 +71,7 @@ class NoisyConv2d(nn.Conv2d):
     out_noise = 0.0
 
     def forward(self, x):
-        w = self.weight
-        if self.training and self.noise > 0:
-            w = w + torch.randn_like(w) * self.noise * w.detach().abs().max()
+        w = noisy_weight(self.weight, self.noise, self.training)
         y = self._conv_forward(x, w, None)
         if self.training and self.out_noise > 0:
             # abs-max of each input patch, as the DAC normalises every im2col row
@@ -94,9 +97,9 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv1 = NoisyConv2d(1, 8, 3)    # 28 → 26 → pool 13
-        self.conv2 = NoisyConv2d(8, 16, 3)   # 13 → 11 → pool 5
-        self.fc1 = NoisyLinear(16 * 5 * 5, 64)
+        self.conv1 = NoisyConv2d(1, 16, 3)   # 28 → 26 → pool 13
+        self.conv2 = NoisyConv2d(16, 32, 3)  # 13 → 11 → pool 5
+        self.fc1 = NoisyLinear(32 * 5 * 5, 64)
         self.fc2 = NoisyLinear(64, 10)
 
     def forward(self, x):
@@ -213,6 +216,7 @@ def main():
     ap.add_argument('--out-noise', type=float, default=0.06, help='training MVM output noise, relative to the tile output range (aihwkit out_noise)')
     ap.add_argument('--clip', type=float, default=2.5, help='clip weights to ±clip × std per layer')
     ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--models', default='mlp,cnn', help='which models to train (comma-separated); others keep their files and metrics')
     ap.add_argument('--out', default=HERE)
     args = ap.parse_args()
 
@@ -238,8 +242,14 @@ def main():
     write_edgd(os.path.join(args.out, 'data', 'fashion-mnist-test-2000.bin'), test_images[subset], test_labels[subset])
     write_edgd(os.path.join(args.out, 'data', 'canary-64.bin'), test_images[canary], test_labels[canary])
 
-    metrics = {'recipe': {'epochs': args.epochs, 'weight_noise': args.weight_noise, 'out_noise': args.out_noise, 'clip_std': args.clip, 'seed': args.seed}}
+    recipe = {'epochs': args.epochs, 'weight_noise': args.weight_noise, 'out_noise': args.out_noise, 'clip_std': args.clip, 'seed': args.seed}
+    metrics_path = os.path.join(args.out, 'metrics.json')
+    metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
+    metrics.pop('recipe', None)
+    wanted = args.models.split(',')
     for name, model in [('mlp', MLP()), ('cnn', CNN())]:
+        if name not in wanted:
+            continue
         torch.manual_seed(args.seed)
         for m in model.modules():
             if hasattr(m, 'reset_parameters'):
@@ -249,13 +259,14 @@ def main():
         export(model, os.path.join(args.out, f'{name}.onnx'))
         write_conformance(model, name, test_images[canary], os.path.join(args.out, 'conformance'))
         metrics[name] = {
+            'recipe': recipe,
             'params': sum(p.numel() for p in model.parameters()),
             'test_accuracy': accuracy(model, x_test, y_test),
             'subset_accuracy': accuracy(model, x_test[subset], y_test[subset]),
             'test_accuracy_3pct_weight_noise': noisy_accuracy(model, x_test, y_test, 0.03, 3, args.seed),
         }
         print(f'  {name}: {json.dumps(metrics[name])}', flush=True)
-    with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
+    with open(metrics_path, 'w') as f:
         json.dump(metrics, f, indent=2)
         f.write('\n')
 

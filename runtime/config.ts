@@ -5,6 +5,16 @@
  */
 import { z } from 'zod';
 
+const placementPolicy = z.enum(['analog', 'digital', 'auto']);
+const streamSchema = z.strictObject({
+  model: z.string().min(1),
+  priority: z.number().int().default(0),
+  capacity: z.number().int().min(1).max(100_000).default(16),
+  policy: z.enum(['drop-oldest', 'drop-newest', 'block']).default('drop-oldest'),
+  deadlineMs: z.number().positive().optional(),
+  batch: z.strictObject({ maxSize: z.number().int().min(1).max(4096), maxWaitMs: z.number().min(0) }).optional(),
+});
+
 export const configSchema = z.strictObject({
   device: z.strictObject({
     id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only').default('edge-1'),
@@ -29,6 +39,41 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   eval: z.strictObject({
     batchSize: z.number().int().min(1).max(4096).default(32),
+  }).prefault({}),
+  /** Where each model runs (runtime/backend.ts PlacementPolicy), by model id; `default` for the rest. */
+  placement: z.strictObject({
+    default: placementPolicy.default('auto'),
+    models: z.record(z.string(), placementPolicy).default({}),
+  }).prefault({}),
+  scheduler: z.strictObject({
+    /** Jobs each backend may run at once (accelerator tiles are shared; CPU work shares the event loop). */
+    concurrency: z.record(z.string(), z.number().int().min(1).max(64)).default({ analog: 1, digital: 1 }),
+    streams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), streamSchema).default({}),
+  }).prefault({}),
+  /** Digital fallback of accelerator failures (runtime/scheduler/fallback-model.ts, supervisor.ts). */
+  fallback: z.strictObject({
+    runTimeoutMs: z.number().positive().default(2000),
+    healthIntervalMs: z.number().min(0).default(1000),
+    healthTimeoutMs: z.number().positive().default(1000),
+    probeInitialMs: z.number().positive().default(100),
+    probeMaxMs: z.number().positive().default(10_000),
+  }).prefault({}),
+  /** Remote accelerator process (drivers/remote): used instead of the in-process emulator when socket is set. */
+  remote: z.strictObject({
+    socket: z.string().min(1).optional(),
+    timeoutMs: z.number().positive().default(2000),
+  }).prefault({}),
+  /** Accuracy guard (runtime/guard): canary set vs the digital reference. */
+  guard: z.strictObject({
+    enabled: z.boolean().default(false),
+    canary: z.string().min(1).default('models/data/canary-64.bin'),
+    intervalMs: z.number().positive().default(60_000),
+    /** Top-1 agreement with digital: escalate below `low`, a step succeeds at ≥ `high` (hysteresis). */
+    agreementLow: z.number().min(0).max(1).default(0.9),
+    agreementHigh: z.number().min(0).max(1).default(0.95),
+    /** Mean cosine similarity of the outputs with digital, same hysteresis. */
+    cosineLow: z.number().min(-1).max(1).default(0.95),
+    cosineHigh: z.number().min(-1).max(1).default(0.98),
   }).prefault({}),
 });
 

@@ -88,6 +88,15 @@ program.command('check')
   .option('--json', 'print one JSON object')
   .action(async (dir: string, opts) => { await (await import('./commands/check.js')).checkCommand(dir, opts, withDevice(opts)); });
 
+program.command('accel-emulator')
+  .description('serve an emulated crossbar accelerator over the remote protocol (drivers/remote/PROTOCOL.md)')
+  .option('--socket <path>', 'listen on this Unix socket')
+  .option('--stdio', 'speak the protocol on stdin/stdout')
+  .addOption(new Option('-p, --profile <name|file>', 'device profile: ideal, pcm, flash or a JSON file').default('pcm'))
+  .addOption(new Option('--seed <n>', 'device instance').argParser(int(0)).default(0))
+  .option('--max-payload <bytes>', 'largest request payload accepted', int(64))
+  .action(async (opts) => (await import('./commands/accel-emulator.js')).accelEmulatorCommand(opts));
+
 program.command('demo', { isDefault: false })
   .description('evaluate the bundled models on the bundled subset (what `npm start` runs)')
   .action(async () => (await import('./commands/demo.js')).demoCommand(globals()));

@@ -1,0 +1,39 @@
+/**
+ * Why an accelerator request failed, in the few kinds the fallback logic and its counters care
+ * about. Drivers throw AcceleratorError with a kind; anything else thrown by an accelerator path is
+ * a driver error.
+ */
+export type FailureKind =
+  /** The device (or its process) did not answer in time. */
+  | 'timeout'
+  /** The connection to the device broke, or it could not be reached. */
+  | 'connection-lost'
+  /** The device sent bytes that are not valid protocol. */
+  | 'protocol-error'
+  /** The device answered with an error, or the driver threw. */
+  | 'driver-error'
+  /** A health report said the device is unhealthy. */
+  | 'unhealthy';
+
+export class AcceleratorError extends Error {
+  override readonly name = 'AcceleratorError';
+  constructor(readonly kind: FailureKind, message: string) {
+    super(message);
+  }
+}
+
+export function failureKind(e: unknown): FailureKind {
+  return e instanceof AcceleratorError ? e.kind : 'driver-error';
+}
+
+export function failureMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Settles like `p`, or rejects with a 'timeout' AcceleratorError after `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new AcceleratorError('timeout', `${what} took longer than ${ms} ms`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e); });
+  });
+}

@@ -1,0 +1,337 @@
+/**
+ * The request scheduler. Each stream (a camera, a sensor, ...) has a bounded queue with a shedding
+ * policy, a priority and optional deadlines and micro-batching; each backend has a lane: a fastq
+ * queue whose concurrency is the number of jobs that backend may run at once (accelerator tiles
+ * are shared; CPU work must leave the event loop room). Lane workers bind late: a lane holds one
+ * token per admitted request, and a worker picks the best request *when a slot frees up* — highest
+ * priority first, expired ones dropped unrun — so priorities and freshness hold under load.
+ */
+import fastq from 'fastq';
+import type { Feeds } from '../model/feeds.js';
+import { validateFeeds } from '../model/feeds.js';
+import { monotonicClock, type Clock } from '../ports.js';
+import { RequestDroppedError, type DropReason } from './errors.js';
+import { LaneMetrics, StreamMetrics, type LaneSnapshot, type StreamSnapshot } from './metrics.js';
+import { concatFeeds, splitOutputs, unbatchable } from './micro-batch.js';
+import { StreamQueue, type Queued } from './stream-queue.js';
+import type { InferenceResult, PlacedModel, PlacedRun, StreamOptions, SubmitOptions, Ticket } from './types.js';
+
+export interface SchedulerOptions {
+  /** Time for deadlines and latency figures (tests pass a manual clock). */
+  clock?: Clock;
+  /** Jobs each backend lane may run at once, by lane name (default 1 each). */
+  concurrency?: Record<string, number>;
+}
+
+interface Request extends Queued {
+  readonly id: number;
+  readonly feeds: Feeds;
+  /** Leading dim of the first input (rows this request adds to a micro-batch). */
+  readonly rows: number;
+  settled: boolean;
+  resolve(r: InferenceResult): void;
+  reject(e: Error): void;
+}
+
+interface Stream {
+  readonly name: string;
+  readonly order: number;
+  readonly priority: number;
+  readonly options: StreamOptions;
+  readonly queue: StreamQueue<Request>;
+  readonly metrics: StreamMetrics;
+  readonly model: PlacedModel;
+  readonly lane: Lane;
+  batchTimer?: ReturnType<typeof setTimeout>;
+  /** The batch window of the oldest request has run out: run what is there. */
+  batchDue: boolean;
+}
+
+interface Lane {
+  readonly name: string;
+  readonly queue: fastq.queue<null, void>;
+  readonly streams: Stream[];
+  readonly metrics: LaneMetrics;
+  running: number;
+}
+
+interface Snapshotting { snapshot(): unknown }
+
+export interface SchedulerSnapshot {
+  streams: Record<string, StreamSnapshot>;
+  backends: Record<string, LaneSnapshot>;
+  models: Record<string, Record<string, unknown>>;
+  guards: Record<string, unknown>;
+}
+
+export class Scheduler {
+  readonly #clock: Clock;
+  readonly #concurrency: Record<string, number>;
+  readonly #models = new Map<string, PlacedModel>();
+  readonly #streams = new Map<string, Stream>();
+  readonly #lanes = new Map<string, Lane>();
+  readonly #guards = new Map<string, Snapshotting>();
+  #nextId = 1;
+  #closed = false;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(options: SchedulerOptions = {}) {
+    this.#clock = options.clock ?? monotonicClock;
+    this.#concurrency = options.concurrency ?? {};
+  }
+
+  addModel(model: PlacedModel): void {
+    if (this.#models.has(model.id)) throw new Error(`model '${model.id}' is already added`);
+    this.#models.set(model.id, model);
+  }
+
+  model(id: string): PlacedModel {
+    const m = this.#models.get(id);
+    if (!m) throw new Error(`unknown model '${id}'; added: ${[...this.#models.keys()].join(', ') || 'none'}`);
+    return m;
+  }
+
+  /** Makes a guard's (or any component's) state part of snapshot().guards under `key`. */
+  attachGuard(key: string, guard: Snapshotting): void {
+    this.#guards.set(key, guard);
+  }
+
+  addStream(name: string, options: StreamOptions): void {
+    if (this.#streams.has(name)) throw new Error(`stream '${name}' already exists`);
+    const model = this.model(options.model);
+    const batch = options.batch;
+    if (batch && (!Number.isInteger(batch.maxSize) || batch.maxSize < 1 || !(batch.maxWaitMs >= 0))) {
+      throw new Error(`stream '${name}': batch needs maxSize ≥ 1 and maxWaitMs ≥ 0`);
+    }
+    const capacity = options.capacity ?? 16;
+    if (batch && batch.maxSize > capacity) throw new Error(`stream '${name}': a batch of ${batch.maxSize} never fits a queue of ${capacity}`);
+    const stream: Stream = {
+      name, order: this.#streams.size, priority: options.priority ?? 0, options, model, lane: this.#lane(model.lane),
+      queue: new StreamQueue<Request>(capacity, options.policy ?? 'drop-oldest'), metrics: new StreamMetrics(), batchDue: false,
+    };
+    this.#streams.set(name, stream);
+    stream.lane.streams.push(stream);
+    stream.lane.streams.sort((a, b) => b.priority - a.priority || a.order - b.order);
+  }
+
+  /**
+   * Admits a request to a stream. Resolves once it is queued — at once, or for a full `block`
+   * stream when room frees up — with a ticket whose `result` settles when it has run, or rejects
+   * with a RequestDroppedError (shed, expired, closed). Bad feeds reject here and change nothing.
+   */
+  async submit(streamName: string, feeds: Feeds, options: SubmitOptions = {}): Promise<Ticket> {
+    const stream = this.#streams.get(streamName);
+    if (!stream) throw new Error(`unknown stream '${streamName}'; streams: ${[...this.#streams.keys()].join(', ') || 'none'}`);
+    if (this.#closed) throw new RequestDroppedError('closed', streamName, 'the scheduler is closed');
+    validateFeeds(stream.model.inputs, feeds, `stream '${streamName}' (model ${stream.model.id})`);
+    const now = this.#clock.now();
+    const budget = options.deadlineMs ?? stream.options.deadlineMs;
+    let resolve!: (r: InferenceResult) => void;
+    let reject!: (e: Error) => void;
+    const result = new Promise<InferenceResult>((res, rej) => { resolve = res; reject = rej; });
+    result.catch(() => undefined); // a caller that never looks at a dropped result must not crash the process
+    const first = Object.values(feeds)[0];
+    const request: Request = {
+      id: this.#nextId++, feeds, rows: first?.dims[0] ?? 1, submittedAt: now,
+      deadline: budget === undefined ? Infinity : now + budget, settled: false, resolve, reject,
+    };
+    stream.metrics.submitted++;
+    const outcome = stream.queue.offer(request);
+    switch (outcome.kind) {
+      case 'queued': this.#enqueued(stream); break;
+      case 'queued-shedding': this.#drop(stream, outcome.shed, 'shed', 'shed by drop-oldest: a newer request replaced it'); this.#enqueued(stream); break;
+      case 'refused': this.#drop(stream, request, 'shed', `stream '${streamName}' is full (${stream.queue.capacity}) and drops the newest`); break;
+      case 'waiting': await outcome.admitted; if (!request.settled) this.#enqueued(stream); break;
+    }
+    return { id: request.id, result };
+  }
+
+  /** submit() and wait for the result. */
+  async infer(streamName: string, feeds: Feeds, options: SubmitOptions = {}): Promise<InferenceResult> {
+    return (await this.submit(streamName, feeds, options)).result;
+  }
+
+  snapshot(): SchedulerSnapshot {
+    const streams: Record<string, StreamSnapshot> = {};
+    for (const s of this.#streams.values()) {
+      const m = s.metrics;
+      streams[s.name] = {
+        model: s.model.id, priority: s.priority, policy: s.queue.policy, capacity: s.queue.capacity,
+        depth: s.queue.depth, maxDepth: s.queue.maxDepth, blocked: s.queue.waiting,
+        submitted: m.submitted, completed: m.completed, failed: m.failed, dropped: m.dropped, expired: m.expired, late: m.late,
+        fallbacks: m.fallbacks.toJSON(), batches: m.batches, wait: m.wait.summary(), service: m.service.summary(),
+      };
+    }
+    const backends: Record<string, LaneSnapshot> = {};
+    for (const l of this.#lanes.values()) {
+      backends[l.name] = {
+        concurrency: l.queue.concurrency, running: l.running, queued: l.streams.reduce((a, s) => a + s.queue.depth, 0),
+        completed: l.metrics.completed, failed: l.metrics.failed, fallbacks: l.metrics.fallbacks.toJSON(),
+        wait: l.metrics.wait.summary(), service: l.metrics.service.summary(),
+      };
+    }
+    const models = Object.fromEntries([...this.#models.values()].map((m) => [m.id, m.snapshot()]));
+    const guards = Object.fromEntries([...this.#guards].map(([k, g]) => [k, g.snapshot()]));
+    return { streams, backends, models, guards };
+  }
+
+  /** Resolves when no request is queued or running. */
+  idle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Drops what is queued (reported 'closed'), waits for running jobs, disposes nothing else. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const s of this.#streams.values()) {
+      clearTimeout(s.batchTimer);
+      for (const r of s.queue.drain()) this.#drop(s, r, 'closed', 'the scheduler closed before this request ran');
+    }
+    await this.idle();
+  }
+
+  #lane(name: string): Lane {
+    let lane = this.#lanes.get(name);
+    if (lane) return lane;
+    const concurrency = this.#concurrency[name] ?? 1;
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`backend '${name}': concurrency must be an integer ≥ 1, got ${concurrency}`);
+    const created: Lane = { name, streams: [], metrics: new LaneMetrics(), running: 0, queue: fastq<unknown, null, void>((_t, done) => this.#work(created, done), concurrency) };
+    this.#lanes.set(name, created);
+    return (lane = created);
+  }
+
+  #enqueued(stream: Stream): void {
+    stream.lane.queue.push(null);
+  }
+
+  /** A lane worker: run the best ready job, then yield to the event loop before the next one. */
+  #work(lane: Lane, done: (err: Error | null) => void): void {
+    const job = this.#pick(lane);
+    if (!job) {
+      done(null);
+      this.#checkIdle();
+      return;
+    }
+    lane.running++;
+    void this.#run(job.stream, job.requests).finally(() => {
+      lane.running--;
+      setImmediate(() => { done(null); this.#checkIdle(); });
+    });
+  }
+
+  #pick(lane: Lane): { stream: Stream; requests: Request[] } | undefined {
+    const now = this.#clock.now();
+    let best: Stream | undefined;
+    for (const s of lane.streams) {
+      for (const r of s.queue.removeExpired(now)) {
+        this.#drop(s, r, 'expired', `deadline passed ${(now - r.deadline).toFixed(1)} ms before it could run`);
+      }
+      if (!s.queue.depth || !this.#ready(s, now)) continue;
+      if (!best) best = s;
+      else if (s.priority === best.priority && s.queue.oldest!.submittedAt < best.queue.oldest!.submittedAt) best = s;
+    }
+    if (!best) return undefined;
+    const max = best.options.batch?.maxSize ?? 1;
+    best.batchDue = false;
+    const requests = best.queue.take(max);
+    if (best.queue.depth && best.options.batch) this.#armBatchTimer(best, now);
+    return { stream: best, requests };
+  }
+
+  /** A micro-batching stream is ready when its batch is full or its oldest request's window ran out. */
+  #ready(s: Stream, now: number): boolean {
+    const batch = s.options.batch;
+    if (!batch || s.queue.depth >= batch.maxSize || s.batchDue) return true;
+    if (now - s.queue.oldest!.submittedAt >= batch.maxWaitMs) return true;
+    this.#armBatchTimer(s, now);
+    return false;
+  }
+
+  #armBatchTimer(s: Stream, now: number): void {
+    if (s.batchTimer !== undefined) return;
+    const wait = Math.max(0, s.queue.oldest!.submittedAt + s.options.batch!.maxWaitMs - now);
+    s.batchTimer = setTimeout(() => {
+      s.batchTimer = undefined;
+      if (!s.queue.depth) return;
+      s.batchDue = true;
+      s.lane.queue.push(null);
+    }, wait);
+  }
+
+  async #run(stream: Stream, requests: Request[]): Promise<void> {
+    const start = this.#clock.now();
+    let runs: PlacedRun[];
+    try {
+      runs = await this.#execute(stream, requests);
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      for (const r of requests) this.#settle(r, () => r.reject(err));
+      stream.metrics.failed += requests.length;
+      stream.lane.metrics.failed += requests.length;
+      return;
+    }
+    const end = this.#clock.now();
+    const serviceMs = end - start;
+    const { metrics, lane } = stream;
+    metrics.batches++;
+    metrics.service.record(serviceMs);
+    lane.metrics.service.record(serviceMs);
+    requests.forEach((r, i) => {
+      const run = runs[i]!;
+      const waitMs = start - r.submittedAt;
+      metrics.completed++;
+      lane.metrics.completed++;
+      metrics.wait.record(waitMs);
+      lane.metrics.wait.record(waitMs);
+      if (end > r.deadline) metrics.late++;
+      if (run.backend === 'digital-fallback') {
+        metrics.fallbacks.add(run.fallbackReason ?? 'unknown');
+        lane.metrics.fallbacks.add(run.fallbackReason ?? 'unknown');
+      }
+      this.#settle(r, () => r.resolve({ ...run, waitMs, serviceMs, batchSize: requests.length }));
+    });
+  }
+
+  /** One call for the whole micro-batch when the feeds stack; otherwise one call per request. */
+  async #execute(stream: Stream, requests: Request[]): Promise<PlacedRun[]> {
+    const model = stream.model;
+    if (requests.length === 1) return [await model.run(requests[0]!.feeds)];
+    const feeds = requests.map((r) => r.feeds);
+    if (unbatchable(feeds) === undefined) {
+      const run = await model.run(concatFeeds(feeds));
+      try {
+        return splitOutputs(run.outputs, requests.map((r) => r.rows)).map((outputs) => ({ ...run, outputs }));
+      } catch {
+        // An output without a batch axis: fall through and run them one by one.
+      }
+    }
+    const runs: PlacedRun[] = [];
+    for (const r of requests) runs.push(await model.run(r.feeds));
+    return runs;
+  }
+
+  #drop(stream: Stream, r: Request, reason: DropReason, detail: string): void {
+    if (reason === 'expired') stream.metrics.expired++; else stream.metrics.dropped++;
+    this.#settle(r, () => r.reject(new RequestDroppedError(reason, stream.name, `stream '${stream.name}' request ${r.id}: ${detail}`)));
+  }
+
+  #settle(r: Request, fn: () => void): void {
+    if (r.settled) return;
+    r.settled = true;
+    fn();
+  }
+
+  #isIdle(): boolean {
+    for (const l of this.#lanes.values()) if (l.running || !l.queue.idle()) return false;
+    for (const s of this.#streams.values()) if (s.queue.depth || s.queue.waiting) return false;
+    return true;
+  }
+
+  #checkIdle(): void {
+    if (!this.#idleWaiters.length || !this.#isIdle()) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}

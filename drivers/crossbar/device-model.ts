@@ -1,52 +1,73 @@
 /**
- * Conductance non-idealities of one device type, separate from the tiles that use them (as in IBM
- * aihwkit: noise models apart from tiles). Conductances in µS; g_rel = g / g_max.
+ * Statistics of one device type, apart from the tiles that use them (as IBM aihwkit keeps its noise
+ * models apart from tiles). Formulas of aihwkit's PCMLikeNoiseModel (fitted on measured PCM,
+ * Nandakumar et al., ICECS 2019); their constants come from the profile. Conductances in µS.
  */
 import type { DeviceProfile } from './profile.js';
 import type { Random } from './random.js';
 
-const MIN_G_REL = 1e-6; // keeps ln(g_rel) finite for devices programmed to zero
+/** aihwkit _ZERO_CLIP: keeps ln(g_rel) finite for devices targeted at 0. */
+const ZERO_CLIP = 1e-7;
 
 export class DeviceModel {
-  constructor(private readonly p: DeviceProfile) {}
+  readonly #p: DeviceProfile;
+  readonly #progSigma: (g: number) => number;
+
+  constructor(p: DeviceProfile) {
+    this.#p = p;
+    const { c, gMaxReference, scale } = p.programmingNoise;
+    const k = (p.gMax / gMaxReference) * scale;
+    const inv = 1 / p.gMax;
+    this.#progSigma = (g) => {
+      const r = g * inv;
+      return Math.max(0, (c[0] + c[1] * r + c[2] * r * r) * k);
+    };
+  }
 
   /** Programmed conductance: target plus conductance-dependent Gaussian noise, clamped at 0. */
   program(target: number, rng: Random): number {
-    const { enabled, c } = this.p.programmingNoise;
-    if (!enabled) return target;
-    const g = target / this.p.gMax;
-    const sigma = (c[0] + c[1] * g + c[2] * g * g) * (this.p.gMax / 25);
-    return Math.max(0, target + Math.max(0, sigma) * rng.normal());
+    if (!this.#p.programmingNoise.enabled) return target;
+    return Math.max(0, target + this.#progSigma(target) * rng.normal());
   }
 
-  /** Drift exponent ν of one device: |N(μ(g_rel), σ(g_rel))|. */
-  driftNu(gProg: number, rng: Random): number {
-    const { enabled, nuMean, nuStd } = this.p.drift;
-    if (!enabled) return 0;
-    const lnG = Math.log(Math.max(gProg / this.p.gMax, MIN_G_REL));
-    const law = (l: { a: number; b: number; min: number; max: number }): number => Math.min(l.max, Math.max(l.min, l.a * lnG + l.b));
-    return Math.abs(law(nuMean) + law(nuStd) * rng.normal());
+  /** Drift exponent ν ~ |N(μ_ν(g), σ_ν(g))| of a device programmed towards `target`. */
+  driftNu(target: number, rng: Random): number {
+    const d = this.#p.drift;
+    if (!d.enabled) return 0;
+    const lnG = Math.log(Math.max(target / this.#p.gMax, ZERO_CLIP));
+    const mu = clamp(d.nuMean.a * lnG + d.nuMean.b, d.nuMean.min, d.nuMean.max);
+    const sigma = clamp(d.nuStd.a * lnG + d.nuStd.b, d.nuStd.min, d.nuStd.max);
+    return Math.abs(mu + sigma * rng.normal()) * d.scale;
   }
 
-  /** Multiplicative drift factor ((t + t0)/t0)^−ν at device age t seconds. */
-  driftFactor(nu: number, ageSeconds: number): number {
-    if (nu === 0 || ageSeconds <= 0) return 1;
-    const t0 = this.p.drift.t0;
-    return Math.pow((ageSeconds + t0) / t0, -nu);
+  /** ln((t + t0)/t0) at device age t: drift factor of a device is exp(−ν·this). */
+  driftLog(ageSeconds: number): number {
+    if (!this.#p.drift.enabled || ageSeconds <= 0) return 0;
+    return Math.log((ageSeconds + this.#p.drift.t0) / this.#p.drift.t0);
   }
 
-  /** Relative σ of the accumulated 1/f read noise at age t for a device of conductance g. */
-  readNoiseSigma(g: number, ageSeconds: number): number {
-    const r = this.p.readNoise;
+  /** sqrt(ln((t + t_read)/(2·t_read))) with t = age + t0: the time part of the 1/f read noise. */
+  readNoiseTime(ageSeconds: number): number {
+    const r = this.#p.readNoise;
     if (!r.enabled) return 0;
-    const t = Math.max(ageSeconds, 0) + this.p.drift.t0;
-    const qs = Math.min(r.qsCoeff / Math.max(Math.pow(Math.max(g / this.p.gMax, 0), r.qsExponent), 1e-3), r.qsMax);
-    return qs * Math.sqrt(Math.log((t + r.tRead) / (2 * r.tRead)));
+    const t = Math.max(ageSeconds, 0) + this.#p.drift.t0;
+    return Math.sqrt(Math.max(0, Math.log((t + r.tRead) / (2 * r.tRead)))) * r.scale;
+  }
+
+  /** Q_s of a device programmed to gProg: relative 1/f noise strength (before the time part). */
+  readNoiseQs(gProg: number): number {
+    const r = this.#p.readNoise;
+    const rel = Math.max(gProg / this.#p.gMax, 0);
+    return Math.min(r.qsCoeff / Math.max(Math.pow(rel, r.qsExponent), r.qsFloor), r.qsMax);
   }
 
   /** Conductance scale at die temperature T (kelvin). */
   temperatureFactor(kelvin: number): number {
-    const t = this.p.temperature;
+    const t = this.#p.temperature;
     return 1 + t.coefficient * (kelvin - t.reference);
   }
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v;
 }

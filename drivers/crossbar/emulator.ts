@@ -1,31 +1,54 @@
 /**
- * The emulated analog accelerator: a set of noisy crossbar tiles behind the CrossbarDriver
- * interface. The device clock (age since programming) and die temperature are inputs, so a year of
- * drift can be evaluated in a test.
+ * The emulated analog accelerator: noisy crossbar tiles behind the CrossbarDriver interface. The
+ * device clock (seconds since programming) and die temperature are inputs, so a year of drift can be
+ * evaluated in a test; everything random comes from the seed, so a seed is one device instance.
  */
-import type { AcceleratorHealth, AcceleratorInfo, ConductanceReadout, CrossbarDriver, TileCounters } from '../../runtime/accelerator.js';
-import { loadProfile, type DeepPartial, type DeviceProfile } from './profile.js';
-import { Random } from './random.js';
-import { Tile } from './tile.js';
+import type { AcceleratorHealth, AcceleratorInfo, ConductanceReadout, CrossbarDriver, HealthState, TileCounters } from '../../runtime/accelerator.js';
+import { DeviceModel } from './device-model.js';
+import { Periphery } from './periphery.js';
+import { isDigitalExact, loadProfile, withOverrides, type DeviceProfile, type ProfileOverrides } from './profile.js';
+import { Tile, type TileContext } from './tile.js';
 
 export interface EmulatorOptions {
-  /** Device instance: same seed, same programming noise, drift exponents and faults. */
+  /** Device instance: same seed → same programming noise, drift exponents, faults and read noise. */
   seed?: number;
-  /** Changes to the profile, e.g. { adc: { bits: 6 } } or { gdc: 'off' }. */
-  overrides?: DeepPartial<DeviceProfile>;
+  /** Changes to the profile, e.g. { adc: { bits: 6 } }, { gdc: 'off' }, { readNoise: { enabled: false } }. */
+  overrides?: ProfileOverrides;
+  /**
+   * Refresh drift compensation on every setAge, as aihwkit does when it drifts the weights to the
+   * inference time (default true). False leaves it to explicit calibrate() calls.
+   */
+  calibrateOnSetAge?: boolean;
+}
+
+export class AcceleratorFault extends Error {
+  override readonly name = 'AcceleratorFault';
 }
 
 export class CrossbarEmulator implements CrossbarDriver {
   readonly profile: DeviceProfile;
+  readonly #ctx: TileContext;
   readonly #seed: number;
+  readonly #calibrateOnSetAge: boolean;
   readonly #tiles = new Map<number, Tile>();
-  #age = 0;
+  /** Device clock (s) at which each tile was last programmed. */
+  readonly #programmedAt = new Map<number, number>();
+  #clock = 0;
   #kelvin: number;
+  #health: AcceleratorHealth = { state: 'ok' };
+  #disposed = false;
 
   constructor(profile: DeviceProfile | string, options: EmulatorOptions = {}) {
-    this.profile = typeof profile === 'string' ? loadProfile(profile, options.overrides) : profile;
-    this.#seed = new Random(options.seed ?? 0).nextUint32();
-    this.#kelvin = this.profile.temperature.initial;
+    const overrides = options.overrides ?? {};
+    this.profile = typeof profile === 'string' ? loadProfile(profile, overrides)
+      : Object.keys(overrides).length ? withOverrides(profile, overrides) : profile;
+    const p = this.profile;
+    this.#ctx = { profile: p, device: new DeviceModel(p), periphery: new Periphery(p), exact: isDigitalExact(p) };
+    const seed = options.seed ?? 0;
+    if (!Number.isInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
+    this.#seed = seed >>> 0;
+    this.#calibrateOnSetAge = options.calibrateOnSetAge ?? true;
+    this.#kelvin = p.temperature.initial;
   }
 
   info(): AcceleratorInfo {
@@ -37,73 +60,107 @@ export class CrossbarEmulator implements CrossbarDriver {
   }
 
   async program(tileId: number, weights: Float32Array, rows: number, cols: number): Promise<void> {
+    this.#usable();
     const { tile } = this.profile;
-    if (!Number.isInteger(tileId) || tileId < 0 || tileId >= tile.count) throw new Error(`tile ${tileId} does not exist (device has ${tile.count} tiles)`);
-    if (rows < 1 || cols < 1 || rows > tile.rows || cols > tile.cols) throw new Error(`a ${rows}×${cols} block does not fit a ${tile.rows}×${tile.cols} tile`);
-    if (weights.length !== rows * cols) throw new Error(`weights hold ${weights.length} values, a ${rows}×${cols} block needs ${rows * cols}`);
-    if (!weights.every(Number.isFinite)) throw new Error(`tile ${tileId}: weights must be finite`);
-    // Tiles draw from their own streams, so a device is the same whatever order tiles are programmed in.
-    const t = this.#tiles.get(tileId) ?? new Tile(tileId, this.profile, new Random(this.#tileSeed(tileId)));
-    t.setTemperature(this.#kelvin);
-    t.program(weights, rows, cols);
-    this.#tiles.set(tileId, t);
-  }
-
-  /** Each tile's stream is derived from (seed, tile id), so programming order does not matter. */
-  #tileSeed(tileId: number): number {
-    return (Math.imul(tileId + 1, 0x9e3779b1) ^ this.#seed) >>> 0;
+    if (!Number.isInteger(tileId) || tileId < 0 || tileId >= tile.count) throw new RangeError(`tile ${tileId} does not exist (the device has tiles 0…${tile.count - 1})`);
+    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1 || rows > tile.rows || cols > tile.cols) {
+      throw new RangeError(`a ${rows}×${cols} block does not fit a ${tile.rows}×${tile.cols} tile`);
+    }
+    if (weights.length !== rows * cols) throw new RangeError(`weights hold ${weights.length} values, a ${rows}×${cols} block needs ${rows * cols}`);
+    for (let i = 0; i < weights.length; i++) if (!Number.isFinite(weights[i]!)) throw new RangeError(`tile ${tileId}: weight ${i} is ${weights[i]}; weights must be finite`);
+    let t = this.#tiles.get(tileId);
+    if (!t) {
+      t = new Tile(tileId, this.#ctx, this.#seed, this.#kelvin);
+      this.#tiles.set(tileId, t);
+    }
+    t.program(weights, rows, cols, this.#kelvin);
+    this.#programmedAt.set(tileId, this.#clock);
   }
 
   async mvm(tileId: number, x: Float32Array, batch: number): Promise<Float32Array> {
-    const t = this.#programmedTile(tileId);
-    if (x.length < batch * t.rows) throw new Error(`tile ${tileId}: ${batch} input vectors of ${t.rows} need ${batch * t.rows} values, got ${x.length}`);
+    this.#usable();
+    const t = this.#programmed(tileId);
+    if (!Number.isInteger(batch) || batch < 0) throw new RangeError(`batch must be a whole number ≥ 0, got ${batch}`);
+    if (x.length < batch * t.rows) throw new RangeError(`tile ${tileId}: ${batch} input vectors of ${t.rows} need ${batch * t.rows} values, got ${x.length}`);
     return t.mvm(x, batch);
   }
 
   async calibrate(tileId: number): Promise<void> {
-    this.#programmedTile(tileId).calibrate();
+    this.#usable();
+    this.#programmed(tileId).calibrate();
   }
 
   async readConductances(tileId: number): Promise<ConductanceReadout> {
-    const t = this.#programmedTile(tileId);
-    return { rows: t.rows, cols: t.cols, ...t.conductances() };
+    this.#usable();
+    return this.#programmed(tileId).conductances();
   }
 
+  /** Sets the device clock; a tile's age is the clock minus the clock when it was programmed. */
   async setAge(seconds: number): Promise<void> {
-    if (!(seconds >= 0) || !Number.isFinite(seconds)) throw new Error(`device age must be a finite number of seconds ≥ 0, got ${seconds}`);
-    this.#age = seconds;
-    for (const t of this.#tiles.values()) t.setAge(seconds);
+    this.#usable();
+    if (!Number.isFinite(seconds) || seconds < 0) throw new RangeError(`device age must be a finite number of seconds ≥ 0, got ${seconds}`);
+    this.#clock = seconds;
+    for (const [id, t] of this.#tiles) {
+      t.update(Math.max(0, seconds - (this.#programmedAt.get(id) ?? 0)), this.#kelvin);
+      if (this.#calibrateOnSetAge) t.calibrate();
+    }
   }
 
+  /** The device clock (seconds). */
   get age(): number {
-    return this.#age;
+    return this.#clock;
   }
 
   async temperature(): Promise<number> {
     return this.#kelvin;
   }
 
-  /** Sets the die temperature (kelvin); conductances follow the profile's temperature coefficient. */
+  /**
+   * Sets the die temperature (kelvin); conductances scale by 1 + α·(T − T_ref). Drift compensation
+   * is not refreshed (a calibrate() call would absorb the change, as on a real chip).
+   */
   setTemperature(kelvin: number): void {
+    if (!Number.isFinite(kelvin) || kelvin <= 0) throw new RangeError(`temperature must be a positive number of kelvin, got ${kelvin}`);
     this.#kelvin = kelvin;
-    for (const t of this.#tiles.values()) t.setTemperature(kelvin);
+    for (const [id, t] of this.#tiles) t.update(Math.max(0, this.#clock - (this.#programmedAt.get(id) ?? 0)), kelvin);
+  }
+
+  /**
+   * Test hook: marks the device degraded (still computes) or unhealthy (every call fails with an
+   * AcceleratorFault), e.g. to exercise digital fallback; 'ok' restores it.
+   */
+  setHealth(state: HealthState, detail?: string): void {
+    this.#health = detail === undefined ? { state } : { state, detail };
   }
 
   async health(): Promise<AcceleratorHealth> {
-    return { state: 'ok' };
+    if (this.#disposed) return { state: 'unhealthy', detail: 'disposed' };
+    return { ...this.#health };
   }
 
   async counters(): Promise<TileCounters[]> {
-    return [...this.#tiles.values()].map((t) => ({ ...t.counters }));
+    return [...this.#tiles.values()].sort((a, b) => a.id - b.id).map((t) => ({ ...t.counters }));
+  }
+
+  /** Drift-compensation factors applied on a tile, per column (1 when compensation is off). */
+  gdcFactors(tileId: number): Float32Array {
+    return this.#programmed(tileId).gdcFactors;
   }
 
   async dispose(): Promise<void> {
     this.#tiles.clear();
+    this.#programmedAt.clear();
+    this.#disposed = true;
   }
 
-  #programmedTile(tileId: number): Tile {
+  #usable(): void {
+    if (this.#disposed) throw new AcceleratorFault('the crossbar emulator has been disposed');
+    if (this.#health.state === 'unhealthy') throw new AcceleratorFault(`accelerator unhealthy${this.#health.detail ? `: ${this.#health.detail}` : ''}`);
+  }
+
+  #programmed(tileId: number): Tile {
     const t = this.#tiles.get(tileId);
-    if (!t?.programmed) throw new Error(`tile ${tileId} is not programmed`);
+    if (!t?.programmed) throw new RangeError(`tile ${tileId} is not programmed`);
     return t;
   }
 }

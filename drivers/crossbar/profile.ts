@@ -1,7 +1,7 @@
 /**
- * Device profiles: the constants of an analog accelerator, as data files in profiles/*.json, each
- * constant's source in the file's `sources` map. Validated with zod; a bad constant is refused with
- * the path of the field.
+ * Device profiles: the constants of an analog accelerator, as data files in profiles/<name>.json,
+ * each constant's source in the file's `sources` map (dotted field path → citation). Validated with
+ * zod; a bad constant is refused with the path of the field, an unknown name with the known ones.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,9 @@ import { z } from 'zod';
 /** value = clamp(a·ln(g/g_max) + b, min, max): aihwkit's conductance-dependent drift statistics. */
 const logLaw = z.strictObject({ a: z.number(), b: z.number(), min: z.number().min(0), max: z.number().min(0) })
   .refine((v) => v.min <= v.max, { message: 'min must not exceed max' });
-const bits = z.number().int().min(1).max(24).nullable(); // null: unquantised
+/** Converter / weight resolution in bits, sign included; null = unquantised. */
+const bits = z.number().int().min(2).max(24).nullable();
+const scale = z.number().min(0).default(1);
 
 export const profileSchema = z.strictObject({
   name: z.string().min(1),
@@ -26,51 +28,71 @@ export const profileSchema = z.strictObject({
   /** Largest device conductance in µS; |w|max of a column (or tile) maps to it. */
   gMax: z.number().positive(),
   weightScale: z.enum(['per-column', 'per-tile']),
-  /** Weight levels stored per device (flash cells hold a fixed number of levels); null: analog. */
+  /** Levels a device can hold (flash cells store a fixed number); null = continuous (PCM). */
   weightBits: bits,
   programmingNoise: z.strictObject({
     enabled: z.boolean(),
-    /** σ(g) = (c0 + c1·g/g_max + c2·(g/g_max)²)·g_max/25 µS. */
+    /** σ(g) = (c0 + c1·g/g_max + c2·(g/g_max)²) · g_max/gMaxReference, in µS. */
     c: z.tuple([z.number(), z.number(), z.number()]),
+    gMaxReference: z.number().positive().default(25),
+    scale,
   }),
   drift: z.strictObject({
     enabled: z.boolean(),
-    /** Seconds between programming and the first read (G(t) = G·((t+t0)/t0)^−ν). */
+    /** Seconds from programming to the first read: G(t) = G_prog·((t + t0)/t0)^−ν. */
     t0: z.number().positive(),
     nuMean: logLaw,
     nuStd: logLaw,
+    scale,
   }),
   readNoise: z.strictObject({
     enabled: z.boolean(),
-    /** Q_s = min(qsCoeff / max((g/g_max)^qsExponent, 1e-3), qsMax). */
+    /** Q_s = min(qsCoeff / max((g/g_max)^qsExponent, qsFloor), qsMax). */
     qsCoeff: z.number().min(0),
     qsExponent: z.number().min(0),
+    qsFloor: z.number().positive().default(1e-3),
     qsMax: z.number().min(0),
+    /** Seconds; σ(t) = Q_s·sqrt(ln((t + tRead)/(2·tRead))). */
     tRead: z.number().positive(),
+    scale,
   }),
-  /** Additive Gaussian noise on every MVM output, relative to the bound-normalised output. */
+  /** σ of additive Gaussian noise on every analog output, in bound-normalised units (0 = off). */
   outputNoise: z.number().min(0),
   dac: z.strictObject({ bits }),
+  /** bound: outputs saturate at ±bound (normalised units); null = unbounded. */
   adc: z.strictObject({ bits, bound: z.number().positive().nullable() }),
-  /** Re-run with halved inputs when outputs saturate the ADC (aihwkit ITERATIVE bound management). */
+  /** Re-run with halved inputs while outputs saturate (aihwkit BoundManagementType.ITERATIVE). */
   boundManagement: z.enum(['none', 'iterative']),
-  /** Drift compensation from a calibration read: none, one factor per tile, or one per column. */
+  /** Drift compensation from a calibration read: off, one factor per tile, or one per column. */
   gdc: z.enum(['off', 'global', 'per-column']),
+  /** Fractions of devices stuck at g_max (on) or 0 (off). */
   faults: z.strictObject({ stuckOn: z.number().min(0).max(1), stuckOff: z.number().min(0).max(1) })
     .refine((f) => f.stuckOn + f.stuckOff <= 1, { message: 'stuckOn + stuckOff must not exceed 1' }),
+  /** Ω per wire segment between neighbouring cells, read voltage in V (see ir-drop.ts). */
   irDrop: z.strictObject({ enabled: z.boolean(), wireResistance: z.number().min(0), readVoltage: z.number().positive() }),
   temperature: z.strictObject({
+    /** Kelvin at which the other constants hold. */
     reference: z.number().positive(),
+    /** Die temperature at start-up, kelvin. */
     initial: z.number().positive(),
-    /** Relative conductance change per kelvin above the reference. */
+    /** α: G(T) = G·(1 + α·(T − reference)), per kelvin. */
     coefficient: z.number(),
   }),
-  /** Energy constants (see runtime/power). */
+  /** Energy constants, for the energy model (runtime/power); free-form until that lands. */
   energy: z.record(z.string(), z.union([z.number(), z.string()])).optional(),
+}).superRefine((p, ctx) => {
+  if (p.adc.bits !== null && p.adc.bound === null) {
+    ctx.addIssue({ code: 'custom', path: ['adc', 'bound'], message: 'a quantising ADC (adc.bits set) needs a range: set adc.bound' });
+  }
+  for (const key of Object.keys(p.sources)) {
+    if (lookup(p, key) === undefined) ctx.addIssue({ code: 'custom', path: ['sources', key], message: `cites '${key}', which is not a field of the profile` });
+  }
 });
 
 export type DeviceProfile = z.infer<typeof profileSchema>;
-export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends readonly unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+/** Changes to a profile, e.g. { adc: { bits: 6 } }, { gdc: 'off' }, { readNoise: { enabled: false } }. */
+export type ProfileOverrides = DeepPartial<DeviceProfile>;
 
 const PROFILE_DIR = fileURLToPath(new URL('./profiles/', import.meta.url));
 
@@ -78,13 +100,14 @@ export class ProfileError extends Error {
   override readonly name = 'ProfileError';
 }
 
+/** Names of the profiles shipped in profiles/. */
 export function listProfiles(): string[] {
   return readdirSync(PROFILE_DIR).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
 }
 
 /** A profile by name (profiles/<name>.json) or by path to a JSON file, with optional overrides. */
-export function loadProfile(nameOrPath: string, overrides: DeepPartial<DeviceProfile> = {}): DeviceProfile {
-  const isPath = nameOrPath.includes('/') || nameOrPath.endsWith('.json');
+export function loadProfile(nameOrPath: string, overrides: ProfileOverrides = {}): DeviceProfile {
+  const isPath = /[/\\]/.test(nameOrPath) || nameOrPath.endsWith('.json');
   if (!isPath && !listProfiles().includes(nameOrPath)) {
     throw new ProfileError(`unknown device profile '${nameOrPath}'; known profiles: ${listProfiles().join(', ')} (or give a path to a profile JSON file)`);
   }
@@ -98,6 +121,7 @@ export function loadProfile(nameOrPath: string, overrides: DeepPartial<DevicePro
   return parseProfile(deepMerge(raw, overrides), file);
 }
 
+/** Validates a profile object (e.g. a loaded profile with overrides merged in). */
 export function parseProfile(raw: unknown, source = 'profile'): DeviceProfile {
   const result = profileSchema.safeParse(raw);
   if (result.success) return result.data;
@@ -105,9 +129,46 @@ export function parseProfile(raw: unknown, source = 'profile'): DeviceProfile {
   throw new ProfileError(`invalid device profile ${source}:\n${issues}`);
 }
 
+/** A profile with overrides applied and re-validated. */
+export function withOverrides(profile: DeviceProfile, overrides: ProfileOverrides, source = profile.name): DeviceProfile {
+  return parseProfile(deepMerge(profile, overrides), `${source} (with overrides)`);
+}
+
+/**
+ * Overrides from command-line style flags: `--adc-bits N`, `--dac-bits N`, `--gdc on|off`.
+ * `gdc: 'on'` means global drift compensation; `per-column` selects the per-column variant.
+ */
+export function overridesFromFlags(flags: { adcBits?: number; dacBits?: number; gdc?: 'on' | 'off' | 'global' | 'per-column' | boolean }): ProfileOverrides {
+  const o: ProfileOverrides = {};
+  if (flags.adcBits !== undefined) o.adc = { bits: flags.adcBits };
+  if (flags.dacBits !== undefined) o.dac = { bits: flags.dacBits };
+  if (flags.gdc !== undefined) o.gdc = flags.gdc === true || flags.gdc === 'on' ? 'global' : flags.gdc === false ? 'off' : flags.gdc;
+  return o;
+}
+
+/** True when every non-ideality is off: the tile then computes x·W digitally exactly. */
+export function isDigitalExact(p: DeviceProfile): boolean {
+  return !p.programmingNoise.enabled && !p.drift.enabled && !p.readNoise.enabled && p.outputNoise === 0 &&
+    p.dac.bits === null && p.adc.bits === null && p.adc.bound === null && p.weightBits === null &&
+    p.faults.stuckOn === 0 && p.faults.stuckOff === 0 && !p.irDrop.enabled && p.temperature.coefficient === 0;
+}
+
+function lookup(obj: unknown, dotted: string): unknown {
+  let v: unknown = obj;
+  for (const k of dotted.split('.')) {
+    if (typeof v !== 'object' || v === null || !Object.hasOwn(v, k)) return undefined;
+    v = (v as Record<string, unknown>)[k];
+  }
+  return v;
+}
+
 function deepMerge(a: unknown, b: unknown): unknown {
-  if (typeof a !== 'object' || a === null || Array.isArray(a) || typeof b !== 'object' || b === null || Array.isArray(b)) return b === undefined ? a : b;
-  const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+  if (!isPlainObject(a) || !isPlainObject(b)) return b === undefined ? a : b;
+  const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) if (v !== undefined) out[k] = deepMerge(out[k], v);
   return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

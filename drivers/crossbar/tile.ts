@@ -1,320 +1,323 @@
 /**
- * One crossbar tile: a weight block stored as differential conductance pairs, evaluated at the
- * device's current age and temperature, and the fused DAC → MVM → noise → ADC kernel.
- *
- * Everything that does not change between reads (programming noise, drift at the current age,
- * accumulated 1/f read noise, temperature, stuck devices) is folded into `wEff` once per refresh;
- * an MVM then costs one pass over wEff plus O(rows + cols) converter work, with no allocation.
+ * One crossbar tile: a programmed weight block, its device state at the current age and
+ * temperature, drift compensation, and the per-vector DAC → array → noise → ADC sequence.
+ * Work buffers are sized on first use and grown only for a larger batch: an MVM allocates nothing.
  */
-import type { TileCounters } from '../../runtime/accelerator.js';
+import type { ConductanceReadout, TileCounters } from '../../runtime/accelerator.js';
+import { programBlock, type ProgrammedBlock } from './conductance-map.js';
+import type { DeviceModel } from './device-model.js';
+import { conductancesAt, evaluate, type DeviceState } from './device-state.js';
+import { mvmRows, mvmRowsPair } from './kernels.js';
+import type { Periphery } from './periphery.js';
 import type { DeviceProfile } from './profile.js';
-import { DeviceModel } from './device-model.js';
 import { Random } from './random.js';
 
-const MAX_BOUND_ITERATIONS = 3;
+/** aihwkit GlobalDriftCompensation clamps read-outs at 1e-4 so a dead array cannot divide by 0. */
+const MIN_READOUT = 1e-4;
+
+export interface TileContext {
+  profile: DeviceProfile;
+  device: DeviceModel;
+  periphery: Periphery;
+  /** Every non-ideality off: the tile computes x·W from the weights themselves. */
+  exact: boolean;
+}
 
 export class Tile {
   readonly counters: TileCounters;
-  rows = 0;
-  cols = 0;
+  #block: ProgrammedBlock | null = null;
+  #exactWeights: Float32Array | null = null;
+  #state: DeviceState | null = null;
   #age = 0;
   #kelvin: number;
-  /** Weight units per normalised unit, per column. */
-  #scale: Float32Array = new Float32Array(0);
-  #gpProg: Float32Array = new Float32Array(0);
-  #gmProg: Float32Array = new Float32Array(0);
-  #nuP: Float32Array = new Float32Array(0);
-  #nuM: Float32Array = new Float32Array(0);
-  /** 1 where a device is stuck (its conductance never changes). */
-  #stuckP: Uint8Array = new Uint8Array(0);
-  #stuckM: Uint8Array = new Uint8Array(0);
-  /** Effective conductances (µS) and normalised weights (G+ − G−)/g_max at the current age. */
-  #gpEff: Float32Array = new Float32Array(0);
-  #gmEff: Float32Array = new Float32Array(0);
-  #wEff: Float32Array = new Float32Array(0);
-  #gdcRef: Float64Array = new Float64Array(0);
-  #gdcFactor: Float32Array = new Float32Array(0);
-  // Work buffers, grown on demand and reused.
-  #xq: Float64Array = new Float64Array(0);
-  #acc: Float64Array = new Float64Array(0);
-  #out: Float32Array = new Float32Array(0);
-  readonly #device: DeviceModel;
-  readonly #rngRead: Random;
-  readonly #rngOut: Random;
-  readonly #exact: boolean;
+  /** Mean |output| per column of the calibration read right after programming. */
+  #gdcReference = new Float64Array(0);
+  #gdc = new Float32Array(0);
+  #xq = new Float64Array(0);
+  #xq2 = new Float64Array(0);
+  #acc = new Float64Array(0);
+  #variance = new Float64Array(0);
+  #converted = new Float64Array(0);
+  #readout = new Float64Array(0);
+  /** Per-vector work buffers of the two-vector kernels (A and B halves of one allocation each). */
+  #pair = emptyPair();
+  #out = new Float32Array(0);
+  #outView = new Float32Array(0);
+  readonly #programRng: Random;
+  readonly #readRng: Random;
 
-  constructor(readonly id: number, private readonly p: DeviceProfile, private readonly rng: Random) {
+  constructor(readonly id: number, private readonly ctx: TileContext, seed: number, kelvin: number) {
     this.counters = { tileId: id, mvms: 0, macs: 0, dacConversions: 0, adcConversions: 0, cellsProgrammed: 0 };
-    this.#device = new DeviceModel(p);
-    this.#rngRead = rng.fork();
-    this.#rngOut = rng.fork();
-    this.#kelvin = p.temperature.initial;
-    this.#exact = isExact(p);
+    // Separate streams: how often a tile is read does not change what the next program() draws.
+    this.#programRng = Random.stream(seed, 2 * id);
+    this.#readRng = Random.stream(seed, 2 * id + 1);
+    this.#kelvin = kelvin;
+  }
+
+  get rows(): number {
+    return this.#block?.rows ?? 0;
+  }
+
+  get cols(): number {
+    return this.#block?.cols ?? 0;
   }
 
   get programmed(): boolean {
-    return this.rows > 0;
+    return this.#block !== null;
   }
 
-  program(weights: Float32Array, rows: number, cols: number): void {
-    const p = this.p;
-    const n = rows * cols;
-    this.rows = rows;
-    this.cols = cols;
-    this.#scale = columnScales(weights, rows, cols, p.weightScale);
-    this.#gpProg = new Float32Array(n);
-    this.#gmProg = new Float32Array(n);
-    this.#nuP = new Float32Array(n);
-    this.#nuM = new Float32Array(n);
-    this.#stuckP = new Uint8Array(n);
-    this.#stuckM = new Uint8Array(n);
-    const levels = p.weightBits === null ? 0 : 2 ** (p.weightBits - 1) - 1;
-    const { stuckOn, stuckOff } = p.faults;
-    const hasFaults = stuckOn + stuckOff > 0;
-    for (let r = 0; r < rows; r++) {
-      for (let c = 0; c < cols; c++) {
-        const i = r * cols + c;
-        let w = weights[i]! / this.#scale[c]!;
-        if (levels) w = Math.round(w * levels) / levels;
-        const gp = w > 0 ? w * p.gMax : 0;
-        const gm = w < 0 ? -w * p.gMax : 0;
-        this.#gpProg[i] = this.#programDevice(gp, hasFaults, this.#stuckP, i);
-        this.#gmProg[i] = this.#programDevice(gm, hasFaults, this.#stuckM, i);
-        this.#nuP[i] = this.#stuckP[i] ? 0 : this.#device.driftNu(this.#gpProg[i]!, this.rng);
-        this.#nuM[i] = this.#stuckM[i] ? 0 : this.#device.driftNu(this.#gmProg[i]!, this.rng);
-      }
-    }
-    this.counters.cellsProgrammed += 2 * n;
-    this.#gpEff = new Float32Array(n);
-    this.#gmEff = new Float32Array(n);
-    this.#wEff = new Float32Array(n);
-    this.#gdcRef = new Float64Array(cols);
-    this.#gdcFactor = new Float32Array(cols).fill(1);
-    this.#age = 0;
-    this.refresh();
-    // The drift-compensation reference is read right after programming (aihwkit GDC).
-    this.#readout(this.#gdcRef);
-    this.calibrate();
-  }
-
-  #programDevice(target: number, hasFaults: boolean, stuck: Uint8Array, i: number): number {
-    if (hasFaults) {
-      const u = this.rng.uniform();
-      if (u < this.p.faults.stuckOn) { stuck[i] = 1; return this.p.gMax; }
-      if (u < this.p.faults.stuckOn + this.p.faults.stuckOff) { stuck[i] = 1; return 0; }
-    }
-    return this.#device.program(target, this.rng);
-  }
-
-  setAge(seconds: number): void {
-    this.#age = seconds;
-    if (this.programmed) this.refresh();
-  }
-
-  setTemperature(kelvin: number): void {
+  /** Writes a block (row-major rows × cols) at die temperature `kelvin`; the tile's age restarts at 0. */
+  program(weights: Float32Array, rows: number, cols: number, kelvin: number): void {
+    const { profile, device, exact } = this.ctx;
     this.#kelvin = kelvin;
-    if (this.programmed) this.refresh();
+    this.#block = programBlock(weights, rows, cols, profile, device, this.#programRng);
+    this.#exactWeights = exact ? weights.slice(0, rows * cols) : null;
+    this.counters.cellsProgrammed += 2 * rows * cols;
+    this.#age = 0;
+    this.#xq = new Float64Array(rows);
+    this.#xq2 = new Float64Array(rows);
+    this.#acc = new Float64Array(cols);
+    this.#variance = new Float64Array(cols);
+    this.#converted = new Float64Array(cols);
+    this.#readout = new Float64Array(cols);
+    this.#pair = allocatePair(rows, cols);
+    this.#gdc = new Float32Array(cols).fill(1);
+    this.#gdcReference = new Float64Array(cols);
+    this.#state = null;
+    if (exact) return;
+    this.#state = evaluate(this.#block, profile, device, 0, this.#kelvin);
+    if (profile.gdc !== 'off') this.#read(this.#gdcReference);
   }
 
-  /** Folds drift, 1/f read noise and temperature at the current age into the effective weights. */
-  refresh(): void {
-    const d = this.#device;
-    const temp = d.temperatureFactor(this.#kelvin);
-    const inv = 1 / this.p.gMax;
-    const age = this.#age;
-    const n = this.rows * this.cols;
-    for (let i = 0; i < n; i++) {
-      const gp = this.#effective(this.#gpProg[i]!, this.#nuP[i]!, this.#stuckP[i]!, age) * temp;
-      const gm = this.#effective(this.#gmProg[i]!, this.#nuM[i]!, this.#stuckM[i]!, age) * temp;
-      this.#gpEff[i] = gp;
-      this.#gmEff[i] = gm;
-      this.#wEff[i] = (gp - gm) * inv;
-    }
+  /** Re-evaluates the devices at a new age (seconds since this tile was programmed) and temperature. */
+  update(ageSeconds: number, kelvin: number): void {
+    this.#age = ageSeconds;
+    this.#kelvin = kelvin;
+    if (this.#block && !this.ctx.exact) this.#state = evaluate(this.#block, this.ctx.profile, this.ctx.device, ageSeconds, kelvin, this.#state ?? undefined);
   }
 
-  #effective(gProg: number, nu: number, stuck: number, age: number): number {
-    if (stuck) return gProg;
-    const g = gProg * this.#device.driftFactor(nu, age);
-    const sigma = this.#device.readNoiseSigma(g, age);
-    return sigma > 0 ? Math.max(0, g + Math.abs(g) * sigma * this.#rngRead.normal()) : g;
-  }
-
-  /** Drift compensation: reference / current calibration read, globally or per column. */
+  /** Drift compensation: a calibration read now, outputs scaled by reference / now. */
   calibrate(): void {
-    if (this.p.gdc === 'off') return;
-    const now = new Float64Array(this.cols);
-    this.#readout(now);
-    if (this.p.gdc === 'per-column') {
-      for (let c = 0; c < this.cols; c++) this.#gdcFactor[c] = now[c]! > 0 ? this.#gdcRef[c]! / now[c]! : 1;
+    const mode = this.ctx.profile.gdc;
+    if (mode === 'off' || this.ctx.exact || !this.#block) return;
+    const now = this.#readout;
+    this.#read(now);
+    const ref = this.#gdcReference;
+    const cols = this.cols;
+    if (mode === 'per-column') {
+      for (let c = 0; c < cols; c++) this.#gdc[c] = Math.max(ref[c]!, MIN_READOUT) / Math.max(now[c]!, MIN_READOUT);
     } else {
-      const ref = this.#gdcRef.reduce((a, b) => a + b, 0);
-      const cur = now.reduce((a, b) => a + b, 0);
-      this.#gdcFactor.fill(cur > 0 ? ref / cur : 1);
+      let r = 0;
+      let n = 0;
+      for (let c = 0; c < cols; c++) { r += ref[c]!; n += now[c]!; }
+      this.#gdc.fill(Math.max(r / cols, MIN_READOUT) / Math.max(n / cols, MIN_READOUT));
     }
   }
 
-  /** Calibration read: per column, the summed |output| over a one-hot (identity) input batch. */
-  #readout(into: Float64Array): void {
-    into.fill(0);
-    for (let r = 0; r < this.rows; r++) {
-      const off = r * this.cols;
-      for (let c = 0; c < this.cols; c++) into[c] = into[c]! + Math.abs(this.#wEff[off + c]!);
-    }
+  /** Drift-compensation factors currently applied, per column. */
+  get gdcFactors(): Float32Array {
+    return this.#gdc.slice();
   }
 
-  conductances(): { gPlus: Float32Array; gMinus: Float32Array } {
-    return { gPlus: this.#gpEff.slice(), gMinus: this.#gmEff.slice() };
+  conductances(): ConductanceReadout {
+    const b = this.#need();
+    return { rows: b.rows, cols: b.cols, ...conductancesAt(b, this.ctx.profile, this.ctx.device, this.#age, this.#kelvin) };
   }
 
-  /** y = x · W for `batch` vectors of `rows` inputs; returns a reused buffer of batch × cols. */
+  /** y = x·W for `batch` vectors of `rows` inputs; returns a reused batch × cols buffer. */
   mvm(x: Float32Array, batch: number): Float32Array {
-    const { rows, cols } = this;
-    if (this.#out.length < batch * cols) this.#out = new Float32Array(batch * cols);
-    if (this.#xq.length < rows) this.#xq = new Float64Array(rows);
-    if (this.#acc.length < cols) this.#acc = new Float64Array(cols);
+    const { rows, cols } = this.#need();
+    const size = batch * cols;
+    if (this.#out.length < size) this.#out = new Float32Array(size);
+    if (this.#outView.length !== size) this.#outView = this.#out.subarray(0, size);
     const out = this.#out;
-    let conversions = 0;
-    for (let b = 0; b < batch; b++) {
-      if (this.#exact) {
-        this.#exactOne(x, b * rows, out, b * cols);
-        conversions += 1;
-      } else {
-        conversions += this.#mvmOne(x, b * rows, out, b * cols);
-      }
+    let rounds = 0;
+    let b = 0;
+    if (this.ctx.exact) {
+      for (; b + 2 <= batch; b += 2) rounds += this.#exactPair(x, b, out);
+      if (b < batch) rounds += this.#exactOne(x, b * rows, out, b * cols);
+    } else {
+      for (; b + 2 <= batch; b += 2) rounds += this.#analogPair(x, b, out);
+      if (b < batch) rounds += this.#analogOne(x, b * rows, out, b * cols);
     }
-    this.counters.mvms += batch;
-    this.counters.macs += batch * rows * cols;
-    this.counters.dacConversions += conversions * rows;
-    this.counters.adcConversions += conversions * cols;
-    return out.subarray(0, batch * cols);
+    const c = this.counters;
+    c.mvms += batch;
+    c.macs += batch * rows * cols;
+    c.dacConversions += rounds * rows;
+    c.adcConversions += rounds * cols;
+    return this.#outView;
   }
 
-  #exactOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): void {
+  #exactOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): number {
     const { rows, cols } = this;
-    const acc = this.#acc;
-    const w = this.#wEff;
-    acc.fill(0, 0, cols);
-    for (let r = 0; r < rows; r++) {
-      const xv = x[xOff + r]!;
-      if (xv === 0) continue;
-      const off = r * cols;
-      for (let c = 0; c < cols; c++) acc[c] = acc[c]! + xv * w[off + c]!;
-    }
-    const scale = this.#scale;
-    for (let c = 0; c < cols; c++) out[yOff + c] = acc[c]! * scale[c]!;
-  }
-
-  /** The noisy path for one vector; returns how many conversion rounds it took (bound management). */
-  #mvmOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): number {
-    const { rows, cols, p } = this;
     const xq = this.#xq;
     const acc = this.#acc;
-    let xmax = 0;
-    for (let r = 0; r < rows; r++) xmax = Math.max(xmax, Math.abs(x[xOff + r]!));
-    if (xmax === 0) {
-      out.fill(0, yOff, yOff + cols);
-      return 1;
+    for (let r = 0; r < rows; r++) xq[r] = x[xOff + r]!;
+    mvmRows(this.#exactWeights!, rows, cols, xq, acc);
+    for (let c = 0; c < cols; c++) out[yOff + c] = acc[c]!;
+    return 1;
+  }
+
+  /** Vectors b and b + 1. */
+  #exactPair(x: Float32Array, b: number, out: Float32Array): number {
+    const { rows, cols } = this;
+    const { xa, xb, acca, accb } = this.#pair;
+    const xo = b * rows;
+    for (let r = 0; r < rows; r++) {
+      xa[r] = x[xo + r]!;
+      xb[r] = x[xo + rows + r]!;
     }
-    const dacLevels = p.dac.bits === null ? 0 : 2 ** (p.dac.bits - 1) - 1;
-    const bound = p.adc.bound ?? Infinity;
-    let inputScale = 1; // halved by iterative bound management while outputs saturate
-    let rounds = 0;
-    for (;;) {
-      rounds++;
-      const inv = inputScale / xmax;
-      for (let r = 0; r < rows; r++) {
-        const v = x[xOff + r]! * inv; // noise management ABS_MAX: |v| ≤ 1
-        xq[r] = dacLevels ? Math.round(v * dacLevels) / dacLevels : v;
-      }
-      if (p.irDrop.enabled) this.#irDropMvm(); else this.#plainMvm();
-      let saturated = false;
-      for (let c = 0; c < cols; c++) if (Math.abs(acc[c]!) > bound) { saturated = true; break; }
-      if (!saturated || p.boundManagement !== 'iterative' || rounds > MAX_BOUND_ITERATIONS) break;
-      inputScale *= 0.5;
-    }
-    const adcLevels = p.adc.bits === null ? 0 : 2 ** (p.adc.bits - 1) - 1;
-    const step = adcLevels ? bound / adcLevels : 0;
-    const noise = p.outputNoise;
-    const rng = this.#rngOut;
-    const back = xmax / inputScale;
-    const scale = this.#scale;
-    const gdc = this.#gdcFactor;
+    mvmRowsPair(this.#exactWeights!, rows, cols, xa, xb, acca, accb);
+    const yo = b * cols;
     for (let c = 0; c < cols; c++) {
-      let v = acc[c]!;
-      if (noise > 0) v += noise * rng.normal();
-      if (v > bound) v = bound; else if (v < -bound) v = -bound;
-      if (step) v = Math.round(v / step) * step;
-      out[yOff + c] = v * back * scale[c]! * gdc[c]!;
+      out[yo + c] = acca[c]!;
+      out[yo + cols + c] = accb[c]!;
     }
+    return 2;
+  }
+
+  /** One input vector through DAC, array and ADC; returns the conversion rounds it took. */
+  #analogOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): number {
+    const xmax = absMax(x, xOff, this.rows);
+    if (xmax === 0 || !(xmax < Infinity)) return this.#special(xmax, out, yOff);
+    return this.#rounds(x, xOff, xmax, 1, out, yOff);
+  }
+
+  /** Vectors b and b + 1 share the first array pass; one that saturates continues on its own. */
+  #analogPair(x: Float32Array, b: number, out: Float32Array): number {
+    const { rows, cols } = this;
+    const offA = b * rows;
+    const offB = offA + rows;
+    const yA = b * cols;
+    const yB = yA + cols;
+    const ma = absMax(x, offA, rows);
+    const mb = absMax(x, offB, rows);
+    if (!(ma > 0 && ma < Infinity && mb > 0 && mb < Infinity)) return this.#analogOne(x, offA, out, yA) + this.#analogOne(x, offB, out, yB);
+    const per = this.ctx.periphery;
+    const p = this.#pair;
+    const { w, readVar } = this.#state!;
+    per.quantiseInputs(x, offA, rows, 1 / ma, p.xa);
+    per.quantiseInputs(x, offB, rows, 1 / mb, p.xb);
+    mvmRowsPair(w, rows, cols, p.xa, p.xb, p.acca, p.accb);
+    if (readVar) {
+      square(p.xa, p.qa, rows);
+      square(p.xb, p.qb, rows);
+      mvmRowsPair(readVar, rows, cols, p.qa, p.qb, p.vara, p.varb);
+    }
+    const satA = per.convert(p.acca, readVar ? p.vara : null, cols, this.#readRng, p.conva);
+    const satB = per.convert(p.accb, readVar ? p.varb : null, cols, this.#readRng, p.convb);
+    const again = per.boundManagement && 1 <= per.maxReduction;
+    let rounds = 2;
+    if (satA && again) rounds += this.#rounds(x, offA, ma, 2, out, yA); else this.#finish(p.conva, ma, out, yA);
+    if (satB && again) rounds += this.#rounds(x, offB, mb, 2, out, yB); else this.#finish(p.convb, mb, out, yB);
     return rounds;
   }
 
-  #plainMvm(): void {
+  /** Conversion rounds from input reduction `reduction` on, halving the inputs while outputs saturate. */
+  #rounds(x: Float32Array, xOff: number, xmax: number, reduction: number, out: Float32Array, yOff: number): number {
     const { rows, cols } = this;
+    const per = this.ctx.periphery;
+    const { w, readVar } = this.#state!;
     const xq = this.#xq;
     const acc = this.#acc;
-    const w = this.#wEff;
-    acc.fill(0, 0, cols);
-    for (let r = 0; r < rows; r++) {
-      const xv = xq[r]!;
-      if (xv === 0) continue;
-      const off = r * cols;
-      for (let c = 0; c < cols; c++) acc[c] = acc[c]! + xv * w[off + c]!;
+    const variance = this.#variance;
+    const conv = this.#converted;
+    let rounds = 0;
+    for (;;) {
+      rounds++;
+      per.quantiseInputs(x, xOff, rows, 1 / (xmax * reduction), xq); // ABS_MAX noise management
+      mvmRows(w, rows, cols, xq, acc);
+      if (readVar) {
+        square(xq, this.#xq2, rows);
+        mvmRows(readVar, rows, cols, this.#xq2, variance); // column noise variance Σ x_r²·σ²_rc
+      }
+      const saturated = per.convert(acc, readVar ? variance : null, cols, this.#readRng, conv);
+      if (!saturated || !per.boundManagement || reduction > per.maxReduction) break;
+      reduction *= 2;
     }
+    this.#finish(conv, xmax * reduction, out, yOff);
+    return rounds;
+  }
+
+  /** Back to model units: undo the input scaling, the weight scale and drift. */
+  #finish(conv: Float64Array, back: number, out: Float32Array, yOff: number): void {
+    const scale = this.#block!.scale;
+    const gdc = this.#gdc;
+    for (let c = 0; c < this.cols; c++) out[yOff + c] = conv[c]! * back * scale[c]! * gdc[c]!;
+  }
+
+  /** All-zero input: zero output, as aihwkit's short-cut; NaN or ±Infinity in: NaN out. */
+  #special(xmax: number, out: Float32Array, yOff: number): number {
+    out.fill(xmax === 0 ? 0 : NaN, yOff, yOff + this.cols);
+    return 1;
   }
 
   /**
-   * First-order IR drop on the column wires (one fixed-point step of the nodal equations): the ADC
-   * sits below the last row; wire segment k carries the current of rows 0..k, so the column node at
-   * row i rises by R·Σ_{k≥i} I(0..k) and each device sees its input minus that rise. Both arrays
-   * of the differential pair have their own column wire. In normalised units (currents in
-   * g_max·V_read) the relative drop is ρ = R·g_max, independent of the read voltage.
+   * Calibration read (aihwkit drift compensation): the array on the one-hot inputs e_0 … e_rows−1,
+   * through the same noise and ADC, mean |output| per column into `into`. A one-hot input passes
+   * the DAC exactly and makes the array output row r of the effective weights, so the rows are
+   * read directly instead of running `rows` full MVMs.
    */
-  #irDropMvm(): void {
+  #read(into: Float64Array): void {
     const { rows, cols } = this;
-    const xq = this.#xq;
+    const { w, readVar } = this.#state!;
     const acc = this.#acc;
-    const rho = this.p.irDrop.wireResistance * this.p.gMax * 1e-6;
-    const invG = 1 / this.p.gMax;
-    for (let c = 0; c < cols; c++) {
-      acc[c] = columnWithIrDrop(this.#gpEff, xq, rows, cols, c, rho, invG) - columnWithIrDrop(this.#gmEff, xq, rows, cols, c, rho, invG);
+    const variance = this.#variance;
+    const conv = this.#converted;
+    into.fill(0, 0, cols);
+    for (let r = 0; r < rows; r++) {
+      const off = r * cols;
+      for (let c = 0; c < cols; c++) acc[c] = w[off + c]!;
+      if (readVar) for (let c = 0; c < cols; c++) variance[c] = readVar[off + c]!;
+      this.ctx.periphery.convert(acc, readVar ? variance : null, cols, this.#readRng, conv);
+      for (let c = 0; c < cols; c++) into[c] = into[c]! + Math.abs(conv[c]!);
     }
+    for (let c = 0; c < cols; c++) into[c] = into[c]! / rows;
+  }
+
+  #need(): ProgrammedBlock {
+    if (!this.#block) throw new Error(`tile ${this.id} is not programmed`);
+    return this.#block;
   }
 }
 
-function columnWithIrDrop(g: Float32Array, v: Float64Array, rows: number, cols: number, c: number, rho: number, invG: number): number {
-  // Segment currents (prefix sums of device currents), then node rises (suffix sums of those).
-  let cumulative = 0;
-  let totalSegment = 0;
-  for (let r = 0; r < rows; r++) {
-    cumulative += g[r * cols + c]! * invG * v[r]!;
-    totalSegment += cumulative;
-  }
-  let rise = rho * totalSegment; // at row 0: all segments below it
-  let cum = 0;
-  let out = 0;
-  for (let r = 0; r < rows; r++) {
-    const a = g[r * cols + c]! * invG;
-    out += a * (v[r]! - rise);
-    cum += a * v[r]!;
-    rise -= rho * cum; // segment r no longer lies below row r + 1
-  }
-  return out;
+function square(x: Float64Array, into: Float64Array, n: number): void {
+  for (let i = 0; i < n; i++) into[i] = x[i]! * x[i]!;
 }
 
-function columnScales(w: Float32Array, rows: number, cols: number, mode: DeviceProfile['weightScale']): Float32Array {
-  const scale = new Float32Array(cols);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) scale[c] = Math.max(scale[c]!, Math.abs(w[r * cols + c]!));
+/** max |x| over one vector; NaN if it holds a NaN. */
+function absMax(x: Float32Array, off: number, n: number): number {
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const a = Math.abs(x[off + i]!);
+    if (a > m) m = a; else if (a !== a) return NaN;
   }
-  if (mode === 'per-tile') scale.fill(Math.max(0, ...scale));
-  for (let c = 0; c < cols; c++) if (scale[c] === 0) scale[c] = 1;
-  return scale;
+  return m;
 }
 
-/** A profile with no noise, drift, faults or quantisation computes x·W exactly. */
-function isExact(p: DeviceProfile): boolean {
-  return !p.programmingNoise.enabled && !p.drift.enabled && !p.readNoise.enabled && p.outputNoise === 0 &&
-    p.dac.bits === null && p.adc.bits === null && p.adc.bound === null && p.weightBits === null &&
-    p.faults.stuckOn === 0 && p.faults.stuckOff === 0 && !p.irDrop.enabled && p.temperature.coefficient === 0;
+interface PairBuffers {
+  xa: Float64Array; xb: Float64Array;
+  qa: Float64Array; qb: Float64Array;
+  acca: Float64Array; accb: Float64Array;
+  vara: Float64Array; varb: Float64Array;
+  conva: Float64Array; convb: Float64Array;
+}
+
+function allocatePair(rows: number, cols: number): PairBuffers {
+  const x = new Float64Array(2 * rows);
+  const q = new Float64Array(2 * rows);
+  const acc = new Float64Array(2 * cols);
+  const v = new Float64Array(2 * cols);
+  const conv = new Float64Array(2 * cols);
+  return {
+    xa: x.subarray(0, rows), xb: x.subarray(rows),
+    qa: q.subarray(0, rows), qb: q.subarray(rows),
+    acca: acc.subarray(0, cols), accb: acc.subarray(cols),
+    vara: v.subarray(0, cols), varb: v.subarray(cols),
+    conva: conv.subarray(0, cols), convb: conv.subarray(cols),
+  };
+}
+
+function emptyPair(): PairBuffers {
+  return allocatePair(0, 0);
 }

@@ -1,18 +1,37 @@
 /**
- * A weight matrix of any size on crossbar tiles: W (K inputs × N outputs) is cut into blocks of at
- * most tileRows × tileCols, one tile each; partial sums over row blocks are added digitally and
- * column blocks concatenated — what analog chips do when a layer spans several cores.
+ * A weight matrix of any size on crossbar tiles: W (K inputs × N outputs, row-major) is cut into
+ * ceil(K/tileRows) × ceil(N/tileCols) blocks, one tile each. Partial sums over row blocks are added
+ * digitally and column blocks concatenated — what analog chips do when a layer spans several cores.
+ * Bias is not applied here (the caller adds it digitally). Uses only the CrossbarDriver interface.
  */
 import type { CrossbarDriver } from '../accelerator.js';
 import type { TileAllocator } from './tile-allocator.js';
 
-interface Block { tileId: number; row0: number; rows: number; col0: number; cols: number }
+export interface MatrixBlock {
+  tileId: number;
+  row0: number;
+  rows: number;
+  col0: number;
+  cols: number;
+}
+
+interface RowBand {
+  row0: number;
+  rows: number;
+  blocks: MatrixBlock[];
+  /** This band's slice of every input vector, contiguous (batch × rows); grown on demand. */
+  input: Float32Array;
+}
 
 export class AnalogMatrix {
-  readonly blocks: Block[] = [];
-  #xBlock = new Float32Array(0);
+  /** Row-major over the blocks: row band by row band, column blocks left to right. */
+  readonly blocks: readonly MatrixBlock[];
+  readonly #bands: RowBand[] = [];
   #y = new Float32Array(0);
+  #yView = new Float32Array(0);
+  #sum = new Float64Array(0);
 
+  /** Allocates the tiles (all or none); `what` names the matrix in errors. */
   constructor(
     private readonly driver: CrossbarDriver,
     allocator: TileAllocator,
@@ -21,21 +40,29 @@ export class AnalogMatrix {
     readonly n: number,
     what = 'matrix',
   ) {
+    if (!Number.isInteger(k) || !Number.isInteger(n) || k < 1 || n < 1) throw new RangeError(`${what}: matrix dimensions must be whole numbers ≥ 1, got ${k}×${n}`);
+    if (weights.length !== k * n) throw new RangeError(`${what}: a ${k}×${n} matrix needs ${k * n} weights, got ${weights.length}`);
     const { tileRows, tileCols } = allocator.info;
     const ids = allocator.allocate(allocator.tilesFor(k, n), `${what} (${k}×${n})`);
+    const blocks: MatrixBlock[] = [];
     let i = 0;
     for (let row0 = 0; row0 < k; row0 += tileRows) {
+      const band: RowBand = { row0, rows: Math.min(tileRows, k - row0), blocks: [], input: new Float32Array(0) };
       for (let col0 = 0; col0 < n; col0 += tileCols) {
-        this.blocks.push({ tileId: ids[i++]!, row0, rows: Math.min(tileRows, k - row0), col0, cols: Math.min(tileCols, n - col0) });
+        const b = { tileId: ids[i++]!, row0, rows: band.rows, col0, cols: Math.min(tileCols, n - col0) };
+        band.blocks.push(b);
+        blocks.push(b);
       }
+      this.#bands.push(band);
     }
+    this.blocks = blocks;
   }
 
   get tiles(): number[] {
     return this.blocks.map((b) => b.tileId);
   }
 
-  /** Programs every block (again, e.g. after the device lost its state). */
+  /** Programs every block (again, e.g. to refresh drifted devices). */
   async program(): Promise<void> {
     for (const b of this.blocks) {
       const block = new Float32Array(b.rows * b.cols);
@@ -47,31 +74,64 @@ export class AnalogMatrix {
     }
   }
 
+  /** Refreshes drift compensation on every tile. */
   async calibrate(): Promise<void> {
-    for (const b of this.blocks) await this.driver.calibrate(b.tileId);
+    await Promise.all(this.blocks.map((b) => this.driver.calibrate(b.tileId)));
   }
 
-  /** y = x · W for `batch` rows of x (batch × K); returns a reused batch × N buffer. */
+  /** y = x·W for `batch` rows of x (batch × K); returns a batch × N buffer reused by the next run. */
   async run(x: Float32Array, batch: number): Promise<Float32Array> {
     const { k, n } = this;
-    if (this.#y.length < batch * n) this.#y = new Float32Array(batch * n);
-    const y = this.#y.subarray(0, batch * n);
-    y.fill(0);
-    for (const b of this.blocks) {
-      let input = x;
-      if (b.rows !== k) {
-        // Gather this block's slice of every input vector into a contiguous buffer.
-        if (this.#xBlock.length < batch * b.rows) this.#xBlock = new Float32Array(batch * b.rows);
-        input = this.#xBlock;
-        for (let s = 0; s < batch; s++) input.set(x.subarray(s * k + b.row0, s * k + b.row0 + b.rows), s * b.rows);
-      }
-      const part = await this.driver.mvm(b.tileId, input, batch);
-      for (let s = 0; s < batch; s++) {
-        const yo = s * n + b.col0;
-        const po = s * b.cols;
-        for (let c = 0; c < b.cols; c++) y[yo + c] = y[yo + c]! + part[po + c]!;
-      }
+    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a whole number ≥ 1, got ${batch}`);
+    if (x.length < batch * k) throw new RangeError(`${batch} input vectors of ${k} need ${batch * k} values, got ${x.length}`);
+    const size = batch * n;
+    if (this.#y.length < size) this.#y = new Float32Array(size);
+    if (this.#yView.length !== size) this.#yView = this.#y.subarray(0, size);
+    const bands = this.#bands;
+    const single = bands.length === 1;
+    if (!single) for (const band of bands) gather(x, k, batch, band);
+    // Every tile at once: a remote device overlaps them; inputs stay untouched until all resolve.
+    const calls: Promise<Float32Array>[] = [];
+    for (const band of bands) for (const b of band.blocks) calls.push(this.driver.mvm(b.tileId, single ? x : band.input, batch));
+    const parts = await Promise.all(calls);
+    const y = this.#yView;
+    if (single) {
+      for (let i = 0; i < parts.length; i++) scatter(parts[i]!, this.blocks[i]!, batch, n, y);
+      return y;
     }
+    // Partial sums of the row bands are added in float64 and in block order: results never depend on timing.
+    if (this.#sum.length < size) this.#sum = new Float64Array(size);
+    const sum = this.#sum;
+    sum.fill(0, 0, size);
+    for (let i = 0; i < parts.length; i++) accumulate(parts[i]!, this.blocks[i]!, batch, n, sum);
+    for (let i = 0; i < size; i++) y[i] = sum[i]!;
     return y;
+  }
+}
+
+function gather(x: Float32Array, k: number, batch: number, band: RowBand): void {
+  const { rows, row0 } = band;
+  if (band.input.length < batch * rows) band.input = new Float32Array(batch * rows);
+  const input = band.input;
+  for (let s = 0; s < batch; s++) {
+    const src = s * k + row0;
+    const dst = s * rows;
+    for (let r = 0; r < rows; r++) input[dst + r] = x[src + r]!;
+  }
+}
+
+function scatter(part: Float32Array, b: MatrixBlock, batch: number, n: number, y: Float32Array): void {
+  for (let s = 0; s < batch; s++) {
+    const yo = s * n + b.col0;
+    const po = s * b.cols;
+    for (let c = 0; c < b.cols; c++) y[yo + c] = part[po + c]!;
+  }
+}
+
+function accumulate(part: Float32Array, b: MatrixBlock, batch: number, n: number, sum: Float64Array): void {
+  for (let s = 0; s < batch; s++) {
+    const yo = s * n + b.col0;
+    const po = s * b.cols;
+    for (let c = 0; c < b.cols; c++) sum[yo + c] = sum[yo + c]! + part[po + c]!;
   }
 }

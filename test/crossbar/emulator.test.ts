@@ -177,7 +177,7 @@ describe('crossbar emulator', () => {
     expect(() => parseProfile({ ...loadProfile('pcm'), faults: { stuckOn: 0.8, stuckOff: 0.5 } })).toThrow(/faults: stuckOn \+ stuckOff must not exceed 1/);
     const emu = new CrossbarEmulator('pcm');
     const allocator = new TileAllocator(emu.info());
-    expect(() => new AnalogMatrix(emu, allocator, new Float32Array(4096 * 4096), 4096, 4096, 'layer fc9')).toThrow(/layer fc9 \(4096×4096\) needs 256 tiles but the device has 64 free \(profile pcm: 64 tiles of 256×256\)/);
+    expect(() => new AnalogMatrix(emu, allocator, new Float32Array(4096 * 4096), 4096, 4096, 'layer fc9')).toThrow(/layer fc9 \(4096×4096\) needs 256 tiles but the device has 64 free \(profile pcm, tiles 256×256, 64 in total\)/);
     await expect(emu.program(0, new Float32Array(300 * 10), 300, 10)).rejects.toThrow(/does not fit a 256×256 tile/);
     await expect(emu.mvm(5, X, 1)).rejects.toThrow(/tile 5 is not programmed/);
   });

@@ -4,6 +4,7 @@
  * offending field and where its value came from.
  */
 import { z } from 'zod';
+import { governorPolicySchema } from './power/policy.js';
 
 const placementPolicy = z.enum(['analog', 'digital', 'auto']);
 const streamSchema = z.strictObject({
@@ -74,6 +75,15 @@ export const configSchema = z.strictObject({
     /** Mean cosine similarity of the outputs with digital, same hysteresis. */
     cosineLow: z.number().min(-1).max(1).default(0.95),
     cosineHigh: z.number().min(-1).max(1).default(0.98),
+  }).prefault({}),
+  power: z.strictObject({
+    /** sysfs root the power sensors are read from (containers and tests point it elsewhere). */
+    root: z.string().min(1).default('/sys'),
+    /** The sensor that stands for the device: "auto" (battery, else board monitor, else RAPL), "none" or a sensor id. */
+    sensor: z.string().min(1).default('auto'),
+    /** Board power with no inference, W: the governor's starting guess, corrected by the sensor. */
+    idleWatts: z.number().min(0).default(0),
+    governor: governorPolicySchema.prefault({}),
   }).prefault({}),
 });
 

@@ -97,6 +97,17 @@ program.command('accel-emulator')
   .option('--max-payload <bytes>', 'largest request payload accepted', int(64))
   .action(async (opts) => (await import('./commands/accel-emulator.js')).accelEmulatorCommand(opts));
 
+program.command('power')
+  .description('power sensors of this board (battery, hwmon INA219/INA3221, RAPL, thermal) and their live readings')
+  .option('--list', 'list the sensors found and whether each works (the default)')
+  .option('--watch', 'print readings every --interval ms until Ctrl-C (or --count rounds)')
+  .option('--interval <ms>', 'time between readings', int(10), 1000)
+  .option('--count <n>', 'stop after N rounds of readings', int(1))
+  .option('--root <dir>', 'sysfs root (default: config power.root = /sys)')
+  .option('-s, --sensor <id...>', 'watch only these sensors, e.g. power_supply:BAT0 rapl:intel-rapl:0')
+  .option('--json', 'one JSON object per list or per round of readings')
+  .action(async (opts) => (await import('./commands/power.js')).powerCommand(opts, globals()));
+
 program.command('demo', { isDefault: false })
   .description('evaluate the bundled models on the bundled subset (what `npm start` runs)')
   .action(async () => (await import('./commands/demo.js')).demoCommand(globals()));

@@ -1,0 +1,382 @@
+/**
+ * The power governor. On every tick it turns the policy's limits (average power cap, energy budget,
+ * battery reserve, thermal limit) into one allowed inference power, plans the streams' power with the
+ * energy model, and takes steps down the degradation ladder until the plan fits, or undoes the most
+ * step when the plan fits with room to spare. Hysteresis (a margin on the way back up and a
+ * hold time after stepping down) keeps it from oscillating. Every decision is an event carrying its
+ * reason and the numbers behind it.
+ *
+ * Planned power = idle + bias + Σ served streams rate × energy/inference(model, placement, ADC bits).
+ * `bias` learns what the model misses (the rest of the board) from measured minus modelled power
+ * over the window, when a sensor feeds the meter.
+ */
+import type { Clock } from './clock.js';
+import type { GovernedStream, GovernedSystem } from './governed-system.js';
+import { applyStep, candidateSteps, describeStep, inferenceWatts, performStep, stepToUndo, type Knobs, type Step } from './governor-steps.js';
+import type { InferenceCosts } from './inference-costs.js';
+import type { EnergyLedger } from './ledger.js';
+import { mergePolicy, type ActionKind, type GovernorPolicy, type GovernorPolicyInput } from './policy.js';
+import type { PowerMeter } from './power-meter.js';
+import type { Placement } from './work.js';
+
+export type LimitReason = 'power-cap' | 'energy-budget' | 'battery-reserve' | 'thermal' | 'headroom';
+
+/** The figures a decision was taken on, watts unless named otherwise. */
+export interface DecisionNumbers {
+  /** Allowed inference power after idle, bias and headroom. */
+  allowedW: number;
+  /** Planned inference power before and after the step. */
+  plannedW: number;
+  plannedAfterW: number;
+  limitW?: number;
+  idleW: number;
+  biasW: number;
+  measuredW?: number;
+  capW?: number;
+  budgetLeftJ?: number;
+  batteryPct?: number;
+  batteryLeftWh?: number;
+  celsius?: number;
+  remainingS?: number;
+}
+
+export type GovernorEvent =
+  | { type: 'decision'; at: number; direction: 'down' | 'up'; step: Step; action: string; reason: LimitReason; numbers: DecisionNumbers; skipped?: { action: string; savingW: number }[] }
+  | { type: 'exhausted'; at: number; reason: LimitReason; numbers: DecisionNumbers }
+  | { type: 'action-failed'; at: number; step: Step; action: string; error: string }
+  | { type: 'policy'; at: number; origin: string; policy: GovernorPolicy };
+
+export interface GovernorOptions {
+  system: GovernedSystem;
+  costs: InferenceCosts;
+  clock: Clock;
+  streams: GovernedStream[];
+  policy?: GovernorPolicyInput;
+  /** Where each model runs at start (default: analog where it is cheaper and possible, else digital). */
+  placements?: Record<string, Placement>;
+  /** ADC resolution at start; undefined when there is no analog device. */
+  adcBits?: number;
+  /** Board power with no inference, the model's starting guess (a sensor corrects it). */
+  idleW?: number;
+  /** Modelled inference energy, for the bias against measured power and for budgets without a sensor. */
+  ledger?: EnergyLedger;
+  /** Measured power and battery, fed by a PowerSensor's readings. */
+  meter?: PowerMeter;
+}
+
+export interface GovernorStatus {
+  enabled: boolean;
+  reason?: LimitReason;
+  allowedW: number;
+  plannedW: number;
+  idleW: number;
+  biasW: number;
+  adcBits?: number;
+  placements: Record<string, Placement>;
+  rates: Record<string, number>;
+  shed: string[];
+  paused: boolean;
+  steps: string[];
+  decisions: number;
+  directionChanges: number;
+}
+
+const MAX_STEPS_PER_TICK = 64;
+const BIAS_SMOOTHING = 0.3;
+
+export class Governor {
+  #policy: GovernorPolicy;
+  #knobs: Knobs;
+  #streams: GovernedStream[];
+  readonly #applied: Step[] = [];
+  readonly #listeners = new Set<(e: GovernorEvent) => void>();
+  readonly #disabled = new Set<ActionKind>();
+  readonly #startMs: number;
+  #lastDownMs = -Infinity;
+  #lastDirection: 'down' | 'up' | undefined;
+  #decisions = 0;
+  #directionChanges = 0;
+  #biasW = 0;
+  /** (time, bias) per tick, for the peak a step up must still fit. */
+  readonly #biasHistory: { at: number; w: number }[] = [];
+  #exhausted = false;
+  #thermalHot = false;
+  // energy spent, for budgets: measured when a meter has data, else modelled + idle
+  #spent = { periodIndex: 0, periodJ: 0, missionJ: 0, lastMs: 0, lastMeterJ: 0, lastLedgerJ: 0 };
+  #last: { allowedW: number; plannedW: number; reason?: LimitReason } = { allowedW: Infinity, plannedW: 0 };
+
+  constructor(private readonly options: GovernorOptions) {
+    this.#policy = mergePolicy(undefined, options.policy ?? {}, 'config');
+    this.#streams = [...options.streams];
+    this.#startMs = options.clock.now();
+    this.#spent.lastMs = this.#startMs;
+    this.#spent.lastMeterJ = options.meter?.joules ?? 0;
+    this.#spent.lastLedgerJ = options.ledger?.totalJ ?? 0;
+    const bits = options.adcBits;
+    const placements = new Map<string, Placement>();
+    for (const s of options.streams) {
+      const given = options.placements?.[s.model];
+      const analogCheaper = options.costs.joules(s.model, 'analog', bits ?? 8) < options.costs.joules(s.model, 'digital', bits ?? 8);
+      placements.set(s.model, given ?? (analogCheaper ? 'analog' : 'digital'));
+    }
+    this.#knobs = { adcBits: bits, placements, rates: new Map(options.streams.map((s) => [s.id, s.rateHz])), shed: new Set(), paused: false };
+  }
+
+  get policy(): GovernorPolicy {
+    return this.#policy;
+  }
+
+  /** Replaces parts of the policy (from a command); throws PolicyError and changes nothing if invalid. */
+  setPolicy(change: GovernorPolicyInput, origin = 'command'): GovernorPolicy {
+    this.#policy = mergePolicy(this.#policy, change, origin);
+    this.#disabled.clear();
+    this.#exhausted = false;
+    this.#emit({ type: 'policy', at: this.options.clock.now(), origin, policy: this.#policy });
+    return this.#policy;
+  }
+
+  /** Streams come and go with the scheduler; new ones start at their nominal rate. */
+  setStreams(streams: GovernedStream[]): void {
+    this.#streams = [...streams];
+    const rates = new Map(this.#knobs.rates);
+    for (const s of streams) if (!rates.has(s.id)) rates.set(s.id, s.rateHz);
+    const placements = new Map(this.#knobs.placements);
+    for (const s of streams) if (!placements.has(s.model)) placements.set(s.model, 'digital');
+    this.#knobs = { ...this.#knobs, rates, placements };
+  }
+
+  on(listener: (e: GovernorEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** One control step: call every few seconds of device time (and after feeding the meter). */
+  async tick(): Promise<GovernorEvent[]> {
+    const events: GovernorEvent[] = [];
+    const emit = (e: GovernorEvent): void => {
+      events.push(e);
+      this.#emit(e);
+    };
+    if (!this.#policy.enabled) return events;
+    const now = this.options.clock.now();
+    this.#account(now);
+    this.#learnBias(now);
+    const limit = this.#limit(now);
+    const plan = (k: Knobs): number => inferenceWatts(k, this.#streams, this.options.costs);
+    const numbers = (planned: number, after: number): DecisionNumbers => ({ ...limit.numbers, plannedW: planned, plannedAfterW: after });
+    let planned = plan(this.#knobs);
+    this.#last = { allowedW: limit.allowedW, plannedW: planned, reason: limit.reason };
+
+    const hot = this.#thermal(limit.numbers.celsius);
+    const holdMs = (this.#policy.holdS ?? this.#policy.windowS) * 1000;
+    const thermalStepDue = hot && now - this.#lastDownMs >= holdMs;
+    if (planned > limit.allowedW || thermalStepDue) {
+      const reason: LimitReason = planned > limit.allowedW ? limit.reason : 'thermal';
+      // Down: as many steps as it takes now (one for a thermal limit, whose effect shows slowly).
+      for (let i = 0; i < MAX_STEPS_PER_TICK && (planned > limit.allowedW || (reason === 'thermal' && i === 0)); i++) {
+        const skipped: { action: string; savingW: number }[] = [];
+        let chosen: { step: Step; after: number } | undefined;
+        let candidates = candidateSteps(this.#knobs, this.#streams, this.options.costs, this.#policy, this.#disabled);
+        // Nothing may run (reserve reached, budget spent): go straight to the last resort.
+        if (limit.allowedW === 0 && candidates.some((c) => c.kind === 'pause')) candidates = [{ kind: 'pause' }];
+        for (const step of candidates) {
+          const after = plan(applyStep(this.#knobs, step));
+          const saving = planned - after;
+          if (saving > this.#policy.minSaving * planned && saving > 0) {
+            chosen = { step, after };
+            break;
+          }
+          skipped.push({ action: describeStep(step), savingW: saving });
+        }
+        if (!chosen) {
+          if (!this.#exhausted) emit({ type: 'exhausted', at: now, reason, numbers: numbers(planned, planned) });
+          this.#exhausted = true;
+          break;
+        }
+        if (!(await this.#perform(chosen.step, false, now, emit))) continue;
+        this.#applied.push(chosen.step);
+        this.#decided('down', now);
+        emit({ type: 'decision', at: now, direction: 'down', step: chosen.step, action: describeStep(chosen.step), reason, numbers: numbers(planned, chosen.after), ...(skipped.length ? { skipped } : {}) });
+        planned = chosen.after;
+      }
+      this.#last.plannedW = planned;
+      return events;
+    }
+    this.#exhausted = false;
+
+    // Up: undo one step if the plan still fits with the hysteresis margin, after the hold time, with
+    // the largest unmodelled draw seen recently (a radio that just went quiet will transmit again).
+    const undoAt = stepToUndo(this.#applied, this.#policy);
+    const top = this.#applied[undoAt];
+    const coolEnough = limit.numbers.celsius === undefined || this.#policy.thermalLimitC === undefined
+      || limit.numbers.celsius <= this.#policy.thermalLimitC - this.#policy.thermalHysteresisC;
+    if (top && coolEnough && now - this.#lastDownMs >= holdMs) {
+      const after = plan(applyStep(this.#knobs, top, true));
+      const allowedUp = this.#allowed(limit.numbers.limitW, this.#peakBias(now));
+      if (after <= allowedUp * (1 - this.#policy.hysteresis) && (await this.#perform(top, true, now, emit))) {
+        this.#applied.splice(undoAt, 1);
+        this.#decided('up', now);
+        emit({ type: 'decision', at: now, direction: 'up', step: top, action: describeStep(top, true), reason: 'headroom', numbers: numbers(planned, after) });
+        this.#last.plannedW = after;
+      }
+    }
+    return events;
+  }
+
+  status(): GovernorStatus {
+    const k = this.#knobs;
+    return {
+      enabled: this.#policy.enabled,
+      reason: this.#last.reason,
+      allowedW: this.#last.allowedW,
+      plannedW: this.#last.plannedW,
+      idleW: this.options.idleW ?? 0,
+      biasW: this.#biasW,
+      adcBits: k.adcBits,
+      placements: Object.fromEntries(k.placements),
+      rates: Object.fromEntries(k.rates),
+      shed: [...k.shed],
+      paused: k.paused,
+      steps: this.#applied.map((s) => describeStep(s)),
+      decisions: this.#decisions,
+      directionChanges: this.#directionChanges,
+    };
+  }
+
+  async #perform(step: Step, undo: boolean, now: number, emit: (e: GovernorEvent) => void): Promise<boolean> {
+    try {
+      await performStep(this.options.system, step, undo);
+    } catch (e) {
+      this.#disabled.add(step.kind);
+      emit({ type: 'action-failed', at: now, step, action: describeStep(step, undo), error: (e as Error).message });
+      return false;
+    }
+    this.#knobs = applyStep(this.#knobs, step, undo);
+    return true;
+  }
+
+  #decided(direction: 'down' | 'up', now: number): void {
+    this.#decisions++;
+    if (this.#lastDirection && this.#lastDirection !== direction) this.#directionChanges++;
+    this.#lastDirection = direction;
+    if (direction === 'down') this.#lastDownMs = now;
+  }
+
+  #thermal(celsius: number | undefined): boolean {
+    const limit = this.#policy.thermalLimitC;
+    if (limit === undefined || celsius === undefined) return (this.#thermalHot = false);
+    if (celsius > limit) this.#thermalHot = true;
+    else if (celsius <= limit - this.#policy.thermalHysteresisC) this.#thermalHot = false;
+    return this.#thermalHot && celsius > limit;
+  }
+
+  /** Energy spent since the last tick, into the period and mission totals. */
+  #account(now: number): void {
+    const { meter, ledger } = this.options;
+    const s = this.#spent;
+    let delta: number;
+    if (meter?.hasData) {
+      delta = meter.joules - s.lastMeterJ;
+    } else {
+      delta = (ledger ? ledger.totalJ - s.lastLedgerJ : 0) + ((this.options.idleW ?? 0) * (now - s.lastMs)) / 1000;
+    }
+    s.lastMeterJ = meter?.joules ?? 0;
+    s.lastLedgerJ = ledger?.totalJ ?? 0;
+    s.lastMs = now;
+    const periodS = this.#policy.energyBudget?.periodS;
+    const index = periodS ? Math.floor((now - this.#startMs) / (periodS * 1000)) : 0;
+    if (index !== s.periodIndex) {
+      s.periodIndex = index;
+      s.periodJ = 0;
+    }
+    s.periodJ += Math.max(delta, 0);
+    s.missionJ += Math.max(delta, 0);
+  }
+
+  #learnBias(now: number): void {
+    const { meter, ledger } = this.options;
+    if (!meter?.hasData || !ledger || meter.coveredMs < ledger.windowMs) return;
+    const measured = meter.windowWatts(now);
+    const modelled = ledger.windowJ(now) / (ledger.windowMs / 1000) + (this.options.idleW ?? 0);
+    this.#biasW += BIAS_SMOOTHING * (measured - modelled - this.#biasW);
+    const h = this.#biasHistory;
+    h.push({ at: now, w: this.#biasW });
+    const horizon = (this.#policy.peakHoldS ?? 10 * this.#policy.windowS) * 1000;
+    while (h.length && h[0]!.at < now - horizon) h.shift();
+  }
+
+  #peakBias(now: number): number {
+    const horizon = (this.#policy.peakHoldS ?? 10 * this.#policy.windowS) * 1000;
+    return this.#biasHistory.reduce((m, b) => (b.at >= now - horizon ? Math.max(m, b.w) : m), this.#biasW);
+  }
+
+  /** Inference power allowed under a limit: after idle and bias, with the headroom; zero means zero. */
+  #allowed(limitW: number | undefined, biasW: number): number {
+    if (limitW === undefined) return Infinity;
+    if (limitW <= 0) return 0;
+    return Math.max((limitW - (this.options.idleW ?? 0) - biasW) * (1 - this.#policy.headroom), 0);
+  }
+
+  /** The tightest limit, as allowed inference power (after idle, bias and headroom). */
+  #limit(now: number): { allowedW: number; reason: LimitReason; numbers: Omit<DecisionNumbers, 'plannedW' | 'plannedAfterW'> } {
+    const p = this.#policy;
+    const idleW = this.options.idleW ?? 0;
+    const reading = this.options.meter?.latest;
+    const elapsedS = (now - this.#startMs) / 1000;
+    const remainingS = p.missionS !== undefined ? p.missionS - elapsedS : undefined;
+    const numbers: Omit<DecisionNumbers, 'plannedW' | 'plannedAfterW'> = { allowedW: Infinity, idleW, biasW: this.#biasW };
+    const limits: { reason: LimitReason; watts: number }[] = [];
+
+    if (p.powerCapW !== undefined) {
+      numbers.capW = p.powerCapW;
+      limits.push({ reason: 'power-cap', watts: p.powerCapW });
+    }
+    if (p.energyBudget) {
+      const budgetJ = p.energyBudget.joules ?? p.energyBudget.wh! * 3600;
+      const periodS = p.energyBudget.periodS;
+      if (periodS !== undefined) {
+        const leftS = periodS - (elapsedS % periodS);
+        const leftJ = budgetJ - this.#spent.periodJ;
+        numbers.budgetLeftJ = leftJ;
+        // Never faster than the average rate: unspent energy is saved, so period ends do not swing the plan.
+        limits.push({ reason: 'energy-budget', watts: Math.min(leftJ / leftS, budgetJ / periodS) });
+      } else if (remainingS !== undefined && remainingS > 0) {
+        const leftJ = budgetJ - this.#spent.missionJ;
+        numbers.budgetLeftJ = leftJ;
+        limits.push({ reason: 'energy-budget', watts: leftJ / remainingS });
+      } else {
+        const leftJ = budgetJ - this.#spent.missionJ;
+        numbers.budgetLeftJ = leftJ;
+        if (leftJ <= 0) limits.push({ reason: 'energy-budget', watts: 0 });
+      }
+    }
+    if (reading) {
+      if (reading.batteryPct !== undefined) numbers.batteryPct = reading.batteryPct;
+      if (reading.celsius !== undefined) numbers.celsius = reading.celsius;
+    }
+    if (p.batteryReservePct !== undefined && reading?.batteryPct !== undefined) {
+      const fullWh = reading.energyFullWh ?? p.batteryCapacityWh;
+      const leftWh = reading.energyWh ?? (fullWh !== undefined ? (reading.batteryPct / 100) * fullWh : undefined);
+      if (leftWh !== undefined) numbers.batteryLeftWh = leftWh;
+      if (reading.batteryPct <= p.batteryReservePct) {
+        limits.push({ reason: 'battery-reserve', watts: 0 });
+      } else if (remainingS !== undefined && remainingS > 0 && leftWh !== undefined && fullWh !== undefined) {
+        const aboveReserveJ = (leftWh - (p.batteryReservePct / 100) * fullWh) * 3600;
+        limits.push({ reason: 'battery-reserve', watts: aboveReserveJ / remainingS });
+      }
+    }
+    if (remainingS !== undefined) numbers.remainingS = Math.max(remainingS, 0);
+    if (this.options.meter?.hasData) numbers.measuredW = this.options.meter.windowWatts(now);
+
+    const tightest = limits.reduce<{ reason: LimitReason; watts: number } | undefined>((a, b) => (!a || b.watts < a.watts ? b : a), undefined);
+    if (!tightest) return { allowedW: Infinity, reason: 'headroom', numbers };
+    numbers.limitW = tightest.watts;
+    const allowedW = this.#allowed(tightest.watts, this.#biasW);
+    numbers.allowedW = allowedW;
+    return { allowedW, reason: tightest.reason, numbers };
+  }
+
+  #emit(e: GovernorEvent): void {
+    for (const l of this.#listeners) l(e);
+  }
+}

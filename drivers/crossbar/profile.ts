@@ -7,6 +7,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { deviceEnergySchema } from '../../runtime/power/energy-constants.js';
 
 /** value = clamp(a·ln(g/g_max) + b, min, max): aihwkit's conductance-dependent drift statistics. */
 const logLaw = z.strictObject({ a: z.number(), b: z.number(), min: z.number().min(0), max: z.number().min(0) })
@@ -78,8 +79,8 @@ export const profileSchema = z.strictObject({
     /** α: G(T) = G·(1 + α·(T − reference)), per kelvin. */
     coefficient: z.number(),
   }),
-  /** Energy constants, for the energy model (runtime/power); free-form until that lands. */
-  energy: z.record(z.string(), z.union([z.number(), z.string()])).optional(),
+  /** Energy per MAC, per conversion (against bits) and per programmed cell: runtime/power/energy-constants.ts. */
+  energy: deviceEnergySchema.optional(),
 }).superRefine((p, ctx) => {
   if (p.adc.bits !== null && p.adc.bound === null) {
     ctx.addIssue({ code: 'custom', path: ['adc', 'bound'], message: 'a quantising ADC (adc.bits set) needs a range: set adc.bound' });

@@ -84,9 +84,12 @@ describe('device profiles', () => {
     const raw = structuredClone(loadProfile('pcm')) as Record<string, unknown> & { programmingNoise: Record<string, unknown> };
     delete raw.programmingNoise.scale;
     delete raw.programmingNoise.gMaxReference;
-    const p = parseProfile({ ...raw, energy: { macJ: 1e-14 } });
+    const energy = { macFj: 10, dac: { pj: 0.1, atBits: 8, kneeBits: 8 }, adc: { pj: 1, atBits: 8, kneeBits: 8 }, programPjPerCell: 100 };
+    const p = parseProfile({ ...raw, energy });
     expect(p.programmingNoise.scale).toBe(1);
     expect(p.programmingNoise.gMaxReference).toBe(25);
-    expect(p.energy).toEqual({ macJ: 1e-14 });
+    // validated by runtime/power's schema, which defaults the thermal-noise factor and nominal bits
+    expect(p.energy).toEqual({ ...energy, dac: { ...energy.dac, perBitAboveKnee: 4 }, adc: { ...energy.adc, perBitAboveKnee: 4 }, nominalBits: 8 });
+    expect(() => parseProfile({ ...raw, energy: { macJ: 1e-14 } })).toThrow(/energy/);
   });
 });

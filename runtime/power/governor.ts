@@ -15,6 +15,7 @@ import type { GovernedStream, GovernedSystem } from './governed-system.js';
 import { applyStep, candidateSteps, describeStep, inferenceWatts, performStep, stepToUndo, type Knobs, type Step } from './governor-steps.js';
 import type { InferenceCosts } from './inference-costs.js';
 import type { EnergyLedger } from './ledger.js';
+import { SlidingMax } from './sliding-window.js';
 import { mergePolicy, type ActionKind, type GovernorPolicy, type GovernorPolicyInput } from './policy.js';
 import type { PowerMeter } from './power-meter.js';
 import type { Placement } from './work.js';
@@ -82,7 +83,7 @@ export interface GovernorStatus {
 }
 
 const MAX_STEPS_PER_TICK = 64;
-const BIAS_SMOOTHING = 0.3;
+const NOTHING: Promise<GovernorEvent[]> = Promise.resolve(Object.freeze([]) as unknown as GovernorEvent[]);
 
 export class Governor {
   #policy: GovernorPolicy;
@@ -97,8 +98,10 @@ export class Governor {
   #decisions = 0;
   #directionChanges = 0;
   #biasW = 0;
-  /** (time, bias) per tick, for the peak a step up must still fit. */
-  readonly #biasHistory: { at: number; w: number }[] = [];
+  /** The peak a step up must still fit (null until the horizon is known). */
+  #biasPeak: SlidingMax | undefined;
+  #biasAt: number | undefined;
+  #lastTickMs = -Infinity;
   #exhausted = false;
   #thermalHot = false;
   // energy spent, for budgets: measured when a meter has data, else modelled + idle
@@ -131,6 +134,7 @@ export class Governor {
     this.#policy = mergePolicy(this.#policy, change, origin);
     this.#disabled.clear();
     this.#exhausted = false;
+    this.#lastTickMs = -Infinity;
     this.#emit({ type: 'policy', at: this.options.clock.now(), origin, policy: this.#policy });
     return this.#policy;
   }
@@ -150,15 +154,25 @@ export class Governor {
     return () => this.#listeners.delete(listener);
   }
 
-  /** One control step: call every few seconds of device time (and after feeding the meter). */
-  async tick(): Promise<GovernorEvent[]> {
+  /**
+   * One control step. Cheap to call after every inference: it re-plans at most once per policy.tickS
+   * (`force` re-plans now, e.g. after a command or a new sensor reading).
+   */
+  tick(force = false): Promise<GovernorEvent[]> {
+    if (!this.#policy.enabled) return NOTHING;
+    const now = this.options.clock.now();
+    // Not due: no promise or array allocated, so calling after every inference stays free.
+    if (!force && now - this.#lastTickMs < this.#policy.tickS * 1000) return NOTHING;
+    this.#lastTickMs = now;
+    return this.#replan(now);
+  }
+
+  async #replan(now: number): Promise<GovernorEvent[]> {
     const events: GovernorEvent[] = [];
     const emit = (e: GovernorEvent): void => {
       events.push(e);
       this.#emit(e);
     };
-    if (!this.#policy.enabled) return events;
-    const now = this.options.clock.now();
     this.#account(now);
     this.#learnBias(now);
     const limit = this.#limit(now);
@@ -298,16 +312,17 @@ export class Governor {
     if (!meter?.hasData || !ledger || meter.coveredMs < ledger.windowMs) return;
     const measured = meter.windowWatts(now);
     const modelled = ledger.windowJ(now) / (ledger.windowMs / 1000) + (this.options.idleW ?? 0);
-    this.#biasW += BIAS_SMOOTHING * (measured - modelled - this.#biasW);
-    const h = this.#biasHistory;
-    h.push({ at: now, w: this.#biasW });
+    // Exponential smoothing in time, so the estimate does not depend on how often tick() runs.
+    const dtS = this.#biasAt === undefined ? Infinity : (now - this.#biasAt) / 1000;
+    this.#biasAt = now;
+    this.#biasW += (1 - Math.exp(-dtS / this.#policy.biasTauS)) * (measured - modelled - this.#biasW);
     const horizon = (this.#policy.peakHoldS ?? 10 * this.#policy.windowS) * 1000;
-    while (h.length && h[0]!.at < now - horizon) h.shift();
+    if (this.#biasPeak?.windowMs !== horizon) this.#biasPeak = new SlidingMax(horizon);
+    this.#biasPeak.add(now, this.#biasW);
   }
 
   #peakBias(now: number): number {
-    const horizon = (this.#policy.peakHoldS ?? 10 * this.#policy.windowS) * 1000;
-    return this.#biasHistory.reduce((m, b) => (b.at >= now - horizon ? Math.max(m, b.w) : m), this.#biasW);
+    return Math.max(this.#biasW, this.#biasPeak?.max(now) ?? -Infinity);
   }
 
   /** Inference power allowed under a limit: after idle and bias, with the headroom; zero means zero. */

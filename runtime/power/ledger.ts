@@ -4,7 +4,7 @@
  * (snapshot()) and the governor. Measured energy, where a sensor exists, sits beside it.
  */
 import type { Clock } from './clock.js';
-import { addBreakdown, ZERO_BREAKDOWN, type EnergyBreakdown } from './energy-model.js';
+import { ZERO_BREAKDOWN, type EnergyBreakdown } from './energy-model.js';
 import type { PowerMeter } from './power-meter.js';
 import { SlidingWindow } from './sliding-window.js';
 
@@ -45,7 +45,7 @@ export interface EnergySnapshot {
 
 export class EnergyLedger {
   #inferences = 0;
-  #total: EnergyBreakdown = { ...ZERO_BREAKDOWN };
+  readonly #total: EnergyBreakdown = { ...ZERO_BREAKDOWN };
   readonly #byModel = new Map<string, { inferences: number; joules: number }>();
   readonly #window: SlidingWindow;
   readonly #startedMs: number;
@@ -58,7 +58,7 @@ export class EnergyLedger {
   record(breakdown: EnergyBreakdown, options: RecordOptions = {}): EnergyEstimate {
     const count = options.count ?? 1;
     this.#inferences += count;
-    this.#total = addBreakdown(this.#total, breakdown, count);
+    addInto(this.#total, breakdown, count);
     this.#window.add(this.clock.now(), breakdown.total * count);
     if (options.model !== undefined) {
       const m = this.#byModel.get(options.model) ?? { inferences: 0, joules: 0 };
@@ -71,7 +71,8 @@ export class EnergyLedger {
 
   /** Energy of (re)programming or calibrating the array, when it happens; inference breakdowns then carry none. */
   recordProgramming(joules: number): void {
-    this.#total = { ...this.#total, programming: this.#total.programming + joules, total: this.#total.total + joules };
+    this.#total.programming += joules;
+    this.#total.total += joules;
     this.#window.add(this.clock.now(), joules);
   }
 
@@ -114,4 +115,17 @@ export class EnergyLedger {
     }
     return snap;
   }
+}
+
+/** In place and allocation-free: record() runs once per inference. */
+function addInto(t: EnergyBreakdown, b: EnergyBreakdown, n: number): void {
+  t.analogMac += b.analogMac * n;
+  t.dac += b.dac * n;
+  t.adc += b.adc * n;
+  t.digitalMac += b.digitalMac * n;
+  t.digitalOp += b.digitalOp * n;
+  t.sram += b.sram * n;
+  t.dram += b.dram * n;
+  t.programming += b.programming * n;
+  t.total += b.total * n;
 }

@@ -45,6 +45,10 @@ export const governorPolicySchema = z.strictObject({
   peakHoldS: z.number().min(0).optional(),
   /** A step must save at least this share of the planned power to be worth taking. */
   minSaving: z.number().min(0).lt(1).default(0.01),
+  /** The control period: tick() may be called after every inference, it re-plans at most this often. */
+  tickS: z.number().min(0).max(3600).default(1),
+  /** Time constant of the learnt bias (measured minus modelled power). */
+  biasTauS: z.number().positive().default(15),
   /** Resume from a thermal step-down only this far below the limit. */
   thermalHysteresisC: z.number().min(0).default(5),
 });

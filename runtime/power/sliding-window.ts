@@ -35,3 +35,35 @@ export class SlidingWindow {
     return s;
   }
 }
+
+/** The largest value seen over the last `windowMs`, in buckets (for the governor's peak-held bias). */
+export class SlidingMax {
+  readonly #width: number;
+  readonly #ids: Float64Array;
+  readonly #values: Float64Array;
+
+  constructor(readonly windowMs: number, readonly buckets = 20) {
+    this.#width = Math.max(windowMs, 1) / buckets;
+    this.#ids = new Float64Array(buckets).fill(-Infinity);
+    this.#values = new Float64Array(buckets).fill(-Infinity);
+  }
+
+  add(ts: number, value: number): void {
+    const id = Math.floor(ts / this.#width);
+    const slot = ((id % this.buckets) + this.buckets) % this.buckets;
+    if (this.#ids[slot] !== id) {
+      this.#ids[slot] = id;
+      this.#values[slot] = value;
+    } else if (value > this.#values[slot]!) this.#values[slot] = value;
+  }
+
+  max(now: number): number {
+    const current = Math.floor(now / this.#width);
+    let m = -Infinity;
+    for (let i = 0; i < this.buckets; i++) {
+      const id = this.#ids[i]!;
+      if (id <= current && id > current - this.buckets && this.#values[i]! > m) m = this.#values[i]!;
+    }
+    return m;
+  }
+}

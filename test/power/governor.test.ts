@@ -250,6 +250,20 @@ describe('governor policies and limits', () => {
     expect(m.governor.policy.powerCapW).toBe(0.02);
   });
 
+  it('tick() may follow every inference: it re-plans once per control period, or at once when forced or after a policy change', async () => {
+    const m = await mission({ policy: { powerCapW: 0.02, tickS: 2 } });
+    expect((await m.governor.tick()).length).toBeGreaterThan(0); // the first tick plans
+    m.governor.setPolicy({ powerCapW: 0.012 });
+    const afterCommand = await m.governor.tick();
+    expect(afterCommand.some((e) => e.type === 'decision')).toBe(true);
+    m.governor.setPolicy({ powerCapW: 0.005 }, 'command');
+    m.clock.advance(500);
+    expect(await m.governor.tick(true)).not.toEqual([]);
+    m.governor.setPolicy({ powerCapW: 0.04 });
+    await m.governor.tick(); // replans (policy changed) but a step up waits for the hold time
+    for (let i = 0; i < 1000; i++) expect(await m.governor.tick()).toEqual([]); // same instant: not due
+  });
+
   it('a thermal limit steps down one step per hold time while hot, and comes back only below limit − hysteresis', async () => {
     const summaries = await bundledSummaries();
     const costs = new InferenceCostTable({ energy: new EnergyModel() });

@@ -1,10 +1,10 @@
 /**
  * The power governor. On every tick it turns the policy's limits (average power cap, energy budget,
  * battery reserve, thermal limit) into one allowed inference power, plans the streams' power with the
- * energy model, and takes steps down the degradation ladder until the plan fits, or undoes the most
- * step when the plan fits with room to spare. Hysteresis (a margin on the way back up and a
- * hold time after stepping down) keeps it from oscillating. Every decision is an event carrying its
- * reason and the numbers behind it.
+ * energy model, and takes steps down the degradation ladder until the plan fits, or undoes one step
+ * when the plan fits with room to spare. Hysteresis keeps it from oscillating: a margin and a hold
+ * time on the way back up, planned against the largest unmodelled draw seen recently. Every decision
+ * is an event carrying its reason and the numbers behind it.
  *
  * Planned power = idle + bias + Σ served streams rate × energy/inference(model, placement, ADC bits).
  * `bias` learns what the model misses (the rest of the board) from measured minus modelled power
@@ -15,31 +15,14 @@ import type { GovernedStream, GovernedSystem } from './governed-system.js';
 import { applyStep, candidateSteps, describeStep, inferenceWatts, performStep, stepToUndo, type Knobs, type Step } from './governor-steps.js';
 import type { InferenceCosts } from './inference-costs.js';
 import type { EnergyLedger } from './ledger.js';
-import { SlidingMax } from './sliding-window.js';
+import { EnergySpent } from './energy-spent.js';
+import { tightestLimit, type DecisionNumbers, type LimitNumbers, type LimitReason } from './governor-limits.js';
 import { mergePolicy, type ActionKind, type GovernorPolicy, type GovernorPolicyInput } from './policy.js';
 import type { PowerMeter } from './power-meter.js';
+import { SlidingMax } from './sliding-window.js';
 import type { Placement } from './work.js';
 
-export type LimitReason = 'power-cap' | 'energy-budget' | 'battery-reserve' | 'thermal' | 'headroom';
-
-/** The figures a decision was taken on, watts unless named otherwise. */
-export interface DecisionNumbers {
-  /** Allowed inference power after idle, bias and headroom. */
-  allowedW: number;
-  /** Planned inference power before and after the step. */
-  plannedW: number;
-  plannedAfterW: number;
-  limitW?: number;
-  idleW: number;
-  biasW: number;
-  measuredW?: number;
-  capW?: number;
-  budgetLeftJ?: number;
-  batteryPct?: number;
-  batteryLeftWh?: number;
-  celsius?: number;
-  remainingS?: number;
-}
+export type { DecisionNumbers, LimitReason } from './governor-limits.js';
 
 export type GovernorEvent =
   | { type: 'decision'; at: number; direction: 'down' | 'up'; step: Step; action: string; reason: LimitReason; numbers: DecisionNumbers; skipped?: { action: string; savingW: number }[] }
@@ -104,17 +87,14 @@ export class Governor {
   #lastTickMs = -Infinity;
   #exhausted = false;
   #thermalHot = false;
-  // energy spent, for budgets: measured when a meter has data, else modelled + idle
-  #spent = { periodIndex: 0, periodJ: 0, missionJ: 0, lastMs: 0, lastMeterJ: 0, lastLedgerJ: 0 };
+  readonly #spent: EnergySpent;
   #last: { allowedW: number; plannedW: number; reason?: LimitReason } = { allowedW: Infinity, plannedW: 0 };
 
   constructor(private readonly options: GovernorOptions) {
     this.#policy = mergePolicy(undefined, options.policy ?? {}, 'config');
     this.#streams = [...options.streams];
     this.#startMs = options.clock.now();
-    this.#spent.lastMs = this.#startMs;
-    this.#spent.lastMeterJ = options.meter?.joules ?? 0;
-    this.#spent.lastLedgerJ = options.ledger?.totalJ ?? 0;
+    this.#spent = new EnergySpent(this.#startMs, options);
     const bits = options.adcBits;
     const placements = new Map<string, Placement>();
     for (const s of options.streams) {
@@ -173,7 +153,7 @@ export class Governor {
       events.push(e);
       this.#emit(e);
     };
-    this.#account(now);
+    this.#spent.update(now, this.#policy.energyBudget?.periodS);
     this.#learnBias(now);
     const limit = this.#limit(now);
     const plan = (k: Knobs): number => inferenceWatts(k, this.#streams, this.options.costs);
@@ -284,29 +264,6 @@ export class Governor {
     return this.#thermalHot && celsius > limit;
   }
 
-  /** Energy spent since the last tick, into the period and mission totals. */
-  #account(now: number): void {
-    const { meter, ledger } = this.options;
-    const s = this.#spent;
-    let delta: number;
-    if (meter?.hasData) {
-      delta = meter.joules - s.lastMeterJ;
-    } else {
-      delta = (ledger ? ledger.totalJ - s.lastLedgerJ : 0) + ((this.options.idleW ?? 0) * (now - s.lastMs)) / 1000;
-    }
-    s.lastMeterJ = meter?.joules ?? 0;
-    s.lastLedgerJ = ledger?.totalJ ?? 0;
-    s.lastMs = now;
-    const periodS = this.#policy.energyBudget?.periodS;
-    const index = periodS ? Math.floor((now - this.#startMs) / (periodS * 1000)) : 0;
-    if (index !== s.periodIndex) {
-      s.periodIndex = index;
-      s.periodJ = 0;
-    }
-    s.periodJ += Math.max(delta, 0);
-    s.missionJ += Math.max(delta, 0);
-  }
-
   #learnBias(now: number): void {
     const { meter, ledger } = this.options;
     if (!meter?.hasData || !ledger || meter.coveredMs < ledger.windowMs) return;
@@ -333,62 +290,14 @@ export class Governor {
   }
 
   /** The tightest limit, as allowed inference power (after idle, bias and headroom). */
-  #limit(now: number): { allowedW: number; reason: LimitReason; numbers: Omit<DecisionNumbers, 'plannedW' | 'plannedAfterW'> } {
-    const p = this.#policy;
-    const idleW = this.options.idleW ?? 0;
-    const reading = this.options.meter?.latest;
-    const elapsedS = (now - this.#startMs) / 1000;
-    const remainingS = p.missionS !== undefined ? p.missionS - elapsedS : undefined;
-    const numbers: Omit<DecisionNumbers, 'plannedW' | 'plannedAfterW'> = { allowedW: Infinity, idleW, biasW: this.#biasW };
-    const limits: { reason: LimitReason; watts: number }[] = [];
-
-    if (p.powerCapW !== undefined) {
-      numbers.capW = p.powerCapW;
-      limits.push({ reason: 'power-cap', watts: p.powerCapW });
-    }
-    if (p.energyBudget) {
-      const budgetJ = p.energyBudget.joules ?? p.energyBudget.wh! * 3600;
-      const periodS = p.energyBudget.periodS;
-      if (periodS !== undefined) {
-        const leftS = periodS - (elapsedS % periodS);
-        const leftJ = budgetJ - this.#spent.periodJ;
-        numbers.budgetLeftJ = leftJ;
-        // Never faster than the average rate: unspent energy is saved, so period ends do not swing the plan.
-        limits.push({ reason: 'energy-budget', watts: Math.min(leftJ / leftS, budgetJ / periodS) });
-      } else if (remainingS !== undefined && remainingS > 0) {
-        const leftJ = budgetJ - this.#spent.missionJ;
-        numbers.budgetLeftJ = leftJ;
-        limits.push({ reason: 'energy-budget', watts: leftJ / remainingS });
-      } else {
-        const leftJ = budgetJ - this.#spent.missionJ;
-        numbers.budgetLeftJ = leftJ;
-        if (leftJ <= 0) limits.push({ reason: 'energy-budget', watts: 0 });
-      }
-    }
-    if (reading) {
-      if (reading.batteryPct !== undefined) numbers.batteryPct = reading.batteryPct;
-      if (reading.celsius !== undefined) numbers.celsius = reading.celsius;
-    }
-    if (p.batteryReservePct !== undefined && reading?.batteryPct !== undefined) {
-      const fullWh = reading.energyFullWh ?? p.batteryCapacityWh;
-      const leftWh = reading.energyWh ?? (fullWh !== undefined ? (reading.batteryPct / 100) * fullWh : undefined);
-      if (leftWh !== undefined) numbers.batteryLeftWh = leftWh;
-      if (reading.batteryPct <= p.batteryReservePct) {
-        limits.push({ reason: 'battery-reserve', watts: 0 });
-      } else if (remainingS !== undefined && remainingS > 0 && leftWh !== undefined && fullWh !== undefined) {
-        const aboveReserveJ = (leftWh - (p.batteryReservePct / 100) * fullWh) * 3600;
-        limits.push({ reason: 'battery-reserve', watts: aboveReserveJ / remainingS });
-      }
-    }
-    if (remainingS !== undefined) numbers.remainingS = Math.max(remainingS, 0);
-    if (this.options.meter?.hasData) numbers.measuredW = this.options.meter.windowWatts(now);
-
-    const tightest = limits.reduce<{ reason: LimitReason; watts: number } | undefined>((a, b) => (!a || b.watts < a.watts ? b : a), undefined);
-    if (!tightest) return { allowedW: Infinity, reason: 'headroom', numbers };
-    numbers.limitW = tightest.watts;
-    const allowedW = this.#allowed(tightest.watts, this.#biasW);
-    numbers.allowedW = allowedW;
-    return { allowedW, reason: tightest.reason, numbers };
+  #limit(now: number): { allowedW: number; reason: LimitReason; numbers: LimitNumbers & { allowedW: number } } {
+    const meter = this.options.meter;
+    const t = tightestLimit(this.#policy, {
+      elapsedS: (now - this.#startMs) / 1000, spent: this.#spent, reading: meter?.latest,
+      idleW: this.options.idleW ?? 0, biasW: this.#biasW, measuredW: meter?.hasData ? meter.windowWatts(now) : undefined,
+    });
+    const allowedW = this.#allowed(t.watts, this.#biasW);
+    return { allowedW, reason: t.reason, numbers: { ...t.numbers, allowedW } };
   }
 
   #emit(e: GovernorEvent): void {

@@ -1,13 +1,13 @@
 /**
- * Time for the power code, in milliseconds. Only `now()` is needed: sensors stamp readings, windows
- * age out samples and missions count down. Defined here because no shared Clock port exists yet
- * (runtime/ports.ts); any object with `now(): number` in ms fits, so the shared one will too.
+ * Time for the power code, in milliseconds: the shared Clock port (runtime/ports.ts). Sensors stamp
+ * readings, windows age out samples and missions count down with it; tests and fleet simulations
+ * run hours of device time on a ManualClock.
  */
-export interface Clock {
-  /** Milliseconds on a monotonic-enough scale (device time in simulations). */
-  now(): number;
-}
+import type { Clock } from '../ports.js';
 
+export type { Clock };
+
+/** Wall-clock milliseconds, so readings carry a time people can read. */
 export const systemClock: Clock = { now: () => Date.now() };
 
 /** Device time that only moves when told to: hours of a mission in milliseconds of test time. */

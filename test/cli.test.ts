@@ -34,7 +34,7 @@ describe('edgerun CLI', () => {
     expect(r.code).toBe(0);
     const nodes = lastJson(r.stdout).nodes as { op: string; mvm: boolean; macs: number; params: number }[];
     const convs = nodes.filter((n) => n.op === 'Conv');
-    expect(convs.map((n) => [n.mvm, n.params, n.macs])).toEqual([[true, 8 * 9 + 8, 8 * 26 * 26 * 9], [true, 16 * 8 * 9 + 16, 16 * 11 * 11 * 72]]);
+    expect(convs.map((n) => [n.mvm, n.params, n.macs])).toEqual([[true, 16 * 9 + 16, 16 * 26 * 26 * 9], [true, 32 * 16 * 9 + 32, 32 * 11 * 11 * 144]]);
     expect(nodes.filter((n) => n.op === 'Relu').every((n) => !n.mvm)).toBe(true);
   });
 

@@ -4,6 +4,7 @@
  * evaluated in a test; everything random comes from the seed, so a seed is one device instance.
  */
 import type { AcceleratorHealth, AcceleratorInfo, ConductanceReadout, CrossbarDriver, HealthState, TileCounters } from '../../runtime/accelerator.js';
+import { Arena } from './arena.js';
 import { DeviceModel } from './device-model.js';
 import { Periphery } from './periphery.js';
 import { isDigitalExact, loadProfile, withOverrides, type DeviceProfile, type ProfileOverrides } from './profile.js';
@@ -19,6 +20,8 @@ export interface EmulatorOptions {
    * inference time (default true). False leaves it to explicit calibrate() calls.
    */
   calibrateOnSetAge?: boolean;
+  /** Use the WebAssembly SIMD kernels when the engine has them (default true); false: plain JS. */
+  simd?: boolean;
 }
 
 export class AcceleratorFault extends Error {
@@ -43,7 +46,12 @@ export class CrossbarEmulator implements CrossbarDriver {
     this.profile = typeof profile === 'string' ? loadProfile(profile, overrides)
       : Object.keys(overrides).length ? withOverrides(profile, overrides) : profile;
     const p = this.profile;
-    this.#ctx = { profile: p, device: new DeviceModel(p), periphery: new Periphery(p), exact: isDigitalExact(p) };
+    const arena = new Arena({ simd: options.simd ?? true });
+    const rows = p.tile.rows;
+    const cols = Math.ceil(p.tile.cols / 4) * 4;
+    // One set of per-vector work areas: MVMs run one at a time (the kernels are synchronous).
+    const scratch = { idx: arena.alloc(4 * rows), xv: arena.alloc(8 * rows), xv2: arena.alloc(4 * rows), acc: arena.alloc(8 * cols), accVar: arena.alloc(4 * cols) };
+    this.#ctx = { profile: p, device: new DeviceModel(p), periphery: new Periphery(p), arena, scratch, exact: isDigitalExact(p) };
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
     this.#seed = seed >>> 0;
@@ -147,7 +155,13 @@ export class CrossbarEmulator implements CrossbarDriver {
     return this.#programmed(tileId).gdcFactors;
   }
 
+  /** Whether the MVM kernels run as WebAssembly SIMD (else plain JavaScript). */
+  get simd(): boolean {
+    return this.#ctx.arena.kernels.simd;
+  }
+
   async dispose(): Promise<void> {
+    for (const t of this.#tiles.values()) t.release();
     this.#tiles.clear();
     this.#programmedAt.clear();
     this.#disposed = true;

@@ -1,75 +1,46 @@
 /**
- * The hot loops. Weights are row-major rows × cols; the row loop is outer and each row is streamed
- * once into per-column float64 accumulators, four rows at a time so the accumulators are loaded and
- * stored a quarter as often. Rows whose four inputs are all zero (ReLU outputs) are skipped.
- * Read-noise variance uses the same kernels (variances × squared inputs): two passes measured
- * faster than one fused pass with twice the live accumulators.
+ * The MVM kernels in plain JavaScript, for engines without WebAssembly SIMD: the same signature
+ * and memory layout as wasm-kernels.ts (byte addresses into the arena), rows outer over the list
+ * of active rows, four rows per pass over the per-column accumulators.
  */
+import type { Arena } from './arena.js';
+import type { Kernels } from './wasm-kernels.js';
 
-/** acc[c] = Σ_r x[r]·w[r·cols + c]. */
-export function mvmRows(w: Float32Array, rows: number, cols: number, x: Float64Array, acc: Float64Array): void {
-  acc.fill(0, 0, cols);
-  let r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const x0 = x[r]!;
-    const x1 = x[r + 1]!;
-    const x2 = x[r + 2]!;
-    const x3 = x[r + 3]!;
-    if (x0 === 0 && x1 === 0 && x2 === 0 && x3 === 0) continue;
-    const o0 = r * cols;
-    const o1 = o0 + cols;
-    const o2 = o1 + cols;
-    const o3 = o2 + cols;
-    for (let c = 0; c < cols; c++) {
-      acc[c] = acc[c]! + x0 * w[o0 + c]! + x1 * w[o1 + c]! + x2 * w[o2 + c]! + x3 * w[o3 + c]!;
-    }
-  }
-  for (; r < rows; r++) {
-    const xv = x[r]!;
-    if (xv === 0) continue;
-    const o = r * cols;
-    for (let c = 0; c < cols; c++) acc[c] = acc[c]! + xv * w[o + c]!;
-  }
+export function kernels(arena: Arena): Kernels {
+  return {
+    simd: false,
+    mvm32: (w, stride, idx, xv, n, acc, vecs) => {
+      const { f32, i32 } = arena;
+      rows(f32, f32, f32, i32, w >> 2, stride >> 2, idx >> 2, xv >> 2, n, acc >> 2, vecs * 4);
+    },
+    mvm64: (w, stride, idx, xv, n, acc, vecs) => {
+      const { f32, f64, i32 } = arena;
+      rows(f32, f64, f64, i32, w >> 2, stride >> 2, idx >> 2, xv >> 3, n, acc >> 3, vecs * 4);
+    },
+  };
 }
 
-/**
- * Two input vectors at once (xa, xb) against the same rows: each weight is loaded once for both,
- * which is where batches gain over single vectors.
- */
-export function mvmRowsPair(w: Float32Array, rows: number, cols: number, xa: Float64Array, xb: Float64Array, acca: Float64Array, accb: Float64Array): void {
-  acca.fill(0, 0, cols);
-  accb.fill(0, 0, cols);
-  let r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const a0 = xa[r]!;
-    const a1 = xa[r + 1]!;
-    const a2 = xa[r + 2]!;
-    const a3 = xa[r + 3]!;
-    const b0 = xb[r]!;
-    const b1 = xb[r + 1]!;
-    const b2 = xb[r + 2]!;
-    const b3 = xb[r + 3]!;
-    const o0 = r * cols;
-    const o1 = o0 + cols;
-    const o2 = o1 + cols;
-    const o3 = o2 + cols;
+type Floats = Float32Array | Float64Array;
+
+function rows(wv: Float32Array, xs: Floats, out: Floats, ids: Int32Array, w: number, stride: number, idx: number, xv: number, n: number, acc: number, cols: number): void {
+  out.fill(0, acc, acc + cols);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const x0 = xs[xv + k]!;
+    const x1 = xs[xv + k + 1]!;
+    const x2 = xs[xv + k + 2]!;
+    const x3 = xs[xv + k + 3]!;
+    const o0 = w + ids[idx + k]! * stride;
+    const o1 = w + ids[idx + k + 1]! * stride;
+    const o2 = w + ids[idx + k + 2]! * stride;
+    const o3 = w + ids[idx + k + 3]! * stride;
     for (let c = 0; c < cols; c++) {
-      const w0 = w[o0 + c]!;
-      const w1 = w[o1 + c]!;
-      const w2 = w[o2 + c]!;
-      const w3 = w[o3 + c]!;
-      acca[c] = acca[c]! + a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3;
-      accb[c] = accb[c]! + b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3;
+      out[acc + c] = out[acc + c]! + x0 * wv[o0 + c]! + x1 * wv[o1 + c]! + x2 * wv[o2 + c]! + x3 * wv[o3 + c]!;
     }
   }
-  for (; r < rows; r++) {
-    const a = xa[r]!;
-    const b = xb[r]!;
-    const o = r * cols;
-    for (let c = 0; c < cols; c++) {
-      const wv = w[o + c]!;
-      acca[c] = acca[c]! + a * wv;
-      accb[c] = accb[c]! + b * wv;
-    }
+  for (; k < n; k++) {
+    const x = xs[xv + k]!;
+    const o = w + ids[idx + k]! * stride;
+    for (let c = 0; c < cols; c++) out[acc + c] = out[acc + c]! + x * wv[o + c]!;
   }
 }

@@ -6,7 +6,6 @@
  * and ITERATIVE bound management (re-run with halved inputs while any output saturates).
  */
 import type { DeviceProfile } from './profile.js';
-import type { Random } from './random.js';
 
 /** aihwkit IOParameters.max_bm_factor: bound management stops at this input reduction. */
 const MAX_BM_FACTOR = 1000;
@@ -32,39 +31,46 @@ export class Periphery {
     this.maxReduction = this.dacLevels ? Math.min(MAX_BM_FACTOR, MAX_BM_RES * this.dacLevels) : MAX_BM_FACTOR;
   }
 
-  /** DAC: xq[r] = quantised x[xOff + r]·inv, bounded to [−1, 1]. */
-  quantiseInputs(x: Float32Array, xOff: number, rows: number, inv: number, xq: Float64Array): void {
+  /** DAC code of an input already divided by the vector's |x|max: bounded to [−1, 1]. */
+  dac(v: number): number {
     const levels = this.dacLevels;
-    if (levels === 0) {
-      for (let r = 0; r < rows; r++) xq[r] = x[xOff + r]! * inv;
-      return;
-    }
-    const step = 1 / levels;
-    for (let r = 0; r < rows; r++) {
-      let v = Math.round(x[xOff + r]! * inv * levels) * step;
-      if (v > 1) v = 1; else if (v < -1) v = -1;
-      xq[r] = v;
-    }
+    if (levels === 0) return v;
+    const q = Math.round(v * levels) / levels;
+    return q > 1 ? 1 : q < -1 ? -1 : q;
   }
 
   /**
-   * ADC: out[c] = quantised, bounded (acc[c] + noise), the noise Gaussian with variance
-   * variance[c] (read noise of the devices, may be null) + σ_out². Returns whether any output saturated.
+   * ADC: out[c] = quantised, bounded (acc[accAt + c] + noise), the noise Gaussian with variance
+   * variance[varAt + c] (read noise of the devices; null: none) + σ_out², drawn as σ·normals[c].
+   * Returns whether any output saturated.
    */
-  convert(acc: Float64Array, variance: Float64Array | null, cols: number, rng: Random, out: Float64Array): boolean {
+  convert(acc: Float32Array, accAt: number, variance: Float32Array | null, varAt: number, cols: number, normals: Float64Array, out: Float64Array): boolean {
+    // Two branch-free loops (with and without device read noise): this runs once per output.
     const step = this.adcStep;
     const inv = step ? 1 / step : 0;
     const bound = this.bound;
     const outVar = this.outputVar;
-    let saturated = false;
-    for (let c = 0; c < cols; c++) {
-      let v = acc[c]!;
-      const s2 = variance === null ? outVar : variance[c]! + outVar;
-      if (s2 > 0) v += Math.sqrt(s2) * rng.normal();
-      // Clamp before rounding so a full-scale code (±levels·step) never reads as saturated.
-      if (v > bound) { v = bound; saturated = true; } else if (v < -bound) { v = -bound; saturated = true; }
-      out[c] = step ? Math.round(v * inv) * step : v;
+    const outSigma = Math.sqrt(outVar);
+    let saturated = 0;
+    if (variance !== null) {
+      for (let c = 0; c < cols; c++) {
+        let v = acc[accAt + c]! + Math.sqrt(variance[varAt + c]! + outVar) * normals[c]!;
+        // Clamp before rounding so a full-scale code (±levels·step) never reads as saturated.
+        if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
+        out[c] = step ? Math.floor(v * inv + 0.5) * step : v;
+      }
+    } else {
+      for (let c = 0; c < cols; c++) {
+        let v = acc[accAt + c]! + outSigma * normals[c]!;
+        if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
+        out[c] = step ? Math.floor(v * inv + 0.5) * step : v;
+      }
     }
-    return saturated;
+    return saturated !== 0;
+  }
+
+  /** Whether convert() draws noise at all (else the normals may be left unset). */
+  noisy(withReadNoise: boolean): boolean {
+    return withReadNoise || this.outputVar > 0;
   }
 }

@@ -1,46 +1,60 @@
 /**
  * One crossbar tile: a programmed weight block, its device state at the current age and
- * temperature, drift compensation, and the per-vector DAC → array → noise → ADC sequence.
- * Work buffers are sized on first use and grown only for a larger batch: an MVM allocates nothing.
+ * temperature (in the emulator's arena, where the kernels read it), drift compensation, and the
+ * per-vector DAC → array → noise → ADC sequence. An MVM allocates nothing.
  */
 import type { ConductanceReadout, TileCounters } from '../../runtime/accelerator.js';
+import type { Arena } from './arena.js';
 import { programBlock, type ProgrammedBlock } from './conductance-map.js';
 import type { DeviceModel } from './device-model.js';
 import { conductancesAt, evaluate, type DeviceState } from './device-state.js';
-import { mvmRows, mvmRowsPair } from './kernels.js';
 import type { Periphery } from './periphery.js';
 import type { DeviceProfile } from './profile.js';
 import { Random } from './random.js';
 
 /** aihwkit GlobalDriftCompensation clamps read-outs at 1e-4 so a dead array cannot divide by 0. */
 const MIN_READOUT = 1e-4;
+/** A round is skipped as certainly saturating only when it clears the bound by this many σ. */
+const SKIP_SIGMAS = 8;
+
+/** Per-vector work areas in the arena (byte addresses), shared by the tiles of one emulator. */
+export interface Scratch {
+  idx: number;
+  xv: number;
+  xv2: number;
+  acc: number;
+  accVar: number;
+}
 
 export interface TileContext {
   profile: DeviceProfile;
   device: DeviceModel;
   periphery: Periphery;
-  /** Every non-ideality off: the tile computes x·W from the weights themselves. */
+  arena: Arena;
+  scratch: Scratch;
+  /** Every non-ideality off: the tile computes x·W from the weights themselves, in float64. */
   exact: boolean;
 }
 
 export class Tile {
   readonly counters: TileCounters;
   #block: ProgrammedBlock | null = null;
-  #exactWeights: Float32Array | null = null;
-  #state: DeviceState | null = null;
+  /** Columns padded to a multiple of four (the kernels' vector width). */
+  #stride = 0;
+  #wPtr = 0;
+  #varPtr = 0;
+  #regionBytes = 0;
   #age = 0;
   #kelvin: number;
+  /** Per column: Σ_r |w_rc| and Σ_r readVar_rc at the current state (bound-management bounds). */
+  #colAbs = new Float64Array(0);
+  #colVar = new Float64Array(0);
   /** Mean |output| per column of the calibration read right after programming. */
   #gdcReference = new Float64Array(0);
   #gdc = new Float32Array(0);
-  #xq = new Float64Array(0);
-  #xq2 = new Float64Array(0);
-  #acc = new Float64Array(0);
-  #variance = new Float64Array(0);
   #converted = new Float64Array(0);
+  #normals = new Float64Array(0);
   #readout = new Float64Array(0);
-  /** Per-vector work buffers of the two-vector kernels (A and B halves of one allocation each). */
-  #pair = emptyPair();
   #out = new Float32Array(0);
   #outView = new Float32Array(0);
   readonly #programRng: Random;
@@ -69,23 +83,29 @@ export class Tile {
   /** Writes a block (row-major rows × cols) at die temperature `kelvin`; the tile's age restarts at 0. */
   program(weights: Float32Array, rows: number, cols: number, kelvin: number): void {
     const { profile, device, exact } = this.ctx;
-    this.#kelvin = kelvin;
     this.#block = programBlock(weights, rows, cols, profile, device, this.#programRng);
-    this.#exactWeights = exact ? weights.slice(0, rows * cols) : null;
-    this.counters.cellsProgrammed += 2 * rows * cols;
+    this.#kelvin = kelvin;
     this.#age = 0;
-    this.#xq = new Float64Array(rows);
-    this.#xq2 = new Float64Array(rows);
-    this.#acc = new Float64Array(cols);
-    this.#variance = new Float64Array(cols);
+    this.counters.cellsProgrammed += 2 * rows * cols;
+    this.#layout(rows, cols, exact ? false : profile.readNoise.enabled);
     this.#converted = new Float64Array(cols);
+    this.#normals = new Float64Array(cols);
     this.#readout = new Float64Array(cols);
-    this.#pair = allocatePair(rows, cols);
+    this.#colAbs = new Float64Array(cols);
+    this.#colVar = new Float64Array(cols);
     this.#gdc = new Float32Array(cols).fill(1);
     this.#gdcReference = new Float64Array(cols);
-    this.#state = null;
-    if (exact) return;
-    this.#state = evaluate(this.#block, profile, device, 0, this.#kelvin);
+    if (exact) {
+      // The weights themselves, padded: the float64 kernel then computes x·W exactly.
+      const mem = this.ctx.arena.f32;
+      for (let r = 0; r < rows; r++) {
+        const at = (this.#wPtr >> 2) + r * this.#stride;
+        mem.set(weights.subarray(r * cols, (r + 1) * cols), at);
+        mem.fill(0, at + cols, at + this.#stride);
+      }
+      return;
+    }
+    this.#evaluate();
     if (profile.gdc !== 'off') this.#read(this.#gdcReference);
   }
 
@@ -93,7 +113,7 @@ export class Tile {
   update(ageSeconds: number, kelvin: number): void {
     this.#age = ageSeconds;
     this.#kelvin = kelvin;
-    if (this.#block && !this.ctx.exact) this.#state = evaluate(this.#block, this.ctx.profile, this.ctx.device, ageSeconds, kelvin, this.#state ?? undefined);
+    if (this.#block && !this.ctx.exact) this.#evaluate();
   }
 
   /** Drift compensation: a calibration read now, outputs scaled by reference / now. */
@@ -124,6 +144,12 @@ export class Tile {
     return { rows: b.rows, cols: b.cols, ...conductancesAt(b, this.ctx.profile, this.ctx.device, this.#age, this.#kelvin) };
   }
 
+  /** Gives the tile's arena memory back (the emulator is being disposed or the tile dropped). */
+  release(): void {
+    this.#freeRegions();
+    this.#block = null;
+  }
+
   /** y = x·W for `batch` vectors of `rows` inputs; returns a reused batch × cols buffer. */
   mvm(x: Float32Array, batch: number): Float32Array {
     const { rows, cols } = this.#need();
@@ -132,13 +158,8 @@ export class Tile {
     if (this.#outView.length !== size) this.#outView = this.#out.subarray(0, size);
     const out = this.#out;
     let rounds = 0;
-    let b = 0;
-    if (this.ctx.exact) {
-      for (; b + 2 <= batch; b += 2) rounds += this.#exactPair(x, b, out);
-      if (b < batch) rounds += this.#exactOne(x, b * rows, out, b * cols);
-    } else {
-      for (; b + 2 <= batch; b += 2) rounds += this.#analogPair(x, b, out);
-      if (b < batch) rounds += this.#analogOne(x, b * rows, out, b * cols);
+    for (let b = 0; b < batch; b++) {
+      rounds += this.ctx.exact ? this.#exactOne(x, b * rows, out, b * cols) : this.#analogOne(x, b * rows, out, b * cols);
     }
     const c = this.counters;
     c.mvms += batch;
@@ -150,106 +171,111 @@ export class Tile {
 
   #exactOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): number {
     const { rows, cols } = this;
-    const xq = this.#xq;
-    const acc = this.#acc;
-    for (let r = 0; r < rows; r++) xq[r] = x[xOff + r]!;
-    mvmRows(this.#exactWeights!, rows, cols, xq, acc);
-    for (let c = 0; c < cols; c++) out[yOff + c] = acc[c]!;
-    return 1;
-  }
-
-  /** Vectors b and b + 1. */
-  #exactPair(x: Float32Array, b: number, out: Float32Array): number {
-    const { rows, cols } = this;
-    const { xa, xb, acca, accb } = this.#pair;
-    const xo = b * rows;
+    const { arena, scratch } = this.ctx;
+    const i32 = arena.i32;
+    const f64 = arena.f64;
+    const idx = scratch.idx >> 2;
+    const xv = scratch.xv >> 3;
+    let n = 0;
     for (let r = 0; r < rows; r++) {
-      xa[r] = x[xo + r]!;
-      xb[r] = x[xo + rows + r]!;
+      const v = x[xOff + r]!;
+      if (v !== 0) { i32[idx + n] = r; f64[xv + n] = v; n++; }
     }
-    mvmRowsPair(this.#exactWeights!, rows, cols, xa, xb, acca, accb);
-    const yo = b * cols;
-    for (let c = 0; c < cols; c++) {
-      out[yo + c] = acca[c]!;
-      out[yo + cols + c] = accb[c]!;
-    }
-    return 2;
+    arena.kernels.mvm64(this.#wPtr, this.#stride * 4, scratch.idx, scratch.xv, n, scratch.acc, this.#stride >> 2);
+    const acc = scratch.acc >> 3;
+    for (let c = 0; c < cols; c++) out[yOff + c] = f64[acc + c]!;
+    return 1;
   }
 
   /** One input vector through DAC, array and ADC; returns the conversion rounds it took. */
   #analogOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): number {
-    const xmax = absMax(x, xOff, this.rows);
-    if (xmax === 0 || !(xmax < Infinity)) return this.#special(xmax, out, yOff);
-    return this.#rounds(x, xOff, xmax, 1, out, yOff);
-  }
-
-  /** Vectors b and b + 1 share the first array pass; one that saturates continues on its own. */
-  #analogPair(x: Float32Array, b: number, out: Float32Array): number {
     const { rows, cols } = this;
-    const offA = b * rows;
-    const offB = offA + rows;
-    const yA = b * cols;
-    const yB = yA + cols;
-    const ma = absMax(x, offA, rows);
-    const mb = absMax(x, offB, rows);
-    if (!(ma > 0 && ma < Infinity && mb > 0 && mb < Infinity)) return this.#analogOne(x, offA, out, yA) + this.#analogOne(x, offB, out, yB);
-    const per = this.ctx.periphery;
-    const p = this.#pair;
-    const { w, readVar } = this.#state!;
-    per.quantiseInputs(x, offA, rows, 1 / ma, p.xa);
-    per.quantiseInputs(x, offB, rows, 1 / mb, p.xb);
-    mvmRowsPair(w, rows, cols, p.xa, p.xb, p.acca, p.accb);
-    if (readVar) {
-      square(p.xa, p.qa, rows);
-      square(p.xb, p.qb, rows);
-      mvmRowsPair(readVar, rows, cols, p.qa, p.qb, p.vara, p.varb);
+    let xmax = 0;
+    for (let r = 0; r < rows; r++) {
+      const a = Math.abs(x[xOff + r]!);
+      if (a > xmax) xmax = a; else if (a !== a) { xmax = NaN; break; }
     }
-    const satA = per.convert(p.acca, readVar ? p.vara : null, cols, this.#readRng, p.conva);
-    const satB = per.convert(p.accb, readVar ? p.varb : null, cols, this.#readRng, p.convb);
-    const again = per.boundManagement && 1 <= per.maxReduction;
-    let rounds = 2;
-    if (satA && again) rounds += this.#rounds(x, offA, ma, 2, out, yA); else this.#finish(p.conva, ma, out, yA);
-    if (satB && again) rounds += this.#rounds(x, offB, mb, 2, out, yB); else this.#finish(p.convb, mb, out, yB);
-    return rounds;
-  }
-
-  /** Conversion rounds from input reduction `reduction` on, halving the inputs while outputs saturate. */
-  #rounds(x: Float32Array, xOff: number, xmax: number, reduction: number, out: Float32Array, yOff: number): number {
-    const { rows, cols } = this;
+    if (xmax === 0 || !(xmax < Infinity)) {
+      // As aihwkit, an all-zero input short-cuts to zero; NaN or ±Infinity in gives NaN out.
+      out.fill(xmax === 0 ? 0 : NaN, yOff, yOff + cols);
+      return 1;
+    }
     const per = this.ctx.periphery;
-    const { w, readVar } = this.#state!;
-    const xq = this.#xq;
-    const acc = this.#acc;
-    const variance = this.#variance;
+    const { arena, scratch } = this.ctx;
+    const kernels = arena.kernels;
+    const strideBytes = this.#stride * 4;
+    const vecs = this.#stride >> 2;
     const conv = this.#converted;
+    const noisy = per.noisy(this.#varPtr !== 0);
+    let reduction = 1;
     let rounds = 0;
     for (;;) {
       rounds++;
-      per.quantiseInputs(x, xOff, rows, 1 / (xmax * reduction), xq); // ABS_MAX noise management
-      mvmRows(w, rows, cols, xq, acc);
-      if (readVar) {
-        square(xq, this.#xq2, rows);
-        mvmRows(readVar, rows, cols, this.#xq2, variance); // column noise variance Σ x_r²·σ²_rc
-      }
-      const saturated = per.convert(acc, readVar ? variance : null, cols, this.#readRng, conv);
+      const n = this.#activeInputs(x, xOff, 1 / (xmax * reduction)); // ABS_MAX noise management, DAC
+      kernels.mvm32(this.#wPtr, strideBytes, scratch.idx, scratch.xv, n, scratch.acc, vecs);
+      if (this.#varPtr) kernels.mvm32(this.#varPtr, strideBytes, scratch.idx, scratch.xv2, n, scratch.accVar, vecs); // Σ x_r²·σ²_rc
+      const f32 = arena.f32;
+      if (noisy) this.#readRng.fillNormals(this.#normals, cols);
+      const saturated = per.convert(f32, scratch.acc >> 2, this.#varPtr ? f32 : null, scratch.accVar >> 2, cols, this.#normals, conv);
       if (!saturated || !per.boundManagement || reduction > per.maxReduction) break;
-      reduction *= 2;
+      // Bound management halves the inputs; rounds that would saturate for certain are counted
+      // (the hardware performs them) but not computed.
+      let next = reduction * 2;
+      while (next <= per.maxReduction && this.#certainlySaturates(reduction / next)) { rounds++; next *= 2; }
+      reduction = next;
     }
-    this.#finish(conv, xmax * reduction, out, yOff);
+    const back = xmax * reduction;
+    const scale = this.#block!.scale;
+    const gdc = this.#gdc;
+    for (let c = 0; c < cols; c++) out[yOff + c] = conv[c]! * back * scale[c]! * gdc[c]!;
     return rounds;
   }
 
-  /** Back to model units: undo the input scaling, the weight scale and drift. */
-  #finish(conv: Float64Array, back: number, out: Float32Array, yOff: number): void {
-    const scale = this.#block!.scale;
-    const gdc = this.#gdc;
-    for (let c = 0; c < this.cols; c++) out[yOff + c] = conv[c]! * back * scale[c]! * gdc[c]!;
+  /** DAC codes of x·inv into the scratch list of active (non-zero) rows; returns their count. */
+  #activeInputs(x: Float32Array, xOff: number, inv: number): number {
+    const levels = this.ctx.periphery.dacLevels;
+    const { arena, scratch } = this.ctx;
+    const i32 = arena.i32;
+    const f32 = arena.f32;
+    const idx = scratch.idx >> 2;
+    const xv = scratch.xv >> 2;
+    const xv2 = scratch.xv2 >> 2;
+    let n = 0;
+    for (let r = 0, rows = this.rows; r < rows; r++) {
+      // The DAC (Periphery.dac), written out: a call per input would box its result.
+      let v = x[xOff + r]! * inv;
+      if (levels) {
+        v = Math.round(v * levels) / levels;
+        if (v > 1) v = 1; else if (v < -1) v = -1;
+      }
+      if (v !== 0) {
+        i32[idx + n] = r;
+        f32[xv + n] = v;
+        f32[xv2 + n] = v * v;
+        n++;
+      }
+    }
+    return n;
   }
 
-  /** All-zero input: zero output, as aihwkit's short-cut; NaN or ±Infinity in: NaN out. */
-  #special(xmax: number, out: Float32Array, yOff: number): number {
-    out.fill(xmax === 0 ? 0 : NaN, yOff, yOff + this.cols);
-    return 1;
+  /**
+   * Whether the round at `f` times the current inputs saturates whatever the noise: its noise-free
+   * output differs from f·(this round's) by at most E_c = 0.75/L·Σ_r|w_rc| (DAC rounding), and its
+   * noise σ is below sqrt(2·var_c + 2·(0.75/L)²·Σ_r σ²_rc + σ_out²).
+   */
+  #certainlySaturates(f: number): boolean {
+    const per = this.ctx.periphery;
+    const { arena, scratch } = this.ctx;
+    const f32 = arena.f32;
+    const acc = scratch.acc >> 2;
+    const accVar = scratch.accVar >> 2;
+    const d = per.dacLevels ? 0.75 / per.dacLevels : 1e-6; // without a DAC only float rounding differs
+    const withVar = this.#varPtr !== 0;
+    for (let c = 0, cols = this.cols; c < cols; c++) {
+      const variance = (withVar ? 2 * f32[accVar + c]! + 2 * d * d * this.#colVar[c]! : 0) + per.outputVar;
+      if (Math.abs(f32[acc + c]!) * f - d * this.#colAbs[c]! - SKIP_SIGMAS * Math.sqrt(variance) > per.bound) return true;
+    }
+    return false;
   }
 
   /**
@@ -260,64 +286,65 @@ export class Tile {
    */
   #read(into: Float64Array): void {
     const { rows, cols } = this;
-    const { w, readVar } = this.#state!;
-    const acc = this.#acc;
-    const variance = this.#variance;
+    const mem = this.ctx.arena.f32;
+    const w = this.#wPtr >> 2;
+    const v = this.#varPtr >> 2;
     const conv = this.#converted;
+    const per = this.ctx.periphery;
+    const noisy = per.noisy(this.#varPtr !== 0);
     into.fill(0, 0, cols);
     for (let r = 0; r < rows; r++) {
-      const off = r * cols;
-      for (let c = 0; c < cols; c++) acc[c] = w[off + c]!;
-      if (readVar) for (let c = 0; c < cols; c++) variance[c] = readVar[off + c]!;
-      this.ctx.periphery.convert(acc, readVar ? variance : null, cols, this.#readRng, conv);
+      const at = r * this.#stride;
+      if (noisy) this.#readRng.fillNormals(this.#normals, cols);
+      per.convert(mem, w + at, this.#varPtr ? mem : null, v + at, cols, this.#normals, conv);
       for (let c = 0; c < cols; c++) into[c] = into[c]! + Math.abs(conv[c]!);
     }
     for (let c = 0; c < cols; c++) into[c] = into[c]! / rows;
+  }
+
+  #evaluate(): void {
+    const { profile, device, arena } = this.ctx;
+    const state: DeviceState = { mem: arena.f32, w: this.#wPtr >> 2, readVar: this.#varPtr ? this.#varPtr >> 2 : null, stride: this.#stride };
+    evaluate(this.#block!, profile, device, this.#age, this.#kelvin, state);
+    // Column sums that bound how much bound-management rounds can differ (see #certainlySaturates).
+    const { rows, cols } = this;
+    const mem = arena.f32;
+    this.#colAbs.fill(0);
+    this.#colVar.fill(0);
+    for (let r = 0; r < rows; r++) {
+      const w = state.w + r * this.#stride;
+      for (let c = 0; c < cols; c++) this.#colAbs[c] = this.#colAbs[c]! + Math.abs(mem[w + c]!);
+      if (state.readVar !== null) {
+        const v = state.readVar + r * this.#stride;
+        for (let c = 0; c < cols; c++) this.#colVar[c] = this.#colVar[c]! + mem[v + c]!;
+      }
+    }
+  }
+
+  /** Arena regions for a rows × cols block: effective weights and (optionally) read-noise variances. */
+  #layout(rows: number, cols: number, withVar: boolean): void {
+    const stride = Math.ceil(cols / 4) * 4;
+    const bytes = rows * stride * 4;
+    if (stride !== this.#stride || bytes !== this.#regionBytes || withVar !== (this.#varPtr !== 0) || !this.#wPtr) {
+      this.#freeRegions();
+      this.#wPtr = this.ctx.arena.alloc(bytes);
+      this.#varPtr = withVar ? this.ctx.arena.alloc(bytes) : 0;
+      this.#regionBytes = bytes;
+      this.#stride = stride;
+    }
+  }
+
+  #freeRegions(): void {
+    const arena = this.ctx.arena;
+    if (this.#wPtr) arena.free(this.#wPtr, this.#regionBytes);
+    if (this.#varPtr) arena.free(this.#varPtr, this.#regionBytes);
+    this.#wPtr = 0;
+    this.#varPtr = 0;
+    this.#regionBytes = 0;
   }
 
   #need(): ProgrammedBlock {
     if (!this.#block) throw new Error(`tile ${this.id} is not programmed`);
     return this.#block;
   }
-}
-
-function square(x: Float64Array, into: Float64Array, n: number): void {
-  for (let i = 0; i < n; i++) into[i] = x[i]! * x[i]!;
-}
-
-/** max |x| over one vector; NaN if it holds a NaN. */
-function absMax(x: Float32Array, off: number, n: number): number {
-  let m = 0;
-  for (let i = 0; i < n; i++) {
-    const a = Math.abs(x[off + i]!);
-    if (a > m) m = a; else if (a !== a) return NaN;
-  }
-  return m;
-}
-
-interface PairBuffers {
-  xa: Float64Array; xb: Float64Array;
-  qa: Float64Array; qb: Float64Array;
-  acca: Float64Array; accb: Float64Array;
-  vara: Float64Array; varb: Float64Array;
-  conva: Float64Array; convb: Float64Array;
-}
-
-function allocatePair(rows: number, cols: number): PairBuffers {
-  const x = new Float64Array(2 * rows);
-  const q = new Float64Array(2 * rows);
-  const acc = new Float64Array(2 * cols);
-  const v = new Float64Array(2 * cols);
-  const conv = new Float64Array(2 * cols);
-  return {
-    xa: x.subarray(0, rows), xb: x.subarray(rows),
-    qa: q.subarray(0, rows), qb: q.subarray(rows),
-    acca: acc.subarray(0, cols), accb: acc.subarray(cols),
-    vara: v.subarray(0, cols), varb: v.subarray(cols),
-    conva: conv.subarray(0, cols), convb: conv.subarray(cols),
-  };
-}
-
-function emptyPair(): PairBuffers {
-  return allocatePair(0, 0);
 }

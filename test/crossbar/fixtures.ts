@@ -46,6 +46,19 @@ export function maxRelError(y: ArrayLike<number>, ref: ArrayLike<number>): numbe
   return worst;
 }
 
+/**
+ * Largest |y − ref| / (|ref| + rms(ref)): for matrices split over tiles, whose float32 partial sums
+ * round at the scale of the partials, not of a (possibly cancelled) total.
+ */
+export function splitError(y: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < ref.length; i++) s += ref[i]! ** 2;
+  const rms = Math.sqrt(s / ref.length);
+  let worst = 0;
+  for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(y[i]! - ref[i]!) / (Math.abs(ref[i]!) + rms));
+  return worst;
+}
+
 export function meanAbs(y: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < y.length; i++) s += Math.abs(y[i]!);

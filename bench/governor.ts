@@ -49,7 +49,7 @@ export async function main(): Promise<void> {
       await metered.runWithEnergy(feeds);
       await governor.tick();
     },
-  }, 25, 400);
+  }, 101, 100);
   report('mlp: bare digital µs/inference', fmt(r.baselineUs, 1));
   report('mlp: metered + governor tick µs/inference', fmt(r.candidateUs, 1));
   report('mlp: (accounting + governor) / bare', `${fmt(r.ratio, 3)}×`, { text: '≤ 1.02×', met: r.ratio <= 1.02 });

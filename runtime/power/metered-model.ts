@@ -40,10 +40,14 @@ export interface MeteredRun {
 }
 
 export class MeteredModel implements PreparedModel {
-  readonly #cached = new Map<string, EnergyBreakdown>();
+  #cached: { dac?: number | null; adc?: number | null; breakdown: EnergyBreakdown } | undefined;
   #last: TileCounters[] | undefined;
+  /** Reused on every run: record() reads it synchronously, and this runs once per inference. */
+  readonly #record = { model: '', count: 1 };
 
-  constructor(readonly inner: PreparedModel, private readonly options: MeteredModelOptions) {}
+  constructor(readonly inner: PreparedModel, private readonly options: MeteredModelOptions) {
+    this.#record.model = options.name;
+  }
 
   get model(): PreparedModel['model'] { return this.inner.model; }
   get inputs(): PreparedModel['inputs'] { return this.inner.inputs; }
@@ -54,15 +58,16 @@ export class MeteredModel implements PreparedModel {
   }
 
   async runWithEnergy(feeds: Feeds): Promise<MeteredRun> {
-    const { energy, ledger, work, tiles, name } = this.options;
+    const { energy, ledger, work, tiles } = this.options;
     const samples = this.#samples(feeds);
-    const bits = this.options.bits?.() ?? {};
+    const bits = this.options.bits?.() ?? NO_BITS;
+    this.#record.count = samples;
     if (!tiles) {
       const outputs = await this.inner.run(feeds);
-      const key = `${bits.dac}/${bits.adc}`;
-      let b = this.#cached.get(key);
-      if (!b) this.#cached.set(key, (b = energy.estimate(work, bits)));
-      return { outputs, energy: ledger.record(b, { model: name, count: samples }), samples };
+      // The estimate only changes with the converter resolutions.
+      let c = this.#cached;
+      if (!c || c.dac !== bits.dac || c.adc !== bits.adc) this.#cached = c = { dac: bits.dac, adc: bits.adc, breakdown: energy.estimate(work, bits) };
+      return { outputs, energy: ledger.record(c.breakdown, this.#record), samples };
     }
     const before = await this.#counters();
     // Whatever the tiles did since the last run (programming, drift calibration) is charged once, now.
@@ -79,7 +84,7 @@ export class MeteredModel implements PreparedModel {
       adcConversions: measured.adcConversions! / samples,
       cellsProgrammed: 0,
     };
-    return { outputs, energy: ledger.record(energy.estimate(perSample, bits), { model: name, count: samples }), samples };
+    return { outputs, energy: ledger.record(energy.estimate(perSample, bits), this.#record), samples };
   }
 
   dispose(): Promise<void> {
@@ -101,3 +106,5 @@ export class MeteredModel implements PreparedModel {
 }
 
 
+
+const NO_BITS: ConverterBits = Object.freeze({});

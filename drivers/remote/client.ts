@@ -18,6 +18,11 @@ import type { Transport } from './transport.js';
 export interface RemoteClientOptions {
   /** Per request, including connecting and HELLO (ms). */
   timeoutMs?: number;
+  /**
+   * For PROGRAM, CALIBRATE and READ_CONDUCTANCES, which write or read whole arrays (a real device
+   * programs with write-verify cycles): default 10 s, never less than timeoutMs.
+   */
+  programTimeoutMs?: number;
   /** Largest response payload accepted. */
   maxPayload?: number;
 }
@@ -46,6 +51,7 @@ class Connection {
     this.#decoder = new FrameDecoder(maxPayload);
     stream.on('data', (chunk: Uint8Array) => this.#receive(chunk));
     stream.on('error', (e) => this.fail(new AcceleratorError('connection-lost', `device connection failed: ${e.message}`)));
+    stream.on('end', () => this.fail(new AcceleratorError('connection-lost', 'device closed the connection')));
     stream.on('close', () => this.fail(new AcceleratorError('connection-lost', 'device connection closed')));
   }
 
@@ -58,10 +64,11 @@ class Connection {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     return new Promise<Frame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // An unresponsive device is not trusted with the other requests either.
-        this.fail(new AcceleratorError('timeout', `device did not answer request ${id} (${typeName(type)}) within ${timeoutMs} ms`));
-      }, timeoutMs);
+      // Confirmed a loop turn later, after pending socket data was read: a blocked event loop is
+      // not a silent device. An unresponsive device is not trusted with the other requests either.
+      const timer = setTimeout(() => setImmediate(() => {
+        if (this.#pending.has(id)) this.fail(new AcceleratorError('timeout', `device did not answer request ${id} (${typeName(type)}) within ${timeoutMs} ms`));
+      }), timeoutMs);
       this.#pending.set(id, { resolve, reject, timer, expect: type | RESPONSE_BIT });
       this.stream.write(encodeFrame(type, id, payload));
     });
@@ -94,8 +101,12 @@ class Connection {
       this.#pending.delete(f.id);
       clearTimeout(p.timer);
       if (f.type === MessageType.ERROR) p.reject(deviceError(f));
-      else if (f.type !== p.expect) this.fail(new AcceleratorError('protocol-error', `device answered request ${f.id} with type 0x${f.type.toString(16)}, expected 0x${p.expect.toString(16)}`));
-      else p.resolve(f);
+      else if (f.type === p.expect) p.resolve(f);
+      else {
+        const e = new AcceleratorError('protocol-error', `device answered request ${f.id} with type 0x${f.type.toString(16)}, expected 0x${p.expect.toString(16)}`);
+        p.reject(e);
+        this.fail(e); // the two sides no longer agree on what is what
+      }
     }
   }
 }
@@ -110,11 +121,14 @@ function deviceError(f: Frame): AcceleratorError {
   }
 }
 
+const SLOW_REQUESTS = new Set<number>([MessageType.PROGRAM, MessageType.CALIBRATE, MessageType.READ_CONDUCTANCES]);
+
 const typeName = (t: number): string => Object.entries(MessageType).find(([, v]) => v === t)?.[0] ?? `0x${t.toString(16)}`;
 
 export class RemoteCrossbarClient implements CrossbarDriver {
   readonly #transport: Transport;
   readonly #timeoutMs: number;
+  readonly #programTimeoutMs: number;
   readonly #maxPayload: number;
   #caps: Capabilities;
   #conn: Connection | undefined;
@@ -129,12 +143,13 @@ export class RemoteCrossbarClient implements CrossbarDriver {
     this.#caps = caps;
     this.#conn = conn;
     this.#timeoutMs = options.timeoutMs;
+    this.#programTimeoutMs = Math.max(options.timeoutMs, options.programTimeoutMs);
     this.#maxPayload = options.maxPayload;
   }
 
   /** Connects and reads the device's capabilities (info() is synchronous afterwards). */
   static async connect(transport: Transport, options: RemoteClientOptions = {}): Promise<RemoteCrossbarClient> {
-    const opts = { timeoutMs: options.timeoutMs ?? 2000, maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD };
+    const opts = { timeoutMs: options.timeoutMs ?? 2000, programTimeoutMs: options.programTimeoutMs ?? 10_000, maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD };
     const client = new RemoteCrossbarClient(transport, undefined as unknown as Capabilities, undefined, opts);
     await client.#connection();
     return client;
@@ -230,7 +245,7 @@ export class RemoteCrossbarClient implements CrossbarDriver {
     this.#stats.requests++;
     let frame: Frame;
     try {
-      frame = await conn.request(request.type, encodeRequest(request), this.#timeoutMs);
+      frame = await conn.request(request.type, encodeRequest(request), SLOW_REQUESTS.has(request.type) ? this.#programTimeoutMs : this.#timeoutMs);
     } catch (e) {
       if (e instanceof AcceleratorError && e.kind === 'timeout') this.#stats.timeouts++;
       throw e;
@@ -287,7 +302,12 @@ export class RemoteCrossbarClient implements CrossbarDriver {
 function withTimeout<T>(p: Promise<T>, ms: number, what: string, late: (v: T) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let expired = false;
-    const t = setTimeout(() => { expired = true; reject(new AcceleratorError('timeout', `${what} took longer than ${ms} ms`)); }, ms);
-    p.then((v) => { clearTimeout(t); if (expired) late(v); else resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+    let settled = false;
+    const t = setTimeout(() => setImmediate(() => {
+      if (settled) return;
+      expired = true;
+      reject(new AcceleratorError('timeout', `${what} took longer than ${ms} ms`));
+    }), ms);
+    p.then((v) => { settled = true; clearTimeout(t); if (expired) late(v); else resolve(v); }, (e) => { settled = true; clearTimeout(t); reject(e); });
   });
 }

@@ -39,7 +39,7 @@ export function serveStream(driver: CrossbarDriver, stream: Duplex, options: Ser
   const maxPayload = Math.min(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, ABSOLUTE_MAX_PAYLOAD);
   const bootId = options.bootId ?? newBootId();
   const decoder = new FrameDecoder(maxPayload);
-  let greeted = false;
+  let greeted = false; // a HELLO frame has arrived (set on receipt, so out-of-band HEALTH sees it)
   let closing = false;
   let chain: Promise<void> = Promise.resolve();
   stats.connections++;
@@ -59,9 +59,8 @@ export function serveStream(driver: CrossbarDriver, stream: Duplex, options: Ser
     stats.requests++;
     try {
       const request = decodeRequest(frame);
-      if (!greeted && request.type !== MessageType.HELLO) throw new ProtocolError(ErrorCode.NOT_READY, 'send HELLO first', frame.id);
+      if (!greeted) throw new ProtocolError(ErrorCode.NOT_READY, 'send HELLO first', frame.id);
       const payload = await execute(driver, request, { maxPayload, bootId, healthOverride: options.healthOverride });
-      if (request.type === MessageType.HELLO) greeted = true;
       send(frame.type | RESPONSE_BIT, frame.id, payload);
     } catch (e) {
       sendError(e instanceof Error ? e : new Error(String(e)), frame.id);
@@ -84,7 +83,12 @@ export function serveStream(driver: CrossbarDriver, stream: Duplex, options: Ser
         });
         return;
       }
-      for (const f of frames) chain = chain.then(() => handle(f));
+      for (const f of frames) {
+        if (f.type === MessageType.HELLO) greeted = true;
+        // HEALTH is answered at once, out of order: a device busy programming still reports its health.
+        if (f.type === MessageType.HEALTH) void handle(f);
+        else chain = chain.then(() => handle(f));
+      }
     });
     stream.on('error', () => { closing = true; });
     stream.on('close', () => { closing = true; resolve(); });

@@ -30,10 +30,18 @@ export function failureMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Settles like `p`, or rejects with a 'timeout' AcceleratorError after `ms`. */
+/**
+ * Settles like `p`, or rejects with a 'timeout' AcceleratorError after `ms`. The timeout is
+ * confirmed one event-loop turn later: when the loop itself was blocked (a long inference, a
+ * session being compiled), an answer that arrived meanwhile is read first instead of being
+ * mistaken for a device that stopped answering.
+ */
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new AcceleratorError('timeout', `${what} took longer than ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e); });
+    let settled = false;
+    const t = setTimeout(() => setImmediate(() => {
+      if (!settled) reject(new AcceleratorError('timeout', `${what} took longer than ${ms} ms`));
+    }), ms);
+    p.then((v) => { settled = true; clearTimeout(t); resolve(v); }, (e: unknown) => { settled = true; clearTimeout(t); reject(e); });
   });
 }

@@ -213,15 +213,22 @@ export class Tile {
       rounds++;
       const n = this.#activeInputs(x, xOff, 1 / (xmax * reduction)); // ABS_MAX noise management, DAC
       kernels.mvm32(this.#wPtr, strideBytes, scratch.idx, scratch.xv, n, scratch.acc, vecs);
-      if (this.#varPtr) kernels.mvm32(this.#varPtr, strideBytes, scratch.idx, scratch.xv2, n, scratch.accVar, vecs); // Σ x_r²·σ²_rc
-      const f32 = arena.f32;
-      if (noisy) this.#readRng.fillNormals(this.#normals, cols);
-      const saturated = per.convert(f32, scratch.acc >> 2, this.#varPtr ? f32 : null, scratch.accVar >> 2, cols, this.#normals, conv);
-      if (!saturated || !per.boundManagement || reduction > per.maxReduction) break;
+      const more = per.boundManagement && reduction <= per.maxReduction;
+      // A round bound management will repeat anyway needs no noise once its outputs clear the bound
+      // by 8σ: the hardware converts it (counted), the emulator skips the noise and the ADC.
+      let varKnown = false;
+      if (!(more && this.#certainlySaturates(1, false))) {
+        if (this.#varPtr) kernels.mvm32(this.#varPtr, strideBytes, scratch.idx, scratch.xv2, n, scratch.accVar, vecs); // Σ x_r²·σ²_rc
+        varKnown = true;
+        const f32 = arena.f32;
+        if (noisy) this.#readRng.fillNormals(this.#normals, cols);
+        const saturated = per.convert(f32, scratch.acc >> 2, this.#varPtr ? f32 : null, scratch.accVar >> 2, cols, this.#normals, conv);
+        if (!saturated || !more) break;
+      }
       // Bound management halves the inputs; rounds that would saturate for certain are counted
       // (the hardware performs them) but not computed.
       let next = reduction * 2;
-      while (next <= per.maxReduction && this.#certainlySaturates(reduction / next)) { rounds++; next *= 2; }
+      while (next <= per.maxReduction && this.#certainlySaturates(reduction / next, varKnown)) { rounds++; next *= 2; }
       reduction = next;
     }
     const back = xmax * reduction;
@@ -259,20 +266,23 @@ export class Tile {
   }
 
   /**
-   * Whether the round at `f` times the current inputs saturates whatever the noise: its noise-free
-   * output differs from f·(this round's) by at most E_c = 0.75/L·Σ_r|w_rc| (DAC rounding), and its
-   * noise σ is below sqrt(2·var_c + 2·(0.75/L)²·Σ_r σ²_rc + σ_out²).
+   * Whether the round at `f` times the current inputs (f = 1: this round) saturates whatever the
+   * noise: its noise-free output differs from f·(this round's) by at most E_c = 0.75/L·Σ_r|w_rc|
+   * (DAC rounding; 0 for this round), and its noise variance is below 2·var_c + 2·(0.75/L)²·Σ_r σ²_rc
+   * + σ_out² when this round's read-noise variance var_c is known, else below Σ_r σ²_rc + σ_out²
+   * (inputs are at most 1).
    */
-  #certainlySaturates(f: number): boolean {
+  #certainlySaturates(f: number, varKnown: boolean): boolean {
     const per = this.ctx.periphery;
     const { arena, scratch } = this.ctx;
     const f32 = arena.f32;
     const acc = scratch.acc >> 2;
     const accVar = scratch.accVar >> 2;
-    const d = per.dacLevels ? 0.75 / per.dacLevels : 1e-6; // without a DAC only float rounding differs
+    const d = f === 1 ? 0 : per.dacLevels ? 0.75 / per.dacLevels : 1e-6; // without a DAC only float rounding differs
     const withVar = this.#varPtr !== 0;
     for (let c = 0, cols = this.cols; c < cols; c++) {
-      const variance = (withVar ? 2 * f32[accVar + c]! + 2 * d * d * this.#colVar[c]! : 0) + per.outputVar;
+      const device = !withVar ? 0 : varKnown ? 2 * f32[accVar + c]! + 2 * d * d * this.#colVar[c]! : this.#colVar[c]!;
+      const variance = device + per.outputVar;
       if (Math.abs(f32[acc + c]!) * f - d * this.#colAbs[c]! - SKIP_SIGMAS * Math.sqrt(variance) > per.bound) return true;
     }
     return false;

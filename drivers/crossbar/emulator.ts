@@ -9,6 +9,7 @@ import { DeviceModel } from './device-model.js';
 import { Periphery } from './periphery.js';
 import { isDigitalExact, loadProfile, withOverrides, type DeviceProfile, type ProfileOverrides } from './profile.js';
 import { Tile, type TileContext } from './tile.js';
+import { WorkAreas } from './work-areas.js';
 
 export interface EmulatorOptions {
   /** Device instance: same seed → same programming noise, drift exponents, faults and read noise. */
@@ -47,11 +48,8 @@ export class CrossbarEmulator implements CrossbarDriver {
       : Object.keys(overrides).length ? withOverrides(profile, overrides) : profile;
     const p = this.profile;
     const arena = new Arena({ simd: options.simd ?? true });
-    const rows = p.tile.rows;
-    const cols = Math.ceil(p.tile.cols / 4) * 4;
-    // One set of per-vector work areas: MVMs run one at a time (the kernels are synchronous).
-    const scratch = { idx: arena.alloc(4 * rows), xv: arena.alloc(8 * rows), xv2: arena.alloc(4 * rows), acc: arena.alloc(8 * cols), accVar: arena.alloc(4 * cols) };
-    this.#ctx = { profile: p, device: new DeviceModel(p), periphery: new Periphery(p), arena, scratch, exact: isDigitalExact(p) };
+    const work = new WorkAreas(arena, p.tile.rows, Math.ceil(p.tile.cols / 4) * 4);
+    this.#ctx = { profile: p, device: new DeviceModel(p), periphery: new Periphery(p), arena, work, exact: isDigitalExact(p) };
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
     this.#seed = seed >>> 0;

@@ -17,6 +17,12 @@ export function kernels(arena: Arena): Kernels {
       const { f32, f64, i32 } = arena;
       rows(f32, f64, f64, i32, w >> 2, stride >> 2, idx >> 2, xv >> 3, n, acc >> 3, vecs * 4);
     },
+    jobs32: (table, count) => {
+      const { f32, i32 } = arena;
+      for (let j = 0, t = table >> 2; j < count; j++, t += 7) {
+        rows(f32, f32, f32, i32, i32[t]! >> 2, i32[t + 1]! >> 2, i32[t + 2]! >> 2, i32[t + 3]! >> 2, i32[t + 4]!, i32[t + 5]! >> 2, i32[t + 6]! * 4);
+      }
+    },
   };
 }
 

@@ -41,10 +41,10 @@ export class Periphery {
 
   /**
    * ADC: out[c] = quantised, bounded (acc[accAt + c] + noise), the noise Gaussian with variance
-   * variance[varAt + c] (read noise of the devices; null: none) + σ_out², drawn as σ·normals[c].
+   * variance[varAt + c] (read noise of the devices; null: none) + σ_out², drawn as σ·normals[normalsAt + c].
    * Returns whether any output saturated.
    */
-  convert(acc: Float32Array, accAt: number, variance: Float32Array | null, varAt: number, cols: number, normals: Float64Array, out: Float64Array): boolean {
+  convert(acc: Float32Array, accAt: number, variance: Float32Array | null, varAt: number, cols: number, normals: Float64Array, normalsAt: number, out: Float64Array): boolean {
     // Two branch-free loops (with and without device read noise): this runs once per output.
     const step = this.adcStep;
     const inv = step ? 1 / step : 0;
@@ -54,14 +54,14 @@ export class Periphery {
     let saturated = 0;
     if (variance !== null) {
       for (let c = 0; c < cols; c++) {
-        let v = acc[accAt + c]! + Math.sqrt(variance[varAt + c]! + outVar) * normals[c]!;
+        let v = acc[accAt + c]! + Math.sqrt(variance[varAt + c]! + outVar) * normals[normalsAt + c]!;
         // Clamp before rounding so a full-scale code (±levels·step) never reads as saturated.
         if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
         out[c] = step ? Math.floor(v * inv + 0.5) * step : v;
       }
     } else {
       for (let c = 0; c < cols; c++) {
-        let v = acc[accAt + c]! + outSigma * normals[c]!;
+        let v = acc[accAt + c]! + outSigma * normals[normalsAt + c]!;
         if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
         out[c] = step ? Math.floor(v * inv + 0.5) * step : v;
       }

@@ -11,27 +11,19 @@ import { conductancesAt, evaluate, type DeviceState } from './device-state.js';
 import type { Periphery } from './periphery.js';
 import type { DeviceProfile } from './profile.js';
 import { Random } from './random.js';
+import type { Areas, WorkAreas } from './work-areas.js';
 
 /** aihwkit GlobalDriftCompensation clamps read-outs at 1e-4 so a dead array cannot divide by 0. */
 const MIN_READOUT = 1e-4;
 /** A round is skipped as certainly saturating only when it clears the bound by this many σ. */
 const SKIP_SIGMAS = 8;
 
-/** Per-vector work areas in the arena (byte addresses), shared by the tiles of one emulator. */
-export interface Scratch {
-  idx: number;
-  xv: number;
-  xv2: number;
-  acc: number;
-  accVar: number;
-}
-
 export interface TileContext {
   profile: DeviceProfile;
   device: DeviceModel;
   periphery: Periphery;
   arena: Arena;
-  scratch: Scratch;
+  work: WorkAreas;
   /** Every non-ideality off: the tile computes x·W from the weights themselves, in float64. */
   exact: boolean;
 }
@@ -54,6 +46,7 @@ export class Tile {
   #gdc = new Float32Array(0);
   #converted = new Float64Array(0);
   #normals = new Float64Array(0);
+  #xmax = new Float64Array(0);
   #readout = new Float64Array(0);
   #out = new Float32Array(0);
   #outView = new Float32Array(0);
@@ -158,8 +151,12 @@ export class Tile {
     if (this.#outView.length !== size) this.#outView = this.#out.subarray(0, size);
     const out = this.#out;
     let rounds = 0;
-    for (let b = 0; b < batch; b++) {
-      rounds += this.ctx.exact ? this.#exactOne(x, b * rows, out, b * cols) : this.#analogOne(x, b * rows, out, b * cols);
+    if (this.ctx.exact) {
+      for (let b = 0; b < batch; b++) rounds += this.#exactOne(x, b * rows, out, b * cols);
+    } else if (batch === 1) {
+      rounds = this.#analogOne(x, 0, out, 0);
+    } else if (batch > 1) {
+      rounds = this.#analogBatch(x, batch, out);
     }
     const c = this.counters;
     c.mvms += batch;
@@ -171,82 +168,150 @@ export class Tile {
 
   #exactOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): number {
     const { rows, cols } = this;
-    const { arena, scratch } = this.ctx;
+    const { arena, work } = this.ctx;
+    const a = work.single;
     const i32 = arena.i32;
     const f64 = arena.f64;
-    const idx = scratch.idx >> 2;
-    const xv = scratch.xv >> 3;
+    const idx = a.idx >> 2;
+    const xv = a.xv >> 3;
     let n = 0;
     for (let r = 0; r < rows; r++) {
       const v = x[xOff + r]!;
       if (v !== 0) { i32[idx + n] = r; f64[xv + n] = v; n++; }
     }
-    arena.kernels.mvm64(this.#wPtr, this.#stride * 4, scratch.idx, scratch.xv, n, scratch.acc, this.#stride >> 2);
-    const acc = scratch.acc >> 3;
+    arena.kernels.mvm64(this.#wPtr, this.#stride * 4, a.idx, a.xv, n, a.acc, this.#stride >> 2);
+    const acc = a.acc >> 3;
     for (let c = 0; c < cols; c++) out[yOff + c] = f64[acc + c]!;
     return 1;
   }
 
   /** One input vector through DAC, array and ADC; returns the conversion rounds it took. */
   #analogOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): number {
+    const xmax = absMax(x, xOff, this.rows);
+    if (xmax === 0 || !(xmax < Infinity)) return this.#special(xmax, out, yOff);
+    return this.#analogFrom(x, xOff, xmax, 1, out, yOff);
+  }
+
+  /**
+   * A batch: every vector's first round in one kernel call (a job table), noise and ADC per vector;
+   * vectors whose outputs saturate continue alone through bound management.
+   */
+  #analogBatch(x: Float32Array, batch: number, out: Float32Array): number {
     const { rows, cols } = this;
-    let xmax = 0;
-    for (let r = 0; r < rows; r++) {
-      const a = Math.abs(x[xOff + r]!);
-      if (a > xmax) xmax = a; else if (a !== a) { xmax = NaN; break; }
-    }
-    if (xmax === 0 || !(xmax < Infinity)) {
-      // As aihwkit, an all-zero input short-cuts to zero; NaN or ±Infinity in gives NaN out.
-      out.fill(xmax === 0 ? 0 : NaN, yOff, yOff + cols);
-      return 1;
-    }
     const per = this.ctx.periphery;
-    const { arena, scratch } = this.ctx;
+    const { arena, work } = this.ctx;
+    const a = work.batch(batch); // may grow the memory: views are taken below
+    const stride = this.#stride;
+    const strideBytes = stride * 4;
+    const withVar = this.#varPtr !== 0;
+    if (this.#xmax.length < batch) this.#xmax = new Float64Array(batch);
+    const xmaxes = this.#xmax;
+    const i32 = arena.i32;
+    let jobs = a.jobs >> 2;
+    let count = 0;
+    for (let b = 0; b < batch; b++) {
+      const xmax = absMax(x, b * rows, rows);
+      xmaxes[b] = xmax;
+      if (xmax === 0 || !(xmax < Infinity)) continue;
+      const listBytes = 4 * b * rows;
+      const n = this.#activeInputs(x, b * rows, 1 / xmax, a, b * rows);
+      i32[jobs] = this.#wPtr; i32[jobs + 1] = strideBytes; i32[jobs + 2] = a.idx + listBytes; i32[jobs + 3] = a.xv + listBytes;
+      i32[jobs + 4] = n; i32[jobs + 5] = a.acc + 4 * b * stride; i32[jobs + 6] = stride >> 2;
+      jobs += 7;
+      if (withVar) {
+        i32[jobs] = this.#varPtr; i32[jobs + 1] = strideBytes; i32[jobs + 2] = a.idx + listBytes; i32[jobs + 3] = a.xv2 + listBytes;
+        i32[jobs + 4] = n; i32[jobs + 5] = a.accVar + 4 * b * stride; i32[jobs + 6] = stride >> 2;
+        jobs += 7;
+      }
+      count += withVar ? 2 : 1;
+    }
+    arena.kernels.jobs32(a.jobs, count);
+    if (this.#normals.length < batch * cols) this.#normals = new Float64Array(batch * cols); // zeros when noiseless
+    if (per.noisy(withVar)) this.#readRng.fillNormals(this.#normals, batch * cols);
+    const f32 = arena.f32;
+    const conv = this.#converted;
+    let rounds = 0;
+    for (let b = 0; b < batch; b++) {
+      const xmax = xmaxes[b]!;
+      rounds++;
+      if (xmax === 0 || !(xmax < Infinity)) { this.#special(xmax, out, b * cols); continue; }
+      const accAt = (a.acc >> 2) + b * stride;
+      const varAt = (a.accVar >> 2) + b * stride;
+      const saturated = per.convert(f32, accAt, withVar ? f32 : null, varAt, cols, this.#normals, b * cols, conv);
+      if (!saturated || !per.boundManagement || 1 > per.maxReduction) {
+        this.#finish(conv, xmax, out, b * cols);
+        continue;
+      }
+      let next = 2;
+      while (next <= per.maxReduction && this.#certainlySaturates(1 / next, true, accAt, varAt)) { rounds++; next *= 2; }
+      rounds += this.#analogFrom(x, b * rows, xmax, next, out, b * cols);
+    }
+    return rounds;
+  }
+
+  /** Conversion rounds from input reduction `reduction` on (bound management); returns how many. */
+  #analogFrom(x: Float32Array, xOff: number, xmax: number, reduction: number, out: Float32Array, yOff: number): number {
+    const cols = this.cols;
+    const per = this.ctx.periphery;
+    const { arena, work } = this.ctx;
+    const a = work.single;
     const kernels = arena.kernels;
     const strideBytes = this.#stride * 4;
     const vecs = this.#stride >> 2;
     const conv = this.#converted;
     const noisy = per.noisy(this.#varPtr !== 0);
-    let reduction = 1;
     let rounds = 0;
     for (;;) {
       rounds++;
-      const n = this.#activeInputs(x, xOff, 1 / (xmax * reduction)); // ABS_MAX noise management, DAC
-      kernels.mvm32(this.#wPtr, strideBytes, scratch.idx, scratch.xv, n, scratch.acc, vecs);
+      const n = this.#activeInputs(x, xOff, 1 / (xmax * reduction), a, 0); // ABS_MAX noise management, DAC
+      kernels.mvm32(this.#wPtr, strideBytes, a.idx, a.xv, n, a.acc, vecs);
       const more = per.boundManagement && reduction <= per.maxReduction;
       // A round bound management will repeat anyway needs no noise once its outputs clear the bound
       // by 8σ: the hardware converts it (counted), the emulator skips the noise and the ADC.
       let varKnown = false;
-      if (!(more && this.#certainlySaturates(1, false))) {
-        if (this.#varPtr) kernels.mvm32(this.#varPtr, strideBytes, scratch.idx, scratch.xv2, n, scratch.accVar, vecs); // Σ x_r²·σ²_rc
+      if (!(more && this.#certainlySaturates(1, false, a.acc >> 2, a.accVar >> 2))) {
+        if (this.#varPtr) kernels.mvm32(this.#varPtr, strideBytes, a.idx, a.xv2, n, a.accVar, vecs); // Σ x_r²·σ²_rc
         varKnown = true;
         const f32 = arena.f32;
         if (noisy) this.#readRng.fillNormals(this.#normals, cols);
-        const saturated = per.convert(f32, scratch.acc >> 2, this.#varPtr ? f32 : null, scratch.accVar >> 2, cols, this.#normals, conv);
+        const saturated = per.convert(f32, a.acc >> 2, this.#varPtr ? f32 : null, a.accVar >> 2, cols, this.#normals, 0, conv);
         if (!saturated || !more) break;
       }
       // Bound management halves the inputs; rounds that would saturate for certain are counted
       // (the hardware performs them) but not computed.
       let next = reduction * 2;
-      while (next <= per.maxReduction && this.#certainlySaturates(reduction / next, varKnown)) { rounds++; next *= 2; }
+      while (next <= per.maxReduction && this.#certainlySaturates(reduction / next, varKnown, a.acc >> 2, a.accVar >> 2)) { rounds++; next *= 2; }
       reduction = next;
     }
-    const back = xmax * reduction;
-    const scale = this.#block!.scale;
-    const gdc = this.#gdc;
-    for (let c = 0; c < cols; c++) out[yOff + c] = conv[c]! * back * scale[c]! * gdc[c]!;
+    this.#finish(conv, xmax * reduction, out, yOff);
     return rounds;
   }
 
-  /** DAC codes of x·inv into the scratch list of active (non-zero) rows; returns their count. */
-  #activeInputs(x: Float32Array, xOff: number, inv: number): number {
+  /** Back to model units: undo the input scaling, the weight scale and drift. */
+  #finish(conv: Float64Array, back: number, out: Float32Array, yOff: number): void {
+    const scale = this.#block!.scale;
+    const gdc = this.#gdc;
+    for (let c = 0, cols = this.cols; c < cols; c++) out[yOff + c] = conv[c]! * back * scale[c]! * gdc[c]!;
+  }
+
+  /** As aihwkit, an all-zero input short-cuts to zero; NaN or ±Infinity in gives NaN out. */
+  #special(xmax: number, out: Float32Array, yOff: number): number {
+    out.fill(xmax === 0 ? 0 : NaN, yOff, yOff + this.cols);
+    return 1;
+  }
+
+  /**
+   * DAC codes of x·inv into the active-row list of `a` at element `at` (indices, codes, squared
+   * codes); returns the number of active (non-zero) rows.
+   */
+  #activeInputs(x: Float32Array, xOff: number, inv: number, a: Areas, at: number): number {
     const levels = this.ctx.periphery.dacLevels;
-    const { arena, scratch } = this.ctx;
+    const arena = this.ctx.arena;
     const i32 = arena.i32;
     const f32 = arena.f32;
-    const idx = scratch.idx >> 2;
-    const xv = scratch.xv >> 2;
-    const xv2 = scratch.xv2 >> 2;
+    const idx = (a.idx >> 2) + at;
+    const xv = (a.xv >> 2) + at;
+    const xv2 = (a.xv2 >> 2) + at;
     let n = 0;
     for (let r = 0, rows = this.rows; r < rows; r++) {
       // The DAC (Periphery.dac), written out: a call per input would box its result.
@@ -266,24 +331,21 @@ export class Tile {
   }
 
   /**
-   * Whether the round at `f` times the current inputs (f = 1: this round) saturates whatever the
-   * noise: its noise-free output differs from f·(this round's) by at most E_c = 0.75/L·Σ_r|w_rc|
-   * (DAC rounding; 0 for this round), and its noise variance is below 2·var_c + 2·(0.75/L)²·Σ_r σ²_rc
-   * + σ_out² when this round's read-noise variance var_c is known, else below Σ_r σ²_rc + σ_out²
-   * (inputs are at most 1).
+   * Whether the round at `f` times the inputs of the round whose accumulators are at `accAt`
+   * (f = 1: that round itself) saturates whatever the noise: its noise-free output differs from
+   * f·(that round's) by at most E_c = 0.75/L·Σ_r|w_rc| (DAC rounding; 0 for the round itself), and
+   * its noise variance is below 2·var_c + 2·(0.75/L)²·Σ_r σ²_rc + σ_out² when that round's
+   * read-noise variance var_c (at `varAt`) is known, else below Σ_r σ²_rc + σ_out² (inputs ≤ 1).
    */
-  #certainlySaturates(f: number, varKnown: boolean): boolean {
+  #certainlySaturates(f: number, varKnown: boolean, accAt: number, varAt: number): boolean {
     const per = this.ctx.periphery;
-    const { arena, scratch } = this.ctx;
-    const f32 = arena.f32;
-    const acc = scratch.acc >> 2;
-    const accVar = scratch.accVar >> 2;
+    const f32 = this.ctx.arena.f32;
     const d = f === 1 ? 0 : per.dacLevels ? 0.75 / per.dacLevels : 1e-6; // without a DAC only float rounding differs
     const withVar = this.#varPtr !== 0;
     for (let c = 0, cols = this.cols; c < cols; c++) {
-      const device = !withVar ? 0 : varKnown ? 2 * f32[accVar + c]! + 2 * d * d * this.#colVar[c]! : this.#colVar[c]!;
+      const device = !withVar ? 0 : varKnown ? 2 * f32[varAt + c]! + 2 * d * d * this.#colVar[c]! : this.#colVar[c]!;
       const variance = device + per.outputVar;
-      if (Math.abs(f32[acc + c]!) * f - d * this.#colAbs[c]! - SKIP_SIGMAS * Math.sqrt(variance) > per.bound) return true;
+      if (Math.abs(f32[accAt + c]!) * f - d * this.#colAbs[c]! - SKIP_SIGMAS * Math.sqrt(variance) > per.bound) return true;
     }
     return false;
   }
@@ -306,7 +368,7 @@ export class Tile {
     for (let r = 0; r < rows; r++) {
       const at = r * this.#stride;
       if (noisy) this.#readRng.fillNormals(this.#normals, cols);
-      per.convert(mem, w + at, this.#varPtr ? mem : null, v + at, cols, this.#normals, conv);
+      per.convert(mem, w + at, this.#varPtr ? mem : null, v + at, cols, this.#normals, 0, conv);
       for (let c = 0; c < cols; c++) into[c] = into[c]! + Math.abs(conv[c]!);
     }
     for (let c = 0; c < cols; c++) into[c] = into[c]! / rows;
@@ -357,4 +419,14 @@ export class Tile {
     if (!this.#block) throw new Error(`tile ${this.id} is not programmed`);
     return this.#block;
   }
+}
+
+/** max |x| over one vector; NaN if it holds a NaN. */
+function absMax(x: Float32Array, off: number, n: number): number {
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const a = Math.abs(x[off + i]!);
+    if (a > m) m = a; else if (a !== a) return NaN;
+  }
+  return m;
 }

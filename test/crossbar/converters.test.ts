@@ -39,6 +39,23 @@ describe('DAC, ADC, bound management and output noise', () => {
     expect((await near.counters())[0]!.dacConversions).toBe(3 * 25);
   });
 
+  it('a batch gives the same outputs and counts as its vectors one by one (saturating ones included)', async () => {
+    const overrides = { ...PCM_ALL_OFF, dac: { bits: 7 }, adc: { bits: 8, bound: 12 }, boundManagement: 'iterative' } as const;
+    const w = randomMatrix(256, 8, 71, 0.2);
+    w.fill(0.2, 0, 128 * 8); // rows 0..127 all 0.2: all-one inputs saturate the ADC
+    const x = Float32Array.from({ length: 3 * 256 }, (_, i) => (i < 256 || i >= 512 ? 1 : ((i * 37) % 11) / 11));
+    const batched = new CrossbarEmulator('pcm', { overrides });
+    await batched.program(0, w, 256, 8);
+    const together = (await batched.mvm(0, x, 3)).slice();
+    const single = new CrossbarEmulator('pcm', { overrides });
+    await single.program(0, w, 256, 8);
+    const apart: number[] = [];
+    for (let b = 0; b < 3; b++) apart.push(...(await single.mvm(0, x.subarray(b * 256, (b + 1) * 256), 1)));
+    expect(Array.from(together)).toEqual(apart);
+    expect((await batched.counters())[0]!.dacConversions).toBe((await single.counters())[0]!.dacConversions);
+    expect((await batched.counters())[0]!.dacConversions).toBeGreaterThan(3 * 256); // bound management ran
+  });
+
   it('fewer ADC bits → larger error, fewer DAC bits → larger error (monotone over bit widths)', async () => {
     const w = randomMatrix(128, 64, 31, 0.2);
     const x = randomInputs(8, 128, 32);

@@ -31,14 +31,6 @@ export class Periphery {
     this.maxReduction = this.dacLevels ? Math.min(MAX_BM_FACTOR, MAX_BM_RES * this.dacLevels) : MAX_BM_FACTOR;
   }
 
-  /** DAC code of an input already divided by the vector's |x|max: bounded to [−1, 1]. */
-  dac(v: number): number {
-    const levels = this.dacLevels;
-    if (levels === 0) return v;
-    const q = Math.round(v * levels) / levels;
-    return q > 1 ? 1 : q < -1 ? -1 : q;
-  }
-
   /**
    * ADC: out[c] = quantised, bounded (acc[accAt + c] + noise), the noise Gaussian with variance
    * variance[varAt + c] (read noise of the devices; null: none) + σ_out², drawn as σ·normals[normalsAt + c].

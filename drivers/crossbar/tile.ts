@@ -314,7 +314,7 @@ export class Tile {
     const xv2 = (a.xv2 >> 2) + at;
     let n = 0;
     for (let r = 0, rows = this.rows; r < rows; r++) {
-      // The DAC (Periphery.dac), written out: a call per input would box its result.
+      // The DAC: 2^(b−1)−1 levels per side, bounded to [−1, 1] (inline: a call would box each code).
       let v = x[xOff + r]! * inv;
       if (levels) {
         v = Math.round(v * levels) / levels;

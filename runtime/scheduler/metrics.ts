@@ -62,7 +62,7 @@ export interface LaneSnapshot {
   completed: number;
   failed: number;
   fallbacks: Record<string, number>;
-  wait: LatencySummary;
+  /** Per job (a micro-batch is one job). Wait is a stream figure: see each stream. */
   service: LatencySummary;
 }
 
@@ -70,6 +70,5 @@ export class LaneMetrics {
   completed = 0;
   failed = 0;
   readonly fallbacks = new ReasonCounts();
-  readonly wait = new LatencyRecorder();
   readonly service = new LatencyRecorder();
 }

@@ -16,21 +16,20 @@ export class DigitalModel implements PlacedModel {
   readonly lane = DIGITAL;
   readonly inputs;
   readonly outputs;
-  #runs = 0;
+  readonly direct;
 
   constructor(readonly id: string, readonly prepared: PreparedModel, readonly policy: PlacementPolicy, readonly note?: string) {
     this.inputs = prepared.inputs;
     this.outputs = prepared.outputs;
+    this.direct = { prepared, backend: 'digital' as const };
   }
 
   async run(feeds: Feeds): Promise<PlacedRun> {
-    const outputs = await this.prepared.run(feeds);
-    this.#runs++;
-    return { outputs, backend: 'digital' };
+    return { outputs: await this.prepared.run(feeds), backend: 'digital' };
   }
 
   snapshot(): Record<string, unknown> {
-    return { id: this.id, placement: 'digital', policy: this.policy, runs: this.#runs, ...(this.note ? { note: this.note } : {}) };
+    return { id: this.id, placement: 'digital', policy: this.policy, ...(this.note ? { note: this.note } : {}) };
   }
 
   dispose(): Promise<void> {

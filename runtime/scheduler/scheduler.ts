@@ -29,6 +29,9 @@ interface Request extends Queued {
   /** Leading dim of the first input (rows this request adds to a micro-batch). */
   readonly rows: number;
   settled: boolean;
+  result: Promise<InferenceResult>;
+  /** For a request parked by `block`: resolves when it entered the queue. */
+  admitted: Promise<void> | undefined;
   resolve(r: InferenceResult): void;
   reject(e: Error): void;
 }
@@ -41,6 +44,10 @@ interface Stream {
   readonly queue: StreamQueue<Request>;
   readonly metrics: StreamMetrics;
   readonly model: PlacedModel;
+  /** Name of the model's first input: its leading dim is a request's micro-batch rows. */
+  readonly firstInput: string;
+  /** How errors name this stream. */
+  readonly label: string;
   readonly lane: Lane;
   batchTimer?: ReturnType<typeof setTimeout>;
   /** The batch window of the oldest request has run out: run what is there. */
@@ -56,6 +63,15 @@ interface Lane {
 }
 
 interface Snapshotting { snapshot(): unknown }
+
+const ignore = (): void => undefined;
+
+/** A Promise executor that closes over nothing: every request makes a promise, none a closure. */
+const captured: { resolve: (r: InferenceResult) => void; reject: (e: Error) => void } = { resolve: () => undefined, reject: () => undefined };
+function capture(resolve: (r: InferenceResult) => void, reject: (e: Error) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
 
 export interface SchedulerSnapshot {
   streams: Record<string, StreamSnapshot>;
@@ -106,7 +122,7 @@ export class Scheduler {
     const capacity = options.capacity ?? 16;
     if (batch && batch.maxSize > capacity) throw new Error(`stream '${name}': a batch of ${batch.maxSize} never fits a queue of ${capacity}`);
     const stream: Stream = {
-      name, order: this.#streams.size, priority: options.priority ?? 0, options, model, lane: this.#lane(model.lane),
+      name, order: this.#streams.size, priority: options.priority ?? 0, options, model, firstInput: model.inputs[0]?.name ?? '', label: `stream '${name}' (model ${model.id})`, lane: this.#lane(model.lane),
       queue: new StreamQueue<Request>(capacity, options.policy ?? 'drop-oldest'), metrics: new StreamMetrics(), batchDue: false,
     };
     this.#streams.set(name, stream);
@@ -119,21 +135,41 @@ export class Scheduler {
    * stream when room frees up — with a ticket whose `result` settles when it has run, or rejects
    * with a RequestDroppedError (shed, expired, closed). Bad feeds reject here and change nothing.
    */
-  async submit(streamName: string, feeds: Feeds, options: SubmitOptions = {}): Promise<Ticket> {
+  submit(streamName: string, feeds: Feeds, options?: SubmitOptions): Promise<Ticket> {
+    let a: Request;
+    try {
+      a = this.#admit(streamName, feeds, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    a.result.catch(ignore); // a caller that never looks at a dropped result must not crash the process
+    const ticket: Ticket = { id: a.id, result: a.result };
+    return a.admitted ? a.admitted.then(() => ticket) : Promise.resolve(ticket);
+  }
+
+  /** submit() and wait for the result (the same admission, without the ticket). */
+  infer(streamName: string, feeds: Feeds, options?: SubmitOptions): Promise<InferenceResult> {
+    let a: Request;
+    try {
+      a = this.#admit(streamName, feeds, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return a.admitted ? a.admitted.then(() => a.result) : a.result;
+  }
+
+  /** Queues (or sheds, or parks) one request; kept free of awaits: this is every request's path. */
+  #admit(streamName: string, feeds: Feeds, options: SubmitOptions | undefined): Request {
     const stream = this.#streams.get(streamName);
     if (!stream) throw new Error(`unknown stream '${streamName}'; streams: ${[...this.#streams.keys()].join(', ') || 'none'}`);
     if (this.#closed) throw new RequestDroppedError('closed', streamName, 'the scheduler is closed');
-    validateFeeds(stream.model.inputs, feeds, `stream '${streamName}' (model ${stream.model.id})`);
+    validateFeeds(stream.model.inputs, feeds, stream.label);
     const now = this.#clock.now();
-    const budget = options.deadlineMs ?? stream.options.deadlineMs;
-    let resolve!: (r: InferenceResult) => void;
-    let reject!: (e: Error) => void;
-    const result = new Promise<InferenceResult>((res, rej) => { resolve = res; reject = rej; });
-    result.catch(() => undefined); // a caller that never looks at a dropped result must not crash the process
-    const first = Object.values(feeds)[0];
+    const budget = options?.deadlineMs ?? stream.options.deadlineMs;
+    const result = new Promise<InferenceResult>(capture);
     const request: Request = {
-      id: this.#nextId++, feeds, rows: first?.dims[0] ?? 1, submittedAt: now,
-      deadline: budget === undefined ? Infinity : now + budget, settled: false, resolve, reject,
+      id: this.#nextId++, feeds, rows: feeds[stream.firstInput]?.dims[0] ?? 1, submittedAt: now,
+      deadline: budget === undefined ? Infinity : now + budget, settled: false, result, admitted: undefined, resolve: captured.resolve, reject: captured.reject,
     };
     stream.metrics.submitted++;
     const outcome = stream.queue.offer(request);
@@ -141,14 +177,9 @@ export class Scheduler {
       case 'queued': this.#enqueued(stream); break;
       case 'queued-shedding': this.#drop(stream, outcome.shed, 'shed', 'shed by drop-oldest: a newer request replaced it'); this.#enqueued(stream); break;
       case 'refused': this.#drop(stream, request, 'shed', `stream '${streamName}' is full (${stream.queue.capacity}) and drops the newest`); break;
-      case 'waiting': await outcome.admitted; if (!request.settled) this.#enqueued(stream); break;
+      case 'waiting': request.admitted = outcome.admitted.then(() => { if (!request.settled) this.#enqueued(stream); }); break;
     }
-    return { id: request.id, result };
-  }
-
-  /** submit() and wait for the result. */
-  async infer(streamName: string, feeds: Feeds, options: SubmitOptions = {}): Promise<InferenceResult> {
-    return (await this.submit(streamName, feeds, options)).result;
+    return request;
   }
 
   snapshot(): SchedulerSnapshot {
@@ -167,7 +198,7 @@ export class Scheduler {
       backends[l.name] = {
         concurrency: l.queue.concurrency, running: l.running, queued: l.streams.reduce((a, s) => a + s.queue.depth, 0),
         completed: l.metrics.completed, failed: l.metrics.failed, fallbacks: l.metrics.fallbacks.toJSON(),
-        wait: l.metrics.wait.summary(), service: l.metrics.service.summary(),
+        service: l.metrics.service.summary(),
       };
     }
     const models = Object.fromEntries([...this.#models.values()].map((m) => [m.id, m.snapshot()]));
@@ -205,7 +236,12 @@ export class Scheduler {
     stream.lane.queue.push(null);
   }
 
-  /** A lane worker: run the best ready job, then yield to the event loop before the next one. */
+  /**
+   * A lane worker: runs the best ready job. The slot is freed before the job's requests are
+   * settled; when another job is already waiting, it starts only after a setImmediate, so a busy
+   * lane yields to the event loop (timers, I/O) between jobs. An idle lane takes the next request
+   * at once, adding no event-loop turn to a lone request.
+   */
   #work(lane: Lane, done: (err: Error | null) => void): void {
     const job = this.#pick(lane);
     if (!job) {
@@ -214,10 +250,13 @@ export class Scheduler {
       return;
     }
     lane.running++;
-    void this.#run(job.stream, job.requests).finally(() => {
-      lane.running--;
-      setImmediate(() => { done(null); this.#checkIdle(); });
-    });
+    void this.#run(job.stream, job.requests, done);
+  }
+
+  #release(lane: Lane, done: (err: Error | null) => void): void {
+    lane.running--;
+    if (lane.queue.length() > 0) setImmediate(() => { done(null); this.#checkIdle(); });
+    else { done(null); if (this.#idleWaiters.length) queueMicrotask(() => this.#checkIdle()); }
   }
 
   #pick(lane: Lane): { stream: Stream; requests: Request[] } | undefined {
@@ -259,44 +298,57 @@ export class Scheduler {
     }, wait);
   }
 
-  async #run(stream: Stream, requests: Request[]): Promise<void> {
+  /** Runs one job; an async method rather than .then() callbacks: no closures on every request's path. */
+  async #run(stream: Stream, requests: Request[], done: (err: Error | null) => void): Promise<void> {
     const start = this.#clock.now();
-    let runs: PlacedRun[];
+    let runs: PlacedRun | PlacedRun[];
     try {
-      runs = await this.#execute(stream, requests);
+      const direct = stream.model.direct;
+      if (requests.length > 1) runs = await this.#runBatch(stream, requests);
+      else if (direct) runs = { outputs: await direct.prepared.run(requests[0]!.feeds), backend: direct.backend };
+      else runs = await stream.model.run(requests[0]!.feeds);
     } catch (e) {
+      this.#release(stream.lane, done);
       const err = e instanceof Error ? e : new Error(String(e));
       for (const r of requests) this.#settle(r, () => r.reject(err));
       stream.metrics.failed += requests.length;
       stream.lane.metrics.failed += requests.length;
       return;
     }
+    this.#complete(stream, requests, runs, start, done);
+  }
+
+  /** Settles a job's requests; `runs` is one run per request, or the single request's run. */
+  #complete(stream: Stream, requests: Request[], runs: PlacedRun[] | PlacedRun, start: number, done: (err: Error | null) => void): void {
     const end = this.#clock.now();
+    this.#release(stream.lane, done);
     const serviceMs = end - start;
     const { metrics, lane } = stream;
     metrics.batches++;
     metrics.service.record(serviceMs);
     lane.metrics.service.record(serviceMs);
-    requests.forEach((r, i) => {
-      const run = runs[i]!;
+    for (let i = 0; i < requests.length; i++) {
+      const r = requests[i]!;
+      const run = Array.isArray(runs) ? runs[i]! : runs;
       const waitMs = start - r.submittedAt;
       metrics.completed++;
       lane.metrics.completed++;
       metrics.wait.record(waitMs);
-      lane.metrics.wait.record(waitMs);
       if (end > r.deadline) metrics.late++;
+      const result: InferenceResult = { outputs: run.outputs, backend: run.backend, waitMs, serviceMs, batchSize: requests.length };
       if (run.backend === 'digital-fallback') {
-        metrics.fallbacks.add(run.fallbackReason ?? 'unknown');
-        lane.metrics.fallbacks.add(run.fallbackReason ?? 'unknown');
+        const reason = run.fallbackReason ?? 'unknown';
+        result.fallbackReason = reason;
+        metrics.fallbacks.add(reason);
+        lane.metrics.fallbacks.add(reason);
       }
-      this.#settle(r, () => r.resolve({ ...run, waitMs, serviceMs, batchSize: requests.length }));
-    });
+      if (!r.settled) { r.settled = true; r.resolve(result); }
+    }
   }
 
   /** One call for the whole micro-batch when the feeds stack; otherwise one call per request. */
-  async #execute(stream: Stream, requests: Request[]): Promise<PlacedRun[]> {
+  async #runBatch(stream: Stream, requests: Request[]): Promise<PlacedRun[]> {
     const model = stream.model;
-    if (requests.length === 1) return [await model.run(requests[0]!.feeds)];
     const feeds = requests.map((r) => r.feeds);
     if (unbatchable(feeds) === undefined) {
       const run = await model.run(concatFeeds(feeds));

@@ -19,6 +19,11 @@ export type OfferOutcome<T> =
   /** Waiting for room (block); `admitted` resolves when it entered the queue. */
   | { kind: 'waiting'; admitted: Promise<void> };
 
+const NONE: readonly never[] = [];
+// Shared outcomes: offer() is on every request's path.
+const QUEUED = { kind: 'queued' } as const;
+const REFUSED = { kind: 'refused' } as const;
+
 export class StreamQueue<T extends Queued> {
   readonly #items: T[] = [];
   readonly #waiting: { item: T; admit: () => void }[] = [];
@@ -48,10 +53,10 @@ export class StreamQueue<T extends Queued> {
   offer(item: T): OfferOutcome<T> {
     if (this.#items.length < this.capacity && this.#waiting.length === 0) {
       this.#push(item);
-      return { kind: 'queued' };
+      return QUEUED;
     }
     switch (this.policy) {
-      case 'drop-newest': return { kind: 'refused' };
+      case 'drop-newest': return REFUSED;
       case 'drop-oldest': {
         const shed = this.#items.shift()!;
         this.#push(item);
@@ -74,10 +79,13 @@ export class StreamQueue<T extends Queued> {
   }
 
   /** Removes every request (queued or blocked) whose deadline is before `now`. */
-  removeExpired(now: number): T[] {
-    const expired: T[] = [];
-    if (this.#items.some((r) => r.deadline < now)) {
-      const keep = this.#items.filter((r) => r.deadline >= now || (expired.push(r), false));
+  removeExpired(now: number): readonly T[] {
+    let expired: T[] | undefined;
+    for (let i = 0; i < this.#items.length; i++) {
+      if (this.#items[i]!.deadline < now) { expired = []; break; }
+    }
+    if (expired) {
+      const keep = this.#items.filter((r) => r.deadline >= now || (expired!.push(r), false));
       this.#items.splice(0, this.#items.length, ...keep);
     }
     for (let i = this.#waiting.length - 1; i >= 0; i--) {
@@ -85,10 +93,11 @@ export class StreamQueue<T extends Queued> {
       if (w.item.deadline < now) {
         this.#waiting.splice(i, 1);
         w.admit(); // the producer may go on; the request itself is reported expired
-        expired.push(w.item);
+        (expired ??= []).push(w.item);
       }
     }
-    if (expired.length) this.#admitWaiting();
+    if (!expired) return NONE;
+    this.#admitWaiting();
     return expired;
   }
 

@@ -2,6 +2,7 @@
 import type { Feeds } from '../model/feeds.js';
 import type { IOSpec } from '../model/load.js';
 import type { TensorData } from '../model/tensor.js';
+import type { PreparedModel } from '../backend.js';
 
 /** Which path produced a result. */
 export type ServedBy = 'analog' | 'digital' | 'digital-fallback';
@@ -24,6 +25,11 @@ export interface PlacedModel {
   readonly inputs: readonly IOSpec[];
   readonly outputs: readonly IOSpec[];
   run(feeds: Feeds): Promise<PlacedRun>;
+  /**
+   * Set when every run goes to one prepared model and is reported as `direct.backend`: the
+   * scheduler then calls it without the PlacedRun wrapper (one promise hop less per request).
+   */
+  readonly direct?: { readonly prepared: PreparedModel; readonly backend: ServedBy };
   /** State for telemetry (placement, fallback state, counters). */
   snapshot(): Record<string, unknown>;
   dispose(): Promise<void>;

@@ -6,6 +6,7 @@ import { DigitalBackend } from '../../drivers/digital/ort-backend.js';
 import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
 import { AnalogBackend } from '../../runtime/hybrid/analog-backend.js';
 import { ModelPlacer } from '../../runtime/scheduler/placement.js';
+import { schedulerFromConfig } from '../../runtime/scheduler/from-config.js';
 import { fixtureModel, imageFeeds } from './fixtures.js';
 
 const disposers: (() => Promise<void> | void)[] = [];
@@ -80,5 +81,21 @@ describe('BackendRegistry', () => {
     expect(auto.lane).toBe(DIGITAL);
     expect(auto.snapshot().note).toMatch(/tiny: .*tiles/);
     await expect(placer.place('mlp', fixtureModel('mlp'), 'analog')).rejects.toThrow(/placement 'analog' but no accelerator takes it/);
+  });
+
+  it('builds the scheduler the config describes', async () => {
+    const config = resolveConfig({ file: { path: 'c.json', text: JSON.stringify({
+      placement: { models: { cnn: 'analog', mlp: 'digital' } },
+      scheduler: { streams: { camera: { model: 'cnn', priority: 10, capacity: 2, deadlineMs: 33 }, sensor: { model: 'mlp', policy: 'block', batch: { maxSize: 4, maxWaitMs: 5 } } } },
+      fallback: { healthIntervalMs: 0 },
+    }) } });
+    const models = new Map([['cnn', fixtureModel('cnn')], ['mlp', fixtureModel('mlp')]]);
+    const { scheduler, close } = await schedulerFromConfig(config, registry(), models);
+    disposers.push(close);
+    const [cam, sensor] = await Promise.all([scheduler.infer('camera', imageFeeds(0)), scheduler.infer('sensor', imageFeeds(1))]);
+    expect([cam!.backend, sensor!.backend]).toEqual(['analog', 'digital']);
+    expect(scheduler.snapshot().streams.camera).toMatchObject({ model: 'cnn', priority: 10, capacity: 2, policy: 'drop-oldest', completed: 1 });
+    const bad = resolveConfig({ flags: { scheduler: { streams: { s: { model: 'nope' } } } } });
+    await expect(schedulerFromConfig(bad, registry(), models)).rejects.toThrow(/scheduler\.streams\.s\.model: no model 'nope'/);
   });
 });

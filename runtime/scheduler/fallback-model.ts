@@ -112,7 +112,10 @@ export class FallbackModel implements PlacedModel {
         return await withTimeout(attempt, this.#runTimeoutMs, `${this.id} on ${this.lane}`);
       } catch (e) {
         if (e instanceof ModelError) throw e; // the feeds are wrong: digital would refuse them too
-        if (failureKind(e) === 'timeout') this.#zombie = attempt.then(() => undefined, () => undefined).finally(() => { this.#zombie = undefined; });
+        if (failureKind(e) === 'timeout') {
+          const zombie: Promise<unknown> = attempt.then(() => undefined, () => undefined).finally(() => { if (this.#zombie === zombie) this.#zombie = undefined; });
+          this.#zombie = zombie;
+        }
         failure = { kind: failureKind(e), message: failureMessage(e) };
         return undefined;
       }

@@ -62,7 +62,9 @@ export interface LaneSnapshot {
   completed: number;
   failed: number;
   fallbacks: Record<string, number>;
-  /** Per job (a micro-batch is one job). Wait is a stream figure: see each stream. */
+  /** Per job (a micro-batch is one job): how long its oldest request waited for this backend. */
+  wait: LatencySummary;
+  /** Per job. */
   service: LatencySummary;
 }
 
@@ -70,5 +72,6 @@ export class LaneMetrics {
   completed = 0;
   failed = 0;
   readonly fallbacks = new ReasonCounts();
+  readonly wait = new LatencyRecorder();
   readonly service = new LatencyRecorder();
 }

@@ -198,7 +198,7 @@ export class Scheduler {
       backends[l.name] = {
         concurrency: l.queue.concurrency, running: l.running, queued: l.streams.reduce((a, s) => a + s.queue.depth, 0),
         completed: l.metrics.completed, failed: l.metrics.failed, fallbacks: l.metrics.fallbacks.toJSON(),
-        service: l.metrics.service.summary(),
+        wait: l.metrics.wait.summary(), service: l.metrics.service.summary(),
       };
     }
     const models = Object.fromEntries([...this.#models.values()].map((m) => [m.id, m.snapshot()]));
@@ -250,7 +250,7 @@ export class Scheduler {
       return;
     }
     lane.running++;
-    void this.#run(job.stream, job.requests, done);
+    void this.#run(job.stream, job.requests, job.now, done);
   }
 
   #release(lane: Lane, done: (err: Error | null) => void): void {
@@ -259,7 +259,8 @@ export class Scheduler {
     else { done(null); if (this.#idleWaiters.length) queueMicrotask(() => this.#checkIdle()); }
   }
 
-  #pick(lane: Lane): { stream: Stream; requests: Request[] } | undefined {
+  /** The job to run next, and the clock reading it was picked at (its start). */
+  #pick(lane: Lane): { stream: Stream; requests: Request[]; now: number } | undefined {
     const now = this.#clock.now();
     let best: Stream | undefined;
     for (const s of lane.streams) {
@@ -275,7 +276,7 @@ export class Scheduler {
     best.batchDue = false;
     const requests = best.queue.take(max);
     if (best.queue.depth && best.options.batch) this.#armBatchTimer(best, now);
-    return { stream: best, requests };
+    return { stream: best, requests, now };
   }
 
   /** A micro-batching stream is ready when its batch is full or its oldest request's window ran out. */
@@ -299,8 +300,7 @@ export class Scheduler {
   }
 
   /** Runs one job; an async method rather than .then() callbacks: no closures on every request's path. */
-  async #run(stream: Stream, requests: Request[], done: (err: Error | null) => void): Promise<void> {
-    const start = this.#clock.now();
+  async #run(stream: Stream, requests: Request[], start: number, done: (err: Error | null) => void): Promise<void> {
     let runs: PlacedRun | PlacedRun[];
     try {
       const direct = stream.model.direct;
@@ -327,6 +327,7 @@ export class Scheduler {
     metrics.batches++;
     metrics.service.record(serviceMs);
     lane.metrics.service.record(serviceMs);
+    lane.metrics.wait.record(start - requests[0]!.submittedAt); // the job's oldest request
     for (let i = 0; i < requests.length; i++) {
       const r = requests[i]!;
       const run = Array.isArray(runs) ? runs[i]! : runs;

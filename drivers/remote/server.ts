@@ -6,8 +6,8 @@
  * Nothing a peer sends can throw out of here.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
-import { unlink } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { lstat, unlink } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import type { CrossbarDriver } from '../../runtime/accelerator.js';
 import { FrameDecoder } from './frame-decoder.js';
@@ -121,6 +121,23 @@ export interface UnixServer {
   close(): Promise<void>;
 }
 
+/**
+ * A socket file left by a killed process is removed; one with a live listener, or a path that is
+ * not a socket at all, is an error (never unlink what is not ours to replace).
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return;
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw new Error(`${path}: another device process is already listening there`);
+  await unlink(path);
+}
+
 /** Listens on a Unix socket (a stale socket file from a killed process is replaced). */
 export async function listenUnix(path: string, driver: CrossbarDriver, options: ServeOptions = {}): Promise<UnixServer> {
   const bootId = options.bootId ?? newBootId();
@@ -131,7 +148,7 @@ export async function listenUnix(path: string, driver: CrossbarDriver, options: 
     socket.on('close', () => sockets.delete(socket));
     void serveStream(driver, socket, { ...options, bootId }, stats);
   });
-  await unlink(path).catch(() => undefined);
+  await removeStaleSocket(path);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => { server.off('error', reject); resolve(); });

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
 import { RemoteCrossbarClient } from '../../drivers/remote/client.js';
 import { listenUnix, type UnixServer } from '../../drivers/remote/server.js';
@@ -123,5 +124,13 @@ describe('RemoteCrossbarClient', () => {
     for (const d of [remote, local]) await d.program(1, weights(16, 4), 16, 4);
     expect(Array.from(await remote.mvm(1, inputs(32), 2))).toEqual(Array.from(await local.mvm(1, inputs(32), 2)));
     expect(remote.info().driver).toBe('crossbar-emulator');
+  });
+
+  it('replaces a stale socket file but never a live one or a non-socket', async () => {
+    const server = await serve('ideal');
+    await expect(listenUnix(server.path, new CrossbarEmulator('ideal'))).rejects.toThrow(/already listening/);
+    const file = tempSocketPath('not-a-socket');
+    writeFileSync(file, 'data');
+    await expect(listenUnix(file, new CrossbarEmulator('ideal'))).rejects.toThrow(/not a socket/);
   });
 });

@@ -82,7 +82,7 @@ export class FallbackModel implements PlacedModel {
   static async create(id: string, model: LoadedModel, accelerator: Backend, supervisor: AcceleratorSupervisor, digital: PreparedModel, options: FallbackOptions = {}): Promise<FallbackModel> {
     let primary: PreparedModel | undefined;
     try {
-      primary = await withTimeout(accelerator.load(model), options.loadTimeoutMs ?? 30_000, `loading ${id} onto ${supervisor.backend}`);
+      primary = await loadWithin(accelerator, model, options.loadTimeoutMs ?? 30_000, `loading ${id} onto ${supervisor.backend}`);
     } catch (e) {
       if (!(e instanceof AcceleratorError)) throw e;
       supervisor.reportFailure(e.kind, `loading ${id}: ${e.message}`);
@@ -189,16 +189,27 @@ export class FallbackModel implements PlacedModel {
     if (this.#zombie) await this.#zombie;
     await this.#mutex.run(async () => {
       if (!this.#primary) {
-        this.#primary = await withTimeout(this.accelerator.load(this.model), this.#loadTimeoutMs, `loading ${this.id}`);
+        this.#primary = await loadWithin(this.accelerator, this.model, this.#loadTimeoutMs, `loading ${this.id}`);
       } else if (canReprogram(this.#primary)) {
         await this.#primary.reprogram();
       } else {
         const old = this.#primary;
         this.#primary = undefined;
         await old.dispose().catch(() => undefined);
-        this.#primary = await withTimeout(this.accelerator.load(this.model), this.#loadTimeoutMs, `re-loading ${this.id}`);
+        this.#primary = await loadWithin(this.accelerator, this.model, this.#loadTimeoutMs, `re-loading ${this.id}`);
       }
       this.#reprograms++;
     });
+  }
+}
+
+/** Loads with a time limit; a load that finishes after it is disposed rather than leaked. */
+async function loadWithin(backend: Backend, model: LoadedModel, ms: number, what: string): Promise<PreparedModel> {
+  const loading = backend.load(model);
+  try {
+    return await withTimeout(loading, ms, what);
+  } catch (e) {
+    loading.then((late) => late.dispose(), () => undefined).catch(() => undefined);
+    throw e;
   }
 }

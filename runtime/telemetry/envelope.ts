@@ -1,0 +1,132 @@
+/**
+ * The payload of every edgerun MQTT message, in and out.
+ *
+ * A message is `{ device, seq, ts, kind, body }`: `seq` is device-monotonic (consumers dedupe on
+ * (device, seq)), `ts` is wall-clock milliseconds since the epoch. Encoded as JSON (default) or CBOR.
+ *
+ * Signed (ed25519, tweetnacl), the message bytes travel inside an envelope with the signer's public
+ * key and the detached signature over exactly those bytes:
+ *   JSON: {"msg": "<the message's JSON text>", "key": "<base64 public key>", "sig": "<base64 signature>"}
+ *   CBOR: {msg: <message CBOR bytes>, key: <32 bytes>, sig: <64 bytes>}
+ * A decoder tells the encodings apart by the first byte ('{' for JSON, a CBOR map otherwise), so it
+ * works on MQTT 3.1.1 too; on MQTT 5 the content type says it as well.
+ *
+ * Whether a valid signature's key is *trusted* is the caller's decision (runtime/telemetry keys).
+ */
+import nacl from 'tweetnacl';
+import { decode as cborDecode, encode as cborEncode } from 'cborg';
+
+export interface Message<B = unknown> {
+  device: string;
+  seq: number;
+  ts: number;
+  kind: string;
+  body: B;
+}
+
+export type Encoding = 'json' | 'cbor';
+export const CONTENT_TYPE: Readonly<Record<Encoding, string>> = { json: 'application/json', cbor: 'application/cbor' };
+
+/** An ed25519 key pair as tweetnacl makes it (secretKey is 64 bytes: seed + public key). */
+export interface SigningKey {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+}
+
+export interface EncodeOptions {
+  encoding?: Encoding;
+  signer?: SigningKey;
+}
+
+export interface DecodedMessage<B = unknown> {
+  message: Message<B>;
+  encoding: Encoding;
+  /** Public key whose signature over the message verified; undefined for unsigned messages. */
+  signedBy?: Uint8Array;
+}
+
+export type EnvelopeErrorCode = 'too-large' | 'malformed' | 'bad-signature';
+
+export class EnvelopeError extends Error {
+  constructor(readonly code: EnvelopeErrorCode, message: string) {
+    super(message);
+    this.name = 'EnvelopeError';
+  }
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+const CBOR_OPTIONS = { ignoreUndefinedProperties: true } as const;
+const OPEN_BRACE = 0x7b;
+
+export const toBase64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+export const fromBase64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
+
+export function encodeMessage(message: Message, opts: EncodeOptions = {}): Uint8Array {
+  const encoding = opts.encoding ?? 'json';
+  if (encoding === 'json') {
+    const text = JSON.stringify(message);
+    if (!opts.signer) return utf8.encode(text);
+    const sig = nacl.sign.detached(utf8.encode(text), opts.signer.secretKey);
+    return utf8.encode(JSON.stringify({ msg: text, key: toBase64(opts.signer.publicKey), sig: toBase64(sig) }));
+  }
+  const bytes = cborEncode(message, CBOR_OPTIONS);
+  if (!opts.signer) return bytes;
+  const sig = nacl.sign.detached(bytes, opts.signer.secretKey);
+  return cborEncode({ msg: bytes, key: opts.signer.publicKey, sig }, CBOR_OPTIONS);
+}
+
+/** Parses and checks a payload; throws EnvelopeError (never anything else) on bad input. */
+export function decodeMessage<B = unknown>(payload: Uint8Array, maxBytes = 256 * 1024): DecodedMessage<B> {
+  if (payload.byteLength > maxBytes) throw new EnvelopeError('too-large', `payload of ${payload.byteLength} bytes exceeds the limit of ${maxBytes}`);
+  if (payload.byteLength === 0) throw new EnvelopeError('malformed', 'empty payload');
+  const encoding: Encoding = payload[0] === OPEN_BRACE ? 'json' : 'cbor';
+  let outer: unknown;
+  try {
+    outer = encoding === 'json' ? JSON.parse(fromUtf8.decode(payload)) : cborDecode(payload);
+  } catch (e) {
+    throw new EnvelopeError('malformed', `not valid ${encoding.toUpperCase()}: ${(e as Error).message}`);
+  }
+  if (!isRecord(outer)) throw new EnvelopeError('malformed', `expected an object, got ${describe(outer)}`);
+  if (!('sig' in outer)) return { message: checkMessage<B>(outer), encoding };
+
+  const { msg, key, sig } = outer;
+  let msgBytes: Uint8Array, keyBytes: Uint8Array, sigBytes: Uint8Array;
+  if (encoding === 'json') {
+    if (typeof msg !== 'string' || typeof key !== 'string' || typeof sig !== 'string') {
+      throw new EnvelopeError('malformed', 'signed envelope needs string fields msg, key and sig');
+    }
+    msgBytes = utf8.encode(msg);
+    keyBytes = fromBase64(key);
+    sigBytes = fromBase64(sig);
+  } else {
+    if (!(msg instanceof Uint8Array) || !(key instanceof Uint8Array) || !(sig instanceof Uint8Array)) {
+      throw new EnvelopeError('malformed', 'signed envelope needs byte-string fields msg, key and sig');
+    }
+    [msgBytes, keyBytes, sigBytes] = [msg, key, sig];
+  }
+  if (keyBytes.length !== nacl.sign.publicKeyLength) throw new EnvelopeError('malformed', `signer key must be ${nacl.sign.publicKeyLength} bytes, got ${keyBytes.length}`);
+  if (sigBytes.length !== nacl.sign.signatureLength) throw new EnvelopeError('malformed', `signature must be ${nacl.sign.signatureLength} bytes, got ${sigBytes.length}`);
+  if (!nacl.sign.detached.verify(msgBytes, sigBytes, keyBytes)) throw new EnvelopeError('bad-signature', 'signature does not verify');
+  let inner: unknown;
+  try {
+    inner = encoding === 'json' ? JSON.parse(msg as string) : cborDecode(msgBytes);
+  } catch (e) {
+    throw new EnvelopeError('malformed', `signed message is not valid ${encoding.toUpperCase()}: ${(e as Error).message}`);
+  }
+  if (!isRecord(inner)) throw new EnvelopeError('malformed', `expected a message object, got ${describe(inner)}`);
+  return { message: checkMessage<B>(inner), encoding, signedBy: keyBytes };
+}
+
+function checkMessage<B>(o: Record<string, unknown>): Message<B> {
+  const { device, seq, ts, kind } = o;
+  if (typeof device !== 'string' || device.length === 0) throw new EnvelopeError('malformed', 'message needs a non-empty string "device"');
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw new EnvelopeError('malformed', 'message needs a non-negative integer "seq"');
+  if (typeof ts !== 'number' || !Number.isFinite(ts)) throw new EnvelopeError('malformed', 'message needs a numeric "ts" (ms since the epoch)');
+  if (typeof kind !== 'string' || kind.length === 0) throw new EnvelopeError('malformed', 'message needs a non-empty string "kind"');
+  if (!('body' in o)) throw new EnvelopeError('malformed', 'message needs a "body"');
+  return { device, seq, ts, kind, body: o.body as B };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+const describe = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);

@@ -10,3 +10,22 @@ export interface Clock {
 
 /** Wall-independent monotonic time from the process (performance.now, sub-millisecond). */
 export const monotonicClock: Clock = { now: () => performance.now() };
+
+/**
+ * Named files in one directory: outbox journal segments, key and replay state, installed bundles.
+ * drivers/storage/fs-storage.ts implements it on the file system. Names are single path segments.
+ */
+export interface Storage {
+  /** Names of the files present, sorted. */
+  list(): Promise<string[]>;
+  /** The whole file, or undefined when it does not exist. */
+  read(name: string): Promise<Uint8Array | undefined>;
+  /** Replaces the file atomically (temporary file, fsync, rename): a crash leaves the old or the new content. */
+  writeAtomic(name: string, data: Uint8Array): Promise<void>;
+  /** Appends to the file (creating it); durable only after sync(). */
+  append(name: string, data: Uint8Array): Promise<void>;
+  /** Flushes the file's appended data to the device (fsync). */
+  sync(name: string): Promise<void>;
+  /** Deletes the file; no error when it is already gone. */
+  remove(name: string): Promise<void>;
+}

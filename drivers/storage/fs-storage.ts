@@ -1,0 +1,95 @@
+/** The Storage port (runtime/ports.ts) on a directory of the file system. */
+import { mkdirSync } from 'node:fs';
+import { open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Storage } from '../../runtime/ports.js';
+
+const NAME = /^[A-Za-z0-9_.-]+$/;
+
+export class FsStorage implements Storage {
+  /** Open append handles, so appends do not reopen the file each time. */
+  readonly #appending = new Map<string, Promise<FileHandle>>();
+
+  /** `mode` applies to files it creates (0o600 for key and replay state). */
+  constructor(readonly dir: string, private readonly mode = 0o644) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  async list(): Promise<string[]> {
+    return (await readdir(this.dir)).filter((n) => NAME.test(n) && !n.endsWith('.tmp')).sort();
+  }
+
+  async read(name: string): Promise<Uint8Array | undefined> {
+    try {
+      return new Uint8Array(await readFile(this.#path(name)));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async writeAtomic(name: string, data: Uint8Array): Promise<void> {
+    const path = this.#path(name);
+    const tmp = `${path}.tmp`;
+    const h = await open(tmp, 'w', this.mode);
+    try {
+      await h.writeFile(data);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await rename(tmp, path);
+    await this.#syncDir();
+  }
+
+  async append(name: string, data: Uint8Array): Promise<void> {
+    const h = await this.#handle(name);
+    let off = 0;
+    while (off < data.byteLength) off += (await h.write(data, off, data.byteLength - off)).bytesWritten;
+  }
+
+  async sync(name: string): Promise<void> {
+    const h = this.#appending.get(name);
+    if (h) await (await h).sync();
+  }
+
+  async remove(name: string): Promise<void> {
+    const h = this.#appending.get(name);
+    if (h) {
+      this.#appending.delete(name);
+      await (await h).close();
+    }
+    await rm(this.#path(name), { force: true });
+  }
+
+  /** Closes the open append handles. */
+  async close(): Promise<void> {
+    const handles = [...this.#appending.values()];
+    this.#appending.clear();
+    await Promise.all(handles.map(async (h) => (await h).close()));
+  }
+
+  #handle(name: string): Promise<FileHandle> {
+    let h = this.#appending.get(name);
+    if (!h) {
+      h = open(this.#path(name), 'a', this.mode);
+      this.#appending.set(name, h);
+      h.catch(() => this.#appending.delete(name));
+    }
+    return h;
+  }
+
+  async #syncDir(): Promise<void> {
+    const d = await open(this.dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+
+  #path(name: string): string {
+    if (!NAME.test(name)) throw new Error(`invalid storage file name "${name}"`);
+    return join(this.dir, name);
+  }
+}

@@ -89,6 +89,23 @@ export const configSchema = z.strictObject({
     idleWatts: z.number().min(0).default(0),
     governor: governorPolicySchema.prefault({}),
   }).prefault({}),
+  /** Keys, signing and signed commands (runtime/telemetry/keys.ts, commands.ts). */
+  security: z.strictObject({
+    /** Directory of this device's key pair, the trust store and the command replay state (files 0600). */
+    keyDir: z.string().min(1).default('state/keys'),
+    /** Key file (in keyDir) of this device's signing key. */
+    keyFile: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('device.key'),
+    /** Sign outgoing messages with the device key. */
+    sign: z.boolean().default(false),
+    /** Trust store (in keyDir): public keys allowed to sign commands. */
+    trustedKeysFile: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('trusted-keys.json'),
+    /** Replay state (in keyDir): nonces of recently accepted commands, persisted across restarts. */
+    replayFile: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('command-replay.json'),
+    /** A command is accepted only if its timestamp is within ± this of the device's clock. */
+    commandWindowMs: z.number().int().min(1000).max(3_600_000).default(30_000),
+    /** Largest command payload accepted, bytes. */
+    maxCommandBytes: z.number().int().min(256).max(1 << 20).default(16 * 1024),
+  }).prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

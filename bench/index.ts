@@ -11,6 +11,8 @@ const benches: Record<string, () => Promise<{ main: () => Promise<void> }>> = {
   analog: () => import('./analog.js'),
   energy: () => import('./energy.js'),
   governor: () => import('./governor.js'),
+  scheduler: () => import('./scheduler.js'),
+  remote: () => import('./remote.js'),
 };
 
 const wanted = process.argv.slice(2);

@@ -57,16 +57,24 @@ export class AnalogBackend implements Backend {
       fallbackOversized: this.options.fallbackOversized ?? true, facts,
     });
     const plan = buildPlan(model, partition, facts);
-    const runners = partition.layers.map((layer) => new AnalogLayerRunner(layer,
-      layer.groupWeights.map((w, g) => new AnalogMatrix(driver, this.allocator, w, layer.k, layer.n, `node '${layer.name}'${layer.groupWeights.length > 1 ? ` group ${g}` : ''}`))));
+    const runners: AnalogLayerRunner[] = [];
+    // Matrices allocated so far: released if a later allocation, programming or segment load fails.
+    const matrices: AnalogMatrix[] = [];
     const segments = new Map<number, PreparedModel>();
     try {
-      for (const r of runners) for (const m of r.matrices) await m.program();
+      for (const layer of partition.layers) {
+        runners.push(new AnalogLayerRunner(layer, layer.groupWeights.map((w, g) => {
+          const m = new AnalogMatrix(driver, this.allocator, w, layer.k, layer.n, `node '${layer.name}'${layer.groupWeights.length > 1 ? ` group ${g}` : ''}`);
+          matrices.push(m);
+          return m;
+        })));
+      }
+      for (const m of matrices) await m.program();
       for (const [i, step] of plan.steps.entries()) {
         if (step.kind === 'digital') segments.set(i, await digital.load(loadModel(step.bytes, { source: `${model.source} segment ${i}` })));
       }
     } catch (e) {
-      this.allocator.release(runners.flatMap((r) => r.matrices.flatMap((m) => m.tiles)));
+      this.allocator.release(matrices.flatMap((m) => m.tiles));
       await Promise.all([...segments.values()].map((s) => s.dispose()));
       throw e;
     }

@@ -146,6 +146,18 @@ describe('device limits', () => {
     await expect(analog.load(big())).rejects.toThrow(/node 'MatMul_0' \(MatMul\) needs 6 tiles, device has 4 free/);
   });
 
+  it('releases every tile it allocated when programming fails, and loads again once the device is back', async () => {
+    const driver = new CrossbarEmulator('pcm', { overrides: { tile: { count: 6 } } });
+    const analog = new AnalogBackend({ digital, driver });
+    driver.setHealth('unhealthy', 'test');
+    await expect(analog.load(big())).rejects.toThrow(/unhealthy/);
+    expect(analog.allocator.available).toBe(6);
+    driver.setHealth('healthy');
+    const hybrid = await analog.load(big());
+    expect(hybrid.planRows()[0]).toMatchObject({ target: 'analog' });
+    await analog.dispose();
+  });
+
   it('frees tiles when a model is disposed', async () => {
     const analog = new AnalogBackend({ digital, driver: new CrossbarEmulator('pcm', { overrides: { tile: { count: 6 } } }) });
     const first = await analog.load(big());

@@ -108,6 +108,14 @@ program.command('power')
   .option('--json', 'one JSON object per list or per round of readings')
   .action(async (opts) => (await import('./commands/power.js')).powerCommand(opts, globals()));
 
+program.command('broker')
+  .description('run the embedded MQTT broker (Aedes; TCP and WebSocket listeners) until Ctrl-C')
+  .option('--port <n>', 'MQTT TCP port (0 = a free port)', int(0), 1883)
+  .option('--ws-port <n>', 'MQTT over WebSocket port (0 = a free port)', int(0), 8883)
+  .option('--no-ws', 'no WebSocket listener')
+  .option('--host <addr>', 'interface to listen on (0.0.0.0 = every interface)', '127.0.0.1')
+  .action(async (opts) => (await import('./commands/broker.js')).brokerCommand(opts));
+
 program.command('demo', { isDefault: false })
   .description('evaluate the bundled models on the bundled subset (what `npm start` runs)')
   .action(async () => (await import('./commands/demo.js')).demoCommand(globals()));

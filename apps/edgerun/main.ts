@@ -108,6 +108,43 @@ program.command('power')
   .option('--json', 'one JSON object per list or per round of readings')
   .action(async (opts) => (await import('./commands/power.js')).powerCommand(opts, globals()));
 
+const keys = program.command('keys').description('ed25519 key pairs (files 0600) and the trust store of keys allowed to sign commands');
+const keyDirOption = (): Option => new Option('--dir <dir>', 'key directory (default: config security.keyDir = state/keys)');
+keys.command('gen')
+  .description('generate a key pair into <dir>/<name>.key (default: config security.keyFile = device.key)')
+  .option('--name <name>', 'key name (file <name>.key)')
+  .option('--file <file>', 'key file name in the key directory')
+  .addOption(keyDirOption())
+  .option('--force', 'replace an existing key file (its key is lost)')
+  .option('--json', 'print one JSON object')
+  .action(async (opts) => (await import('./commands/keys.js')).keysGenCommand(opts, globals()));
+keys.command('show')
+  .description('public key and fingerprint of a key file (never the secret)')
+  .option('--name <name>', 'key name (file <name>.key)')
+  .option('--file <file>', 'key file name in the key directory')
+  .addOption(keyDirOption())
+  .option('--json', 'print one JSON object (usable as a file for `keys trust`)')
+  .action(async (opts) => (await import('./commands/keys.js')).keysShowCommand(opts, globals()));
+keys.command('trust')
+  .description('trust a public key to sign commands to this device')
+  .argument('<key>', 'base64 public key, or a file: a key file or `keys show --json` output (only its public key is read)')
+  .option('--name <name>', 'name of the trusted key (default: the name in the file)')
+  .addOption(keyDirOption())
+  .option('--force', 'take the name from another key that holds it')
+  .option('--json', 'print one JSON object')
+  .action(async (key: string, opts) => (await import('./commands/keys.js')).keysTrustCommand(key, opts, globals()));
+keys.command('untrust')
+  .description('stop trusting a key')
+  .argument('<name|fingerprint>')
+  .addOption(keyDirOption())
+  .option('--json', 'print one JSON object')
+  .action(async (key: string, opts) => (await import('./commands/keys.js')).keysUntrustCommand(key, opts, globals()));
+keys.command('list')
+  .description('trusted keys')
+  .addOption(keyDirOption())
+  .option('--json', 'print one JSON object')
+  .action(async (opts) => (await import('./commands/keys.js')).keysListCommand(opts, globals()));
+
 program.command('broker')
   .description('run the embedded MQTT broker (Aedes; TCP and WebSocket listeners) until Ctrl-C')
   .option('--port <n>', 'MQTT TCP port (0 = a free port)', int(0), 1883)

@@ -1,0 +1,382 @@
+/**
+ * The device: what `edgerun serve` runs between its MQTT connection and its models.
+ *
+ *   sample source (dataset replay, per stream, at a rate) → scheduler → placed model (analog with
+ *   digital fallback, or digital) → result → publisher (`results`) ; periodic `telemetry`;
+ *   `events` for fallbacks, placement changes and governor decisions; a CommandTarget for signed
+ *   commands (power budget, placement, snapshot, pause/resume a stream).
+ *
+ * Progress (results produced, next sample per stream) lives in the state directory, so a restarted
+ * process continues where it left off: with `count`, the device produces result numbers 0..count-1
+ * in total over all its runs. A result is recorded as produced after the publisher accepted it
+ * (durably, in the outbox); a SIGKILL between the two makes the restarted device produce that
+ * result number again, under a new sequence number (at-least-once, counted by consumers as a
+ * duplicate result number).
+ */
+import { basename } from 'node:path';
+import type { BackendRegistry } from '../../../runtime/backend.js';
+import type { Config } from '../../../runtime/config.js';
+import type { LoadedModel } from '../../../runtime/model/load.js';
+import type { Storage } from '../../../runtime/ports.js';
+import type { OutgoingKind } from '../../../runtime/telemetry/topics.js';
+import { ModelPlacer } from '../../../runtime/scheduler/placement.js';
+import { Scheduler } from '../../../runtime/scheduler/scheduler.js';
+import { SwitchableModel } from '../../../runtime/scheduler/switchable-model.js';
+import type { InferenceResult } from '../../../runtime/scheduler/types.js';
+import { telemetrySnapshot, type TelemetryBody } from '../../../runtime/telemetry/telemetry-snapshot.js';
+import { EnergyModel } from '../../../runtime/power/energy-model.js';
+import { InferenceCostTable } from '../../../runtime/power/inference-costs.js';
+import { EnergyLedger } from '../../../runtime/power/ledger.js';
+import { Governor, type GovernorEvent } from '../../../runtime/power/governor.js';
+import type { GovernedSystem } from '../../../runtime/power/governed-system.js';
+import type { GovernorPolicyInput } from '../../../runtime/power/policy.js';
+import { observedSummary } from '../../../runtime/power/model-summary.js';
+import { deviceEnergyOf } from '../../../runtime/power/energy-constants.js';
+import type { Placement } from '../../../runtime/power/work.js';
+import { DIGITAL_BACKEND } from '../../../drivers/digital/ort-backend.js';
+import { loadProfile } from '../../../drivers/crossbar/profile.js';
+import type { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
+
+/** Where the device's messages go: A's Reporter (durable outbox) in the daemon. */
+export interface Publisher {
+  /** Resolves once the message is accepted (for durable kinds: stored in the outbox). */
+  publish(kind: OutgoingKind, body: unknown): Promise<unknown>;
+}
+
+export type PlacementChoice = 'analog' | 'digital' | 'auto';
+
+export interface DeviceOptions {
+  config: Config;
+  registry: BackendRegistry;
+  /** Model id → loaded model. */
+  models: ReadonlyMap<string, LoadedModel>;
+  source: DatasetSource;
+  publisher: Publisher;
+  /** Progress state (results produced, next sample per stream). */
+  storage: Storage;
+  /** Inferences per second per stream; 0 = as fast as the device goes (one request in flight per stream). */
+  rateHz: number;
+  /** Produce exactly this many results over all runs (with the state dir), then stop. */
+  count?: number;
+  telemetryIntervalMs: number;
+  log?: (line: string) => void;
+}
+
+interface StreamState {
+  name: string;
+  model: string;
+  next: number;
+  rateHz: number;
+  paused: boolean;
+  shed: boolean;
+  lastBackend?: string;
+  wake?: () => void;
+}
+
+interface Progress { results: number; streams: Record<string, number> }
+
+const PROGRESS_FILE = 'progress.json';
+const utf8 = new TextEncoder();
+
+export function modelIdOf(path: string): string {
+  const id = basename(path).replace(/\.onnx$/i, '').replace(/[^A-Za-z0-9_.-]/g, '_');
+  return id || 'model';
+}
+
+function top1(result: InferenceResult): { cls: number; score: number } {
+  const out = Object.values(result.outputs)[0];
+  const data = out?.data as ArrayLike<number> | undefined;
+  if (!data || data.length === 0) return { cls: -1, score: NaN };
+  let best = 0;
+  let max = -Infinity;
+  for (let i = 0; i < data.length; i++) if (data[i]! > max) { max = data[i]!; best = i; }
+  // Softmax probability of the top class (the models return logits).
+  let z = 0;
+  for (let i = 0; i < data.length; i++) z += Math.exp(data[i]! - max);
+  return { cls: best, score: 1 / z };
+}
+
+export class Device {
+  readonly scheduler: Scheduler;
+  readonly placer: ModelPlacer;
+  readonly ledger: EnergyLedger;
+  readonly governor: Governor;
+  readonly #models = new Map<string, SwitchableModel>();
+  readonly #streams = new Map<string, StreamState>();
+  readonly #costs: InferenceCostTable;
+  readonly #adcBits: number;
+  readonly #startedMs = performance.now();
+  /** Saved: every result number below progress.results was accepted by the publisher. */
+  #progress: Progress = { results: 0, streams: {} };
+  /** Next result number to hand out. */
+  #nextN = 0;
+  /** Accepted result numbers at or above progress.results (published out of order by parallel streams). */
+  readonly #accepted = new Set<number>();
+  #saving: Promise<void> | undefined;
+  #saveAgain = false;
+  #stopping = false;
+  #loops: Promise<void>[] = [];
+  #telemetryTimer: ReturnType<typeof setInterval> | undefined;
+  #doneResolve!: () => void;
+  /** Resolves when `count` results are produced (accepted by the publisher), or the device stopped. */
+  readonly done: Promise<void>;
+  #pausedAll = false;
+
+  private constructor(readonly options: DeviceOptions, costs: InferenceCostTable, adcBits: number) {
+    const { config } = options;
+    this.#costs = costs;
+    this.#adcBits = adcBits;
+    const f = config.fallback;
+    this.placer = new ModelPlacer(options.registry, {
+      supervisor: { healthIntervalMs: f.healthIntervalMs, healthTimeoutMs: f.healthTimeoutMs, probeInitialMs: f.probeInitialMs, probeMaxMs: f.probeMaxMs },
+      fallback: { runTimeoutMs: f.runTimeoutMs },
+    });
+    this.scheduler = new Scheduler({ concurrency: config.scheduler.concurrency });
+    this.ledger = new EnergyLedger({ now: () => performance.now() });
+    this.done = new Promise((r) => { this.#doneResolve = r; });
+    this.governor = undefined as unknown as Governor;
+  }
+
+  static async create(options: DeviceOptions): Promise<Device> {
+    const { config, registry } = options;
+    registry.setPlacement(config.placement);
+    // Energy: the crossbar profile's converter and tile figures; the graphs' work observed with onnxruntime.
+    const profile = loadProfile(config.analog.profile);
+    const costs = new InferenceCostTable({ energy: new EnergyModel(deviceEnergyOf(profile).energy), tile: { rows: profile.tile.rows, cols: profile.tile.cols }, dacBits: profile.dac.bits ?? undefined });
+    const digital = await registry.get(DIGITAL_BACKEND);
+    for (const [id, m] of options.models) costs.add(id, await observedSummary(digital, m));
+    const device = new Device(options, costs, profile.adc.bits ?? 8);
+    await device.#init();
+    return device;
+  }
+
+  async #init(): Promise<void> {
+    const { config, models, storage } = this.options;
+    const saved = await storage.read(PROGRESS_FILE);
+    if (saved) {
+      try {
+        const p = JSON.parse(new TextDecoder().decode(saved)) as Progress;
+        if (Number.isSafeInteger(p.results) && p.results >= 0) this.#progress = { results: p.results, streams: { ...p.streams } };
+        this.#nextN = this.#progress.results;
+      } catch { /* a torn file cannot happen (atomic replace); an edited one restarts from zero */ }
+    }
+    for (const [id, model] of models) {
+      const policy = this.options.registry.placementOf(id);
+      this.#models.set(id, new SwitchableModel(await this.placer.place(id, model, policy), policy));
+      this.scheduler.addModel(this.#models.get(id)!);
+    }
+    const configured = Object.entries(config.scheduler.streams);
+    const streams = configured.length ? configured : [...models.keys()].map((id) => [id, { model: id, priority: 0, capacity: 16, policy: 'block' as const }] as const);
+    for (const [name, s] of streams) {
+      if (!models.has(s.model)) throw new Error(`config scheduler.streams.${name}.model: no model '${s.model}' (models: ${[...models.keys()].join(', ')})`);
+      this.scheduler.addStream(name, s);
+      this.#streams.set(name, { name, model: s.model, next: this.#progress.streams[name] ?? 0, rateHz: this.options.rateHz, paused: false, shed: false });
+    }
+    const placements: Record<string, Placement> = {};
+    for (const [id, m] of this.#models) placements[id] = m.current.lane === DIGITAL_BACKEND ? 'digital' : 'analog';
+    (this as { governor: Governor }).governor = new Governor({
+      system: this.#governedSystem(), costs: this.#costs, clock: { now: () => performance.now() },
+      streams: [...this.#streams.values()].map((s, i) => ({ id: s.name, model: s.model, priority: (streams[i]![1].priority ?? 0), rateHz: this.options.rateHz > 0 ? this.options.rateHz : 10 })),
+      policy: config.power.governor, placements, adcBits: this.#adcBits, idleW: config.power.idleWatts, ledger: this.ledger,
+    });
+    this.governor.on((e) => this.#event({ type: 'governor', ...governorEventBody(e) }));
+  }
+
+  get produced(): number { return this.#progress.results; }
+  get streamNames(): string[] { return [...this.#streams.keys()]; }
+
+  start(): void {
+    if (this.options.count !== undefined && this.#progress.results >= this.options.count) {
+      this.#doneResolve();
+      return;
+    }
+    for (const s of this.#streams.values()) this.#loops.push(this.#loop(s));
+    this.#telemetryTimer = setInterval(() => { void this.publishSnapshot().catch(() => undefined); }, this.options.telemetryIntervalMs);
+    this.#telemetryTimer.unref?.();
+    void this.publishSnapshot().catch(() => undefined);
+  }
+
+  /** Stops producing, waits for the requests in flight and the last progress write. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearInterval(this.#telemetryTimer);
+    for (const s of this.#streams.values()) s.wake?.();
+    await Promise.all(this.#loops);
+    await this.#saveNow();
+    this.placer.dispose();
+    await this.scheduler.close();
+    for (const m of this.#models.values()) await m.dispose().catch(() => undefined);
+    this.#doneResolve();
+  }
+
+  telemetry(): TelemetryBody {
+    const paused = [...this.#streams.values()].filter((s) => s.paused || s.shed || this.#pausedAll).map((s) => s.name);
+    return telemetrySnapshot({
+      scheduler: this.scheduler.snapshot(), uptimeMs: performance.now() - this.#startedMs,
+      governor: this.governor.status(), ledger: this.ledger, idleW: this.options.config.power.idleWatts, paused,
+    });
+  }
+
+  async publishSnapshot(): Promise<void> {
+    await this.options.publisher.publish('telemetry', { ...this.telemetry(), results: this.#progress.results });
+  }
+
+  // ---- CommandTarget (B's runtime/telemetry/commands.ts) ----
+
+  async setPowerBudget(change: GovernorPolicyInput): Promise<void> {
+    this.governor.setPolicy(change, 'command');
+    await this.governor.tick(true);
+  }
+
+  async setPlacement(model: string, placement: PlacementChoice): Promise<void> {
+    const m = this.#models.get(model);
+    if (!m) throw new Error(`no model '${model}' (models: ${[...this.#models.keys()].join(', ')})`);
+    const loaded = this.options.models.get(model)!;
+    const next = await this.placer.place(model, loaded, placement);
+    const from = m.current.lane;
+    await m.replace(next, placement);
+    this.#event({ type: 'placement', model, placement, from, to: next.lane });
+  }
+
+  pauseStream(stream: string): void {
+    this.#stream(stream).paused = true;
+    this.#event({ type: 'stream', stream, state: 'paused' });
+  }
+
+  resumeStream(stream: string): void {
+    const s = this.#stream(stream);
+    s.paused = false;
+    s.wake?.();
+    this.#event({ type: 'stream', stream, state: 'resumed' });
+  }
+
+  #stream(name: string): StreamState {
+    const s = this.#streams.get(name);
+    if (!s) throw new Error(`no stream '${name}' (streams: ${[...this.#streams.keys()].join(', ')})`);
+    return s;
+  }
+
+  #governedSystem(): GovernedSystem {
+    return {
+      setAdcBits: () => { throw new Error('ADC resolution is fixed by the device profile on this device'); },
+      setPlacement: async (model, placement) => { await this.setPlacement(model, placement); },
+      setStreamRate: (stream, hz) => { this.#stream(stream).rateHz = hz; },
+      shedStream: (stream) => { this.#stream(stream).shed = true; },
+      restoreStream: (stream) => { const s = this.#stream(stream); s.shed = false; s.wake?.(); },
+      pause: () => { this.#pausedAll = true; },
+      resume: () => { this.#pausedAll = false; for (const s of this.#streams.values()) s.wake?.(); },
+    };
+  }
+
+  /** Every result number is handed out. */
+  #countReached(): boolean {
+    return this.options.count !== undefined && this.#nextN >= this.options.count;
+  }
+
+  #markAccepted(n: number): void {
+    this.#accepted.add(n);
+    while (this.#accepted.delete(this.#progress.results)) this.#progress.results++;
+    if (this.options.count !== undefined && this.#progress.results >= this.options.count) this.#doneResolve();
+  }
+
+  #event(body: Record<string, unknown>): void {
+    this.options.log?.(`event ${JSON.stringify(body)}`);
+    void this.options.publisher.publish('events', body).catch(() => undefined);
+  }
+
+  async #loop(s: StreamState): Promise<void> {
+    let due = performance.now();
+    while (!this.#stopping && !this.#countReached()) {
+      if (s.paused || s.shed || this.#pausedAll) {
+        await new Promise<void>((r) => { s.wake = r; });
+        s.wake = undefined;
+        due = performance.now();
+        continue;
+      }
+      const rate = this.options.rateHz > 0 ? s.rateHz : 0;
+      if (rate > 0) {
+        const wait = due - performance.now();
+        if (wait > 0) {
+          await new Promise<void>((r) => { const t = setTimeout(r, wait); s.wake = () => { clearTimeout(t); r(); }; });
+          s.wake = undefined;
+          if (this.#stopping || s.paused || s.shed || this.#pausedAll) continue;
+        }
+        due = Math.max(due + 1000 / rate, performance.now() - 1000 / rate);
+      }
+      const sample = this.options.source.sample(s.next);
+      let result: InferenceResult;
+      try {
+        result = await this.scheduler.infer(s.name, { input: { type: 'float32', data: sample.input, dims: sample.shape } });
+      } catch (e) {
+        if (this.#stopping) break;
+        this.#event({ type: 'inference-failed', stream: s.name, error: (e as Error).message });
+        s.next++;
+        continue;
+      }
+      if (this.#countReached()) break;
+      const n = this.#nextN++;
+      s.next++;
+      for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2000)) {
+        try {
+          await this.#publishResult(s, n, sample, result);
+          break;
+        } catch (e) {
+          // The outbox refused it (full, or closing): keep the result and try again; nothing accepted is lost.
+          this.options.log?.(`result ${n} not accepted yet: ${(e as Error).message}`);
+          if (this.#stopping) return;
+          await new Promise((r) => setTimeout(r, delayMs));
+        }
+      }
+      this.#progress.streams[s.name] = s.next;
+      this.#markAccepted(n);
+      this.#save();
+      void this.governor.tick().catch(() => undefined);
+    }
+  }
+
+  async #publishResult(s: StreamState, n: number, sample: ReturnType<DatasetSource['sample']>, r: InferenceResult): Promise<void> {
+    const { cls, score } = top1(r);
+    const placement: Placement = r.backend === 'analog' ? 'analog' : 'digital';
+    const breakdown = this.#costs.breakdown(s.model, placement, this.#adcBits);
+    const energy = breakdown ? this.ledger.record(breakdown, { model: s.model }) : undefined;
+    if (r.backend !== s.lastBackend) {
+      if (s.lastBackend !== undefined || r.backend === 'digital-fallback') {
+        this.#event({ type: r.backend === 'digital-fallback' ? 'fallback' : 'backend', stream: s.name, model: s.model, from: s.lastBackend ?? null, to: r.backend, ...(r.fallbackReason ? { reason: r.fallbackReason } : {}) });
+      }
+      s.lastBackend = r.backend;
+    }
+    const names = this.options.source.classNames;
+    await this.options.publisher.publish('results', {
+      n, stream: s.name, model: s.model, sample: sample.index, item: sample.item,
+      class: cls, ...(names?.[cls] ? { className: names[cls] } : {}), score: Number(score.toFixed(4)),
+      label: sample.label, ...(sample.labelName ? { labelName: sample.labelName } : {}), correct: cls === sample.label,
+      backend: r.backend, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}),
+      latencyMs: Number((r.waitMs + r.serviceMs).toFixed(3)), waitMs: Number(r.waitMs.toFixed(3)), serviceMs: Number(r.serviceMs.toFixed(3)),
+      ...(energy ? { energyJ: energy.joules } : {}),
+    });
+  }
+
+  /** Coalesced: at most one write in flight, and one more after it when something changed meanwhile. */
+  #save(): void {
+    if (this.#saving) { this.#saveAgain = true; return; }
+    this.#saving = this.#write().finally(() => {
+      this.#saving = undefined;
+      if (this.#saveAgain) { this.#saveAgain = false; this.#save(); }
+    });
+  }
+
+  async #saveNow(): Promise<void> {
+    while (this.#saving) await this.#saving;
+    await this.#write();
+  }
+
+  #write(): Promise<void> {
+    return this.options.storage.writeAtomic(PROGRESS_FILE, utf8.encode(JSON.stringify(this.#progress)));
+  }
+}
+
+function governorEventBody(e: GovernorEvent): Record<string, unknown> {
+  const clean = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x)));
+  const { type, ...rest } = e;
+  return { event: type, ...(clean(rest) as Record<string, unknown>) };
+}

@@ -8,6 +8,9 @@ import { readFileLimited } from '../../drivers/storage/read-file.js';
 import { AnalogBackend } from '../../runtime/hybrid/analog-backend.js';
 import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
 import { loadProfile, type DeepPartial, type DeviceProfile } from '../../drivers/crossbar/profile.js';
+import { RemoteCrossbarClient } from '../../drivers/remote/client.js';
+import { unixSocketTransport } from '../../drivers/remote/transport.js';
+import type { CrossbarDriver } from '../../runtime/accelerator.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -28,16 +31,27 @@ export async function loadConfig(opts: GlobalOptions & DeviceOptions, flags: Rec
   return resolveConfig({ file, env: process.env, flags: cliFlags });
 }
 
-/** Digital always; `analog` = the hybrid backend on the crossbar emulator of config.analog. */
+/**
+ * Digital always; `analog` = the hybrid backend on the accelerator: the process behind
+ * config.remote.socket when set (drivers/remote), else the in-process crossbar emulator of
+ * config.analog.
+ */
 export function createRegistry(config: Config, deviceOverrides: DeepPartial<DeviceProfile> = {}): BackendRegistry {
   const registry = new BackendRegistry();
   registry.register(DIGITAL_BACKEND, () => new DigitalBackend(config.digital), 0);
   registry.register('analog', async () => new AnalogBackend({
     digital: await registry.get(DIGITAL_BACKEND),
-    driver: new CrossbarEmulator(loadProfile(config.analog.profile, deviceOverrides), { seed: config.analog.seed }),
+    driver: await createAcceleratorDriver(config, deviceOverrides),
     fallbackOversized: config.analog.fallbackOversized,
+    ownsDriver: true,
   }), 10);
   return registry;
+}
+
+async function createAcceleratorDriver(config: Config, deviceOverrides: DeepPartial<DeviceProfile>): Promise<CrossbarDriver> {
+  const { socket, timeoutMs } = config.remote;
+  if (socket === undefined) return new CrossbarEmulator(loadProfile(config.analog.profile, deviceOverrides), { seed: config.analog.seed });
+  return RemoteCrossbarClient.connect(unixSocketTransport(socket), { timeoutMs });
 }
 
 export async function readModel(path: string, config: Config): Promise<LoadedModel> {

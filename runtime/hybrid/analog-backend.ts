@@ -19,6 +19,8 @@ export interface AnalogBackendOptions {
   driver: CrossbarDriver;
   /** Keep layers that do not fit the free tiles digital instead of refusing the model. */
   fallbackOversized?: boolean;
+  /** dispose() also disposes the driver (set when this backend created it, e.g. a remote connection). */
+  ownsDriver?: boolean;
 }
 
 /** Per node: where it runs and why, its tiles and its converter work per inference (batch 1). */
@@ -104,6 +106,7 @@ export class AnalogBackend implements Backend {
 
   async dispose(): Promise<void> {
     await Promise.all([...this.#prepared].map((m) => m.dispose()));
+    if (this.options.ownsDriver) await this.options.driver.dispose();
   }
 }
 

@@ -152,7 +152,7 @@ describe('device limits', () => {
     driver.setHealth('unhealthy', 'test');
     await expect(analog.load(big())).rejects.toThrow(/unhealthy/);
     expect(analog.allocator.available).toBe(6);
-    driver.setHealth('healthy');
+    driver.setHealth('ok');
     const hybrid = await analog.load(big());
     expect(hybrid.planRows()[0]).toMatchObject({ target: 'analog' });
     await analog.dispose();

@@ -13,7 +13,7 @@ import { childProcessTransport, unixSocketTransport } from '../../drivers/remote
 import { DigitalBackend } from '../../drivers/digital/ort-backend.js';
 import { AnalogBackend } from '../../runtime/hybrid/analog-backend.js';
 import { AcceleratorError } from '../../runtime/scheduler/failure.js';
-import { repoRoot } from '../helpers/cli.js';
+import { edgerun, lastJson, repoRoot } from '../helpers/cli.js';
 import { fixtureModel, imageFeeds, values } from '../scheduler/fixtures.js';
 import { tempSocketPath } from './device-process.js';
 
@@ -124,6 +124,19 @@ describe('RemoteCrossbarClient', () => {
     for (const d of [remote, local]) await d.program(1, weights(16, 4), 16, 4);
     expect(Array.from(await remote.mvm(1, inputs(32), 2))).toEqual(Array.from(await local.mvm(1, inputs(32), 2)));
     expect(remote.info().driver).toBe('crossbar-emulator');
+  });
+
+  it('the CLI uses the accelerator process named by config remote.socket, with the same results as in-process', async () => {
+    const server = await serve('pcm', 5);
+    const args = ['run', 'models/mlp.onnx', '--random', '--backend', 'analog', '--profile', 'pcm', '--seed', '5', '--json'];
+    const remote = await edgerun(args, { EDGERUN_REMOTE__SOCKET: server.path });
+    const local = await edgerun(args);
+    expect(remote.code, remote.stderr).toBe(0);
+    expect(local.code, local.stderr).toBe(0);
+    expect(lastJson(remote.stdout).outputs).toEqual(lastJson(local.stdout).outputs);
+    const missing = await edgerun(args, { EDGERUN_REMOTE__SOCKET: tempSocketPath('nobody-listens') });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/nobody-listens/);
   });
 
   it('replaces a stale socket file but never a live one or a non-socket', async () => {

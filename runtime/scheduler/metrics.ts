@@ -19,6 +19,8 @@ export class ReasonCounts {
 export interface StreamSnapshot {
   model: string;
   priority: number;
+  /** Paused by a command: requests queue (and shed) but do not run. */
+  paused: boolean;
   policy: string;
   capacity: number;
   depth: number;

@@ -52,6 +52,8 @@ interface Stream {
   batchTimer?: ReturnType<typeof setTimeout>;
   /** The batch window of the oldest request has run out: run what is there. */
   batchDue: boolean;
+  /** Paused (a command): requests are still admitted and shed by the stream's policy, none runs. */
+  paused: boolean;
 }
 
 interface Lane {
@@ -123,7 +125,7 @@ export class Scheduler {
     if (batch && batch.maxSize > capacity) throw new Error(`stream '${name}': a batch of ${batch.maxSize} never fits a queue of ${capacity}`);
     const stream: Stream = {
       name, order: this.#streams.size, priority: options.priority ?? 0, options, model, firstInput: model.inputs[0]?.name ?? '', label: `stream '${name}' (model ${model.id})`, lane: this.#lane(model.lane),
-      queue: new StreamQueue<Request>(capacity, options.policy ?? 'drop-oldest'), metrics: new StreamMetrics(), batchDue: false,
+      queue: new StreamQueue<Request>(capacity, options.policy ?? 'drop-oldest'), metrics: new StreamMetrics(), batchDue: false, paused: false,
     };
     this.#streams.set(name, stream);
     stream.lane.streams.push(stream);
@@ -182,12 +184,40 @@ export class Scheduler {
     return request;
   }
 
+  /**
+   * Stops running a stream's requests. New requests are still admitted into its bounded queue and
+   * shed by its policy (`block` makes producers wait); deadlines still expire them. Idempotent.
+   */
+  pauseStream(name: string): void {
+    this.#stream(name).paused = true;
+  }
+
+  /** Runs a paused stream's requests again, starting with what queued meanwhile. Idempotent. */
+  resumeStream(name: string): void {
+    const s = this.#stream(name);
+    if (!s.paused) return;
+    s.paused = false;
+    // Tokens for the queued requests were spent while paused: give the lane one per request again.
+    const queued = s.queue.depth; // pushing may start a job at once, which takes from the queue
+    for (let i = 0; i < queued; i++) s.lane.queue.push(null);
+  }
+
+  isPaused(name: string): boolean {
+    return this.#stream(name).paused;
+  }
+
+  #stream(name: string): Stream {
+    const s = this.#streams.get(name);
+    if (!s) throw new Error(`unknown stream '${name}'; streams: ${[...this.#streams.keys()].join(', ') || 'none'}`);
+    return s;
+  }
+
   snapshot(): SchedulerSnapshot {
     const streams: Record<string, StreamSnapshot> = {};
     for (const s of this.#streams.values()) {
       const m = s.metrics;
       streams[s.name] = {
-        model: s.model.id, priority: s.priority, policy: s.queue.policy, capacity: s.queue.capacity,
+        model: s.model.id, priority: s.priority, paused: s.paused, policy: s.queue.policy, capacity: s.queue.capacity,
         depth: s.queue.depth, maxDepth: s.queue.maxDepth, blocked: s.queue.waiting,
         submitted: m.submitted, completed: m.completed, failed: m.failed, dropped: m.dropped, expired: m.expired, late: m.late,
         fallbacks: m.fallbacks.toJSON(), batches: m.batches, wait: m.wait.summary(), service: m.service.summary(),
@@ -267,7 +297,7 @@ export class Scheduler {
       for (const r of s.queue.removeExpired(now)) {
         this.#drop(s, r, 'expired', `deadline passed ${(now - r.deadline).toFixed(1)} ms before it could run`);
       }
-      if (!s.queue.depth || !this.#ready(s, now)) continue;
+      if (s.paused || !s.queue.depth || !this.#ready(s, now)) continue;
       if (!best) best = s;
       else if (s.priority === best.priority && s.queue.oldest!.submittedAt < best.queue.oldest!.submittedAt) best = s;
     }

@@ -1,0 +1,157 @@
+/**
+ * Journal framing for the outbox: records in segment files, each
+ *
+ *   magic 0xE5 0x4A | length u32 BE | crc32 u32 BE | body (length bytes)
+ *
+ * with the CRC-32 (IEEE, as zlib) over the length field and the body, so a garbled length is caught
+ * too. Bodies:
+ *   DATA  0x01 | seq f64 | createdAt f64 (wall ms) | kind length u8 | kind (utf8) | payload
+ *   ACK   0x02 | count u32 | seq f64 × count      (delivered: PUBACK)
+ *   DROP  0x03 | count u32 | seq f64 × count      (left without delivery: overflow, expiry, refusal)
+ *
+ * A torn write (crash mid-append) or a garbled region is skipped by scanning forward for the next
+ * magic whose length and CRC check out; the records around it are kept.
+ */
+
+const MAGIC0 = 0xe5;
+const MAGIC1 = 0x4a;
+export const HEADER_BYTES = 10;
+/** Larger lengths are garbage, not records (and keep a resync scan cheap). */
+export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+
+export const enum RecordType { Data = 1, Ack = 2, Drop = 3 }
+
+export interface DataRecord {
+  type: RecordType.Data;
+  seq: number;
+  createdAt: number;
+  kind: string;
+  payload: Uint8Array;
+}
+export interface SeqListRecord {
+  type: RecordType.Ack | RecordType.Drop;
+  seqs: number[];
+}
+export type JournalRecord = DataRecord | SeqListRecord;
+
+// Table-driven CRC-32 (reflected 0xEDB88320): runtime/ stays free of node:zlib.
+const CRC_TABLE = (() => {
+  const t = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  return t;
+})();
+
+export function crc32(data: Uint8Array, start = 0, end = data.length, seed = 0): number {
+  let c = ~seed;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+function frame(body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER_BYTES + body.length);
+  const dv = new DataView(out.buffer);
+  out[0] = MAGIC0;
+  out[1] = MAGIC1;
+  dv.setUint32(2, body.length);
+  out.set(body, HEADER_BYTES);
+  const crc = crc32(body, 0, body.length, crc32(out, 2, 6));
+  dv.setUint32(6, crc);
+  return out;
+}
+
+export function encodeData(seq: number, createdAt: number, kind: string, payload: Uint8Array): Uint8Array {
+  const k = utf8.encode(kind);
+  if (k.length > 255) throw new Error(`kind "${kind}" is too long for the journal`);
+  const body = new Uint8Array(1 + 8 + 8 + 1 + k.length + payload.length);
+  const dv = new DataView(body.buffer);
+  body[0] = RecordType.Data;
+  dv.setFloat64(1, seq);
+  dv.setFloat64(9, createdAt);
+  body[17] = k.length;
+  body.set(k, 18);
+  body.set(payload, 18 + k.length);
+  return frame(body);
+}
+
+export function encodeSeqList(type: RecordType.Ack | RecordType.Drop, seqs: readonly number[]): Uint8Array {
+  const body = new Uint8Array(1 + 4 + 8 * seqs.length);
+  const dv = new DataView(body.buffer);
+  body[0] = type;
+  dv.setUint32(1, seqs.length);
+  for (let i = 0; i < seqs.length; i++) dv.setFloat64(5 + 8 * i, seqs[i]!);
+  return frame(body);
+}
+
+function decodeBody(b: Uint8Array): JournalRecord | undefined {
+  if (b.length < 1) return undefined;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  switch (b[0]) {
+    case RecordType.Data: {
+      if (b.length < 18 || b.length < 18 + b[17]!) return undefined;
+      const kl = b[17]!;
+      const seq = dv.getFloat64(1);
+      if (!Number.isSafeInteger(seq) || seq < 0) return undefined;
+      return { type: RecordType.Data, seq, createdAt: dv.getFloat64(9), kind: fromUtf8.decode(b.subarray(18, 18 + kl)), payload: b.slice(18 + kl) };
+    }
+    case RecordType.Ack:
+    case RecordType.Drop: {
+      if (b.length < 5) return undefined;
+      const n = dv.getUint32(1);
+      if (b.length !== 5 + 8 * n) return undefined;
+      const seqs: number[] = new Array(n);
+      for (let i = 0; i < n; i++) seqs[i] = dv.getFloat64(5 + 8 * i);
+      return { type: b[0], seqs };
+    }
+    default:
+      return undefined;
+  }
+}
+
+export interface ParsedSegment {
+  records: JournalRecord[];
+  /** Regions that were not valid records (torn tail, garbage), and their total bytes. */
+  corruptRegions: number;
+  corruptBytes: number;
+}
+
+/** The valid record at `off`, with its end offset, or undefined. */
+function recordAt(data: Uint8Array, dv: DataView, off: number): { rec: JournalRecord; end: number } | undefined {
+  if (off + HEADER_BYTES > data.length || data[off] !== MAGIC0 || data[off + 1] !== MAGIC1) return undefined;
+  const len = dv.getUint32(off + 2);
+  if (len > MAX_RECORD_BYTES || off + HEADER_BYTES + len > data.length) return undefined;
+  const crc = crc32(data, off + HEADER_BYTES, off + HEADER_BYTES + len, crc32(data, off + 2, off + 6));
+  if (crc !== dv.getUint32(off + 6)) return undefined;
+  const rec = decodeBody(data.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len));
+  return rec ? { rec, end: off + HEADER_BYTES + len } : undefined;
+}
+
+/** Every valid record of a segment, in order; corrupt regions are skipped and counted, never thrown. */
+export function parseSegment(data: Uint8Array): ParsedSegment {
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const records: JournalRecord[] = [];
+  let corruptRegions = 0;
+  let corruptBytes = 0;
+  let off = 0;
+  while (off < data.length) {
+    const r = recordAt(data, dv, off);
+    if (r) {
+      records.push(r.rec);
+      off = r.end;
+      continue;
+    }
+    // Resync: the next offset where a whole valid record starts.
+    let next = off + 1;
+    while (next < data.length && !(data[next] === MAGIC0 && recordAt(data, dv, next))) next++;
+    corruptRegions++;
+    corruptBytes += next - off;
+    off = next;
+  }
+  return { records, corruptRegions, corruptBytes };
+}

@@ -80,6 +80,38 @@ export const configSchema = z.strictObject({
     cosineLow: z.number().min(-1).max(1).default(0.95),
     cosineHigh: z.number().min(-1).max(1).default(0.97),
   }).prefault({}),
+  /** MQTT reporting (runtime/telemetry/reporter.ts, drivers/mqtt/mqtt-client.ts). */
+  mqtt: z.strictObject({
+    /** Broker URL (mqtt://, mqtts://, ws://, wss://); absent = the embedded broker. */
+    url: z.string().regex(/^(mqtts?|wss?):\/\/./, 'an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    /** PEM file paths: CA bundle, client certificate and its key. */
+    ca: z.string().min(1).optional(),
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    /** 5 = MQTT 5, 4 = MQTT 3.1.1 (the embedded Aedes broker speaks 4). */
+    protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
+    /** Root of every edgerun topic. */
+    prefix: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, 'topic levels of letters, digits, "_", "." and "-"').default('edgerun'),
+    encoding: z.enum(['json', 'cbor']).default('json'),
+    telemetryIntervalMs: z.number().positive().default(10_000),
+    /** QoS 1 publishes in flight at once (bounded further by the broker's Receive Maximum). */
+    window: z.number().int().min(1).max(65_535).default(256),
+    /** Device state (relative to the working directory): the daemon keeps its outbox and progress here. */
+    stateDir: z.string().min(1).default('state'),
+    outbox: z.strictObject({
+      dir: z.string().min(1).default('state/outbox'),
+      /** Unacknowledged bytes kept at most. */
+      maxBytes: z.number().int().min(4096).default(64 * 2 ** 20),
+      segmentBytes: z.number().int().min(1024).default(4 * 2 ** 20),
+      /** 'interval' = group commit every fsyncIntervalMs; 'always' = before every publish; 'never' = the OS decides. */
+      fsync: z.enum(['always', 'interval', 'never']).default('interval'),
+      fsyncIntervalMs: z.number().positive().default(50),
+      /** Telemetry and events are dropped oldest first on overflow; results only with 'drop-oldest-results'. */
+      overflow: z.enum(['drop-oldest-telemetry', 'drop-oldest-results']).default('drop-oldest-telemetry'),
+    }).prefault({}),
+  }).prefault({}),
   power: z.strictObject({
     /** sysfs root the power sensors are read from (containers and tests point it elsewhere). */
     root: z.string().min(1).default('/sys'),

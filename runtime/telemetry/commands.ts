@@ -1,0 +1,420 @@
+/**
+ * Signed commands in: `<prefix>/<fleet>/<device>/cmd/<name>`, payload a signed envelope
+ * (runtime/telemetry/envelope.ts) of a message `{device, seq, ts, kind: 'cmd', body: {name, args, nonce}}`.
+ *
+ * A command runs only when every check passes, in this order (the first failure is the reason):
+ *   oversized        payload larger than maxCommandBytes
+ *   malformed        not JSON/CBOR, not a message, kind ≠ 'cmd', body not {name, args, nonce}, or
+ *                    the topic's command name ≠ body.name
+ *   forged-signature a signature that does not verify
+ *   unsigned         no signature at all
+ *   unknown-key      a valid signature by a key not in the trust store
+ *   wrong-device     message.device (or the topic's device) is not this device
+ *   stale            ts further than ± windowMs from the device's wall clock (past or future)
+ *   replayed         (signer, nonce) already accepted within the window — remembered through the
+ *                    Storage port, so a replay after a restart is refused too; older ones are stale
+ *   rate-limited     more commands inside one window than the replay memory holds (bounded)
+ *   unknown-command  no such command
+ *   bad-args         args fail the command's zod schema
+ * Each rejection is counted by reason and reported as an `events` body
+ * {type: 'command-rejected', reason, detail, ...}; an accepted command's handler runs on the
+ * CommandTarget and its outcome is reported as {type: 'command-result', ok, result | error, ...}.
+ * Acceptance is recorded (fsync'd) before the handler runs: a crash in between loses the command
+ * rather than running it twice (at most once).
+ */
+import nacl from 'tweetnacl';
+import { z } from 'zod';
+import type { Clock, Storage } from '../ports.js';
+import type { PlacementPolicy } from '../backend.js';
+import { governorPolicySchema, type GovernorPolicyInput } from '../power/policy.js';
+import { EnvelopeError, decodeMessage, encodeMessage, toBase64, type Encoding, type SigningKey } from './envelope.js';
+import { fingerprint } from './keys.js';
+import type { MqttPort } from './mqtt-port.js';
+import { commandFilter, commandTopic, parseTopic, type DeviceAddress } from './topics.js';
+
+export const REJECT_REASONS = [
+  'oversized', 'malformed', 'forged-signature', 'unsigned', 'unknown-key', 'wrong-device', 'stale', 'replayed',
+  'rate-limited', 'unknown-command', 'bad-args',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** What the commands act on; the device daemon implements it with the real scheduler, governor, registry, reporter. */
+export interface CommandTarget {
+  /** Merge a partial governor policy (Governor.setPolicy); throw to refuse it. Returns e.g. the new policy. */
+  setPowerBudget(change: GovernorPolicyInput): unknown;
+  /** Placement of one model (or the default when `model` is absent). */
+  setPlacement(change: { model?: string; policy: PlacementPolicy }): unknown;
+  /** Publish a telemetry snapshot now. */
+  publishSnapshot(): unknown;
+  pauseStream(stream: string): unknown;
+  resumeStream(stream: string): unknown;
+}
+
+// ---- argument schemas -----------------------------------------------------------------------
+
+const policy = governorPolicySchema.shape;
+/** A budget field may be set, or cleared with null. */
+const clearable = <T extends z.ZodType>(s: T) => z.union([z.null(), s]).optional();
+const budgetArgs = z.strictObject({
+  enabled: z.boolean().optional(),
+  powerCapW: clearable(policy.powerCapW.unwrap()),
+  windowS: policy.windowS.unwrap().optional(),
+  energyBudget: clearable(policy.energyBudget.unwrap()),
+  missionS: clearable(policy.missionS.unwrap()),
+  batteryReservePct: clearable(policy.batteryReservePct.unwrap()),
+  batteryCapacityWh: clearable(policy.batteryCapacityWh.unwrap()),
+  thermalLimitC: clearable(policy.thermalLimitC.unwrap()),
+}).refine((a) => Object.keys(a).length > 0, { message: 'give at least one of enabled, powerCapW, windowS, energyBudget, missionS, batteryReservePct, batteryCapacityWh, thermalLimitC' });
+
+const LEVEL = /^[A-Za-z0-9_.-]+$/;
+const streamArgs = z.strictObject({ stream: z.string().min(1).max(128).regex(LEVEL) });
+
+export const COMMAND_ARGS = {
+  'set-power-budget': budgetArgs,
+  'set-placement': z.strictObject({ model: z.string().min(1).max(256).optional(), policy: z.enum(['analog', 'digital', 'auto']) }),
+  'telemetry-snapshot': z.strictObject({}),
+  'pause-stream': streamArgs,
+  'resume-stream': streamArgs,
+} as const;
+export type CommandName = keyof typeof COMMAND_ARGS;
+export const COMMAND_NAMES = Object.keys(COMMAND_ARGS) as CommandName[];
+
+const nullsToUndefined = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v === null ? undefined : v]));
+
+async function dispatch(target: CommandTarget, name: CommandName, args: unknown): Promise<unknown> {
+  switch (name) {
+    case 'set-power-budget': return target.setPowerBudget(nullsToUndefined(args as Record<string, unknown>) as GovernorPolicyInput);
+    case 'set-placement': return target.setPlacement(args as { model?: string; policy: PlacementPolicy });
+    case 'telemetry-snapshot': return target.publishSnapshot();
+    case 'pause-stream': return target.pauseStream((args as { stream: string }).stream);
+    case 'resume-stream': return target.resumeStream((args as { stream: string }).stream);
+  }
+}
+
+// ---- building (the sender's side) ------------------------------------------------------------
+
+export interface BuildCommandOptions {
+  device: string;
+  name: string;
+  args?: unknown;
+  signer: SigningKey;
+  /** Wall-clock ms (default Date.now()). */
+  ts?: number;
+  /** Default: 16 random bytes, hex. */
+  nonce?: string;
+  /** The sender's sequence number (default: ts). */
+  seq?: number;
+  encoding?: Encoding;
+}
+
+export interface CommandBody {
+  name: string;
+  args: unknown;
+  nonce: string;
+}
+
+/** The signed payload of a command; publish it to commandTopic(address, name) with QoS 1. */
+export function buildCommand(o: BuildCommandOptions): Uint8Array {
+  const ts = o.ts ?? Date.now();
+  const nonce = o.nonce ?? Buffer.from(nacl.randomBytes(16)).toString('hex');
+  const body: CommandBody = { name: o.name, args: o.args ?? {}, nonce };
+  return encodeMessage({ device: o.device, seq: o.seq ?? ts, ts, kind: 'cmd', body }, { signer: o.signer, encoding: o.encoding });
+}
+
+export { commandTopic };
+
+// ---- replay memory ---------------------------------------------------------------------------
+
+const replayFileSchema = z.strictObject({ v: z.literal(1), entries: z.array(z.tuple([z.string(), z.number()])) });
+
+/**
+ * (signer, nonce) pairs of accepted commands with their timestamps, kept while they are inside the
+ * freshness window (older ones are refused as stale anyway), persisted with writeAtomic.
+ */
+export class ReplayMemory {
+  #entries = new Map<string, number>();
+
+  private constructor(private readonly storage: Storage, readonly file: string, readonly capacity: number) {}
+
+  /** Loads the memory; a damaged file is a clear error (delete it only if no replay can be in flight). */
+  static async open(storage: Storage, file = 'command-replay.json', capacity = 4096): Promise<ReplayMemory> {
+    const m = new ReplayMemory(storage, file, capacity);
+    const bytes = await storage.read(file);
+    if (bytes !== undefined) {
+      let json: unknown;
+      try {
+        json = JSON.parse(new TextDecoder().decode(bytes));
+      } catch (e) {
+        throw new Error(`replay state '${file}' is not valid JSON (${(e as Error).message})`);
+      }
+      const r = replayFileSchema.safeParse(json);
+      if (!r.success) throw new Error(`replay state '${file}' has the wrong shape`);
+      m.#entries = new Map(r.data.entries);
+    }
+    return m;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  has(key: string): boolean {
+    return this.#entries.has(key);
+  }
+
+  /** Forgets entries with ts < oldest; then whether there is room for one more. */
+  prune(oldest: number): boolean {
+    for (const [k, ts] of this.#entries) if (ts < oldest) this.#entries.delete(k);
+    return this.#entries.size < this.capacity;
+  }
+
+  async record(key: string, ts: number): Promise<void> {
+    this.#entries.set(key, ts);
+    await this.storage.writeAtomic(this.file, new TextEncoder().encode(JSON.stringify({ v: 1, entries: [...this.#entries] })));
+  }
+}
+
+// ---- verification ----------------------------------------------------------------------------
+
+export interface TrustLookup {
+  trusted(publicKey: Uint8Array): { name: string; fingerprint: string } | undefined;
+}
+
+export interface VerifiedCommand {
+  name: CommandName;
+  args: unknown;
+  nonce: string;
+  ts: number;
+  seq: number;
+  signer: { name: string; fingerprint: string };
+}
+
+export type Verdict =
+  | { ok: true; command: VerifiedCommand }
+  | { ok: false; reason: RejectReason; detail: string; command?: string; signer?: string };
+
+export interface CommandVerifierOptions {
+  /** This device: its id, fleet and topic prefix. */
+  address: DeviceAddress;
+  trust: TrustLookup;
+  replay: ReplayMemory;
+  /** Wall clock, ms since the epoch (tests inject one). */
+  wallClock?: Clock;
+  windowMs?: number;
+  maxBytes?: number;
+}
+
+const wall: Clock = { now: () => Date.now() };
+
+const bodySchema = z.object({
+  name: z.string().min(1).max(64).regex(LEVEL),
+  args: z.unknown().optional(),
+  nonce: z.string().min(8).max(128).regex(/^[A-Za-z0-9_.:+/=-]+$/),
+});
+
+/** Checks commands; records accepted ones in the replay memory. One at a time (calls are serialised). */
+export class CommandVerifier {
+  readonly windowMs: number;
+  readonly maxBytes: number;
+  readonly #clock: Clock;
+  #chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: CommandVerifierOptions) {
+    this.windowMs = o.windowMs ?? 30_000;
+    this.maxBytes = o.maxBytes ?? 16 * 1024;
+    this.#clock = o.wallClock ?? wall;
+  }
+
+  /** `topic` is the full MQTT topic the payload arrived on. */
+  verify(topic: string, payload: Uint8Array): Promise<Verdict> {
+    const run = this.#chain.then(() => this.#verify(topic, payload));
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #verify(topic: string, payload: Uint8Array): Promise<Verdict> {
+    const reject = (reason: RejectReason, detail: string, extra: { command?: string; signer?: string } = {}): Verdict => ({ ok: false, reason, detail, ...extra });
+    const { address } = this.o;
+    const parsed = parseTopic(address.prefix, topic);
+    if (!parsed || parsed.kind !== 'cmd' || parsed.command === undefined) return reject('malformed', `not a command topic: ${topic}`);
+    const topicName = parsed.command;
+    if (payload.byteLength > this.maxBytes) return reject('oversized', `${payload.byteLength} bytes, more than the ${this.maxBytes} accepted`, { command: topicName });
+
+    let decoded;
+    try {
+      decoded = decodeMessage(payload, this.maxBytes);
+    } catch (e) {
+      if (!(e instanceof EnvelopeError)) throw e;
+      const reason = e.code === 'bad-signature' ? 'forged-signature' : e.code === 'too-large' ? 'oversized' : 'malformed';
+      return reject(reason, e.message, { command: topicName });
+    }
+    const { message, signedBy } = decoded;
+    if (!signedBy) return reject('unsigned', 'commands must be signed', { command: topicName });
+    const signerFp = fingerprint(signedBy);
+    const trusted = this.o.trust.trusted(signedBy);
+    if (!trusted) return reject('unknown-key', `signer ${signerFp} is not trusted`, { command: topicName, signer: signerFp });
+    const who = { command: topicName, signer: signerFp };
+
+    if (message.kind !== 'cmd') return reject('malformed', `message kind '${message.kind}', expected 'cmd'`, who);
+    const body = bodySchema.safeParse(message.body);
+    if (!body.success) return reject('malformed', `command body must be {name, args, nonce}: ${body.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`, who);
+    if (body.data.name !== topicName) return reject('malformed', `body names command '${body.data.name}' but it came on the topic of '${topicName}'`, who);
+    if (message.device !== address.device || parsed.device !== address.device || parsed.fleet !== address.fleet) {
+      return reject('wrong-device', `addressed to '${message.device}' (topic ${parsed.fleet}/${parsed.device}), this is ${address.fleet}/${address.device}`, who);
+    }
+    const now = this.#clock.now();
+    const skew = message.ts - now;
+    if (Math.abs(skew) > this.windowMs) {
+      return reject('stale', `timestamp ${skew < 0 ? `${-skew} ms in the past` : `${skew} ms in the future`}, outside the ±${this.windowMs} ms window`, who);
+    }
+    const key = `${toBase64(signedBy)}:${body.data.nonce}`;
+    if (this.o.replay.has(key)) return reject('replayed', `nonce ${body.data.nonce} of signer ${signerFp} was already accepted`, who);
+    if (!this.o.replay.prune(now - this.windowMs)) return reject('rate-limited', `more than ${this.o.replay.capacity} commands within ${this.windowMs} ms`, who);
+
+    if (!Object.hasOwn(COMMAND_ARGS, topicName)) return reject('unknown-command', `no command '${topicName}'; commands: ${COMMAND_NAMES.join(', ')}`, who);
+    const name = topicName as CommandName;
+    const args = COMMAND_ARGS[name].safeParse(body.data.args ?? {});
+    if (!args.success) return reject('bad-args', args.error.issues.map((i) => `${i.path.join('.') || '(args)'}: ${i.message}`).join('; '), who);
+
+    // Skew can be up to the window into the future: keep the entry as long as the command could still be fresh.
+    await this.o.replay.record(key, Math.max(message.ts, now));
+    return { ok: true, command: { name, args: args.data, nonce: body.data.nonce, ts: message.ts, seq: message.seq, signer: { name: trusted.name, fingerprint: trusted.fingerprint } } };
+  }
+}
+
+// ---- processing: verify, run, report -----------------------------------------------------------
+
+export type CommandEvent =
+  | { type: 'command-rejected'; reason: RejectReason; detail: string; topic: string; command?: string; signer?: string; suppressed?: number }
+  | { type: 'command-result'; command: CommandName; nonce: string; signer: { name: string; fingerprint: string }; ok: true; result?: unknown }
+  | { type: 'command-result'; command: CommandName; nonce: string; signer: { name: string; fingerprint: string }; ok: false; error: string };
+
+export interface CommandCounters {
+  received: number;
+  accepted: number;
+  succeeded: number;
+  failed: number;
+  rejected: Record<RejectReason, number>;
+  /** Rejections not reported as events (rate limit of rejection events). */
+  suppressedEvents: number;
+}
+
+export interface CommandProcessorOptions extends CommandVerifierOptions {
+  target: CommandTarget;
+  /** Publishes an `events` body (the reporter). Errors are swallowed: a report must not stop commands. */
+  report: (event: CommandEvent) => unknown;
+  /** Rejection events reported per window (the rest are counted; a flood must not flood the outbox). Default 20. */
+  rejectEventsPerWindow?: number;
+}
+
+/** Results are reported as given when they are small JSON values; otherwise summarised. */
+function reportable(result: unknown): unknown {
+  if (result === undefined) return undefined;
+  try {
+    const text = JSON.stringify(result);
+    return text !== undefined && text.length <= 4096 ? JSON.parse(text) : { summary: `${typeof result} (${text?.length ?? 0} characters of JSON)` };
+  } catch {
+    return { summary: String(result) };
+  }
+}
+
+export class CommandProcessor {
+  readonly verifier: CommandVerifier;
+  readonly #counters: CommandCounters = {
+    received: 0, accepted: 0, succeeded: 0, failed: 0, suppressedEvents: 0,
+    rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>,
+  };
+  readonly #clock: Clock;
+  #eventWindowStart = -Infinity;
+  #eventsInWindow = 0;
+  #suppressedSinceReport = 0;
+
+  constructor(private readonly o: CommandProcessorOptions) {
+    this.verifier = new CommandVerifier(o);
+    this.#clock = o.wallClock ?? wall;
+  }
+
+  counters(): CommandCounters {
+    return { ...this.#counters, rejected: { ...this.#counters.rejected } };
+  }
+
+  /** Verifies one incoming message; runs it if accepted. Never throws. */
+  async handle(topic: string, payload: Uint8Array): Promise<CommandEvent> {
+    this.#counters.received++;
+    let verdict: Verdict;
+    try {
+      verdict = await this.verifier.verify(topic, payload);
+    } catch (e) {
+      // Only the replay memory's write can throw here: refuse what could not be recorded.
+      verdict = { ok: false, reason: 'rate-limited', detail: `could not record the command: ${(e as Error).message}` };
+    }
+    if (!verdict.ok) {
+      this.#counters.rejected[verdict.reason]++;
+      const event: CommandEvent = { type: 'command-rejected', reason: verdict.reason, detail: verdict.detail, topic, ...(verdict.command ? { command: verdict.command } : {}), ...(verdict.signer ? { signer: verdict.signer } : {}) };
+      this.#reportRejection(event);
+      return event;
+    }
+    const c = verdict.command;
+    this.#counters.accepted++;
+    let event: CommandEvent;
+    try {
+      const result = reportable(await dispatch(this.o.target, c.name, c.args));
+      this.#counters.succeeded++;
+      event = { type: 'command-result', command: c.name, nonce: c.nonce, signer: c.signer, ok: true, ...(result === undefined ? {} : { result }) };
+    } catch (e) {
+      this.#counters.failed++;
+      event = { type: 'command-result', command: c.name, nonce: c.nonce, signer: c.signer, ok: false, error: e instanceof Error ? e.message : String(e) };
+    }
+    this.#report(event);
+    return event;
+  }
+
+  /**
+   * Subscribes to this device's command topics (QoS 1) on an MQTT port and handles what arrives,
+   * one at a time in arrival order. Returns a function that detaches.
+   */
+  attach(mqtt: MqttPort): () => Promise<void> {
+    const filter = commandFilter(this.o.address);
+    const prefix = `${filter.slice(0, -1)}`;
+    let chain: Promise<unknown> = Promise.resolve();
+    const off = mqtt.onMessage((m) => {
+      if (!m.topic.startsWith(prefix)) return;
+      chain = chain.then(() => this.handle(m.topic, m.payload));
+    });
+    const subscribed = mqtt.subscribe(filter, 1).catch(() => undefined); // re-subscribed by the port on reconnect
+    return async () => {
+      off();
+      await subscribed;
+      await mqtt.unsubscribe(filter).catch(() => undefined);
+      await chain;
+    };
+  }
+
+  #reportRejection(event: Extract<CommandEvent, { type: 'command-rejected' }>): void {
+    const now = this.#clock.now();
+    if (now - this.#eventWindowStart >= this.verifier.windowMs) {
+      this.#eventWindowStart = now;
+      this.#eventsInWindow = 0;
+    }
+    if (this.#eventsInWindow >= (this.o.rejectEventsPerWindow ?? 20)) {
+      this.#counters.suppressedEvents++;
+      this.#suppressedSinceReport++;
+      return;
+    }
+    this.#eventsInWindow++;
+    if (this.#suppressedSinceReport) {
+      event.suppressed = this.#suppressedSinceReport;
+      this.#suppressedSinceReport = 0;
+    }
+    this.#report(event);
+  }
+
+  #report(event: CommandEvent): void {
+    try {
+      const r = this.o.report(event);
+      if (r instanceof Promise) r.catch(() => undefined);
+    } catch {
+      // reporting is best effort here; the counters keep the truth
+    }
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * Signed commands: every way a command can be bad is refused, counted and reported, and the device
+ * still runs a good command afterwards; replays are refused across a restart (real files); the
+ * handlers reach the target; end to end over a real broker with `edgerun cmd` as a subprocess.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import nacl from 'tweetnacl';
+import { encode as cborEncode } from 'cborg';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { FsStorage } from '../../drivers/storage/fs-storage.js';
+import { ManualClock } from '../../runtime/power/clock.js';
+import { Governor } from '../../runtime/power/governor.js';
+import { EnergyModel } from '../../runtime/power/energy-model.js';
+import { InferenceCostTable } from '../../runtime/power/inference-costs.js';
+import { SimulatedBattery } from '../../drivers/power/simulated-battery.js';
+import { SimulatedLoad } from '../../drivers/power/simulated-load.js';
+import { bundledSummaries, MODELS } from '../power/helpers.js';
+import {
+  CommandProcessor, ReplayMemory, buildCommand, type CommandEvent, type CommandTarget, type RejectReason,
+} from '../../runtime/telemetry/commands.js';
+import { encodeMessage } from '../../runtime/telemetry/envelope.js';
+import { TrustStore } from '../../runtime/telemetry/keys.js';
+import { commandTopic, type DeviceAddress } from '../../runtime/telemetry/topics.js';
+
+const root = mkdtempSync(join(tmpdir(), 'edgerun-cmd-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+
+const address: DeviceAddress = { prefix: 'edgerun', fleet: 'lab', device: 'cam-1' };
+const T0 = 1_800_000_000_000;
+const WINDOW = 30_000;
+const operator = nacl.sign.keyPair();
+const stranger = nacl.sign.keyPair();
+
+/** Records what the handlers asked for; throws when told to (a handler's failure is an outcome, not a crash). */
+class RecordingTarget implements CommandTarget {
+  calls: [string, unknown][] = [];
+  failNext: Error | undefined;
+  #do(name: string, arg: unknown, result: unknown): unknown {
+    if (this.failNext) { const e = this.failNext; this.failNext = undefined; throw e; }
+    this.calls.push([name, arg]);
+    return result;
+  }
+  setPowerBudget(change: unknown) { return this.#do('setPowerBudget', change, { applied: change }); }
+  setPlacement(change: unknown) { return this.#do('setPlacement', change, undefined); }
+  async publishSnapshot() { await Promise.resolve(); return this.#do('publishSnapshot', undefined, { published: true }); }
+  pauseStream(stream: string) { return this.#do('pauseStream', stream, undefined); }
+  resumeStream(stream: string) { return this.#do('resumeStream', stream, undefined); }
+}
+
+interface Device {
+  processor: CommandProcessor;
+  target: RecordingTarget;
+  events: CommandEvent[];
+  clock: ManualClock;
+  dir: string;
+}
+
+async function device(dir = join(root, `dev${dirs++}`), clock = new ManualClock(T0)): Promise<Device> {
+  const storage = new FsStorage(dir, 0o600);
+  const trust = await TrustStore.open(storage);
+  if (!trust.list().length) await trust.add('operator', operator.publicKey);
+  const replay = await ReplayMemory.open(storage);
+  const target = new RecordingTarget();
+  const events: CommandEvent[] = [];
+  const processor = new CommandProcessor({ address, trust, replay, wallClock: clock, windowMs: WINDOW, maxBytes: 2048, target, report: (e) => { events.push(e); } });
+  return { processor, target, events, clock, dir };
+}
+
+const topic = (name: string, a: DeviceAddress = address): string => commandTopic(a, name);
+const cmd = (name: string, args: unknown, o: Partial<Parameters<typeof buildCommand>[0]> = {}): Uint8Array =>
+  buildCommand({ device: address.device, name, args, signer: operator, ts: T0, ...o });
+const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+async function expectRejected(d: Device, t: string, payload: Uint8Array, reason: RejectReason): Promise<void> {
+  const before = d.processor.counters().rejected[reason];
+  const calls = d.target.calls.length;
+  const event = await d.processor.handle(t, payload);
+  expect(event).toMatchObject({ type: 'command-rejected', reason });
+  expect(d.processor.counters().rejected[reason]).toBe(before + 1);
+  expect(d.events.at(-1)).toEqual(event);
+  expect(d.target.calls.length).toBe(calls); // nothing ran
+  // ... and the device still takes a good command afterwards.
+  const ok = await d.processor.handle(topic('telemetry-snapshot'), cmd('telemetry-snapshot', {}, { ts: d.clock.now() }));
+  expect(ok).toMatchObject({ type: 'command-result', ok: true, command: 'telemetry-snapshot' });
+  expect(d.target.calls.at(-1)).toEqual(['publishSnapshot', undefined]);
+}
+
+describe('command verification', () => {
+  let d: Device;
+  beforeEach(async () => { d = await device(); });
+
+  it('a valid command reaches the target and its outcome is reported', async () => {
+    const e = await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'camera' }));
+    expect(e).toEqual({ type: 'command-result', command: 'pause-stream', nonce: expect.any(String), signer: { name: 'operator', fingerprint: expect.stringMatching(/^[0-9a-f]{16}$/) }, ok: true });
+    expect(d.target.calls).toEqual([['pauseStream', 'camera']]);
+    expect(d.events).toEqual([e]);
+    expect(d.processor.counters()).toMatchObject({ received: 1, accepted: 1, succeeded: 1, failed: 0 });
+  });
+
+  it('every command reaches its handler with validated args (JSON and CBOR)', async () => {
+    await d.processor.handle(topic('set-power-budget'), cmd('set-power-budget', { powerCapW: 2.5, batteryReservePct: null }));
+    await d.processor.handle(topic('set-placement'), cmd('set-placement', { model: 'cnn', policy: 'digital' }, { encoding: 'cbor' }));
+    await d.processor.handle(topic('set-placement'), cmd('set-placement', { policy: 'auto' }));
+    await d.processor.handle(topic('telemetry-snapshot'), cmd('telemetry-snapshot', undefined));
+    await d.processor.handle(topic('resume-stream'), cmd('resume-stream', { stream: 'camera' }, { encoding: 'cbor' }));
+    expect(d.target.calls).toEqual([
+      ['setPowerBudget', { powerCapW: 2.5, batteryReservePct: undefined }],
+      ['setPlacement', { model: 'cnn', policy: 'digital' }],
+      ['setPlacement', { policy: 'auto' }],
+      ['publishSnapshot', undefined],
+      ['resumeStream', 'camera'],
+    ]);
+    expect(d.events.map((e) => e.type === 'command-result' && e.ok)).toEqual([true, true, true, true, true]);
+    expect(d.events[0]).toMatchObject({ result: { applied: { powerCapW: 2.5 } } });
+  });
+
+  it('a handler that throws is reported as ok:false, counted, and the next command runs', async () => {
+    d.target.failNext = new Error('no stream camera2');
+    const e = await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'camera2' }));
+    expect(e).toMatchObject({ type: 'command-result', ok: false, error: 'no stream camera2' });
+    expect(d.processor.counters()).toMatchObject({ accepted: 1, failed: 1 });
+    const ok = await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'camera' }));
+    expect(ok).toMatchObject({ ok: true });
+  });
+
+  it('forged signature', async () => {
+    const good = new TextDecoder().decode(cmd('pause-stream', { stream: 'camera' }));
+    const env = JSON.parse(good) as { msg: string; key: string; sig: string };
+    const tampered = JSON.stringify({ ...env, msg: env.msg.replace('camera', 'camerb') });
+    await expectRejected(d, topic('pause-stream'), utf8(tampered), 'forged-signature');
+    // A stranger's signature presented under the operator's key.
+    const strangers = JSON.parse(new TextDecoder().decode(cmd('pause-stream', { stream: 'camera' }, { signer: stranger }))) as { sig: string };
+    await expectRejected(d, topic('pause-stream'), utf8(JSON.stringify({ ...env, sig: strangers.sig })), 'forged-signature');
+  });
+
+  it('unknown key and unsigned', async () => {
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'camera' }, { signer: stranger }), 'unknown-key');
+    const unsigned = encodeMessage({ device: address.device, seq: 1, ts: T0, kind: 'cmd', body: { name: 'pause-stream', args: { stream: 'camera' }, nonce: 'abcdefgh12' } });
+    await expectRejected(d, topic('pause-stream'), unsigned, 'unsigned');
+    expect(d.events.find((e) => e.type === 'command-rejected' && e.reason === 'unknown-key')).toMatchObject({ signer: expect.stringMatching(/^[0-9a-f]{16}$/) });
+  });
+
+  it('stale: too old and too far in the future; the edges of the window are fresh', async () => {
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'a' }, { ts: T0 - WINDOW - 1 }), 'stale');
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'a' }, { ts: T0 + WINDOW + 1 }), 'stale');
+    expect(await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'a' }, { ts: T0 - WINDOW }))).toMatchObject({ ok: true });
+    expect(await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'a' }, { ts: T0 + WINDOW }))).toMatchObject({ ok: true });
+    // A command that was fresh when sent is stale once the device's clock moved on.
+    const later = cmd('pause-stream', { stream: 'a' });
+    d.clock.advance(WINDOW + 1);
+    await expectRejected(d, topic('pause-stream'), later, 'stale');
+  });
+
+  it('replayed, also after the device restarts on the same storage', async () => {
+    const payload = cmd('pause-stream', { stream: 'camera' });
+    expect(await d.processor.handle(topic('pause-stream'), payload)).toMatchObject({ ok: true });
+    await expectRejected(d, topic('pause-stream'), payload, 'replayed');
+    // Same nonce, re-signed with a new ts: still the same command.
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'camera' }, { nonce: JSON.parse(JSON.parse(new TextDecoder().decode(payload)).msg).body.nonce, ts: T0 + 5 }), 'replayed');
+
+    d.clock.advance(10_000);
+    const restarted = await device(d.dir, d.clock);
+    await expectRejected(restarted, topic('pause-stream'), payload, 'replayed');
+    expect(restarted.target.calls.filter(([n]) => n === 'pauseStream')).toEqual([]);
+    // Past the window, the replay is stale (and the memory has forgotten it: bounded).
+    restarted.clock.advance(WINDOW);
+    await expectRejected(restarted, topic('pause-stream'), payload, 'stale');
+  });
+
+  it('the replay memory stays bounded by the window', async () => {
+    for (let i = 0; i < 20; i++) {
+      expect(await d.processor.handle(topic('telemetry-snapshot'), cmd('telemetry-snapshot', {}, { ts: d.clock.now() }))).toMatchObject({ ok: true });
+      d.clock.advance(WINDOW / 4);
+    }
+    const replay = await ReplayMemory.open(new FsStorage(d.dir, 0o600));
+    expect(replay.size).toBeLessThanOrEqual(6);
+  });
+
+  it('malformed: not JSON/CBOR, not an envelope, wrong kind, wrong body, name differs from the topic', async () => {
+    await expectRejected(d, topic('pause-stream'), utf8('{not json'), 'malformed');
+    await expectRejected(d, topic('pause-stream'), new Uint8Array([0xff, 0x00, 0x13]), 'malformed');
+    await expectRejected(d, topic('pause-stream'), new Uint8Array(0), 'malformed');
+    await expectRejected(d, topic('pause-stream'), cborEncode([1, 2, 3]), 'malformed');
+    await expectRejected(d, topic('pause-stream'), utf8('{"msg": 3, "key": "x", "sig": "y"}'), 'malformed');
+    const signed = (message: Record<string, unknown>): Uint8Array => encodeMessage(message as never, { signer: operator });
+    await expectRejected(d, topic('pause-stream'), signed({ device: address.device, seq: 1, ts: T0, kind: 'results', body: { name: 'pause-stream', args: {}, nonce: 'abcdefgh1' } }), 'malformed');
+    await expectRejected(d, topic('pause-stream'), signed({ device: address.device, seq: 1, ts: T0, kind: 'cmd', body: 'pause' }), 'malformed');
+    await expectRejected(d, topic('pause-stream'), signed({ device: address.device, seq: 1, ts: T0, kind: 'cmd', body: { name: 'pause-stream', args: {} } }), 'malformed');
+    await expectRejected(d, topic('pause-stream'), cmd('resume-stream', { stream: 'camera' }), 'malformed');
+    await expectRejected(d, 'edgerun/lab/cam-1/cmd', cmd('pause-stream', { stream: 'camera' }), 'malformed');
+  });
+
+  it('oversized', async () => {
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'camera', pad: 'x'.repeat(4000) }), 'oversized');
+  });
+
+  it('wrong device (in the message or in the topic)', async () => {
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'camera' }, { device: 'cam-2' }), 'wrong-device');
+    await expectRejected(d, topic('pause-stream', { ...address, device: 'cam-2' }), cmd('pause-stream', { stream: 'camera' }), 'wrong-device');
+    await expectRejected(d, topic('pause-stream', { ...address, fleet: 'other' }), cmd('pause-stream', { stream: 'camera' }), 'wrong-device');
+  });
+
+  it('unknown command', async () => {
+    await expectRejected(d, topic('reboot'), cmd('reboot', {}), 'unknown-command');
+    await expectRejected(d, topic('__proto__'), cmd('__proto__', {}), 'unknown-command');
+  });
+
+  it('bad args', async () => {
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', {}), 'bad-args');
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'camera', extra: 1 }), 'bad-args');
+    await expectRejected(d, topic('set-placement'), cmd('set-placement', { policy: 'quantum' }), 'bad-args');
+    await expectRejected(d, topic('set-power-budget'), cmd('set-power-budget', { powerCapW: -1 }), 'bad-args');
+    await expectRejected(d, topic('set-power-budget'), cmd('set-power-budget', {}), 'bad-args');
+    await expectRejected(d, topic('telemetry-snapshot'), cmd('telemetry-snapshot', { now: true }), 'bad-args');
+    const e = d.events.find((x) => x.type === 'command-rejected' && x.reason === 'bad-args' && x.command === 'set-placement');
+    expect(e).toMatchObject({ detail: expect.stringContaining('policy') });
+  });
+
+  it('a flood of rejections is counted in full but reported at a bounded rate', async () => {
+    for (let i = 0; i < 100; i++) await d.processor.handle(topic('pause-stream'), utf8('{not json'));
+    const c = d.processor.counters();
+    expect(c.rejected.malformed).toBe(100);
+    expect(d.events.length).toBe(20);
+    expect(c.suppressedEvents).toBe(80);
+    d.clock.advance(WINDOW);
+    await d.processor.handle(topic('pause-stream'), utf8('{not json'));
+    expect(d.events.at(-1)).toMatchObject({ reason: 'malformed', suppressed: 80 });
+  });
+});
+
+describe('set-power-budget on a real Governor', () => {
+  it('changes the policy at run time; an invalid budget is refused as bad-args and changes nothing', async () => {
+    const dir = join(root, `gov${dirs++}`);
+    const storage = new FsStorage(dir, 0o600);
+    const trust = await TrustStore.open(storage);
+    await trust.add('operator', operator.publicKey);
+    const clock = new ManualClock(T0);
+    const summaries = await bundledSummaries();
+    const costs = new InferenceCostTable({ energy: new EnergyModel(), dacBits: 8 });
+    for (const m of MODELS) costs.add(m, summaries[m]);
+    const streams = [{ id: 'camera', priority: 1, rateHz: 10, model: 'mlp' }];
+    const battery = new SimulatedBattery({ clock, capacityWh: 1, idleW: 0.01 });
+    const load = new SimulatedLoad({ clock, battery, costs, streams, placements: { mlp: 'digital' } });
+    const governor = new Governor({ system: load, costs, clock, streams, idleW: 0.01, policy: { powerCapW: 5 } });
+    const events: CommandEvent[] = [];
+    const target: CommandTarget = {
+      setPowerBudget: (change) => governor.setPolicy(change, 'command'),
+      setPlacement: () => undefined, publishSnapshot: () => undefined, pauseStream: () => undefined, resumeStream: () => undefined,
+    };
+    const p = new CommandProcessor({ address, trust, replay: await ReplayMemory.open(storage), wallClock: clock, target, report: (e) => { events.push(e); } });
+    const ok = await p.handle(topic('set-power-budget'), cmd('set-power-budget', { powerCapW: 2, batteryReservePct: 20 }));
+    expect(ok).toMatchObject({ ok: true, result: { powerCapW: 2, batteryReservePct: 20 } });
+    expect(governor.policy).toMatchObject({ powerCapW: 2, batteryReservePct: 20 });
+    const cleared = await p.handle(topic('set-power-budget'), cmd('set-power-budget', { powerCapW: null }));
+    expect(cleared).toMatchObject({ ok: true });
+    expect(governor.policy.powerCapW).toBeUndefined();
+    const refused = await p.handle(topic('set-power-budget'), cmd('set-power-budget', { energyBudget: { joules: 10, wh: 1 } }));
+    expect(refused).toMatchObject({ type: 'command-rejected', reason: 'bad-args' });
+    expect(governor.policy.energyBudget).toBeUndefined();
+  });
+});

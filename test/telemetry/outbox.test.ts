@@ -139,7 +139,8 @@ describe('Outbox', () => {
   it('parseSegment keeps records on both sides of a flipped bit', () => {
     const recs = [0, 1, 2].map((i) => encodeData(i, 1, 'results', bytes(`p${i}`)));
     const all = Buffer.concat(recs);
-    all[recs[0]!.length + 15] ^= 0x01;
+    const at = recs[0]!.length + 15;
+    all[at] = all[at]! ^ 0x01;
     const p = parseSegment(all);
     expect(p.records.map((r) => (r as { seq: number }).seq)).toEqual([0, 2]);
     expect(p.corruptRegions).toBe(1);

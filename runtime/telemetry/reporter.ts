@@ -1,0 +1,432 @@
+/**
+ * The reporter: every outgoing edgerun message goes through here.
+ *
+ *   const reporter = await Reporter.open({ mqtt, address, storage, config: config.mqtt, birth: { runtime: '0.1.0', model: 'mlp' } });
+ *   const p = await reporter.publish('results', body);   // resolves once in the journal file (survives SIGKILL)
+ *   await p.stored;                                      // durable per the fsync policy (survives power loss)
+ *   await p.delivered;                                   // the broker acknowledged (PUBACK)
+ *   reporter.counters                                    // published, sent, acked, pending, resent, overflowed, corruptSkipped, …
+ *   await reporter.drain(10_000);                        // until nothing is unacknowledged (rejects on timeout)
+ *   await reporter.close();                              // retained status "offline", DISCONNECT, journal closed
+ *
+ * - seq: device-monotonic, one counter for every kind, never reused after a crash: the next seq is
+ *   above both the journal's highest and a lease persisted in `seq.state` ahead of use.
+ * - Routing per KIND_POLICY (topics.ts): durable kinds go through the outbox (runtime/telemetry/
+ *   outbox.ts) — journaled before publish, removed on PUBACK, replayed after a restart, resent in
+ *   seq order after every reconnect; telemetry carries an MQTT 5 message expiry (and is dropped
+ *   instead of sent once expired). `status` is the retained birth, published on every connect; the
+ *   will (retained status "offline") is set before every connect.
+ * - At most `window` QoS 1 publishes in flight (and no more than the broker's Receive Maximum).
+ * - MQTT 5: content type (application/json | application/cbor) and user property `seq`.
+ * - Overflow of the outbox is counted and reported as an `events` message {type: 'outbox-overflow'}.
+ *
+ * `storage` holds the journal and `seq.state`: give the reporter a directory of its own.
+ */
+import type { Storage } from '../ports.js';
+import { CONTENT_TYPE, encodeMessage, type Encoding, type SigningKey } from './envelope.js';
+import { NotConnectedError, PublishRejectedError, type ConnectInfo, type MqttPort, type PublishOptions } from './mqtt-port.js';
+import { Outbox, OutboxFullError, type OutboxEntry, type OutboxOptions } from './outbox.js';
+import { deviceTopic, KIND_POLICY, OUTGOING_KINDS, type DeviceAddress, type OutgoingKind } from './topics.js';
+
+/** The reporting part of config.mqtt (runtime/config.ts); every field optional here. */
+export interface ReporterConfig {
+  encoding?: Encoding;
+  window?: number;
+  outbox?: Omit<OutboxOptions, 'now' | 'onOverflow' | 'droppableKinds' | 'resultKinds'> & { dir?: string };
+}
+
+export interface ReporterOptions {
+  mqtt: MqttPort;
+  address: DeviceAddress;
+  /** Journal and seq state. */
+  storage: Storage;
+  config?: ReporterConfig;
+  /** Overrides config.encoding. */
+  encoding?: Encoding;
+  /** Sign every outgoing message (ed25519 envelope). */
+  signer?: SigningKey;
+  /** Overrides config.window. */
+  window?: number;
+  /** Birth fields (runtime version, model, backend, profile, …), published with state "online". */
+  birth?: Record<string, unknown>;
+  /** Wall clock, ms since the epoch (message ts, telemetry expiry). */
+  now?: () => number;
+  /** Connect right away (default true). */
+  connect?: boolean;
+  /** Failures nobody awaits (birth publish, overflow report). */
+  onError?: (e: Error) => void;
+}
+
+export interface Published {
+  seq: number;
+  /** Durable per the fsync policy. Non-durable kinds: resolved. */
+  stored: Promise<void>;
+  /** Acknowledged by the broker. Rejects when the message was dropped (overflow, expiry, broker refusal). */
+  delivered: Promise<void>;
+}
+
+export interface ReporterCounters {
+  /** Messages accepted by publish(). */
+  published: number;
+  /** PUBLISH packets sent (first sends and resends). */
+  sent: number;
+  acked: number;
+  /** Durable messages not yet acknowledged. */
+  pending: number;
+  inflight: number;
+  /** Sent again after a reconnect, or replayed from the journal after a restart. */
+  resent: number;
+  /** Dropped or refused for lack of room in the outbox. */
+  overflowed: number;
+  /** Telemetry dropped because its expiry passed before it could be sent. */
+  expired: number;
+  /** Refused by the broker (PUBACK reason code ≥ 0x80); dropped, not retried. */
+  rejected: number;
+  /** Corrupt regions of the journal skipped at open. */
+  corruptSkipped: number;
+  recovered: number;
+  connects: number;
+}
+
+const SEQ_FILE = 'seq.state';
+/** Sequence numbers reserved per write of seq.state: a crash skips at most this many. */
+const SEQ_LEASE = 10_000;
+const REPORT_EVERY_MS = 1000;
+
+export class Reporter {
+  readonly #mqtt: MqttPort;
+  readonly #address: DeviceAddress;
+  readonly #storage: Storage;
+  readonly #outbox: Outbox;
+  readonly #encoding: Encoding;
+  readonly #signer: SigningKey | undefined;
+  readonly #window: number;
+  readonly #now: () => number;
+  readonly #onError: (e: Error) => void;
+  readonly #topics: Record<OutgoingKind, string>;
+  #birth: Record<string, unknown>;
+
+  #next = 0;
+  #lease = 0;
+  #leasing: Promise<void> | undefined;
+
+  /** Written entries waiting to be sent on this connection, in seq order (head index: cheap shift). */
+  #queue: OutboxEntry[] = [];
+  #head = 0;
+  /** Entries written to the journal (safe to publish). */
+  readonly #ready = new WeakSet<OutboxEntry>();
+  /** Entries published at least once (a second send is a resend). */
+  readonly #sent = new WeakSet<OutboxEntry>();
+  #inflight = 0;
+  #gen = 0;
+  #limit = 1;
+  #closed = false;
+  #drainWaiters = new Set<() => void>();
+  #overflowReport: { dropped: number; refused: number; kinds: Record<string, number> } | undefined;
+  #overflowTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastReport = -Infinity;
+  readonly #unsubscribe: (() => void)[] = [];
+  readonly #c = { published: 0, sent: 0, acked: 0, resent: 0, overflowed: 0, expired: 0, rejected: 0, connects: 0 };
+
+  private constructor(o: ReporterOptions, outbox: Outbox) {
+    this.#mqtt = o.mqtt;
+    this.#address = o.address;
+    this.#storage = o.storage;
+    this.#outbox = outbox;
+    this.#encoding = o.encoding ?? o.config?.encoding ?? 'json';
+    this.#signer = o.signer;
+    this.#window = o.window ?? o.config?.window ?? 256;
+    this.#limit = this.#window;
+    this.#now = o.now ?? Date.now;
+    this.#onError = o.onError ?? (() => undefined);
+    this.#birth = o.birth ?? {};
+    this.#topics = Object.fromEntries(OUTGOING_KINDS.map((k) => [k, deviceTopic(o.address, k)])) as Record<OutgoingKind, string>;
+  }
+
+  static async open(o: ReporterOptions): Promise<Reporter> {
+    let r!: Reporter;
+    const outbox = await Outbox.open(o.storage, {
+      ...(o.config?.outbox ?? {}),
+      ...(o.now ? { now: o.now } : {}),
+      droppableKinds: ['telemetry', 'events'],
+      resultKinds: ['results', 'detections'],
+      onOverflow: (dropped) => r.#overflowed(dropped, 0),
+    });
+    r = new Reporter(o, outbox);
+    await r.#initSeq();
+    for (const e of outbox.pending()) r.#ready.add(e);
+    r.#unsubscribe.push(
+      o.mqtt.onConnect((info) => r.#connected(info)),
+      o.mqtt.onClose(() => r.#disconnected()),
+    );
+    r.#setWill();
+    if (o.connect ?? true) o.mqtt.connect();
+    if (o.mqtt.connected) r.#connected({ sessionPresent: false, protocolVersion: o.mqtt.protocolVersion, receiveMaximum: 65_535 });
+    return r;
+  }
+
+  /** The last seq handed out (−1 before the first). */
+  get lastSeq(): number { return this.#next - 1; }
+
+  get counters(): ReporterCounters {
+    const oc = this.#outbox.counters;
+    return {
+      ...this.#c, overflowed: oc.overflowed, pending: oc.pending, inflight: this.#inflight,
+      corruptSkipped: oc.corruptRegions, recovered: oc.recovered,
+    };
+  }
+
+  /** The outbox's own counters (bytes, segments, syncs, …). */
+  get outboxCounters() { return this.#outbox.counters; }
+
+  /**
+   * Assigns seq and ts, encodes, and sends per the kind's policy. Resolves once the message is
+   * accepted: durable kinds are then in the journal file. Rejects with OutboxFullError when the
+   * outbox has no room (counted, reported).
+   */
+  async publish(kind: OutgoingKind, body: unknown): Promise<Published> {
+    if (this.#closed) throw new Error('reporter is closed');
+    const policy = KIND_POLICY[kind];
+    if (!policy) throw new Error(`unknown message kind "${kind}"`);
+    if (kind === 'status') {
+      // A status is the (new) birth: remembered for every later connect.
+      this.#birth = typeof body === 'object' && body !== null ? { ...(body as Record<string, unknown>) } : { value: body };
+      const seq = await this.#publishBirth();
+      return { seq, stored: Promise.resolve(), delivered: Promise.resolve() };
+    }
+    const seq = await this.#takeSeq();
+    const now = this.#now();
+    const payload = encodeMessage({ device: this.#address.device, seq, ts: now, kind, body }, { encoding: this.#encoding, ...(this.#signer ? { signer: this.#signer } : {}) });
+    let e: OutboxEntry;
+    try {
+      e = this.#outbox.append(seq, kind, payload, now);
+    } catch (err) {
+      if (err instanceof OutboxFullError) this.#overflowed([], 1, kind);
+      throw err;
+    }
+    this.#c.published++;
+    await e.written;
+    this.#ready.add(e);
+    if (this.#mqtt.connected && e.state === 'pending') {
+      this.#queue.push(e);
+      this.#pump();
+    }
+    return { seq, stored: e.stored, delivered: e.delivered };
+  }
+
+  /** Updates birth fields and republishes the birth (when connected). */
+  async setBirth(fields: Record<string, unknown>): Promise<void> {
+    this.#birth = { ...this.#birth, ...fields };
+    if (this.#mqtt.connected) await this.#publishBirth();
+  }
+
+  /** Resolves when nothing is unacknowledged; rejects after timeoutMs. */
+  drain(timeoutMs = 30_000): Promise<void> {
+    if (this.#outbox.counters.pending === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.#drainWaiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        this.#drainWaiters.delete(done);
+        reject(new Error(`outbox not drained within ${timeoutMs} ms (${this.#outbox.counters.pending} unacknowledged)`));
+      }, timeoutMs);
+      this.#drainWaiters.add(done);
+    });
+  }
+
+  /**
+   * Publishes the retained status "offline" (when connected), disconnects and closes the journal.
+   * With `force`, drops the connection without a goodbye (the broker then publishes the will).
+   * Unacknowledged messages stay in the journal for the next start.
+   */
+  async close(opts: { force?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#overflowTimer);
+    if (!opts.force && this.#mqtt.connected) {
+      const seq = this.#takeSeqSync();
+      const offline = this.#status({ state: 'offline', reason: 'shutdown' }, seq);
+      await withTimeout(this.#mqtt.publish(this.#topics.status, offline, this.#statusOptions()), 5_000).catch((e: Error) => this.#onError(e));
+    }
+    for (const u of this.#unsubscribe) u();
+    await this.#mqtt.end(opts.force ? { force: true } : {});
+    await this.#outbox.close();
+    await this.#persistLease(this.#next);
+  }
+
+  // --- sequence numbers -------------------------------------------------------------------------
+
+  async #initSeq(): Promise<void> {
+    const raw = await this.#storage.read(SEQ_FILE);
+    let leased = 0;
+    if (raw) {
+      try {
+        const v = JSON.parse(new TextDecoder().decode(raw)) as { next?: unknown };
+        if (typeof v.next === 'number' && Number.isSafeInteger(v.next) && v.next >= 0) leased = v.next;
+      } catch {
+        // A torn seq.state cannot happen (atomic replace); a hand-edited one falls back to the journal.
+      }
+    }
+    this.#next = Math.max(leased, this.#outbox.highestSeq + 1);
+    await this.#persistLease(this.#next + SEQ_LEASE);
+  }
+
+  async #persistLease(limit: number): Promise<void> {
+    await this.#storage.writeAtomic(SEQ_FILE, new TextEncoder().encode(JSON.stringify({ next: limit })));
+    this.#lease = Math.max(this.#lease, limit);
+  }
+
+  #extendLease(): void {
+    if (this.#leasing) return;
+    this.#leasing = this.#persistLease(this.#next + SEQ_LEASE)
+      .catch((e: Error) => this.#onError(e))
+      .finally(() => { this.#leasing = undefined; });
+  }
+
+  #takeSeqSync(): number {
+    const s = this.#next++;
+    // Extend the lease well before it runs out, so publish() rarely waits for it.
+    if (this.#next >= this.#lease - SEQ_LEASE / 2) this.#extendLease();
+    return s;
+  }
+
+  async #takeSeq(): Promise<number> {
+    // Never hand out a seq that the persisted lease does not cover.
+    while (this.#next >= this.#lease) {
+      this.#extendLease();
+      await this.#leasing;
+    }
+    return this.#takeSeqSync();
+  }
+
+  // --- connection ---------------------------------------------------------------------------------
+
+  #status(body: Record<string, unknown>, seq: number): Uint8Array {
+    return encodeMessage({ device: this.#address.device, seq, ts: this.#now(), kind: 'status', body },
+      { encoding: this.#encoding, ...(this.#signer ? { signer: this.#signer } : {}) });
+  }
+
+  #statusOptions(): PublishOptions {
+    return { qos: 1, retain: true, contentType: CONTENT_TYPE[this.#encoding] };
+  }
+
+  #setWill(): void {
+    const seq = this.#takeSeqSync();
+    this.#mqtt.setWill({ topic: this.#topics.status, payload: this.#status({ state: 'offline', reason: 'connection lost' }, seq), ...this.#statusOptions() });
+  }
+
+  async #publishBirth(): Promise<number> {
+    const seq = await this.#takeSeq();
+    if (!this.#mqtt.connected) return seq;
+    const body = { state: 'online', device: this.#address.device, fleet: this.#address.fleet, ...this.#birth };
+    await this.#mqtt.publish(this.#topics.status, this.#status(body, seq), this.#statusOptions());
+    return seq;
+  }
+
+  #connected(info: ConnectInfo): void {
+    if (this.#closed) return;
+    this.#c.connects++;
+    this.#gen++;
+    this.#inflight = 0;
+    this.#limit = Math.max(1, Math.min(this.#window, info.receiveMaximum));
+    // Birth first (retained), then everything unacknowledged in seq order.
+    this.#publishBirth().catch((e: Error) => { if (!(e instanceof NotConnectedError)) this.#onError(e); });
+    this.#queue = this.#outbox.pending().filter((e) => this.#ready.has(e));
+    this.#head = 0;
+    this.#pump();
+  }
+
+  #disconnected(): void {
+    this.#gen++;
+    this.#inflight = 0;
+    this.#queue = [];
+    this.#head = 0;
+    // The next CONNECT carries a will with a fresh seq.
+    if (!this.#closed) this.#setWill();
+  }
+
+  #pump(): void {
+    const gen = this.#gen;
+    while (this.#inflight < this.#limit && this.#head < this.#queue.length && this.#mqtt.connected) {
+      const e = this.#queue[this.#head++]!;
+      if (e.state !== 'pending') continue;
+      const policy = KIND_POLICY[e.kind as OutgoingKind];
+      const opts: PublishOptions = { qos: policy?.qos ?? 1, retain: policy?.retain ?? false, contentType: CONTENT_TYPE[this.#encoding], userProperties: { seq: String(e.seq) } };
+      if (policy?.expirySeconds !== undefined) {
+        const left = policy.expirySeconds - (this.#now() - e.createdAt) / 1000;
+        if (left <= 0) {
+          this.#outbox.drop(e.seq, 'expired');
+          this.#c.expired++;
+          this.#checkDrained();
+          continue;
+        }
+        opts.messageExpirySeconds = Math.ceil(left);
+      }
+      if (this.#sent.has(e) || e.recovered) this.#c.resent++;
+      this.#sent.add(e);
+      this.#inflight++;
+      this.#c.sent++;
+      this.#mqtt.publish(this.#topics[e.kind as OutgoingKind] ?? deviceTopic(this.#address, e.kind as OutgoingKind), e.payload, opts).then(() => {
+        // An acknowledgement counts whichever connection it came on.
+        if (e.state === 'pending') this.#c.acked++;
+        this.#outbox.ack(e.seq);
+        this.#settled(gen);
+      }, (err: Error) => {
+        if (err instanceof PublishRejectedError) {
+          // A message the broker refuses (too large, not authorised) would be refused forever.
+          this.#outbox.drop(e.seq, `refused by the broker: ${err.message}`);
+          this.#c.rejected++;
+          this.#onError(err);
+        }
+        this.#settled(gen);
+      });
+    }
+    if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #settled(gen: number): void {
+    if (gen === this.#gen) {
+      this.#inflight--;
+      this.#pump();
+    }
+    this.#checkDrained();
+  }
+
+  #checkDrained(): void {
+    if (this.#drainWaiters.size && this.#outbox.counters.pending === 0) for (const w of [...this.#drainWaiters]) w();
+  }
+
+  // --- overflow -----------------------------------------------------------------------------------
+
+  #overflowed(dropped: OutboxEntry[], refused: number, refusedKind?: string): void {
+    const r = (this.#overflowReport ??= { dropped: 0, refused: 0, kinds: {} });
+    r.dropped += dropped.length;
+    r.refused += refused;
+    for (const e of dropped) r.kinds[e.kind] = (r.kinds[e.kind] ?? 0) + 1;
+    if (refusedKind) r.kinds[refusedKind] = (r.kinds[refusedKind] ?? 0) + refused;
+    if (this.#overflowTimer || this.#closed) return;
+    // One report per second at most: the report is itself an (expendable) message.
+    const wait = Math.max(0, this.#lastReport + REPORT_EVERY_MS - this.#now());
+    this.#overflowTimer = setTimeout(() => {
+      this.#overflowTimer = undefined;
+      const report = this.#overflowReport;
+      this.#overflowReport = undefined;
+      if (!report || this.#closed) return;
+      this.#lastReport = this.#now();
+      this.publish('events', { type: 'outbox-overflow', ...report, totalOverflowed: this.#outbox.counters.overflowed })
+        .catch((e: Error) => { if (!(e instanceof OutboxFullError)) this.#onError(e); });
+    }, wait);
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms); })])
+    .finally(() => clearTimeout(t));
+}

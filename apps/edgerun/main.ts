@@ -153,6 +153,53 @@ program.command('broker')
   .option('--host <addr>', 'interface to listen on (0.0.0.0 = every interface)', '127.0.0.1')
   .action(async (opts) => (await import('./commands/broker.js')).brokerCommand(opts));
 
+const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').choices(['4', '5']).argParser(Number);
+program.command('listen')
+  .description('print what a fleet publishes as JSON lines {topic, device, seq, ts, kind, body, signedBy?}, deduplicated on (device, seq), with a summary')
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .option('--fleet <fleet>', 'fleet, or + for every fleet', '+')
+  .option('--kinds <list>', 'comma-separated kinds: status, results, detections, telemetry, events (default: all)')
+  .option('--share <group>', 'MQTT 5 shared subscription: the listeners of one group split the messages')
+  .option('--client-id <id>', 'persistent session under this client id: messages queued while away arrive on return')
+  .option('--out <file>', 'append the JSON lines to this file instead of stdout')
+  .option('--count <n>', 'exit after N unique messages', int(1))
+  .option('--timeout <s>', 'exit after s seconds (exit 1 if --count was not reached)', positive)
+  .option('--summary-every <s>', 'print the summary every s seconds too', positive)
+  .option('--require-signed', 'refuse unsigned messages and messages signed by keys not in the trust store')
+  .option('--key-dir <dir>', 'trust store directory (default: config security.keyDir)')
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .addOption(protocolOption())
+  .option('--json', 'summary as a JSON line {"summary": ...} on stdout')
+  .option('-q, --quiet', 'no progress or rejection lines on stderr')
+  .action(async (opts) => (await import('./commands/listen.js')).listenCommand(opts, globals()));
+
+program.command('cmd')
+  .description('sign a command with an operator key and publish it to a device (set-power-budget, set-placement, telemetry-snapshot, pause-stream, resume-stream)')
+  .argument('<device>', 'device id')
+  .argument('<name>', 'command name')
+  .option('--args <json>', 'command arguments as JSON, e.g. \'{"stream":"camera"}\'')
+  .requiredOption('--key <file>', 'operator key file (edgerun keys gen); the device must trust its public key')
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .option('--fleet <fleet>', 'fleet of the device (default: config device.fleet)')
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .addOption(new Option('--encoding <e>', 'payload encoding (default: config mqtt.encoding)').choices(['json', 'cbor']))
+  .addOption(protocolOption())
+  .option('--wait <s>', 'wait up to s seconds for the device\'s report on the command; exit 1 unless it ran', positive)
+  .option('--json', 'print JSON lines')
+  .action(async (device: string, name: string, opts) => (await import('./commands/cmd.js')).cmdCommand(device, name, opts, globals()));
+
+program.command('serve')
+  .description('the device daemon: replay a data set as a sensor, infer, report results/telemetry/events over MQTT, take signed commands')
+  .option('-m, --model <file...>', 'ONNX models, one stream each (default: the bundled models/mlp.onnx and models/cnn.onnx)')
+  .option('--rate <hz>', 'inferences per second per stream (0 = as fast as the device goes)', positive, 10)
+  .option('--count <n>', 'produce exactly N results over all runs on this state directory, exit when acknowledged', int(1))
+  .option('--source <kind>', 'sample source: dataset (replay an EDGD file)', 'dataset')
+  .option('-d, --data <file>', 'EDGD data set to replay (default: models/data/fashion-mnist-test-2000.bin)')
+  .option('--state-dir <dir>', 'outbox, sequence and progress state (default: config mqtt.stateDir = state)')
+  .option('--url <url>', 'MQTT broker URL (default: config mqtt.url, else an embedded broker)')
+  .option('-q, --quiet', 'no log lines for events and commands')
+  .action(async (opts) => (await import('./commands/serve.js')).serveCommand(opts, globals()));
+
 program.command('demo', { isDefault: false })
   .description('evaluate the bundled models on the bundled subset (what `npm start` runs)')
   .action(async () => (await import('./commands/demo.js')).demoCommand(globals()));

@@ -191,7 +191,7 @@ export interface VerifiedCommand {
 
 export type Verdict =
   | { ok: true; command: VerifiedCommand }
-  | { ok: false; reason: RejectReason; detail: string; command?: string; signer?: string };
+  | { ok: false; reason: RejectReason; detail: string; command?: string; signer?: string; nonce?: string };
 
 export interface CommandVerifierOptions {
   /** This device: its id, fleet and topic prefix. */
@@ -233,7 +233,7 @@ export class CommandVerifier {
   }
 
   async #verify(topic: string, payload: Uint8Array): Promise<Verdict> {
-    const reject = (reason: RejectReason, detail: string, extra: { command?: string; signer?: string } = {}): Verdict => ({ ok: false, reason, detail, ...extra });
+    const reject = (reason: RejectReason, detail: string, extra: { command?: string; signer?: string; nonce?: string } = {}): Verdict => ({ ok: false, reason, detail, ...extra });
     const { address } = this.o;
     const parsed = parseTopic(address.prefix, topic);
     if (!parsed || parsed.kind !== 'cmd' || parsed.command === undefined) return reject('malformed', `not a command topic: ${topic}`);
@@ -258,23 +258,24 @@ export class CommandVerifier {
     if (message.kind !== 'cmd') return reject('malformed', `message kind '${message.kind}', expected 'cmd'`, who);
     const body = bodySchema.safeParse(message.body);
     if (!body.success) return reject('malformed', `command body must be {name, args, nonce}: ${body.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`, who);
-    if (body.data.name !== topicName) return reject('malformed', `body names command '${body.data.name}' but it came on the topic of '${topicName}'`, who);
+    const whose = { ...who, nonce: body.data.nonce };
+    if (body.data.name !== topicName) return reject('malformed', `body names command '${body.data.name}' but it came on the topic of '${topicName}'`, whose);
     if (message.device !== address.device || parsed.device !== address.device || parsed.fleet !== address.fleet) {
-      return reject('wrong-device', `addressed to '${message.device}' (topic ${parsed.fleet}/${parsed.device}), this is ${address.fleet}/${address.device}`, who);
+      return reject('wrong-device', `addressed to '${message.device}' (topic ${parsed.fleet}/${parsed.device}), this is ${address.fleet}/${address.device}`, whose);
     }
     const now = this.#clock.now();
     const skew = message.ts - now;
     if (Math.abs(skew) > this.windowMs) {
-      return reject('stale', `timestamp ${skew < 0 ? `${-skew} ms in the past` : `${skew} ms in the future`}, outside the ±${this.windowMs} ms window`, who);
+      return reject('stale', `timestamp ${skew < 0 ? `${-skew} ms in the past` : `${skew} ms in the future`}, outside the ±${this.windowMs} ms window`, whose);
     }
     const key = `${toBase64(signedBy)}:${body.data.nonce}`;
-    if (this.o.replay.has(key)) return reject('replayed', `nonce ${body.data.nonce} of signer ${signerFp} was already accepted`, who);
-    if (!this.o.replay.prune(now - this.windowMs)) return reject('rate-limited', `more than ${this.o.replay.capacity} commands within ${this.windowMs} ms`, who);
+    if (this.o.replay.has(key)) return reject('replayed', `nonce ${body.data.nonce} of signer ${signerFp} was already accepted`, whose);
+    if (!this.o.replay.prune(now - this.windowMs)) return reject('rate-limited', `more than ${this.o.replay.capacity} commands within ${this.windowMs} ms`, whose);
 
-    if (!Object.hasOwn(COMMAND_ARGS, topicName)) return reject('unknown-command', `no command '${topicName}'; commands: ${COMMAND_NAMES.join(', ')}`, who);
+    if (!Object.hasOwn(COMMAND_ARGS, topicName)) return reject('unknown-command', `no command '${topicName}'; commands: ${COMMAND_NAMES.join(', ')}`, whose);
     const name = topicName as CommandName;
     const args = COMMAND_ARGS[name].safeParse(body.data.args ?? {});
-    if (!args.success) return reject('bad-args', args.error.issues.map((i) => `${i.path.join('.') || '(args)'}: ${i.message}`).join('; '), who);
+    if (!args.success) return reject('bad-args', args.error.issues.map((i) => `${i.path.join('.') || '(args)'}: ${i.message}`).join('; '), whose);
 
     // Skew can be up to the window into the future: keep the entry as long as the command could still be fresh.
     await this.o.replay.record(key, Math.max(message.ts, now));
@@ -285,7 +286,7 @@ export class CommandVerifier {
 // ---- processing: verify, run, report -----------------------------------------------------------
 
 export type CommandEvent =
-  | { type: 'command-rejected'; reason: RejectReason; detail: string; topic: string; command?: string; signer?: string; suppressed?: number }
+  | { type: 'command-rejected'; reason: RejectReason; detail: string; topic: string; command?: string; signer?: string; nonce?: string; suppressed?: number }
   | { type: 'command-result'; command: CommandName; nonce: string; signer: { name: string; fingerprint: string }; ok: true; result?: unknown }
   | { type: 'command-result'; command: CommandName; nonce: string; signer: { name: string; fingerprint: string }; ok: false; error: string };
 
@@ -350,7 +351,7 @@ export class CommandProcessor {
     }
     if (!verdict.ok) {
       this.#counters.rejected[verdict.reason]++;
-      const event: CommandEvent = { type: 'command-rejected', reason: verdict.reason, detail: verdict.detail, topic, ...(verdict.command ? { command: verdict.command } : {}), ...(verdict.signer ? { signer: verdict.signer } : {}) };
+      const event: CommandEvent = { type: 'command-rejected', reason: verdict.reason, detail: verdict.detail, topic, ...(verdict.command ? { command: verdict.command } : {}), ...(verdict.signer ? { signer: verdict.signer } : {}), ...(verdict.nonce ? { nonce: verdict.nonce } : {}) };
       this.#reportRejection(event);
       return event;
     }

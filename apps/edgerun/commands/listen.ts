@@ -1,0 +1,135 @@
+/**
+ * `edgerun listen`: subscribe to a fleet's messages and print them as JSON lines
+ * {topic, device, seq, ts, kind, body, signedBy?} (to --out when given), deduplicated on
+ * (device, seq), signatures checked; a summary per device (received, unique, duplicates, gaps) on
+ * exit and every --summary-every seconds. --share splits the messages among the listeners of a
+ * group (MQTT 5 shared subscription); --client-id keeps a persistent session, so a listener that
+ * comes back gets what the broker queued meanwhile.
+ */
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
+import { FsStorage } from '../../../drivers/storage/fs-storage.js';
+import type { Config } from '../../../runtime/config.js';
+import { TrustStore } from '../../../runtime/telemetry/keys.js';
+import { Listener, type ListenSummary } from '../../../runtime/telemetry/listener.js';
+import { OUTGOING_KINDS, fleetFilter, type OutgoingKind } from '../../../runtime/telemetry/topics.js';
+import { loadConfig, type GlobalOptions } from '../context.js';
+
+export interface ListenOptions {
+  url?: string;
+  fleet: string;
+  kinds?: string;
+  share?: string;
+  out?: string;
+  count?: number;
+  timeout?: number;
+  json?: boolean;
+  clientId?: string;
+  requireSigned?: boolean;
+  keyDir?: string;
+  prefix?: string;
+  protocol?: number;
+  summaryEvery?: number;
+  quiet?: boolean;
+}
+
+export const DEFAULT_URL = 'mqtt://127.0.0.1:1883';
+
+/** An MQTT client for a command-line tool, with the broker settings of the config. */
+export function toolClient(config: Config, o: { url?: string; clientId: string; clean: boolean; protocol?: number }): MqttClient {
+  const m = config.mqtt;
+  return new MqttClient({
+    url: o.url ?? m.url ?? DEFAULT_URL, clientId: o.clientId, clean: o.clean,
+    protocolVersion: (o.protocol ?? m.protocolVersion) as 4 | 5,
+    ...(m.username !== undefined ? { username: m.username } : {}),
+    ...(m.password !== undefined ? { password: m.password } : {}),
+    ...(m.ca ? { ca: m.ca } : {}), ...(m.cert ? { cert: m.cert } : {}), ...(m.key ? { key: m.key } : {}),
+    reconnect: { initialMs: 250, maxMs: 5_000 },
+    onError: (e) => console.error(`edgerun: mqtt: ${e.message}`),
+  });
+}
+
+export function parseKinds(list: string | undefined): OutgoingKind[] {
+  if (list === undefined || list === '' || list === 'all') return [...OUTGOING_KINDS];
+  const kinds = list.split(',').map((k) => k.trim()).filter(Boolean);
+  const unknown = kinds.filter((k) => !(OUTGOING_KINDS as readonly string[]).includes(k));
+  if (unknown.length) throw new Error(`unknown kind ${unknown.map((k) => `'${k}'`).join(', ')}; kinds: ${OUTGOING_KINDS.join(', ')}`);
+  return [...new Set(kinds)] as OutgoingKind[];
+}
+
+function summaryText(s: ListenSummary): string {
+  const rejected = Object.entries(s.rejected).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ');
+  const lines = [`received ${s.received}, unique ${s.unique}, duplicates ${s.duplicates}, gaps ${s.gaps}${rejected ? `, rejected: ${rejected}` : ''}`];
+  for (const [d, c] of Object.entries(s.devices)) lines.push(`  ${d}: received ${c.received}, unique ${c.unique}, duplicates ${c.duplicates}, gaps ${c.gaps} (seq ${c.lowestSeq}..${c.highestSeq})`);
+  return lines.join('\n');
+}
+
+export async function listenCommand(opts: ListenOptions, global: GlobalOptions): Promise<void> {
+  const config = await loadConfig(global);
+  const prefix = opts.prefix ?? config.mqtt.prefix;
+  const kinds = parseKinds(opts.kinds);
+  const all = kinds.length === OUTGOING_KINDS.length;
+  const filters = (all ? ['+' as const] : kinds).map((k) => fleetFilter(prefix, opts.fleet, k, opts.share));
+  const url = opts.url ?? config.mqtt.url ?? DEFAULT_URL;
+
+  const keyDir = opts.keyDir ?? config.security.keyDir;
+  let trust: TrustStore | undefined;
+  if (existsSync(keyDir)) trust = await TrustStore.open(new FsStorage(keyDir, 0o600), config.security.trustedKeysFile);
+  if (opts.requireSigned && !trust?.list().length) throw new Error(`--require-signed but no trusted keys in ${keyDir}/${config.security.trustedKeysFile} (add device keys with \`edgerun keys trust\`)`);
+  const listener = new Listener({ prefix, trust, requireSigned: opts.requireSigned });
+
+  const out: WriteStream | NodeJS.WriteStream = opts.out ? createWriteStream(opts.out, { flags: 'a' }) : process.stdout;
+  const log = (line: string): void => { if (!opts.quiet) console.error(line); };
+  const persistent = opts.clientId !== undefined;
+  const mqtt = toolClient(config, { url, clientId: opts.clientId ?? `edgerun-listen-${randomBytes(6).toString('hex')}`, clean: !persistent, protocol: opts.protocol });
+
+  let unique = 0;
+  let finish!: (why: string) => void;
+  const finished = new Promise<string>((resolve) => { finish = resolve; });
+  mqtt.onMessage((m) => {
+    const o = listener.accept(m.topic, m.payload, { retained: m.retain });
+    if (o.status === 'rejected') {
+      log(`edgerun listen: rejected (${o.reason}) on ${o.topic}: ${o.detail}`);
+      return;
+    }
+    if (o.status === 'duplicate') return;
+    out.write(`${JSON.stringify(o.message)}\n`);
+    if (o.status === 'new' && opts.count !== undefined && ++unique >= opts.count) finish('count');
+  });
+  let ready = false;
+  mqtt.onConnect(() => {
+    void Promise.all(filters.map((f) => mqtt.subscribe(f, 1))).then(() => {
+      if (!ready) log(`listening on ${url} to ${filters.join(' ')}${persistent ? ` (persistent session ${opts.clientId})` : ''}`);
+      ready = true;
+    }, (e: Error) => log(`edgerun listen: subscribe failed: ${e.message}`));
+  });
+  let stopping = false;
+  mqtt.onClose((e) => { if (!stopping) log(`edgerun listen: connection lost (${e?.message ?? 'closed'}); reconnecting`); });
+
+  const printSummary = (final: boolean): void => {
+    const s = listener.summary();
+    if (opts.json) process.stdout.write(`${JSON.stringify({ summary: s, ...(final ? { final: true } : {}) })}\n`);
+    else if (!opts.quiet) console.error(summaryText(s));
+  };
+  const timers: NodeJS.Timeout[] = [];
+  if (opts.timeout !== undefined) timers.push(setTimeout(() => finish('timeout'), opts.timeout * 1000));
+  if (opts.summaryEvery !== undefined) timers.push(setInterval(() => printSummary(false), opts.summaryEvery * 1000));
+  const onSignal = (): void => finish('signal');
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  mqtt.connect();
+  const why = await finished;
+  stopping = true;
+  for (const t of timers) clearTimeout(t);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  await mqtt.end();
+  if (out !== process.stdout) await new Promise<void>((resolve) => (out as WriteStream).end(resolve));
+  printSummary(true);
+  if (why === 'timeout' && opts.count !== undefined && unique < opts.count) {
+    console.error(`edgerun listen: timed out after ${opts.timeout} s with ${unique} of ${opts.count} messages`);
+    process.exitCode = 1;
+  }
+}

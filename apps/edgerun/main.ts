@@ -189,6 +189,18 @@ program.command('cmd')
   .action(async (device: string, name: string, opts) => (await import('./commands/cmd.js')).cmdCommand(device, name, opts, globals()));
 
 
+program.command('serve')
+  .description('the device daemon: replay a data set as a sensor, infer, report results/telemetry/events over MQTT, take signed commands')
+  .option('-m, --model <file...>', 'ONNX models, one stream each (default: the bundled models/mlp.onnx and models/cnn.onnx)')
+  .option('--rate <hz>', 'inferences per second per stream (0 = as fast as the device goes)', positive, 10)
+  .option('--count <n>', 'produce exactly N results over all runs on this state directory, exit when acknowledged', int(1))
+  .option('--source <kind>', 'sample source: dataset (replay an EDGD file)', 'dataset')
+  .option('-d, --data <file>', 'EDGD data set to replay (default: models/data/fashion-mnist-test-2000.bin)')
+  .option('--state-dir <dir>', 'outbox, sequence and progress state (default: config mqtt.stateDir = state)')
+  .option('--url <url>', 'MQTT broker URL (default: config mqtt.url, else an embedded broker)')
+  .option('-q, --quiet', 'no log lines for events and commands')
+  .action(async (opts) => (await import('./commands/serve.js')).serveCommand(opts, globals()));
+
 program.command('demo', { isDefault: false })
   .description('evaluate the bundled models on the bundled subset (what `npm start` runs)')
   .action(async () => (await import('./commands/demo.js')).demoCommand(globals()));

@@ -36,14 +36,14 @@ import type { Placement } from '../../../runtime/power/work.js';
 import { DIGITAL_BACKEND } from '../../../drivers/digital/ort-backend.js';
 import { loadProfile } from '../../../drivers/crossbar/profile.js';
 import type { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
+import type { PlacementPolicy } from '../../../runtime/backend.js';
+import type { CommandTarget } from '../../../runtime/telemetry/commands.js';
 
 /** Where the device's messages go: A's Reporter (durable outbox) in the daemon. */
 export interface Publisher {
   /** Resolves once the message is accepted (for durable kinds: stored in the outbox). */
   publish(kind: OutgoingKind, body: unknown): Promise<unknown>;
 }
-
-export type PlacementChoice = 'analog' | 'digital' | 'auto';
 
 export interface DeviceOptions {
   config: Config;
@@ -59,6 +59,8 @@ export interface DeviceOptions {
   /** Produce exactly this many results over all runs (with the state dir), then stop. */
   count?: number;
   telemetryIntervalMs: number;
+  /** Extra sections of the telemetry body (reporter and command counters). */
+  extraTelemetry?: () => Record<string, unknown>;
   log?: (line: string) => void;
 }
 
@@ -96,7 +98,7 @@ function top1(result: InferenceResult): { cls: number; score: number } {
   return { cls: best, score: 1 / z };
 }
 
-export class Device {
+export class Device implements CommandTarget {
   readonly scheduler: Scheduler;
   readonly placer: ModelPlacer;
   readonly ledger: EnergyLedger;
@@ -217,37 +219,49 @@ export class Device {
     });
   }
 
-  async publishSnapshot(): Promise<void> {
-    await this.options.publisher.publish('telemetry', { ...this.telemetry(), results: this.#progress.results });
+  async publishSnapshot(): Promise<{ seq?: number }> {
+    const p = await this.options.publisher.publish('telemetry', { ...this.telemetry(), results: this.#progress.results, ...this.options.extraTelemetry?.() });
+    const seq = (p as { seq?: number } | undefined)?.seq;
+    return seq === undefined ? {} : { seq };
   }
 
   // ---- CommandTarget (B's runtime/telemetry/commands.ts) ----
 
-  async setPowerBudget(change: GovernorPolicyInput): Promise<void> {
-    this.governor.setPolicy(change, 'command');
+  async setPowerBudget(change: GovernorPolicyInput): Promise<unknown> {
+    const policy = this.governor.setPolicy(change, 'command');
     await this.governor.tick(true);
+    return { policy: jsonSafe(policy), status: jsonSafe(this.governor.status()) };
   }
 
-  async setPlacement(model: string, placement: PlacementChoice): Promise<void> {
-    const m = this.#models.get(model);
-    if (!m) throw new Error(`no model '${model}' (models: ${[...this.#models.keys()].join(', ')})`);
-    const loaded = this.options.models.get(model)!;
-    const next = await this.placer.place(model, loaded, placement);
-    const from = m.current.lane;
-    await m.replace(next, placement);
-    this.#event({ type: 'placement', model, placement, from, to: next.lane });
+  /** Re-places one model (or, without `model`, every model and the default) on the policy's backend. */
+  async setPlacement(change: { model?: string; policy: PlacementPolicy }): Promise<unknown> {
+    const ids = change.model === undefined ? [...this.#models.keys()] : [change.model];
+    for (const id of ids) if (!this.#models.has(id)) throw new Error(`no model '${id}' (models: ${[...this.#models.keys()].join(', ')})`);
+    this.options.registry.setPlacement(change.model === undefined ? { default: change.policy } : { models: { [change.model]: change.policy } });
+    const moved: Record<string, { from: string; to: string }> = {};
+    for (const id of ids) {
+      const m = this.#models.get(id)!;
+      const next = await this.placer.place(id, this.options.models.get(id)!, change.policy);
+      const from = m.current.lane;
+      await m.replace(next, change.policy);
+      moved[id] = { from, to: next.lane };
+      this.#event({ type: 'placement', model: id, policy: change.policy, from, to: next.lane });
+    }
+    return moved;
   }
 
-  pauseStream(stream: string): void {
+  pauseStream(stream: string): unknown {
     this.#stream(stream).paused = true;
     this.#event({ type: 'stream', stream, state: 'paused' });
+    return { stream, paused: true };
   }
 
-  resumeStream(stream: string): void {
+  resumeStream(stream: string): unknown {
     const s = this.#stream(stream);
     s.paused = false;
     s.wake?.();
     this.#event({ type: 'stream', stream, state: 'resumed' });
+    return { stream, paused: false };
   }
 
   #stream(name: string): StreamState {
@@ -259,7 +273,7 @@ export class Device {
   #governedSystem(): GovernedSystem {
     return {
       setAdcBits: () => { throw new Error('ADC resolution is fixed by the device profile on this device'); },
-      setPlacement: async (model, placement) => { await this.setPlacement(model, placement); },
+      setPlacement: async (model, placement) => { await this.setPlacement({ model, policy: placement }); },
       setStreamRate: (stream, hz) => { this.#stream(stream).rateHz = hz; },
       shedStream: (stream) => { this.#stream(stream).shed = true; },
       restoreStream: (stream) => { const s = this.#stream(stream); s.shed = false; s.wake?.(); },
@@ -375,8 +389,10 @@ export class Device {
   }
 }
 
+/** JSON has no Infinity or NaN: they travel as null. */
+const jsonSafe = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x)));
+
 function governorEventBody(e: GovernorEvent): Record<string, unknown> {
-  const clean = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x)));
   const { type, ...rest } = e;
-  return { event: type, ...(clean(rest) as Record<string, unknown>) };
+  return { event: type, ...(jsonSafe(rest) as Record<string, unknown>) };
 }

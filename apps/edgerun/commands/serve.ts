@@ -1,0 +1,165 @@
+/**
+ * `edgerun serve`: the device daemon. Loads the config and models, replays a data set as a sensor
+ * at a rate, runs inference through the scheduler, and reports over MQTT: `results` (durable
+ * outbox, QoS 1), periodic `telemetry`, `events`, retained `status` (birth, will "offline"), and
+ * signed commands in. Without config mqtt.url it starts the embedded broker and says where it is.
+ *
+ * SIGINT/SIGTERM: stop producing, finish the requests in flight, wait (bounded) for the outbox to
+ * be acknowledged, publish status offline, disconnect. With --count N: exactly N result numbers over
+ * all runs on this state directory, then exit 0 once the broker acknowledged them.
+ */
+import { join, resolve } from 'node:path';
+import { FsStorage } from '../../../drivers/storage/fs-storage.js';
+import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
+import { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
+import type { Config } from '../../../runtime/config.js';
+import type { LoadedModel } from '../../../runtime/model/load.js';
+import { deviceTopic, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
+import { Reporter } from '../../../runtime/telemetry/reporter.js';
+import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { packageRoot } from '../package-info.js';
+import { Device, modelIdOf } from '../device/device.js';
+import { attachCommands, type AttachedCommands } from '../device/commands.js';
+import { KeyStore, type NamedKey } from '../../../runtime/telemetry/keys.js';
+import { version } from '../package-info.js';
+
+export interface ServeOptions {
+  model?: string[];
+  rate: number;
+  count?: number;
+  data?: string;
+  stateDir?: string;
+  /** Broker URL (overrides config mqtt.url). */
+  url?: string;
+  quiet?: boolean;
+  source?: string;
+}
+
+export const BUNDLED_MODELS = ['models/mlp.onnx', 'models/cnn.onnx'];
+export const BUNDLED_DATA = 'models/data/fashion-mnist-test-2000.bin';
+
+export interface RunningDevice {
+  device: Device;
+  reporter: Reporter;
+  address: DeviceAddress;
+  /** The embedded broker, when this daemon started one. */
+  broker?: EmbeddedBroker;
+  url: string;
+  /** Stops producing, drains (bounded), status offline, disconnects, closes what it started. */
+  stop(opts?: { drainMs?: number }): Promise<void>;
+}
+
+export interface StartDeviceOptions {
+  config: Config;
+  models: string[];
+  data: string;
+  rateHz: number;
+  count?: number;
+  stateDir: string;
+  /** Outbox journal directory (default <stateDir>/outbox). */
+  outboxDir?: string;
+  /** Overrides config.mqtt.url; when neither is set an embedded broker is started. */
+  url?: string;
+  log?: (line: string) => void;
+}
+
+export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice> {
+  const { config } = o;
+  const log = o.log ?? (() => undefined);
+  const registry = createRegistry(config);
+  const loaded = new Map<string, LoadedModel>();
+  for (const path of o.models) {
+    const id = modelIdOf(path);
+    if (loaded.has(id)) throw new Error(`two models named '${id}' (${path})`);
+    loaded.set(id, await readModel(path, config));
+  }
+  const source = await DatasetSource.open(o.data);
+
+  let broker: EmbeddedBroker | undefined;
+  let url = o.url ?? config.mqtt.url;
+  if (!url) {
+    broker = await startEmbeddedBroker({ port: 0, wsPort: 0 });
+    url = broker.url;
+  }
+  const address: DeviceAddress = { prefix: config.mqtt.prefix, fleet: config.device.fleet, device: config.device.id };
+  const mqtt = new MqttClient({
+    url, clientId: `edgerun-${config.device.fleet}-${config.device.id}`,
+    protocolVersion: broker ? 4 : config.mqtt.protocolVersion,
+    username: config.mqtt.username, password: config.mqtt.password, ca: config.mqtt.ca, cert: config.mqtt.cert, key: config.mqtt.key,
+  });
+  let signer: NamedKey | undefined;
+  if (config.security.sign) signer = await new KeyStore(new FsStorage(config.security.keyDir, 0o600)).loadOrGenerate(config.security.keyFile, config.device.id);
+  const outboxDir = o.outboxDir ?? join(o.stateDir, 'outbox');
+  const reporter = await Reporter.open({
+    mqtt, address, storage: new FsStorage(outboxDir), config: config.mqtt, signer,
+    birth: { runtime: `edgerun ${version}`, models: [...loaded.keys()], pid: process.pid },
+    onError: (e) => log(`reporter: ${e.message}`),
+  });
+
+  let device: Device;
+  let commands: AttachedCommands | undefined;
+  try {
+    device = await Device.create({
+      config, registry, models: loaded, source, publisher: reporter, storage: new FsStorage(join(o.stateDir, 'device')),
+      rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, log,
+      extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
+    });
+    commands = await attachCommands({ config, mqtt, reporter, address, target: device, log });
+  } catch (e) {
+    await reporter.close();
+    await registry.dispose();
+    await broker?.close();
+    throw e;
+  }
+  device.start();
+  log(`device ${address.fleet}/${address.device}: ${[...loaded.keys()].join(', ')} → ${deviceTopic(address, 'results')} on ${url}`);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    device, reporter, address, broker, url,
+    stop(opts = {}) {
+      stopping ??= (async () => {
+        await device.stop();
+        await device.publishSnapshot().catch(() => undefined);
+        await commands!.detach();
+        await reporter.drain(opts.drainMs ?? 10_000).catch(() => undefined);
+        await reporter.close();
+        await registry.dispose();
+        await broker?.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+export async function serveCommand(opts: ServeOptions, global: GlobalOptions): Promise<void> {
+  if (opts.source !== undefined && opts.source !== 'dataset') throw new Error(`--source ${opts.source}: only 'dataset' (replay of an EDGD file) is available`);
+  const config = await loadConfig(global);
+  const models = opts.model?.length ? opts.model : BUNDLED_MODELS.map((m) => join(packageRoot, m));
+  const data = opts.data ?? join(packageRoot, BUNDLED_DATA);
+  const stateDir = resolve(opts.stateDir ?? config.mqtt.stateDir);
+  // The configured outbox dir, unless --state-dir puts everything of this device in one place.
+  const outboxDir = opts.stateDir ? undefined : resolve(config.mqtt.outbox.dir);
+  const log = opts.quiet ? undefined : (line: string): void => console.log(line);
+  const running = await startDevice({ config, models, data, rateHz: opts.rate, count: opts.count, stateDir, outboxDir, url: opts.url, log });
+  if (running.broker) console.log(`embedded MQTT broker: ${running.broker.url}  ${running.broker.wsUrl ?? ''}`);
+  console.log(`serving; watch with: npx edgerun listen --url ${running.url}`);
+
+  const signalled = new Promise<string>((resolveSignal) => {
+    const on = (sig: string) => () => resolveSignal(sig);
+    process.once('SIGINT', on('SIGINT'));
+    process.once('SIGTERM', on('SIGTERM'));
+  });
+  if (opts.count !== undefined) {
+    const why = await Promise.race([running.device.done.then(() => 'count'), signalled]);
+    if (why === 'count') {
+      // Exactly N results: exit once the broker acknowledged every one of them.
+      while (running.reporter.counters.pending > 0) await running.reporter.drain(60_000).catch(() => undefined);
+      console.log(`${opts.count} results produced and acknowledged`);
+    }
+  } else {
+    await signalled;
+  }
+  await running.stop();
+}

@@ -1,0 +1,48 @@
+/**
+ * Signed commands for the daemon: B's CommandProcessor (runtime/telemetry/commands.ts) with this
+ * device's trust store and replay memory (config.security.keyDir, files 0600), subscribed on the
+ * daemon's MQTT connection; outcomes and rejections go out as `events` through the reporter.
+ */
+import { FsStorage } from '../../../drivers/storage/fs-storage.js';
+import type { Config } from '../../../runtime/config.js';
+import { CommandProcessor, ReplayMemory, type CommandTarget } from '../../../runtime/telemetry/commands.js';
+import { TrustStore } from '../../../runtime/telemetry/keys.js';
+import type { MqttPort } from '../../../runtime/telemetry/mqtt-port.js';
+import type { DeviceAddress } from '../../../runtime/telemetry/topics.js';
+import type { Publisher } from './device.js';
+
+export interface AttachCommandsOptions {
+  config: Config;
+  mqtt: MqttPort;
+  reporter: Publisher;
+  address: DeviceAddress;
+  target: CommandTarget;
+  log?: (line: string) => void;
+}
+
+export interface AttachedCommands {
+  processor: CommandProcessor;
+  detach(): Promise<void>;
+}
+
+export async function attachCommands(o: AttachCommandsOptions): Promise<AttachedCommands> {
+  const sec = o.config.security;
+  const keys = new FsStorage(sec.keyDir, 0o600);
+  const trust = await TrustStore.open(keys, sec.trustedKeysFile);
+  const replay = await ReplayMemory.open(keys, sec.replayFile);
+  const processor = new CommandProcessor({
+    address: o.address, trust, replay, windowMs: sec.commandWindowMs, maxBytes: sec.maxCommandBytes, target: o.target,
+    report: (event) => {
+      o.log?.(`command ${JSON.stringify(event)}`);
+      return o.reporter.publish('events', event);
+    },
+  });
+  const detach = processor.attach(o.mqtt);
+  return {
+    processor,
+    async detach() {
+      await detach();
+      await keys.close();
+    },
+  };
+}

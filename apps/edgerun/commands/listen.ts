@@ -85,9 +85,11 @@ export async function listenCommand(opts: ListenOptions, global: GlobalOptions):
   const mqtt = toolClient(config, { url, clientId: opts.clientId ?? `edgerun-listen-${randomBytes(6).toString('hex')}`, clean: !persistent, protocol: opts.protocol });
 
   let unique = 0;
+  let done = false;
   let finish!: (why: string) => void;
-  const finished = new Promise<string>((resolve) => { finish = resolve; });
+  const finished = new Promise<string>((resolve) => { finish = (why) => { done = true; resolve(why); }; });
   mqtt.onMessage((m) => {
+    if (done) return; // what arrives after --count or the timeout is not taken
     const o = listener.accept(m.topic, m.payload, { retained: m.retain });
     if (o.status === 'rejected') {
       log(`edgerun listen: rejected (${o.reason}) on ${o.topic}: ${o.detail}`);

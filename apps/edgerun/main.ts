@@ -202,8 +202,10 @@ program.command('serve')
   .action(async (opts) => (await import('./commands/serve.js')).serveCommand(opts, globals()));
 
 program.command('demo', { isDefault: false })
-  .description('evaluate the bundled models on the bundled subset (what `npm start` runs)')
-  .action(async () => (await import('./commands/demo.js')).demoCommand(globals()));
+  .description('embedded broker + a demo device streaming both bundled models + a live listener, for a few seconds (what `npm start` runs)')
+  .option('--seconds <s>', 'how long the device streams', positive, 20)
+  .option('--rate <hz>', 'inferences per second per model', positive, 10)
+  .action(async (opts) => (await import('./commands/demo.js')).demoCommand(opts, globals()));
 
 try {
   await program.parseAsync();

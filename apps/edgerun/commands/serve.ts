@@ -61,6 +61,8 @@ export interface StartDeviceOptions {
   outboxDir?: string;
   /** Overrides config.mqtt.url; when neither is set an embedded broker is started. */
   url?: string;
+  /** Overrides config.mqtt.protocolVersion (4 for an Aedes broker). */
+  protocolVersion?: 4 | 5;
   log?: (line: string) => void;
 }
 
@@ -85,7 +87,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   const address: DeviceAddress = { prefix: config.mqtt.prefix, fleet: config.device.fleet, device: config.device.id };
   const mqtt = new MqttClient({
     url, clientId: `edgerun-${config.device.fleet}-${config.device.id}`,
-    protocolVersion: broker ? 4 : config.mqtt.protocolVersion,
+    protocolVersion: broker ? 4 : o.protocolVersion ?? config.mqtt.protocolVersion,
     username: config.mqtt.username, password: config.mqtt.password, ca: config.mqtt.ca, cert: config.mqtt.cert, key: config.mqtt.key,
   });
   let signer: NamedKey | undefined;

@@ -249,10 +249,13 @@ export class CommandVerifier {
       return reject(reason, e.message, { command: topicName });
     }
     const { message, signedBy } = decoded;
-    if (!signedBy) return reject('unsigned', 'commands must be signed', { command: topicName });
+    // Echoed in the rejection so the sender can match it (a well-formed nonce only).
+    const claimed = bodySchema.shape.nonce.safeParse((message.body as { nonce?: unknown } | null)?.nonce);
+    const echo = claimed.success ? { nonce: claimed.data } : {};
+    if (!signedBy) return reject('unsigned', 'commands must be signed', { command: topicName, ...echo });
     const signerFp = fingerprint(signedBy);
     const trusted = this.o.trust.trusted(signedBy);
-    if (!trusted) return reject('unknown-key', `signer ${signerFp} is not trusted`, { command: topicName, signer: signerFp });
+    if (!trusted) return reject('unknown-key', `signer ${signerFp} is not trusted`, { command: topicName, signer: signerFp, ...echo });
     const who = { command: topicName, signer: signerFp };
 
     if (message.kind !== 'cmd') return reject('malformed', `message kind '${message.kind}', expected 'cmd'`, who);

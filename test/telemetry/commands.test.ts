@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { encode as cborEncode } from 'cborg';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import { ManualClock } from '../../runtime/power/clock.js';
 import { Governor } from '../../runtime/power/governor.js';
@@ -22,7 +22,10 @@ import {
 } from '../../runtime/telemetry/commands.js';
 import { encodeMessage } from '../../runtime/telemetry/envelope.js';
 import { TrustStore } from '../../runtime/telemetry/keys.js';
-import { commandTopic, type DeviceAddress } from '../../runtime/telemetry/topics.js';
+import { commandFilter, commandTopic, deviceTopic, type DeviceAddress } from '../../runtime/telemetry/topics.js';
+import { MqttClient } from '../../drivers/mqtt/mqtt-client.js';
+import { edgerun } from '../helpers/cli.js';
+import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
 
 const root = mkdtempSync(join(tmpdir(), 'edgerun-cmd-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -260,5 +263,73 @@ describe('set-power-budget on a real Governor', () => {
     const refused = await p.handle(topic('set-power-budget'), cmd('set-power-budget', { energyBudget: { joules: 10, wh: 1 } }));
     expect(refused).toMatchObject({ type: 'command-rejected', reason: 'bad-args' });
     expect(governor.policy.energyBudget).toBeUndefined();
+  });
+});
+
+describeMosquitto('edgerun cmd → a device on a real Mosquitto', () => {
+  let broker: Mosquitto;
+  let deviceClient: MqttClient;
+  let detach: () => Promise<void>;
+  let target: RecordingTarget;
+  let processor: CommandProcessor;
+  const lab: DeviceAddress = { prefix: 'edgerun', fleet: 'lab', device: 'cam-e2e' };
+  const operatorDir = join(root, 'operator');
+
+  beforeAll(async () => {
+    broker = await Mosquitto.start({ persistence: false });
+    const gen = await edgerun(['keys', 'gen', '--dir', operatorDir, '--name', 'ops']);
+    expect(gen.code, gen.stderr).toBe(0);
+    const deviceDir = join(root, 'e2e-device');
+    const trustCli = await edgerun(['keys', 'trust', join(operatorDir, 'ops.key'), '--dir', deviceDir]);
+    expect(trustCli.code, trustCli.stderr).toBe(0);
+    const storage = new FsStorage(deviceDir, 0o600);
+    target = new RecordingTarget();
+    deviceClient = new MqttClient({ url: broker.url, clientId: 'cam-e2e', clean: true });
+    let seq = 0;
+    processor = new CommandProcessor({
+      address: lab, trust: await TrustStore.open(storage), replay: await ReplayMemory.open(storage), target,
+      report: (e) => deviceClient.publish(deviceTopic(lab, 'events'), encodeMessage({ device: lab.device, seq: seq++, ts: Date.now(), kind: 'events', body: e }), { qos: 1 }),
+    });
+    const connected = new Promise<void>((r) => deviceClient.onConnect(() => r()));
+    deviceClient.connect();
+    await connected;
+    detach = processor.attach(deviceClient);
+    await deviceClient.subscribe(commandFilter(lab), 1); // resolves once subscribed (attach subscribes too)
+  });
+  afterAll(async () => {
+    await detach?.();
+    await deviceClient?.end();
+    await broker?.dispose();
+  });
+
+  it('a signed command runs on the device and --wait prints its outcome', async () => {
+    const r = await edgerun(['cmd', 'cam-e2e', 'pause-stream', '--args', '{"stream":"camera"}', '--key', join(operatorDir, 'ops.key'), '--url', broker.url, '--fleet', 'lab', '--wait', '20', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const [sent, outcome] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(sent).toMatchObject({ topic: 'edgerun/lab/cam-e2e/cmd/pause-stream', command: 'pause-stream' });
+    expect(outcome).toMatchObject({ type: 'command-result', command: 'pause-stream', ok: true, nonce: sent!.nonce, signer: { name: 'ops' } });
+    expect(target.calls).toEqual([['pauseStream', 'camera']]);
+
+    const cbor = await edgerun(['cmd', 'cam-e2e', 'set-power-budget', '--args', '{"powerCapW":1.5}', '--key', join(operatorDir, 'ops.key'), '--url', broker.url, '--fleet', 'lab', '--encoding', 'cbor', '--wait', '20']);
+    expect(cbor.code, cbor.stderr).toBe(0);
+    expect(cbor.stdout).toMatch(/^ok/m);
+    expect(target.calls.at(-1)).toEqual(['setPowerBudget', { powerCapW: 1.5 }]);
+  });
+
+  it('bad args and an untrusted key are refused: --wait reports it and exits 1; nothing runs', async () => {
+    const calls = target.calls.length;
+    const bad = await edgerun(['cmd', 'cam-e2e', 'set-placement', '--args', '{"policy":"quantum"}', '--key', join(operatorDir, 'ops.key'), '--url', broker.url, '--fleet', 'lab', '--wait', '20']);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/rejected: bad-args/);
+    const stranger = join(root, 'stranger');
+    expect((await edgerun(['keys', 'gen', '--dir', stranger, '--name', 'eve'])).code).toBe(0);
+    const untrusted = await edgerun(['cmd', 'cam-e2e', 'pause-stream', '--args', '{"stream":"camera"}', '--key', join(stranger, 'eve.key'), '--url', broker.url, '--fleet', 'lab', '--wait', '20']);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stdout).toMatch(/rejected: unknown-key/);
+    expect(target.calls.length).toBe(calls);
+    expect(processor.counters().rejected).toMatchObject({ 'bad-args': 1, 'unknown-key': 1 });
+    const notJson = await edgerun(['cmd', 'cam-e2e', 'pause-stream', '--args', '{nope', '--key', join(operatorDir, 'ops.key'), '--url', broker.url]);
+    expect(notJson.code).not.toBe(0);
+    expect(notJson.stderr).toMatch(/--args is not valid JSON/);
   });
 });

@@ -50,6 +50,8 @@ describe('edgerun serve (real process, embedded broker)', () => {
       env: {
         ...process.env, EDGERUN_DEVICE__ID: DEVICE, EDGERUN_DEVICE__FLEET: 'test', EDGERUN_MQTT__PROTOCOL_VERSION: '4',
         EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '300', EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'), EDGERUN_PLACEMENT__DEFAULT: 'digital',
+        // A laptop's sysfs tree (battery BAT0): the device's power sensor.
+        EDGERUN_POWER__ROOT: join(repoRoot, 'test/power/fixtures/laptop/sys'),
       },
     });
     proc.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
@@ -101,6 +103,8 @@ describe('edgerun serve (real process, embedded broker)', () => {
     expect(tel.m.body.backends.digital.completed).toBeGreaterThan(0);
     expect(tel.m.body.power.energy.perInferenceJ).toBeGreaterThan(0);
     expect(tel.m.body.power.governor.enabled).toBe(true);
+    expect(tel.m.body.power.sensor).toBe('power_supply:BAT0');
+    expect(tel.m.body.power.batteryPct).toBeGreaterThan(0);
     expect(tel.m.body.reporter.published).toBeGreaterThan(0);
 
     // pause-stream: the device stops producing; telemetry says so.

@@ -23,6 +23,8 @@ import { Device, modelIdOf } from '../device/device.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
 import { KeyStore, type NamedKey } from '../../../runtime/telemetry/keys.js';
 import { version } from '../package-info.js';
+import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
+import type { PowerSensor } from '../../../runtime/power/sensor.js';
 
 export interface ServeOptions {
   model?: string[];
@@ -77,6 +79,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     loaded.set(id, await readModel(path, config));
   }
   const source = await DatasetSource.open(o.data);
+  const sensor = await deviceSensor(config);
 
   let broker: EmbeddedBroker | undefined;
   let url = o.url ?? config.mqtt.url;
@@ -104,7 +107,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   try {
     device = await Device.create({
       config, registry, models: loaded, source, publisher: reporter, storage: new FsStorage(join(o.stateDir, 'device')),
-      rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, log,
+      rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, log,
       extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
     commands = await attachCommands({ config, mqtt, reporter, address, target: device, log });
@@ -133,6 +136,17 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
       return stopping;
     },
   };
+}
+
+/** config.power.sensor: 'none', 'auto' (battery, else board monitor, else RAPL) or a sensor id. */
+async function deviceSensor(config: Config): Promise<PowerSensor | undefined> {
+  const want = config.power.sensor;
+  if (want === 'none') return undefined;
+  const sensors = await detectSensors(config.power.root, { thermal: false });
+  if (want === 'auto') return primarySensor(sensors);
+  const found = sensors.find((s) => s.describe().id === want);
+  if (!found) throw new Error(`config power.sensor: no sensor '${want}' under ${config.power.root}; found: ${sensors.map((s) => s.describe().id).join(', ') || 'none'}`);
+  return found;
 }
 
 export async function serveCommand(opts: ServeOptions, global: GlobalOptions): Promise<void> {

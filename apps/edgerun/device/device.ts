@@ -36,6 +36,9 @@ import type { Placement } from '../../../runtime/power/work.js';
 import { DIGITAL_BACKEND } from '../../../drivers/digital/ort-backend.js';
 import { loadProfile } from '../../../drivers/crossbar/profile.js';
 import type { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
+import { PowerMeter } from '../../../runtime/power/power-meter.js';
+import type { PowerSensor } from '../../../runtime/power/sensor.js';
+import { systemClock } from '../../../runtime/power/clock.js';
 import type { PlacementPolicy } from '../../../runtime/backend.js';
 import type { CommandTarget } from '../../../runtime/telemetry/commands.js';
 
@@ -59,6 +62,8 @@ export interface DeviceOptions {
   /** Produce exactly this many results over all runs (with the state dir), then stop. */
   count?: number;
   telemetryIntervalMs: number;
+  /** The sensor that stands for the device's power (battery, board monitor, RAPL), read every governor tick. */
+  sensor?: PowerSensor;
   /** Extra sections of the telemetry body (reporter and command counters). */
   extraTelemetry?: () => Record<string, unknown>;
   log?: (line: string) => void;
@@ -103,6 +108,9 @@ export class Device implements CommandTarget {
   readonly placer: ModelPlacer;
   readonly ledger: EnergyLedger;
   readonly governor: Governor;
+  readonly meter: PowerMeter | undefined;
+  #sensorTimer: ReturnType<typeof setInterval> | undefined;
+  #programmedAt: number | undefined;
   readonly #models = new Map<string, SwitchableModel>();
   readonly #streams = new Map<string, StreamState>();
   readonly #costs: InferenceCostTable;
@@ -134,7 +142,9 @@ export class Device implements CommandTarget {
       fallback: { runTimeoutMs: f.runTimeoutMs },
     });
     this.scheduler = new Scheduler({ concurrency: config.scheduler.concurrency });
-    this.ledger = new EnergyLedger({ now: () => performance.now() });
+    // Wall-clock ms for the power side: sensors stamp their readings with it.
+    this.ledger = new EnergyLedger(systemClock);
+    this.meter = options.sensor ? new PowerMeter({ sensor: options.sensor.describe().id }) : undefined;
     this.done = new Promise((r) => { this.#doneResolve = r; });
     this.governor = undefined as unknown as Governor;
   }
@@ -167,6 +177,8 @@ export class Device implements CommandTarget {
       this.#models.set(id, new SwitchableModel(await this.placer.place(id, model, policy), policy));
       this.scheduler.addModel(this.#models.get(id)!);
     }
+    // The analog device's weights were programmed now: its drift age counts from here.
+    if ([...this.#models.values()].some((m) => m.current.lane !== DIGITAL_BACKEND)) this.#programmedAt = performance.now();
     const configured = Object.entries(config.scheduler.streams);
     const streams = configured.length ? configured : [...models.keys()].map((id) => [id, { model: id, priority: 0, capacity: 16, policy: 'block' as const }] as const);
     for (const [name, s] of streams) {
@@ -177,7 +189,7 @@ export class Device implements CommandTarget {
     const placements: Record<string, Placement> = {};
     for (const [id, m] of this.#models) placements[id] = m.current.lane === DIGITAL_BACKEND ? 'digital' : 'analog';
     (this as { governor: Governor }).governor = new Governor({
-      system: this.#governedSystem(), costs: this.#costs, clock: { now: () => performance.now() },
+      system: this.#governedSystem(), costs: this.#costs, clock: systemClock, meter: this.meter,
       streams: [...this.#streams.values()].map((s, i) => ({ id: s.name, model: s.model, priority: (streams[i]![1].priority ?? 0), rateHz: this.options.rateHz > 0 ? this.options.rateHz : 10 })),
       policy: config.power.governor, placements, adcBits: this.#adcBits, idleW: config.power.idleWatts, ledger: this.ledger,
     });
@@ -193,6 +205,16 @@ export class Device implements CommandTarget {
       return;
     }
     for (const s of this.#streams.values()) this.#loops.push(this.#loop(s));
+    if (this.options.sensor && this.meter) {
+      const sensor = this.options.sensor;
+      const meter = this.meter;
+      const read = (): void => {
+        void sensor.read().then((r) => { meter.observe(r); return this.governor.tick(); }).catch(() => undefined);
+      };
+      read();
+      this.#sensorTimer = setInterval(read, Math.max(100, this.governor.policy.tickS * 1000));
+      this.#sensorTimer.unref?.();
+    }
     this.#telemetryTimer = setInterval(() => { void this.publishSnapshot().catch(() => undefined); }, this.options.telemetryIntervalMs);
     this.#telemetryTimer.unref?.();
     void this.publishSnapshot().catch(() => undefined);
@@ -202,6 +224,7 @@ export class Device implements CommandTarget {
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#telemetryTimer);
+    clearInterval(this.#sensorTimer);
     for (const s of this.#streams.values()) s.wake?.();
     await Promise.all(this.#loops);
     await this.#saveNow();
@@ -215,7 +238,8 @@ export class Device implements CommandTarget {
     const paused = [...this.#streams.values()].filter((s) => s.paused || s.shed || this.#pausedAll).map((s) => s.name);
     return telemetrySnapshot({
       scheduler: this.scheduler.snapshot(), uptimeMs: performance.now() - this.#startedMs,
-      governor: this.governor.status(), ledger: this.ledger, idleW: this.options.config.power.idleWatts, paused,
+      ...(this.#programmedAt !== undefined ? { deviceAgeS: (performance.now() - this.#programmedAt) / 1000 } : {}),
+      governor: this.governor.status(), ledger: this.ledger, meter: this.meter, idleW: this.options.config.power.idleWatts, paused,
     });
   }
 

@@ -16,6 +16,7 @@
  *   rate-limited     more commands inside one window than the replay memory holds (bounded)
  *   unknown-command  no such command
  *   bad-args         args fail the command's zod schema
+ *   storage-error    the trust store could not be read or the acceptance could not be recorded
  * Each rejection is counted by reason and reported as an `events` body
  * {type: 'command-rejected', reason, detail, ...}; an accepted command's handler runs on the
  * CommandTarget and its outcome is reported as {type: 'command-result', ok, result | error, ...}.
@@ -34,7 +35,7 @@ import { commandFilter, commandTopic, parseTopic, type DeviceAddress } from './t
 
 export const REJECT_REASONS = [
   'oversized', 'malformed', 'forged-signature', 'unsigned', 'unknown-key', 'wrong-device', 'stale', 'replayed',
-  'rate-limited', 'unknown-command', 'bad-args',
+  'rate-limited', 'unknown-command', 'bad-args', 'storage-error',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -168,9 +169,15 @@ export class ReplayMemory {
     return this.#entries.size < this.capacity;
   }
 
+  /** Remembers and persists (fsync'd); on a write error it forgets the entry again and throws. */
   async record(key: string, ts: number): Promise<void> {
     this.#entries.set(key, ts);
-    await this.storage.writeAtomic(this.file, new TextEncoder().encode(JSON.stringify({ v: 1, entries: [...this.#entries] })));
+    try {
+      await this.storage.writeAtomic(this.file, new TextEncoder().encode(JSON.stringify({ v: 1, entries: [...this.#entries] })));
+    } catch (e) {
+      this.#entries.delete(key);
+      throw e;
+    }
   }
 }
 
@@ -178,6 +185,11 @@ export class ReplayMemory {
 
 export interface TrustLookup {
   trusted(publicKey: Uint8Array): { name: string; fingerprint: string } | undefined;
+  /**
+   * Re-reads the trusted keys. The verifier calls it before each signed command's trust check, so
+   * `edgerun keys trust/untrust` take effect on a running device (revocation included).
+   */
+  reload?(): Promise<void>;
 }
 
 export interface VerifiedCommand {
@@ -254,6 +266,11 @@ export class CommandVerifier {
     const echo = claimed.success ? { nonce: claimed.data } : {};
     if (!signedBy) return reject('unsigned', 'commands must be signed', { command: topicName, ...echo });
     const signerFp = fingerprint(signedBy);
+    try {
+      await this.o.trust.reload?.();
+    } catch (e) {
+      return reject('storage-error', `cannot read the trusted keys: ${(e as Error).message}`, { command: topicName, signer: signerFp, ...echo });
+    }
     const trusted = this.o.trust.trusted(signedBy);
     if (!trusted) return reject('unknown-key', `signer ${signerFp} is not trusted`, { command: topicName, signer: signerFp, ...echo });
     const who = { command: topicName, signer: signerFp };
@@ -350,7 +367,7 @@ export class CommandProcessor {
       verdict = await this.verifier.verify(topic, payload);
     } catch (e) {
       // Only the replay memory's write can throw here: refuse what could not be recorded.
-      verdict = { ok: false, reason: 'rate-limited', detail: `could not record the command: ${(e as Error).message}` };
+      verdict = { ok: false, reason: 'storage-error', detail: `could not record the command: ${(e as Error).message}` };
     }
     if (!verdict.ok) {
       this.#counters.rejected[verdict.reason]++;

@@ -3,7 +3,7 @@
  * still runs a good command afterwards; replays are refused across a restart (real files); the
  * handlers reach the target; end to end over a real broker with `edgerun cmd` as a subprocess.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
@@ -89,6 +89,13 @@ async function expectRejected(d: Device, t: string, payload: Uint8Array, reason:
   const ok = await d.processor.handle(topic('telemetry-snapshot'), cmd('telemetry-snapshot', {}, { ts: d.clock.now() }));
   expect(ok).toMatchObject({ type: 'command-result', ok: true, command: 'telemetry-snapshot' });
   expect(d.target.calls.at(-1)).toEqual(['publishSnapshot', undefined]);
+}
+
+/** Rejected with this reason on the pause-stream topic, nothing ran (no good-command follow-up). */
+async function expectRejectedBy(d: Device, payload: Uint8Array, reason: RejectReason): Promise<void> {
+  const calls = d.target.calls.length;
+  expect(await d.processor.handle(topic('pause-stream'), payload)).toMatchObject({ type: 'command-rejected', reason });
+  expect(d.target.calls.length).toBe(calls);
 }
 
 describe('command verification', () => {
@@ -220,6 +227,40 @@ describe('command verification', () => {
     await expectRejected(d, topic('telemetry-snapshot'), cmd('telemetry-snapshot', { now: true }), 'bad-args');
     const e = d.events.find((x) => x.type === 'command-rejected' && x.reason === 'bad-args' && x.command === 'set-placement');
     expect(e).toMatchObject({ detail: expect.stringContaining('policy') });
+  });
+
+  it('trust and revocation take effect on a running device; an unreadable trust store refuses commands', async () => {
+    const other = await TrustStore.open(new FsStorage(d.dir, 0o600)); // what `edgerun keys trust/untrust` does meanwhile
+    await other.add('second', stranger.publicKey);
+    expect(await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'a' }, { signer: stranger }))).toMatchObject({ ok: true, signer: { name: 'second' } });
+    await other.remove('operator');
+    await expectRejectedBy(d, cmd('pause-stream', { stream: 'a' }), 'unknown-key');
+    writeFileSync(join(d.dir, 'trusted-keys.json'), '{"keys": [broken');
+    await expectRejectedBy(d, cmd('pause-stream', { stream: 'a' }, { signer: stranger }), 'storage-error');
+    await other.add('operator', operator.publicKey);
+    expect(await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'a' }))).toMatchObject({ ok: true });
+  });
+
+  it('a command whose acceptance cannot be recorded does not run, and is accepted when sent again after storage recovers', async () => {
+    const payload = cmd('pause-stream', { stream: 'camera' });
+    const trustText = readFileSync(join(d.dir, 'trusted-keys.json'));
+    rmSync(d.dir, { recursive: true, force: true }); // the key directory vanished (unmounted card)
+    mkdirSync(d.dir, { recursive: true });
+    writeFileSync(join(d.dir, 'trusted-keys.json'), trustText);
+    chmodSync(d.dir, 0o500);
+    const canWrite = (() => { try { writeFileSync(join(d.dir, 'probe'), ''); return true; } catch { return false; } })();
+    if (canWrite) {
+      // Running as root: permissions do not stop writes; make the replay file's temporary name a directory instead.
+      rmSync(join(d.dir, 'probe'));
+      mkdirSync(join(d.dir, 'command-replay.json.tmp'));
+    }
+    const e = await d.processor.handle(topic('pause-stream'), payload);
+    expect(e).toMatchObject({ type: 'command-rejected', reason: 'storage-error' });
+    expect(d.target.calls).toEqual([]);
+    chmodSync(d.dir, 0o700);
+    rmSync(join(d.dir, 'command-replay.json.tmp'), { recursive: true, force: true });
+    expect(await d.processor.handle(topic('pause-stream'), payload)).toMatchObject({ ok: true });
+    expect(d.target.calls).toEqual([['pauseStream', 'camera']]);
   });
 
   it('a flood of rejections is counted in full but reported at a bounded rate', async () => {

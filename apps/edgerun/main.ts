@@ -30,7 +30,12 @@ Examples:
   $ edgerun eval models/cnn.onnx --data models/data/fashion-mnist-test-2000.bin
   $ edgerun inspect --plan models/cnn.onnx --profile pcm
   $ edgerun eval models/mlp.onnx --data models/data/fashion-mnist-test-2000.bin --backend analog --profile pcm --age 1s,1h,1d,1y --seeds 3
-  $ edgerun check models/conformance/cnn --json`);
+  $ edgerun check models/conformance/cnn --json
+  $ edgerun keys gen --name operator --dir ~/.edgerun          # an operator key (0600)
+  $ edgerun keys show --name operator --dir ~/.edgerun --json > operator.pub
+  $ edgerun keys trust operator.pub                           # on the device: trust that public key
+  $ edgerun cmd edge-1 pause-stream --args '{"stream":"camera"}' --key ~/.edgerun/operator.key --wait 10
+  $ edgerun listen --url mqtt://127.0.0.1:1883 --kinds results,events --count 100`);
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 /** Global options plus the command's device selection (--profile, --seed). */
@@ -187,7 +192,6 @@ program.command('cmd')
   .option('--wait <s>', 'wait up to s seconds for the device\'s report on the command; exit 1 unless it ran', positive)
   .option('--json', 'print JSON lines')
   .action(async (device: string, name: string, opts) => (await import('./commands/cmd.js')).cmdCommand(device, name, opts, globals()));
-
 
 program.command('serve')
   .description('the device daemon: replay a data set as a sensor, infer, report results/telemetry/events over MQTT, take signed commands')

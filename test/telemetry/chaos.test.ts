@@ -19,6 +19,7 @@ import mqtt from 'mqtt';
 import { describeMosquitto, Mosquitto } from '../helpers/mosquitto.js';
 import { repoRoot } from '../helpers/cli.js';
 import { decodeMessage } from '../../runtime/telemetry/envelope.js';
+import { Listener } from '../../runtime/telemetry/listener.js';
 
 const TOTAL = 10_000;
 const DEVICE = 'chaos-1';
@@ -86,6 +87,8 @@ describeMosquitto('chaos: 10,000 results through broker kills and a device SIGKI
     const seqs = new Set<number>();
     let messages = 0, duplicateSeqs = 0, statusOffline = 0, sessionLost = 0;
     let connects = 0;
+    // The fleet-side dedupe (edgerun listen's logic) beside the test's own bookkeeping.
+    const dedupe = new Listener({ prefix: PREFIX });
     listener = mqtt.connect(broker.url, { clientId: 'chaos-listener', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 }, reconnectPeriod: 100, connectTimeout: 5000 });
     listener.on('connect', (ack) => { connects++; if (connects > 1 && !ack.sessionPresent) sessionLost++; });
     listener.on('error', () => undefined);
@@ -93,6 +96,7 @@ describeMosquitto('chaos: 10,000 results through broker kills and a device SIGKI
       const { message } = decodeMessage<{ n: number }>(payload);
       if (topic.endsWith('/status')) { if ((message.body as unknown as { state?: string }).state === 'offline') statusOffline++; return; }
       if (!topic.endsWith('/results')) return;
+      dedupe.accept(topic, payload);
       messages++;
       if (seqs.has(message.seq)) duplicateSeqs++;
       seqs.add(message.seq);
@@ -136,12 +140,14 @@ describeMosquitto('chaos: 10,000 results through broker kills and a device SIGKI
     const report = {
       results: TOTAL, distinct: numbers.size, lost: missing.length, messages,
       duplicates: { bySeq: duplicateSeqs, byResultNumber: duplicateNumbers, resentAfterCrash: duplicateNumbers - duplicateSeqs },
-      kills, listenerReconnects: connects - 1, listenerSessionLost: sessionLost, seconds: (Date.now() - t0) / 1000,
+      listener: dedupe.summary().devices[DEVICE], kills, listenerReconnects: connects - 1, listenerSessionLost: sessionLost, seconds: (Date.now() - t0) / 1000,
     };
     console.log(`chaos report: ${JSON.stringify(report)}`);
     expect(missing.slice(0, 20)).toEqual([]);
     expect([...numbers.keys()].every((n) => Number.isInteger(n) && n >= 0 && n < TOTAL)).toBe(true);
     expect(kills.filter((k) => k.kind === 'broker SIGKILL')).toHaveLength(5);
     expect(messages).toBe(TOTAL + duplicateNumbers);
+    expect(dedupe.summary().duplicates).toBe(duplicateSeqs);
+    expect(dedupe.summary().unique).toBe(messages - duplicateSeqs);
   });
 });

@@ -15,7 +15,8 @@
  *   outbox.ts) — journaled before publish, removed on PUBACK, replayed after a restart, resent in
  *   seq order after every reconnect; telemetry carries an MQTT 5 message expiry (and is dropped
  *   instead of sent once expired). `status` is the retained birth, published on every connect; the
- *   will (retained status "offline") is set before every connect.
+ *   will (retained status "offline") is set before every connect with a seq reserved then — so the
+ *   will's seq is below the birth's: order status by arrival; the birth's `willSeq` names its will.
  * - At most `window` QoS 1 publishes in flight (and no more than the broker's Receive Maximum).
  * - MQTT 5: content type (application/json | application/cbor) and user property `seq`.
  * - Overflow of the outbox is counted and reported as an `events` message {type: 'outbox-overflow'}.
@@ -105,6 +106,7 @@ export class Reporter {
   readonly #onError: (e: Error) => void;
   readonly #topics: Record<OutgoingKind, string>;
   #birth: Record<string, unknown>;
+  #willSeq = -1;
 
   #next = 0;
   #lease = 0;
@@ -315,13 +317,15 @@ export class Reporter {
 
   #setWill(): void {
     const seq = this.#takeSeqSync();
+    this.#willSeq = seq;
     this.#mqtt.setWill({ topic: this.#topics.status, payload: this.#status({ state: 'offline', reason: 'connection lost' }, seq), ...this.#statusOptions() });
   }
 
   async #publishBirth(): Promise<number> {
     const seq = await this.#takeSeq();
     if (!this.#mqtt.connected) return seq;
-    const body = { state: 'online', device: this.#address.device, fleet: this.#address.fleet, ...this.#birth };
+    // willSeq pairs this birth with the will the broker holds (reserved before CONNECT, so lower than the birth's seq).
+    const body = { state: 'online', device: this.#address.device, fleet: this.#address.fleet, willSeq: this.#willSeq, ...this.#birth };
     await this.#mqtt.publish(this.#topics.status, this.#status(body, seq), this.#statusOptions());
     return seq;
   }

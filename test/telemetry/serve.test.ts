@@ -43,15 +43,16 @@ describe('edgerun serve (real process, embedded broker)', () => {
   let proc: ChildProcess | undefined;
   let log = '';
 
-  const start = (): { exit: Promise<{ code: number | null; signal: string | null }> } => {
+  const start = (env: Record<string, string> = {}, stateDir = join(dir, 'state')): { exit: Promise<{ code: number | null; signal: string | null }> } => {
     log = '';
-    proc = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', broker.url, '--model', 'models/mlp.onnx', '--rate', '40', '--state-dir', join(dir, 'state')], {
+    proc = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', broker.url, '--model', 'models/mlp.onnx', '--rate', '40', '--state-dir', stateDir], {
       cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env, EDGERUN_DEVICE__ID: DEVICE, EDGERUN_DEVICE__FLEET: 'test', EDGERUN_MQTT__PROTOCOL_VERSION: '4',
         EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '300', EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'), EDGERUN_PLACEMENT__DEFAULT: 'digital',
         // A laptop's sysfs tree (battery BAT0): the device's power sensor.
         EDGERUN_POWER__ROOT: join(repoRoot, 'test/power/fixtures/laptop/sys'),
+        ...env,
       },
     });
     proc.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
@@ -161,5 +162,17 @@ describe('edgerun serve (real process, embedded broker)', () => {
     expect((await run2.exit).signal).toBe('SIGKILL');
     const will = await until('the will', () => of('status', mark).find((g) => g.m.body.state === 'offline'), 60_000, ctx);
     expect(will.m.body.reason).toBe('connection lost');
+  });
+
+  it('on the analog device with the accuracy guard on: results served by analog, guard checks and device age in telemetry', { timeout: 180_000 }, async () => {
+    const mark = got.length;
+    const run = start({ EDGERUN_PLACEMENT__DEFAULT: 'auto', EDGERUN_GUARD__ENABLED: 'true', EDGERUN_GUARD__INTERVAL_MS: '200' }, join(dir, 'state-analog'));
+    await until('analog results', () => of('results', mark).find((g) => g.m.body.backend === 'analog'), 90_000, ctx);
+    const tel = await until('telemetry with a guard check', () => of('telemetry', mark).find((g) => g.m.body.guards?.mlp?.checks > 0), 90_000, ctx);
+    expect(tel.m.body.guards.mlp).toMatchObject({ model: 'mlp', state: 'ok' });
+    expect(tel.m.body.deviceAgeS).toBeGreaterThan(0);
+    expect(tel.m.body.models.mlp).toMatchObject({ placement: 'accelerator', backend: 'analog' });
+    proc!.kill('SIGTERM');
+    expect(await run.exit).toEqual({ code: 0, signal: null });
   });
 });

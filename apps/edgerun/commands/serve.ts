@@ -8,7 +8,10 @@
  * be acknowledged, publish status offline, disconnect. With --count N: exactly N result numbers over
  * all runs on this state directory, then exit 0 once the broker acknowledged them.
  */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parseDataset, type Dataset } from '../../../runtime/dataset.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
@@ -80,6 +83,11 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   }
   const source = await DatasetSource.open(o.data);
   const sensor = await deviceSensor(config);
+  let canary: Dataset | undefined;
+  if (config.guard.enabled) {
+    const file = existsSync(config.guard.canary) ? config.guard.canary : join(packageRoot, config.guard.canary);
+    canary = parseDataset(new Uint8Array(await readFile(file)), file);
+  }
 
   let broker: EmbeddedBroker | undefined;
   let url = o.url ?? config.mqtt.url;
@@ -107,7 +115,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   try {
     device = await Device.create({
       config, registry, models: loaded, source, publisher: reporter, storage: new FsStorage(join(o.stateDir, 'device')),
-      rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, log,
+      rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, canary, log,
       extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
     commands = await attachCommands({ config, mqtt, reporter, address, target: device, log });

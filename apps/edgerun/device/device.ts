@@ -37,6 +37,11 @@ import { DIGITAL_BACKEND } from '../../../drivers/digital/ort-backend.js';
 import { loadProfile } from '../../../drivers/crossbar/profile.js';
 import type { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { PowerMeter } from '../../../runtime/power/power-meter.js';
+import type { Dataset } from '../../../runtime/dataset.js';
+import { FallbackModel } from '../../../runtime/scheduler/fallback-model.js';
+import { AnalogBackend } from '../../../runtime/hybrid/analog-backend.js';
+import { guardHybridModel } from '../../../runtime/guard/hybrid-target.js';
+import type { AccuracyGuard } from '../../../runtime/guard/accuracy-guard.js';
 import type { PowerSensor } from '../../../runtime/power/sensor.js';
 import { systemClock } from '../../../runtime/power/clock.js';
 import type { PlacementPolicy } from '../../../runtime/backend.js';
@@ -62,6 +67,8 @@ export interface DeviceOptions {
   /** Produce exactly this many results over all runs (with the state dir), then stop. */
   count?: number;
   telemetryIntervalMs: number;
+  /** Canary set for the accuracy guard (config.guard.enabled): checks models served on the analog device. */
+  canary?: Dataset;
   /** The sensor that stands for the device's power (battery, board monitor, RAPL), read every governor tick. */
   sensor?: PowerSensor;
   /** Extra sections of the telemetry body (reporter and command counters). */
@@ -110,6 +117,8 @@ export class Device implements CommandTarget {
   readonly governor: Governor;
   readonly meter: PowerMeter | undefined;
   #sensorTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #guards = new Map<string, AccuracyGuard>();
+  #started = false;
   #programmedAt: number | undefined;
   readonly #models = new Map<string, SwitchableModel>();
   readonly #streams = new Map<string, StreamState>();
@@ -177,6 +186,7 @@ export class Device implements CommandTarget {
       this.#models.set(id, new SwitchableModel(await this.placer.place(id, model, policy), policy));
       this.scheduler.addModel(this.#models.get(id)!);
     }
+    for (const id of this.#models.keys()) await this.#guard(id);
     // The analog device's weights were programmed now: its drift age counts from here.
     if ([...this.#models.values()].some((m) => m.current.lane !== DIGITAL_BACKEND)) this.#programmedAt = performance.now();
     const configured = Object.entries(config.scheduler.streams);
@@ -199,7 +209,30 @@ export class Device implements CommandTarget {
   get produced(): number { return this.#progress.results; }
   get streamNames(): string[] { return [...this.#streams.keys()]; }
 
+  /** Guards a model served on the hybrid analog backend (config.guard.enabled); escalations become events. */
+  async #guard(id: string): Promise<void> {
+    const old = this.#guards.get(id);
+    old?.stop();
+    this.#guards.delete(id);
+    if (old) this.scheduler.attachGuard(id, { snapshot: () => ({ model: id, state: 'off', reason: 'not served on the analog device' }) });
+    const served = this.#models.get(id)!.current;
+    const g = this.options.config.guard;
+    if (!g.enabled || !this.options.canary || !(served instanceof FallbackModel)) return;
+    const backend = await this.options.registry.get(served.lane).catch(() => undefined);
+    if (!(backend instanceof AnalogBackend)) return;
+    const guard = guardHybridModel(served, backend, await this.options.registry.get(DIGITAL_BACKEND), {
+      canary: this.options.canary,
+      thresholds: { agreementLow: g.agreementLow, agreementHigh: g.agreementHigh, cosineLow: g.cosineLow, cosineHigh: g.cosineHigh },
+    });
+    guard.on('escalation', (e: unknown) => this.#event({ type: 'guard', ...(jsonSafe(e) as Record<string, unknown>) }));
+    this.scheduler.attachGuard(id, guard);
+    this.#guards.set(id, guard);
+    if (this.#started) guard.start(g.intervalMs);
+  }
+
   start(): void {
+    this.#started = true;
+    for (const guard of this.#guards.values()) guard.start(this.options.config.guard.intervalMs);
     if (this.options.count !== undefined && this.#progress.results >= this.options.count) {
       this.#doneResolve();
       return;
@@ -225,6 +258,7 @@ export class Device implements CommandTarget {
     this.#stopping = true;
     clearInterval(this.#telemetryTimer);
     clearInterval(this.#sensorTimer);
+    for (const guard of this.#guards.values()) guard.stop();
     for (const s of this.#streams.values()) s.wake?.();
     await Promise.all(this.#loops);
     await this.#saveNow();
@@ -267,7 +301,9 @@ export class Device implements CommandTarget {
       const m = this.#models.get(id)!;
       const next = await this.placer.place(id, this.options.models.get(id)!, change.policy);
       const from = m.current.lane;
+      this.#guards.get(id)?.stop();
       await m.replace(next, change.policy);
+      await this.#guard(id);
       moved[id] = { from, to: next.lane };
       this.#event({ type: 'placement', model: id, policy: change.policy, from, to: next.lane });
     }

@@ -203,7 +203,11 @@ export interface VerifiedCommand {
 
 export type Verdict =
   | { ok: true; command: VerifiedCommand }
-  | { ok: false; reason: RejectReason; detail: string; command?: string; signer?: string; nonce?: string };
+  | {
+    ok: false; reason: RejectReason; detail: string; command?: string; signer?: string; nonce?: string;
+    /** Signed by a trusted key (refused for what it says): always reported, outside the rejection-event rate limit. */
+    authenticated?: boolean;
+  };
 
 export interface CommandVerifierOptions {
   /** This device: its id, fleet and topic prefix. */
@@ -245,7 +249,7 @@ export class CommandVerifier {
   }
 
   async #verify(topic: string, payload: Uint8Array): Promise<Verdict> {
-    const reject = (reason: RejectReason, detail: string, extra: { command?: string; signer?: string; nonce?: string } = {}): Verdict => ({ ok: false, reason, detail, ...extra });
+    const reject = (reason: RejectReason, detail: string, extra: { command?: string; signer?: string; nonce?: string; authenticated?: boolean } = {}): Verdict => ({ ok: false, reason, detail, ...extra });
     const { address } = this.o;
     const parsed = parseTopic(address.prefix, topic);
     if (!parsed || parsed.kind !== 'cmd' || parsed.command === undefined) return reject('malformed', `not a command topic: ${topic}`);
@@ -273,7 +277,7 @@ export class CommandVerifier {
     }
     const trusted = this.o.trust.trusted(signedBy);
     if (!trusted) return reject('unknown-key', `signer ${signerFp} is not trusted`, { command: topicName, signer: signerFp, ...echo });
-    const who = { command: topicName, signer: signerFp };
+    const who = { command: topicName, signer: signerFp, authenticated: true };
 
     if (message.kind !== 'cmd') return reject('malformed', `message kind '${message.kind}', expected 'cmd'`, who);
     const body = bodySchema.safeParse(message.body);
@@ -324,8 +328,14 @@ export interface CommandProcessorOptions extends CommandVerifierOptions {
   target: CommandTarget;
   /** Publishes an `events` body (the reporter). Errors are swallowed: a report must not stop commands. */
   report: (event: CommandEvent) => unknown;
-  /** Rejection events reported per window (the rest are counted; a flood must not flood the outbox). Default 20. */
+  /**
+   * Rejection events of unauthenticated commands (malformed, forged, unsigned, unknown key, ...) reported
+   * per window; the rest are counted (a flood must not flood the outbox). Default 20. Rejections of
+   * commands signed by a trusted key are always reported.
+   */
   rejectEventsPerWindow?: number;
+  /** Commands waiting to be checked at most (attach()); more are refused unread as rate-limited. Default 64. */
+  maxQueued?: number;
 }
 
 /** Results are reported as given when they are small JSON values; otherwise summarised. */
@@ -369,12 +379,7 @@ export class CommandProcessor {
       // Only the replay memory's write can throw here: refuse what could not be recorded.
       verdict = { ok: false, reason: 'storage-error', detail: `could not record the command: ${(e as Error).message}` };
     }
-    if (!verdict.ok) {
-      this.#counters.rejected[verdict.reason]++;
-      const event: CommandEvent = { type: 'command-rejected', reason: verdict.reason, detail: verdict.detail, topic, ...(verdict.command ? { command: verdict.command } : {}), ...(verdict.signer ? { signer: verdict.signer } : {}), ...(verdict.nonce ? { nonce: verdict.nonce } : {}) };
-      this.#reportRejection(event);
-      return event;
-    }
+    if (!verdict.ok) return this.#rejected(topic, verdict);
     const c = verdict.command;
     this.#counters.accepted++;
     let event: CommandEvent;
@@ -390,6 +395,20 @@ export class CommandProcessor {
     return event;
   }
 
+  /** Counts and reports a command refused without checking it (e.g. a flood); `handle` does the rest. */
+  refuse(topic: string, reason: RejectReason, detail: string): CommandEvent {
+    this.#counters.received++;
+    return this.#rejected(topic, { ok: false, reason, detail });
+  }
+
+  #rejected(topic: string, verdict: Extract<Verdict, { ok: false }>): CommandEvent {
+    this.#counters.rejected[verdict.reason]++;
+    const event: CommandEvent = { type: 'command-rejected', reason: verdict.reason, detail: verdict.detail, topic, ...(verdict.command ? { command: verdict.command } : {}), ...(verdict.signer ? { signer: verdict.signer } : {}), ...(verdict.nonce ? { nonce: verdict.nonce } : {}) };
+    if (verdict.authenticated) this.#report(event);
+    else this.#reportRejection(event);
+    return event;
+  }
+
   /**
    * Subscribes to this device's command topics (QoS 1) on an MQTT port and handles what arrives,
    * one at a time in arrival order. Returns a function that detaches.
@@ -398,9 +417,15 @@ export class CommandProcessor {
     const filter = commandFilter(this.o.address);
     const prefix = `${filter.slice(0, -1)}`;
     let chain: Promise<unknown> = Promise.resolve();
+    let queued = 0;
     const off = mqtt.onMessage((m) => {
       if (!m.topic.startsWith(prefix)) return;
-      chain = chain.then(() => this.handle(m.topic, m.payload));
+      if (queued >= (this.o.maxQueued ?? 64)) {
+        this.refuse(m.topic, 'rate-limited', `more than ${this.o.maxQueued ?? 64} commands waiting to be checked`);
+        return;
+      }
+      queued++;
+      chain = chain.then(() => this.handle(m.topic, m.payload)).finally(() => { queued--; });
     });
     const subscribed = mqtt.subscribe(filter, 1).catch(() => undefined); // re-subscribed by the port on reconnect
     return async () => {

@@ -6,6 +6,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import nacl from 'tweetnacl';
 import { encode as cborEncode } from 'cborg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -269,6 +270,11 @@ describe('command verification', () => {
     expect(c.rejected.malformed).toBe(100);
     expect(d.events.length).toBe(20);
     expect(c.suppressedEvents).toBe(80);
+    // A trusted signer's refused command is always reported: the operator needs to know.
+    expect(await d.processor.handle(topic('pause-stream'), cmd('pause-stream', {}))).toMatchObject({ reason: 'bad-args' });
+    expect(d.events.length).toBe(21);
+    expect(d.events.at(-1)).toMatchObject({ reason: 'bad-args', signer: expect.any(String) });
+    expect(d.events.at(-1)).not.toHaveProperty('authenticated');
     d.clock.advance(WINDOW);
     await d.processor.handle(topic('pause-stream'), utf8('{not json'));
     expect(d.events.at(-1)).toMatchObject({ reason: 'malformed', suppressed: 80 });
@@ -372,5 +378,18 @@ describeMosquitto('edgerun cmd → a device on a real Mosquitto', () => {
     const notJson = await edgerun(['cmd', 'cam-e2e', 'pause-stream', '--args', '{nope', '--key', join(operatorDir, 'ops.key'), '--url', broker.url]);
     expect(notJson.code).not.toBe(0);
     expect(notJson.stderr).toMatch(/--args is not valid JSON/);
+  });
+  it('a flood of junk on the command topics is refused (bounded queue) and a good command still runs afterwards', async () => {
+    const before = processor.counters();
+    const flood = await mqtt.connectAsync(broker.url, { clientId: 'flooder' });
+    const N = 300;
+    await Promise.all(Array.from({ length: N }, (_, i) => flood.publishAsync(`edgerun/lab/cam-e2e/cmd/pause-stream`, Buffer.from(`{junk ${i}`), { qos: 1 })));
+    await flood.endAsync();
+    const rejectedOf = (c: ReturnType<typeof processor.counters>): number => c.rejected.malformed + c.rejected['rate-limited'];
+    for (let i = 0; i < 300 && rejectedOf(processor.counters()) - rejectedOf(before) < N; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(rejectedOf(processor.counters()) - rejectedOf(before)).toBe(N);
+    const ok = await edgerun(['cmd', 'cam-e2e', 'resume-stream', '--args', '{"stream":"camera"}', '--key', join(operatorDir, 'ops.key'), '--url', broker.url, '--fleet', 'lab', '--wait', '20']);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(target.calls.at(-1)).toEqual(['resumeStream', 'camera']);
   });
 });

@@ -81,6 +81,8 @@ interface StreamState {
   model: string;
   next: number;
   rateHz: number;
+  /** The governor set its rate (an unpaced stream is paced from then on). */
+  governed: boolean;
   paused: boolean;
   shed: boolean;
   lastBackend?: string;
@@ -114,7 +116,7 @@ export class Device implements CommandTarget {
   readonly scheduler: Scheduler;
   readonly placer: ModelPlacer;
   readonly ledger: EnergyLedger;
-  readonly governor: Governor;
+  #governor: Governor | undefined;
   readonly meter: PowerMeter | undefined;
   #sensorTimer: ReturnType<typeof setInterval> | undefined;
   readonly #guards = new Map<string, AccuracyGuard>();
@@ -155,7 +157,6 @@ export class Device implements CommandTarget {
     this.ledger = new EnergyLedger(systemClock);
     this.meter = options.sensor ? new PowerMeter({ sensor: options.sensor.describe().id }) : undefined;
     this.done = new Promise((r) => { this.#doneResolve = r; });
-    this.governor = undefined as unknown as Governor;
   }
 
   static async create(options: DeviceOptions): Promise<Device> {
@@ -194,17 +195,20 @@ export class Device implements CommandTarget {
     for (const [name, s] of streams) {
       if (!models.has(s.model)) throw new Error(`config scheduler.streams.${name}.model: no model '${s.model}' (models: ${[...models.keys()].join(', ')})`);
       this.scheduler.addStream(name, s);
-      this.#streams.set(name, { name, model: s.model, next: this.#progress.streams[name] ?? 0, rateHz: this.options.rateHz, paused: false, shed: false });
+      this.#streams.set(name, { name, model: s.model, next: this.#progress.streams[name] ?? 0, rateHz: this.options.rateHz, governed: false, paused: false, shed: false });
     }
     const placements: Record<string, Placement> = {};
     for (const [id, m] of this.#models) placements[id] = m.current.lane === DIGITAL_BACKEND ? 'digital' : 'analog';
-    (this as { governor: Governor }).governor = new Governor({
+    this.#governor = new Governor({
       system: this.#governedSystem(), costs: this.#costs, clock: systemClock, meter: this.meter,
       streams: [...this.#streams.values()].map((s, i) => ({ id: s.name, model: s.model, priority: (streams[i]![1].priority ?? 0), rateHz: this.options.rateHz > 0 ? this.options.rateHz : 10 })),
       policy: config.power.governor, placements, adcBits: this.#adcBits, idleW: config.power.idleWatts, ledger: this.ledger,
     });
     this.governor.on((e) => this.#event({ type: 'governor', ...governorEventBody(e) }));
   }
+
+  /** The power governor (set up by create()). */
+  get governor(): Governor { return this.#governor!; }
 
   get produced(): number { return this.#progress.results; }
   get streamNames(): string[] { return [...this.#streams.keys()]; }
@@ -334,7 +338,7 @@ export class Device implements CommandTarget {
     return {
       setAdcBits: () => { throw new Error('ADC resolution is fixed by the device profile on this device'); },
       setPlacement: async (model, placement) => { await this.setPlacement({ model, policy: placement }); },
-      setStreamRate: (stream, hz) => { this.#stream(stream).rateHz = hz; },
+      setStreamRate: (stream, hz) => { const s = this.#stream(stream); s.rateHz = hz; s.governed = true; },
       shedStream: (stream) => { this.#stream(stream).shed = true; },
       restoreStream: (stream) => { const s = this.#stream(stream); s.shed = false; s.wake?.(); },
       pause: () => { this.#pausedAll = true; },
@@ -367,7 +371,7 @@ export class Device implements CommandTarget {
         due = performance.now();
         continue;
       }
-      const rate = this.options.rateHz > 0 ? s.rateHz : 0;
+      const rate = this.options.rateHz > 0 || s.governed ? s.rateHz : 0;
       if (rate > 0) {
         const wait = due - performance.now();
         if (wait > 0) {

@@ -1,6 +1,11 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../drivers/mqtt/embedded-broker.js';
+import { edgerun, repoRoot } from '../helpers/cli.js';
 
 const connect = (url: string, clientId: string): Promise<mqtt.MqttClient> => new Promise((resolve, reject) => {
   const c = mqtt.connect(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 });
@@ -76,5 +81,47 @@ describe('embedded broker (Aedes, TCP + WebSocket)', () => {
     c.end(true);
     broker = await startEmbeddedBroker({ port, wsPort: null });
     expect(broker.port).toBe(port);
+  });
+});
+
+describe('edgerun broker / serve without a broker URL (real processes)', () => {
+  it('`edgerun broker` serves TCP and WebSocket clients and stops on SIGINT with exit 0', { timeout: 60_000 }, async () => {
+    const proc = spawn(process.execPath, ['bin/edgerun.js', 'broker', '--port', '0', '--ws-port', '0'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    proc.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+    const exit = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    const end = Date.now() + 30_000;
+    while (!/Ctrl-C/.test(out) && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+    const [, tcp, ws] = /(mqtt:\/\/127\.0\.0\.1:\d+)\s+(ws:\/\/127\.0\.0\.1:\d+)/.exec(out) ?? [];
+    expect(tcp, out).toBeDefined();
+    const sub = await connect(ws!, 'ws-sub');
+    const pub = await connect(tcp!, 'tcp-pub');
+    const got = new Promise<string>((resolve) => sub.on('message', (_t, p) => resolve(p.toString())));
+    await sub.subscribeAsync('x', { qos: 1 });
+    await pub.publishAsync('x', 'over tcp, to ws', { qos: 1 });
+    expect(await got).toBe('over tcp, to ws');
+    await Promise.all([sub.endAsync(true), pub.endAsync(true)]);
+    proc.kill('SIGINT');
+    expect(await exit).toBe(0);
+    expect(out).toContain('broker closed');
+  });
+
+  it('`edgerun serve` with no broker configured starts the embedded one and says where it is', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgerun-serve-embedded-'));
+    try {
+      const r = await edgerun(['serve', '--model', 'models/mlp.onnx', '--rate', '0', '--count', '50', '--state-dir', join(dir, 'state'), '-q'],
+        { EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'), EDGERUN_PLACEMENT__DEFAULT: 'digital' });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/embedded MQTT broker: mqtt:\/\/127\.0\.0\.1:\d+\s+ws:\/\/127\.0\.0\.1:\d+/);
+      expect(r.stdout).toContain('50 results produced and acknowledged');
+      // Run again on the same state: nothing more to produce.
+      const again = await edgerun(['serve', '--model', 'models/mlp.onnx', '--count', '50', '--state-dir', join(dir, 'state'), '-q'],
+        { EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'), EDGERUN_PLACEMENT__DEFAULT: 'digital' });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toContain('50 results produced and acknowledged');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

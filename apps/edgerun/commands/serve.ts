@@ -168,7 +168,7 @@ export async function serveCommand(opts: ServeOptions, global: GlobalOptions): P
   const log = opts.quiet ? undefined : (line: string): void => console.log(line);
   const running = await startDevice({ config, models, data, rateHz: opts.rate, count: opts.count, stateDir, outboxDir, url: opts.url, log });
   if (running.broker) console.log(`embedded MQTT broker: ${running.broker.url}  ${running.broker.wsUrl ?? ''}`);
-  console.log(`serving; watch with: npx edgerun listen --url ${running.url}`);
+  console.log(`serving; watch with: npx edgerun listen --url ${running.url}${running.broker ? ' --protocol 4' : ''}`);
 
   const signalled = new Promise<string>((resolveSignal) => {
     const on = (sig: string) => () => resolveSignal(sig);

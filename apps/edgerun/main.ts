@@ -31,6 +31,10 @@ Examples:
   $ edgerun inspect --plan models/cnn.onnx --profile pcm
   $ edgerun eval models/mlp.onnx --data models/data/fashion-mnist-test-2000.bin --backend analog --profile pcm --age 1s,1h,1d,1y --seeds 3
   $ edgerun check models/conformance/cnn --json
+  $ edgerun demo                                              # = npm start: broker + device + listener, 20 s
+  $ edgerun serve --rate 10                                   # the device daemon (embedded broker unless mqtt.url is set)
+  $ edgerun serve --url mqtt://broker:1883 --model models/cnn.onnx --count 1000 --state-dir /var/lib/edgerun
+  $ edgerun broker --port 1883 --ws-port 8883                 # the embedded broker on its own
   $ edgerun keys gen --name operator --dir ~/.edgerun          # an operator key (0600)
   $ edgerun keys show --name operator --dir ~/.edgerun --json > operator.pub
   $ edgerun keys trust operator.pub                           # on the device: trust that public key

@@ -40,6 +40,13 @@ const trustedKeySchema = z.strictObject({
 });
 const trustFileSchema = z.strictObject({ keys: z.array(trustedKeySchema) });
 
+/** Throws a KeyError unless `name` can name a key (and its file, `<name>.key`). */
+export function checkKeyName(name: string): string {
+  const r = nameSchema.safeParse(name);
+  if (!r.success) throw new KeyError(`invalid key name "${name}": 1 to 64 letters, digits, "_", ".", "@" and "-"`);
+  return name;
+}
+
 export interface NamedKey extends SigningKey {
   name?: string;
 }
@@ -66,7 +73,7 @@ export function fingerprint(publicKey: Uint8Array): string {
 }
 
 export function encodeKeyFile(key: SigningKey, name?: string, created = new Date()): Uint8Array {
-  if (name !== undefined) nameSchema.parse(name);
+  if (name !== undefined) checkKeyName(name);
   const file = { type: 'ed25519', ...(name === undefined ? {} : { name }), publicKey: toBase64(key.publicKey), secretKey: toBase64(key.secretKey), created: created.toISOString() };
   return utf8.encode(`${JSON.stringify(file, null, 2)}\n`);
 }
@@ -186,7 +193,7 @@ export class TrustStore {
    * is refused unless `replace` (then that key is no longer trusted).
    */
   async add(name: string, publicKey: Uint8Array, options: { replace?: boolean; now?: Date } = {}): Promise<TrustedKey> {
-    nameSchema.parse(name);
+    checkKeyName(name);
     if (publicKey.length !== nacl.sign.publicKeyLength) throw new KeyError(`a public key has ${nacl.sign.publicKeyLength} bytes, got ${publicKey.length}`);
     const b64 = toBase64(publicKey);
     const holder = this.#keys.find((k) => k.name === name);

@@ -1,5 +1,5 @@
 /** Keys and the trust store on real files, and `edgerun keys ...` as a real CLI subprocess. */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
@@ -106,6 +106,15 @@ describe('edgerun keys (CLI)', () => {
     expect(show.stdout).toContain(fingerprint(fromBase64(onDisk.publicKey)));
     expect(show.stdout).not.toContain(onDisk.secretKey);
     expect(show.stdout).not.toContain(onDisk.secretKey.slice(0, 40));
+
+    const badName = await edgerun(['keys', 'gen', '--dir', dir, '--name', '../evil']);
+    expect(badName.code).not.toBe(0);
+    expect(badName.stderr).toMatch(/invalid key name/);
+    const nowhere = join(root, 'nowhere');
+    const missing = await edgerun(['keys', 'show', '--dir', nowhere]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/no key directory/);
+    expect(existsSync(nowhere)).toBe(false);
 
     const forced = await edgerun(['keys', 'gen', '--dir', dir, '--name', 'operator', '--force', '--json']);
     expect(forced.code, forced.stderr).toBe(0);

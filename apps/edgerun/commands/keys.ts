@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
-import { KeyStore, TrustStore, parsePublicKey, publicInfo } from '../../../runtime/telemetry/keys.js';
+import { KeyStore, TrustStore, checkKeyName, parsePublicKey, publicInfo } from '../../../runtime/telemetry/keys.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
 
@@ -17,15 +17,18 @@ export interface KeysOptions {
   json?: boolean;
 }
 
-async function location(opts: KeysOptions, global: GlobalOptions): Promise<{ dir: string; keyFile: string; trustFile: string; storage: FsStorage }> {
+/** The key directory and file names; `create` makes the directory (0700) when it is missing. */
+async function location(opts: KeysOptions, global: GlobalOptions, create: boolean): Promise<{ dir: string; keyFile: string; trustFile: string; storage: FsStorage }> {
   const config = await loadConfig(global);
   const dir = opts.dir ?? config.security.keyDir;
+  if (opts.name !== undefined) checkKeyName(opts.name);
   const keyFile = opts.file ?? (opts.name !== undefined ? `${opts.name}.key` : config.security.keyFile);
+  if (!create && !existsSync(dir)) throw new Error(`no key directory ${dir} (create keys with \`edgerun keys gen\`, or give --dir)`);
   return { dir, keyFile, trustFile: config.security.trustedKeysFile, storage: new FsStorage(dir, 0o600) };
 }
 
 export async function keysGenCommand(opts: KeysOptions, global: GlobalOptions): Promise<void> {
-  const { dir, keyFile, storage } = await location(opts, global);
+  const { dir, keyFile, storage } = await location(opts, global, true);
   const key = await new KeyStore(storage).generate(keyFile, { name: opts.name ?? keyFile.replace(/\.key$/, ''), force: opts.force });
   const info = { ...publicInfo(key.publicKey, key.name), file: `${dir}/${keyFile}` };
   if (opts.json) console.log(JSON.stringify(info));
@@ -33,7 +36,7 @@ export async function keysGenCommand(opts: KeysOptions, global: GlobalOptions): 
 }
 
 export async function keysShowCommand(opts: KeysOptions, global: GlobalOptions): Promise<void> {
-  const { dir, keyFile, storage } = await location(opts, global);
+  const { dir, keyFile, storage } = await location(opts, global, false);
   const key = await new KeyStore(storage).load(keyFile);
   const info = { ...publicInfo(key.publicKey, key.name), file: `${dir}/${keyFile}` };
   if (opts.json) console.log(JSON.stringify(info));
@@ -42,7 +45,7 @@ export async function keysShowCommand(opts: KeysOptions, global: GlobalOptions):
 
 /** `key` is base64 of a public key, or a file: a key file or `keys show --json` output (only its public key is read). */
 export async function keysTrustCommand(key: string, opts: KeysOptions, global: GlobalOptions): Promise<void> {
-  const { dir, trustFile, storage } = await location(opts, global);
+  const { dir, trustFile, storage } = await location(opts, global, true);
   const isFile = existsSync(key) && statSync(key).isFile();
   const parsed = parsePublicKey(isFile ? readFileSync(key, 'utf8') : key, isFile ? `file ${key}` : 'public key');
   const name = opts.name ?? parsed.name;
@@ -54,7 +57,7 @@ export async function keysTrustCommand(key: string, opts: KeysOptions, global: G
 }
 
 export async function keysUntrustCommand(nameOrFingerprint: string, opts: KeysOptions, global: GlobalOptions): Promise<void> {
-  const { trustFile, storage } = await location(opts, global);
+  const { trustFile, storage } = await location(opts, global, false);
   const trust = await TrustStore.open(storage, trustFile);
   if (!(await trust.remove(nameOrFingerprint))) {
     console.error(`edgerun: no trusted key named or with fingerprint '${nameOrFingerprint}'`);
@@ -66,8 +69,10 @@ export async function keysUntrustCommand(nameOrFingerprint: string, opts: KeysOp
 }
 
 export async function keysListCommand(opts: KeysOptions, global: GlobalOptions): Promise<void> {
-  const { dir, trustFile, storage } = await location(opts, global);
-  const keys = (await TrustStore.open(storage, trustFile)).list();
+  const config = await loadConfig(global);
+  const dir = opts.dir ?? config.security.keyDir;
+  const trustFile = config.security.trustedKeysFile;
+  const keys = existsSync(dir) ? (await TrustStore.open(new FsStorage(dir, 0o600), trustFile)).list() : [];
   if (opts.json) {
     console.log(JSON.stringify({ file: `${dir}/${trustFile}`, keys }));
     return;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import nacl from 'tweetnacl';
 import { encode as cborEncode } from 'cborg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import { ManualClock } from '../../runtime/power/clock.js';
 import { Governor } from '../../runtime/power/governor.js';
@@ -27,6 +27,9 @@ import { commandFilter, commandTopic, deviceTopic, type DeviceAddress } from '..
 import { MqttClient } from '../../drivers/mqtt/mqtt-client.js';
 import { edgerun } from '../helpers/cli.js';
 import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
+
+// Real CLI subprocesses (tsx start-up each) on 2 shared cores: a generous bound, not a speed claim.
+vi.setConfig({ testTimeout: 180_000 });
 
 const root = mkdtempSync(join(tmpdir(), 'edgerun-cmd-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -3,11 +3,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import { fromBase64, toBase64 } from '../../runtime/telemetry/envelope.js';
 import { KeyError, KeyStore, TrustStore, fingerprint, parseKeyFile, parsePublicKey } from '../../runtime/telemetry/keys.js';
 import { edgerun, lastJson } from '../helpers/cli.js';
+
+// Real CLI subprocesses (tsx start-up each) on 2 shared cores: a generous bound, not a speed claim.
+vi.setConfig({ testTimeout: 180_000 });
 
 const root = mkdtempSync(join(tmpdir(), 'edgerun-keys-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

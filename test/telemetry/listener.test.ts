@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import nacl from 'tweetnacl';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import { encodeMessage, type Message } from '../../runtime/telemetry/envelope.js';
 import { TrustStore, fingerprint } from '../../runtime/telemetry/keys.js';
@@ -17,6 +17,9 @@ import { Listener, type ListenedMessage } from '../../runtime/telemetry/listener
 import { deviceTopic, type OutgoingKind } from '../../runtime/telemetry/topics.js';
 import { repoRoot } from '../helpers/cli.js';
 import { Mosquitto, describeMosquitto, startAedes, type AedesHandle } from '../helpers/mosquitto.js';
+
+// Real CLI subprocesses (tsx start-up each) on 2 shared cores: a generous bound, not a speed claim.
+vi.setConfig({ testTimeout: 180_000 });
 
 const root = mkdtempSync(join(tmpdir(), 'edgerun-listen-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

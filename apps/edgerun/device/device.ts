@@ -6,18 +6,18 @@
  *   `events` for fallbacks, placement changes and governor decisions; a CommandTarget for signed
  *   commands (power budget, placement, snapshot, pause/resume a stream).
  *
- * Progress (results produced, next sample per stream) lives in the state directory, so a restarted
- * process continues where it left off: with `count`, the device produces result numbers 0..count-1
- * in total over all its runs. A result is recorded as produced after the publisher accepted it
- * (durably, in the outbox); a SIGKILL between the two makes the restarted device produce that
- * result number again, under a new sequence number (at-least-once, counted by consumers as a
- * duplicate result number).
+ * Progress (result numbers accepted, next sample per stream; ./progress.ts) lives in the state
+ * directory, so a restarted process continues where it left off: with `count`, the device produces
+ * result numbers 0..count-1 in total over all its runs. A result is recorded right after the
+ * reporter journaled it; only a SIGKILL between those two writes makes the restarted device produce
+ * that number again, under a new sequence number (at-least-once; consumers see a repeated `n`).
  */
 import { basename } from 'node:path';
 import type { BackendRegistry } from '../../../runtime/backend.js';
 import type { Config } from '../../../runtime/config.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import type { Storage } from '../../../runtime/ports.js';
+import { Progress } from './progress.js';
 import type { OutgoingKind } from '../../../runtime/telemetry/topics.js';
 import { ModelPlacer } from '../../../runtime/scheduler/placement.js';
 import { Scheduler } from '../../../runtime/scheduler/scheduler.js';
@@ -89,10 +89,6 @@ interface StreamState {
   wake?: () => void;
 }
 
-interface Progress { results: number; streams: Record<string, number> }
-
-const PROGRESS_FILE = 'progress.json';
-const utf8 = new TextEncoder();
 
 export function modelIdOf(path: string): string {
   const id = basename(path).replace(/\.onnx$/i, '').replace(/[^A-Za-z0-9_.-]/g, '_');
@@ -127,14 +123,10 @@ export class Device implements CommandTarget {
   readonly #costs: InferenceCostTable;
   readonly #adcBits: number;
   readonly #startedMs = performance.now();
-  /** Saved: every result number below progress.results was accepted by the publisher. */
-  #progress: Progress = { results: 0, streams: {} };
+  /** Durable: which result numbers the publisher accepted, where each stream continues. */
+  #progress!: Progress;
   /** Next result number to hand out. */
   #nextN = 0;
-  /** Accepted result numbers at or above progress.results (published out of order by parallel streams). */
-  readonly #accepted = new Set<number>();
-  #saving: Promise<void> | undefined;
-  #saveAgain = false;
   #stopping = false;
   #loops: Promise<void>[] = [];
   #telemetryTimer: ReturnType<typeof setInterval> | undefined;
@@ -174,14 +166,8 @@ export class Device implements CommandTarget {
 
   async #init(): Promise<void> {
     const { config, models, storage } = this.options;
-    const saved = await storage.read(PROGRESS_FILE);
-    if (saved) {
-      try {
-        const p = JSON.parse(new TextDecoder().decode(saved)) as Progress;
-        if (Number.isSafeInteger(p.results) && p.results >= 0) this.#progress = { results: p.results, streams: { ...p.streams } };
-        this.#nextN = this.#progress.results;
-      } catch { /* a torn file cannot happen (atomic replace); an edited one restarts from zero */ }
-    }
+    this.#progress = await Progress.open(storage);
+    this.#nextN = this.#progress.firstFree;
     for (const [id, model] of models) {
       const policy = this.options.registry.placementOf(id);
       this.#models.set(id, new SwitchableModel(await this.placer.place(id, model, policy), policy));
@@ -195,7 +181,7 @@ export class Device implements CommandTarget {
     for (const [name, s] of streams) {
       if (!models.has(s.model)) throw new Error(`config scheduler.streams.${name}.model: no model '${s.model}' (models: ${[...models.keys()].join(', ')})`);
       this.scheduler.addStream(name, s);
-      this.#streams.set(name, { name, model: s.model, next: this.#progress.streams[name] ?? 0, rateHz: this.options.rateHz, governed: false, paused: false, shed: false });
+      this.#streams.set(name, { name, model: s.model, next: this.#progress.nextSample(name), rateHz: this.options.rateHz, governed: false, paused: false, shed: false });
     }
     const placements: Record<string, Placement> = {};
     for (const [id, m] of this.#models) placements[id] = m.current.lane === DIGITAL_BACKEND ? 'digital' : 'analog';
@@ -265,7 +251,7 @@ export class Device implements CommandTarget {
     for (const guard of this.#guards.values()) guard.stop();
     for (const s of this.#streams.values()) s.wake?.();
     await Promise.all(this.#loops);
-    await this.#saveNow();
+    await this.#progress.close();
     this.placer.dispose();
     await this.scheduler.close();
     for (const m of this.#models.values()) await m.dispose().catch(() => undefined);
@@ -351,9 +337,8 @@ export class Device implements CommandTarget {
     return this.options.count !== undefined && this.#nextN >= this.options.count;
   }
 
-  #markAccepted(n: number): void {
-    this.#accepted.add(n);
-    while (this.#accepted.delete(this.#progress.results)) this.#progress.results++;
+  async #markAccepted(n: number, s: StreamState): Promise<void> {
+    await this.#progress.accepted(n, s.name, s.next).catch((e: Error) => this.options.log?.(`progress not recorded: ${e.message}`));
     if (this.options.count !== undefined && this.#progress.results >= this.options.count) this.#doneResolve();
   }
 
@@ -391,6 +376,8 @@ export class Device implements CommandTarget {
         s.next++;
         continue;
       }
+      // Numbers a previous run already got accepted out of order are skipped.
+      while (this.#progress.isAccepted(this.#nextN)) this.#nextN++;
       if (this.#countReached()) break;
       const n = this.#nextN++;
       s.next++;
@@ -405,9 +392,7 @@ export class Device implements CommandTarget {
           await new Promise((r) => setTimeout(r, delayMs));
         }
       }
-      this.#progress.streams[s.name] = s.next;
-      this.#markAccepted(n);
-      this.#save();
+      await this.#markAccepted(n, s);
       void this.governor.tick().catch(() => undefined);
     }
   }
@@ -434,23 +419,6 @@ export class Device implements CommandTarget {
     });
   }
 
-  /** Coalesced: at most one write in flight, and one more after it when something changed meanwhile. */
-  #save(): void {
-    if (this.#saving) { this.#saveAgain = true; return; }
-    this.#saving = this.#write().finally(() => {
-      this.#saving = undefined;
-      if (this.#saveAgain) { this.#saveAgain = false; this.#save(); }
-    });
-  }
-
-  async #saveNow(): Promise<void> {
-    while (this.#saving) await this.#saving;
-    await this.#write();
-  }
-
-  #write(): Promise<void> {
-    return this.options.storage.writeAtomic(PROGRESS_FILE, utf8.encode(JSON.stringify(this.#progress)));
-  }
 }
 
 /** JSON has no Infinity or NaN: they travel as null. */

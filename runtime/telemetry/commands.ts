@@ -205,7 +205,7 @@ export type Verdict =
   | { ok: true; command: VerifiedCommand }
   | {
     ok: false; reason: RejectReason; detail: string; command?: string; signer?: string; nonce?: string;
-    /** Signed by a trusted key (refused for what it says): always reported, outside the rejection-event rate limit. */
+    /** Signed by a trusted key (refused for what it says): reported from its own rejection-event budget. */
     authenticated?: boolean;
   };
 
@@ -329,9 +329,10 @@ export interface CommandProcessorOptions extends CommandVerifierOptions {
   /** Publishes an `events` body (the reporter). Errors are swallowed: a report must not stop commands. */
   report: (event: CommandEvent) => unknown;
   /**
-   * Rejection events of unauthenticated commands (malformed, forged, unsigned, unknown key, ...) reported
-   * per window; the rest are counted (a flood must not flood the outbox). Default 20. Rejections of
-   * commands signed by a trusted key are always reported.
+   * Rejection events reported per window, the rest only counted (a flood must not flood the outbox);
+   * default 20. Two budgets: unauthenticated commands (malformed, forged, unsigned, unknown key), and
+   * commands signed by a trusted key (bad args, stale, replayed, ... — replays of a captured command
+   * included), so a junk flood cannot hide the operator's own refused commands.
    */
   rejectEventsPerWindow?: number;
   /** Commands waiting to be checked at most (attach()); more are refused unread as rate-limited. Default 64. */
@@ -356,9 +357,8 @@ export class CommandProcessor {
     rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>,
   };
   readonly #clock: Clock;
-  #eventWindowStart = -Infinity;
-  #eventsInWindow = 0;
-  #suppressedSinceReport = 0;
+  /** Rejection-event budgets: unauthenticated senders, and trusted signers (so junk cannot starve the operator's feedback). */
+  readonly #budgets = { anonymous: { start: -Infinity, used: 0, suppressed: 0 }, authenticated: { start: -Infinity, used: 0, suppressed: 0 } };
 
   constructor(private readonly o: CommandProcessorOptions) {
     this.verifier = new CommandVerifier(o);
@@ -404,8 +404,7 @@ export class CommandProcessor {
   #rejected(topic: string, verdict: Extract<Verdict, { ok: false }>): CommandEvent {
     this.#counters.rejected[verdict.reason]++;
     const event: CommandEvent = { type: 'command-rejected', reason: verdict.reason, detail: verdict.detail, topic, ...(verdict.command ? { command: verdict.command } : {}), ...(verdict.signer ? { signer: verdict.signer } : {}), ...(verdict.nonce ? { nonce: verdict.nonce } : {}) };
-    if (verdict.authenticated) this.#report(event);
-    else this.#reportRejection(event);
+    this.#reportRejection(event, verdict.authenticated === true);
     return event;
   }
 
@@ -436,21 +435,22 @@ export class CommandProcessor {
     };
   }
 
-  #reportRejection(event: Extract<CommandEvent, { type: 'command-rejected' }>): void {
+  #reportRejection(event: Extract<CommandEvent, { type: 'command-rejected' }>, authenticated: boolean): void {
+    const b = this.#budgets[authenticated ? 'authenticated' : 'anonymous'];
     const now = this.#clock.now();
-    if (now - this.#eventWindowStart >= this.verifier.windowMs) {
-      this.#eventWindowStart = now;
-      this.#eventsInWindow = 0;
+    if (now - b.start >= this.verifier.windowMs) {
+      b.start = now;
+      b.used = 0;
     }
-    if (this.#eventsInWindow >= (this.o.rejectEventsPerWindow ?? 20)) {
+    if (b.used >= (this.o.rejectEventsPerWindow ?? 20)) {
       this.#counters.suppressedEvents++;
-      this.#suppressedSinceReport++;
+      b.suppressed++;
       return;
     }
-    this.#eventsInWindow++;
-    if (this.#suppressedSinceReport) {
-      event.suppressed = this.#suppressedSinceReport;
-      this.#suppressedSinceReport = 0;
+    b.used++;
+    if (b.suppressed) {
+      event.suppressed = b.suppressed;
+      b.suppressed = 0;
     }
     this.#report(event);
   }

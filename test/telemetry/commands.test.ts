@@ -273,14 +273,23 @@ describe('command verification', () => {
     expect(c.rejected.malformed).toBe(100);
     expect(d.events.length).toBe(20);
     expect(c.suppressedEvents).toBe(80);
-    // A trusted signer's refused command is always reported: the operator needs to know.
+    // A trusted signer's refused command has its own budget: the junk did not use it up.
     expect(await d.processor.handle(topic('pause-stream'), cmd('pause-stream', {}))).toMatchObject({ reason: 'bad-args' });
     expect(d.events.length).toBe(21);
     expect(d.events.at(-1)).toMatchObject({ reason: 'bad-args', signer: expect.any(String) });
     expect(d.events.at(-1)).not.toHaveProperty('authenticated');
+    // ... but it is bounded too: replaying a captured command over and over does not flood the outbox.
+    const captured = cmd('pause-stream', { stream: 'x' });
+    for (let i = 0; i < 50; i++) await d.processor.handle(topic('pause-stream'), captured);
+    expect(d.processor.counters().rejected.replayed).toBe(49);
+    expect(d.events.length).toBe(22 + 19); // the accepted one's result, then 19 more rejections in the budget
+    expect(d.processor.counters().suppressedEvents).toBe(80 + 30);
     d.clock.advance(WINDOW);
     await d.processor.handle(topic('pause-stream'), utf8('{not json'));
     expect(d.events.at(-1)).toMatchObject({ reason: 'malformed', suppressed: 80 });
+    d.clock.advance(1);
+    await d.processor.handle(topic('pause-stream'), captured); // now stale
+    expect(d.events.at(-1)).toMatchObject({ reason: 'stale', suppressed: 30 });
   });
 });
 

@@ -4,19 +4,22 @@
  *
  * A command runs only when every check passes, in this order (the first failure is the reason):
  *   oversized        payload larger than maxCommandBytes
+ *   unknown-key      the envelope names a signer key that is not in the trust store (checked before
+ *                    the signature: tweetnacl's ed25519 costs milliseconds, strangers get none)
  *   malformed        not JSON/CBOR, not a message, kind ≠ 'cmd', body not {name, args, nonce}, or
  *                    the topic's command name ≠ body.name
  *   forged-signature a signature that does not verify
  *   unsigned         no signature at all
- *   unknown-key      a valid signature by a key not in the trust store
  *   wrong-device     message.device (or the topic's device) is not this device
  *   stale            ts further than ± windowMs from the device's wall clock (past or future)
  *   replayed         (signer, nonce) already accepted within the window — remembered through the
  *                    Storage port, so a replay after a restart is refused too; older ones are stale
- *   rate-limited     more commands inside one window than the replay memory holds (bounded)
+ *   rate-limited     more commands inside one window than the replay memory holds (bounded), or
+ *                    more waiting to be checked than attach() queues
  *   unknown-command  no such command
  *   bad-args         args fail the command's zod schema
  *   storage-error    the trust store could not be read or the acceptance could not be recorded
+ * The trust store is re-read for every command, so `edgerun keys trust/untrust` apply at once.
  * Each rejection is counted by reason and reported as an `events` body
  * {type: 'command-rejected', reason, detail, ...}; an accepted command's handler runs on the
  * CommandTarget and its outcome is reported as {type: 'command-result', ok, result | error, ...}.
@@ -28,7 +31,8 @@ import { z } from 'zod';
 import type { Clock, Storage } from '../ports.js';
 import type { PlacementPolicy } from '../backend.js';
 import { governorPolicySchema, type GovernorPolicyInput } from '../power/policy.js';
-import { EnvelopeError, decodeMessage, encodeMessage, toBase64, type Encoding, type SigningKey } from './envelope.js';
+import { decode as cborDecode } from 'cborg';
+import { EnvelopeError, decodeMessage, encodeMessage, fromBase64, toBase64, type Encoding, type SigningKey } from './envelope.js';
 import { fingerprint } from './keys.js';
 import type { MqttPort } from './mqtt-port.js';
 import { commandFilter, commandTopic, parseTopic, type DeviceAddress } from './topics.js';
@@ -222,6 +226,30 @@ export interface CommandVerifierOptions {
 
 const wall: Clock = { now: () => Date.now() };
 
+/**
+ * The public key a signed envelope names and the nonce its message claims, checking nothing
+ * (undefined when there is no usable key): for refusing strangers before the costly signature check.
+ */
+function peekEnvelope(payload: Uint8Array): { key: Uint8Array; nonce?: string } | undefined {
+  try {
+    let key: unknown, inner: unknown;
+    if (payload[0] === 0x7b) {
+      const outer = JSON.parse(new TextDecoder().decode(payload)) as { key?: unknown; msg?: unknown } | null;
+      key = typeof outer?.key === 'string' ? fromBase64(outer.key) : undefined;
+      inner = typeof outer?.msg === 'string' ? JSON.parse(outer.msg) : undefined;
+    } else {
+      const outer = cborDecode(payload) as { key?: unknown; msg?: unknown } | null;
+      key = outer?.key;
+      inner = outer?.msg instanceof Uint8Array ? cborDecode(outer.msg) : undefined;
+    }
+    if (!(key instanceof Uint8Array) || key.length !== nacl.sign.publicKeyLength) return undefined;
+    const nonce = bodySchema.shape.nonce.safeParse((inner as { body?: { nonce?: unknown } } | null)?.body?.nonce);
+    return { key, ...(nonce.success ? { nonce: nonce.data } : {}) };
+  } catch {
+    return undefined; // decodeMessage reports what is wrong
+  }
+}
+
 const bodySchema = z.object({
   name: z.string().min(1).max(64).regex(LEVEL),
   args: z.unknown().optional(),
@@ -256,6 +284,18 @@ export class CommandVerifier {
     const topicName = parsed.command;
     if (payload.byteLength > this.maxBytes) return reject('oversized', `${payload.byteLength} bytes, more than the ${this.maxBytes} accepted`, { command: topicName });
 
+    try {
+      await this.o.trust.reload?.();
+    } catch (e) {
+      return reject('storage-error', `cannot read the trusted keys: ${(e as Error).message}`, { command: topicName });
+    }
+    // An ed25519 check in tweetnacl costs milliseconds: a key that is not trusted is refused before it.
+    const claimed = peekEnvelope(payload);
+    if (claimed && !this.o.trust.trusted(claimed.key)) {
+      const fp = fingerprint(claimed.key);
+      return reject('unknown-key', `signer ${fp} is not trusted`, { command: topicName, signer: fp, ...(claimed.nonce ? { nonce: claimed.nonce } : {}) });
+    }
+
     let decoded;
     try {
       decoded = decodeMessage(payload, this.maxBytes);
@@ -266,17 +306,12 @@ export class CommandVerifier {
     }
     const { message, signedBy } = decoded;
     // Echoed in the rejection so the sender can match it (a well-formed nonce only).
-    const claimed = bodySchema.shape.nonce.safeParse((message.body as { nonce?: unknown } | null)?.nonce);
-    const echo = claimed.success ? { nonce: claimed.data } : {};
+    const claimedNonce = bodySchema.shape.nonce.safeParse((message.body as { nonce?: unknown } | null)?.nonce);
+    const echo = claimedNonce.success ? { nonce: claimedNonce.data } : {};
     if (!signedBy) return reject('unsigned', 'commands must be signed', { command: topicName, ...echo });
     const signerFp = fingerprint(signedBy);
-    try {
-      await this.o.trust.reload?.();
-    } catch (e) {
-      return reject('storage-error', `cannot read the trusted keys: ${(e as Error).message}`, { command: topicName, signer: signerFp, ...echo });
-    }
     const trusted = this.o.trust.trusted(signedBy);
-    if (!trusted) return reject('unknown-key', `signer ${signerFp} is not trusted`, { command: topicName, signer: signerFp, ...echo });
+    if (!trusted) return reject('unknown-key', `signer ${signerFp} is not trusted`, { command: topicName, signer: signerFp, ...echo }); // (peeked above; kept for safety)
     const who = { command: topicName, signer: signerFp, authenticated: true };
 
     if (message.kind !== 'cmd') return reject('malformed', `message kind '${message.kind}', expected 'cmd'`, who);

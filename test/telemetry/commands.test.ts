@@ -151,10 +151,14 @@ describe('command verification', () => {
   });
 
   it('unknown key and unsigned', async () => {
-    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'camera' }, { signer: stranger }), 'unknown-key');
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'camera' }, { signer: stranger, nonce: 'n-0123456789' }), 'unknown-key');
     const unsigned = encodeMessage({ device: address.device, seq: 1, ts: T0, kind: 'cmd', body: { name: 'pause-stream', args: { stream: 'camera' }, nonce: 'abcdefgh12' } });
     await expectRejected(d, topic('pause-stream'), unsigned, 'unsigned');
-    expect(d.events.find((e) => e.type === 'command-rejected' && e.reason === 'unknown-key')).toMatchObject({ signer: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(d.events.find((e) => e.type === 'command-rejected' && e.reason === 'unknown-key')).toMatchObject({ signer: expect.stringMatching(/^[0-9a-f]{16}$/), nonce: 'n-0123456789' });
+    // A stranger's key is refused before its signature is even checked (forged or not), JSON or CBOR.
+    const garbage = JSON.parse(new TextDecoder().decode(cmd('pause-stream', { stream: 'camera' }, { signer: stranger }))) as { sig: string };
+    await expectRejected(d, topic('pause-stream'), utf8(JSON.stringify({ ...garbage, sig: Buffer.alloc(64, 7).toString('base64') })), 'unknown-key');
+    await expectRejected(d, topic('pause-stream'), cmd('pause-stream', { stream: 'camera' }, { signer: stranger, encoding: 'cbor' }), 'unknown-key');
   });
 
   it('stale: too old and too far in the future; the edges of the window are fresh', async () => {

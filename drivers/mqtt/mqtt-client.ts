@@ -118,11 +118,17 @@ export class MqttClient implements MqttPort {
     } as IClientOptions;
   }
 
+  /** MQTT 5 properties per options object: callers reuse one options object per kind of message. */
+  readonly #propsCache = new WeakMap<PublishOptions, Record<string, unknown>>();
+
   #props(p: PublishOptions): Record<string, unknown> {
+    const cached = this.#propsCache.get(p);
+    if (cached) return cached;
     const props: Record<string, unknown> = {};
     if (p.contentType) props.contentType = p.contentType;
     if (p.messageExpirySeconds !== undefined) props.messageExpiryInterval = Math.max(1, Math.round(p.messageExpirySeconds));
     if (p.userProperties) props.userProperties = p.userProperties;
+    this.#propsCache.set(p, props);
     return props;
   }
 

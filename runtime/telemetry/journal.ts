@@ -54,39 +54,39 @@ export function crc32(data: Uint8Array, start = 0, end = data.length, seed = 0):
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
-function frame(body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(HEADER_BYTES + body.length);
-  const dv = new DataView(out.buffer);
+/** Frames a body that was written at HEADER_BYTES into `out` (one allocation per record). */
+function seal(out: Uint8Array): Uint8Array {
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out[0] = MAGIC0;
   out[1] = MAGIC1;
-  dv.setUint32(2, body.length);
-  out.set(body, HEADER_BYTES);
-  const crc = crc32(body, 0, body.length, crc32(out, 2, 6));
-  dv.setUint32(6, crc);
+  dv.setUint32(2, out.length - HEADER_BYTES);
+  dv.setUint32(6, crc32(out, HEADER_BYTES, out.length, crc32(out, 2, 6)));
   return out;
 }
 
 export function encodeData(seq: number, createdAt: number, kind: string, payload: Uint8Array): Uint8Array {
   const k = utf8.encode(kind);
   if (k.length > 255) throw new Error(`kind "${kind}" is too long for the journal`);
-  const body = new Uint8Array(1 + 8 + 8 + 1 + k.length + payload.length);
-  const dv = new DataView(body.buffer);
-  body[0] = RecordType.Data;
-  dv.setFloat64(1, seq);
-  dv.setFloat64(9, createdAt);
-  body[17] = k.length;
-  body.set(k, 18);
-  body.set(payload, 18 + k.length);
-  return frame(body);
+  const out = new Uint8Array(HEADER_BYTES + 18 + k.length + payload.length);
+  const dv = new DataView(out.buffer);
+  const b = HEADER_BYTES;
+  out[b] = RecordType.Data;
+  dv.setFloat64(b + 1, seq);
+  dv.setFloat64(b + 9, createdAt);
+  out[b + 17] = k.length;
+  out.set(k, b + 18);
+  out.set(payload, b + 18 + k.length);
+  return seal(out);
 }
 
 export function encodeSeqList(type: RecordType.Ack | RecordType.Drop, seqs: readonly number[]): Uint8Array {
-  const body = new Uint8Array(1 + 4 + 8 * seqs.length);
-  const dv = new DataView(body.buffer);
-  body[0] = type;
-  dv.setUint32(1, seqs.length);
-  for (let i = 0; i < seqs.length; i++) dv.setFloat64(5 + 8 * i, seqs[i]!);
-  return frame(body);
+  const out = new Uint8Array(HEADER_BYTES + 5 + 8 * seqs.length);
+  const dv = new DataView(out.buffer);
+  const b = HEADER_BYTES;
+  out[b] = type;
+  dv.setUint32(b + 1, seqs.length);
+  for (let i = 0; i < seqs.length; i++) dv.setFloat64(b + 5 + 8 * i, seqs[i]!);
+  return seal(out);
 }
 
 function decodeBody(b: Uint8Array): JournalRecord | undefined {

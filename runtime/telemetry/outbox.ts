@@ -78,43 +78,79 @@ export interface OutboxEntry {
   readonly delivered: Promise<void>;
   /** Came from the journal at open (a replay). */
   readonly recovered: boolean;
+  /** In the journal file now. */
+  readonly isWritten: boolean;
+  /** How often it was handed to the broker (the sender's bookkeeping: a second send is a resend). */
+  sends: number;
 }
 
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: Error) => void;
+type Settled = { ok: true } | { ok: false; error: Error };
+
+/** A promise made only when somebody asks for it (most callers never await stored/delivered). */
+class Lazy {
+  #settled: Settled | undefined;
+  #promise: Promise<void> | undefined;
+  #resolve: (() => void) | undefined;
+  #reject: ((e: Error) => void) | undefined;
+  get promise(): Promise<void> {
+    if (!this.#promise) {
+      const s = this.#settled;
+      this.#promise = s ? (s.ok ? Promise.resolve() : Promise.reject(s.error)) : new Promise<void>((res, rej) => { this.#resolve = res; this.#reject = rej; });
+      // Nobody has to wait for these: no unhandled rejection when a dropped message was not awaited.
+      this.#promise.catch(() => undefined);
+    }
+    return this.#promise;
+  }
+  get done(): boolean { return this.#settled !== undefined; }
+  resolve(): void {
+    if (this.#settled) return;
+    this.#settled = { ok: true };
+    this.#resolve?.();
+  }
+  reject(error: Error): void {
+    if (this.#settled) return;
+    this.#settled = { ok: false, error };
+    this.#reject?.(error);
+  }
 }
-function deferred(): Deferred {
-  let resolve!: () => void, reject!: (e: Error) => void;
-  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
-  // Nobody has to wait for these: no unhandled rejections when a dropped message was not awaited.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
-}
-const RESOLVED = Promise.resolve();
+
+/** Called once the record is in the journal file (or the write failed). */
+export type WrittenCallback = (error?: Error) => void;
 
 class Entry implements OutboxEntry {
   state: EntryState = 'pending';
   segment = -1;
-  written: Promise<void> = RESOLVED;
-  stored: Promise<void> = RESOLVED;
-  readonly #written?: Deferred;
-  readonly #stored?: Deferred;
-  readonly #delivered = deferred();
+  sends = 0;
+  readonly #written = new Lazy();
+  readonly #stored = new Lazy();
+  readonly #delivered = new Lazy();
+  onWritten: WrittenCallback | undefined;
   constructor(readonly seq: number, readonly kind: string, readonly payload: Uint8Array, readonly createdAt: number,
     readonly bytes: number, readonly recovered: boolean) {
-    if (!recovered) {
-      this.#written = deferred();
-      this.#stored = deferred();
-      this.written = this.#written.promise;
-      this.stored = this.#stored.promise;
+    if (recovered) {
+      this.#written.resolve();
+      this.#stored.resolve();
     }
   }
+  get written(): Promise<void> { return this.#written.promise; }
+  get stored(): Promise<void> { return this.#stored.promise; }
   get delivered(): Promise<void> { return this.#delivered.promise; }
-  markWritten(): void { this.#written?.resolve(); }
-  markStored(): void { this.#stored?.resolve(); }
-  failWrite(e: Error): void { this.#written?.reject(e); this.#stored?.reject(e); this.#delivered.reject(e); }
+  get isWritten(): boolean { return this.#written.done; }
+  markWritten(): void {
+    this.#written.resolve();
+    const cb = this.onWritten;
+    this.onWritten = undefined;
+    cb?.();
+  }
+  markStored(): void { this.#stored.resolve(); }
+  failWrite(e: Error): void {
+    const cb = this.onWritten;
+    this.onWritten = undefined;
+    this.#written.reject(e);
+    this.#stored.reject(e);
+    this.#delivered.reject(e);
+    cb?.(e);
+  }
   settle(state: 'acked' | 'dropped', reason?: string): void {
     this.state = state;
     if (state === 'acked') this.#delivered.resolve();
@@ -265,7 +301,7 @@ export class Outbox {
   get(seq: number): OutboxEntry | undefined { return this.#pending.get(seq); }
 
   /** Appends a message; the write happens in the next batch. Throws OutboxFullError when there is no room. */
-  append(seq: number, kind: string, payload: Uint8Array, createdAt = this.#now()): OutboxEntry {
+  append(seq: number, kind: string, payload: Uint8Array, createdAt = this.#now(), onWritten?: WrittenCallback): OutboxEntry {
     if (this.#closed) throw new Error('outbox is closed');
     if (this.#failure) throw this.#failure;
     if (this.#pending.has(seq)) throw new Error(`seq ${seq} is already in the outbox`);
@@ -276,6 +312,7 @@ export class Outbox {
       throw new OutboxFullError(`outbox full (${this.#pendingBytes} of ${this.#maxBytes} bytes unacknowledged); ${kind} ${seq} refused`);
     }
     const e = new Entry(seq, kind, payload, createdAt, record.length, false);
+    e.onWritten = onWritten;
     this.#insert(e);
     if (seq > this.#highestSeq) this.#highestSeq = seq;
     this.#counters.appended++;

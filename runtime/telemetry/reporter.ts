@@ -18,7 +18,7 @@
  *   will (retained status "offline") is set before every connect with a seq reserved then — so the
  *   will's seq is below the birth's: order status by arrival; the birth's `willSeq` names its will.
  * - At most `window` QoS 1 publishes in flight (and no more than the broker's Receive Maximum).
- * - MQTT 5: content type (application/json | application/cbor) and user property `seq`.
+ * - MQTT 5: content type (application/json | application/cbor) and user property `kind`.
  * - Overflow of the outbox is counted and reported as an `events` message {type: 'outbox-overflow'}.
  *
  * `storage` holds the journal and `seq.state`: give the reporter a directory of its own.
@@ -107,6 +107,10 @@ export class Reporter {
   readonly #topics: Record<OutgoingKind, string>;
   #birth: Record<string, unknown>;
   #willSeq = -1;
+  readonly #encodeOptions: { encoding: Encoding; signer?: SigningKey };
+  /** Publish options per kind, made once (expiring kinds get a fresh copy with the remaining expiry). */
+  readonly #publishOptions: Record<string, PublishOptions>;
+  #leaseWrites: Promise<void> = Promise.resolve();
 
   #next = 0;
   #lease = 0;
@@ -115,10 +119,6 @@ export class Reporter {
   /** Written entries waiting to be sent on this connection, in seq order (head index: cheap shift). */
   #queue: OutboxEntry[] = [];
   #head = 0;
-  /** Entries written to the journal (safe to publish). */
-  readonly #ready = new WeakSet<OutboxEntry>();
-  /** Entries published at least once (a second send is a resend). */
-  readonly #sent = new WeakSet<OutboxEntry>();
   #inflight = 0;
   #gen = 0;
   #limit = 1;
@@ -142,6 +142,10 @@ export class Reporter {
     this.#now = o.now ?? Date.now;
     this.#onError = o.onError ?? (() => undefined);
     this.#birth = o.birth ?? {};
+    this.#encodeOptions = { encoding: this.#encoding, ...(this.#signer ? { signer: this.#signer } : {}) };
+    this.#publishOptions = Object.fromEntries(OUTGOING_KINDS.map((k) => [k, {
+      qos: KIND_POLICY[k].qos, retain: KIND_POLICY[k].retain, contentType: CONTENT_TYPE[this.#encoding], userProperties: { kind: k },
+    } satisfies PublishOptions]));
     this.#topics = Object.fromEntries(OUTGOING_KINDS.map((k) => [k, deviceTopic(o.address, k)])) as Record<OutgoingKind, string>;
   }
 
@@ -156,7 +160,6 @@ export class Reporter {
     });
     r = new Reporter(o, outbox);
     await r.#initSeq();
-    for (const e of outbox.pending()) r.#ready.add(e);
     r.#unsubscribe.push(
       o.mqtt.onConnect((info) => r.#connected(info)),
       o.mqtt.onClose(() => r.#disconnected()),
@@ -186,34 +189,46 @@ export class Reporter {
    * accepted: durable kinds are then in the journal file. Rejects with OutboxFullError when the
    * outbox has no room (counted, reported).
    */
-  async publish(kind: OutgoingKind, body: unknown): Promise<Published> {
-    if (this.#closed) throw new Error('reporter is closed');
+  publish(kind: OutgoingKind, body: unknown): Promise<Published> {
+    if (this.#closed) return Promise.reject(new Error('reporter is closed'));
     const policy = KIND_POLICY[kind];
-    if (!policy) throw new Error(`unknown message kind "${kind}"`);
+    if (!policy) return Promise.reject(new Error(`unknown message kind "${kind}"`));
     if (kind === 'status') {
       // A status is the (new) birth: remembered for every later connect.
       this.#birth = typeof body === 'object' && body !== null ? { ...(body as Record<string, unknown>) } : { value: body };
-      const seq = await this.#publishBirth();
-      return { seq, stored: Promise.resolve(), delivered: Promise.resolve() };
+      return this.#publishBirth().then((seq) => ({ seq, stored: Promise.resolve(), delivered: Promise.resolve() }));
     }
-    const seq = await this.#takeSeq();
+    // Fast path: the lease covers the next seq (it is extended ahead of need), so no await here.
+    if (this.#next >= this.#lease) return this.#takeSeq().then((seq) => this.#publishDurable(kind, body, seq));
+    return this.#publishDurable(kind, body, this.#takeSeqSync());
+  }
+
+  #publishDurable(kind: OutgoingKind, body: unknown, seq: number): Promise<Published> {
     const now = this.#now();
-    const payload = encodeMessage({ device: this.#address.device, seq, ts: now, kind, body }, { encoding: this.#encoding, ...(this.#signer ? { signer: this.#signer } : {}) });
-    let e: OutboxEntry;
+    let payload: Uint8Array;
     try {
-      e = this.#outbox.append(seq, kind, payload, now);
-    } catch (err) {
-      if (err instanceof OutboxFullError) this.#overflowed([], 1, kind);
-      throw err;
+      payload = encodeMessage({ device: this.#address.device, seq, ts: now, kind, body }, this.#encodeOptions);
+    } catch (e) {
+      return Promise.reject(e as Error);
     }
-    this.#c.published++;
-    await e.written;
-    this.#ready.add(e);
-    if (this.#mqtt.connected && e.state === 'pending') {
-      this.#queue.push(e);
-      this.#pump();
-    }
-    return { seq, stored: e.stored, delivered: e.delivered };
+    return new Promise<Published>((resolve, reject) => {
+      let e: OutboxEntry;
+      try {
+        e = this.#outbox.append(seq, kind, payload, now, (err) => {
+          if (err) { reject(err); return; }
+          if (this.#mqtt.connected && e.state === 'pending' && !this.#closed) {
+            this.#queue.push(e);
+            this.#pump();
+          }
+          resolve(new Handle(e));
+        });
+      } catch (err) {
+        if (err instanceof OutboxFullError) this.#overflowed([], 1, kind);
+        reject(err as Error);
+        return;
+      }
+      this.#c.published++;
+    });
   }
 
   /** Updates birth fields and republishes the birth (when connected). */
@@ -256,7 +271,7 @@ export class Reporter {
     for (const u of this.#unsubscribe) u();
     await this.#mqtt.end(opts.force ? { force: true } : {});
     await this.#outbox.close();
-    await this.#persistLease(this.#next);
+    await this.#persistLease(this.#next).catch((e: Error) => this.#onError(e));
   }
 
   // --- sequence numbers -------------------------------------------------------------------------
@@ -276,9 +291,14 @@ export class Reporter {
     await this.#persistLease(this.#next + SEQ_LEASE);
   }
 
-  async #persistLease(limit: number): Promise<void> {
-    await this.#storage.writeAtomic(SEQ_FILE, new TextEncoder().encode(JSON.stringify({ next: limit })));
-    this.#lease = Math.max(this.#lease, limit);
+  /** Writes of seq.state go one after another (each replaces the same file through one temporary). */
+  #persistLease(limit: number): Promise<void> {
+    const write = this.#leaseWrites.then(async () => {
+      await this.#storage.writeAtomic(SEQ_FILE, new TextEncoder().encode(JSON.stringify({ next: limit })));
+      this.#lease = Math.max(this.#lease, limit);
+    });
+    this.#leaseWrites = write.catch(() => undefined);
+    return write;
   }
 
   #extendLease(): void {
@@ -338,7 +358,7 @@ export class Reporter {
     this.#limit = Math.max(1, Math.min(this.#window, info.receiveMaximum));
     // Birth first (retained), then everything unacknowledged in seq order.
     this.#publishBirth().catch((e: Error) => { if (!(e instanceof NotConnectedError)) this.#onError(e); });
-    this.#queue = this.#outbox.pending().filter((e) => this.#ready.has(e));
+    this.#queue = this.#outbox.pending().filter((e) => e.isWritten);
     this.#head = 0;
     this.#pump();
   }
@@ -358,7 +378,7 @@ export class Reporter {
       const e = this.#queue[this.#head++]!;
       if (e.state !== 'pending') continue;
       const policy = KIND_POLICY[e.kind as OutgoingKind];
-      const opts: PublishOptions = { qos: policy?.qos ?? 1, retain: policy?.retain ?? false, contentType: CONTENT_TYPE[this.#encoding], userProperties: { seq: String(e.seq) } };
+      let opts = this.#publishOptions[e.kind]!;
       if (policy?.expirySeconds !== undefined) {
         const left = policy.expirySeconds - (this.#now() - e.createdAt) / 1000;
         if (left <= 0) {
@@ -367,10 +387,9 @@ export class Reporter {
           this.#checkDrained();
           continue;
         }
-        opts.messageExpirySeconds = Math.ceil(left);
+        opts = { ...opts, messageExpirySeconds: Math.ceil(left) };
       }
-      if (this.#sent.has(e) || e.recovered) this.#c.resent++;
-      this.#sent.add(e);
+      if (e.sends++ > 0 || e.recovered) this.#c.resent++;
       this.#inflight++;
       this.#c.sent++;
       this.#mqtt.publish(this.#topics[e.kind as OutgoingKind] ?? deviceTopic(this.#address, e.kind as OutgoingKind), e.payload, opts).then(() => {
@@ -427,6 +446,14 @@ export class Reporter {
         .catch((e: Error) => { if (!(e instanceof OutboxFullError)) this.#onError(e); });
     }, wait);
   }
+}
+
+/** What publish() resolves to; the promises are made only when read. */
+class Handle implements Published {
+  constructor(readonly entry: OutboxEntry) {}
+  get seq(): number { return this.entry.seq; }
+  get stored(): Promise<void> { return this.entry.stored; }
+  get delivered(): Promise<void> { return this.entry.delivered; }
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -128,7 +128,7 @@ function brokerSuite(bc: BrokerCase): void {
       expect(results[0]!.topic).toBe(deviceTopic(addr, 'results'));
       if (v === 5) {
         expect(results[0]!.contentType).toBe('application/json');
-        expect(results[0]!.userProperties).toMatchObject({ seq: String(seqs[0]) });
+        expect(results[0]!.userProperties).toMatchObject({ kind: 'results' });
       }
       expect(reporter.counters).toMatchObject({ published: 200, acked: 200, pending: 0 });
 

@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<{ main: () => Promise<void> }>> = {
   governor: () => import('./governor.js'),
   scheduler: () => import('./scheduler.js'),
   remote: () => import('./remote.js'),
+  mqtt: () => import('./mqtt.js'),
 };
 
 const wanted = process.argv.slice(2);

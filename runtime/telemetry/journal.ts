@@ -64,8 +64,11 @@ function seal(out: Uint8Array): Uint8Array {
   return out;
 }
 
+const kindBytes = new Map<string, Uint8Array>();
+
 export function encodeData(seq: number, createdAt: number, kind: string, payload: Uint8Array): Uint8Array {
-  const k = utf8.encode(kind);
+  let k = kindBytes.get(kind);
+  if (!k) kindBytes.set(kind, (k = utf8.encode(kind)));
   if (k.length > 255) throw new Error(`kind "${kind}" is too long for the journal`);
   const out = new Uint8Array(HEADER_BYTES + 18 + k.length + payload.length);
   const dv = new DataView(out.buffer);

@@ -175,8 +175,11 @@ export interface OutboxCounters {
   pendingBytes: number;
   segments: number;
   syncs: number;
+  /** Appends to the journal (each a batch of records). */
+  writes: number;
 }
 
+const ACK_BATCH = 4096;
 const segName = (id: number): string => `outbox-${String(id).padStart(12, '0')}.seg`;
 const SEG_RE = /^outbox-(\d{12})\.seg$/;
 
@@ -209,11 +212,16 @@ export class Outbox {
   #unsynced: Entry[] = [];
   #unsyncedSegments = new Set<Segment>();
   #syncDue = false;
+  /**
+   * ACK records wait for the next data write, the timer or ACK_BATCH of them: a lost ACK costs only
+   * a duplicate after a crash, and a write per PUBACK would cost a syscall per message.
+   */
+  #ackDue = false;
   #pumping: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #failure: Error | undefined;
-  readonly #counters = { appended: 0, acked: 0, overflowed: 0, refused: 0, dropped: 0, recovered: 0, corruptRegions: 0, corruptBytes: 0, syncs: 0 };
+  readonly #counters = { appended: 0, acked: 0, overflowed: 0, refused: 0, dropped: 0, recovered: 0, corruptRegions: 0, corruptBytes: 0, syncs: 0, writes: 0 };
 
   private constructor(storage: Storage, o: OutboxOptions) {
     this.#storage = storage;
@@ -225,16 +233,14 @@ export class Outbox {
     this.#resultKinds = o.resultKinds ?? ['results', 'detections'];
     this.#now = o.now ?? Date.now;
     this.#onOverflow = o.onOverflow;
-    if (this.#fsync === 'interval') {
-      this.#timer = setInterval(() => {
-        if (this.#unsynced.length || this.#unsyncedSegments.size) {
-          this.#syncDue = true;
-          this.#kick();
-        }
-      }, o.fsyncIntervalMs ?? 50);
-      // A pending group commit must not keep a finished process alive; close() syncs anyway.
-      (this.#timer as { unref?: () => void }).unref?.();
-    }
+    // Group commits ('interval') and the coalesced ACK records (every policy) on one timer.
+    this.#timer = setInterval(() => {
+      if (this.#fsync === 'interval' && (this.#unsynced.length || this.#unsyncedSegments.size)) this.#syncDue = true;
+      if (this.#acks.length || this.#drops.length) this.#ackDue = true;
+      if (this.#syncDue || this.#ackDue) this.#kick();
+    }, o.fsyncIntervalMs ?? 50);
+    // A pending commit must not keep a finished process alive; close() flushes anyway.
+    (this.#timer as { unref?: () => void }).unref?.();
   }
 
   /** Opens the journal in `storage`, replaying what was not acknowledged. Corruption is counted, not thrown. */
@@ -329,7 +335,10 @@ export class Outbox {
     this.#settle(e, 'acked');
     this.#counters.acked++;
     this.#acks.push(seq);
-    this.#kick();
+    if (this.#acks.length >= ACK_BATCH) {
+      this.#ackDue = true;
+      this.#kick();
+    }
   }
 
   /** Removes `seq` without delivery (expired, refused by the broker). */
@@ -339,12 +348,14 @@ export class Outbox {
     this.#settle(e, 'dropped', reason);
     this.#counters.dropped++;
     this.#drops.push(seq);
+    this.#ackDue = true;
     this.#kick();
   }
 
   /** Resolves when everything appended, acknowledged or dropped so far is written and synced. */
   async flush(): Promise<void> {
     this.#syncDue = this.#fsync !== 'never';
+    this.#ackDue = true;
     this.#kick();
     while (this.#pumping) await this.#pumping;
     if (this.#failure) throw this.#failure;
@@ -420,14 +431,15 @@ export class Outbox {
     }).finally(() => {
       this.#pumping = undefined;
       // Work that arrived while the writer was finishing would otherwise wait for the next kick.
-      if (!this.#failure && (this.#batch.length || this.#acks.length || this.#drops.length || this.#syncDue)) this.#kick();
+      if (!this.#failure && (this.#batch.length || this.#ackDue || this.#syncDue)) this.#kick();
     });
   }
 
   /** The single writer: batches, rotation, group commits and segment deletion, one at a time. */
   async #pump(): Promise<void> {
     for (;;) {
-      if (this.#acks.length || this.#drops.length) {
+      if ((this.#ackDue || this.#batch.length) && (this.#acks.length || this.#drops.length)) {
+        this.#ackDue = false;
         if (this.#acks.length) { this.#batch.push(encodeSeqList(RecordType.Ack, this.#acks)); this.#batchOwners.push(undefined); }
         if (this.#drops.length) { this.#batch.push(encodeSeqList(RecordType.Drop, this.#drops)); this.#batchOwners.push(undefined); }
         this.#acks = [];
@@ -448,6 +460,7 @@ export class Outbox {
           while (j < chunks.length && (j === i || n < this.#segmentBytes)) n += chunks[j++]!.length;
           const data = concat(chunks.slice(i, j));
           await this.#storage.append(seg.name, data);
+          this.#counters.writes++;
           seg.size += data.length;
           const entries: Entry[] = [];
           for (let k = i; k < j; k++) {
@@ -484,8 +497,9 @@ export class Outbox {
         for (const e of entries) e.markStored();
         continue;
       }
+      this.#ackDue = false;
       await this.#deleteDone();
-      if (!this.#batch.length && !this.#acks.length && !this.#drops.length && !this.#syncDue) return;
+      if (!this.#batch.length && !this.#ackDue && !this.#syncDue) return;
     }
   }
 

@@ -28,6 +28,22 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const segFiles = (dir: string) => readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
 
+describe('native signer', () => {
+  it('signs exactly like tweetnacl', async () => {
+    const nacl = (await import('tweetnacl')).default;
+    const { nativeSigner } = await import('../../drivers/crypto/native-signer.js');
+    const { encodeMessage, decodeMessage } = await import('../../runtime/telemetry/envelope.js');
+    const k = nacl.sign.keyPair();
+    const msg = { device: 'd', seq: 7, ts: 1, kind: 'results', body: { a: 1 } };
+    for (const encoding of ['json', 'cbor'] as const) {
+      const slow = encodeMessage(msg, { encoding, signer: k });
+      const fast = encodeMessage(msg, { encoding, signer: nativeSigner(k) });
+      expect(Buffer.from(fast).equals(Buffer.from(slow))).toBe(true);
+      expect(decodeMessage(fast).signedBy).toEqual(k.publicKey);
+    }
+  });
+});
+
 describe('journal framing', () => {
   it('crc32 matches zlib', () => {
     const data = bytes('edgerun outbox journal — ümlaut');

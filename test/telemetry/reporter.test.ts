@@ -2,6 +2,7 @@
  * The reporter against real brokers: a Mosquitto process (MQTT 5 and 3.1.1) and an in-process Aedes
  * (3.1.1), real files for the outbox, real sockets dropped and brokers restarted.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { decodeMessage, type Encoding, type Message } from '../../runtime/teleme
 import { Reporter, type ReporterOptions } from '../../runtime/telemetry/reporter.js';
 import { deviceTopic, type DeviceAddress } from '../../runtime/telemetry/topics.js';
 import { Mosquitto, describeMosquitto, startAedes, type AedesHandle } from '../helpers/mosquitto.js';
+import { repoRoot } from '../helpers/cli.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -227,6 +229,62 @@ function brokerSuite(bc: BrokerCase): void {
       expect(online.counters.resent).toBeGreaterThanOrEqual(50);
     });
 
+    it('a SIGKILLed device process: the broker publishes its will, and a restart delivers what it had journaled', async () => {
+      const addr = address();
+      const sub = await subscriber(broker.url, bc.consumerVersion ?? v, `edgerun/test/${addr.device}/+`);
+      const { storage, dir } = tempStorage();
+      const N = 3000;
+      const child = spawn(process.execPath, ['bin/run-ts.js', 'test/telemetry/fixtures/reporter-child.ts', broker.url, String(v), dir, addr.device, String(N)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+      cleanups.push(() => { child.kill('SIGKILL'); });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+      await until('the child journaled everything', () => out.includes(`published ${N}`), 60_000);
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      const statuses = () => sub.got.filter((g) => g.message.kind === 'status').map((g) => g.message.body as { state: string; reason?: string });
+      await until('the will', () => statuses().some((s) => s.state === 'offline'));
+      expect(statuses().at(-1)).toEqual({ state: 'offline', reason: 'connection lost' });
+
+      // The next start of the device replays the journal: every result reaches the consumer.
+      const reporter = await openReporter(broker.url, v, addr, storage);
+      const journaled = reporter.counters.recovered;
+      await reporter.drain(30_000);
+      await until(`all ${N} results`, () => unique(sub.seqsOf('results')).length >= N, 30_000);
+      const bodies = new Set(sub.got.filter((g) => g.message.kind === 'results').map((g) => (g.message.body as { n: number }).n));
+      expect(bodies.size).toBe(N);
+      console.log(`${bc.name}: device SIGKILLed after journaling ${N}: ${journaled} unacknowledged replayed after restart`);
+    });
+
+    it('drops telemetry that expired while offline, and reports outbox overflow as an events message', async () => {
+      const addr = address();
+      const { storage } = tempStorage();
+      let now = Date.now();
+      const clock = () => now;
+      const offline = await openReporter('mqtt://127.0.0.1:1', v, addr, storage, { now: clock, config: { outbox: { maxBytes: 8192 } } });
+      const old = await offline.publish('telemetry', { watts: 1 });
+      const result = await offline.publish('results', { n: 1 });
+      // Fill it with telemetry: the oldest telemetry goes, the result stays.
+      for (let i = 0; i < 60; i++) await offline.publish('telemetry', { i, pad: 'x'.repeat(100) });
+      await expect(old.delivered).rejects.toThrow(/overflow/);
+      expect(offline.counters.overflowed).toBeGreaterThan(0);
+      await until('the overflow report', () => offline.counters.published > 62);
+      await offline.close({ force: true });
+
+      now += 2 * 3600_000; // two hours later: the remaining telemetry is past its one-hour expiry
+      const sub = await subscriber(broker.url, bc.consumerVersion ?? v, `edgerun/test/${addr.device}/+`);
+      const online = await openReporter(broker.url, v, addr, storage, { now: clock });
+      await online.drain(30_000);
+      await until('the result and the report', () => sub.seqsOf('results').length > 0 && sub.seqsOf('events').length > 0);
+      expect(sub.seqsOf('results')).toEqual([result.seq]);
+      expect(sub.seqsOf('telemetry')).toEqual([]);
+      expect(online.counters.expired).toBeGreaterThan(0);
+      const report = sub.got.find((g) => g.message.kind === 'events')!.message.body as { type: string; dropped: number; kinds: Record<string, number> };
+      expect(report).toMatchObject({ type: 'outbox-overflow' });
+      expect(report.dropped).toBeGreaterThan(0);
+      expect(report.kinds.telemetry).toBe(report.dropped);
+    });
+
     it('sends CBOR, signed, and telemetry with a message expiry', async () => {
       const addr = address();
       const sub = await subscriber(broker.url, v, `edgerun/test/${addr.device}/+`);
@@ -251,20 +309,4 @@ describeMosquitto('Reporter on Mosquitto', () => {
 });
 describe('Reporter on Aedes', () => {
   brokerSuite(aedesCase);
-});
-
-describe('Reporter without a broker', () => {
-  it('drops telemetry that expired before it could be sent, and reports outbox overflow as an event', async () => {
-    const { storage } = tempStorage();
-    let now = 1_000_000;
-    const addr = address();
-    const r = await openReporter('mqtt://127.0.0.1:1', 5, addr, storage, { now: () => now, config: { outbox: { maxBytes: 4096 } } });
-    const first = await r.publish('telemetry', { x: 1 });
-    for (let i = 0; i < 40; i++) await r.publish('telemetry', { x: i, pad: 'p'.repeat(100) });
-    await expect(first.delivered).rejects.toThrow(/overflow/);
-    expect(r.counters.overflowed).toBeGreaterThan(0);
-    // Results are never pushed out by telemetry; when only results fill it, new ones are refused.
-    await expect((async () => { for (let i = 0; i < 100; i++) await r.publish('results', { pad: 'r'.repeat(100) }); })()).rejects.toThrow(/outbox full/);
-    await r.close({ force: true });
-  });
 });

@@ -18,7 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { describe, it } from 'vitest';
 import { Aedes } from 'aedes';
@@ -94,6 +94,9 @@ export class Mosquitto {
     writeFileSync(conf, [
       `listener ${this.port} 127.0.0.1`,
       'allow_anonymous true',
+      // Run as root, mosquitto drops to user "mosquitto", who cannot read or write this 0700 temp dir
+      // (persistence, certificates); as another user the option has no effect.
+      `user ${userInfo().username}`,
       `persistence ${persistence}`,
       `persistence_location ${this.dir}/`,
       'log_dest stderr',

@@ -4,8 +4,9 @@
  *
  *   const outbox = await Outbox.open(storage, { fsync: 'interval' });
  *   outbox.pending()                      // recovered, unacknowledged entries, in seq order
- *   const e = outbox.append(seq, 'results', bytes);   // throws OutboxFullError when there is no room
+ *   const e = outbox.append(seq, 'results', bytes, createdAt?, onWritten?);  // throws OutboxFullError when full
  *   await e.written;                      // in the file (survives SIGKILL of the process): now publish
+ *                                         // (or the onWritten callback: no promise per message)
  *   await e.stored;                       // durable per the fsync policy (survives power loss)
  *   outbox.ack(seq);                      // PUBACK: e.delivered resolves
  *   await outbox.close();
@@ -317,7 +318,8 @@ export class Outbox {
       this.#counters.overflowed++;
       throw new OutboxFullError(`outbox full (${this.#pendingBytes} of ${this.#maxBytes} bytes unacknowledged); ${kind} ${seq} refused`);
     }
-    const e = new Entry(seq, kind, payload, createdAt, record.length, false);
+    // The entry's payload is a view into its journal record: one copy of the bytes stays alive, not two.
+    const e = new Entry(seq, kind, record.subarray(record.length - payload.length), createdAt, record.length, false);
     e.onWritten = onWritten;
     this.#insert(e);
     if (seq > this.#highestSeq) this.#highestSeq = seq;

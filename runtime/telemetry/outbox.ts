@@ -86,6 +86,7 @@ export interface OutboxEntry {
 }
 
 type Settled = { ok: true } | { ok: false; error: Error };
+const OK: Settled = { ok: true };
 
 /** A promise made only when somebody asks for it (most callers never await stored/delivered). */
 class Lazy {
@@ -118,44 +119,59 @@ class Lazy {
 /** Called once the record is in the journal file (or the write failed). */
 export type WrittenCallback = (error?: Error) => void;
 
+const enum Sig { Written, Stored, Delivered }
+
 class Entry implements OutboxEntry {
   state: EntryState = 'pending';
-  segment = -1;
+  segment: Segment | undefined;
   sends = 0;
-  readonly #written = new Lazy();
-  readonly #stored = new Lazy();
-  readonly #delivered = new Lazy();
   onWritten: WrittenCallback | undefined;
+  /** Outcome per signal (written, stored, delivered); promises only for the signals someone reads. */
+  readonly #settled: [Settled | undefined, Settled | undefined, Settled | undefined] = [undefined, undefined, undefined];
+  #lazy: [Lazy | undefined, Lazy | undefined, Lazy | undefined] | undefined;
   constructor(readonly seq: number, readonly kind: string, readonly payload: Uint8Array, readonly createdAt: number,
     readonly bytes: number, readonly recovered: boolean) {
-    if (recovered) {
-      this.#written.resolve();
-      this.#stored.resolve();
-    }
+    if (recovered) this.#settled[Sig.Written] = this.#settled[Sig.Stored] = OK;
   }
-  get written(): Promise<void> { return this.#written.promise; }
-  get stored(): Promise<void> { return this.#stored.promise; }
-  get delivered(): Promise<void> { return this.#delivered.promise; }
-  get isWritten(): boolean { return this.#written.done; }
+  #promise(i: Sig): Promise<void> {
+    const lazy = (this.#lazy ??= [undefined, undefined, undefined]);
+    let l = lazy[i];
+    if (!l) {
+      l = lazy[i] = new Lazy();
+      const s = this.#settled[i];
+      if (s) s.ok ? l.resolve() : l.reject(s.error);
+    }
+    return l.promise;
+  }
+  #settle(i: Sig, s: Settled): void {
+    if (this.#settled[i]) return;
+    this.#settled[i] = s;
+    const l = this.#lazy?.[i];
+    if (l) s.ok ? l.resolve() : l.reject(s.error);
+  }
+  get written(): Promise<void> { return this.#promise(Sig.Written); }
+  get stored(): Promise<void> { return this.#promise(Sig.Stored); }
+  get delivered(): Promise<void> { return this.#promise(Sig.Delivered); }
+  get isWritten(): boolean { return this.#settled[Sig.Written]?.ok === true; }
   markWritten(): void {
-    this.#written.resolve();
+    this.#settle(Sig.Written, OK);
     const cb = this.onWritten;
     this.onWritten = undefined;
     cb?.();
   }
-  markStored(): void { this.#stored.resolve(); }
-  failWrite(e: Error): void {
+  markStored(): void { this.#settle(Sig.Stored, OK); }
+  failWrite(error: Error): void {
     const cb = this.onWritten;
     this.onWritten = undefined;
-    this.#written.reject(e);
-    this.#stored.reject(e);
-    this.#delivered.reject(e);
-    cb?.(e);
+    const s: Settled = { ok: false, error };
+    this.#settle(Sig.Written, s);
+    this.#settle(Sig.Stored, s);
+    this.#settle(Sig.Delivered, s);
+    cb?.(error);
   }
   settle(state: 'acked' | 'dropped', reason?: string): void {
     this.state = state;
-    if (state === 'acked') this.#delivered.resolve();
-    else this.#delivered.reject(new DroppedError(reason ?? 'dropped', `message ${this.seq} (${this.kind}) dropped: ${reason}`));
+    this.#settle(Sig.Delivered, state === 'acked' ? OK : { ok: false, error: new DroppedError(reason ?? 'dropped', `message ${this.seq} (${this.kind}) dropped: ${reason}`) });
   }
 }
 
@@ -266,7 +282,7 @@ export class Outbox {
           if (r.seq > this.#highestSeq) this.#highestSeq = r.seq;
           if (this.#pending.has(r.seq)) continue;
           const e = new Entry(r.seq, r.kind, r.payload, r.createdAt, encodedSize(r.kind, r.payload), true);
-          e.segment = id;
+          e.segment = seg;
           this.#insert(e);
           seg.live++;
         } else {
@@ -274,7 +290,7 @@ export class Outbox {
             const e = this.#pending.get(s);
             if (!e) continue;
             this.#remove(e);
-            this.#segmentOf(e)!.live--;
+            e.segment!.live--;
           }
         }
       }
@@ -412,15 +428,9 @@ export class Outbox {
   #settle(e: Entry, state: 'acked' | 'dropped', reason?: string): void {
     this.#remove(e);
     e.settle(state, reason);
-    const seg = this.#segmentOf(e);
-    if (seg) seg.live--;
+    if (e.segment) e.segment.live--;
   }
 
-  #segmentOf(e: Entry): Segment | undefined {
-    if (e.segment < 0) return undefined;
-    for (const s of this.#segments) if (s.id === e.segment) return s;
-    return undefined;
-  }
 
   #kick(): void {
     if (this.#pumping || this.#closed) return;
@@ -469,7 +479,7 @@ export class Outbox {
             const e = owners[k];
             if (!e) continue;
             entries.push(e);
-            e.segment = seg.id;
+            e.segment = seg;
             if (e.state === 'pending') seg.live++;
           }
           i = j;

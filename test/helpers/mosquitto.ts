@@ -95,8 +95,8 @@ export class Mosquitto {
       `listener ${this.port} 127.0.0.1`,
       'allow_anonymous true',
       // Run as root, mosquitto drops to user "mosquitto", who cannot read or write this 0700 temp dir
-      // (persistence, certificates); as another user the option has no effect.
-      `user ${userInfo().username}`,
+      // (persistence, certificates); as another user the option has no effect. A caller's own `user` wins.
+      ...((this.opts.config ?? []).some((l) => /^\s*user\s/.test(l)) ? [] : [`user ${userInfo().username}`]),
       `persistence ${persistence}`,
       `persistence_location ${this.dir}/`,
       'log_dest stderr',

@@ -8,6 +8,12 @@
  *   reporter.counters                                    // published, sent, acked, pending, resent, overflowed, corruptSkipped, …
  *   await reporter.drain(10_000);                        // until nothing is unacknowledged (rejects on timeout)
  *   await reporter.close();                              // retained status "offline", DISCONNECT, journal closed
+ *   await reporter.close({ force: true });               // drop the socket instead (the broker publishes the will)
+ *   await reporter.setBirth({ model: 'cnn' });           // new birth fields, republished now (publish('status', b) replaces them)
+ *
+ * publish() rejects with OutboxFullError when the outbox is full of what it may not drop (counted,
+ * reported). Options: encoding 'json'|'cbor', signer (wrap the key with drivers/crypto/native-signer.ts:
+ * tweetnacl alone signs in milliseconds), window, config = config.mqtt (its outbox section is used).
  *
  * - seq: device-monotonic, one counter for every kind, never reused after a crash: the next seq is
  *   above both the journal's highest and a lease persisted in `seq.state` ahead of use.

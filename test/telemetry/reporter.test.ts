@@ -78,8 +78,6 @@ const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => f
 interface BrokerCase {
   name: string;
   protocolVersion: 4 | 5;
-  /** Protocol of the test's consumer when it differs from the device's. */
-  consumerVersion?: 4 | 5;
   start: () => Promise<{ url: string; stop: () => Promise<void>; restart: () => Promise<void>; close: () => Promise<void> }>;
   /** The broker keeps every message it acknowledged across stop()/restart() (else: only the device's duty is checked). */
   keepsAcknowledged: boolean;
@@ -166,7 +164,7 @@ function brokerSuite(bc: BrokerCase): void {
 
     it('loses nothing when the broker restarts mid-stream: every seq arrives, resends counted', async () => {
       const addr = address();
-      const sub = await subscriber(broker.url, bc.consumerVersion ?? v, deviceTopic(addr, 'results'));
+      const sub = await subscriber(broker.url, v, deviceTopic(addr, 'results'));
       const { storage } = tempStorage();
       const reporter = await openReporter(broker.url, v, addr, storage, { window: 64 });
       const N = 1500;
@@ -230,7 +228,7 @@ function brokerSuite(bc: BrokerCase): void {
 
     it('a SIGKILLed device process: the broker publishes its will, and a restart delivers what it had journaled', async () => {
       const addr = address();
-      const sub = await subscriber(broker.url, bc.consumerVersion ?? v, `edgerun/test/${addr.device}/+`);
+      const sub = await subscriber(broker.url, v, `edgerun/test/${addr.device}/+`);
       const { storage, dir } = tempStorage();
       const N = 3000;
       const child = spawn(process.execPath, ['bin/run-ts.js', 'test/telemetry/fixtures/reporter-child.ts', broker.url, String(v), dir, addr.device, String(N)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -271,7 +269,7 @@ function brokerSuite(bc: BrokerCase): void {
       await offline.close({ force: true });
 
       now += 2 * 3600_000; // two hours later: the remaining telemetry is past its one-hour expiry
-      const sub = await subscriber(broker.url, bc.consumerVersion ?? v, `edgerun/test/${addr.device}/+`);
+      const sub = await subscriber(broker.url, v, `edgerun/test/${addr.device}/+`);
       const online = await openReporter(broker.url, v, addr, storage, { now: clock });
       await online.drain(30_000);
       await until('the result and the report', () => sub.seqsOf('results').length > 0 && sub.seqsOf('events').length > 0);

@@ -43,9 +43,9 @@ describe('edgerun serve (real process, embedded broker)', () => {
   let proc: ChildProcess | undefined;
   let log = '';
 
-  const start = (env: Record<string, string> = {}, stateDir = join(dir, 'state')): { exit: Promise<{ code: number | null; signal: string | null }> } => {
+  const start = (env: Record<string, string> = {}, stateDir = join(dir, 'state'), args: string[] = []): { exit: Promise<{ code: number | null; signal: string | null }> } => {
     log = '';
-    proc = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', broker.url, '--model', 'models/mlp.onnx', '--rate', '40', '--state-dir', stateDir], {
+    proc = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', broker.url, '--model', 'models/mlp.onnx', '--rate', '40', '--state-dir', stateDir, ...args], {
       cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env, EDGERUN_DEVICE__ID: DEVICE, EDGERUN_DEVICE__FLEET: 'test', EDGERUN_MQTT__PROTOCOL_VERSION: '4',
@@ -162,6 +162,23 @@ describe('edgerun serve (real process, embedded broker)', () => {
     expect((await run2.exit).signal).toBe('SIGKILL');
     const will = await until('the will', () => of('status', mark).find((g) => g.m.body.state === 'offline'), 60_000, ctx);
     expect(will.m.body.reason).toBe('connection lost');
+  });
+
+  it('says why it cannot connect, still exits on SIGTERM with --count, and the next start delivers what waited in the outbox', { timeout: 180_000 }, async () => {
+    const mark = got.length;
+    const stateDir = join(dir, 'state-refused');
+    // MQTT 5 against Aedes (3.1.1 only): every CONNECT is refused.
+    const refused = start({ EDGERUN_MQTT__PROTOCOL_VERSION: '5' }, stateDir, ['--count', '5']);
+    await until('the refusal in the log, once serving', () => /mqtt: .*protocol version/i.test(log) && log.includes('serving;'), 60_000, ctx);
+    proc!.kill('SIGTERM');
+    expect(await refused.exit).toEqual({ code: 0, signal: null });
+    expect(log).not.toMatch(/produced and acknowledged/);
+    expect(of('results', mark)).toHaveLength(0);
+
+    const again = start({}, stateDir, ['--count', '5']);
+    expect(await again.exit, ctx()).toEqual({ code: 0, signal: null });
+    const numbers = new Set(of('results', mark).map((g) => g.m.body.n as number));
+    expect([...numbers].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4]);
   });
 
   it('on the analog device with the accuracy guard on: results served by analog, guard checks and device age in telemetry', { timeout: 180_000 }, async () => {

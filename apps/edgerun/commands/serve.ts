@@ -100,6 +100,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     url, clientId: `edgerun-${config.device.fleet}-${config.device.id}`,
     protocolVersion: broker ? 4 : o.protocolVersion ?? config.mqtt.protocolVersion,
     username: config.mqtt.username, password: config.mqtt.password, ca: config.mqtt.ca, cert: config.mqtt.cert, key: config.mqtt.key,
+    onError: reportOnce(log, 'mqtt'),
   });
   let signer: NamedKey | undefined;
   if (config.security.sign) signer = await new KeyStore(new FsStorage(config.security.keyDir, 0o600)).loadOrGenerate(config.security.keyFile, config.device.id);
@@ -146,6 +147,15 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   };
 }
 
+/** Logs an error when it differs from the previous one: a reconnect loop says why once, not every few seconds. */
+function reportOnce(log: (line: string) => void, what: string): (e: Error) => void {
+  let last: string | undefined;
+  return (e) => {
+    if (e.message !== last) log(`${what}: ${e.message}`);
+    last = e.message;
+  };
+}
+
 /** config.power.sensor: 'none', 'auto' (battery, else board monitor, else RAPL) or a sensor id. */
 async function deviceSensor(config: Config): Promise<PowerSensor | undefined> {
   const want = config.power.sensor;
@@ -178,9 +188,15 @@ export async function serveCommand(opts: ServeOptions, global: GlobalOptions): P
   if (opts.count !== undefined) {
     const why = await Promise.race([running.device.done.then(() => 'count'), signalled]);
     if (why === 'count') {
-      // Exactly N results: exit once the broker acknowledged every one of them.
-      while (running.reporter.counters.pending > 0) await running.reporter.drain(60_000).catch(() => undefined);
-      console.log(`${opts.count} results produced and acknowledged`);
+      // Exactly N results: exit once the broker acknowledged every one of them (or on a signal:
+      // what is not acknowledged stays in the outbox for the next start).
+      let signal: string | undefined;
+      void signalled.then((sig) => { signal = sig; });
+      while (running.reporter.counters.pending > 0 && signal === undefined) {
+        await Promise.race([running.reporter.drain(1_000).catch(() => undefined), signalled]);
+      }
+      if (signal === undefined) console.log(`${opts.count} results produced and acknowledged`);
+      else console.log(`${signal}: ${running.reporter.counters.pending} messages wait in the outbox for the next start`);
     }
   } else {
     await signalled;

@@ -127,7 +127,7 @@ function brokerSuite(bc: BrokerCase): void {
       expect(results[0]!.topic).toBe(deviceTopic(addr, 'results'));
       if (v === 5) {
         expect(results[0]!.contentType).toBe('application/json');
-        expect(results[0]!.userProperties).toMatchObject({ kind: 'results' });
+        expect(results[0]!.userProperties).toBeUndefined();
       }
       expect(reporter.counters).toMatchObject({ published: 200, acked: 200, pending: 0 });
 
@@ -295,7 +295,10 @@ function brokerSuite(bc: BrokerCase): void {
       expect(t.encoding).toBe('cbor');
       expect(t.signedBy).toEqual(signer.publicKey);
       expect(t.message.body).toEqual({ watts: 1.5, queue: 3, bytes: new Uint8Array([1, 2, 3]) });
-      if (v === 5) expect(t.contentType).toBe('application/cbor');
+      if (v === 5) {
+        expect(t.contentType).toBe('application/cbor');
+        expect(t.userProperties).toEqual({ kind: 'telemetry' });
+      }
     });
   });
 }

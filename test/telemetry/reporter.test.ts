@@ -13,6 +13,7 @@ import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import { MqttClient } from '../../drivers/mqtt/mqtt-client.js';
 import { decodeMessage, type Encoding, type Message } from '../../runtime/telemetry/envelope.js';
 import { Reporter, type ReporterOptions } from '../../runtime/telemetry/reporter.js';
+import type { MqttPort } from '../../runtime/telemetry/mqtt-port.js';
 import { deviceTopic, type DeviceAddress } from '../../runtime/telemetry/topics.js';
 import { Mosquitto, describeMosquitto, startAedes, type AedesHandle } from '../helpers/mosquitto.js';
 import { repoRoot } from '../helpers/cli.js';
@@ -114,9 +115,33 @@ function brokerSuite(bc: BrokerCase): void {
       const addr = address();
       const sub = await subscriber(broker.url, v, `edgerun/test/${addr.device}/+`);
       const { storage } = tempStorage();
-      const reporter = await openReporter(broker.url, v, addr, storage);
+      // The real client, seen through a port that counts the publishes awaiting their PUBACK.
+      const real = new MqttClient({ url: broker.url, clientId: `edgerun-${addr.device}`, protocolVersion: v });
+      let inflight = 0;
+      let maxInflight = 0;
+      const counting: MqttPort = {
+        get connected() { return real.connected; },
+        protocolVersion: real.protocolVersion,
+        connect: () => real.connect(),
+        setWill: (w) => real.setWill(w),
+        publish: async (topic, payload, opts) => {
+          maxInflight = Math.max(maxInflight, ++inflight);
+          try { await real.publish(topic, payload, opts); } finally { inflight--; }
+        },
+        subscribe: (f, q) => real.subscribe(f, q),
+        unsubscribe: (f) => real.unsubscribe(f),
+        onMessage: (h) => real.onMessage(h),
+        onConnect: (h) => real.onConnect(h),
+        onClose: (h) => real.onClose(h),
+        end: (o) => real.end(o),
+      };
+      const reporter = await Reporter.open({ mqtt: counting, address: addr, storage, window: 8, birth: { runtime: '0.1.0-test', model: 'mlp', backend: 'analog', profile: 'pcm' } });
+      cleanups.push(() => reporter.close({ force: true }));
       const handles = await Promise.all(range(0, 200).map((i) => reporter.publish('results', { n: i, cls: i % 10 })));
       await Promise.all(handles.map((h) => h.delivered));
+      // The window bounds QoS 1 publishes in flight (the birth may be one more).
+      expect(maxInflight).toBeLessThanOrEqual(8 + 1);
+      expect(maxInflight).toBeGreaterThan(1);
       await until('200 results', () => sub.seqsOf('results').length >= 200);
       const results = sub.got.filter((g) => g.message.kind === 'results');
       expect(results.map((r) => (r.message.body as { n: number }).n)).toEqual(range(0, 200));

@@ -72,6 +72,11 @@ export interface CrossbarDriver {
   /** Re-reads the array on a calibration batch and refreshes drift compensation. */
   calibrate(tileId: number): Promise<void>;
   readConductances(tileId: number): Promise<ConductanceReadout>;
+  /**
+   * Optional: changes the ADC resolution of every tile (fewer bits: less energy per conversion,
+   * more quantisation error). Devices with fixed converters leave it out.
+   */
+  setAdcBits?(bits: number): Promise<void>;
   /** Sets the device clock: seconds since the tiles were programmed (drift is evaluated here). */
   setAge(seconds: number): Promise<void>;
   /** Die temperature in kelvin. */

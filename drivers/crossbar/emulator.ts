@@ -30,7 +30,6 @@ export class AcceleratorFault extends Error {
 }
 
 export class CrossbarEmulator implements CrossbarDriver {
-  readonly profile: DeviceProfile;
   readonly #ctx: TileContext;
   readonly #seed: number;
   readonly #calibrateOnSetAge: boolean;
@@ -44,9 +43,8 @@ export class CrossbarEmulator implements CrossbarDriver {
 
   constructor(profile: DeviceProfile | string, options: EmulatorOptions = {}) {
     const overrides = options.overrides ?? {};
-    this.profile = typeof profile === 'string' ? loadProfile(profile, overrides)
+    const p = typeof profile === 'string' ? loadProfile(profile, overrides)
       : Object.keys(overrides).length ? withOverrides(profile, overrides) : profile;
-    const p = this.profile;
     const arena = new Arena({ simd: options.simd ?? true });
     const work = new WorkAreas(arena, p.tile.rows, Math.ceil(p.tile.cols / 4) * 4);
     this.#ctx = { profile: p, device: new DeviceModel(p), periphery: new Periphery(p), arena, work, exact: isDigitalExact(p) };
@@ -55,6 +53,26 @@ export class CrossbarEmulator implements CrossbarDriver {
     this.#seed = seed >>> 0;
     this.#calibrateOnSetAge = options.calibrateOnSetAge ?? true;
     this.#kelvin = p.temperature.initial;
+  }
+
+  /** The device profile in effect (setAdcBits changes its ADC resolution). */
+  get profile(): DeviceProfile {
+    return this.#ctx.profile;
+  }
+
+  /**
+   * Changes the ADC resolution of every tile from the next MVM on: the governor's `adc-bits`
+   * action (fewer bits, less energy per conversion, more quantisation error). The range
+   * (adc.bound) stays; programmed weights and drift compensation are untouched.
+   */
+  async setAdcBits(bits: number): Promise<void> {
+    this.#usable();
+    if (!Number.isInteger(bits) || bits < 2 || bits > 24) throw new RangeError(`ADC resolution must be a whole number of bits in 2…24, got ${bits}`);
+    const p = this.#ctx.profile;
+    if (this.#ctx.exact || p.adc.bits === null) throw new Error(`profile '${p.name}' has no quantising ADC: there is no resolution to change`);
+    const next: DeviceProfile = { ...p, adc: { ...p.adc, bits } };
+    this.#ctx.profile = next;
+    this.#ctx.periphery = new Periphery(next);
   }
 
   info(): AcceleratorInfo {

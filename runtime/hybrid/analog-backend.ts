@@ -85,6 +85,13 @@ export class AnalogBackend implements Backend {
     return hybrid;
   }
 
+  /** Changes the accelerator's ADC resolution (the governor's `adc-bits` action), where the driver can. */
+  async setAdcBits(bits: number): Promise<void> {
+    const { driver } = this.options;
+    if (!driver.setAdcBits) throw new Error(`the ${driver.info().driver} accelerator has a fixed ADC resolution`);
+    await driver.setAdcBits(bits);
+  }
+
   /** @internal called by HybridModel */
   countInference(): void {
     this.#inferences++;

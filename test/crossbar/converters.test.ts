@@ -67,6 +67,22 @@ describe('DAC, ADC, bound management and output noise', () => {
     for (let i = 1; i < dac.length; i++) expect(dac[i]).toBeLessThan(dac[i - 1]!);
   });
 
+  it('setAdcBits changes the resolution of programmed tiles at run time: same outputs as a device built with those bits', async () => {
+    const w = randomMatrix(128, 64, 31, 0.2);
+    const x = randomInputs(8, 128, 32);
+    const live = new CrossbarEmulator('pcm', { overrides: { ...PCM_ALL_OFF, adc: { bits: 8, bound: 12 } } });
+    const built = new CrossbarEmulator('pcm', { overrides: { ...PCM_ALL_OFF, adc: { bits: 4, bound: 12 } } });
+    for (const d of [live, built]) await d.program(0, w, 128, 64);
+    const at8 = Array.from(await live.mvm(0, x, 8));
+    await live.setAdcBits(4);
+    expect(live.info().adcBits).toBe(4);
+    const at4 = Array.from(await live.mvm(0, x, 8));
+    expect(at4).toEqual(Array.from(await built.mvm(0, x, 8)));
+    expect(at4).not.toEqual(at8);
+    await expect(live.setAdcBits(1.5)).rejects.toThrow(/whole number of bits/);
+    await expect(new CrossbarEmulator('ideal').setAdcBits(6)).rejects.toThrow(/no quantising ADC/);
+  });
+
   it('ADC outputs sit on the converter grid', async () => {
     const emu = new CrossbarEmulator('pcm', { overrides: { ...PCM_ALL_OFF, adc: { bits: 4, bound: 7 } } });
     await emu.program(0, ones(16 * 2), 16, 2);

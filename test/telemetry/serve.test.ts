@@ -6,7 +6,7 @@
  * last will when the process is SIGKILLed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +179,25 @@ describe('edgerun serve (real process, embedded broker)', () => {
     expect(await again.exit, ctx()).toEqual({ code: 0, signal: null });
     const numbers = new Set(of('results', mark).map((g) => g.m.body.n as number));
     expect([...numbers].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('a power cap lowers the analog device\'s ADC resolution when the governor may only do that', { timeout: 180_000 }, async () => {
+    const mark = got.length;
+    // A pcm device with a 12-bit ADC: conversions above the profile's 8-bit knee cost ×4 per bit, so stepping down saves energy.
+    const profile = JSON.parse(readFileSync(join(repoRoot, 'drivers/crossbar/profiles/pcm.json'), 'utf8'));
+    const profileFile = join(dir, 'pcm-adc12.json');
+    writeFileSync(profileFile, JSON.stringify({ ...profile, name: 'pcm-adc12', adc: { ...profile.adc, bits: 12 } }));
+    const run = start({
+      EDGERUN_PLACEMENT__DEFAULT: 'auto', EDGERUN_POWER__SENSOR: 'none', EDGERUN_ANALOG__PROFILE: profileFile,
+      EDGERUN_POWER__GOVERNOR__ACTIONS: '["adc-bits"]', EDGERUN_POWER__GOVERNOR__POWER_CAP_W: '1e-9', EDGERUN_POWER__GOVERNOR__TICK_S: '0.2',
+    }, join(dir, 'state-adc'));
+    const governor = (event: string) => of('events', mark).filter((g) => g.m.body.type === 'governor' && g.m.body.event === event);
+    const step = await until('an ADC step down', () => governor('decision').find((g) => /^ADC 12 → \d+ bits$/.test(g.m.body.action)), 90_000, ctx);
+    expect(step.m.body).toMatchObject({ direction: 'down' });
+    await until('analog results after the step', () => of('results', mark).filter((g) => g.m.body.backend === 'analog' && g.m.seq > step.m.seq).length >= 3, 60_000, ctx);
+    expect(governor('action-failed')).toEqual([]);
+    proc!.kill('SIGTERM');
+    expect(await run.exit).toEqual({ code: 0, signal: null });
   });
 
   it('on the analog device with the accuracy guard on: results served by analog, guard checks and device age in telemetry', { timeout: 180_000 }, async () => {

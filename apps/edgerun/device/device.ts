@@ -121,7 +121,7 @@ export class Device implements CommandTarget {
   readonly #models = new Map<string, SwitchableModel>();
   readonly #streams = new Map<string, StreamState>();
   readonly #costs: InferenceCostTable;
-  readonly #adcBits: number;
+  #adcBits: number;
   readonly #startedMs = performance.now();
   /** Durable: which result numbers the publisher accepted, where each stream continues. */
   #progress!: Progress;
@@ -322,7 +322,12 @@ export class Device implements CommandTarget {
 
   #governedSystem(): GovernedSystem {
     return {
-      setAdcBits: () => { throw new Error('ADC resolution is fixed by the device profile on this device'); },
+      setAdcBits: async (bits) => {
+        const analog = await this.options.registry.get('analog');
+        if (!(analog instanceof AnalogBackend)) throw new Error('no analog accelerator whose ADC resolution could change');
+        await analog.setAdcBits(bits);
+        this.#adcBits = bits;
+      },
       setPlacement: async (model, placement) => { await this.setPlacement({ model, policy: placement }); },
       setStreamRate: (stream, hz) => { const s = this.#stream(stream); s.rateHz = hz; s.governed = true; },
       shedStream: (stream) => { this.#stream(stream).shed = true; },

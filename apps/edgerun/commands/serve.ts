@@ -24,7 +24,9 @@ import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../co
 import { packageRoot } from '../package-info.js';
 import { Device, modelIdOf } from '../device/device.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
-import { KeyStore, type NamedKey } from '../../../runtime/telemetry/keys.js';
+import { KeyStore } from '../../../runtime/telemetry/keys.js';
+import type { SigningKey } from '../../../runtime/telemetry/envelope.js';
+import { nativeSigner } from '../../../drivers/crypto/native-signer.js';
 import { version } from '../package-info.js';
 import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
 import type { PowerSensor } from '../../../runtime/power/sensor.js';
@@ -102,8 +104,9 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     username: config.mqtt.username, password: config.mqtt.password, ca: config.mqtt.ca, cert: config.mqtt.cert, key: config.mqtt.key,
     onError: reportOnce(log, 'mqtt'),
   });
-  let signer: NamedKey | undefined;
-  if (config.security.sign) signer = await new KeyStore(new FsStorage(config.security.keyDir, 0o600)).loadOrGenerate(config.security.keyFile, config.device.id);
+  let signer: SigningKey | undefined;
+  // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
+  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(config.security.keyDir, 0o600)).loadOrGenerate(config.security.keyFile, config.device.id));
   const outboxDir = o.outboxDir ?? join(o.stateDir, 'outbox');
   const reporter = await Reporter.open({
     mqtt, address, storage: new FsStorage(outboxDir), config: config.mqtt, signer,

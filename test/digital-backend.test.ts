@@ -33,6 +33,24 @@ describe('DigitalBackend', () => {
     await prepared.dispose();
   });
 
+  it('a buffer fed again (changed in place, or with other dims) gives the outputs of its current content', async () => {
+    const prepared = await backend.load(model);
+    const x = new Float32Array(8);
+    const expected = (rows: number): number[] => Array.from({ length: rows * 3 }, (_, i) => {
+      const r = Math.floor(i / 3), c = i % 3;
+      let acc = b[c]!;
+      for (let k = 0; k < 4; k++) acc += x[r * 4 + k]! * w[k * 3 + c]!;
+      return Math.max(0, acc);
+    });
+    for (const [fill, rows] of [[1, 2], [-0.5, 2], [2, 1]] as const) {
+      x.fill(fill);
+      const y = (await prepared.run({ x: { type: 'float32', data: rows === 2 ? x : x.subarray(0, 4), dims: [rows, 4] } })).y!;
+      expect(y.dims).toEqual([rows, 3]);
+      Array.from(y.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(expected(rows)[i]!, 5));
+    }
+    await prepared.dispose();
+  });
+
   it('accepts an ort.Tensor as it is', async () => {
     const prepared = await backend.load(model);
     const out = await prepared.run({ x: new ort.Tensor('float32', new Float32Array(4), [1, 4]) });

@@ -25,6 +25,30 @@ export function toOrtTensor(t: TensorData): ort.Tensor {
   return new ort.Tensor(t.type as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.dims);
 }
 
+/**
+ * ort.Tensor wrappers of the last inputs, per input name: a caller that feeds the same buffer
+ * with the same dims again (a camera frame buffer, a sensor window) gets the same wrapper instead
+ * of a new one per inference. onnxruntime copies the data at each run, so in-place changes count.
+ */
+class TensorWrappers {
+  readonly #last = new Map<string, ort.Tensor>();
+
+  wrap(name: string, t: TensorData): ort.Tensor {
+    if (t instanceof ort.Tensor) return t;
+    const last = this.#last.get(name);
+    if (last && last.data === t.data && last.type === t.type && sameDims(last.dims, t.dims)) return last;
+    const wrapped = toOrtTensor(t);
+    this.#last.set(name, wrapped);
+    return wrapped;
+  }
+}
+
+function sameDims(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class DigitalBackend implements Backend {
   readonly name = DIGITAL_BACKEND;
   readonly #options: DigitalBackendOptions;
@@ -47,6 +71,7 @@ export class DigitalBackend implements Backend {
     this.#sessions.add(session);
     const backend = this;
     const fetches = model.outputs.map((o) => o.name);
+    const tensors = new TensorWrappers();
     return {
       model,
       inputs: model.inputs,
@@ -54,7 +79,7 @@ export class DigitalBackend implements Backend {
       async run(feeds: Feeds): Promise<Record<string, TensorData>> {
         validateFeeds(model.inputs, feeds, model.source);
         const ortFeeds: Record<string, ort.Tensor> = {};
-        for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(t);
+        for (const name in feeds) ortFeeds[name] = tensors.wrap(name, feeds[name]!);
         const out = await session.run(ortFeeds, fetches);
         backend.#inferences++;
         return out;

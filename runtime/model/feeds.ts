@@ -6,11 +6,14 @@ import { elementCount, type TensorData } from './tensor.js';
 export type Feeds = Record<string, TensorData>;
 
 export function validateFeeds(inputs: readonly IOSpec[], feeds: Feeds, source = 'model'): void {
-  const expected = new Set(inputs.map((i) => i.name));
-  for (const name of Object.keys(feeds)) {
-    if (!expected.has(name)) {
-      throw new ModelError('BAD_INPUT', `${source}: unknown input '${name}'; the model's inputs are ${describe(inputs)}`);
-    }
+  // Runs before every inference: plain loops, no allocation on the success path.
+  let given = 0;
+  for (const name in feeds) if (Object.hasOwn(feeds, name)) given++;
+  let known = 0;
+  for (const spec of inputs) if (Object.hasOwn(feeds, spec.name)) known++;
+  if (given !== known) {
+    const unknown = Object.keys(feeds).find((name) => !inputs.some((i) => i.name === name))!;
+    throw new ModelError('BAD_INPUT', `${source}: unknown input '${unknown}'; the model's inputs are ${describe(inputs)}`);
   }
   for (const spec of inputs) {
     const t = feeds[spec.name];
@@ -18,17 +21,18 @@ export function validateFeeds(inputs: readonly IOSpec[], feeds: Feeds, source = 
     if (t.type !== spec.type) {
       throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must be ${spec.type}, got ${t.type}`);
     }
-    if (spec.anyRank) {
-      // Only the type and the payload length can be checked.
-    } else if (t.dims.length !== spec.dims.length) {
-      throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)} (rank ${spec.dims.length}), got [${t.dims.join(', ')}]`);
-    }
-    if (!spec.anyRank) spec.dims.forEach((want, axis) => {
-      const got = t.dims[axis] ?? -1;
-      if (!Number.isInteger(got) || got < 0 || (typeof want === 'number' && got !== want)) {
-        throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)}, got [${t.dims.join(', ')}] (axis ${axis})`);
+    if (!spec.anyRank) {
+      if (t.dims.length !== spec.dims.length) {
+        throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)} (rank ${spec.dims.length}), got [${t.dims.join(', ')}]`);
       }
-    });
+      for (let axis = 0; axis < spec.dims.length; axis++) {
+        const want = spec.dims[axis]!;
+        const got = t.dims[axis] ?? -1;
+        if (!Number.isInteger(got) || got < 0 || (typeof want === 'number' && got !== want)) {
+          throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)}, got [${t.dims.join(', ')}] (axis ${axis})`);
+        }
+      }
+    } // else only the type and the payload length can be checked
     if (t.data.length !== elementCount(t.dims)) {
       throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' has ${t.data.length} values but shape [${t.dims.join(', ')}] needs ${elementCount(t.dims)}`);
     }

@@ -97,3 +97,18 @@ describe('edgerun CLI', () => {
     expect(cfg.stderr).toMatch(/digital\.threads: .*EDGERUN_DIGITAL__THREADS/);
   });
 });
+
+describe('compiled build (npm run build → dist/)', () => {
+  it('runs the CLI without a TypeScript compiler, profiles included', { timeout: 240_000 }, async () => {
+    const { execFile } = await import('node:child_process');
+    const { repoRoot } = await import('./helpers/cli.js');
+    const sh = (cmd: string, args: string[]) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      execFile(cmd, args, { cwd: repoRoot, maxBuffer: 16 << 20 }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout, err: stderr }));
+    });
+    const build = await sh('npm', ['run', 'build']);
+    expect(build.code, build.out + build.err).toBe(0);
+    const run = await sh(process.execPath, ['dist/apps/edgerun/main.js', 'run', 'models/mlp.onnx', '--random', '--backend', 'analog', '--profile', 'pcm', '--json']);
+    expect(run.code, run.err).toBe(0);
+    expect(lastJson(run.out).backend).toBe('analog');
+  });
+});

@@ -11,7 +11,7 @@ import mqtt, { type MqttClient as MqttJs } from 'mqtt';
 import nacl from 'tweetnacl';
 import { FsStorage } from '../drivers/storage/fs-storage.js';
 import { MqttClient } from '../drivers/mqtt/mqtt-client.js';
-import { nativeSigner } from '../drivers/crypto/native-signer.js';
+import { nativeSigner } from '../drivers/crypto/ed25519.js';
 import { encodeMessage, type Encoding, type SigningKey } from '../runtime/telemetry/envelope.js';
 import { Reporter } from '../runtime/telemetry/reporter.js';
 import { fmt, median, report } from './measure.js';

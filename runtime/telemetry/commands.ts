@@ -32,7 +32,7 @@ import type { Clock, Storage } from '../ports.js';
 import type { PlacementPolicy } from '../backend.js';
 import { governorPolicySchema, type GovernorPolicyInput } from '../power/policy.js';
 import { decode as cborDecode } from 'cborg';
-import { EnvelopeError, decodeMessage, encodeMessage, fromBase64, toBase64, type Encoding, type SigningKey } from './envelope.js';
+import { EnvelopeError, decodeMessage, encodeMessage, fromBase64, toBase64, type Encoding, type SignatureVerifier, type SigningKey } from './envelope.js';
 import { fingerprint } from './keys.js';
 import type { MqttPort } from './mqtt-port.js';
 import { commandFilter, commandTopic, parseTopic, type DeviceAddress } from './topics.js';
@@ -222,6 +222,8 @@ export interface CommandVerifierOptions {
   wallClock?: Clock;
   windowMs?: number;
   maxBytes?: number;
+  /** ed25519 check (default tweetnacl's; apps pass drivers/crypto's native one). */
+  verify?: SignatureVerifier;
 }
 
 const wall: Clock = { now: () => Date.now() };
@@ -298,7 +300,7 @@ export class CommandVerifier {
 
     let decoded;
     try {
-      decoded = decodeMessage(payload, this.maxBytes);
+      decoded = decodeMessage(payload, this.maxBytes, this.o.verify);
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
       const reason = e.code === 'bad-signature' ? 'forged-signature' : e.code === 'too-large' ? 'oversized' : 'malformed';

@@ -33,7 +33,7 @@ export interface SigningKey {
   secretKey: Uint8Array;
   /**
    * Optional faster signer with the same result (ed25519 is deterministic), e.g. node:crypto from
-   * drivers/crypto/native-signer.ts: tweetnacl's pure-JS signing costs milliseconds per message.
+   * drivers/crypto/ed25519.ts: tweetnacl's pure-JS signing costs milliseconds per message.
    */
   sign?: (message: Uint8Array) => Uint8Array;
 }
@@ -84,8 +84,12 @@ export function encodeMessage(message: Message, opts: EncodeOptions = {}): Uint8
   return cborEncode({ msg: bytes, key: opts.signer.publicKey, sig }, CBOR_OPTIONS);
 }
 
+/** Checks a detached ed25519 signature; drivers/crypto/ed25519.ts has a faster one than tweetnacl's. */
+export type SignatureVerifier = (message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array) => boolean;
+export const naclVerify: SignatureVerifier = (message, signature, publicKey) => nacl.sign.detached.verify(message, signature, publicKey);
+
 /** Parses and checks a payload; throws EnvelopeError (never anything else) on bad input. */
-export function decodeMessage<B = unknown>(payload: Uint8Array, maxBytes = 256 * 1024): DecodedMessage<B> {
+export function decodeMessage<B = unknown>(payload: Uint8Array, maxBytes = 256 * 1024, verify: SignatureVerifier = naclVerify): DecodedMessage<B> {
   if (payload.byteLength > maxBytes) throw new EnvelopeError('too-large', `payload of ${payload.byteLength} bytes exceeds the limit of ${maxBytes}`);
   if (payload.byteLength === 0) throw new EnvelopeError('malformed', 'empty payload');
   const encoding: Encoding = payload[0] === OPEN_BRACE ? 'json' : 'cbor';
@@ -115,7 +119,7 @@ export function decodeMessage<B = unknown>(payload: Uint8Array, maxBytes = 256 *
   }
   if (keyBytes.length !== nacl.sign.publicKeyLength) throw new EnvelopeError('malformed', `signer key must be ${nacl.sign.publicKeyLength} bytes, got ${keyBytes.length}`);
   if (sigBytes.length !== nacl.sign.signatureLength) throw new EnvelopeError('malformed', `signature must be ${nacl.sign.signatureLength} bytes, got ${sigBytes.length}`);
-  if (!nacl.sign.detached.verify(msgBytes, sigBytes, keyBytes)) throw new EnvelopeError('bad-signature', 'signature does not verify');
+  if (!verify(msgBytes, sigBytes, keyBytes)) throw new EnvelopeError('bad-signature', 'signature does not verify');
   let inner: unknown;
   try {
     inner = encoding === 'json' ? JSON.parse(msg as string) : cborDecode(msgBytes);

@@ -14,7 +14,7 @@
  *   The device's seq counter is shared by every kind, so a listener of some kinds sees the others'
  *   seqs as gaps; a device crash may skip a few seqs (its lease) too.
  */
-import { EnvelopeError, decodeMessage, type Message } from './envelope.js';
+import { EnvelopeError, decodeMessage, type Message, type SignatureVerifier } from './envelope.js';
 import { fingerprint } from './keys.js';
 import { OUTGOING_KINDS, parseTopic } from './topics.js';
 import type { TrustLookup } from './commands.js';
@@ -69,6 +69,8 @@ export interface ListenerOptions {
   maxBytes?: number;
   /** Seqs remembered above the floor per device (default 65536). */
   window?: number;
+  /** ed25519 check (default tweetnacl's; apps pass drivers/crypto's native one). */
+  verify?: SignatureVerifier;
 }
 
 class SeqTracker {
@@ -139,7 +141,7 @@ export class Listener {
     if (!parsed || parsed.kind === 'cmd') return reject('not-edgerun', `not an edgerun device topic under '${this.o.prefix}': ${topic}`);
     let message: Message, signedBy: Uint8Array | undefined;
     try {
-      ({ message, signedBy } = decodeMessage(payload, this.o.maxBytes ?? 1 << 20));
+      ({ message, signedBy } = decodeMessage(payload, this.o.maxBytes ?? 1 << 20, this.o.verify));
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
       return reject(e.code === 'bad-signature' ? 'forged-signature' : e.code === 'too-large' ? 'oversized' : 'malformed', e.message);

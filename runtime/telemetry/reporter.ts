@@ -12,7 +12,7 @@
  *   await reporter.setBirth({ model: 'cnn' });           // new birth fields, republished now (publish('status', b) replaces them)
  *
  * publish() rejects with OutboxFullError when the outbox is full of what it may not drop (counted,
- * reported). Options: encoding 'json'|'cbor', signer (wrap the key with drivers/crypto/native-signer.ts:
+ * reported). Options: encoding 'json'|'cbor', signer (wrap the key with drivers/crypto/ed25519.ts:
  * tweetnacl alone signs in milliseconds), window, config = config.mqtt (its outbox section is used).
  *
  * - seq: device-monotonic, one counter for every kind, never reused after a crash: the next seq is

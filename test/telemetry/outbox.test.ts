@@ -31,7 +31,7 @@ const segFiles = (dir: string) => readdirSync(dir).filter((n) => n.endsWith('.se
 describe('native signer', () => {
   it('signs exactly like tweetnacl', async () => {
     const nacl = (await import('tweetnacl')).default;
-    const { nativeSigner } = await import('../../drivers/crypto/native-signer.js');
+    const { nativeSigner } = await import('../../drivers/crypto/ed25519.js');
     const { encodeMessage, decodeMessage } = await import('../../runtime/telemetry/envelope.js');
     const k = nacl.sign.keyPair();
     const msg = { device: 'd', seq: 7, ts: 1, kind: 'results', body: { a: 1 } };

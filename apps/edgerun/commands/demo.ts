@@ -8,6 +8,7 @@
  * ends by itself after --seconds (or on Ctrl-C) with exit code 0, saying where to look meanwhile.
  * Device state (outbox, keys) lives in a temporary directory that is removed at the end.
  */
+import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -68,7 +69,7 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
   console.log(`  or any MQTT client       mosquitto_sub -h 127.0.0.1 -p ${broker.port} -t '${prefix}/#' -v\n`);
 
   // The listener: B's dedupe/summary logic on its own connection.
-  const listener = new Listener({ prefix });
+  const listener = new Listener({ prefix, verify: nativeVerify });
   const tally = new Map<string, ModelTally>();
   let telemetry: Record<string, unknown> | undefined;
   const events: string[] = [];

@@ -6,6 +6,7 @@
  * group (MQTT 5 shared subscription); --client-id keeps a persistent session, so a listener that
  * comes back gets what the broker queued meanwhile.
  */
+import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
@@ -77,7 +78,7 @@ export async function listenCommand(opts: ListenOptions, global: GlobalOptions):
   let trust: TrustStore | undefined;
   if (existsSync(keyDir)) trust = await TrustStore.open(new FsStorage(keyDir, 0o600), config.security.trustedKeysFile);
   if (opts.requireSigned && !trust?.list().length) throw new Error(`--require-signed but no trusted keys in ${keyDir}/${config.security.trustedKeysFile} (add device keys with \`edgerun keys trust\`)`);
-  const listener = new Listener({ prefix, trust, requireSigned: opts.requireSigned });
+  const listener = new Listener({ prefix, trust, requireSigned: opts.requireSigned, verify: nativeVerify });
 
   const out: WriteStream | NodeJS.WriteStream = opts.out ? createWriteStream(opts.out, { flags: 'a' }) : process.stdout;
   const log = (line: string): void => { if (!opts.quiet) console.error(line); };

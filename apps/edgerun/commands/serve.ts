@@ -26,7 +26,7 @@ import { Device, modelIdOf } from '../device/device.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
 import { KeyStore } from '../../../runtime/telemetry/keys.js';
 import type { SigningKey } from '../../../runtime/telemetry/envelope.js';
-import { nativeSigner } from '../../../drivers/crypto/native-signer.js';
+import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
 import { version } from '../package-info.js';
 import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
 import type { PowerSensor } from '../../../runtime/power/sensor.js';

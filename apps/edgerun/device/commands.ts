@@ -3,6 +3,7 @@
  * device's trust store and replay memory (config.security.keyDir, files 0600), subscribed on the
  * daemon's MQTT connection; outcomes and rejections go out as `events` through the reporter.
  */
+import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import type { Config } from '../../../runtime/config.js';
 import { CommandProcessor, ReplayMemory, type CommandTarget } from '../../../runtime/telemetry/commands.js';
@@ -31,7 +32,7 @@ export async function attachCommands(o: AttachCommandsOptions): Promise<Attached
   const trust = await TrustStore.open(keys, sec.trustedKeysFile);
   const replay = await ReplayMemory.open(keys, sec.replayFile);
   const processor = new CommandProcessor({
-    address: o.address, trust, replay, windowMs: sec.commandWindowMs, maxBytes: sec.maxCommandBytes, target: o.target,
+    address: o.address, trust, replay, windowMs: sec.commandWindowMs, maxBytes: sec.maxCommandBytes, target: o.target, verify: nativeVerify,
     report: (event) => {
       o.log?.(`command ${JSON.stringify(event)}`);
       return o.reporter.publish('events', event);

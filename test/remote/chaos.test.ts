@@ -16,19 +16,12 @@ import type { FallbackModel, FallbackSnapshot } from '../../runtime/scheduler/fa
 import type { InferenceResult } from '../../runtime/scheduler/types.js';
 import { fixtureModel, imageFeeds, values } from '../scheduler/fixtures.js';
 import { DeviceProcess, tempSocketPath } from './device-process.js';
+import { until } from '../helpers/until.js';
 
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c(); });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** The device process, the analog backend on a remote client, mlp placed 'analog', one stream. */
 async function stack(proc: DeviceProcess, clientTimeoutMs = 300) {
@@ -77,7 +70,7 @@ describe('digital fallback with a real accelerator process', () => {
       if (i === 300) proc.signal('SIGKILL'); // requests are in flight on the device right now
       if (i === 600) restarted = proc.start();
       // From here on, wait for re-admission (the restart takes a second): the rest must be analog again.
-      if (i === 1500) { await restarted; await until(() => state().state === 'serving', 're-admission'); }
+      if (i === 1500) { await restarted; await until('re-admission', () => state().state === 'serving', 20_000); }
       else if (i > 600 && i % 20 === 0) await sleep(1);
       results.push((await scheduler.submit('sensor', imageFeeds(i))).result);
     }
@@ -108,8 +101,8 @@ describe('digital fallback with a real accelerator process', () => {
     const results: Promise<InferenceResult>[] = [];
     for (let i = 0; i < 600; i++) {
       if (i === 100) proc.signal('SIGSTOP');
-      if (i === 300) { await until(() => state().accelerator.probes >= 2, 'failed probes'); proc.signal('SIGCONT'); }
-      if (i === 450) await until(() => state().state === 'serving', 're-admission');
+      if (i === 300) { await until('failed probes', () => state().accelerator.probes >= 2, 20_000); proc.signal('SIGCONT'); }
+      if (i === 450) await until('re-admission', () => state().state === 'serving', 20_000);
       results.push((await scheduler.submit('sensor', imageFeeds(i))).result);
     }
     const done = await Promise.all(results);
@@ -131,12 +124,12 @@ describe('digital fallback with a real accelerator process', () => {
     const { scheduler, state } = await stack(proc);
     expect((await scheduler.infer('sensor', imageFeeds(0))).backend).toBe('analog');
     proc.signal('SIGUSR1'); // the emulator now reports "unhealthy" (say, a thermal alarm)
-    await until(() => state().state === 'degraded', 'the health check to notice');
+    await until('the health check to notice', () => state().state === 'degraded', 20_000);
     const during = await scheduler.infer('sensor', imageFeeds(1));
     expect(during).toMatchObject({ backend: 'digital-fallback', fallbackReason: 'degraded:unhealthy' });
     expect(state().accelerator).toMatchObject({ reason: 'unhealthy', lastHealth: { state: 'unhealthy', detail: 'forced by SIGUSR1' } });
     proc.signal('SIGUSR1');
-    await until(() => state().state === 'serving', 're-admission');
+    await until('re-admission', () => state().state === 'serving', 20_000);
     expect((await scheduler.infer('sensor', imageFeeds(2))).backend).toBe('analog');
   });
 });

@@ -20,6 +20,7 @@ import { describeMosquitto, Mosquitto } from '../helpers/mosquitto.js';
 import { repoRoot } from '../helpers/cli.js';
 import { decodeMessage } from '../../runtime/telemetry/envelope.js';
 import { Listener } from '../../runtime/telemetry/listener.js';
+import { until } from '../helpers/until.js';
 
 const TOTAL = 10_000;
 const DEVICE = 'chaos-1';
@@ -50,15 +51,6 @@ function startDevice(url: string, stateDir: string): Device {
   proc.stderr!.on('data', add);
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   return { proc, exit, log: () => log };
-}
-
-/** Polls `cond` (cheap, in-memory) until true; `timeoutMs` only bounds a hang. */
-async function until(what: string, cond: () => boolean, timeoutMs: number, context: () => string = () => ''): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${context()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describeMosquitto('chaos: 10,000 results through broker kills and a device SIGKILL', () => {

@@ -17,6 +17,7 @@ import type { MqttPort } from '../../runtime/telemetry/mqtt-port.js';
 import { deviceTopic, type DeviceAddress } from '../../runtime/telemetry/topics.js';
 import { Mosquitto, describeMosquitto, startAedes, type AedesHandle } from '../helpers/mosquitto.js';
 import { repoRoot } from '../helpers/cli.js';
+import { until } from '../helpers/until.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -33,14 +34,6 @@ function tempStorage(): { storage: FsStorage; dir: string } {
   const storage = new FsStorage(dir);
   cleanups.push(async () => { await storage.close(); rmSync(dir, { recursive: true, force: true }); });
   return { storage, dir };
-}
-
-async function until(what: string, cond: () => boolean, limitMs = 30_000): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 interface Received { topic: string; message: Message; retain: boolean; contentType?: string; userProperties?: Record<string, unknown>; encoding: Encoding; signedBy?: Uint8Array }

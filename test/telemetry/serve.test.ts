@@ -17,21 +17,12 @@ import { buildCommand } from '../../runtime/telemetry/commands.js';
 import { decodeMessage, type Message } from '../../runtime/telemetry/envelope.js';
 import { generateKeyPair, TrustStore } from '../../runtime/telemetry/keys.js';
 import { repoRoot } from '../helpers/cli.js';
+import { until } from '../helpers/until.js';
 
 const DEVICE = 'e2e-1';
 const ROOT = `edgerun/test/${DEVICE}`;
 
 type Body = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function until<T>(what: string, get: () => T | undefined, timeoutMs = 60_000, context: () => string = () => ''): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = get();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${context()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('edgerun serve (real process, embedded broker)', () => {
   let broker: EmbeddedBroker;

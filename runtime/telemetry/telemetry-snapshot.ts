@@ -10,6 +10,7 @@
  */
 import type { SchedulerSnapshot } from '../scheduler/scheduler.js';
 import type { LatencySummary } from '../latency.js';
+import type { LaneSnapshot, StreamSnapshot } from '../scheduler/metrics.js';
 import type { EnergyLedger, EnergySnapshot } from '../power/ledger.js';
 import type { GovernorStatus } from '../power/governor.js';
 import type { PowerMeter } from '../power/power-meter.js';
@@ -27,7 +28,7 @@ export interface TelemetryInputs {
   idleW?: number;
   /** Counters of the reporter / outbox (A's Reporter.counters()), passed through as they are. */
   reporter?: Record<string, unknown>;
-  /** Streams the daemon has paused (a command or the governor). */
+  /** Streams the daemon holds back at their source (a command or the governor), besides those the scheduler pauses. */
   paused?: readonly string[];
 }
 
@@ -39,32 +40,17 @@ export interface LatencyFigures {
   maxMs: number;
 }
 
-export interface StreamTelemetry {
-  model: string;
-  depth: number;
-  maxDepth: number;
-  capacity: number;
-  submitted: number;
-  completed: number;
-  failed: number;
-  dropped: number;
-  expired: number;
-  late: number;
-  fallbacks: Record<string, number>;
+/** A stream's counters as the scheduler keeps them, with latency as rounded percentiles. */
+export type StreamTelemetry = Pick<StreamSnapshot, 'model' | 'depth' | 'maxDepth' | 'capacity' | 'submitted' | 'completed' | 'failed' | 'dropped' | 'expired' | 'late' | 'fallbacks'> & {
   paused?: boolean;
   waitMs: LatencyFigures;
   serviceMs: LatencyFigures;
-}
+};
 
-export interface BackendTelemetry {
-  running: number;
-  queued: number;
-  completed: number;
-  failed: number;
-  fallbacks: Record<string, number>;
+export type BackendTelemetry = Pick<LaneSnapshot, 'running' | 'queued' | 'completed' | 'failed' | 'fallbacks'> & {
   waitMs: LatencyFigures;
   serviceMs: LatencyFigures;
-}
+};
 
 export interface PowerTelemetry {
   /** Modelled inference power over the ledger's window. */
@@ -118,7 +104,7 @@ export function telemetrySnapshot(i: TelemetryInputs): TelemetryBody {
     streams[name] = {
       model: s.model, depth: s.depth, maxDepth: s.maxDepth, capacity: s.capacity,
       submitted: s.submitted, completed: s.completed, failed: s.failed, dropped: s.dropped, expired: s.expired, late: s.late,
-      fallbacks: s.fallbacks, ...(paused.has(name) ? { paused: true } : {}),
+      fallbacks: s.fallbacks, ...(s.paused || paused.has(name) ? { paused: true } : {}),
       waitMs: lat(s.wait), serviceMs: lat(s.service),
     };
     queueDepth += s.depth; completed += s.completed; dropped += s.dropped; expired += s.expired; failed += s.failed;

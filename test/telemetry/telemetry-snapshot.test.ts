@@ -71,6 +71,11 @@ describe('telemetrySnapshot', () => {
     expect(t.power.sensor).toBe('power_supply:BAT0');
     expect(t.power.governor).toMatchObject({ enabled: true, allowedW: null, rates: { cam: 10 }, shed: [], paused: false });
     expect(t.reporter).toEqual({ pending: 0 });
+
+    // Paused in the scheduler itself (not by the daemon's list): shown as paused too; running streams are not.
+    expect(telemetrySnapshot({ scheduler: scheduler.snapshot(), uptimeMs: 0 }).streams.cam!.paused).toBeUndefined();
+    scheduler.pauseStream('cam');
+    expect(telemetrySnapshot({ scheduler: scheduler.snapshot(), uptimeMs: 0 }).streams.cam!.paused).toBe(true);
     await scheduler.close();
   });
 });

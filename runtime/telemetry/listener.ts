@@ -16,7 +16,7 @@
  */
 import { EnvelopeError, decodeMessage, type Message, type SignatureVerifier } from './envelope.js';
 import { fingerprint } from './keys.js';
-import { OUTGOING_KINDS, parseTopic } from './topics.js';
+import { parseTopic } from './topics.js';
 import type { TrustLookup } from './commands.js';
 
 export interface ListenedMessage {
@@ -182,6 +182,3 @@ export class Listener {
     return { received, unique, duplicates, gaps, rejected: { ...this.#rejected }, devices };
   }
 }
-
-/** The kinds a consumer may listen to. */
-export const LISTEN_KINDS = OUTGOING_KINDS;

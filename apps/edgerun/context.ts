@@ -11,6 +11,7 @@ import { loadProfile, type DeepPartial, type DeviceProfile } from '../../drivers
 import { RemoteCrossbarClient } from '../../drivers/remote/client.js';
 import { unixSocketTransport } from '../../drivers/remote/transport.js';
 import type { CrossbarDriver } from '../../runtime/accelerator.js';
+import { MqttClient, type MqttClientOptions } from '../../drivers/mqtt/mqtt-client.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -57,4 +58,12 @@ async function createAcceleratorDriver(config: Config, deviceOverrides: DeepPart
 export async function readModel(path: string, config: Config): Promise<LoadedModel> {
   const maxBytes = config.model.maxSizeMiB * 1024 * 1024;
   return loadModel(await readFileLimited(path, maxBytes, 'model'), { source: path, maxBytes });
+}
+
+type BrokerSettings = 'username' | 'password' | 'ca' | 'cert' | 'key';
+
+/** An MQTT client with the broker settings of config.mqtt (credentials, TLS files, protocol version unless given). */
+export function brokerClient(config: Config, o: Omit<MqttClientOptions, BrokerSettings>): MqttClient {
+  const m = config.mqtt;
+  return new MqttClient({ ...o, username: m.username, password: m.password, ca: m.ca, cert: m.cert, key: m.key, protocolVersion: o.protocolVersion ?? m.protocolVersion });
 }

@@ -9,13 +9,13 @@
 import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
+import type { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import type { Config } from '../../../runtime/config.js';
 import { TrustStore } from '../../../runtime/telemetry/keys.js';
 import { Listener, type ListenSummary } from '../../../runtime/telemetry/listener.js';
 import { OUTGOING_KINDS, fleetFilter, type OutgoingKind } from '../../../runtime/telemetry/topics.js';
-import { loadConfig, type GlobalOptions } from '../context.js';
+import { brokerClient, loadConfig, type GlobalOptions } from '../context.js';
 
 export interface ListenOptions {
   url?: string;
@@ -39,13 +39,9 @@ export const DEFAULT_URL = 'mqtt://127.0.0.1:1883';
 
 /** An MQTT client for a command-line tool, with the broker settings of the config. */
 export function toolClient(config: Config, o: { url?: string; clientId: string; clean: boolean; protocol?: number }): MqttClient {
-  const m = config.mqtt;
-  return new MqttClient({
-    url: o.url ?? m.url ?? DEFAULT_URL, clientId: o.clientId, clean: o.clean,
-    protocolVersion: (o.protocol ?? m.protocolVersion) as 4 | 5,
-    ...(m.username !== undefined ? { username: m.username } : {}),
-    ...(m.password !== undefined ? { password: m.password } : {}),
-    ...(m.ca ? { ca: m.ca } : {}), ...(m.cert ? { cert: m.cert } : {}), ...(m.key ? { key: m.key } : {}),
+  return brokerClient(config, {
+    url: o.url ?? config.mqtt.url ?? DEFAULT_URL, clientId: o.clientId, clean: o.clean,
+    ...(o.protocol !== undefined ? { protocolVersion: o.protocol as 4 | 5 } : {}),
     reconnect: { initialMs: 250, maxMs: 5_000 },
     onError: (e) => console.error(`edgerun: mqtt: ${e.message}`),
   });

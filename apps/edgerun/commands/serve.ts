@@ -15,12 +15,11 @@ import { parseDataset, type Dataset } from '../../../runtime/dataset.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
-import { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
 import type { Config } from '../../../runtime/config.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import { deviceTopic, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import { Reporter } from '../../../runtime/telemetry/reporter.js';
-import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { brokerClient, createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
 import { packageRoot } from '../package-info.js';
 import { Device, modelIdOf } from '../device/device.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
@@ -98,10 +97,10 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     url = broker.url;
   }
   const address: DeviceAddress = { prefix: config.mqtt.prefix, fleet: config.device.fleet, device: config.device.id };
-  const mqtt = new MqttClient({
+  const mqtt = brokerClient(config, {
     url, clientId: `edgerun-${config.device.fleet}-${config.device.id}`,
-    protocolVersion: broker ? 4 : o.protocolVersion ?? config.mqtt.protocolVersion,
-    username: config.mqtt.username, password: config.mqtt.password, ca: config.mqtt.ca, cert: config.mqtt.cert, key: config.mqtt.key,
+    // The embedded Aedes broker speaks MQTT 3.1.1 only.
+    ...(broker ? { protocolVersion: 4 } : o.protocolVersion !== undefined ? { protocolVersion: o.protocolVersion } : {}),
     onError: reportOnce(log, 'mqtt'),
   });
   let signer: SigningKey | undefined;

@@ -22,6 +22,7 @@ import { Listener } from '../../../runtime/telemetry/listener.js';
 import { commandTopic, deviceRoot, fleetFilter } from '../../../runtime/telemetry/topics.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
+import { LatencyRecorder } from '../../../runtime/latency.js';
 import { packageRoot } from '../package-info.js';
 import { BUNDLED_DATA, BUNDLED_MODELS, startDevice } from './serve.js';
 
@@ -32,7 +33,7 @@ export interface DemoOptions {
 
 const repoFile = (p: string): string => relative(process.cwd(), join(packageRoot, p)) || '.';
 
-interface ModelTally { results: number; correct: number; latencies: number[]; energyJ: number; energyN: number; backends: Record<string, number> }
+interface ModelTally { results: number; correct: number; latency: LatencyRecorder; energyJ: number; energyN: number; backends: Record<string, number> }
 
 async function startBroker(): Promise<EmbeddedBroker> {
   try {
@@ -41,12 +42,6 @@ async function startBroker(): Promise<EmbeddedBroker> {
     return startEmbeddedBroker({ port: 0, wsPort: 0 }); // 1883/8883 taken (a system broker?): any free ports
   }
 }
-
-const pct = (q: number, xs: number[]): number => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-};
 
 export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Promise<void> {
   const seconds = opts.seconds;
@@ -80,10 +75,10 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
     const { kind, body } = o.message as { kind: string; body: Record<string, unknown> };
     if (kind === 'results') {
       const model = String(body.model);
-      const t = tally.get(model) ?? { results: 0, correct: 0, latencies: [], energyJ: 0, energyN: 0, backends: {} };
+      const t = tally.get(model) ?? { results: 0, correct: 0, latency: new LatencyRecorder(), energyJ: 0, energyN: 0, backends: {} };
       t.results++;
       if (body.correct) t.correct++;
-      t.latencies.push(Number(body.latencyMs));
+      t.latency.record(Number(body.latencyMs));
       if (typeof body.energyJ === 'number') { t.energyJ += body.energyJ; t.energyN++; }
       t.backends[String(body.backend)] = (t.backends[String(body.backend)] ?? 0) + 1;
       tally.set(model, t);
@@ -147,10 +142,13 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
   await broker.close();
   rmSync(state, { recursive: true, force: true });
 
-  const rows = [...tally].map(([m, t]) => [
-    m, t.results, `${((t.correct / t.results) * 100).toFixed(2)}%`, pct(0.5, t.latencies).toFixed(2), pct(0.99, t.latencies).toFixed(2),
-    t.energyN ? (t.energyJ / t.energyN * 1e6).toFixed(2) : '-', Object.entries(t.backends).map(([b, n]) => `${b} ${n}`).join(', '),
-  ]);
+  const rows = [...tally].map(([m, t]) => {
+    const latency = t.latency.summary();
+    return [
+      m, t.results, `${((t.correct / t.results) * 100).toFixed(2)}%`, latency.p50Ms.toFixed(2), latency.p99Ms.toFixed(2),
+      t.energyN ? (t.energyJ / t.energyN * 1e6).toFixed(2) : '-', Object.entries(t.backends).map(([b, n]) => `${b} ${n}`).join(', '),
+    ];
+  });
   const s = listener.summary();
   console.log(`\n${((Date.now() - started) / 1000).toFixed(1)} s: ${produced} results produced, ${s.unique} unique messages received (${s.duplicates} duplicates, ${s.gaps} seq gaps)\n`);
   console.log(formatTable(['model', 'results', 'accuracy', 'p50 ms', 'p99 ms', 'µJ/inference (model)', 'backend'], rows, [false, true, true, true, true, true, false]));

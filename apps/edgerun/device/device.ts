@@ -386,9 +386,11 @@ export class Device implements CommandTarget {
       if (this.#countReached()) break;
       const n = this.#nextN++;
       s.next++;
+      // Accounted once (energy, backend change); only the publish is retried.
+      const body = this.#resultBody(s, n, sample, result);
       for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2000)) {
         try {
-          await this.#publishResult(s, n, sample, result);
+          await this.options.publisher.publish('results', body);
           break;
         } catch (e) {
           // The outbox refused it (full, or closing): keep the result and try again; nothing accepted is lost.
@@ -402,7 +404,8 @@ export class Device implements CommandTarget {
     }
   }
 
-  async #publishResult(s: StreamState, n: number, sample: ReturnType<DatasetSource['sample']>, r: InferenceResult): Promise<void> {
+  /** The `results` body of one inference; records its energy and reports a change of backend. */
+  #resultBody(s: StreamState, n: number, sample: ReturnType<DatasetSource['sample']>, r: InferenceResult): Record<string, unknown> {
     const { cls, score } = top1(r);
     const placement: Placement = r.backend === 'analog' ? 'analog' : 'digital';
     const breakdown = this.#costs.breakdown(s.model, placement, this.#adcBits);
@@ -414,14 +417,14 @@ export class Device implements CommandTarget {
       s.lastBackend = r.backend;
     }
     const names = this.options.source.classNames;
-    await this.options.publisher.publish('results', {
+    return {
       n, stream: s.name, model: s.model, sample: sample.index, item: sample.item,
       class: cls, ...(names?.[cls] ? { className: names[cls] } : {}), score: Number(score.toFixed(4)),
       label: sample.label, ...(sample.labelName ? { labelName: sample.labelName } : {}), correct: cls === sample.label,
       backend: r.backend, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}),
       latencyMs: Number((r.waitMs + r.serviceMs).toFixed(3)), waitMs: Number(r.waitMs.toFixed(3)), serviceMs: Number(r.serviceMs.toFixed(3)),
       ...(energy ? { energyJ: energy.joules } : {}),
-    });
+    };
   }
 
 }

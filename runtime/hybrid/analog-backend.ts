@@ -23,6 +23,19 @@ export interface AnalogBackendOptions {
   ownsDriver?: boolean;
 }
 
+export interface LoadOptions {
+  /** Names of analog-eligible layers to run digitally instead. */
+  digitalLayers?: ReadonlySet<string>;
+}
+
+function demote(full: Partition, names: ReadonlySet<string>): Partition {
+  if (names.size === 0) return full;
+  return {
+    layers: full.layers.filter((l) => !names.has(l.name)),
+    placements: full.placements.map((p) => (p.target === 'analog' && names.has(p.name) ? { ...p, target: 'digital', reason: 'demoted to digital by the accuracy guard' } : p)),
+  };
+}
+
 /** Per node: where it runs and why, its tiles and its converter work per inference (batch 1). */
 export interface PlanRow extends NodePlacement {
   tiles: number;
@@ -50,14 +63,15 @@ export class AnalogBackend implements Backend {
     return { ops: ['MatMul', 'Gemm', 'Conv'], precision: `analog (DAC ${info.dacBits} bit, ADC ${info.adcBits} bit)`, maxTile: { rows: info.tileRows, cols: info.tileCols } };
   }
 
-  async load(model: LoadedModel): Promise<HybridModel> {
+  /** Places the model; layers named in `digitalLayers` stay digital (the accuracy guard's demotion). */
+  async load(model: LoadedModel, options: LoadOptions = {}): Promise<HybridModel> {
     const { digital, driver } = this.options;
     const info = driver.info();
     const facts = await observeValues(digital, model);
-    const partition = partitionModel(model, {
+    const partition = demote(partitionModel(model, {
       tileRows: info.tileRows, tileCols: info.tileCols, availableTiles: this.allocator.available,
       fallbackOversized: this.options.fallbackOversized ?? true, facts,
-    });
+    }), options.digitalLayers ?? new Set());
     const plan = buildPlan(model, partition, facts);
     const runners: AnalogLayerRunner[] = [];
     // Matrices allocated so far: released if a later allocation, programming or segment load fails.
@@ -120,6 +134,7 @@ export class AnalogBackend implements Backend {
 export class HybridModel implements PreparedModel {
   readonly inputs;
   readonly outputs;
+  readonly #runnerOf: ReadonlyMap<number, AnalogLayerRunner>;
 
   constructor(
     private readonly backend: AnalogBackend,
@@ -132,17 +147,21 @@ export class HybridModel implements PreparedModel {
   ) {
     this.inputs = model.inputs;
     this.outputs = model.outputs;
+    this.#runnerOf = new Map(runners.map((r) => [r.layer.nodeIndex, r]));
   }
 
   async run(feeds: Feeds): Promise<Record<string, TensorData>> {
     validateFeeds(this.model.inputs, feeds, this.model.source);
     const values = new Map<string, TensorData>(Object.entries(feeds));
-    const runnerOf = new Map(this.runners.map((r) => [r.layer.nodeIndex, r]));
+    const runnerOf = this.#runnerOf;
     for (const [i, step] of this.plan.steps.entries()) {
       if (step.kind === 'analog') {
         const x = values.get(step.layer.input);
         if (!x) throw new Error(`${this.model.source}: value '${step.layer.input}' is missing before node '${step.layer.name}'`);
         values.set(step.layer.output, await runnerOf.get(step.layer.nodeIndex)!.run(x));
+      } else if (step.view && sameDims(values.get(step.view.input)?.dims, step.view.inDims)) {
+        const x = values.get(step.view.input)!;
+        values.set(step.view.output, { type: x.type, data: x.data, dims: step.view.outDims } as TensorData);
       } else {
         const segmentFeeds: Feeds = {};
         for (const name of step.inputs) segmentFeeds[name] = values.get(name)!;
@@ -190,4 +209,10 @@ export class HybridModel implements PreparedModel {
     this.segments.clear();
     this.backend.forget(this, this.runners.flatMap((r) => r.matrices.flatMap((m) => m.tiles)));
   }
+}
+
+function sameDims(a: readonly number[] | undefined, b: readonly number[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -16,7 +16,25 @@ export interface DigitalSegment {
   outputs: string[];
   /** The sub-model, serialised ONNX. */
   bytes: Uint8Array;
+  /** Set when the segment only relabels dims (e.g. a Flatten before a Gemm): see LayoutView. */
+  view?: LayoutView;
 }
+
+/**
+ * A segment of layout-only nodes: its output is its input's data under the dims observed when the
+ * plan was built. The executor passes the buffer on instead of calling onnxruntime (a session run
+ * costs tens of µs) whenever the input arrives with the observed dims, and runs the sub-model
+ * otherwise (another batch size): no dims are computed by hand.
+ */
+export interface LayoutView {
+  input: string;
+  output: string;
+  inDims: readonly number[];
+  outDims: readonly number[];
+}
+
+/** Operators whose output holds their first input's elements in the same (row-major) order. */
+const LAYOUT_OPS = new Set(['Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Identity']);
 
 export interface AnalogStep {
   kind: 'analog';
@@ -52,13 +70,32 @@ export function buildPlan(model: LoadedModel, partition: Partition, facts: Reado
     const laterReads = new Set(reads.slice(i + 1).flat());
     const outputs = [...produced].filter((n) => n && (laterReads.has(n) || graphOutputs.has(n)));
     const constants = [...new Set(g.digital.flatMap(nodeReads).filter((n) => model.constants.has(n)))];
-    return { kind: 'digital', nodes: g.digital, inputs, outputs, bytes: subModel(model, g.digital, inputs, outputs, constants, facts, i) };
+    const bytes = subModel(model, g.digital, inputs, outputs, constants, facts, i);
+    const view = layoutView(g.digital, inputs, outputs, facts, graphOutputs);
+    return { kind: 'digital', nodes: g.digital, inputs, outputs, bytes, ...(view ? { view } : {}) };
   });
   const lastRead = new Map<string, number>();
   reads.forEach((names, i) => names.forEach((n) => lastRead.set(n, i)));
   const releases = steps.map(() => [] as string[]);
   for (const [name, i] of lastRead) if (!graphOutputs.has(name)) releases[i]!.push(name);
   return { steps, releases };
+}
+
+/**
+ * A chain of layout-only nodes from one input to one output, both with observed dims. Graph outputs
+ * are left to onnxruntime, so a caller never gets a result that shares memory with its feed.
+ */
+function layoutView(nodes: NodeProto[], inputs: string[], outputs: string[], facts: ReadonlyMap<string, ValueFacts>, graphOutputs: ReadonlySet<string>): LayoutView | undefined {
+  if (inputs.length !== 1 || outputs.length !== 1 || graphOutputs.has(outputs[0]!)) return undefined;
+  let value = inputs[0]!;
+  for (const node of nodes) {
+    if (!LAYOUT_OPS.has(node.opType ?? '') || (node.domain ?? '') !== '' || node.input?.[0] !== value || node.output?.length !== 1) return undefined;
+    value = node.output[0]!;
+  }
+  const inFacts = facts.get(inputs[0]!);
+  const outFacts = facts.get(value);
+  if (value !== outputs[0] || !inFacts || !outFacts || inFacts.type !== outFacts.type) return undefined;
+  return { input: inputs[0]!, output: value, inDims: inFacts.dims, outDims: outFacts.dims };
 }
 
 /** Everything a node reads, including outer-scope values used inside If/Loop/Scan bodies. */

@@ -4,7 +4,8 @@ import { onnx, type AttributeProto, type ModelProto, type TensorProto, type Valu
 /** Attribute values: integers become INT, other numbers FLOAT; `{ float: x }` forces FLOAT. */
 export type AttrValue = number | number[] | string | { float: number };
 export interface BuildNode { op: string; inputs: string[]; outputs: string[]; name?: string; attrs?: Record<string, AttrValue>; domain?: string }
-export interface BuildTensor { name: string; dims: number[]; data: Float32Array | number[] }
+/** float32 unless `int64` (e.g. a Reshape's shape). */
+export interface BuildTensor { name: string; dims: number[]; data: Float32Array | number[]; int64?: boolean }
 /** `dims` undefined: no declared shape. */
 export interface BuildIO { name: string; dims?: (number | string)[]; elemType?: number }
 
@@ -21,6 +22,10 @@ export interface BuildModel {
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 
 export function tensorProto(t: BuildTensor): TensorProto {
+  if (t.int64) {
+    const ints = BigInt64Array.from(Array.from(t.data, (v) => BigInt(v)));
+    return { name: t.name, dims: t.dims, dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(ints.buffer) };
+  }
   const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
   return { name: t.name, dims: t.dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
 }

@@ -100,6 +100,32 @@ describe('hybrid plan, ideal profile ≡ onnxruntime', () => {
     await analog.dispose();
   });
 
+  it('passes a layout-only segment (Flatten, Reshape) on as a view at the observed dims and runs it in onnxruntime otherwise', async () => {
+    const model = loadModel(buildModel({
+      nodes: [
+        { op: 'Flatten', inputs: ['x'], outputs: ['f'] }, { op: 'Gemm', inputs: ['f', 'W1'], outputs: ['g'] },
+        { op: 'Reshape', inputs: ['g', 'shape'], outputs: ['r'] }, { op: 'MatMul', inputs: ['r', 'W2'], outputs: ['y'] },
+      ],
+      initializers: [{ name: 'W1', dims: [24, 6], data: randn(144) }, { name: 'W2', dims: [3, 4], data: randn(12) }, { name: 'shape', dims: [3], data: [-1, 2, 3], int64: true }],
+      inputs: [{ name: 'x', dims: ['N', 2, 3, 4] }], outputs: [{ name: 'y', dims: ['N', 2, 4] }],
+    }));
+    const analog = new AnalogBackend({ digital, driver: new CrossbarEmulator('ideal') });
+    const hybrid = await analog.load(model);
+    expect(hybrid.plan.steps.map((s) => (s.kind === 'digital' ? (s.view ? 'view' : 'digital') : s.kind))).toEqual(['view', 'analog', 'view', 'analog']);
+    const sessionRuns = (): number => digital.counters().inferences;
+    for (const [batch, runs] of [[1, 0], [3, 2]] as const) {
+      const feeds = feed([batch, 2, 3, 4]);
+      const before = sessionRuns();
+      const out = await hybrid.run(feeds);
+      expect(sessionRuns() - before).toBe(runs);
+      const d = await (await digital.load(model)).run(feeds);
+      expect(out.y!.dims).toEqual(d.y!.dims);
+      const err = Math.max(...Array.from(out.y!.data as Float32Array, (v, i) => Math.abs(v - (d.y!.data as Float32Array)[i]!)));
+      expect(err).toBeLessThanOrEqual(1e-4);
+    }
+    await analog.dispose();
+  });
+
   it('keeps a MatMul of two dynamic tensors digital, with the reason', async () => {
     const model = loadModel(buildModel({
       nodes: [{ op: 'MatMul', inputs: ['x', 'z'], outputs: ['y'] }],

@@ -11,7 +11,6 @@ import type { TensorData } from '../model/tensor.js';
 import { HybridModel, type AnalogBackend } from '../hybrid/analog-backend.js';
 import type { FallbackModel } from '../scheduler/fallback-model.js';
 import { relativeError } from './canary.js';
-import { loadWithDigitalLayers } from './layer-demotion.js';
 import type { GuardTarget, LayerError } from './target.js';
 import { AccuracyGuard, type GuardOptions } from './accuracy-guard.js';
 
@@ -63,7 +62,7 @@ export class HybridGuardTarget implements GuardTarget {
 
   async demoteLayers(names: readonly string[]): Promise<void> {
     const next = new Set([...this.#demoted, ...names]);
-    const model = await loadWithDigitalLayers(this.backend, this.digital, this.served.model, next);
+    const model = await this.backend.load(this.served.model, { digitalLayers: next });
     await this.served.replacePrimary(model);
     for (const n of names) this.#demoted.add(n);
   }

@@ -61,21 +61,32 @@ export class Random {
    * (a hot loop calling normal() would allocate a heap number per draw when not inlined).
    */
   fillNormals(out: Float64Array, n: number): void {
+    // The state lives in locals through the loop (written back before a rare slow draw).
     const s = this.#s;
+    let a = s[0]!;
+    let b = s[1]!;
+    let c = s[2]!;
+    let d = s[3]!;
     for (let k = 0; k < n; k++) {
-      const a = s[0]!;
-      const b = s[1]!;
-      const c = s[2]! ^ a;
-      const d = s[3]! ^ b;
       const u = Math.imul(rotl(Math.imul(b, 5), 7), 9);
-      s[0] = a ^ d;
-      s[1] = b ^ c;
-      s[2] = c ^ (b << 9);
-      s[3] = rotl(d, 11);
+      const t = b << 9;
+      c ^= a;
+      d ^= b;
+      b ^= c;
+      a ^= d;
+      c ^= t;
+      d = rotl(d, 11);
       const i = u & 127;
       const h = u >> 7;
-      out[k] = Math.abs(h) < KN[i]! ? h * WN[i]! : this.#normalSlow(h, i);
+      if (Math.abs(h) < KN[i]!) {
+        out[k] = h * WN[i]!;
+      } else {
+        s[0] = a; s[1] = b; s[2] = c; s[3] = d;
+        out[k] = this.#normalSlow(h, i);
+        a = s[0]!; b = s[1]!; c = s[2]!; d = s[3]!;
+      }
     }
+    s[0] = a; s[1] = b; s[2] = c; s[3] = d;
   }
 
   /** The ziggurat's edges and base strip (rare). */

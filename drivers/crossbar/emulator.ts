@@ -8,7 +8,7 @@ import { Arena } from './arena.js';
 import { DeviceModel } from './device-model.js';
 import { Periphery } from './periphery.js';
 import { isDigitalExact, loadProfile, withOverrides, type DeviceProfile, type ProfileOverrides } from './profile.js';
-import { Tile, type TileContext } from './tile.js';
+import { paddedColumns, Tile, type TileContext } from './tile.js';
 import { WorkAreas } from './work-areas.js';
 
 export interface EmulatorOptions {
@@ -46,7 +46,7 @@ export class CrossbarEmulator implements CrossbarDriver {
     const p = typeof profile === 'string' ? loadProfile(profile, overrides)
       : Object.keys(overrides).length ? withOverrides(profile, overrides) : profile;
     const arena = new Arena({ simd: options.simd ?? true });
-    const work = new WorkAreas(arena, p.tile.rows, Math.ceil(p.tile.cols / 4) * 4);
+    const work = new WorkAreas(arena, p.tile.rows, paddedColumns(p.tile.cols));
     this.#ctx = { profile: p, device: new DeviceModel(p), periphery: new Periphery(p), arena, work, exact: isDigitalExact(p) };
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);

@@ -11,7 +11,7 @@ import { conductancesAt, evaluate, type DeviceState } from './device-state.js';
 import type { Periphery } from './periphery.js';
 import type { DeviceProfile } from './profile.js';
 import { Random } from './random.js';
-import type { Areas, WorkAreas } from './work-areas.js';
+import type { BatchAreas, SingleAreas, WorkAreas } from './work-areas.js';
 
 /** aihwkit GlobalDriftCompensation clamps read-outs at 1e-4 so a dead array cannot divide by 0. */
 const MIN_READOUT = 1e-4;
@@ -24,14 +24,14 @@ export interface TileContext {
   periphery: Periphery;
   arena: Arena;
   work: WorkAreas;
-  /** Every non-ideality off: the tile computes x·W from the weights themselves, in float64. */
+  /** Every non-ideality off: the tile computes x·W from the weights themselves (float32, as onnxruntime). */
   exact: boolean;
 }
 
 export class Tile {
   readonly counters: TileCounters;
   #block: ProgrammedBlock | null = null;
-  /** Columns padded to a multiple of four (the kernels' vector width). */
+  /** Columns padded to a multiple of eight (gemm32's column pair). */
   #stride = 0;
   #wPtr = 0;
   #varPtr = 0;
@@ -151,12 +151,10 @@ export class Tile {
     if (this.#outView.length !== size) this.#outView = this.#out.subarray(0, size);
     const out = this.#out;
     let rounds = 0;
-    if (this.ctx.exact) {
-      for (let b = 0; b < batch; b++) rounds += this.#exactOne(x, b * rows, out, b * cols);
-    } else if (batch === 1) {
-      rounds = this.#analogOne(x, 0, out, 0);
+    if (batch === 1) {
+      rounds = this.ctx.exact ? this.#exactOne(x, out) : this.#analogOne(x, 0, out, 0);
     } else if (batch > 1) {
-      rounds = this.#analogBatch(x, batch, out);
+      rounds = this.ctx.exact ? this.#exactBatch(x, batch, out) : this.#analogBatch(x, batch, out);
     }
     const c = this.counters;
     c.mvms += batch;
@@ -166,23 +164,41 @@ export class Tile {
     return this.#outView;
   }
 
-  #exactOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): number {
+  /** One vector, exactly: the non-zero inputs through mvm32. */
+  #exactOne(x: Float32Array, out: Float32Array): number {
     const { rows, cols } = this;
     const { arena, work } = this.ctx;
     const a = work.single;
     const i32 = arena.i32;
-    const f64 = arena.f64;
+    const f32 = arena.f32;
     const idx = a.idx >> 2;
-    const xv = a.xv >> 3;
+    const xv = a.xv >> 2;
     let n = 0;
     for (let r = 0; r < rows; r++) {
-      const v = x[xOff + r]!;
-      if (v !== 0) { i32[idx + n] = r; f64[xv + n] = v; n++; }
+      const v = x[r]!;
+      if (v !== 0) { i32[idx + n] = r; f32[xv + n] = v; n++; }
     }
-    arena.kernels.mvm64(this.#wPtr, this.#stride * 4, a.idx, a.xv, n, a.acc, this.#stride >> 2);
-    const acc = a.acc >> 3;
-    for (let c = 0; c < cols; c++) out[yOff + c] = f64[acc + c]!;
+    arena.kernels.mvm32(this.#wPtr, this.#stride * 4, a.idx, a.xv, n, a.acc, this.#stride >> 2);
+    out.set(f32.subarray(a.acc >> 2, (a.acc >> 2) + cols));
     return 1;
+  }
+
+  /** A batch, exactly: every vector through gemm32 at once. */
+  #exactBatch(x: Float32Array, batch: number, out: Float32Array): number {
+    const { rows, cols } = this;
+    const { arena, work } = this.ctx;
+    const a = work.batch(batch); // may grow the memory: views are taken below
+    const f32 = arena.f32;
+    for (let b = 0; b < batch; b++) {
+      let at = this.#slot(a, b);
+      for (let r = 0, off = b * rows; r < rows; r++, at += 4) f32[at] = x[off + r]!;
+    }
+    this.#zeroPadding(a, batch);
+    this.#gemm(a.x, a.acc, this.#wPtr, batch);
+    const acc = a.acc >> 2;
+    const stride = this.#stride;
+    for (let b = 0; b < batch; b++) out.set(f32.subarray(acc + b * stride, acc + b * stride + cols), b * cols);
+    return batch;
   }
 
   /** One input vector through DAC, array and ADC; returns the conversion rounds it took. */
@@ -193,8 +209,9 @@ export class Tile {
   }
 
   /**
-   * A batch: every vector's first round in one kernel call (a job table), noise and ADC per vector;
-   * vectors whose outputs saturate continue alone through bound management.
+   * A batch: every vector's first round through gemm32 at once (the sums are bit-identical to
+   * mvm32's), noise and ADC per vector; vectors whose outputs saturate continue alone through
+   * bound management.
    */
   #analogBatch(x: Float32Array, batch: number, out: Float32Array): number {
     const { rows, cols } = this;
@@ -202,30 +219,17 @@ export class Tile {
     const { arena, work } = this.ctx;
     const a = work.batch(batch); // may grow the memory: views are taken below
     const stride = this.#stride;
-    const strideBytes = stride * 4;
     const withVar = this.#varPtr !== 0;
     if (this.#xmax.length < batch) this.#xmax = new Float64Array(batch);
     const xmaxes = this.#xmax;
-    const i32 = arena.i32;
-    let jobs = a.jobs >> 2;
-    let count = 0;
     for (let b = 0; b < batch; b++) {
       const xmax = absMax(x, b * rows, rows);
       xmaxes[b] = xmax;
-      if (xmax === 0 || !(xmax < Infinity)) continue;
-      const listBytes = 4 * b * rows;
-      const n = this.#activeInputs(x, b * rows, 1 / xmax, a, b * rows);
-      i32[jobs] = this.#wPtr; i32[jobs + 1] = strideBytes; i32[jobs + 2] = a.idx + listBytes; i32[jobs + 3] = a.xv + listBytes;
-      i32[jobs + 4] = n; i32[jobs + 5] = a.acc + 4 * b * stride; i32[jobs + 6] = stride >> 2;
-      jobs += 7;
-      if (withVar) {
-        i32[jobs] = this.#varPtr; i32[jobs + 1] = strideBytes; i32[jobs + 2] = a.idx + listBytes; i32[jobs + 3] = a.xv2 + listBytes;
-        i32[jobs + 4] = n; i32[jobs + 5] = a.accVar + 4 * b * stride; i32[jobs + 6] = stride >> 2;
-        jobs += 7;
-      }
-      count += withVar ? 2 : 1;
+      this.#dacBatch(x, b, xmax === 0 || !(xmax < Infinity) ? 0 : 1 / xmax, a); // a special vector enters as zeros
     }
-    arena.kernels.jobs32(a.jobs, count);
+    this.#zeroPadding(a, batch);
+    this.#gemm(a.x, a.acc, this.#wPtr, batch);
+    if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, batch); // Σ x_r²·σ²_rc
     if (this.#normals.length < batch * cols) this.#normals = new Float64Array(batch * cols); // zeros when noiseless
     if (per.noisy(withVar)) this.#readRng.fillNormals(this.#normals, batch * cols);
     const f32 = arena.f32;
@@ -247,6 +251,44 @@ export class Tile {
       rounds += this.#analogFrom(x, b * rows, xmax, next, out, b * cols);
     }
     return rounds;
+  }
+
+  /** gemm32 of the batch areas' inputs at `x` with the matrix at `w` into `acc`. */
+  #gemm(x: number, acc: number, w: number, batch: number): void {
+    const strideBytes = this.#stride * 4;
+    this.ctx.arena.kernels.gemm32(x, (batch + 3) >> 2, this.rows, w, strideBytes, acc, strideBytes, this.#stride >> 3);
+  }
+
+  /** Element index of vector b's row 0 in gemm32's input layout (its rows follow 4 apart). */
+  #slot(a: BatchAreas, b: number): number {
+    return (a.x >> 2) + (b >> 2) * this.rows * 4 + (b & 3);
+  }
+
+  /** The vectors that round the batch up to gemm32's block of four enter as zeros. */
+  #zeroPadding(a: BatchAreas, batch: number): void {
+    const f32 = this.ctx.arena.f32;
+    const squares = (a.x2 - a.x) >> 2;
+    for (let b = batch; b & 3; b++) {
+      for (let r = 0, at = this.#slot(a, b); r < this.rows; r++, at += 4) { f32[at] = 0; f32[at + squares] = 0; }
+    }
+  }
+
+  /** DAC codes of vector b scaled by `inv` (0: all zeros) and their squares, in gemm32's layout. */
+  #dacBatch(x: Float32Array, b: number, inv: number, a: BatchAreas): void {
+    const levels = this.ctx.periphery.dacLevels;
+    const f32 = this.ctx.arena.f32;
+    const rows = this.rows;
+    const squares = (a.x2 - a.x) >> 2;
+    const xOff = b * rows;
+    for (let r = 0, at = this.#slot(a, b); r < rows; r++, at += 4) {
+      let v = inv === 0 ? 0 : x[xOff + r]! * inv;
+      if (levels) {
+        v = Math.round(v * levels) / levels;
+        if (v > 1) v = 1; else if (v < -1) v = -1;
+      }
+      f32[at] = v;
+      f32[at + squares] = v * v;
+    }
   }
 
   /** Conversion rounds from input reduction `reduction` on (bound management); returns how many. */
@@ -304,7 +346,7 @@ export class Tile {
    * DAC codes of x·inv into the active-row list of `a` at element `at` (indices, codes, squared
    * codes); returns the number of active (non-zero) rows.
    */
-  #activeInputs(x: Float32Array, xOff: number, inv: number, a: Areas, at: number): number {
+  #activeInputs(x: Float32Array, xOff: number, inv: number, a: SingleAreas, at: number): number {
     const levels = this.ctx.periphery.dacLevels;
     const arena = this.ctx.arena;
     const i32 = arena.i32;
@@ -395,7 +437,7 @@ export class Tile {
 
   /** Arena regions for a rows × cols block: effective weights and (optionally) read-noise variances. */
   #layout(rows: number, cols: number, withVar: boolean): void {
-    const stride = Math.ceil(cols / 4) * 4;
+    const stride = paddedColumns(cols);
     const bytes = rows * stride * 4;
     if (stride !== this.#stride || bytes !== this.#regionBytes || withVar !== (this.#varPtr !== 0) || !this.#wPtr) {
       this.#freeRegions();
@@ -419,6 +461,11 @@ export class Tile {
     if (!this.#block) throw new Error(`tile ${this.id} is not programmed`);
     return this.#block;
   }
+}
+
+/** Columns of a block as laid out in the arena: a multiple of eight, gemm32's column pair. */
+export function paddedColumns(cols: number): number {
+  return Math.ceil(cols / 8) * 8;
 }
 
 /** max |x| over one vector; NaN if it holds a NaN. */

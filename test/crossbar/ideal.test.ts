@@ -10,21 +10,26 @@ describe('digital-exact crossbar (ideal profile)', () => {
     const x = randomInputs(5, 256, 2);
     const { y } = await oneTile('ideal', w, 256, 256, x, 5);
     expect(y.length).toBe(5 * 256);
-    expect(maxRelError(y, reference(x, w, 5, 256, 256))).toBeLessThanOrEqual(1e-5);
+    // float32 accumulation (as onnxruntime's) rounds at the scale of the partial sums
+    expect(splitError(y, reference(x, w, 5, 256, 256))).toBeLessThanOrEqual(1e-6);
   });
 
   it('is exact for odd block shapes and odd batches (kernel remainders)', async () => {
     const w = randomMatrix(37, 11, 3);
     const x = randomInputs(3, 37, 4);
-    const { y } = await oneTile('ideal', w, 37, 11, x, 3);
+    const { em, y } = await oneTile('ideal', w, 37, 11, x, 3);
     expect(maxRelError(y, reference(x, w, 3, 37, 11))).toBeLessThanOrEqual(1e-5);
+    // The batch kernel and the one-vector kernel add in the same order: identical sums.
+    const apart: number[] = [];
+    for (let b = 0; b < 3; b++) apart.push(...(await em.mvm(0, x.subarray(b * 37, (b + 1) * 37), 1)));
+    expect(Array.from(y)).toEqual(apart);
   });
 
   it('is exact with signed inputs and all-zero rows', async () => {
     const w = randomMatrix(64, 32, 5);
     const x = Float32Array.from({ length: 2 * 64 }, (_, i) => (i % 9 < 4 ? 0 : Math.sin(i) * 3));
     const { y } = await oneTile('ideal', w, 64, 32, x, 2);
-    expect(maxRelError(y, reference(x, w, 2, 64, 32))).toBeLessThanOrEqual(1e-5);
+    expect(splitError(y, reference(x, w, 2, 64, 32))).toBeLessThanOrEqual(1e-6);
   });
 
   it('the pcm profile with every non-ideality switched off is exact too', async () => {

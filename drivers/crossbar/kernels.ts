@@ -24,20 +24,18 @@ export function kernels(arena: Arena): Kernels {
         for (let c = 0; c < cols; c++) f32[a0 + c] = f(f32[a0 + c]! + f(x * f32[row + c]!));
       }
     },
-    gemm32: (x, blocks, rows, w, stride, acc, accStride, pairs) => {
+    gemm32: (x, xStride, blocks, rows, w, stride, acc, accStride, pairs) => {
       const { f32 } = arena;
       const cols = pairs * 8;
       const s = stride >> 2;
-      for (let b = 0; b < blocks; b++) {
-        const xb = (x >> 2) + b * rows * 4;
-        for (let j = 0; j < 4; j++) {
-          const out = ((acc + (4 * b + j) * accStride) >> 2);
-          f32.fill(0, out, out + cols);
-          for (let r = 0; r < rows; r++) {
-            const v = f32[xb + 4 * r + j]!;
-            const row = (w >> 2) + r * s;
-            for (let c = 0; c < cols; c++) f32[out + c] = f(f32[out + c]! + f(v * f32[row + c]!));
-          }
+      for (let v = 0; v < 4 * blocks; v++) {
+        const xv = (x + v * xStride) >> 2;
+        const out = (acc + v * accStride) >> 2;
+        f32.fill(0, out, out + cols);
+        for (let r = 0; r < rows; r++) {
+          const value = f32[xv + r]!;
+          const row = (w >> 2) + r * s;
+          for (let c = 0; c < cols; c++) f32[out + c] = f(f32[out + c]! + f(value * f32[row + c]!));
         }
       }
     },

@@ -189,15 +189,19 @@ export class Tile {
     const { arena, work } = this.ctx;
     const a = work.batch(batch); // may grow the memory: views are taken below
     const f32 = arena.f32;
-    for (let b = 0; b < batch; b++) {
-      let at = this.#slot(a, b);
-      for (let r = 0, off = b * rows; r < rows; r++, at += 4) f32[at] = x[off + r]!;
-    }
+    f32.set(x.subarray(0, batch * rows), a.x >> 2);
     this.#zeroPadding(a, batch);
-    this.#gemm(a.x, a.acc, this.#wPtr, batch);
+    // Whole column pairs: the sums land densely, as the caller wants them.
+    const dense = cols % 8 === 0;
+    this.#gemm(a.x, a.acc, this.#wPtr, batch, dense ? cols : this.#stride);
     const acc = a.acc >> 2;
-    const stride = this.#stride;
-    for (let b = 0; b < batch; b++) out.set(f32.subarray(acc + b * stride, acc + b * stride + cols), b * cols);
+    if (dense) {
+      out.set(f32.subarray(acc, acc + batch * cols));
+    } else {
+      for (let b = 0, stride = this.#stride; b < batch; b++) {
+        for (let c = 0, from = acc + b * stride, to = b * cols; c < cols; c++) out[to + c] = f32[from + c]!;
+      }
+    }
     return batch;
   }
 
@@ -228,8 +232,8 @@ export class Tile {
       this.#dacBatch(x, b, xmax === 0 || !(xmax < Infinity) ? 0 : 1 / xmax, a); // a special vector enters as zeros
     }
     this.#zeroPadding(a, batch);
-    this.#gemm(a.x, a.acc, this.#wPtr, batch);
-    if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, batch); // Σ x_r²·σ²_rc
+    this.#gemm(a.x, a.acc, this.#wPtr, batch, stride);
+    if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, batch, stride); // Σ x_r²·σ²_rc
     if (this.#normals.length < batch * cols) this.#normals = new Float64Array(batch * cols); // zeros when noiseless
     if (per.noisy(withVar)) this.#readRng.fillNormals(this.#normals, batch * cols);
     const f32 = arena.f32;
@@ -253,41 +257,37 @@ export class Tile {
     return rounds;
   }
 
-  /** gemm32 of the batch areas' inputs at `x` with the matrix at `w` into `acc`. */
-  #gemm(x: number, acc: number, w: number, batch: number): void {
+  /** gemm32 of the batch's input vectors at `x` (rows apart) with the matrix at `w` into `acc`, accStride floats apart. */
+  #gemm(x: number, acc: number, w: number, batch: number, accStride: number): void {
     const strideBytes = this.#stride * 4;
-    this.ctx.arena.kernels.gemm32(x, (batch + 3) >> 2, this.rows, w, strideBytes, acc, strideBytes, this.#stride >> 3);
-  }
-
-  /** Element index of vector b's row 0 in gemm32's input layout (its rows follow 4 apart). */
-  #slot(a: BatchAreas, b: number): number {
-    return (a.x >> 2) + (b >> 2) * this.rows * 4 + (b & 3);
+    this.ctx.arena.kernels.gemm32(x, this.rows * 4, (batch + 3) >> 2, this.rows, w, strideBytes, acc, accStride * 4, this.#stride >> 3);
   }
 
   /** The vectors that round the batch up to gemm32's block of four enter as zeros. */
   #zeroPadding(a: BatchAreas, batch: number): void {
     const f32 = this.ctx.arena.f32;
-    const squares = (a.x2 - a.x) >> 2;
-    for (let b = batch; b & 3; b++) {
-      for (let r = 0, at = this.#slot(a, b); r < this.rows; r++, at += 4) { f32[at] = 0; f32[at + squares] = 0; }
-    }
+    const from = batch * this.rows;
+    const to = Math.ceil(batch / 4) * 4 * this.rows;
+    f32.fill(0, (a.x >> 2) + from, (a.x >> 2) + to);
+    f32.fill(0, (a.x2 >> 2) + from, (a.x2 >> 2) + to);
   }
 
-  /** DAC codes of vector b scaled by `inv` (0: all zeros) and their squares, in gemm32's layout. */
+  /** DAC codes of vector b scaled by `inv` (0: all zeros) and their squares, into the batch areas. */
   #dacBatch(x: Float32Array, b: number, inv: number, a: BatchAreas): void {
     const levels = this.ctx.periphery.dacLevels;
     const f32 = this.ctx.arena.f32;
     const rows = this.rows;
-    const squares = (a.x2 - a.x) >> 2;
     const xOff = b * rows;
-    for (let r = 0, at = this.#slot(a, b); r < rows; r++, at += 4) {
+    const at = (a.x >> 2) + xOff;
+    const at2 = (a.x2 >> 2) + xOff;
+    for (let r = 0; r < rows; r++) {
       let v = inv === 0 ? 0 : x[xOff + r]! * inv;
       if (levels) {
         v = Math.round(v * levels) / levels;
         if (v > 1) v = 1; else if (v < -1) v = -1;
       }
-      f32[at] = v;
-      f32[at + squares] = v * v;
+      f32[at + r] = v;
+      f32[at2 + r] = v * v;
     }
   }
 

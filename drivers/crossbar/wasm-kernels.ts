@@ -10,11 +10,10 @@
  *   mvm32(w, stride, idx, xv, n, acc, vecs)  one vector, over its list of active (non-zero) rows:
  *       acc[c] = Σ_k xv[k]·w[idx[k]][c]; four rows per pass over the columns, so each accumulator
  *       vector is loaded and stored once per four rows; `vecs` = padded columns / 4.
- *   gemm32(x, blocks, rows, w, stride, acc, accStride, pairs)  a batch, dense, four vectors at a
- *       time: x holds `blocks` blocks of rows × 4 floats (row r of vectors 4b…4b+3 at 16·r), and
- *       acc[v][c] = Σ_r x[v][r]·w[r][c] for every vector v, row v at v·accStride bytes; per block
- *       and column pair (8 columns) the eight accumulator vectors stay in registers for all rows.
- *       `pairs` = padded columns / 8.
+ *   gemm32(x, xStride, blocks, rows, w, stride, acc, accStride, pairs)  a batch, dense, four
+ *       vectors at a time: vector v's inputs at x + v·xStride, its sums at acc + v·accStride, and
+ *       acc[v][c] = Σ_r x[v][r]·w[r][c]; per block of four vectors and column pair (8 columns) the
+ *       eight accumulator vectors stay in registers for all rows. `pairs` = padded columns / 8.
  *
  * All arguments are i32 byte addresses or counts. In text form, mvm32:
  *
@@ -28,15 +27,14 @@
  *
  * and gemm32:
  *
- *   for (; blocks > 0; blocks--, x = xend, acc += 4·accStride) {
- *     xend = x + rows << 4
+ *   for (; blocks > 0; blocks--, x += 4·xStride, acc += 4·accStride) {
  *     for (cb = 0; cb < pairs << 5; cb += 32) {
  *       a_j0 = a_j1 = 0 (j = 0..3);  wp = w + cb
- *       for (xp = x; xp < xend; xp += 16, wp += stride) {
+ *       for (xp = x; xp < x + 4·rows; xp += 4, wp += stride) {
  *         w0 = v128.load(wp); w1 = v128.load(wp + 16)
- *         s = v128.load32_splat(xp + 4j);  a_j0 += s·w0;  a_j1 += s·w1      (j = 0..3)
+ *         s = v128.load32_splat(xp + j·xStride);  a_j0 += s·w0;  a_j1 += s·w1      (j = 0..3)
  *       }
- *       v128.store(acc + j·accStride + cb, a_j0);  v128.store(… + 16, a_j1)  (j = 0..3)
+ *       v128.store(acc + j·accStride + cb, a_j0);  v128.store(… + 16, a_j1)       (j = 0..3)
  *     }
  *   }
  */
@@ -119,8 +117,8 @@ function mvmKernel(): number[] {
 }
 
 // gemm32's parameters and locals.
-const GX = 0, GBLOCKS = 1, GROWS = 2, GW = 3, GSTRIDE = 4, GACC = 5, GACCSTRIDE = 6, GPAIRS = 7;
-const GCB = 8, GCEND = 9, GWP = 10, GXP = 11, GXEND = 12, GOUT = 13, GA = 14, GW0 = 22, GW1 = 23, GS = 24; // a_j0, a_j1 = 14 + 2j, 15 + 2j
+const GX = 0, GXSTRIDE = 1, GBLOCKS = 2, GROWS = 3, GW = 4, GSTRIDE = 5, GACC = 6, GACCSTRIDE = 7, GPAIRS = 8;
+const GCB = 9, GCEND = 10, GWP = 11, GXP = 12, GXEND = 13, GOUT = 14, GX1 = 15, GA = 16, GW0 = 24, GW1 = 25, GS = 26; // a_j0, a_j1 = 16 + 2j, 17 + 2j
 
 function gemmKernel(): number[] {
   const code: number[] = [];
@@ -128,26 +126,28 @@ function gemmKernel(): number[] {
   emit(get(GPAIRS), i32c(5), [I32_SHL], set(GCEND));
   // for (; blocks > 0; blocks--)
   emit([BLOCK, EMPTY, LOOP, EMPTY], get(GBLOCKS), i32c(0), [I32_LE_S, BR_IF, 1]);
-  emit(get(GX), get(GROWS), i32c(4), [I32_SHL, I32_ADD], set(GXEND));
+  emit(get(GX), get(GROWS), i32c(2), [I32_SHL, I32_ADD], set(GXEND));
   emit(i32c(0), set(GCB), [BLOCK, EMPTY, LOOP, EMPTY], get(GCB), get(GCEND), [I32_GE_U, BR_IF, 1]);
   for (let j = 0; j < 8; j++) emit(simd(V128_CONST), new Array<number>(16).fill(0), set(GA + j));
   emit(get(GW), get(GCB), [I32_ADD], set(GWP), get(GX), set(GXP));
   emit([BLOCK, EMPTY, LOOP, EMPTY], get(GXP), get(GXEND), [I32_GE_U, BR_IF, 1]);
   emit(get(GWP), simd(V128_LOAD), mem(0, 0), set(GW0), get(GWP), simd(V128_LOAD), mem(0, 16), set(GW1));
   for (let j = 0; j < 4; j++) {
-    emit(get(GXP), simd(V128_LOAD32_SPLAT), mem(2, 4 * j), set(GS));
+    // vector j's input at xp + j·xStride (x1 walks there)
+    if (j === 0) emit(get(GXP), simd(V128_LOAD32_SPLAT), mem(2, 0), set(GS));
+    else emit(j === 1 ? get(GXP) : get(GX1), get(GXSTRIDE), [I32_ADD, LOCAL_TEE, GX1], simd(V128_LOAD32_SPLAT), mem(2, 0), set(GS));
     for (let h = 0; h < 2; h++) emit(get(GA + 2 * j + h), get(GS), get(h ? GW1 : GW0), simd(F32X4_MUL), simd(F32X4_ADD), set(GA + 2 * j + h));
   }
-  emit(get(GWP), get(GSTRIDE), [I32_ADD], set(GWP), get(GXP), i32c(16), [I32_ADD], set(GXP), [BR, 0, END, END]);
+  emit(get(GWP), get(GSTRIDE), [I32_ADD], set(GWP), get(GXP), i32c(4), [I32_ADD], set(GXP), [BR, 0, END, END]);
   emit(get(GACC), get(GCB), [I32_ADD], set(GOUT));
   for (let j = 0; j < 4; j++) {
     if (j) emit(get(GOUT), get(GACCSTRIDE), [I32_ADD], set(GOUT));
     for (let h = 0; h < 2; h++) emit(get(GOUT), get(GA + 2 * j + h), simd(V128_STORE), mem(0, 16 * h));
   }
   emit(get(GCB), i32c(32), [I32_ADD], set(GCB), [BR, 0, END, END]);
-  emit(get(GXEND), set(GX), get(GACC), get(GACCSTRIDE), i32c(2), [I32_SHL, I32_ADD], set(GACC));
+  emit(get(GX), get(GXSTRIDE), i32c(2), [I32_SHL, I32_ADD], set(GX), get(GACC), get(GACCSTRIDE), i32c(2), [I32_SHL, I32_ADD], set(GACC));
   emit(get(GBLOCKS), i32c(1), [I32_SUB], set(GBLOCKS), [BR, 0, END, END]);
-  const locals = vec([[...uleb(6), I32], [...uleb(11), V128]]);
+  const locals = vec([[...uleb(7), I32], [...uleb(11), V128]]);
   const body = [...locals, ...code, END];
   return [...uleb(body.length), ...body];
 }
@@ -155,7 +155,7 @@ function gemmKernel(): number[] {
 /** The module's bytes: memory imported as e.m, kernels exported as mvm32 / gemm32. */
 export function kernelModuleBytes(): Uint8Array {
   const direct = [0x60, ...vec(new Array(7).fill([I32])), ...vec([])];
-  const batch = [0x60, ...vec(new Array(8).fill([I32])), ...vec([])];
+  const batch = [0x60, ...vec(new Array(9).fill([I32])), ...vec([])];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec([direct, batch])),
@@ -167,7 +167,7 @@ export function kernelModuleBytes(): Uint8Array {
 }
 
 export type KernelFn = (w: number, stride: number, idx: number, xv: number, n: number, acc: number, vecs: number) => void;
-export type GemmFn = (x: number, blocks: number, rows: number, w: number, stride: number, acc: number, accStride: number, pairs: number) => void;
+export type GemmFn = (x: number, xStride: number, blocks: number, rows: number, w: number, stride: number, acc: number, accStride: number, pairs: number) => void;
 export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; simd: boolean }
 
 /** The part of the WebAssembly JS API used here (the project's TypeScript libs do not declare it). */

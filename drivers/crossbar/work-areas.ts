@@ -16,10 +16,10 @@ export interface SingleAreas {
 }
 
 export interface BatchAreas {
-  /** Inputs and squared inputs (f32) in gemm32's layout: blocks of rows × 4 vectors. */
+  /** Inputs and squared inputs (f32), vector v's at +v·rows elements. */
   x: number;
   x2: number;
-  /** Accumulators and variances (f32), vector v's at +v·stride elements. */
+  /** Accumulators and variances (f32), vector v's at +v·stride elements (or denser). */
   acc: number;
   accVar: number;
 }

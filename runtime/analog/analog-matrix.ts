@@ -79,11 +79,13 @@ export class AnalogMatrix {
     await Promise.all(this.blocks.map((b) => this.driver.calibrate(b.tileId)));
   }
 
-  /** y = x·W for `batch` rows of x (batch × K); returns a batch × N buffer reused by the next run. */
+  /** y = x·W for `batch` rows of x (batch × K); returns a batch × N buffer that the next run may reuse. */
   async run(x: Float32Array, batch: number): Promise<Float32Array> {
     const { k, n } = this;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a whole number ≥ 1, got ${batch}`);
     if (x.length < batch * k) throw new RangeError(`${batch} input vectors of ${k} need ${batch * k} values, got ${x.length}`);
+    // One tile holds the whole matrix: its output already is y (the driver's buffer, valid until the next run).
+    if (this.blocks.length === 1) return this.driver.mvm(this.blocks[0]!.tileId, x.length === batch * k ? x : x.subarray(0, batch * k), batch);
     const size = batch * n;
     if (this.#y.length < size) this.#y = new Float32Array(size);
     if (this.#yView.length !== size) this.#yView = this.#y.subarray(0, size);

@@ -9,8 +9,11 @@ import type { AnalogMatrix } from '../analog/analog-matrix.js';
 import type { TensorData } from '../model/tensor.js';
 
 export class AnalogLayerRunner {
-  readonly #geometry = new Map<string, ConvGeometry>();
+  /** Per input spatial shape. */
+  readonly #im2col = new Map<string, Im2col>();
   #patches = new Float32Array(0);
+  /** One image's input channels of one group, and a zero at the end for the padding. */
+  #source = new Float32Array(0);
 
   constructor(readonly layer: AnalogLayer, readonly matrices: AnalogMatrix[]) {}
 
@@ -62,31 +65,24 @@ export class AnalogLayerRunner {
       throw new Error(`${this.layer.name}: Conv needs [N, ${inChannels}, ${attributes.kernel.map(() => '·').join(', ')}], got [${x.dims.join(', ')}]`);
     }
     const key = spatial.join(',');
-    let geo = this.#geometry.get(key);
-    if (!geo) this.#geometry.set(key, (geo = convGeometry(attributes, spatial)));
-    const { positions, taps, gather } = geo;
-    const inSize = spatial.reduce((p, d) => p * d, 1);
-    const perGroup = inChannels / attributes.group;
+    let im2col = this.#im2col.get(key);
+    if (!im2col) this.#im2col.set(key, (im2col = patchIndex(convGeometry(attributes, spatial), inChannels / attributes.group)));
+    const { geometry: { positions, outSpatial }, index, groupSize } = im2col;
     const rows = batch * positions;
+    const perImage = positions * k;
     if (this.#patches.length < rows * k) this.#patches = new Float32Array(rows * k);
+    if (this.#source.length < groupSize + 1) this.#source = new Float32Array(groupSize + 1); // + the zero that padding reads
     const patches = this.#patches;
+    const source = this.#source;
     const src = x.data as Float32Array;
     const out = new Float32Array(batch * outChannels * positions);
     for (let g = 0; g < attributes.group; g++) {
-      // patches[(b·P + p), (c·taps + t)] = X[b, g·C/group + c, gather[p, t]] (0 in the padding)
       for (let b = 0; b < batch; b++) {
-        for (let p = 0; p < positions; p++) {
-          const row = (b * positions + p) * k;
-          const g0 = p * taps;
-          for (let c = 0; c < perGroup; c++) {
-            const base = (b * inChannels + g * perGroup + c) * inSize;
-            const col = row + c * taps;
-            for (let t = 0; t < taps; t++) {
-              const off = gather[g0 + t]!;
-              patches[col + t] = off < 0 ? 0 : src[base + off]!;
-            }
-          }
-        }
+        // patches[b·P + p, c·taps + t] = X[b, g·C/group + c, gather[p, t]], 0 in the padding
+        const from = (b * attributes.group + g) * groupSize;
+        source.set(src.subarray(from, from + groupSize));
+        source[groupSize] = 0;
+        for (let i = 0, at = b * perImage; i < perImage; i++) patches[at + i] = source[index[i]!]!;
       }
       const y = await this.matrices[g]!.run(patches, rows);
       for (let b = 0; b < batch; b++) {
@@ -94,12 +90,36 @@ export class AnalogLayerRunner {
           const ch = g * mPerGroup + m;
           const beta = bias ? bias[ch]! : 0;
           const dst = (b * outChannels + ch) * positions;
-          for (let p = 0; p < positions; p++) out[dst + p] = y[(b * positions + p) * mPerGroup + m]! + beta;
+          for (let p = 0, at = b * positions * mPerGroup + m; p < positions; p++, at += mPerGroup) out[dst + p] = y[at]! + beta;
         }
       }
     }
-    return { type: 'float32', data: out, dims: [batch, outChannels, ...geo.outSpatial] };
+    return { type: 'float32', data: out, dims: [batch, outChannels, ...outSpatial] };
   }
+}
+
+interface Im2col {
+  geometry: ConvGeometry;
+  /** Per patch element (p, c·taps + t): its index in one group's input channels, or groupSize (a zero). */
+  index: Int32Array;
+  /** Input elements of one image in one group: channels per group × spatial size. */
+  groupSize: number;
+}
+
+function patchIndex(geometry: ConvGeometry, perGroup: number): Im2col {
+  const { positions, taps, gather, inSpatial } = geometry;
+  const inSize = inSpatial.reduce((p, d) => p * d, 1);
+  const groupSize = perGroup * inSize;
+  const index = new Int32Array(positions * perGroup * taps);
+  for (let p = 0, i = 0; p < positions; p++) {
+    for (let c = 0; c < perGroup; c++) {
+      for (let t = 0; t < taps; t++, i++) {
+        const off = gather[p * taps + t]!;
+        index[i] = off < 0 ? groupSize : c * inSize + off;
+      }
+    }
+  }
+  return { geometry, index, groupSize };
 }
 
 /** y[M, N] += beta · C, C unidirectionally broadcast (scalar, [N], [1, N], [M, 1] or [M, N]). */

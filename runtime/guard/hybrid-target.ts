@@ -46,7 +46,7 @@ export class HybridGuardTarget implements GuardTarget {
   async rankLayers(feeds: Feeds): Promise<LayerError[]> {
     const exposed = await (this.#exposed ??= this.#loadExposed());
     const values = await exposed.run(feeds);
-    const errors = await this.served.withPrimary(async (p) => {
+    const errors = await this.served.withPrimary((p) => hybrid(p).exclusive(async () => {
       const out: LayerError[] = [];
       for (const runner of hybrid(p).runners) {
         const x = values[runner.layer.input];
@@ -56,7 +56,7 @@ export class HybridGuardTarget implements GuardTarget {
         out.push({ name: runner.layer.name, error: relativeError(ref.data as Float32Array, y.data as Float32Array) });
       }
       return out;
-    });
+    }));
     return (errors ?? []).sort((a, b) => b.error - a.error);
   }
 

@@ -135,6 +135,7 @@ export class HybridModel implements PreparedModel {
   readonly inputs;
   readonly outputs;
   readonly #runnerOf: ReadonlyMap<number, AnalogLayerRunner>;
+  #idle: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly backend: AnalogBackend,
@@ -150,8 +151,23 @@ export class HybridModel implements PreparedModel {
     this.#runnerOf = new Map(runners.map((r) => [r.layer.nodeIndex, r]));
   }
 
+  /**
+   * Runs `fn` when no other run, reprogramming or calibration of this model is in progress: the
+   * layers reuse their buffers (im2col patches, tile outputs) across awaits, so two interleaved
+   * runs would read each other's values.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#idle.then(fn);
+    this.#idle = result.then(() => undefined, () => undefined);
+    return result;
+  }
+
   async run(feeds: Feeds): Promise<Record<string, TensorData>> {
     validateFeeds(this.model.inputs, feeds, this.model.source);
+    return this.exclusive(() => this.#run(feeds));
+  }
+
+  async #run(feeds: Feeds): Promise<Record<string, TensorData>> {
     const values = new Map<string, TensorData>(Object.entries(feeds));
     const runnerOf = this.#runnerOf;
     for (const [i, step] of this.plan.steps.entries()) {
@@ -177,13 +193,17 @@ export class HybridModel implements PreparedModel {
   }
 
   /** Re-programs every tile (e.g. after the device lost its state, or to undo drift). */
-  async reprogram(): Promise<void> {
-    for (const r of this.runners) for (const m of r.matrices) await m.program();
+  reprogram(): Promise<void> {
+    return this.exclusive(async () => {
+      for (const r of this.runners) for (const m of r.matrices) await m.program();
+    });
   }
 
   /** Refreshes drift compensation on every tile of this model. */
-  async calibrate(): Promise<void> {
-    for (const r of this.runners) for (const m of r.matrices) await m.calibrate();
+  calibrate(): Promise<void> {
+    return this.exclusive(async () => {
+      for (const r of this.runners) for (const m of r.matrices) await m.calibrate();
+    });
   }
 
   /** Per node: where it runs, why, tiles, and converter work per inference at batch 1. */

@@ -126,6 +126,18 @@ describe('hybrid plan, ideal profile ≡ onnxruntime', () => {
     await analog.dispose();
   });
 
+  it.each(['mlp', 'cnn'])('trained %s: runs started together give what they give one after another', async (name) => {
+    const model = loadModel(await readFile(`models/${name}.onnx`), { source: name });
+    const analog = new AnalogBackend({ digital, driver: new CrossbarEmulator('ideal') });
+    const hybrid = await analog.load(model);
+    const images = Array.from({ length: 6 }, () => ({ input: { type: 'float32', data: Float32Array.from({ length: 784 }, () => rng.uniform()), dims: [1, 1, 28, 28] } }));
+    const oneByOne: number[][] = [];
+    for (const feeds of images) oneByOne.push(Array.from((await hybrid.run(feeds)).logits!.data as Float32Array));
+    const together = await Promise.all(images.map(async (feeds) => Array.from((await hybrid.run(feeds)).logits!.data as Float32Array)));
+    expect(together).toEqual(oneByOne);
+    await analog.dispose();
+  });
+
   it('keeps a MatMul of two dynamic tensors digital, with the reason', async () => {
     const model = loadModel(buildModel({
       nodes: [{ op: 'MatMul', inputs: ['x', 'z'], outputs: ['y'] }],

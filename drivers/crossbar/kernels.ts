@@ -8,6 +8,13 @@ import type { Kernels } from './wasm-kernels.js';
 
 const f = Math.fround;
 
+/** The DAC: 2·levels + 1 codes over [−1, 1] (levels 0: unquantised), rounding half up. */
+function dac(v: number, levels: number): number {
+  if (!levels) return v;
+  v = Math.floor(v * levels + 0.5) / levels;
+  return v > 1 ? 1 : v < -1 ? -1 : v;
+}
+
 export function kernels(arena: Arena): Kernels {
   return {
     simd: false,
@@ -22,6 +29,39 @@ export function kernels(arena: Arena): Kernels {
         const x = f32[(xv >> 2) + k]!;
         const row = w0 + i32[(idx >> 2) + k]! * s;
         for (let c = 0; c < cols; c++) f32[a0 + c] = f(f32[a0 + c]! + f(x * f32[row + c]!));
+      }
+    },
+    dacList: (x, rows, inv, levels, idx, xv, xv2) => {
+      const { f32, i32 } = arena;
+      let n = 0;
+      for (let r = 0; r < rows; r++) {
+        const v = dac(f32[(x >> 2) + r]! * inv, levels);
+        if (v !== 0) {
+          i32[(idx >> 2) + n] = r;
+          f32[(xv >> 2) + n] = v;
+          f32[(xv2 >> 2) + n] = v * v;
+          n++;
+        }
+      }
+      return n;
+    },
+    dacBatch: (x, rows, batch, levels, out, out2, xmax) => {
+      const { f32, f64 } = arena;
+      for (let b = 0; b < batch; b++) {
+        const at = b * rows;
+        let m = 0;
+        for (let r = 0; r < rows; r++) {
+          const a = Math.abs(f32[(x >> 2) + at + r]!);
+          if (a > m) m = a; else if (a !== a) { m = NaN; break; }
+        }
+        f64[(xmax >> 3) + b] = m;
+        const special = m === 0 || !(m < Infinity);
+        const inv = 1 / m;
+        for (let r = 0; r < rows; r++) {
+          const v = dac(special ? 0 : f32[(x >> 2) + at + r]! * inv, levels);
+          f32[(out >> 2) + at + r] = v;
+          f32[(out2 >> 2) + at + r] = v * v;
+        }
       }
     },
     gemm32: (x, xStride, blocks, rows, w, stride, acc, accStride, pairs) => {

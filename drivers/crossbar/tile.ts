@@ -11,7 +11,7 @@ import { conductancesAt, evaluate, type DeviceState } from './device-state.js';
 import type { Periphery } from './periphery.js';
 import type { DeviceProfile } from './profile.js';
 import { Random } from './random.js';
-import type { BatchAreas, SingleAreas, WorkAreas } from './work-areas.js';
+import type { BatchAreas, WorkAreas } from './work-areas.js';
 
 /** aihwkit GlobalDriftCompensation clamps read-outs at 1e-4 so a dead array cannot divide by 0. */
 const MIN_READOUT = 1e-4;
@@ -46,7 +46,6 @@ export class Tile {
   #gdc = new Float32Array(0);
   #converted = new Float64Array(0);
   #normals = new Float64Array(0);
-  #xmax = new Float64Array(0);
   #readout = new Float64Array(0);
   #out = new Float32Array(0);
   #outView = new Float32Array(0);
@@ -224,23 +223,20 @@ export class Tile {
     const a = work.batch(batch); // may grow the memory: views are taken below
     const stride = this.#stride;
     const withVar = this.#varPtr !== 0;
-    if (this.#xmax.length < batch) this.#xmax = new Float64Array(batch);
-    const xmaxes = this.#xmax;
-    for (let b = 0; b < batch; b++) {
-      const xmax = absMax(x, b * rows, rows);
-      xmaxes[b] = xmax;
-      this.#dacBatch(x, b, xmax === 0 || !(xmax < Infinity) ? 0 : 1 / xmax, a); // a special vector enters as zeros
-    }
+    arena.f32.set(x.subarray(0, batch * rows), a.raw >> 2);
+    // ABS_MAX noise management and the DAC for every vector (an all-zero or non-finite one enters as zeros)
+    arena.kernels.dacBatch(a.raw, rows, batch, per.dacLevels, a.x, a.x2, a.xmax);
     this.#zeroPadding(a, batch);
     this.#gemm(a.x, a.acc, this.#wPtr, batch, stride);
     if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, batch, stride); // Σ x_r²·σ²_rc
     if (this.#normals.length < batch * cols) this.#normals = new Float64Array(batch * cols); // zeros when noiseless
     if (per.noisy(withVar)) this.#readRng.fillNormals(this.#normals, batch * cols);
     const f32 = arena.f32;
+    const xmaxes = arena.f64;
     const conv = this.#converted;
     let rounds = 0;
     for (let b = 0; b < batch; b++) {
-      const xmax = xmaxes[b]!;
+      const xmax = xmaxes[(a.xmax >> 3) + b]!;
       rounds++;
       if (xmax === 0 || !(xmax < Infinity)) { this.#special(xmax, out, b * cols); continue; }
       const accAt = (a.acc >> 2) + b * stride;
@@ -272,25 +268,6 @@ export class Tile {
     f32.fill(0, (a.x2 >> 2) + from, (a.x2 >> 2) + to);
   }
 
-  /** DAC codes of vector b scaled by `inv` (0: all zeros) and their squares, into the batch areas. */
-  #dacBatch(x: Float32Array, b: number, inv: number, a: BatchAreas): void {
-    const levels = this.ctx.periphery.dacLevels;
-    const f32 = this.ctx.arena.f32;
-    const rows = this.rows;
-    const xOff = b * rows;
-    const at = (a.x >> 2) + xOff;
-    const at2 = (a.x2 >> 2) + xOff;
-    for (let r = 0; r < rows; r++) {
-      let v = inv === 0 ? 0 : x[xOff + r]! * inv;
-      if (levels) {
-        v = Math.floor(v * levels + 0.5) / levels; // round half up, as Math.round (which costs ~3× more in V8 here)
-        if (v > 1) v = 1; else if (v < -1) v = -1;
-      }
-      f32[at + r] = v;
-      f32[at2 + r] = v * v;
-    }
-  }
-
   /** Conversion rounds from input reduction `reduction` on (bound management); returns how many. */
   #analogFrom(x: Float32Array, xOff: number, xmax: number, reduction: number, out: Float32Array, yOff: number): number {
     const cols = this.cols;
@@ -302,10 +279,12 @@ export class Tile {
     const vecs = this.#stride >> 2;
     const conv = this.#converted;
     const noisy = per.noisy(this.#varPtr !== 0);
+    arena.f32.set(x.subarray(xOff, xOff + this.rows), a.x >> 2);
     let rounds = 0;
     for (;;) {
       rounds++;
-      const n = this.#activeInputs(x, xOff, 1 / (xmax * reduction), a, 0); // ABS_MAX noise management, DAC
+      // ABS_MAX noise management and the DAC: the non-zero codes as mvm32's list
+      const n = kernels.dacList(a.x, this.rows, 1 / (xmax * reduction), per.dacLevels, a.idx, a.xv, a.xv2);
       kernels.mvm32(this.#wPtr, strideBytes, a.idx, a.xv, n, a.acc, vecs);
       const more = per.boundManagement && reduction <= per.maxReduction;
       // A round bound management will repeat anyway needs no noise once its outputs clear the bound
@@ -340,36 +319,6 @@ export class Tile {
   #special(xmax: number, out: Float32Array, yOff: number): number {
     out.fill(xmax === 0 ? 0 : NaN, yOff, yOff + this.cols);
     return 1;
-  }
-
-  /**
-   * DAC codes of x·inv into the active-row list of `a` at element `at` (indices, codes, squared
-   * codes); returns the number of active (non-zero) rows.
-   */
-  #activeInputs(x: Float32Array, xOff: number, inv: number, a: SingleAreas, at: number): number {
-    const levels = this.ctx.periphery.dacLevels;
-    const arena = this.ctx.arena;
-    const i32 = arena.i32;
-    const f32 = arena.f32;
-    const idx = (a.idx >> 2) + at;
-    const xv = (a.xv >> 2) + at;
-    const xv2 = (a.xv2 >> 2) + at;
-    let n = 0;
-    for (let r = 0, rows = this.rows; r < rows; r++) {
-      // The DAC: 2^(b−1)−1 levels per side, bounded to [−1, 1] (inline: a call would box each code).
-      let v = x[xOff + r]! * inv;
-      if (levels) {
-        v = Math.floor(v * levels + 0.5) / levels; // round half up, as Math.round (which costs ~3× more in V8 here)
-        if (v > 1) v = 1; else if (v < -1) v = -1;
-      }
-      if (v !== 0) {
-        i32[idx + n] = r;
-        f32[xv + n] = v;
-        f32[xv2 + n] = v * v;
-        n++;
-      }
-    }
-    return n;
   }
 
   /**

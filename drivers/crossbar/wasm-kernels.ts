@@ -43,7 +43,11 @@
 const BLOCK = 0x02, LOOP = 0x03, END = 0x0b, BR = 0x0c, BR_IF = 0x0d;
 const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
 const I32_LOAD = 0x28, I32_CONST = 0x41, I32_GE_U = 0x4f, I32_LE_S = 0x4c, I32_GT_U = 0x4b, I32_ADD = 0x6a, I32_SUB = 0x6b, I32_MUL = 0x6c, I32_SHL = 0x74;
-const EMPTY = 0x40, I32 = 0x7f, V128 = 0x7b;
+const EMPTY = 0x40, I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
+const IF = 0x04, ELSE = 0x05, SELECT = 0x1b, I32_STORE = 0x36, F32_LOAD = 0x2a, F32_STORE = 0x38, F64_STORE = 0x39, F64_CONST = 0x44;
+const I32_EQZ = 0x45, I32_AND = 0x71, F64_EQ = 0x61, F64_NE = 0x62, F64_LT = 0x63, F64_GT = 0x64;
+const F64_ABS = 0x99, F64_FLOOR = 0x9c, F64_ADD = 0xa0, F64_MUL = 0xa2, F64_DIV = 0xa3, F64_MIN = 0xa4, F64_MAX = 0xa5;
+const F32_DEMOTE_F64 = 0xb6, F64_PROMOTE_F32 = 0xbb;
 const V128_LOAD = 0x00, V128_LOAD32_SPLAT = 0x09, V128_STORE = 0x0b, V128_CONST = 0x0c;
 const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6;
 
@@ -73,6 +77,7 @@ const mem = (alignLog2: number, offset: number): number[] => [alignLog2, ...uleb
 const get = (i: number): number[] => [LOCAL_GET, i];
 const set = (i: number): number[] => [LOCAL_SET, i];
 const i32c = (v: number): number[] => [I32_CONST, ...sleb(v)];
+const f64c = (v: number): number[] => [F64_CONST, ...new Uint8Array(new Float64Array([v]).buffer)];
 const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
 const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
 const name = (s: string): number[] => vec([...s].map((ch) => [ch.charCodeAt(0)]));
@@ -152,23 +157,99 @@ function gemmKernel(): number[] {
   return [...uleb(body.length), ...body];
 }
 
-/** The module's bytes: memory imported as e.m, kernels exported as mvm32 / gemm32. */
+
+/**
+ * The DAC's arithmetic as tile.ts wrote it in JS, in float64 so every code is bit-identical:
+ * v = x·inv; with `levels` > 0, v = floor(v·levels + 0.5) / levels clamped to [−1, 1]; codes and
+ * their squares stored as float32. `value(p)` pushes v for the input at address p.
+ */
+function emitDac(emit: (...parts: number[][]) => void, levels: number, v: number, value: number[][]): void {
+  emit(...value, set(v));
+  emit(get(levels), f64c(0), [F64_NE, IF, EMPTY]);
+  emit(get(v), get(levels), [F64_MUL], f64c(0.5), [F64_ADD, F64_FLOOR], get(levels), [F64_DIV], f64c(1), [F64_MIN], f64c(-1), [F64_MAX], set(v));
+  emit([END]);
+}
+
+// dacList(x, rows, inv, levels, idx, xv, xv2) → n: one vector, its non-zero codes as a list for mvm32.
+const DX = 0, DROWS = 1, DINV = 2, DLEVELS = 3, DIDX = 4, DXV = 5, DXV2 = 6, DR = 7, DN = 8, DV = 9;
+
+function dacListKernel(): number[] {
+  const code: number[] = [];
+  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  emit(i32c(0), set(DR), i32c(0), set(DN), [BLOCK, EMPTY, LOOP, EMPTY], get(DR), get(DROWS), [I32_GE_U, BR_IF, 1]);
+  emitDac(emit, DLEVELS, DV, [get(DX), get(DR), i32c(2), [I32_SHL, I32_ADD, F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(DINV), [F64_MUL]]);
+  // if (v != 0) { idx[n] = r; xv[n] = v; xv2[n] = v·v; n++ }
+  emit(get(DV), f64c(0), [F64_NE, IF, EMPTY]);
+  emit(get(DIDX), get(DN), i32c(2), [I32_SHL, I32_ADD], get(DR), [I32_STORE], mem(2, 0));
+  emit(get(DXV), get(DN), i32c(2), [I32_SHL, I32_ADD], get(DV), [F32_DEMOTE_F64, F32_STORE], mem(2, 0));
+  emit(get(DXV2), get(DN), i32c(2), [I32_SHL, I32_ADD], get(DV), get(DV), [F64_MUL, F32_DEMOTE_F64, F32_STORE], mem(2, 0));
+  emit(get(DN), i32c(1), [I32_ADD], set(DN), [END]);
+  emit(get(DR), i32c(1), [I32_ADD], set(DR), [BR, 0, END, END], get(DN));
+  const locals = vec([[...uleb(2), I32], [...uleb(1), F64]]);
+  const body = [...locals, ...code, END];
+  return [...uleb(body.length), ...body];
+}
+
+// dacBatch(x, rows, batch, levels, out, out2, xmax): every vector's |x|max (float64, NaN if it holds a
+// NaN) into xmax[b], and its codes and squares densely for gemm32 (zeros for an all-zero or
+// non-finite vector).
+const BX = 0, BROWS = 1, BBATCH = 2, BLEVELS = 3, BOUT = 4, BOUT2 = 5, BXMAX = 6;
+const BB = 7, BROW = 8, BSPECIAL = 9, BM = 10, BA = 11, BINV = 12, BV = 13;
+
+function dacBatchKernel(): number[] {
+  const code: number[] = [];
+  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const at = (base: number): number[][] => [get(base), get(BROW), i32c(2), [I32_SHL, I32_ADD]];
+  emit(i32c(0), set(BB), [BLOCK, EMPTY, LOOP, EMPTY], get(BB), get(BBATCH), [I32_GE_U, BR_IF, 1]);
+  // |x|max: a NaN ends the scan with NaN
+  emit(f64c(0), set(BM), i32c(0), set(BROW), [BLOCK, EMPTY, LOOP, EMPTY], get(BROW), get(BROWS), [I32_GE_U, BR_IF, 1]);
+  emit(...at(BX), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32, F64_ABS], set(BA));
+  emit(get(BA), get(BM), [F64_GT, IF, EMPTY], get(BA), set(BM), [ELSE], get(BA), get(BA), [F64_NE, IF, EMPTY], get(BA), set(BM), [BR, 3, END, END]);
+  emit(get(BROW), i32c(1), [I32_ADD], set(BROW), [BR, 0, END, END]);
+  emit(get(BXMAX), get(BB), i32c(3), [I32_SHL, I32_ADD], get(BM), [F64_STORE], mem(3, 0));
+  // special = !(m != 0 && m < ∞); inv = 1 / m
+  emit(get(BM), f64c(0), [F64_NE], get(BM), f64c(Infinity), [F64_LT, I32_AND, I32_EQZ], set(BSPECIAL), f64c(1), get(BM), [F64_DIV], set(BINV));
+  emit(i32c(0), set(BROW), [BLOCK, EMPTY, LOOP, EMPTY], get(BROW), get(BROWS), [I32_GE_U, BR_IF, 1]);
+  emitDac(emit, BLEVELS, BV, [f64c(0), ...at(BX), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(BINV), [F64_MUL], get(BSPECIAL), [SELECT]]);
+  emit(...at(BOUT), get(BV), [F32_DEMOTE_F64, F32_STORE], mem(2, 0));
+  emit(...at(BOUT2), get(BV), get(BV), [F64_MUL, F32_DEMOTE_F64, F32_STORE], mem(2, 0));
+  emit(get(BROW), i32c(1), [I32_ADD], set(BROW), [BR, 0, END, END]);
+  // next vector
+  const step: number[][] = [get(BROWS), i32c(2), [I32_SHL]];
+  for (const base of [BX, BOUT, BOUT2]) emit(get(base), ...step, [I32_ADD], set(base));
+  emit(get(BB), i32c(1), [I32_ADD], set(BB), [BR, 0, END, END]);
+  const locals = vec([[...uleb(3), I32], [...uleb(4), F64]]);
+  const body = [...locals, ...code, END];
+  return [...uleb(body.length), ...body];
+}
+
+/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch. */
 export function kernelModuleBytes(): Uint8Array {
-  const direct = [0x60, ...vec(new Array(7).fill([I32])), ...vec([])];
-  const batch = [0x60, ...vec(new Array(9).fill([I32])), ...vec([])];
+  const fn = (params: number[], results: number[]): number[] => [0x60, ...vec(params.map((t) => [t])), ...vec(results.map((t) => [t]))];
+  const types = [
+    fn(new Array(7).fill(I32), []),
+    fn(new Array(9).fill(I32), []),
+    fn([I32, I32, F64, F64, I32, I32, I32], [I32]),
+    fn([I32, I32, I32, F64, I32, I32, I32], []),
+  ];
+  const exports = ['mvm32', 'gemm32', 'dacList', 'dacBatch'];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([direct, batch])),
+    ...section(1, vec(types)),
     ...section(2, vec([[...name('e'), ...name('m'), 0x02, 0x00, ...uleb(1)]])),
-    ...section(3, vec([[0], [1]])),
-    ...section(7, vec([[...name('mvm32'), 0x00, 0], [...name('gemm32'), 0x00, 1]])),
-    ...section(10, vec([mvmKernel(), gemmKernel()])),
+    ...section(3, vec(exports.map((_, i) => [i]))),
+    ...section(7, vec(exports.map((e, i) => [...name(e), 0x00, i]))),
+    ...section(10, vec([mvmKernel(), gemmKernel(), dacListKernel(), dacBatchKernel()])),
   ]);
 }
 
 export type KernelFn = (w: number, stride: number, idx: number, xv: number, n: number, acc: number, vecs: number) => void;
 export type GemmFn = (x: number, xStride: number, blocks: number, rows: number, w: number, stride: number, acc: number, accStride: number, pairs: number) => void;
-export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; simd: boolean }
+/** One vector's DAC codes times `inv`, non-zero ones listed (idx, xv, xv2); returns how many. */
+export type DacListFn = (x: number, rows: number, inv: number, levels: number, idx: number, xv: number, xv2: number) => number;
+/** A batch's |x|max per vector (float64 at xmax) and DAC codes and squares, densely. */
+export type DacBatchFn = (x: number, rows: number, batch: number, levels: number, out: number, out2: number, xmax: number) => void;
+export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; dacList: DacListFn; dacBatch: DacBatchFn; simd: boolean }
 
 /** The part of the WebAssembly JS API used here (the project's TypeScript libs do not declare it). */
 export interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
@@ -190,5 +271,5 @@ export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   }
   if (!compiled || !wasmApi) return null;
   const exports = new wasmApi.Instance(compiled, { e: { m: memory } }).exports as unknown as Omit<Kernels, 'simd'>;
-  return { mvm32: exports.mvm32, gemm32: exports.gemm32, simd: true };
+  return { mvm32: exports.mvm32, gemm32: exports.gemm32, dacList: exports.dacList, dacBatch: exports.dacBatch, simd: true };
 }

@@ -6,7 +6,9 @@
 import type { Arena } from './arena.js';
 
 export interface SingleAreas {
-  /** Active-row indices (i32), their inputs (f32) and squared inputs (f32). */
+  /** The vector (f32). */
+  x: number;
+  /** Active-row indices (i32), their DAC codes (f32) and squared codes (f32). */
   idx: number;
   xv: number;
   xv2: number;
@@ -16,7 +18,10 @@ export interface SingleAreas {
 }
 
 export interface BatchAreas {
-  /** Inputs and squared inputs (f32), vector v's at +v·rows elements. */
+  /** The vectors as given (f32), vector v's at +v·rows elements; their |x|max (f64). */
+  raw: number;
+  xmax: number;
+  /** DAC codes and squared codes (f32), vector v's at +v·rows elements. */
   x: number;
   x2: number;
   /** Accumulators and variances (f32), vector v's at +v·stride elements (or denser). */
@@ -32,7 +37,7 @@ export class WorkAreas {
   /** `rows` and `stride` (padded columns) are the largest a tile of the device can have. */
   constructor(private readonly arena: Arena, private readonly rows: number, private readonly stride: number) {
     const a = arena;
-    this.single = { idx: a.alloc(4 * rows), xv: a.alloc(4 * rows), xv2: a.alloc(4 * rows), acc: a.alloc(4 * stride), accVar: a.alloc(4 * stride) };
+    this.single = { x: a.alloc(4 * rows), idx: a.alloc(4 * rows), xv: a.alloc(4 * rows), xv2: a.alloc(4 * rows), acc: a.alloc(4 * stride), accVar: a.alloc(4 * stride) };
   }
 
   /** Areas for `n` vectors (rounded up to a multiple of four, gemm32's block). */
@@ -42,13 +47,13 @@ export class WorkAreas {
       this.#capacity = Math.max(Math.ceil(n / 4) * 4, 2 * this.#capacity);
       const s = this.#sizes(this.#capacity);
       const a = this.arena;
-      this.#batch = { x: a.alloc(s.x), x2: a.alloc(s.x2), acc: a.alloc(s.acc), accVar: a.alloc(s.accVar) };
+      this.#batch = { raw: a.alloc(s.raw), xmax: a.alloc(s.xmax), x: a.alloc(s.x), x2: a.alloc(s.x2), acc: a.alloc(s.acc), accVar: a.alloc(s.accVar) };
     }
     return this.#batch!;
   }
 
   #sizes(n: number): Record<keyof BatchAreas, number> {
     const { rows, stride } = this;
-    return { x: 4 * n * rows, x2: 4 * n * rows, acc: 4 * n * stride, accVar: 4 * n * stride };
+    return { raw: 4 * n * rows, xmax: 8 * n, x: 4 * n * rows, x2: 4 * n * rows, acc: 4 * n * stride, accVar: 4 * n * stride };
   }
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AcceleratorFault, CrossbarEmulator } from '../../drivers/crossbar/index.js';
 import type { CrossbarDriver } from '../../runtime/accelerator.js';
-import { randomInputs, randomMatrix } from './fixtures.js';
+import { PCM_ALL_OFF, randomInputs, randomMatrix } from './fixtures.js';
 
 const W = randomMatrix(100, 40, 61, 0.2);
 const X = randomInputs(3, 100, 62);
@@ -44,6 +44,11 @@ describe('CrossbarDriver behaviour of the emulator', () => {
     const noisySimd = await outputs({ seed: 1 });
     const noisyJs = await outputs({ seed: 1, simd: false });
     for (let i = 0; i < noisySimd.length; i++) expect(Math.abs(noisySimd[i]! - noisyJs[i]!)).toBeLessThan(0.05 * (1 + Math.abs(noisySimd[i]!)));
+    // Converters without noise (DAC, ADC, bound management, one vector and a batch): bit for bit too.
+    const overrides = { ...PCM_ALL_OFF, dac: { bits: 5 }, adc: { bits: 6, bound: 4 }, boundManagement: 'iterative' } as const;
+    const converted = await outputs({ seed: 1, overrides });
+    expect(await outputs({ seed: 1, overrides, simd: false })).toEqual(converted);
+    expect(new Set(converted).size).toBeGreaterThan(5);
     expect(new CrossbarEmulator('ideal', { simd: false }).simd).toBe(false);
   });
 

@@ -64,6 +64,28 @@ export function kernels(arena: Arena): Kernels {
         }
       }
     },
+    adc: (acc, stride, variance, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, inv, bound) => {
+      const { f32, f64, i32 } = arena;
+      for (let b = 0; b < batch; b++) {
+        const back = f64[(backs >> 3) + b]!;
+        const a = (acc + b * stride) >> 2;
+        const v2 = (variance + b * stride) >> 2;
+        const nb = (normals >> 3) + b * cols;
+        const o = (out >> 2) + b * cols;
+        let saturated = 0;
+        if (back !== 0 && back < Infinity) {
+          for (let c = 0; c < cols; c++) {
+            let v = f32[a + c]! + Math.sqrt((variance ? f32[v2 + c]! : 0) + outVar) * f64[nb + c]!;
+            if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
+            if (step) v = Math.floor(v * inv + 0.5) * step;
+            f32[o + c] = v * back * f32[(scale >> 2) + c]! * f32[(gdc >> 2) + c]!;
+          }
+        } else {
+          f32.fill(back === 0 ? 0 : NaN, o, o + cols);
+        }
+        i32[(flags >> 2) + b] = saturated;
+      }
+    },
     gemm32: (x, xStride, blocks, rows, w, stride, acc, accStride, pairs) => {
       const { f32 } = arena;
       const cols = pairs * 8;

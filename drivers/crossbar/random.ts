@@ -57,10 +57,10 @@ export class Random {
   }
 
   /**
-   * out[0..n) = standard normals, the ziggurat's fast path written out so that nothing is boxed
+   * out[at..at+n) = standard normals, the ziggurat's fast path written out so that nothing is boxed
    * (a hot loop calling normal() would allocate a heap number per draw when not inlined).
    */
-  fillNormals(out: Float64Array, n: number): void {
+  fillNormals(out: Float64Array, n: number, at = 0): void {
     // The state lives in locals through the loop (written back before a rare slow draw).
     const s = this.#s;
     let a = s[0]!;
@@ -79,10 +79,10 @@ export class Random {
       const i = u & 127;
       const h = u >> 7;
       if (Math.abs(h) < KN[i]!) {
-        out[k] = h * WN[i]!;
+        out[at + k] = h * WN[i]!;
       } else {
         s[0] = a; s[1] = b; s[2] = c; s[3] = d;
-        out[k] = this.#normalSlow(h, i);
+        out[at + k] = this.#normalSlow(h, i);
         a = s[0]!; b = s[1]!; c = s[2]!; d = s[3]!;
       }
     }

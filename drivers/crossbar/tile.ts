@@ -35,6 +35,9 @@ export class Tile {
   #stride = 0;
   #wPtr = 0;
   #varPtr = 0;
+  /** Per column, for the ADC kernel: the weight scale and the drift-compensation factor (f32). */
+  #scalePtr = 0;
+  #gdcPtr = 0;
   #regionBytes = 0;
   #age = 0;
   #kelvin: number;
@@ -87,6 +90,8 @@ export class Tile {
     this.#colVar = new Float64Array(cols);
     this.#gdc = new Float32Array(cols).fill(1);
     this.#gdcReference = new Float64Array(cols);
+    this.ctx.arena.f32.set(this.#block.scale, this.#scalePtr >> 2);
+    this.#storeGdc();
     if (exact) {
       // The weights themselves, padded: the kernels then compute x·W (float32 sums, as onnxruntime).
       const mem = this.ctx.arena.f32;
@@ -124,6 +129,12 @@ export class Tile {
       for (let c = 0; c < cols; c++) { r += ref[c]!; n += now[c]!; }
       this.#gdc.fill(Math.max(r / cols, MIN_READOUT) / Math.max(n / cols, MIN_READOUT));
     }
+    this.#storeGdc();
+  }
+
+  /** The drift-compensation factors where the ADC kernel reads them. */
+  #storeGdc(): void {
+    this.ctx.arena.f32.set(this.#gdc, this.#gdcPtr >> 2);
   }
 
   /** Drift-compensation factors currently applied, per column. */
@@ -212,9 +223,8 @@ export class Tile {
   }
 
   /**
-   * A batch: every vector's first round through gemm32 at once (the sums are bit-identical to
-   * mvm32's), noise and ADC per vector; vectors whose outputs saturate continue alone through
-   * bound management.
+   * A batch: every vector's first round at once — DAC, gemm32 (sums bit-identical to mvm32's),
+   * noise and ADC — then vectors whose outputs saturate continue alone through bound management.
    */
   #analogBatch(x: Float32Array, batch: number, out: Float32Array): number {
     const { rows, cols } = this;
@@ -229,26 +239,20 @@ export class Tile {
     this.#zeroPadding(a, batch);
     this.#gemm(a.x, a.acc, this.#wPtr, batch, stride);
     if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, batch, stride); // Σ x_r²·σ²_rc
-    if (this.#normals.length < batch * cols) this.#normals = new Float64Array(batch * cols); // zeros when noiseless
-    if (per.noisy(withVar)) this.#readRng.fillNormals(this.#normals, batch * cols);
-    const f32 = arena.f32;
-    const xmaxes = arena.f64;
-    const conv = this.#converted;
-    let rounds = 0;
+    this.#noise(a.normals, batch * cols, withVar);
+    this.#adc(a.acc, withVar ? a.accVar : 0, a.normals, batch, a.xmax, a.out, a.flags);
+    const { f32, f64, i32 } = arena;
+    out.set(f32.subarray(a.out >> 2, (a.out >> 2) + batch * cols));
+    let rounds = batch;
+    if (!per.boundManagement || 1 > per.maxReduction) return rounds;
     for (let b = 0; b < batch; b++) {
-      const xmax = xmaxes[(a.xmax >> 3) + b]!;
-      rounds++;
-      if (xmax === 0 || !(xmax < Infinity)) { this.#special(xmax, out, b * cols); continue; }
+      if (!i32[(a.flags >> 2) + b]) continue;
+      // saturated: bound management takes this vector on alone
       const accAt = (a.acc >> 2) + b * stride;
       const varAt = (a.accVar >> 2) + b * stride;
-      const saturated = per.convert(f32, accAt, withVar ? f32 : null, varAt, cols, this.#normals, b * cols, conv);
-      if (!saturated || !per.boundManagement || 1 > per.maxReduction) {
-        this.#finish(conv, xmax, out, b * cols);
-        continue;
-      }
       let next = 2;
       while (next <= per.maxReduction && this.#certainlySaturates(1 / next, true, accAt, varAt)) { rounds++; next *= 2; }
-      rounds += this.#analogFrom(x, b * rows, xmax, next, out, b * cols);
+      rounds += this.#analogFrom(x, b * rows, f64[(a.xmax >> 3) + b]!, next, out, b * cols);
     }
     return rounds;
   }
@@ -277,8 +281,6 @@ export class Tile {
     const kernels = arena.kernels;
     const strideBytes = this.#stride * 4;
     const vecs = this.#stride >> 2;
-    const conv = this.#converted;
-    const noisy = per.noisy(this.#varPtr !== 0);
     arena.f32.set(x.subarray(xOff, xOff + this.rows), a.x >> 2);
     let rounds = 0;
     for (;;) {
@@ -293,10 +295,10 @@ export class Tile {
       if (!(more && this.#certainlySaturates(1, false, a.acc >> 2, a.accVar >> 2))) {
         if (this.#varPtr) kernels.mvm32(this.#varPtr, strideBytes, a.idx, a.xv2, n, a.accVar, vecs); // Σ x_r²·σ²_rc
         varKnown = true;
-        const f32 = arena.f32;
-        if (noisy) this.#readRng.fillNormals(this.#normals, cols);
-        const saturated = per.convert(f32, a.acc >> 2, this.#varPtr ? f32 : null, a.accVar >> 2, cols, this.#normals, 0, conv);
-        if (!saturated || !more) break;
+        this.#noise(a.normals, cols, this.#varPtr !== 0);
+        arena.f64[a.back >> 3] = xmax * reduction;
+        this.#adc(a.acc, this.#varPtr ? a.accVar : 0, a.normals, 1, a.back, a.out, a.flags);
+        if (!arena.i32[a.flags >> 2] || !more) break;
       }
       // Bound management halves the inputs; rounds that would saturate for certain are counted
       // (the hardware performs them) but not computed.
@@ -304,15 +306,22 @@ export class Tile {
       while (next <= per.maxReduction && this.#certainlySaturates(reduction / next, varKnown, a.acc >> 2, a.accVar >> 2)) { rounds++; next *= 2; }
       reduction = next;
     }
-    this.#finish(conv, xmax * reduction, out, yOff);
+    out.set(arena.f32.subarray(a.out >> 2, (a.out >> 2) + cols), yOff);
     return rounds;
   }
 
-  /** Back to model units: undo the input scaling, the weight scale and drift. */
-  #finish(conv: Float64Array, back: number, out: Float32Array, yOff: number): void {
-    const scale = this.#block!.scale;
-    const gdc = this.#gdc;
-    for (let c = 0, cols = this.cols; c < cols; c++) out[yOff + c] = conv[c]! * back * scale[c]! * gdc[c]!;
+  /** Standard normals for `n` outputs at arena address `at` (zeros when the profile has no noise). */
+  #noise(at: number, n: number, withVar: boolean): void {
+    const f64 = this.ctx.arena.f64;
+    if (this.ctx.periphery.noisy(withVar)) this.#readRng.fillNormals(f64, n, at >> 3);
+    else f64.fill(0, at >> 3, (at >> 3) + n);
+  }
+
+  /** The ADC kernel over `batch` conversions (accumulators `stride` apart), outputs in model units. */
+  #adc(acc: number, variance: number, normals: number, batch: number, backs: number, out: number, flags: number): void {
+    const per = this.ctx.periphery;
+    this.ctx.arena.kernels.adc(acc, this.#stride * 4, variance, normals, batch, this.cols, backs, this.#scalePtr, this.#gdcPtr, out, flags,
+      per.outputVar, per.adcStep, per.adcStep ? 1 / per.adcStep : 0, per.bound);
   }
 
   /** As aihwkit, an all-zero input short-cuts to zero; NaN or ±Infinity in gives NaN out. */
@@ -392,6 +401,8 @@ export class Tile {
       this.#freeRegions();
       this.#wPtr = this.ctx.arena.alloc(bytes);
       this.#varPtr = withVar ? this.ctx.arena.alloc(bytes) : 0;
+      this.#scalePtr = this.ctx.arena.alloc(4 * stride);
+      this.#gdcPtr = this.ctx.arena.alloc(4 * stride);
       this.#regionBytes = bytes;
       this.#stride = stride;
     }
@@ -401,8 +412,12 @@ export class Tile {
     const arena = this.ctx.arena;
     if (this.#wPtr) arena.free(this.#wPtr, this.#regionBytes);
     if (this.#varPtr) arena.free(this.#varPtr, this.#regionBytes);
+    if (this.#scalePtr) arena.free(this.#scalePtr, 4 * this.#stride);
+    if (this.#gdcPtr) arena.free(this.#gdcPtr, 4 * this.#stride);
     this.#wPtr = 0;
     this.#varPtr = 0;
+    this.#scalePtr = 0;
+    this.#gdcPtr = 0;
     this.#regionBytes = 0;
   }
 

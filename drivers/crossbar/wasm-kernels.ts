@@ -45,8 +45,8 @@ const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
 const I32_LOAD = 0x28, I32_CONST = 0x41, I32_GE_U = 0x4f, I32_LE_S = 0x4c, I32_GT_U = 0x4b, I32_ADD = 0x6a, I32_SUB = 0x6b, I32_MUL = 0x6c, I32_SHL = 0x74;
 const EMPTY = 0x40, I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
 const IF = 0x04, ELSE = 0x05, SELECT = 0x1b, I32_STORE = 0x36, F32_LOAD = 0x2a, F32_STORE = 0x38, F64_STORE = 0x39, F64_CONST = 0x44;
-const I32_EQZ = 0x45, I32_AND = 0x71, F64_EQ = 0x61, F64_NE = 0x62, F64_LT = 0x63, F64_GT = 0x64;
-const F64_ABS = 0x99, F64_FLOOR = 0x9c, F64_ADD = 0xa0, F64_MUL = 0xa2, F64_DIV = 0xa3, F64_MIN = 0xa4, F64_MAX = 0xa5;
+const I32_EQZ = 0x45, I32_AND = 0x71, I32_NE = 0x47, F64_LOAD = 0x2b, F64_SQRT = 0x9f, F64_EQ = 0x61, F64_NE = 0x62, F64_LT = 0x63, F64_GT = 0x64;
+const F64_ABS = 0x99, F64_FLOOR = 0x9c, F64_ADD = 0xa0, F64_SUB = 0xa1, F64_MUL = 0xa2, F64_DIV = 0xa3, F64_MIN = 0xa4, F64_MAX = 0xa5;
 const F32_DEMOTE_F64 = 0xb6, F64_PROMOTE_F32 = 0xbb;
 const V128_LOAD = 0x00, V128_LOAD32_SPLAT = 0x09, V128_STORE = 0x0b, V128_CONST = 0x0c;
 const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6;
@@ -223,7 +223,56 @@ function dacBatchKernel(): number[] {
   return [...uleb(body.length), ...body];
 }
 
-/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch. */
+
+// adc(acc, stride, var, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, inv, bound):
+// per vector b (acc and var rows `stride` bytes apart, var 0: no device read noise), the ADC as
+// periphery.ts wrote it in JS, in float64: v = acc + √(var + σ_out²)·normal, clamped to ±bound
+// (flags[b] = 1 if any output was), quantised to `step` (0: not), then back to model units:
+// out = v·backs[b]·scale[c]·gdc[c] as float32. A vector whose back factor is 0 or not finite
+// (all-zero or non-finite input) gets zeros or NaNs.
+const AACC = 0, ASTRIDE = 1, AVAR = 2, ANORM = 3, ABATCH = 4, ACOLS = 5, ABACKS = 6, ASCALE = 7, AGDC = 8, AOUT = 9, AFLAGS = 10;
+const AOUTVAR = 11, ASTEP = 12, AINV = 13, ABOUND = 14, AB = 15, AC = 16, ASAT = 17, AHASVAR = 18, ABACK = 19, AV = 20, AFILL = 21;
+
+function adcKernel(): number[] {
+  const code: number[] = [];
+  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const at = (base: number, shift: number): number[][] => [get(base), get(AC), i32c(shift), [I32_SHL, I32_ADD]];
+  const columns = (body: () => void): void => {
+    emit(i32c(0), set(AC), [BLOCK, EMPTY, LOOP, EMPTY], get(AC), get(ACOLS), [I32_GE_U, BR_IF, 1]);
+    body();
+    emit(get(AC), i32c(1), [I32_ADD], set(AC), [BR, 0, END, END]);
+  };
+  emit(get(AVAR), i32c(0), [I32_NE], set(AHASVAR));
+  emit(i32c(0), set(AB), [BLOCK, EMPTY, LOOP, EMPTY], get(AB), get(ABATCH), [I32_GE_U, BR_IF, 1]);
+  emit(get(ABACKS), get(AB), i32c(3), [I32_SHL, I32_ADD, F64_LOAD], mem(3, 0), set(ABACK), i32c(0), set(ASAT));
+  // if (back != 0 && back < ∞) { convert } else { fill with 0 (back 0) or NaN }
+  emit(get(ABACK), f64c(0), [F64_NE], get(ABACK), f64c(Infinity), [F64_LT, I32_AND, IF, EMPTY]);
+  columns(() => {
+    // v = acc + √((hasVar ? var : 0) + σ²)·normal
+    emit(...at(AACC, 2), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32]);
+    emit(get(AHASVAR), [IF, F64], ...at(AVAR, 2), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(AOUTVAR), [F64_ADD, ELSE], get(AOUTVAR), [END, F64_SQRT]);
+    emit(...at(ANORM, 3), [F64_LOAD], mem(3, 0), [F64_MUL, F64_ADD], set(AV));
+    emit(get(AV), get(ABOUND), [F64_GT, IF, EMPTY], get(ABOUND), set(AV), i32c(1), set(ASAT), [ELSE]);
+    emit(get(AV), f64c(0), get(ABOUND), [F64_SUB, F64_LT, IF, EMPTY], f64c(0), get(ABOUND), [F64_SUB], set(AV), i32c(1), set(ASAT), [END, END]);
+    emit(get(ASTEP), f64c(0), [F64_NE, IF, EMPTY], get(AV), get(AINV), [F64_MUL], f64c(0.5), [F64_ADD, F64_FLOOR], get(ASTEP), [F64_MUL], set(AV), [END]);
+    emit(...at(AOUT, 2), get(AV), get(ABACK), [F64_MUL], ...at(ASCALE, 2), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32, F64_MUL]);
+    emit(...at(AGDC, 2), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32, F64_MUL, F32_DEMOTE_F64, F32_STORE], mem(2, 0));
+  });
+  emit([ELSE], f64c(0), f64c(NaN), get(ABACK), f64c(0), [F64_EQ, SELECT], set(AFILL));
+  columns(() => emit(...at(AOUT, 2), get(AFILL), [F32_DEMOTE_F64, F32_STORE], mem(2, 0)));
+  emit([END]);
+  emit(get(AFLAGS), get(AB), i32c(2), [I32_SHL, I32_ADD], get(ASAT), [I32_STORE], mem(2, 0));
+  // next vector
+  emit(get(AACC), get(ASTRIDE), [I32_ADD], set(AACC));
+  emit(get(AHASVAR), [IF, EMPTY], get(AVAR), get(ASTRIDE), [I32_ADD], set(AVAR), [END]);
+  emit(get(ANORM), get(ACOLS), i32c(3), [I32_SHL, I32_ADD], set(ANORM), get(AOUT), get(ACOLS), i32c(2), [I32_SHL, I32_ADD], set(AOUT));
+  emit(get(AB), i32c(1), [I32_ADD], set(AB), [BR, 0, END, END]);
+  const locals = vec([[...uleb(4), I32], [...uleb(3), F64]]);
+  const body = [...locals, ...code, END];
+  return [...uleb(body.length), ...body];
+}
+
+/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch, adc. */
 export function kernelModuleBytes(): Uint8Array {
   const fn = (params: number[], results: number[]): number[] => [0x60, ...vec(params.map((t) => [t])), ...vec(results.map((t) => [t]))];
   const types = [
@@ -231,15 +280,16 @@ export function kernelModuleBytes(): Uint8Array {
     fn(new Array(9).fill(I32), []),
     fn([I32, I32, F64, F64, I32, I32, I32], [I32]),
     fn([I32, I32, I32, F64, I32, I32, I32], []),
+    fn([...new Array(11).fill(I32), F64, F64, F64, F64], []),
   ];
-  const exports = ['mvm32', 'gemm32', 'dacList', 'dacBatch'];
+  const exports = ['mvm32', 'gemm32', 'dacList', 'dacBatch', 'adc'];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(types)),
     ...section(2, vec([[...name('e'), ...name('m'), 0x02, 0x00, ...uleb(1)]])),
     ...section(3, vec(exports.map((_, i) => [i]))),
     ...section(7, vec(exports.map((e, i) => [...name(e), 0x00, i]))),
-    ...section(10, vec([mvmKernel(), gemmKernel(), dacListKernel(), dacBatchKernel()])),
+    ...section(10, vec([mvmKernel(), gemmKernel(), dacListKernel(), dacBatchKernel(), adcKernel()])),
   ]);
 }
 
@@ -249,7 +299,9 @@ export type GemmFn = (x: number, xStride: number, blocks: number, rows: number, 
 export type DacListFn = (x: number, rows: number, inv: number, levels: number, idx: number, xv: number, xv2: number) => number;
 /** A batch's |x|max per vector (float64 at xmax) and DAC codes and squares, densely. */
 export type DacBatchFn = (x: number, rows: number, batch: number, levels: number, out: number, out2: number, xmax: number) => void;
-export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; dacList: DacListFn; dacBatch: DacBatchFn; simd: boolean }
+/** The ADC and the way back to model units for `batch` vectors; flags[b] = 1 where one saturated. */
+export type AdcFn = (acc: number, stride: number, variance: number, normals: number, batch: number, cols: number, backs: number, scale: number, gdc: number, out: number, flags: number, outVar: number, step: number, inv: number, bound: number) => void;
+export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; dacList: DacListFn; dacBatch: DacBatchFn; adc: AdcFn; simd: boolean }
 
 /** The part of the WebAssembly JS API used here (the project's TypeScript libs do not declare it). */
 export interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
@@ -271,5 +323,5 @@ export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   }
   if (!compiled || !wasmApi) return null;
   const exports = new wasmApi.Instance(compiled, { e: { m: memory } }).exports as unknown as Omit<Kernels, 'simd'>;
-  return { mvm32: exports.mvm32, gemm32: exports.gemm32, dacList: exports.dacList, dacBatch: exports.dacBatch, simd: true };
+  return { mvm32: exports.mvm32, gemm32: exports.gemm32, dacList: exports.dacList, dacBatch: exports.dacBatch, adc: exports.adc, simd: true };
 }

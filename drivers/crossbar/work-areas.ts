@@ -15,6 +15,11 @@ export interface SingleAreas {
   /** Column accumulators and read-noise variances (f32). */
   acc: number;
   accVar: number;
+  /** Standard normals (f64), the back factor (f64), outputs (f32) and the saturation flag (i32) of the ADC kernel. */
+  normals: number;
+  back: number;
+  out: number;
+  flags: number;
 }
 
 export interface BatchAreas {
@@ -27,6 +32,10 @@ export interface BatchAreas {
   /** Accumulators and variances (f32), vector v's at +v·stride elements (or denser). */
   acc: number;
   accVar: number;
+  /** The ADC kernel's standard normals (f64), outputs (f32) and saturation flags (i32), densely per vector. */
+  normals: number;
+  out: number;
+  flags: number;
 }
 
 export class WorkAreas {
@@ -37,7 +46,10 @@ export class WorkAreas {
   /** `rows` and `stride` (padded columns) are the largest a tile of the device can have. */
   constructor(private readonly arena: Arena, private readonly rows: number, private readonly stride: number) {
     const a = arena;
-    this.single = { x: a.alloc(4 * rows), idx: a.alloc(4 * rows), xv: a.alloc(4 * rows), xv2: a.alloc(4 * rows), acc: a.alloc(4 * stride), accVar: a.alloc(4 * stride) };
+    this.single = {
+      x: a.alloc(4 * rows), idx: a.alloc(4 * rows), xv: a.alloc(4 * rows), xv2: a.alloc(4 * rows), acc: a.alloc(4 * stride), accVar: a.alloc(4 * stride),
+      normals: a.alloc(8 * stride), back: a.alloc(8), out: a.alloc(4 * stride), flags: a.alloc(4),
+    };
   }
 
   /** Areas for `n` vectors (rounded up to a multiple of four, gemm32's block). */
@@ -47,13 +59,16 @@ export class WorkAreas {
       this.#capacity = Math.max(Math.ceil(n / 4) * 4, 2 * this.#capacity);
       const s = this.#sizes(this.#capacity);
       const a = this.arena;
-      this.#batch = { raw: a.alloc(s.raw), xmax: a.alloc(s.xmax), x: a.alloc(s.x), x2: a.alloc(s.x2), acc: a.alloc(s.acc), accVar: a.alloc(s.accVar) };
+      this.#batch = {
+        raw: a.alloc(s.raw), xmax: a.alloc(s.xmax), x: a.alloc(s.x), x2: a.alloc(s.x2), acc: a.alloc(s.acc), accVar: a.alloc(s.accVar),
+        normals: a.alloc(s.normals), out: a.alloc(s.out), flags: a.alloc(s.flags),
+      };
     }
     return this.#batch!;
   }
 
   #sizes(n: number): Record<keyof BatchAreas, number> {
     const { rows, stride } = this;
-    return { raw: 4 * n * rows, xmax: 8 * n, x: 4 * n * rows, x2: 4 * n * rows, acc: 4 * n * stride, accVar: 4 * n * stride };
+    return { raw: 4 * n * rows, xmax: 8 * n, x: 4 * n * rows, x2: 4 * n * rows, acc: 4 * n * stride, accVar: 4 * n * stride, normals: 8 * n * stride, out: 4 * n * stride, flags: 4 * n };
   }
 }

@@ -86,6 +86,27 @@ export function kernels(arena: Arena): Kernels {
         i32[(flags >> 2) + b] = saturated;
       }
     },
+    normals: (state, tables, out, n) => {
+      const { f64, i32 } = arena;
+      const st = state >> 2;
+      let a = i32[st]!, b = i32[st + 1]!, c = i32[st + 2]!, d = i32[st + 3]!;
+      for (let k = 0; k < n; k++) {
+        const u = Math.imul((Math.imul(b, 5) << 7) | (Math.imul(b, 5) >>> 25), 9);
+        const t = b << 9;
+        c ^= a; d ^= b; b ^= c; a ^= d; c ^= t;
+        d = (d << 11) | (d >>> 21);
+        const i = u & 127;
+        const h = u >> 7;
+        if (Math.abs(h) < f64[(tables >> 3) + i]!) {
+          f64[(out >> 3) + k] = h * f64[(tables >> 3) + 128 + i]!;
+        } else {
+          i32[st] = a; i32[st + 1] = b; i32[st + 2] = c; i32[st + 3] = d; i32[st + 4] = u;
+          return k;
+        }
+      }
+      i32[st] = a; i32[st + 1] = b; i32[st + 2] = c; i32[st + 3] = d;
+      return n;
+    },
     gemm32: (x, xStride, blocks, rows, w, stride, acc, accStride, pairs) => {
       const { f32 } = arena;
       const cols = pairs * 8;

@@ -89,6 +89,21 @@ export class Random {
     s[0] = a; s[1] = b; s[2] = c; s[3] = d;
   }
 
+  /** The slow path for a draw whose 32-bit output `u` missed the ziggurat's fast path (see fillNormals). */
+  slowNormal(u: number): number {
+    return this.#normalSlow(u >> 7, u & 127);
+  }
+
+  /** Copies the generator's state (four i32) to `into` at `at`, e.g. for a WebAssembly kernel. */
+  saveState(into: Int32Array, at: number): void {
+    into.set(this.#s, at);
+  }
+
+  /** Takes the state back from `from` at `at`. */
+  loadState(from: Int32Array, at: number): void {
+    this.#s.set(from.subarray(at, at + 4));
+  }
+
   /** The ziggurat's edges and base strip (rare). */
   #normalSlow(h: number, i: number): number {
     for (;;) {
@@ -141,6 +156,14 @@ const FN = new Float64Array(128);
     FN[i] = Math.exp(-0.5 * dn * dn);
     WN[i] = dn / M;
   }
+}
+
+/** KN then WN (128 float64 each): the tables a WebAssembly ziggurat reads. */
+export function zigguratTables(): Float64Array {
+  const t = new Float64Array(256);
+  t.set(KN, 0);
+  t.set(WN, 128);
+  return t;
 }
 
 function rotl(x: number, k: number): number {

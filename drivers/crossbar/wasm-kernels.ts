@@ -45,7 +45,7 @@ const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
 const I32_LOAD = 0x28, I32_CONST = 0x41, I32_GE_U = 0x4f, I32_LE_S = 0x4c, I32_GT_U = 0x4b, I32_ADD = 0x6a, I32_SUB = 0x6b, I32_MUL = 0x6c, I32_SHL = 0x74;
 const EMPTY = 0x40, I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
 const IF = 0x04, ELSE = 0x05, SELECT = 0x1b, I32_STORE = 0x36, F32_LOAD = 0x2a, F32_STORE = 0x38, F64_STORE = 0x39, F64_CONST = 0x44;
-const I32_EQZ = 0x45, I32_AND = 0x71, I32_NE = 0x47, F64_LOAD = 0x2b, F64_SQRT = 0x9f, F64_EQ = 0x61, F64_NE = 0x62, F64_LT = 0x63, F64_GT = 0x64;
+const I32_EQZ = 0x45, I32_AND = 0x71, I32_XOR = 0x73, I32_SHR_S = 0x75, I32_ROTL = 0x77, I32_NE = 0x47, RETURN = 0x0f, F64_CONVERT_I32_S = 0xb7, F64_LOAD = 0x2b, F64_SQRT = 0x9f, F64_EQ = 0x61, F64_NE = 0x62, F64_LT = 0x63, F64_GT = 0x64;
 const F64_ABS = 0x99, F64_FLOOR = 0x9c, F64_ADD = 0xa0, F64_SUB = 0xa1, F64_MUL = 0xa2, F64_DIV = 0xa3, F64_MIN = 0xa4, F64_MAX = 0xa5;
 const F32_DEMOTE_F64 = 0xb6, F64_PROMOTE_F32 = 0xbb;
 const V128_LOAD = 0x00, V128_LOAD32_SPLAT = 0x09, V128_STORE = 0x0b, V128_CONST = 0x0c;
@@ -272,7 +272,38 @@ function adcKernel(): number[] {
   return [...uleb(body.length), ...body];
 }
 
-/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch, adc. */
+
+// normals(state, tables, out, n) → done: the ziggurat's fast path of random.ts (xoshiro128** state
+// of four i32 at `state`, KN then WN, 128 f64 each, at `tables`), standard normals into out[0..n).
+// It stops at the first draw that needs the slow path: the state is stored past that draw, its
+// 32-bit output at state + 16, and the count done is returned (n when none did).
+const NSTATE = 0, NTABLES = 1, NOUT = 2, NN = 3, NA = 4, NB = 5, NC = 6, ND = 7, NK = 8, NU = 9, NT = 10, NI = 11, NH = 12;
+
+function normalsKernel(): number[] {
+  const code: number[] = [];
+  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const store = (): void => { [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), get(l), [I32_STORE], mem(2, 4 * j))); };
+  [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), [I32_LOAD], mem(2, 4 * j), set(l)));
+  emit(i32c(0), set(NK), [BLOCK, EMPTY, LOOP, EMPTY], get(NK), get(NN), [I32_GE_U, BR_IF, 1]);
+  // u = rotl(b·5, 7)·9; t = b << 9; c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = rotl(d, 11)
+  emit(get(NB), i32c(5), [I32_MUL], i32c(7), [I32_ROTL], i32c(9), [I32_MUL], set(NU), get(NB), i32c(9), [I32_SHL], set(NT));
+  emit(get(NC), get(NA), [I32_XOR], set(NC), get(ND), get(NB), [I32_XOR], set(ND), get(NB), get(NC), [I32_XOR], set(NB));
+  emit(get(NA), get(ND), [I32_XOR], set(NA), get(NC), get(NT), [I32_XOR], set(NC), get(ND), i32c(11), [I32_ROTL], set(ND));
+  // i = u & 127; h = u >> 7; |h| < KN[i] ? out[k] = h·WN[i] : stop
+  emit(get(NU), i32c(127), [I32_AND], i32c(3), [I32_SHL], get(NTABLES), [I32_ADD], set(NI), get(NU), i32c(7), [I32_SHR_S, F64_CONVERT_I32_S], set(NH));
+  emit(get(NH), [F64_ABS], get(NI), [F64_LOAD], mem(3, 0), [F64_LT, IF, EMPTY]);
+  emit(get(NOUT), get(NK), i32c(3), [I32_SHL, I32_ADD], get(NH), get(NI), [F64_LOAD], mem(3, 1024), [F64_MUL, F64_STORE], mem(3, 0), [ELSE]);
+  store();
+  emit(get(NSTATE), get(NU), [I32_STORE], mem(2, 16), get(NK), [RETURN, END]);
+  emit(get(NK), i32c(1), [I32_ADD], set(NK), [BR, 0, END, END]);
+  store();
+  emit(get(NN));
+  const locals = vec([[...uleb(8), I32], [...uleb(1), F64]]);
+  const body = [...locals, ...code, END];
+  return [...uleb(body.length), ...body];
+}
+
+/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch, adc, normals. */
 export function kernelModuleBytes(): Uint8Array {
   const fn = (params: number[], results: number[]): number[] => [0x60, ...vec(params.map((t) => [t])), ...vec(results.map((t) => [t]))];
   const types = [
@@ -281,15 +312,16 @@ export function kernelModuleBytes(): Uint8Array {
     fn([I32, I32, F64, F64, I32, I32, I32], [I32]),
     fn([I32, I32, I32, F64, I32, I32, I32], []),
     fn([...new Array(11).fill(I32), F64, F64, F64, F64], []),
+    fn([I32, I32, I32, I32], [I32]),
   ];
-  const exports = ['mvm32', 'gemm32', 'dacList', 'dacBatch', 'adc'];
+  const exports = ['mvm32', 'gemm32', 'dacList', 'dacBatch', 'adc', 'normals'];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(types)),
     ...section(2, vec([[...name('e'), ...name('m'), 0x02, 0x00, ...uleb(1)]])),
     ...section(3, vec(exports.map((_, i) => [i]))),
     ...section(7, vec(exports.map((e, i) => [...name(e), 0x00, i]))),
-    ...section(10, vec([mvmKernel(), gemmKernel(), dacListKernel(), dacBatchKernel(), adcKernel()])),
+    ...section(10, vec([mvmKernel(), gemmKernel(), dacListKernel(), dacBatchKernel(), adcKernel(), normalsKernel()])),
   ]);
 }
 
@@ -301,7 +333,9 @@ export type DacListFn = (x: number, rows: number, inv: number, levels: number, i
 export type DacBatchFn = (x: number, rows: number, batch: number, levels: number, out: number, out2: number, xmax: number) => void;
 /** The ADC and the way back to model units for `batch` vectors; flags[b] = 1 where one saturated. */
 export type AdcFn = (acc: number, stride: number, variance: number, normals: number, batch: number, cols: number, backs: number, scale: number, gdc: number, out: number, flags: number, outVar: number, step: number, inv: number, bound: number) => void;
-export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; dacList: DacListFn; dacBatch: DacBatchFn; adc: AdcFn; simd: boolean }
+/** Standard normals by the ziggurat's fast path; stops (returning the count done) at a slow-path draw. */
+export type NormalsFn = (state: number, tables: number, out: number, n: number) => number;
+export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; dacList: DacListFn; dacBatch: DacBatchFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
 
 /** The part of the WebAssembly JS API used here (the project's TypeScript libs do not declare it). */
 export interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
@@ -323,5 +357,5 @@ export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   }
   if (!compiled || !wasmApi) return null;
   const exports = new wasmApi.Instance(compiled, { e: { m: memory } }).exports as unknown as Omit<Kernels, 'simd'>;
-  return { mvm32: exports.mvm32, gemm32: exports.gemm32, dacList: exports.dacList, dacBatch: exports.dacBatch, adc: exports.adc, simd: true };
+  return { mvm32: exports.mvm32, gemm32: exports.gemm32, dacList: exports.dacList, dacBatch: exports.dacBatch, adc: exports.adc, normals: exports.normals, simd: true };
 }

@@ -4,6 +4,7 @@
  * re-runs); `batch(n)` serves a whole batch through gemm32 and grows on demand.
  */
 import type { Arena } from './arena.js';
+import { zigguratTables } from './random.js';
 
 export interface SingleAreas {
   /** The vector (f32). */
@@ -40,6 +41,9 @@ export interface BatchAreas {
 
 export class WorkAreas {
   readonly single: SingleAreas;
+  /** The normals kernel's ziggurat tables (f64) and a generator's state while it runs (5 i32). */
+  readonly tables: number;
+  readonly rngState: number;
   #batch: BatchAreas | null = null;
   #capacity = 0;
 
@@ -50,6 +54,10 @@ export class WorkAreas {
       x: a.alloc(4 * rows), idx: a.alloc(4 * rows), xv: a.alloc(4 * rows), xv2: a.alloc(4 * rows), acc: a.alloc(4 * stride), accVar: a.alloc(4 * stride),
       normals: a.alloc(8 * stride), back: a.alloc(8), out: a.alloc(4 * stride), flags: a.alloc(4),
     };
+    const tables = zigguratTables();
+    this.tables = a.alloc(tables.byteLength);
+    a.f64.set(tables, this.tables >> 3);
+    this.rngState = a.alloc(20);
   }
 
   /** Areas for `n` vectors (rounded up to a multiple of four, gemm32's block). */

@@ -96,12 +96,14 @@ export class Random {
 
   /** Copies the generator's state (four i32) to `into` at `at`, e.g. for a WebAssembly kernel. */
   saveState(into: Int32Array, at: number): void {
-    into.set(this.#s, at);
+    const s = this.#s;
+    into[at] = s[0]!; into[at + 1] = s[1]!; into[at + 2] = s[2]!; into[at + 3] = s[3]!;
   }
 
   /** Takes the state back from `from` at `at`. */
   loadState(from: Int32Array, at: number): void {
-    this.#s.set(from.subarray(at, at + 4));
+    const s = this.#s;
+    s[0] = from[at]!; s[1] = from[at + 1]!; s[2] = from[at + 2]!; s[3] = from[at + 3]!;
   }
 
   /** The ziggurat's edges and base strip (rare). */

@@ -1,9 +1,12 @@
 /**
- * The MVM kernels in plain JavaScript, for engines without WebAssembly SIMD: the same signatures,
- * memory layout (byte addresses into the arena) and float32 arithmetic in the same order as
- * wasm-kernels.ts (Math.fround after every multiply and add), so both give bit-identical sums.
+ * The kernels in plain JavaScript, for engines without WebAssembly SIMD: the same signatures,
+ * memory layout (byte addresses into the arena) and arithmetic in the same order as
+ * wasm-kernels.ts (float32 sums with Math.fround after every multiply and add; the ADC is
+ * periphery.ts's adcConvert and the normals Random.fillNormals), so both give bit-identical outputs.
  */
 import type { Arena } from './arena.js';
+import { adcConvert } from './periphery.js';
+import { Random } from './random.js';
 import type { Kernels } from './wasm-kernels.js';
 
 const f = Math.fround;
@@ -16,6 +19,8 @@ function dac(v: number, levels: number): number {
 }
 
 export function kernels(arena: Arena): Kernels {
+  let converted = new Float64Array(0);
+  const generator = new Random(0); // only its state is used, loaded from the arena on each call
   return {
     simd: false,
     mvm32: (w, stride, idx, xv, n, acc, vecs) => {
@@ -64,47 +69,28 @@ export function kernels(arena: Arena): Kernels {
         }
       }
     },
-    adc: (acc, stride, variance, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, inv, bound) => {
+    adc: (acc, stride, variance, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, bound) => {
       const { f32, f64, i32 } = arena;
+      if (converted.length < cols) converted = new Float64Array(cols);
       for (let b = 0; b < batch; b++) {
         const back = f64[(backs >> 3) + b]!;
-        const a = (acc + b * stride) >> 2;
-        const v2 = (variance + b * stride) >> 2;
-        const nb = (normals >> 3) + b * cols;
         const o = (out >> 2) + b * cols;
-        let saturated = 0;
+        let saturated = false;
         if (back !== 0 && back < Infinity) {
-          for (let c = 0; c < cols; c++) {
-            let v = f32[a + c]! + Math.sqrt((variance ? f32[v2 + c]! : 0) + outVar) * f64[nb + c]!;
-            if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
-            if (step) v = Math.floor(v * inv + 0.5) * step;
-            f32[o + c] = v * back * f32[(scale >> 2) + c]! * f32[(gdc >> 2) + c]!;
-          }
+          saturated = adcConvert(step, bound, outVar, f32, (acc + b * stride) >> 2, variance ? f32 : null, (variance + b * stride) >> 2, cols, f64, (normals >> 3) + b * cols, converted);
+          for (let c = 0; c < cols; c++) f32[o + c] = converted[c]! * back * f32[(scale >> 2) + c]! * f32[(gdc >> 2) + c]!;
         } else {
           f32.fill(back === 0 ? 0 : NaN, o, o + cols);
         }
-        i32[(flags >> 2) + b] = saturated;
+        i32[(flags >> 2) + b] = saturated ? 1 : 0;
       }
     },
-    normals: (state, tables, out, n) => {
+    normals: (state, _tables, out, n) => {
+      // Random's own loop: its slow path included, so it never stops early.
       const { f64, i32 } = arena;
-      const st = state >> 2;
-      let a = i32[st]!, b = i32[st + 1]!, c = i32[st + 2]!, d = i32[st + 3]!;
-      for (let k = 0; k < n; k++) {
-        const u = Math.imul((Math.imul(b, 5) << 7) | (Math.imul(b, 5) >>> 25), 9);
-        const t = b << 9;
-        c ^= a; d ^= b; b ^= c; a ^= d; c ^= t;
-        d = (d << 11) | (d >>> 21);
-        const i = u & 127;
-        const h = u >> 7;
-        if (Math.abs(h) < f64[(tables >> 3) + i]!) {
-          f64[(out >> 3) + k] = h * f64[(tables >> 3) + 128 + i]!;
-        } else {
-          i32[st] = a; i32[st + 1] = b; i32[st + 2] = c; i32[st + 3] = d; i32[st + 4] = u;
-          return k;
-        }
-      }
-      i32[st] = a; i32[st + 1] = b; i32[st + 2] = c; i32[st + 3] = d;
+      generator.loadState(i32, state >> 2);
+      generator.fillNormals(f64, n, out >> 3);
+      generator.saveState(i32, state >> 2);
       return n;
     },
     gemm32: (x, xStride, blocks, rows, w, stride, acc, accStride, pairs) => {

@@ -37,32 +37,37 @@ export class Periphery {
    * Returns whether any output saturated.
    */
   convert(acc: Float32Array, accAt: number, variance: Float32Array | null, varAt: number, cols: number, normals: Float64Array, normalsAt: number, out: Float64Array): boolean {
-    // Two branch-free loops (with and without device read noise): this runs once per output.
-    const step = this.adcStep;
-    const inv = step ? 1 / step : 0;
-    const bound = this.bound;
-    const outVar = this.outputVar;
-    const outSigma = Math.sqrt(outVar);
-    let saturated = 0;
-    if (variance !== null) {
-      for (let c = 0; c < cols; c++) {
-        let v = acc[accAt + c]! + Math.sqrt(variance[varAt + c]! + outVar) * normals[normalsAt + c]!;
-        // Clamp before rounding so a full-scale code (±levels·step) never reads as saturated.
-        if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
-        out[c] = step ? Math.floor(v * inv + 0.5) * step : v;
-      }
-    } else {
-      for (let c = 0; c < cols; c++) {
-        let v = acc[accAt + c]! + outSigma * normals[normalsAt + c]!;
-        if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
-        out[c] = step ? Math.floor(v * inv + 0.5) * step : v;
-      }
-    }
-    return saturated !== 0;
+    return adcConvert(this.adcStep, this.bound, this.outputVar, acc, accAt, variance, varAt, cols, normals, normalsAt, out);
   }
 
   /** Whether convert() draws noise at all (else the normals may be left unset). */
   noisy(withReadNoise: boolean): boolean {
     return withReadNoise || this.outputVar > 0;
   }
+}
+
+/**
+ * The ADC arithmetic of Periphery.convert with its constants given (step 0: unquantised; bound
+ * Infinity: unbounded). The WebAssembly ADC kernel computes exactly this, in the same order.
+ */
+export function adcConvert(step: number, bound: number, outVar: number, acc: Float32Array, accAt: number, variance: Float32Array | null, varAt: number, cols: number, normals: Float64Array, normalsAt: number, out: Float64Array): boolean {
+  // Two branch-free loops (with and without device read noise): this runs once per output.
+  const inv = step ? 1 / step : 0;
+  const outSigma = Math.sqrt(outVar);
+  let saturated = 0;
+  if (variance !== null) {
+    for (let c = 0; c < cols; c++) {
+      let v = acc[accAt + c]! + Math.sqrt(variance[varAt + c]! + outVar) * normals[normalsAt + c]!;
+      // Clamp before rounding so a full-scale code (±levels·step) never reads as saturated.
+      if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
+      out[c] = step ? Math.floor(v * inv + 0.5) * step : v;
+    }
+  } else {
+    for (let c = 0; c < cols; c++) {
+      let v = acc[accAt + c]! + outSigma * normals[normalsAt + c]!;
+      if (v > bound) { v = bound; saturated = 1; } else if (v < -bound) { v = -bound; saturated = 1; }
+      out[c] = step ? Math.floor(v * inv + 0.5) * step : v;
+    }
+  }
+  return saturated !== 0;
 }

@@ -338,7 +338,7 @@ export class Tile {
   #adc(acc: number, variance: number, normals: number, batch: number, backs: number, out: number, flags: number): void {
     const per = this.ctx.periphery;
     this.ctx.arena.kernels.adc(acc, this.#stride * 4, variance, normals, batch, this.cols, backs, this.#scalePtr, this.#gdcPtr, out, flags,
-      per.outputVar, per.adcStep, per.adcStep ? 1 / per.adcStep : 0, per.bound);
+      per.outputVar, per.adcStep, per.bound);
   }
 
   /** As aihwkit, an all-zero input short-cuts to zero; NaN or ±Infinity in gives NaN out. */

@@ -224,14 +224,14 @@ function dacBatchKernel(): number[] {
 }
 
 
-// adc(acc, stride, var, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, inv, bound):
+// adc(acc, stride, var, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, bound):
 // per vector b (acc and var rows `stride` bytes apart, var 0: no device read noise), the ADC as
-// periphery.ts wrote it in JS, in float64: v = acc + √(var + σ_out²)·normal, clamped to ±bound
+// periphery.ts's adcConvert computes it, in float64: v = acc + √(var + σ_out²)·normal, clamped to ±bound
 // (flags[b] = 1 if any output was), quantised to `step` (0: not), then back to model units:
 // out = v·backs[b]·scale[c]·gdc[c] as float32. A vector whose back factor is 0 or not finite
 // (all-zero or non-finite input) gets zeros or NaNs.
 const AACC = 0, ASTRIDE = 1, AVAR = 2, ANORM = 3, ABATCH = 4, ACOLS = 5, ABACKS = 6, ASCALE = 7, AGDC = 8, AOUT = 9, AFLAGS = 10;
-const AOUTVAR = 11, ASTEP = 12, AINV = 13, ABOUND = 14, AB = 15, AC = 16, ASAT = 17, AHASVAR = 18, ABACK = 19, AV = 20, AFILL = 21;
+const AOUTVAR = 11, ASTEP = 12, ABOUND = 13, AB = 14, AC = 15, ASAT = 16, AHASVAR = 17, ABACK = 18, AV = 19, AFILL = 20, AINV = 21;
 
 function adcKernel(): number[] {
   const code: number[] = [];
@@ -243,6 +243,8 @@ function adcKernel(): number[] {
     emit(get(AC), i32c(1), [I32_ADD], set(AC), [BR, 0, END, END]);
   };
   emit(get(AVAR), i32c(0), [I32_NE], set(AHASVAR));
+  // inv = step != 0 ? 1 / step : 0
+  emit(f64c(1), get(ASTEP), [F64_DIV], f64c(0), get(ASTEP), f64c(0), [F64_NE, SELECT], set(AINV));
   emit(i32c(0), set(AB), [BLOCK, EMPTY, LOOP, EMPTY], get(AB), get(ABATCH), [I32_GE_U, BR_IF, 1]);
   emit(get(ABACKS), get(AB), i32c(3), [I32_SHL, I32_ADD, F64_LOAD], mem(3, 0), set(ABACK), i32c(0), set(ASAT));
   // if (back != 0 && back < ∞) { convert } else { fill with 0 (back 0) or NaN }
@@ -267,7 +269,7 @@ function adcKernel(): number[] {
   emit(get(AHASVAR), [IF, EMPTY], get(AVAR), get(ASTRIDE), [I32_ADD], set(AVAR), [END]);
   emit(get(ANORM), get(ACOLS), i32c(3), [I32_SHL, I32_ADD], set(ANORM), get(AOUT), get(ACOLS), i32c(2), [I32_SHL, I32_ADD], set(AOUT));
   emit(get(AB), i32c(1), [I32_ADD], set(AB), [BR, 0, END, END]);
-  const locals = vec([[...uleb(4), I32], [...uleb(3), F64]]);
+  const locals = vec([[...uleb(4), I32], [...uleb(4), F64]]);
   const body = [...locals, ...code, END];
   return [...uleb(body.length), ...body];
 }
@@ -311,7 +313,7 @@ export function kernelModuleBytes(): Uint8Array {
     fn(new Array(9).fill(I32), []),
     fn([I32, I32, F64, F64, I32, I32, I32], [I32]),
     fn([I32, I32, I32, F64, I32, I32, I32], []),
-    fn([...new Array(11).fill(I32), F64, F64, F64, F64], []),
+    fn([...new Array(11).fill(I32), F64, F64, F64], []),
     fn([I32, I32, I32, I32], [I32]),
   ];
   const exports = ['mvm32', 'gemm32', 'dacList', 'dacBatch', 'adc', 'normals'];
@@ -332,7 +334,7 @@ export type DacListFn = (x: number, rows: number, inv: number, levels: number, i
 /** A batch's |x|max per vector (float64 at xmax) and DAC codes and squares, densely. */
 export type DacBatchFn = (x: number, rows: number, batch: number, levels: number, out: number, out2: number, xmax: number) => void;
 /** The ADC and the way back to model units for `batch` vectors; flags[b] = 1 where one saturated. */
-export type AdcFn = (acc: number, stride: number, variance: number, normals: number, batch: number, cols: number, backs: number, scale: number, gdc: number, out: number, flags: number, outVar: number, step: number, inv: number, bound: number) => void;
+export type AdcFn = (acc: number, stride: number, variance: number, normals: number, batch: number, cols: number, backs: number, scale: number, gdc: number, out: number, flags: number, outVar: number, step: number, bound: number) => void;
 /** Standard normals by the ziggurat's fast path; stops (returning the count done) at a slow-path draw. */
 export type NormalsFn = (state: number, tables: number, out: number, n: number) => number;
 export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; dacList: DacListFn; dacBatch: DacBatchFn; adc: AdcFn; normals: NormalsFn; simd: boolean }

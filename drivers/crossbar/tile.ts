@@ -48,7 +48,6 @@ export class Tile {
   #gdcReference = new Float64Array(0);
   #gdc = new Float32Array(0);
   #converted = new Float64Array(0);
-  #normals = new Float64Array(0);
   #readout = new Float64Array(0);
   #out = new Float32Array(0);
   #outView = new Float32Array(0);
@@ -84,7 +83,6 @@ export class Tile {
     this.counters.cellsProgrammed += 2 * rows * cols;
     this.#layout(rows, cols, exact ? false : profile.readNoise.enabled);
     this.#converted = new Float64Array(cols);
-    this.#normals = new Float64Array(cols);
     this.#readout = new Float64Array(cols);
     this.#colAbs = new Float64Array(cols);
     this.#colVar = new Float64Array(cols);
@@ -174,20 +172,14 @@ export class Tile {
     return this.#outView;
   }
 
-  /** One vector, exactly: the non-zero inputs through mvm32. */
+  /** One vector, exactly: the non-zero inputs (dacList without a DAC) through mvm32. */
   #exactOne(x: Float32Array, out: Float32Array): number {
     const { rows, cols } = this;
     const { arena, work } = this.ctx;
     const a = work.single;
-    const i32 = arena.i32;
     const f32 = arena.f32;
-    const idx = a.idx >> 2;
-    const xv = a.xv >> 2;
-    let n = 0;
-    for (let r = 0; r < rows; r++) {
-      const v = x[r]!;
-      if (v !== 0) { i32[idx + n] = r; f32[xv + n] = v; n++; }
-    }
+    f32.set(x.subarray(0, rows), a.x >> 2);
+    const n = arena.kernels.dacList(a.x, rows, 1, 0, a.idx, a.xv, a.xv2);
     arena.kernels.mvm32(this.#wPtr, this.#stride * 4, a.idx, a.xv, n, a.acc, this.#stride >> 2);
     out.set(f32.subarray(a.acc >> 2, (a.acc >> 2) + cols));
     return 1;
@@ -375,17 +367,17 @@ export class Tile {
    */
   #read(into: Float64Array): void {
     const { rows, cols } = this;
-    const mem = this.ctx.arena.f32;
+    const { arena, work, periphery: per } = this.ctx;
+    const mem = arena.f32;
     const w = this.#wPtr >> 2;
     const v = this.#varPtr >> 2;
     const conv = this.#converted;
-    const per = this.ctx.periphery;
-    const noisy = per.noisy(this.#varPtr !== 0);
+    const normals = work.single.normals;
     into.fill(0, 0, cols);
     for (let r = 0; r < rows; r++) {
       const at = r * this.#stride;
-      if (noisy) this.#readRng.fillNormals(this.#normals, cols);
-      per.convert(mem, w + at, this.#varPtr ? mem : null, v + at, cols, this.#normals, 0, conv);
+      this.#noise(normals, cols, this.#varPtr !== 0);
+      per.convert(mem, w + at, this.#varPtr ? mem : null, v + at, cols, arena.f64, normals >> 3, conv);
       for (let c = 0; c < cols; c++) into[c] = into[c]! + Math.abs(conv[c]!);
     }
     for (let c = 0; c < cols; c++) into[c] = into[c]! / rows;

@@ -1,10 +1,12 @@
 /**
- * The MVM kernels as a WebAssembly SIMD module, assembled here from the instruction listing below
+ * The emulator's kernels as a WebAssembly SIMD module, assembled here from the instruction listings
  * (no toolchain, nothing downloaded: the bytes are built at load time and checked with
- * WebAssembly.validate; without SIMD support the caller falls back to kernels.ts).
+ * WebAssembly.validate; without SIMD support the caller falls back to kernels.ts). The MVM kernels
+ * are described here; dacList, dacBatch, adc and normals (scalar float64, mirroring the JS they
+ * replaced bit for bit) where they are assembled.
  *
  * Weights are float32 rows of `stride` bytes (columns padded with zeros to a multiple of eight).
- * Both kernels add the products into float32 accumulators one row at a time, in row order, so a
+ * Both MVM kernels add the products into float32 accumulators one row at a time, in row order, so a
  * vector gets bit-identical sums from either (a zero input adds an exact zero).
  *
  *   mvm32(w, stride, idx, xv, n, acc, vecs)  one vector, over its list of active (non-zero) rows:

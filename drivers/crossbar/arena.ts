@@ -4,7 +4,8 @@
  * memory detaches every typed-array view: holders compare `generation` and re-create theirs.
  */
 import { kernels as jsKernels } from './kernels.js';
-import { instantiateSimdKernels, wasmApi, type Kernels, type WasmMemory } from './wasm-kernels.js';
+import { wasmApi, type WasmMemory } from '../../runtime/wasm/assembler.js';
+import { instantiateSimdKernels, type Kernels } from './wasm-kernels.js';
 
 const PAGE = 65536;
 const ALIGN = 16;

@@ -41,56 +41,20 @@
  *   }
  */
 
-// Opcodes (WebAssembly core spec §5.4; SIMD instructions after the 0xFD prefix).
-const BLOCK = 0x02, LOOP = 0x03, END = 0x0b, BR = 0x0c, BR_IF = 0x0d;
-const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
-const I32_LOAD = 0x28, I32_CONST = 0x41, I32_GE_U = 0x4f, I32_LE_S = 0x4c, I32_GT_U = 0x4b, I32_ADD = 0x6a, I32_SUB = 0x6b, I32_MUL = 0x6c, I32_SHL = 0x74;
-const EMPTY = 0x40, I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
-const IF = 0x04, ELSE = 0x05, SELECT = 0x1b, I32_STORE = 0x36, F32_LOAD = 0x2a, F32_STORE = 0x38, F64_STORE = 0x39, F64_CONST = 0x44;
-const I32_EQZ = 0x45, I32_AND = 0x71, I32_XOR = 0x73, I32_SHR_S = 0x75, I32_ROTL = 0x77, I32_NE = 0x47, RETURN = 0x0f, F64_CONVERT_I32_S = 0xb7, F64_LOAD = 0x2b, F64_SQRT = 0x9f, F64_EQ = 0x61, F64_NE = 0x62, F64_LT = 0x63, F64_GT = 0x64;
-const F64_ABS = 0x99, F64_FLOOR = 0x9c, F64_ADD = 0xa0, F64_SUB = 0xa1, F64_MUL = 0xa2, F64_DIV = 0xa3, F64_MIN = 0xa4, F64_MAX = 0xa5;
-const F32_DEMOTE_F64 = 0xb6, F64_PROMOTE_F32 = 0xbb;
-const V128_LOAD = 0x00, V128_LOAD32_SPLAT = 0x09, V128_STORE = 0x0b, V128_CONST = 0x0c;
-const F32X4_ADD = 0xe4, F32X4_MUL = 0xe6;
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-
-const simd = (op: number): number[] => [0xfd, ...uleb(op)];
-const mem = (alignLog2: number, offset: number): number[] => [alignLog2, ...uleb(offset)];
-const get = (i: number): number[] => [LOCAL_GET, i];
-const set = (i: number): number[] => [LOCAL_SET, i];
-const i32c = (v: number): number[] => [I32_CONST, ...sleb(v)];
-const f64c = (v: number): number[] => [F64_CONST, ...new Uint8Array(new Float64Array([v]).buffer)];
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const name = (s: string): number[] => vec([...s].map((ch) => [ch.charCodeAt(0)]));
+import {
+  BLOCK, LOOP, END, BR, BR_IF, LOCAL_TEE, I32_LOAD, I32_GE_U, I32_LE_S, I32_GT_U, I32_ADD, I32_SUB, I32_MUL, I32_SHL, EMPTY, I32, F64, V128,
+  IF, ELSE, SELECT, I32_STORE, F32_LOAD, F32_STORE, F64_STORE, I32_EQZ, I32_AND, I32_XOR, I32_SHR_S, I32_ROTL, I32_NE, RETURN,
+  F64_CONVERT_I32_S, F64_LOAD, F64_SQRT, F64_EQ, F64_NE, F64_LT, F64_GT, F64_ABS, F64_FLOOR, F64_ADD, F64_SUB, F64_MUL, F64_DIV, F64_MIN, F64_MAX,
+  F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
+  simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, type WasmMemory,
+} from '../../runtime/wasm/assembler.js';
 
 // mvm32's parameters and locals.
 const W = 0, STRIDE = 1, IDX = 2, XV = 3, N = 4, ACC = 5, VECS = 6;
 const K = 7, CB = 8, END_ = 9, P0 = 10, A = 14, X0 = 15; // p0..p3 = 10..13, x0..x3 = 15..18
 
 function mvmKernel(): number[] {
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const { code, emit } = codeBuffer();
   // end = vecs << 4 (bytes per row); zero the accumulators
   emit(get(VECS), i32c(4), [I32_SHL], set(END_));
   emit(i32c(0), set(CB), [BLOCK, EMPTY, LOOP, EMPTY], get(CB), get(END_), [I32_GE_U, BR_IF, 1]);
@@ -118,9 +82,7 @@ function mvmKernel(): number[] {
   rowSetup(0);
   columns(1);
   emit(get(K), i32c(1), [I32_ADD], set(K), [BR, 0, END, END]);
-  const locals = vec([[...uleb(8), I32], [...uleb(4), V128]]);
-  const body = [...locals, ...code, END];
-  return [...uleb(body.length), ...body];
+  return functionBody([[8, I32], [4, V128]], code);
 }
 
 // gemm32's parameters and locals.
@@ -128,8 +90,7 @@ const GX = 0, GXSTRIDE = 1, GBLOCKS = 2, GROWS = 3, GW = 4, GSTRIDE = 5, GACC = 
 const GCB = 9, GCEND = 10, GWP = 11, GXP = 12, GXEND = 13, GOUT = 14, GX1 = 15, GA = 16, GW0 = 24, GW1 = 25, GS = 26; // a_j0, a_j1 = 16 + 2j, 17 + 2j
 
 function gemmKernel(): number[] {
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const { code, emit } = codeBuffer();
   emit(get(GPAIRS), i32c(5), [I32_SHL], set(GCEND));
   // for (; blocks > 0; blocks--)
   emit([BLOCK, EMPTY, LOOP, EMPTY], get(GBLOCKS), i32c(0), [I32_LE_S, BR_IF, 1]);
@@ -154,9 +115,7 @@ function gemmKernel(): number[] {
   emit(get(GCB), i32c(32), [I32_ADD], set(GCB), [BR, 0, END, END]);
   emit(get(GX), get(GXSTRIDE), i32c(2), [I32_SHL, I32_ADD], set(GX), get(GACC), get(GACCSTRIDE), i32c(2), [I32_SHL, I32_ADD], set(GACC));
   emit(get(GBLOCKS), i32c(1), [I32_SUB], set(GBLOCKS), [BR, 0, END, END]);
-  const locals = vec([[...uleb(7), I32], [...uleb(11), V128]]);
-  const body = [...locals, ...code, END];
-  return [...uleb(body.length), ...body];
+  return functionBody([[7, I32], [11, V128]], code);
 }
 
 
@@ -176,8 +135,7 @@ function emitDac(emit: (...parts: number[][]) => void, levels: number, v: number
 const DX = 0, DROWS = 1, DINV = 2, DLEVELS = 3, DIDX = 4, DXV = 5, DXV2 = 6, DR = 7, DN = 8, DV = 9;
 
 function dacListKernel(): number[] {
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const { code, emit } = codeBuffer();
   emit(i32c(0), set(DR), i32c(0), set(DN), [BLOCK, EMPTY, LOOP, EMPTY], get(DR), get(DROWS), [I32_GE_U, BR_IF, 1]);
   emitDac(emit, DLEVELS, DV, [get(DX), get(DR), i32c(2), [I32_SHL, I32_ADD, F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(DINV), [F64_MUL]]);
   // if (v != 0) { idx[n] = r; xv[n] = v; xv2[n] = v·v; n++ }
@@ -187,9 +145,7 @@ function dacListKernel(): number[] {
   emit(get(DXV2), get(DN), i32c(2), [I32_SHL, I32_ADD], get(DV), get(DV), [F64_MUL, F32_DEMOTE_F64, F32_STORE], mem(2, 0));
   emit(get(DN), i32c(1), [I32_ADD], set(DN), [END]);
   emit(get(DR), i32c(1), [I32_ADD], set(DR), [BR, 0, END, END], get(DN));
-  const locals = vec([[...uleb(2), I32], [...uleb(1), F64]]);
-  const body = [...locals, ...code, END];
-  return [...uleb(body.length), ...body];
+  return functionBody([[2, I32], [1, F64]], code);
 }
 
 // dacBatch(x, rows, batch, levels, out, out2, xmax): every vector's |x|max (float64, NaN if it holds a
@@ -199,8 +155,7 @@ const BX = 0, BROWS = 1, BBATCH = 2, BLEVELS = 3, BOUT = 4, BOUT2 = 5, BXMAX = 6
 const BB = 7, BROW = 8, BSPECIAL = 9, BM = 10, BA = 11, BINV = 12, BV = 13;
 
 function dacBatchKernel(): number[] {
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const { code, emit } = codeBuffer();
   const at = (base: number): number[][] => [get(base), get(BROW), i32c(2), [I32_SHL, I32_ADD]];
   emit(i32c(0), set(BB), [BLOCK, EMPTY, LOOP, EMPTY], get(BB), get(BBATCH), [I32_GE_U, BR_IF, 1]);
   // |x|max: a NaN ends the scan with NaN
@@ -220,9 +175,7 @@ function dacBatchKernel(): number[] {
   const step: number[][] = [get(BROWS), i32c(2), [I32_SHL]];
   for (const base of [BX, BOUT, BOUT2]) emit(get(base), ...step, [I32_ADD], set(base));
   emit(get(BB), i32c(1), [I32_ADD], set(BB), [BR, 0, END, END]);
-  const locals = vec([[...uleb(3), I32], [...uleb(4), F64]]);
-  const body = [...locals, ...code, END];
-  return [...uleb(body.length), ...body];
+  return functionBody([[3, I32], [4, F64]], code);
 }
 
 
@@ -236,8 +189,7 @@ const AACC = 0, ASTRIDE = 1, AVAR = 2, ANORM = 3, ABATCH = 4, ACOLS = 5, ABACKS 
 const AOUTVAR = 11, ASTEP = 12, ABOUND = 13, AB = 14, AC = 15, ASAT = 16, AHASVAR = 17, ABACK = 18, AV = 19, AFILL = 20, AINV = 21;
 
 function adcKernel(): number[] {
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const { code, emit } = codeBuffer();
   const at = (base: number, shift: number): number[][] => [get(base), get(AC), i32c(shift), [I32_SHL, I32_ADD]];
   const columns = (body: () => void): void => {
     emit(i32c(0), set(AC), [BLOCK, EMPTY, LOOP, EMPTY], get(AC), get(ACOLS), [I32_GE_U, BR_IF, 1]);
@@ -271,9 +223,7 @@ function adcKernel(): number[] {
   emit(get(AHASVAR), [IF, EMPTY], get(AVAR), get(ASTRIDE), [I32_ADD], set(AVAR), [END]);
   emit(get(ANORM), get(ACOLS), i32c(3), [I32_SHL, I32_ADD], set(ANORM), get(AOUT), get(ACOLS), i32c(2), [I32_SHL, I32_ADD], set(AOUT));
   emit(get(AB), i32c(1), [I32_ADD], set(AB), [BR, 0, END, END]);
-  const locals = vec([[...uleb(4), I32], [...uleb(4), F64]]);
-  const body = [...locals, ...code, END];
-  return [...uleb(body.length), ...body];
+  return functionBody([[4, I32], [4, F64]], code);
 }
 
 
@@ -284,8 +234,7 @@ function adcKernel(): number[] {
 const NSTATE = 0, NTABLES = 1, NOUT = 2, NN = 3, NA = 4, NB = 5, NC = 6, ND = 7, NK = 8, NU = 9, NT = 10, NI = 11, NH = 12;
 
 function normalsKernel(): number[] {
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const { code, emit } = codeBuffer();
   const store = (): void => { [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), get(l), [I32_STORE], mem(2, 4 * j))); };
   [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), [I32_LOAD], mem(2, 4 * j), set(l)));
   emit(i32c(0), set(NK), [BLOCK, EMPTY, LOOP, EMPTY], get(NK), get(NN), [I32_GE_U, BR_IF, 1]);
@@ -302,30 +251,19 @@ function normalsKernel(): number[] {
   emit(get(NK), i32c(1), [I32_ADD], set(NK), [BR, 0, END, END]);
   store();
   emit(get(NN));
-  const locals = vec([[...uleb(8), I32], [...uleb(1), F64]]);
-  const body = [...locals, ...code, END];
-  return [...uleb(body.length), ...body];
+  return functionBody([[8, I32], [1, F64]], code);
 }
 
 /** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch, adc, normals. */
 export function kernelModuleBytes(): Uint8Array {
-  const fn = (params: number[], results: number[]): number[] => [0x60, ...vec(params.map((t) => [t])), ...vec(results.map((t) => [t]))];
-  const types = [
-    fn(new Array(7).fill(I32), []),
-    fn(new Array(9).fill(I32), []),
-    fn([I32, I32, F64, F64, I32, I32, I32], [I32]),
-    fn([I32, I32, I32, F64, I32, I32, I32], []),
-    fn([...new Array(11).fill(I32), F64, F64, F64], []),
-    fn([I32, I32, I32, I32], [I32]),
-  ];
-  const exports = ['mvm32', 'gemm32', 'dacList', 'dacBatch', 'adc', 'normals'];
-  return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec(types)),
-    ...section(2, vec([[...name('e'), ...name('m'), 0x02, 0x00, ...uleb(1)]])),
-    ...section(3, vec(exports.map((_, i) => [i]))),
-    ...section(7, vec(exports.map((e, i) => [...name(e), 0x00, i]))),
-    ...section(10, vec([mvmKernel(), gemmKernel(), dacListKernel(), dacBatchKernel(), adcKernel(), normalsKernel()])),
+  const none: number[] = [];
+  return moduleBytes([
+    { name: 'mvm32', params: new Array(7).fill(I32), results: none, body: mvmKernel() },
+    { name: 'gemm32', params: new Array(9).fill(I32), results: none, body: gemmKernel() },
+    { name: 'dacList', params: [I32, I32, F64, F64, I32, I32, I32], results: [I32], body: dacListKernel() },
+    { name: 'dacBatch', params: [I32, I32, I32, F64, I32, I32, I32], results: none, body: dacBatchKernel() },
+    { name: 'adc', params: [...new Array(11).fill(I32), F64, F64, F64], results: none, body: adcKernel() },
+    { name: 'normals', params: [I32, I32, I32, I32], results: [I32], body: normalsKernel() },
   ]);
 }
 
@@ -341,25 +279,12 @@ export type AdcFn = (acc: number, stride: number, variance: number, normals: num
 export type NormalsFn = (state: number, tables: number, out: number, n: number) => number;
 export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; dacList: DacListFn; dacBatch: DacBatchFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
 
-/** The part of the WebAssembly JS API used here (the project's TypeScript libs do not declare it). */
-export interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
-interface WasmApi {
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  validate(bytes: Uint8Array): boolean;
-}
-export const wasmApi: WasmApi | undefined = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-
 let compiled: object | null | undefined;
 
 /** The SIMD kernels bound to `memory`, or null when this engine has no WebAssembly SIMD. */
 export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
-  if (compiled === undefined) {
-    const bytes = kernelModuleBytes();
-    compiled = wasmApi?.validate(bytes) ? new wasmApi.Module(bytes) : null;
-  }
-  if (!compiled || !wasmApi) return null;
-  const exports = new wasmApi.Instance(compiled, { e: { m: memory } }).exports as unknown as Omit<Kernels, 'simd'>;
+  if (compiled === undefined) compiled = compile(kernelModuleBytes());
+  if (!compiled) return null;
+  const exports = instantiate(compiled, memory) as unknown as Omit<Kernels, 'simd'>;
   return { mvm32: exports.mvm32, gemm32: exports.gemm32, dacList: exports.dacList, dacBatch: exports.dacBatch, adc: exports.adc, normals: exports.normals, simd: true };
 }

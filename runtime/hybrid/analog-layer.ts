@@ -7,13 +7,14 @@ import type { AnalogLayer } from '../model/partition.js';
 import { convGeometry, type ConvGeometry } from '../model/conv-geometry.js';
 import type { AnalogMatrix } from '../analog/analog-matrix.js';
 import type { TensorData } from '../model/tensor.js';
+import { ConvKernels } from './conv-kernels.js';
 
 export class AnalogLayerRunner {
   /** Per input spatial shape. */
   readonly #im2col = new Map<string, Im2col>();
-  #patches = new Float32Array(0);
-  /** One image's input channels of one group, and a zero at the end for the padding. */
-  #source = new Float32Array(0);
+  /** Conv layers only: im2col and its inverse, and where their data lives for the current shape. */
+  #kernels: ConvKernels | null = null;
+  #at: ConvRegions | null = null;
 
   constructor(readonly layer: AnalogLayer, readonly matrices: AnalogMatrix[]) {}
 
@@ -58,7 +59,7 @@ export class AnalogLayerRunner {
 
   /** X [N, C, ...spatial] → Y [N, M, ...outSpatial] through im2col patches per group. */
   async #conv(x: TensorData): Promise<TensorData> {
-    const { conv, k, n: mPerGroup, bias } = this.layer;
+    const { conv } = this.layer;
     const { attributes, inChannels, outChannels } = conv!;
     const [batch = 0, channels = 0, ...spatial] = x.dims;
     if (channels !== inChannels || spatial.length !== attributes.kernel.length) {
@@ -66,60 +67,86 @@ export class AnalogLayerRunner {
     }
     const key = spatial.join(',');
     let im2col = this.#im2col.get(key);
-    if (!im2col) this.#im2col.set(key, (im2col = patchIndex(convGeometry(attributes, spatial), inChannels / attributes.group)));
-    const { geometry: { positions, outSpatial }, index, groupSize } = im2col;
+    if (!im2col) this.#im2col.set(key, (im2col = patchOffsets(convGeometry(attributes, spatial), inChannels / attributes.group)));
+    const { geometry: { positions, outSpatial }, groupSize } = im2col;
+    const at = this.#regions(im2col, batch);
+    const kernels = this.#kernels!;
+    const { f32 } = kernels;
+    const mPerGroup = this.layer.n;
+    const perImage = positions * this.layer.k;
     const rows = batch * positions;
-    const perImage = positions * k;
-    if (this.#patches.length < rows * k) this.#patches = new Float32Array(rows * k);
-    if (this.#source.length < groupSize + 1) this.#source = new Float32Array(groupSize + 1); // + the zero that padding reads
-    const patches = this.#patches;
-    const source = this.#source;
     const src = x.data as Float32Array;
-    const out = new Float32Array(batch * outChannels * positions);
     for (let g = 0; g < attributes.group; g++) {
       for (let b = 0; b < batch; b++) {
         // patches[b·P + p, c·taps + t] = X[b, g·C/group + c, gather[p, t]], 0 in the padding
         const from = (b * attributes.group + g) * groupSize;
-        source.set(src.subarray(from, from + groupSize));
-        source[groupSize] = 0;
-        for (let i = 0, at = b * perImage; i < perImage; i++) patches[at + i] = source[index[i]!]!;
+        f32.set(src.subarray(from, from + groupSize), at.source >> 2);
+        kernels.gather(at.source, at.offsets, perImage, at.patches + 4 * b * perImage);
       }
-      const y = await this.matrices[g]!.run(patches, rows);
+      f32.set(await this.matrices[g]!.run(f32.subarray(at.patches >> 2, (at.patches >> 2) + rows * this.layer.k), rows), at.y >> 2);
       for (let b = 0; b < batch; b++) {
-        for (let m = 0; m < mPerGroup; m++) {
-          const ch = g * mPerGroup + m;
-          const beta = bias ? bias[ch]! : 0;
-          const dst = (b * outChannels + ch) * positions;
-          for (let p = 0, at = b * positions * mPerGroup + m; p < positions; p++, at += mPerGroup) out[dst + p] = y[at]! + beta;
-        }
+        kernels.toChannels(at.y + 4 * b * positions * mPerGroup, positions, mPerGroup, at.bias + 4 * g * mPerGroup, at.out + 4 * (b * outChannels + g * mPerGroup) * positions);
       }
     }
-    return { type: 'float32', data: out, dims: [batch, outChannels, ...outSpatial] };
+    const out = at.out >> 2;
+    return { type: 'float32', data: f32.slice(out, out + batch * outChannels * positions), dims: [batch, outChannels, ...outSpatial] };
   }
+
+  /** Byte addresses in the conv kernels' memory for a run over `batch` images; laid out again when the shape changes. */
+  #regions(im2col: Im2col, batch: number): ConvRegions {
+    if (this.#at?.im2col === im2col && this.#at.batch === batch) return this.#at;
+    const kernels = (this.#kernels ??= new ConvKernels());
+    const { conv, k, n: mPerGroup, bias } = this.layer;
+    const outChannels = conv!.outChannels;
+    const positions = im2col.geometry.positions;
+    const sizes = { offsets: im2col.offsets.length, bias: outChannels, source: im2col.groupSize + 1, patches: batch * positions * k, y: batch * positions * mPerGroup, out: batch * outChannels * positions };
+    let end = 0;
+    const region = (floats: number): number => { const a = end; end += 4 * floats; return a; };
+    const at: ConvRegions = { im2col, batch, offsets: region(sizes.offsets), bias: region(sizes.bias), source: region(sizes.source), patches: region(sizes.patches), y: region(sizes.y), out: region(sizes.out) };
+    kernels.reserve(end);
+    kernels.i32.set(im2col.offsets, at.offsets >> 2);
+    kernels.f32.fill(0, at.bias >> 2, (at.bias >> 2) + outChannels);
+    if (bias) kernels.f32.set(bias.subarray(0, outChannels), at.bias >> 2);
+    kernels.f32[(at.source >> 2) + im2col.groupSize] = 0; // the zero that padding reads
+    this.#at = at;
+    return at;
+  }
+}
+
+interface ConvRegions {
+  im2col: Im2col;
+  batch: number;
+  /** im2col's byte offsets, the bias per output channel, one image's channels of one group (and a zero), patches, tile outputs, the output. */
+  offsets: number;
+  bias: number;
+  source: number;
+  patches: number;
+  y: number;
+  out: number;
 }
 
 interface Im2col {
   geometry: ConvGeometry;
-  /** Per patch element (p, c·taps + t): its index in one group's input channels, or groupSize (a zero). */
-  index: Int32Array;
+  /** Per patch element (p, c·taps + t): the byte offset of its input in one group's input channels, or of the zero after them. */
+  offsets: Int32Array;
   /** Input elements of one image in one group: channels per group × spatial size. */
   groupSize: number;
 }
 
-function patchIndex(geometry: ConvGeometry, perGroup: number): Im2col {
+function patchOffsets(geometry: ConvGeometry, perGroup: number): Im2col {
   const { positions, taps, gather, inSpatial } = geometry;
   const inSize = inSpatial.reduce((p, d) => p * d, 1);
   const groupSize = perGroup * inSize;
-  const index = new Int32Array(positions * perGroup * taps);
+  const offsets = new Int32Array(positions * perGroup * taps);
   for (let p = 0, i = 0; p < positions; p++) {
     for (let c = 0; c < perGroup; c++) {
       for (let t = 0; t < taps; t++, i++) {
         const off = gather[p * taps + t]!;
-        index[i] = off < 0 ? groupSize : c * inSize + off;
+        offsets[i] = 4 * (off < 0 ? groupSize : c * inSize + off);
       }
     }
   }
-  return { geometry, index, groupSize };
+  return { geometry, offsets, groupSize };
 }
 
 /** y[M, N] += beta · C, C unidirectionally broadcast (scalar, [N], [1, N], [M, 1] or [M, N]). */

@@ -36,6 +36,12 @@ export function kernels(arena: Arena): Kernels {
         for (let c = 0; c < cols; c++) f32[a0 + c] = f(f32[a0 + c]! + f(x * f32[row + c]!));
       }
     },
+    column32: (w, stride, idx, xv, n, col) => {
+      const { f32, i32 } = arena;
+      let s = 0;
+      for (let k = 0; k < n; k++) s = f(s + f(f32[(xv >> 2) + k]! * f32[(w + i32[(idx >> 2) + k]! * stride + col) >> 2]!));
+      return s;
+    },
     dacList: (x, rows, inv, levels, idx, xv, xv2) => {
       const { f32, i32 } = arena;
       let n = 0;

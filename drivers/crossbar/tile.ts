@@ -51,6 +51,11 @@ export class Tile {
   #readout = new Float64Array(0);
   #out = new Float32Array(0);
   #outView = new Float32Array(0);
+  /** The single-vector round in flight: codes listed by dacList, and whether mvm32 has summed them. */
+  #listed = 0;
+  #summed = false;
+  /** The column that last surely saturated: #surelySaturates sums it alone first. */
+  #probe = 0;
   readonly #programRng: Random;
   readonly #readRng: Random;
 
@@ -80,6 +85,7 @@ export class Tile {
     this.#block = programBlock(weights, rows, cols, profile, device, this.#programRng);
     this.#kelvin = kelvin;
     this.#age = 0;
+    this.#probe = 0;
     this.counters.cellsProgrammed += 2 * rows * cols;
     this.#layout(rows, cols, exact ? false : profile.readNoise.enabled);
     this.#converted = new Float64Array(cols);
@@ -279,12 +285,14 @@ export class Tile {
       rounds++;
       // ABS_MAX noise management and the DAC: the non-zero codes as mvm32's list
       const n = kernels.dacList(a.x, this.rows, 1 / (xmax * reduction), per.dacLevels, a.idx, a.xv, a.xv2);
-      kernels.mvm32(this.#wPtr, strideBytes, a.idx, a.xv, n, a.acc, vecs);
+      this.#listed = n;
+      this.#summed = false;
       const more = per.boundManagement && reduction <= per.maxReduction;
       // A round bound management will repeat anyway needs no noise once its outputs clear the bound
       // by 8σ: the hardware converts it (counted), the emulator skips the noise and the ADC.
       let varKnown = false;
-      if (!(more && this.#certainlySaturates(1, false, a.acc >> 2, a.accVar >> 2))) {
+      if (!(more && this.#surelySaturates(1))) {
+        this.#sum();
         if (this.#varPtr) kernels.mvm32(this.#varPtr, strideBytes, a.idx, a.xv2, n, a.accVar, vecs); // Σ x_r²·σ²_rc
         varKnown = true;
         this.#noise(a.normals, cols, this.#varPtr !== 0);
@@ -295,7 +303,7 @@ export class Tile {
       // Bound management halves the inputs; rounds that would saturate for certain are counted
       // (the hardware performs them) but not computed.
       let next = reduction * 2;
-      while (next <= per.maxReduction && this.#certainlySaturates(reduction / next, varKnown, a.acc >> 2, a.accVar >> 2)) { rounds++; next *= 2; }
+      while (next <= per.maxReduction && (varKnown ? this.#certainlySaturates(reduction / next, true, a.acc >> 2, a.accVar >> 2) : this.#surelySaturates(reduction / next))) { rounds++; next *= 2; }
       reduction = next;
     }
     out.set(arena.f32.subarray(a.out >> 2, (a.out >> 2) + cols), yOff);
@@ -339,6 +347,31 @@ export class Tile {
     return 1;
   }
 
+  /** The one-vector round's sums (mvm32 over the listed codes), unless #surelySaturates already needed them. */
+  #sum(): void {
+    if (this.#summed) return;
+    const a = this.ctx.work.single;
+    this.ctx.arena.kernels.mvm32(this.#wPtr, this.#stride * 4, a.idx, a.xv, this.#listed, a.acc, this.#stride >> 2);
+    this.#summed = true;
+  }
+
+  /**
+   * #certainlySaturates(f, false) for the one-vector round, which may not be summed yet: the column
+   * that decided last time is summed alone first (column32 equals mvm32's sum), and when it clears
+   * the bound, so would the full check. Only otherwise are all columns summed. Same decisions, and
+   * bound management's wasted rounds usually cost one column instead of a pass over the array.
+   */
+  #surelySaturates(f: number): boolean {
+    const a = this.ctx.work.single;
+    if (!this.#summed) {
+      const c = this.#probe;
+      const sum = this.ctx.arena.kernels.column32(this.#wPtr, this.#stride * 4, a.idx, a.xv, this.#listed, 4 * c);
+      if (this.#columnSaturates(c, sum, f, false, 0)) return true;
+      this.#sum();
+    }
+    return this.#certainlySaturates(f, false, a.acc >> 2, a.accVar >> 2);
+  }
+
   /**
    * Whether the round at `f` times the inputs of the round whose accumulators are at `accAt`
    * (f = 1: that round itself) saturates whatever the noise: its noise-free output differs from
@@ -347,16 +380,22 @@ export class Tile {
    * read-noise variance var_c (at `varAt`) is known, else below Σ_r σ²_rc + σ_out² (inputs ≤ 1).
    */
   #certainlySaturates(f: number, varKnown: boolean, accAt: number, varAt: number): boolean {
-    const per = this.ctx.periphery;
     const f32 = this.ctx.arena.f32;
-    const d = f === 1 ? 0 : per.dacLevels ? 0.75 / per.dacLevels : 1e-6; // without a DAC only float rounding differs
-    const withVar = this.#varPtr !== 0;
     for (let c = 0, cols = this.cols; c < cols; c++) {
-      const device = !withVar ? 0 : varKnown ? 2 * f32[varAt + c]! + 2 * d * d * this.#colVar[c]! : this.#colVar[c]!;
-      const variance = device + per.outputVar;
-      if (Math.abs(f32[accAt + c]!) * f - d * this.#colAbs[c]! - SKIP_SIGMAS * Math.sqrt(variance) > per.bound) return true;
+      if (this.#columnSaturates(c, f32[accAt + c]!, f, varKnown, varAt)) {
+        this.#probe = c;
+        return true;
+      }
     }
     return false;
+  }
+
+  /** Column c's part of #certainlySaturates, its sum given. */
+  #columnSaturates(c: number, sum: number, f: number, varKnown: boolean, varAt: number): boolean {
+    const per = this.ctx.periphery;
+    const d = f === 1 ? 0 : per.dacLevels ? 0.75 / per.dacLevels : 1e-6; // without a DAC only float rounding differs
+    const device = this.#varPtr === 0 ? 0 : varKnown ? 2 * this.ctx.arena.f32[varAt + c]! + 2 * d * d * this.#colVar[c]! : this.#colVar[c]!;
+    return Math.abs(sum) * f - d * this.#colAbs[c]! - SKIP_SIGMAS * Math.sqrt(device + per.outputVar) > per.bound;
   }
 
   /**

@@ -2,8 +2,8 @@
  * The emulator's kernels as a WebAssembly SIMD module, assembled here from the instruction listings
  * (no toolchain, nothing downloaded: the bytes are built at load time and checked with
  * WebAssembly.validate; without SIMD support the caller falls back to kernels.ts). The MVM kernels
- * are described here; dacList, dacBatch, adc and normals (scalar float64, mirroring the JS they
- * replaced bit for bit) where they are assembled.
+ * are described here; column32 (one column of mvm32's sums), dacList, dacBatch, adc and normals
+ * (scalar float64, mirroring the JS they replaced bit for bit) where they are assembled.
  *
  * Weights are float32 rows of `stride` bytes (columns padded with zeros to a multiple of eight).
  * Both MVM kernels add the products into float32 accumulators one row at a time, in row order, so a
@@ -45,7 +45,7 @@ import {
   BLOCK, LOOP, END, BR, BR_IF, LOCAL_TEE, I32_LOAD, I32_GE_U, I32_LE_S, I32_GT_U, I32_ADD, I32_SUB, I32_MUL, I32_SHL, EMPTY, I32, F64, V128,
   IF, ELSE, SELECT, I32_STORE, F32_LOAD, F32_STORE, F64_STORE, I32_EQZ, I32_AND, I32_XOR, I32_SHR_S, I32_ROTL, I32_NE, RETURN,
   F64_CONVERT_I32_S, F64_LOAD, F64_SQRT, F64_EQ, F64_NE, F64_LT, F64_GT, F64_ABS, F64_FLOOR, F64_ADD, F64_SUB, F64_MUL, F64_DIV, F64_MIN, F64_MAX,
-  F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
+  F32, F32_ADD, F32_MUL, F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
   simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, type WasmMemory,
 } from '../../runtime/wasm/assembler.js';
 
@@ -83,6 +83,19 @@ function mvmKernel(): number[] {
   columns(1);
   emit(get(K), i32c(1), [I32_ADD], set(K), [BR, 0, END, END]);
   return functionBody([[8, I32], [4, V128]], code);
+}
+
+// column32(w, stride, idx, xv, n, col) → f32: one column of mvm32's sums, alone: Σ_k xv[k]·w[idx[k]][col]
+// in the same row order and float32 arithmetic, so it equals mvm32's acc[col] bit for bit.
+const CW = 0, CSTRIDE = 1, CIDX = 2, CXV = 3, CN = 4, CCOL = 5, CK = 6, CS = 7;
+
+function columnKernel(): number[] {
+  const { code, emit } = codeBuffer();
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(CK), get(CN), [I32_GE_U, BR_IF, 1]);
+  emit(get(CS), get(CXV), get(CK), i32c(2), [I32_SHL, I32_ADD, F32_LOAD], mem(2, 0));
+  emit(get(CW), get(CIDX), get(CK), i32c(2), [I32_SHL, I32_ADD, I32_LOAD], mem(2, 0), get(CSTRIDE), [I32_MUL, I32_ADD], get(CCOL), [I32_ADD, F32_LOAD], mem(2, 0));
+  emit([F32_MUL, F32_ADD], set(CS), get(CK), i32c(1), [I32_ADD], set(CK), [BR, 0, END, END], get(CS));
+  return functionBody([[1, I32], [1, F32]], code);
 }
 
 // gemm32's parameters and locals.
@@ -254,7 +267,7 @@ function normalsKernel(): number[] {
   return functionBody([[8, I32], [1, F64]], code);
 }
 
-/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch, adc, normals. */
+/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch, adc, normals, column32. */
 export function kernelModuleBytes(): Uint8Array {
   const none: number[] = [];
   return moduleBytes([
@@ -264,6 +277,7 @@ export function kernelModuleBytes(): Uint8Array {
     { name: 'dacBatch', params: [I32, I32, I32, F64, I32, I32, I32], results: none, body: dacBatchKernel() },
     { name: 'adc', params: [...new Array(11).fill(I32), F64, F64, F64], results: none, body: adcKernel() },
     { name: 'normals', params: [I32, I32, I32, I32], results: [I32], body: normalsKernel() },
+    { name: 'column32', params: new Array(6).fill(I32), results: [F32], body: columnKernel() },
   ]);
 }
 
@@ -277,7 +291,9 @@ export type DacBatchFn = (x: number, rows: number, batch: number, levels: number
 export type AdcFn = (acc: number, stride: number, variance: number, normals: number, batch: number, cols: number, backs: number, scale: number, gdc: number, out: number, flags: number, outVar: number, step: number, bound: number) => void;
 /** Standard normals by the ziggurat's fast path; stops (returning the count done) at a slow-path draw. */
 export type NormalsFn = (state: number, tables: number, out: number, n: number) => number;
-export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; dacList: DacListFn; dacBatch: DacBatchFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
+/** One column of mvm32's sums (`col` in bytes), bit-identical to it. */
+export type ColumnFn = (w: number, stride: number, idx: number, xv: number, n: number, col: number) => number;
+export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; dacList: DacListFn; dacBatch: DacBatchFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
 
 let compiled: object | null | undefined;
 
@@ -286,5 +302,5 @@ export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   if (compiled === undefined) compiled = compile(kernelModuleBytes());
   if (!compiled) return null;
   const exports = instantiate(compiled, memory) as unknown as Omit<Kernels, 'simd'>;
-  return { mvm32: exports.mvm32, gemm32: exports.gemm32, dacList: exports.dacList, dacBatch: exports.dacBatch, adc: exports.adc, normals: exports.normals, simd: true };
+  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, dacList: exports.dacList, dacBatch: exports.dacBatch, adc: exports.adc, normals: exports.normals, simd: true };
 }

@@ -46,6 +46,8 @@ import {
   IF, ELSE, SELECT, I32_STORE, F32_LOAD, F32_STORE, F64_STORE, I32_EQZ, I32_AND, I32_XOR, I32_SHR_S, I32_ROTL, I32_NE, RETURN,
   F64_CONVERT_I32_S, F64_LOAD, F64_SQRT, F64_EQ, F64_NE, F64_LT, F64_GT, F64_ABS, F64_FLOOR, F64_ADD, F64_SUB, F64_MUL, F64_DIV, F64_MIN, F64_MAX,
   F32, F32_ADD, F32_MUL, F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
+  I32_LT_S, F32_ABS, F32_MAX, V128_LOAD64_ZERO, V128_STORE64_LANE, F32X4_EXTRACT_LANE, F32X4_ABS, F32X4_MAX, F32X4_DEMOTE_F64X2_ZERO,
+  F64X2_SPLAT, F64X2_PROMOTE_LOW_F32X4, F64X2_FLOOR, F64X2_ADD, F64X2_MUL, F64X2_DIV, F64X2_MIN, F64X2_MAX,
   simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, type WasmMemory,
 } from '../../runtime/wasm/assembler.js';
 
@@ -161,34 +163,58 @@ function dacListKernel(): number[] {
   return functionBody([[2, I32], [1, F64]], code);
 }
 
-// dacBatch(x, rows, batch, levels, out, out2, xmax): every vector's |x|max (float64, NaN if it holds a
-// NaN) into xmax[b], and its codes and squares densely for gemm32 (zeros for an all-zero or
-// non-finite vector).
+// dacBatch(x, rows, batch, levels, out, out2, xmax): every vector's |x|max (float64, NaN if it
+// holds a NaN) into xmax[b], and its codes and squares densely for gemm32 (zeros for an all-zero or
+// non-finite vector). |x|max four inputs at a time (f32x4: max of float32 magnitudes, NaN
+// propagating, is the float64 scan's result), the DAC two at a time in float64 (f64x2), so every
+// code is the scalar DAC's; an odd last input goes through the scalar DAC.
 const BX = 0, BROWS = 1, BBATCH = 2, BLEVELS = 3, BOUT = 4, BOUT2 = 5, BXMAX = 6;
-const BB = 7, BROW = 8, BSPECIAL = 9, BM = 10, BA = 11, BINV = 12, BV = 13;
+const BB = 7, BROW = 8, BSPECIAL = 9, BM = 10, BINV = 11, BV = 12, BMF = 13, BACC = 14, BVINV = 15, BVL = 16, BVV = 17;
 
 function dacBatchKernel(): number[] {
   const { code, emit } = codeBuffer();
   const at = (base: number): number[][] => [get(base), get(BROW), i32c(2), [I32_SHL, I32_ADD]];
+  const splat = (v: number): number[][] => [f64c(v), simd(F64X2_SPLAT)];
+  const rowLoop = (step: number, body: () => void): void => {
+    emit([BLOCK, EMPTY, LOOP, EMPTY], get(BROW), i32c(step), [I32_ADD], get(BROWS), [I32_GT_U, BR_IF, 1]);
+    body();
+    emit(get(BROW), i32c(step), [I32_ADD], set(BROW), [BR, 0, END, END]);
+  };
   emit(i32c(0), set(BB), [BLOCK, EMPTY, LOOP, EMPTY], get(BB), get(BBATCH), [I32_GE_U, BR_IF, 1]);
-  // |x|max: a NaN ends the scan with NaN
-  emit(f64c(0), set(BM), i32c(0), set(BROW), [BLOCK, EMPTY, LOOP, EMPTY], get(BROW), get(BROWS), [I32_GE_U, BR_IF, 1]);
-  emit(...at(BX), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32, F64_ABS], set(BA));
-  emit(get(BA), get(BM), [F64_GT, IF, EMPTY], get(BA), set(BM), [ELSE], get(BA), get(BA), [F64_NE, IF, EMPTY], get(BA), set(BM), [BR, 3, END, END]);
-  emit(get(BROW), i32c(1), [I32_ADD], set(BROW), [BR, 0, END, END]);
-  emit(get(BXMAX), get(BB), i32c(3), [I32_SHL, I32_ADD], get(BM), [F64_STORE], mem(3, 0));
-  // special = !(m != 0 && m < ∞); inv = 1 / m
-  emit(get(BM), f64c(0), [F64_NE], get(BM), f64c(Infinity), [F64_LT, I32_AND, I32_EQZ], set(BSPECIAL), f64c(1), get(BM), [F64_DIV], set(BINV));
-  emit(i32c(0), set(BROW), [BLOCK, EMPTY, LOOP, EMPTY], get(BROW), get(BROWS), [I32_GE_U, BR_IF, 1]);
-  emitDac(emit, BLEVELS, BV, [f64c(0), ...at(BX), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(BINV), [F64_MUL], get(BSPECIAL), [SELECT]]);
+  // |x|max
+  emit(simd(V128_CONST), new Array<number>(16).fill(0), set(BACC), i32c(0), set(BROW));
+  rowLoop(4, () => emit(get(BACC), ...at(BX), simd(V128_LOAD), mem(2, 0), simd(F32X4_ABS), simd(F32X4_MAX), set(BACC)));
+  emit(get(BACC), simd(F32X4_EXTRACT_LANE), [0], get(BACC), simd(F32X4_EXTRACT_LANE), [1], [F32_MAX]);
+  emit(get(BACC), simd(F32X4_EXTRACT_LANE), [2], get(BACC), simd(F32X4_EXTRACT_LANE), [3], [F32_MAX, F32_MAX], set(BMF));
+  rowLoop(1, () => emit(get(BMF), ...at(BX), [F32_LOAD], mem(2, 0), [F32_ABS, F32_MAX], set(BMF)));
+  emit(get(BMF), [F64_PROMOTE_F32], set(BM), get(BXMAX), get(BB), i32c(3), [I32_SHL, I32_ADD], get(BM), [F64_STORE], mem(3, 0));
+  // special = !(m != 0 && m < ∞): zeros; else the DAC
+  emit(get(BM), f64c(0), [F64_NE], get(BM), f64c(Infinity), [F64_LT, I32_AND, I32_EQZ], set(BSPECIAL), i32c(0), set(BROW));
+  emit(get(BSPECIAL), [IF, EMPTY]);
+  rowLoop(1, () => emit(...at(BOUT), f64c(0), [F32_DEMOTE_F64, F32_STORE], mem(2, 0), ...at(BOUT2), f64c(0), [F32_DEMOTE_F64, F32_STORE], mem(2, 0)));
+  emit([ELSE], f64c(1), get(BM), [F64_DIV], set(BINV), get(BINV), simd(F64X2_SPLAT), set(BVINV), get(BLEVELS), simd(F64X2_SPLAT), set(BVL));
+  const quantise = (v: number): void => {
+    emit(get(v), get(BVL), simd(F64X2_MUL), ...splat(0.5), simd(F64X2_ADD), simd(F64X2_FLOOR), get(BVL), simd(F64X2_DIV));
+    emit(...splat(1), simd(F64X2_MIN), ...splat(-1), simd(F64X2_MAX), set(v));
+  };
+  rowLoop(2, () => {
+    emit(...at(BX), simd(V128_LOAD64_ZERO), mem(2, 0), simd(F64X2_PROMOTE_LOW_F32X4), get(BVINV), simd(F64X2_MUL), set(BVV));
+    emit(get(BLEVELS), f64c(0), [F64_NE, IF, EMPTY]);
+    quantise(BVV);
+    emit([END]);
+    emit(...at(BOUT), get(BVV), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
+    emit(...at(BOUT2), get(BVV), get(BVV), simd(F64X2_MUL), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
+  });
+  emit(get(BROW), get(BROWS), [I32_LT_S, IF, EMPTY]);
+  emitDac(emit, BLEVELS, BV, [...at(BX), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(BINV), [F64_MUL]]);
   emit(...at(BOUT), get(BV), [F32_DEMOTE_F64, F32_STORE], mem(2, 0));
   emit(...at(BOUT2), get(BV), get(BV), [F64_MUL, F32_DEMOTE_F64, F32_STORE], mem(2, 0));
-  emit(get(BROW), i32c(1), [I32_ADD], set(BROW), [BR, 0, END, END]);
+  emit([END, END]);
   // next vector
   const step: number[][] = [get(BROWS), i32c(2), [I32_SHL]];
   for (const base of [BX, BOUT, BOUT2]) emit(get(base), ...step, [I32_ADD], set(base));
   emit(get(BB), i32c(1), [I32_ADD], set(BB), [BR, 0, END, END]);
-  return functionBody([[3, I32], [4, F64]], code);
+  return functionBody([[3, I32], [3, F64], [1, F32], [4, V128]], code);
 }
 
 

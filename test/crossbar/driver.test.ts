@@ -10,9 +10,11 @@ async function outputs(options: ConstructorParameters<typeof CrossbarEmulator>[1
   const emu = new CrossbarEmulator(profile, options);
   await emu.program(2, W, 100, 40);
   await emu.program(5, W.subarray(0, 50 * 40), 50, 40);
+  await emu.program(7, W.subarray(0, 37 * 40), 37, 40); // odd rows: the kernels' remainder paths
   await emu.setAge(age);
   const y = (await emu.mvm(2, X, 3)).slice();
-  return Float32Array.from([...y, ...(await emu.mvm(5, X, 2))]);
+  const z = (await emu.mvm(5, X, 2)).slice();
+  return Float32Array.from([...y, ...z, ...(await emu.mvm(7, X.subarray(0, 3 * 37), 3))]);
 }
 
 describe('CrossbarDriver behaviour of the emulator', () => {
@@ -77,6 +79,14 @@ describe('CrossbarDriver behaviour of the emulator', () => {
       const x = X.slice(0, 100);
       x[7] = NaN;
       expect(Array.from(await emu.mvm(0, x, 1)).some(Number.isNaN)).toBe(true);
+      // In a batch: each vector on its own (a finite one, an all-zero one, one holding a NaN).
+      const batch = new Float32Array(300);
+      batch.set(X.subarray(0, 100));
+      batch.set(x, 200);
+      const y = await emu.mvm(0, batch, 3);
+      expect(Array.from(y.subarray(0, 40)).every(Number.isFinite)).toBe(true);
+      expect(Array.from(y.subarray(40, 80)).every((v) => v === 0)).toBe(true);
+      expect(Array.from(y.subarray(80, 120)).some(Number.isNaN)).toBe(true);
     }
   });
 

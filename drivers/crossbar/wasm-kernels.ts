@@ -46,7 +46,7 @@ import {
   IF, ELSE, SELECT, I32_STORE, F32_LOAD, F32_STORE, F64_STORE, I32_EQZ, I32_AND, I32_XOR, I32_SHR_S, I32_ROTL, I32_NE, RETURN,
   F64_CONVERT_I32_S, F64_LOAD, F64_SQRT, F64_EQ, F64_NE, F64_LT, F64_GT, F64_ABS, F64_FLOOR, F64_ADD, F64_SUB, F64_MUL, F64_DIV, F64_MIN, F64_MAX,
   F32, F32_ADD, F32_MUL, F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
-  I32_LT_S, F32_ABS, F32_MAX, V128_LOAD64_ZERO, V128_STORE64_LANE, F32X4_EXTRACT_LANE, F32X4_ABS, F32X4_MAX, F32X4_DEMOTE_F64X2_ZERO,
+  I32_LT_S, F32_ABS, F32_MAX, F64X2_SQRT, F64X2_GT, F64X2_LT, V128_OR, V128_ANY_TRUE, V128_LOAD64_ZERO, V128_STORE64_LANE, F32X4_EXTRACT_LANE, F32X4_ABS, F32X4_MAX, F32X4_DEMOTE_F64X2_ZERO,
   F64X2_SPLAT, F64X2_PROMOTE_LOW_F32X4, F64X2_FLOOR, F64X2_ADD, F64X2_MUL, F64X2_DIV, F64X2_MIN, F64X2_MAX,
   simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, type WasmMemory,
 } from '../../runtime/wasm/assembler.js';
@@ -223,26 +223,46 @@ function dacBatchKernel(): number[] {
 // periphery.ts's adcConvert computes it, in float64: v = acc + √(var + σ_out²)·normal, clamped to ±bound
 // (flags[b] = 1 if any output was), quantised to `step` (0: not), then back to model units:
 // out = v·backs[b]·scale[c]·gdc[c] as float32. A vector whose back factor is 0 or not finite
-// (all-zero or non-finite input) gets zeros or NaNs.
+// (all-zero or non-finite input) gets zeros or NaNs. Two columns at a time in f64x2 (the clamp as
+// min/max, which treat NaN and the bounds as the scalar branches do), an odd last column alone.
 const AACC = 0, ASTRIDE = 1, AVAR = 2, ANORM = 3, ABATCH = 4, ACOLS = 5, ABACKS = 6, ASCALE = 7, AGDC = 8, AOUT = 9, AFLAGS = 10;
 const AOUTVAR = 11, ASTEP = 12, ABOUND = 13, AB = 14, AC = 15, ASAT = 16, AHASVAR = 17, ABACK = 18, AV = 19, AFILL = 20, AINV = 21;
+// f64x2 splats of the constants, the pair in flight and the saturation mask
+const AVBOUND = 22, AVNEG = 23, AVSTEP = 24, AVINV = 25, AVSIGMA = 26, AVOUTVAR = 27, AVBACK = 28, AVV = 29, AVSAT = 30;
 
 function adcKernel(): number[] {
   const { code, emit } = codeBuffer();
   const at = (base: number, shift: number): number[][] => [get(base), get(AC), i32c(shift), [I32_SHL, I32_ADD]];
-  const columns = (body: () => void): void => {
-    emit(i32c(0), set(AC), [BLOCK, EMPTY, LOOP, EMPTY], get(AC), get(ACOLS), [I32_GE_U, BR_IF, 1]);
+  const pair = (base: number): number[][] => [...at(base, 2), simd(V128_LOAD64_ZERO), mem(2, 0), simd(F64X2_PROMOTE_LOW_F32X4)];
+  const columns = (step: number, body: () => void): void => {
+    emit([BLOCK, EMPTY, LOOP, EMPTY], get(AC), i32c(step), [I32_ADD], get(ACOLS), [I32_GT_U, BR_IF, 1]);
     body();
-    emit(get(AC), i32c(1), [I32_ADD], set(AC), [BR, 0, END, END]);
+    emit(get(AC), i32c(step), [I32_ADD], set(AC), [BR, 0, END, END]);
   };
   emit(get(AVAR), i32c(0), [I32_NE], set(AHASVAR));
   // inv = step != 0 ? 1 / step : 0
   emit(f64c(1), get(ASTEP), [F64_DIV], f64c(0), get(ASTEP), f64c(0), [F64_NE, SELECT], set(AINV));
+  emit(get(ABOUND), simd(F64X2_SPLAT), set(AVBOUND), f64c(0), get(ABOUND), [F64_SUB], simd(F64X2_SPLAT), set(AVNEG));
+  emit(get(ASTEP), simd(F64X2_SPLAT), set(AVSTEP), get(AINV), simd(F64X2_SPLAT), set(AVINV));
+  emit(get(AOUTVAR), simd(F64X2_SPLAT), set(AVOUTVAR), get(AOUTVAR), [F64_SQRT], simd(F64X2_SPLAT), set(AVSIGMA));
   emit(i32c(0), set(AB), [BLOCK, EMPTY, LOOP, EMPTY], get(AB), get(ABATCH), [I32_GE_U, BR_IF, 1]);
-  emit(get(ABACKS), get(AB), i32c(3), [I32_SHL, I32_ADD, F64_LOAD], mem(3, 0), set(ABACK), i32c(0), set(ASAT));
+  emit(get(ABACKS), get(AB), i32c(3), [I32_SHL, I32_ADD, F64_LOAD], mem(3, 0), set(ABACK), i32c(0), set(ASAT), i32c(0), set(AC));
   // if (back != 0 && back < ∞) { convert } else { fill with 0 (back 0) or NaN }
   emit(get(ABACK), f64c(0), [F64_NE], get(ABACK), f64c(Infinity), [F64_LT, I32_AND, IF, EMPTY]);
-  columns(() => {
+  emit(get(ABACK), simd(F64X2_SPLAT), set(AVBACK), simd(V128_CONST), new Array<number>(16).fill(0), set(AVSAT));
+  columns(2, () => {
+    emit(...pair(AACC));
+    emit(get(AHASVAR), [IF, V128], ...pair(AVAR), get(AVOUTVAR), simd(F64X2_ADD), simd(F64X2_SQRT), [ELSE], get(AVSIGMA), [END]);
+    emit(...at(ANORM, 3), simd(V128_LOAD), mem(3, 0), simd(F64X2_MUL), simd(F64X2_ADD), set(AVV));
+    emit(get(AVSAT), get(AVV), get(AVBOUND), simd(F64X2_GT), get(AVV), get(AVNEG), simd(F64X2_LT), simd(V128_OR), simd(V128_OR), set(AVSAT));
+    emit(get(AVV), get(AVBOUND), simd(F64X2_MIN), get(AVNEG), simd(F64X2_MAX), set(AVV));
+    emit(get(ASTEP), f64c(0), [F64_NE, IF, EMPTY], get(AVV), get(AVINV), simd(F64X2_MUL), f64c(0.5), simd(F64X2_SPLAT), simd(F64X2_ADD), simd(F64X2_FLOOR));
+    emit(get(AVSTEP), simd(F64X2_MUL), set(AVV), [END]);
+    emit(...at(AOUT, 2), get(AVV), get(AVBACK), simd(F64X2_MUL), ...pair(ASCALE), simd(F64X2_MUL), ...pair(AGDC), simd(F64X2_MUL));
+    emit(simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
+  });
+  emit(get(AVSAT), simd(V128_ANY_TRUE), set(ASAT));
+  columns(1, () => {
     // v = acc + √((hasVar ? var : 0) + σ²)·normal
     emit(...at(AACC, 2), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32]);
     emit(get(AHASVAR), [IF, F64], ...at(AVAR, 2), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(AOUTVAR), [F64_ADD, ELSE], get(AOUTVAR), [END, F64_SQRT]);
@@ -254,7 +274,7 @@ function adcKernel(): number[] {
     emit(...at(AGDC, 2), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32, F64_MUL, F32_DEMOTE_F64, F32_STORE], mem(2, 0));
   });
   emit([ELSE], f64c(0), f64c(NaN), get(ABACK), f64c(0), [F64_EQ, SELECT], set(AFILL));
-  columns(() => emit(...at(AOUT, 2), get(AFILL), [F32_DEMOTE_F64, F32_STORE], mem(2, 0)));
+  columns(1, () => emit(...at(AOUT, 2), get(AFILL), [F32_DEMOTE_F64, F32_STORE], mem(2, 0)));
   emit([END]);
   emit(get(AFLAGS), get(AB), i32c(2), [I32_SHL, I32_ADD], get(ASAT), [I32_STORE], mem(2, 0));
   // next vector
@@ -262,7 +282,7 @@ function adcKernel(): number[] {
   emit(get(AHASVAR), [IF, EMPTY], get(AVAR), get(ASTRIDE), [I32_ADD], set(AVAR), [END]);
   emit(get(ANORM), get(ACOLS), i32c(3), [I32_SHL, I32_ADD], set(ANORM), get(AOUT), get(ACOLS), i32c(2), [I32_SHL, I32_ADD], set(AOUT));
   emit(get(AB), i32c(1), [I32_ADD], set(AB), [BR, 0, END, END]);
-  return functionBody([[4, I32], [4, F64]], code);
+  return functionBody([[4, I32], [4, F64], [9, V128]], code);
 }
 
 

@@ -10,7 +10,7 @@ async function outputs(options: ConstructorParameters<typeof CrossbarEmulator>[1
   const emu = new CrossbarEmulator(profile, options);
   await emu.program(2, W, 100, 40);
   await emu.program(5, W.subarray(0, 50 * 40), 50, 40);
-  await emu.program(7, W.subarray(0, 37 * 40), 37, 40); // odd rows: the kernels' remainder paths
+  await emu.program(7, W.subarray(0, 37 * 39), 37, 39); // odd rows and columns: the kernels' remainder paths
   await emu.setAge(age);
   const y = (await emu.mvm(2, X, 3)).slice();
   const z = (await emu.mvm(5, X, 2)).slice();

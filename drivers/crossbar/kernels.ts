@@ -75,6 +75,14 @@ export function kernels(arena: Arena): Kernels {
         }
       }
     },
+    dacScaled: (x, rows, inv, levels, out, out2) => {
+      const { f32 } = arena;
+      for (let r = 0; r < rows; r++) {
+        const v = dac(f32[(x >> 2) + r]! * inv, levels);
+        f32[(out >> 2) + r] = v;
+        f32[(out2 >> 2) + r] = v * v;
+      }
+    },
     adc: (acc, stride, variance, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, bound) => {
       const { f32, f64, i32 } = arena;
       if (converted.length < cols) converted = new Float64Array(cols);

@@ -56,6 +56,11 @@ export class Tile {
   #summed = false;
   /** The column that last surely saturated: #surelySaturates sums it alone first. */
   #probe = 0;
+  /** Bound management of a batch: the vectors still saturating, their input reductions, whether this round converts. */
+  #pending = new Int32Array(0);
+  #reduction = new Float64Array(0);
+  #converts = new Uint8Array(0);
+  #stillPending = 0;
   readonly #programRng: Random;
   readonly #readRng: Random;
 
@@ -222,7 +227,7 @@ export class Tile {
 
   /**
    * A batch: every vector's first round at once — DAC, gemm32 (sums bit-identical to mvm32's),
-   * noise and ADC — then vectors whose outputs saturate continue alone through bound management.
+   * noise and ADC — then the vectors whose outputs saturate go through bound management together.
    */
   #analogBatch(x: Float32Array, batch: number, out: Float32Array): number {
     const { rows, cols } = this;
@@ -239,19 +244,77 @@ export class Tile {
     if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, batch, stride); // Σ x_r²·σ²_rc
     this.#noise(a.normals, batch * cols, withVar);
     this.#adc(a.acc, withVar ? a.accVar : 0, a.normals, batch, a.xmax, a.out, a.flags);
-    const { f32, f64, i32 } = arena;
+    const { f32, i32 } = arena;
     out.set(f32.subarray(a.out >> 2, (a.out >> 2) + batch * cols));
+    if (!per.boundManagement || 1 > per.maxReduction) return batch;
+    // Saturated: bound management takes these vectors on, each at its own input reduction.
     let rounds = batch;
-    if (!per.boundManagement || 1 > per.maxReduction) return rounds;
+    let n = 0;
+    if (this.#pending.length < batch) { this.#pending = new Int32Array(batch); this.#reduction = new Float64Array(batch); this.#converts = new Uint8Array(batch); }
     for (let b = 0; b < batch; b++) {
       if (!i32[(a.flags >> 2) + b]) continue;
-      // saturated: bound management takes this vector on alone
-      const accAt = (a.acc >> 2) + b * stride;
-      const varAt = (a.accVar >> 2) + b * stride;
       let next = 2;
-      while (next <= per.maxReduction && this.#certainlySaturates(1 / next, true, accAt, varAt)) { rounds++; next *= 2; }
-      rounds += this.#analogFrom(x, b * rows, f64[(a.xmax >> 3) + b]!, next, out, b * cols);
+      while (next <= per.maxReduction && this.#certainlySaturates(1 / next, true, (a.acc >> 2) + b * stride, (a.accVar >> 2) + b * stride)) { rounds++; next *= 2; }
+      this.#pending[n] = b;
+      this.#reduction[n++] = next;
     }
+    while (n > 0) {
+      rounds += this.#boundRound(a, n, out);
+      n = this.#stillPending;
+    }
+    return rounds;
+  }
+
+  /**
+   * One bound-management round for the `n` pending vectors of a batch together, with the decisions
+   * #analogFrom makes for one vector: DAC at each vector's reduction, gemm32, then noise and ADC
+   * for those not surely saturating; finished vectors' outputs go to `out`, the rest stay pending
+   * (first #stillPending entries) at their next reduction. Returns the conversion rounds.
+   */
+  #boundRound(a: BatchAreas, n: number, out: Float32Array): number {
+    const { rows, cols } = this;
+    const per = this.ctx.periphery;
+    const { arena } = this.ctx;
+    const kernels = arena.kernels;
+    const stride = this.#stride;
+    const withVar = this.#varPtr !== 0;
+    const pending = this.#pending;
+    const reduction = this.#reduction;
+    const converts = this.#converts;
+    const f64 = arena.f64;
+    let rounds = n;
+    for (let j = 0; j < n; j++) {
+      const b = pending[j]!;
+      kernels.dacScaled(a.raw + 4 * b * rows, rows, 1 / (f64[(a.xmax >> 3) + b]! * reduction[j]!), per.dacLevels, a.x + 4 * j * rows, a.x2 + 4 * j * rows);
+    }
+    this.#zeroPadding(a, n);
+    this.#gemm(a.x, a.acc, this.#wPtr, n, stride);
+    for (let j = 0; j < n; j++) {
+      // A round bound management will repeat anyway needs no noise once its outputs clear the bound by 8σ.
+      const more = reduction[j]! <= per.maxReduction;
+      converts[j] = more && this.#certainlySaturates(1, false, (a.acc >> 2) + j * stride, (a.accVar >> 2) + j * stride) ? 0 : 1;
+      f64[(a.backs >> 3) + j] = converts[j] ? f64[(a.xmax >> 3) + pending[j]!]! * reduction[j]! : 0;
+    }
+    if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, n, stride);
+    this.#noise(a.normals, n * cols, withVar);
+    this.#adc(a.acc, withVar ? a.accVar : 0, a.normals, n, a.backs, a.out, a.flags);
+    const { f32, i32 } = arena;
+    let m = 0;
+    for (let j = 0; j < n; j++) {
+      const b = pending[j]!;
+      const r = reduction[j]!;
+      const more = r <= per.maxReduction;
+      if (converts[j] && (!i32[(a.flags >> 2) + j] || !more)) {
+        out.set(f32.subarray((a.out >> 2) + j * cols, (a.out >> 2) + (j + 1) * cols), b * cols);
+        continue;
+      }
+      // Rounds that would saturate for certain are counted (the hardware performs them) but not computed.
+      let next = r * 2;
+      while (next <= per.maxReduction && this.#certainlySaturates(r / next, converts[j] === 1, (a.acc >> 2) + j * stride, (a.accVar >> 2) + j * stride)) { rounds++; next *= 2; }
+      pending[m] = b;
+      reduction[m++] = next;
+    }
+    this.#stillPending = m;
     return rounds;
   }
 

@@ -2,8 +2,9 @@
  * The emulator's kernels as a WebAssembly SIMD module, assembled here from the instruction listings
  * (no toolchain, nothing downloaded: the bytes are built at load time and checked with
  * WebAssembly.validate; without SIMD support the caller falls back to kernels.ts). The MVM kernels
- * are described here; column32 (one column of mvm32's sums), dacList, dacBatch, adc and normals
- * (scalar float64, mirroring the JS they replaced bit for bit) where they are assembled.
+ * are described here; the others where they are assembled: column32 (one column of mvm32's sums),
+ * dacList, dacBatch, dacScaled, adc and normals (float64 as the JS they replaced, bit for bit; the
+ * DAC and ADC two lanes at a time).
  *
  * Weights are float32 rows of `stride` bytes (columns padded with zeros to a multiple of eight).
  * Both MVM kernels add the products into float32 accumulators one row at a time, in row order, so a
@@ -163,18 +164,52 @@ function dacListKernel(): number[] {
   return functionBody([[2, I32], [1, F64]], code);
 }
 
+/** Local indices of a dense-DAC loop: one vector's inputs x (f32), codes out and squares out2 (f32). */
+interface DenseDacLocals { x: number; rows: number; levels: number; out: number; out2: number; row: number; inv: number; v: number; vinv: number; vl: number; vv: number }
+
+/**
+ * One vector's codes and squares, densely: two inputs at a time in float64 (f64x2), so every code is
+ * the scalar DAC's, and an odd last input through the scalar DAC. Inputs are multiplied by `inv`.
+ */
+function emitDenseDac(emit: (...parts: number[][]) => void, l: DenseDacLocals): void {
+  const at = (base: number): number[][] => [get(base), get(l.row), i32c(2), [I32_SHL, I32_ADD]];
+  const splat = (v: number): number[][] => [f64c(v), simd(F64X2_SPLAT)];
+  emit(get(l.inv), simd(F64X2_SPLAT), set(l.vinv), get(l.levels), simd(F64X2_SPLAT), set(l.vl), i32c(0), set(l.row));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(l.row), i32c(2), [I32_ADD], get(l.rows), [I32_GT_U, BR_IF, 1]);
+  emit(...at(l.x), simd(V128_LOAD64_ZERO), mem(2, 0), simd(F64X2_PROMOTE_LOW_F32X4), get(l.vinv), simd(F64X2_MUL), set(l.vv));
+  emit(get(l.levels), f64c(0), [F64_NE, IF, EMPTY]);
+  emit(get(l.vv), get(l.vl), simd(F64X2_MUL), ...splat(0.5), simd(F64X2_ADD), simd(F64X2_FLOOR), get(l.vl), simd(F64X2_DIV));
+  emit(...splat(1), simd(F64X2_MIN), ...splat(-1), simd(F64X2_MAX), set(l.vv), [END]);
+  emit(...at(l.out), get(l.vv), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
+  emit(...at(l.out2), get(l.vv), get(l.vv), simd(F64X2_MUL), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
+  emit(get(l.row), i32c(2), [I32_ADD], set(l.row), [BR, 0, END, END]);
+  emit(get(l.row), get(l.rows), [I32_LT_S, IF, EMPTY]);
+  emitDac(emit, l.levels, l.v, [...at(l.x), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(l.inv), [F64_MUL]]);
+  emit(...at(l.out), get(l.v), [F32_DEMOTE_F64, F32_STORE], mem(2, 0));
+  emit(...at(l.out2), get(l.v), get(l.v), [F64_MUL, F32_DEMOTE_F64, F32_STORE], mem(2, 0));
+  emit([END]);
+}
+
+// dacScaled(x, rows, inv, levels, out, out2): one vector's codes of x·inv and their squares, densely
+// (bound management's later rounds, several vectors then going through gemm32 together).
+const SX = 0, SROWS = 1, SINV = 2, SLEVELS = 3, SOUT = 4, SOUT2 = 5, SROW = 6, SV = 7, SVINV = 8, SVL = 9, SVV = 10;
+
+function dacScaledKernel(): number[] {
+  const { code, emit } = codeBuffer();
+  emitDenseDac(emit, { x: SX, rows: SROWS, levels: SLEVELS, out: SOUT, out2: SOUT2, row: SROW, inv: SINV, v: SV, vinv: SVINV, vl: SVL, vv: SVV });
+  return functionBody([[1, I32], [1, F64], [3, V128]], code);
+}
+
 // dacBatch(x, rows, batch, levels, out, out2, xmax): every vector's |x|max (float64, NaN if it
 // holds a NaN) into xmax[b], and its codes and squares densely for gemm32 (zeros for an all-zero or
 // non-finite vector). |x|max four inputs at a time (f32x4: max of float32 magnitudes, NaN
-// propagating, is the float64 scan's result), the DAC two at a time in float64 (f64x2), so every
-// code is the scalar DAC's; an odd last input goes through the scalar DAC.
+// propagating, is the float64 scan's result), then the dense DAC with inv = 1/|x|max.
 const BX = 0, BROWS = 1, BBATCH = 2, BLEVELS = 3, BOUT = 4, BOUT2 = 5, BXMAX = 6;
 const BB = 7, BROW = 8, BSPECIAL = 9, BM = 10, BINV = 11, BV = 12, BMF = 13, BACC = 14, BVINV = 15, BVL = 16, BVV = 17;
 
 function dacBatchKernel(): number[] {
   const { code, emit } = codeBuffer();
   const at = (base: number): number[][] => [get(base), get(BROW), i32c(2), [I32_SHL, I32_ADD]];
-  const splat = (v: number): number[][] => [f64c(v), simd(F64X2_SPLAT)];
   const rowLoop = (step: number, body: () => void): void => {
     emit([BLOCK, EMPTY, LOOP, EMPTY], get(BROW), i32c(step), [I32_ADD], get(BROWS), [I32_GT_U, BR_IF, 1]);
     body();
@@ -192,24 +227,9 @@ function dacBatchKernel(): number[] {
   emit(get(BM), f64c(0), [F64_NE], get(BM), f64c(Infinity), [F64_LT, I32_AND, I32_EQZ], set(BSPECIAL), i32c(0), set(BROW));
   emit(get(BSPECIAL), [IF, EMPTY]);
   rowLoop(1, () => emit(...at(BOUT), f64c(0), [F32_DEMOTE_F64, F32_STORE], mem(2, 0), ...at(BOUT2), f64c(0), [F32_DEMOTE_F64, F32_STORE], mem(2, 0)));
-  emit([ELSE], f64c(1), get(BM), [F64_DIV], set(BINV), get(BINV), simd(F64X2_SPLAT), set(BVINV), get(BLEVELS), simd(F64X2_SPLAT), set(BVL));
-  const quantise = (v: number): void => {
-    emit(get(v), get(BVL), simd(F64X2_MUL), ...splat(0.5), simd(F64X2_ADD), simd(F64X2_FLOOR), get(BVL), simd(F64X2_DIV));
-    emit(...splat(1), simd(F64X2_MIN), ...splat(-1), simd(F64X2_MAX), set(v));
-  };
-  rowLoop(2, () => {
-    emit(...at(BX), simd(V128_LOAD64_ZERO), mem(2, 0), simd(F64X2_PROMOTE_LOW_F32X4), get(BVINV), simd(F64X2_MUL), set(BVV));
-    emit(get(BLEVELS), f64c(0), [F64_NE, IF, EMPTY]);
-    quantise(BVV);
-    emit([END]);
-    emit(...at(BOUT), get(BVV), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
-    emit(...at(BOUT2), get(BVV), get(BVV), simd(F64X2_MUL), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
-  });
-  emit(get(BROW), get(BROWS), [I32_LT_S, IF, EMPTY]);
-  emitDac(emit, BLEVELS, BV, [...at(BX), [F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(BINV), [F64_MUL]]);
-  emit(...at(BOUT), get(BV), [F32_DEMOTE_F64, F32_STORE], mem(2, 0));
-  emit(...at(BOUT2), get(BV), get(BV), [F64_MUL, F32_DEMOTE_F64, F32_STORE], mem(2, 0));
-  emit([END, END]);
+  emit([ELSE], f64c(1), get(BM), [F64_DIV], set(BINV));
+  emitDenseDac(emit, { x: BX, rows: BROWS, levels: BLEVELS, out: BOUT, out2: BOUT2, row: BROW, inv: BINV, v: BV, vinv: BVINV, vl: BVL, vv: BVV });
+  emit([END]);
   // next vector
   const step: number[][] = [get(BROWS), i32c(2), [I32_SHL]];
   for (const base of [BX, BOUT, BOUT2]) emit(get(base), ...step, [I32_ADD], set(base));
@@ -313,7 +333,7 @@ function normalsKernel(): number[] {
   return functionBody([[8, I32], [1, F64]], code);
 }
 
-/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch, adc, normals, column32. */
+/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch, adc, normals, column32, dacScaled. */
 export function kernelModuleBytes(): Uint8Array {
   const none: number[] = [];
   return moduleBytes([
@@ -324,6 +344,7 @@ export function kernelModuleBytes(): Uint8Array {
     { name: 'adc', params: [...new Array(11).fill(I32), F64, F64, F64], results: none, body: adcKernel() },
     { name: 'normals', params: [I32, I32, I32, I32], results: [I32], body: normalsKernel() },
     { name: 'column32', params: new Array(6).fill(I32), results: [F32], body: columnKernel() },
+    { name: 'dacScaled', params: [I32, I32, F64, F64, I32, I32], results: none, body: dacScaledKernel() },
   ]);
 }
 
@@ -337,9 +358,11 @@ export type DacBatchFn = (x: number, rows: number, batch: number, levels: number
 export type AdcFn = (acc: number, stride: number, variance: number, normals: number, batch: number, cols: number, backs: number, scale: number, gdc: number, out: number, flags: number, outVar: number, step: number, bound: number) => void;
 /** Standard normals by the ziggurat's fast path; stops (returning the count done) at a slow-path draw. */
 export type NormalsFn = (state: number, tables: number, out: number, n: number) => number;
+/** One vector's DAC codes of x·inv and their squares, densely. */
+export type DacScaledFn = (x: number, rows: number, inv: number, levels: number, out: number, out2: number) => void;
 /** One column of mvm32's sums (`col` in bytes), bit-identical to it. */
 export type ColumnFn = (w: number, stride: number, idx: number, xv: number, n: number, col: number) => number;
-export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; dacList: DacListFn; dacBatch: DacBatchFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
+export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; dacList: DacListFn; dacBatch: DacBatchFn; dacScaled: DacScaledFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
 
 let compiled: object | null | undefined;
 
@@ -348,5 +371,5 @@ export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   if (compiled === undefined) compiled = compile(kernelModuleBytes());
   if (!compiled) return null;
   const exports = instantiate(compiled, memory) as unknown as Omit<Kernels, 'simd'>;
-  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, dacList: exports.dacList, dacBatch: exports.dacBatch, adc: exports.adc, normals: exports.normals, simd: true };
+  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, dacList: exports.dacList, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, adc: exports.adc, normals: exports.normals, simd: true };
 }

@@ -33,8 +33,9 @@ export interface BatchAreas {
   /** Accumulators and variances (f32), vector v's at +v·stride elements (or denser). */
   acc: number;
   accVar: number;
-  /** The ADC kernel's standard normals (f64), outputs (f32) and saturation flags (i32), densely per vector. */
+  /** The ADC kernel's standard normals (f64), back factors (f64), outputs (f32) and saturation flags (i32), densely per vector. */
   normals: number;
+  backs: number;
   out: number;
   flags: number;
 }
@@ -69,7 +70,7 @@ export class WorkAreas {
       const a = this.arena;
       this.#batch = {
         raw: a.alloc(s.raw), xmax: a.alloc(s.xmax), x: a.alloc(s.x), x2: a.alloc(s.x2), acc: a.alloc(s.acc), accVar: a.alloc(s.accVar),
-        normals: a.alloc(s.normals), out: a.alloc(s.out), flags: a.alloc(s.flags),
+        normals: a.alloc(s.normals), backs: a.alloc(s.backs), out: a.alloc(s.out), flags: a.alloc(s.flags),
       };
     }
     return this.#batch!;
@@ -77,6 +78,6 @@ export class WorkAreas {
 
   #sizes(n: number): Record<keyof BatchAreas, number> {
     const { rows, stride } = this;
-    return { raw: 4 * n * rows, xmax: 8 * n, x: 4 * n * rows, x2: 4 * n * rows, acc: 4 * n * stride, accVar: 4 * n * stride, normals: 8 * n * stride, out: 4 * n * stride, flags: 4 * n };
+    return { raw: 4 * n * rows, xmax: 8 * n, x: 4 * n * rows, x2: 4 * n * rows, acc: 4 * n * stride, accVar: 4 * n * stride, normals: 8 * n * stride, backs: 8 * n, out: 4 * n * stride, flags: 4 * n };
   }
 }

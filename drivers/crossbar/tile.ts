@@ -54,8 +54,9 @@ export class Tile {
   /** The single-vector round in flight: codes listed by dacList, and whether mvm32 has summed them. */
   #listed = 0;
   #summed = false;
-  /** The column that last surely saturated: #surelySaturates sums it alone first. */
+  /** The column that last surely saturated: #roundSurelySaturates sums it alone first, into #probeSum. */
   #probe = 0;
+  #probeSum = 0;
   /** Bound management of a batch: the vectors still saturating, their input reductions, whether this round converts. */
   #pending = new Int32Array(0);
   #reduction = new Float64Array(0);
@@ -354,7 +355,7 @@ export class Tile {
       // A round bound management will repeat anyway needs no noise once its outputs clear the bound
       // by 8σ: the hardware converts it (counted), the emulator skips the noise and the ADC.
       let varKnown = false;
-      if (!(more && this.#surelySaturates(1))) {
+      if (!(more && this.#roundSurelySaturates())) {
         this.#sum();
         if (this.#varPtr) kernels.mvm32(this.#varPtr, strideBytes, a.idx, a.xv2, n, a.accVar, vecs); // Σ x_r²·σ²_rc
         varKnown = true;
@@ -364,9 +365,10 @@ export class Tile {
         if (!arena.i32[a.flags >> 2] || !more) break;
       }
       // Bound management halves the inputs; rounds that would saturate for certain are counted
-      // (the hardware performs them) but not computed.
+      // (the hardware performs them) but not computed. After a skipped round only what it already
+      // knows is used: a round not skipped here gets its own sums, and they decide.
       let next = reduction * 2;
-      while (next <= per.maxReduction && (varKnown ? this.#certainlySaturates(reduction / next, true, a.acc >> 2, a.accVar >> 2) : this.#surelySaturates(reduction / next))) { rounds++; next *= 2; }
+      while (next <= per.maxReduction && (varKnown ? this.#certainlySaturates(reduction / next, true, a.acc >> 2, a.accVar >> 2) : this.#knownToSaturate(reduction / next))) { rounds++; next *= 2; }
       reduction = next;
     }
     out.set(arena.f32.subarray(a.out >> 2, (a.out >> 2) + cols), yOff);
@@ -410,7 +412,7 @@ export class Tile {
     return 1;
   }
 
-  /** The one-vector round's sums (mvm32 over the listed codes), unless #surelySaturates already needed them. */
+  /** The one-vector round's sums (mvm32 over the listed codes), unless #roundSurelySaturates already needed them. */
   #sum(): void {
     if (this.#summed) return;
     const a = this.ctx.work.single;
@@ -419,20 +421,25 @@ export class Tile {
   }
 
   /**
-   * #certainlySaturates(f, false) for the one-vector round, which may not be summed yet: the column
-   * that decided last time is summed alone first (column32 equals mvm32's sum), and when it clears
-   * the bound, so would the full check. Only otherwise are all columns summed. Same decisions, and
-   * bound management's wasted rounds usually cost one column instead of a pass over the array.
+   * #certainlySaturates(1, false) for the one-vector round before it is summed: the column that
+   * decided last time is summed alone first (column32 equals mvm32's sum), and when it clears the
+   * bound, so would the full check. Only otherwise are all columns summed. Same decision, and a
+   * round bound management repeats usually costs one column instead of a pass over the array.
    */
-  #surelySaturates(f: number): boolean {
+  #roundSurelySaturates(): boolean {
     const a = this.ctx.work.single;
-    if (!this.#summed) {
-      const c = this.#probe;
-      const sum = this.ctx.arena.kernels.column32(this.#wPtr, this.#stride * 4, a.idx, a.xv, this.#listed, 4 * c);
-      if (this.#columnSaturates(c, sum, f, false, 0)) return true;
-      this.#sum();
-    }
-    return this.#certainlySaturates(f, false, a.acc >> 2, a.accVar >> 2);
+    const c = this.#probe;
+    this.#probeSum = this.ctx.arena.kernels.column32(this.#wPtr, this.#stride * 4, a.idx, a.xv, this.#listed, 4 * c);
+    if (this.#columnSaturates(c, this.#probeSum, 1, false, 0)) return true;
+    this.#sum();
+    return this.#certainlySaturates(1, false, a.acc >> 2, a.accVar >> 2);
+  }
+
+  /** #certainlySaturates(f, false) over what the skipped round knows: all columns if summed, else the probed one. */
+  #knownToSaturate(f: number): boolean {
+    const a = this.ctx.work.single;
+    if (this.#summed) return this.#certainlySaturates(f, false, a.acc >> 2, a.accVar >> 2);
+    return this.#columnSaturates(this.#probe, this.#probeSum, f, false, 0);
   }
 
   /**

@@ -91,10 +91,13 @@ export class AnalogMatrix {
     if (this.#yView.length !== size) this.#yView = this.#y.subarray(0, size);
     const bands = this.#bands;
     const single = bands.length === 1;
-    if (!single) for (const band of bands) gather(x, k, batch, band);
     // Every tile at once: a remote device overlaps them; inputs stay untouched until all resolve.
     const calls: Promise<Float32Array>[] = [];
-    for (const band of bands) for (const b of band.blocks) calls.push(this.driver.mvm(b.tileId, single ? x : band.input, batch));
+    for (const band of bands) {
+      // One vector's slice of a band is contiguous already; a batch's is gathered.
+      const input = single ? x : batch === 1 ? x.subarray(band.row0, band.row0 + band.rows) : gather(x, k, batch, band);
+      for (const b of band.blocks) calls.push(this.driver.mvm(b.tileId, input, batch));
+    }
     const parts = await Promise.all(calls);
     const y = this.#yView;
     if (single) {
@@ -102,6 +105,15 @@ export class AnalogMatrix {
       return y;
     }
     // Partial sums of the row bands are added in float64 and in block order: results never depend on timing.
+    if (bands[0]!.blocks.length === 1) {
+      // One block per band (N fits a tile): every part is batch × N, summed element by element.
+      for (let i = 0; i < size; i++) {
+        let s = 0;
+        for (let j = 0; j < parts.length; j++) s += parts[j]![i]!;
+        y[i] = s;
+      }
+      return y;
+    }
     if (this.#sum.length < size) this.#sum = new Float64Array(size);
     const sum = this.#sum;
     sum.fill(0, 0, size);
@@ -111,15 +123,13 @@ export class AnalogMatrix {
   }
 }
 
-function gather(x: Float32Array, k: number, batch: number, band: RowBand): void {
+/** The band's slice of every input vector, contiguous in its reused buffer. */
+function gather(x: Float32Array, k: number, batch: number, band: RowBand): Float32Array {
   const { rows, row0 } = band;
   if (band.input.length < batch * rows) band.input = new Float32Array(batch * rows);
   const input = band.input;
-  for (let s = 0; s < batch; s++) {
-    const src = s * k + row0;
-    const dst = s * rows;
-    for (let r = 0; r < rows; r++) input[dst + r] = x[src + r]!;
-  }
+  for (let s = 0; s < batch; s++) input.set(x.subarray(s * k + row0, s * k + row0 + rows), s * rows);
+  return input.length === batch * rows ? input : input.subarray(0, batch * rows);
 }
 
 function scatter(part: Float32Array, b: MatrixBlock, batch: number, n: number, y: Float32Array): void {

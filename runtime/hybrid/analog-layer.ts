@@ -50,8 +50,16 @@ export class AnalogLayerRunner {
       for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) a[i * k + j] = src[j * m + i]!;
     }
     if (a.length !== m * k) throw new Error(`${this.layer.name}: Gemm needs ${k} inputs per row, got [${x.dims.join(', ')}]`);
-    const y = (await this.matrices[0]!.run(a, m)).slice();
+    const product = await this.matrices[0]!.run(a, m);
     const { alpha, beta, c } = gemm!;
+    const y = new Float32Array(m * n);
+    if (alpha === 1 && c && beta !== 0 && (c.dims.length === 1 || (c.dims.length === 2 && c.dims[0] === 1)) && c.data.length === n) {
+      // The usual bias, one per output: added while copying the tile's buffer out.
+      const bias = c.data as Float32Array;
+      for (let i = 0; i < m; i++) for (let j = 0, o = i * n; j < n; j++) y[o + j] = product[o + j]! + beta * bias[j]!;
+      return { type: 'float32', data: y, dims: [m, n] };
+    }
+    y.set(product.subarray(0, m * n));
     if (alpha !== 1) for (let i = 0; i < y.length; i++) y[i] = y[i]! * alpha;
     if (c && beta !== 0) addBroadcast(y, m, n, c, beta);
     return { type: 'float32', data: y, dims: [m, n] };

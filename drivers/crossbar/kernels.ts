@@ -42,18 +42,20 @@ export function kernels(arena: Arena): Kernels {
       for (let k = 0; k < n; k++) s = f(s + f(f32[(xv >> 2) + k]! * f32[(w + i32[(idx >> 2) + k]! * stride + col) >> 2]!));
       return s;
     },
-    dacList: (x, rows, inv, levels, idx, xv, xv2) => {
-      const { f32, i32 } = arena;
+    nonZero: (x, rows, idx, xs, xmax) => {
+      const { f32, f64, i32 } = arena;
+      let m = 0;
       let n = 0;
       for (let r = 0; r < rows; r++) {
-        const v = dac(f32[(x >> 2) + r]! * inv, levels);
+        const v = f32[(x >> 2) + r]!;
+        const a = Math.abs(v);
+        if (a !== a) m = NaN; else if (a > m) m = a;
         if (v !== 0) {
           i32[(idx >> 2) + n] = r;
-          f32[(xv >> 2) + n] = v;
-          f32[(xv2 >> 2) + n] = v * v;
-          n++;
+          f32[(xs >> 2) + n++] = v;
         }
       }
+      f64[xmax >> 3] = m;
       return n;
     },
     dacBatch: (x, rows, batch, levels, out, out2, xmax) => {

@@ -51,7 +51,7 @@ export class Tile {
   #readout = new Float64Array(0);
   #out = new Float32Array(0);
   #outView = new Float32Array(0);
-  /** The single-vector round in flight: codes listed by dacList, and whether mvm32 has summed them. */
+  /** The single-vector round in flight: how many inputs nonZero listed, and whether mvm32 has summed their codes. */
   #listed = 0;
   #summed = false;
   /** The column that last surely saturated: #roundSurelySaturates sums it alone first, into #probeSum. */
@@ -172,7 +172,7 @@ export class Tile {
     const out = this.#out;
     let rounds = 0;
     if (batch === 1) {
-      rounds = this.ctx.exact ? this.#exactOne(x, out) : this.#analogOne(x, 0, out, 0);
+      rounds = this.ctx.exact ? this.#exactOne(x, out) : this.#analogOne(x, out);
     } else if (batch > 1) {
       rounds = this.ctx.exact ? this.#exactBatch(x, batch, out) : this.#analogBatch(x, batch, out);
     }
@@ -184,15 +184,15 @@ export class Tile {
     return this.#outView;
   }
 
-  /** One vector, exactly: the non-zero inputs (dacList without a DAC) through mvm32. */
+  /** One vector, exactly: its non-zero inputs through mvm32. */
   #exactOne(x: Float32Array, out: Float32Array): number {
     const { rows, cols } = this;
     const { arena, work } = this.ctx;
     const a = work.single;
     const f32 = arena.f32;
     f32.set(x.subarray(0, rows), a.x >> 2);
-    const n = arena.kernels.dacList(a.x, rows, 1, 0, a.idx, a.xv, a.xv2);
-    arena.kernels.mvm32(this.#wPtr, this.#stride * 4, a.idx, a.xv, n, a.acc, this.#stride >> 2);
+    const n = arena.kernels.nonZero(a.x, rows, a.idx, a.xs, a.xmax);
+    arena.kernels.mvm32(this.#wPtr, this.#stride * 4, a.idx, a.xs, n, a.acc, this.#stride >> 2);
     out.set(f32.subarray(a.acc >> 2, (a.acc >> 2) + cols));
     return 1;
   }
@@ -220,10 +220,14 @@ export class Tile {
   }
 
   /** One input vector through DAC, array and ADC; returns the conversion rounds it took. */
-  #analogOne(x: Float32Array, xOff: number, out: Float32Array, yOff: number): number {
-    const xmax = absMax(x, xOff, this.rows);
-    if (xmax === 0 || !(xmax < Infinity)) return this.#special(xmax, out, yOff);
-    return this.#analogFrom(x, xOff, xmax, 1, out, yOff);
+  #analogOne(x: Float32Array, out: Float32Array): number {
+    const { arena, work } = this.ctx;
+    const a = work.single;
+    arena.f32.set(x.subarray(0, this.rows), a.x >> 2);
+    const n = arena.kernels.nonZero(a.x, this.rows, a.idx, a.xs, a.xmax);
+    const xmax = arena.f64[a.xmax >> 3]!;
+    if (xmax === 0 || !(xmax < Infinity)) return this.#special(xmax, out, 0);
+    return this.#analogRounds(xmax, n, out);
   }
 
   /**
@@ -268,7 +272,7 @@ export class Tile {
 
   /**
    * One bound-management round for the `n` pending vectors of a batch together, with the decisions
-   * #analogFrom makes for one vector: DAC at each vector's reduction, gemm32, then noise and ADC
+   * #analogRounds makes for one vector: DAC at each vector's reduction, gemm32, then noise and ADC
    * for those not surely saturating; finished vectors' outputs go to `out`, the rest stay pending
    * (first #stillPending entries) at their next reduction. Returns the conversion rounds.
    */
@@ -334,8 +338,11 @@ export class Tile {
     f32.fill(0, (a.x2 >> 2) + from, (a.x2 >> 2) + to);
   }
 
-  /** Conversion rounds from input reduction `reduction` on (bound management); returns how many. */
-  #analogFrom(x: Float32Array, xOff: number, xmax: number, reduction: number, out: Float32Array, yOff: number): number {
+  /**
+   * The listed vector (#analogOne) through conversion rounds until one fits the ADC (bound
+   * management halves the inputs each time); returns how many rounds the hardware performs.
+   */
+  #analogRounds(xmax: number, n: number, out: Float32Array): number {
     const cols = this.cols;
     const per = this.ctx.periphery;
     const { arena, work } = this.ctx;
@@ -343,13 +350,13 @@ export class Tile {
     const kernels = arena.kernels;
     const strideBytes = this.#stride * 4;
     const vecs = this.#stride >> 2;
-    arena.f32.set(x.subarray(xOff, xOff + this.rows), a.x >> 2);
+    this.#listed = n;
+    let reduction = 1;
     let rounds = 0;
     for (;;) {
       rounds++;
-      // ABS_MAX noise management and the DAC: the non-zero codes as mvm32's list
-      const n = kernels.dacList(a.x, this.rows, 1 / (xmax * reduction), per.dacLevels, a.idx, a.xv, a.xv2);
-      this.#listed = n;
+      // ABS_MAX noise management and the DAC, for the listed (non-zero) inputs
+      kernels.dacScaled(a.xs, n, 1 / (xmax * reduction), per.dacLevels, a.xv, a.xv2);
       this.#summed = false;
       const more = per.boundManagement && reduction <= per.maxReduction;
       // A round bound management will repeat anyway needs no noise once its outputs clear the bound
@@ -371,7 +378,7 @@ export class Tile {
       while (next <= per.maxReduction && (varKnown ? this.#certainlySaturates(reduction / next, true, a.acc >> 2, a.accVar >> 2) : this.#knownToSaturate(reduction / next))) { rounds++; next *= 2; }
       reduction = next;
     }
-    out.set(arena.f32.subarray(a.out >> 2, (a.out >> 2) + cols), yOff);
+    out.set(arena.f32.subarray(a.out >> 2, (a.out >> 2) + cols));
     return rounds;
   }
 
@@ -548,14 +555,4 @@ export class Tile {
 /** Columns of a block as laid out in the arena: a multiple of eight, gemm32's column pair. */
 export function paddedColumns(cols: number): number {
   return Math.ceil(cols / 8) * 8;
-}
-
-/** max |x| over one vector; NaN if it holds a NaN. */
-function absMax(x: Float32Array, off: number, n: number): number {
-  let m = 0;
-  for (let i = 0; i < n; i++) {
-    const a = Math.abs(x[off + i]!);
-    if (a > m) m = a; else if (a !== a) return NaN;
-  }
-  return m;
 }

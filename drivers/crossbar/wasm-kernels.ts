@@ -3,7 +3,7 @@
  * (no toolchain, nothing downloaded: the bytes are built at load time and checked with
  * WebAssembly.validate; without SIMD support the caller falls back to kernels.ts). The MVM kernels
  * are described here; the others where they are assembled: column32 (one column of mvm32's sums),
- * dacList, dacBatch, dacScaled, adc and normals (float64 as the JS they replaced, bit for bit; the
+ * nonZero, dacBatch, dacScaled, adc and normals (float64 as the JS they replaced, bit for bit; the
  * DAC and ADC two lanes at a time).
  *
  * Weights are float32 rows of `stride` bytes (columns padded with zeros to a multiple of eight).
@@ -47,7 +47,7 @@ import {
   IF, ELSE, SELECT, I32_STORE, F32_LOAD, F32_STORE, F64_STORE, I32_EQZ, I32_AND, I32_XOR, I32_SHR_S, I32_ROTL, I32_NE, RETURN,
   F64_CONVERT_I32_S, F64_LOAD, F64_SQRT, F64_EQ, F64_NE, F64_LT, F64_GT, F64_ABS, F64_FLOOR, F64_ADD, F64_SUB, F64_MUL, F64_DIV, F64_MIN, F64_MAX,
   F32, F32_ADD, F32_MUL, F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
-  I32_LT_S, F32_ABS, F32_MAX, F64X2_SQRT, F64X2_GT, F64X2_LT, V128_OR, V128_ANY_TRUE, V128_LOAD64_ZERO, V128_STORE64_LANE, F32X4_EXTRACT_LANE, F32X4_ABS, F32X4_MAX, F32X4_DEMOTE_F64X2_ZERO,
+  I32_LT_S, F32_NE, F32_ABS, F32_MAX, F64X2_SQRT, F64X2_GT, F64X2_LT, V128_OR, V128_ANY_TRUE, V128_LOAD64_ZERO, V128_STORE64_LANE, F32X4_EXTRACT_LANE, F32X4_ABS, F32X4_MAX, F32X4_DEMOTE_F64X2_ZERO,
   F64X2_SPLAT, F64X2_PROMOTE_LOW_F32X4, F64X2_FLOOR, F64X2_ADD, F64X2_MUL, F64X2_DIV, F64X2_MIN, F64X2_MAX,
   simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, type WasmMemory,
 } from '../../runtime/wasm/assembler.js';
@@ -147,21 +147,23 @@ function emitDac(emit: (...parts: number[][]) => void, levels: number, v: number
   emit([END]);
 }
 
-// dacList(x, rows, inv, levels, idx, xv, xv2) → n: one vector, its non-zero codes as a list for mvm32.
-const DX = 0, DROWS = 1, DINV = 2, DLEVELS = 3, DIDX = 4, DXV = 5, DXV2 = 6, DR = 7, DN = 8, DV = 9;
+// nonZero(x, rows, idx, xs, xmax) → n: one vector's non-zero inputs as mvm32's list (rows at idx,
+// values at xs, both i32/f32), and its |x|max into xmax (float64; NaN if it holds a NaN). The list
+// serves every bound-management round: a row whose code rounds to 0 adds an exact zero.
+const ZX = 0, ZROWS = 1, ZIDX = 2, ZXS = 3, ZXMAX = 4, ZR = 5, ZN = 6, ZV = 7, ZM = 8;
 
-function dacListKernel(): number[] {
+function nonZeroKernel(): number[] {
   const { code, emit } = codeBuffer();
-  emit(i32c(0), set(DR), i32c(0), set(DN), [BLOCK, EMPTY, LOOP, EMPTY], get(DR), get(DROWS), [I32_GE_U, BR_IF, 1]);
-  emitDac(emit, DLEVELS, DV, [get(DX), get(DR), i32c(2), [I32_SHL, I32_ADD, F32_LOAD], mem(2, 0), [F64_PROMOTE_F32], get(DINV), [F64_MUL]]);
-  // if (v != 0) { idx[n] = r; xv[n] = v; xv2[n] = v·v; n++ }
-  emit(get(DV), f64c(0), [F64_NE, IF, EMPTY]);
-  emit(get(DIDX), get(DN), i32c(2), [I32_SHL, I32_ADD], get(DR), [I32_STORE], mem(2, 0));
-  emit(get(DXV), get(DN), i32c(2), [I32_SHL, I32_ADD], get(DV), [F32_DEMOTE_F64, F32_STORE], mem(2, 0));
-  emit(get(DXV2), get(DN), i32c(2), [I32_SHL, I32_ADD], get(DV), get(DV), [F64_MUL, F32_DEMOTE_F64, F32_STORE], mem(2, 0));
-  emit(get(DN), i32c(1), [I32_ADD], set(DN), [END]);
-  emit(get(DR), i32c(1), [I32_ADD], set(DR), [BR, 0, END, END], get(DN));
-  return functionBody([[2, I32], [1, F64]], code);
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(ZR), get(ZROWS), [I32_GE_U, BR_IF, 1]);
+  emit(get(ZX), get(ZR), i32c(2), [I32_SHL, I32_ADD, F32_LOAD], mem(2, 0), set(ZV));
+  emit(get(ZM), get(ZV), [F32_ABS, F32_MAX], set(ZM));
+  emit(get(ZV), f64c(0), [F32_DEMOTE_F64, F32_NE, IF, EMPTY]);
+  emit(get(ZIDX), get(ZN), i32c(2), [I32_SHL, I32_ADD], get(ZR), [I32_STORE], mem(2, 0));
+  emit(get(ZXS), get(ZN), i32c(2), [I32_SHL, I32_ADD], get(ZV), [F32_STORE], mem(2, 0));
+  emit(get(ZN), i32c(1), [I32_ADD], set(ZN), [END]);
+  emit(get(ZR), i32c(1), [I32_ADD], set(ZR), [BR, 0, END, END]);
+  emit(get(ZXMAX), get(ZM), [F64_PROMOTE_F32, F64_STORE], mem(3, 0), get(ZN));
+  return functionBody([[2, I32], [2, F32]], code);
 }
 
 /** Local indices of a dense-DAC loop: one vector's inputs x (f32), codes out and squares out2 (f32). */
@@ -333,13 +335,13 @@ function normalsKernel(): number[] {
   return functionBody([[8, I32], [1, F64]], code);
 }
 
-/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, dacList, dacBatch, adc, normals, column32, dacScaled. */
+/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, nonZero, dacBatch, adc, normals, column32, dacScaled. */
 export function kernelModuleBytes(): Uint8Array {
   const none: number[] = [];
   return moduleBytes([
     { name: 'mvm32', params: new Array(7).fill(I32), results: none, body: mvmKernel() },
     { name: 'gemm32', params: new Array(9).fill(I32), results: none, body: gemmKernel() },
-    { name: 'dacList', params: [I32, I32, F64, F64, I32, I32, I32], results: [I32], body: dacListKernel() },
+    { name: 'nonZero', params: new Array(5).fill(I32), results: [I32], body: nonZeroKernel() },
     { name: 'dacBatch', params: [I32, I32, I32, F64, I32, I32, I32], results: none, body: dacBatchKernel() },
     { name: 'adc', params: [...new Array(11).fill(I32), F64, F64, F64], results: none, body: adcKernel() },
     { name: 'normals', params: [I32, I32, I32, I32], results: [I32], body: normalsKernel() },
@@ -350,8 +352,8 @@ export function kernelModuleBytes(): Uint8Array {
 
 export type KernelFn = (w: number, stride: number, idx: number, xv: number, n: number, acc: number, vecs: number) => void;
 export type GemmFn = (x: number, xStride: number, blocks: number, rows: number, w: number, stride: number, acc: number, accStride: number, pairs: number) => void;
-/** One vector's DAC codes times `inv`, non-zero ones listed (idx, xv, xv2); returns how many. */
-export type DacListFn = (x: number, rows: number, inv: number, levels: number, idx: number, xv: number, xv2: number) => number;
+/** One vector's non-zero inputs listed (idx, xs) and its |x|max (float64 at xmax); returns how many. */
+export type NonZeroFn = (x: number, rows: number, idx: number, xs: number, xmax: number) => number;
 /** A batch's |x|max per vector (float64 at xmax) and DAC codes and squares, densely. */
 export type DacBatchFn = (x: number, rows: number, batch: number, levels: number, out: number, out2: number, xmax: number) => void;
 /** The ADC and the way back to model units for `batch` vectors; flags[b] = 1 where one saturated. */
@@ -362,7 +364,7 @@ export type NormalsFn = (state: number, tables: number, out: number, n: number) 
 export type DacScaledFn = (x: number, rows: number, inv: number, levels: number, out: number, out2: number) => void;
 /** One column of mvm32's sums (`col` in bytes), bit-identical to it. */
 export type ColumnFn = (w: number, stride: number, idx: number, xv: number, n: number, col: number) => number;
-export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; dacList: DacListFn; dacBatch: DacBatchFn; dacScaled: DacScaledFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
+export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; nonZero: NonZeroFn; dacBatch: DacBatchFn; dacScaled: DacScaledFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
 
 let compiled: object | null | undefined;
 
@@ -371,5 +373,5 @@ export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   if (compiled === undefined) compiled = compile(kernelModuleBytes());
   if (!compiled) return null;
   const exports = instantiate(compiled, memory) as unknown as Omit<Kernels, 'simd'>;
-  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, dacList: exports.dacList, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, adc: exports.adc, normals: exports.normals, simd: true };
+  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, nonZero: exports.nonZero, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, adc: exports.adc, normals: exports.normals, simd: true };
 }

@@ -1,16 +1,18 @@
 /**
  * Work areas in the arena (byte addresses), shared by the tiles of one emulator: MVMs run one at a
- * time (the kernels are synchronous). `single` serves one vector through mvm32 (and bound-management
- * re-runs); `batch(n)` serves a whole batch through gemm32 and grows on demand.
+ * time (the kernels are synchronous). `single` serves one vector through mvm32 (and its bound-management
+ * rounds); `batch(n)` serves a whole batch through gemm32 and grows on demand.
  */
 import type { Arena } from './arena.js';
 import { zigguratTables } from './random.js';
 
 export interface SingleAreas {
-  /** The vector (f32). */
+  /** The vector (f32) and its |x|max (f64). */
   x: number;
-  /** Active-row indices (i32), their DAC codes (f32) and squared codes (f32). */
+  xmax: number;
+  /** Its non-zero rows (i32) and their inputs (f32), their DAC codes (f32) and squared codes (f32). */
   idx: number;
+  xs: number;
   xv: number;
   xv2: number;
   /** Column accumulators and read-noise variances (f32). */
@@ -52,7 +54,7 @@ export class WorkAreas {
   constructor(private readonly arena: Arena, private readonly rows: number, private readonly stride: number) {
     const a = arena;
     this.single = {
-      x: a.alloc(4 * rows), idx: a.alloc(4 * rows), xv: a.alloc(4 * rows), xv2: a.alloc(4 * rows), acc: a.alloc(4 * stride), accVar: a.alloc(4 * stride),
+      x: a.alloc(4 * rows), xmax: a.alloc(8), idx: a.alloc(4 * rows), xs: a.alloc(4 * rows), xv: a.alloc(4 * rows), xv2: a.alloc(4 * rows), acc: a.alloc(4 * stride), accVar: a.alloc(4 * stride),
       normals: a.alloc(8 * stride), back: a.alloc(8), out: a.alloc(4 * stride), flags: a.alloc(4),
     };
     const tables = zigguratTables();

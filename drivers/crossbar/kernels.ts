@@ -18,6 +18,25 @@ function dac(v: number, levels: number): number {
   return v > 1 ? 1 : v < -1 ? -1 : v;
 }
 
+/** max |x| over n floats from index `from`; NaN if one is NaN. */
+function absMax(f32: Float32Array, from: number, n: number): number {
+  let m = 0;
+  for (let i = from; i < from + n; i++) {
+    const a = Math.abs(f32[i]!);
+    if (a > m) m = a; else if (a !== a) return NaN;
+  }
+  return m;
+}
+
+/** One vector's DAC codes of x·inv and their squares (byte addresses). */
+function denseDac(f32: Float32Array, x: number, rows: number, inv: number, levels: number, out: number, out2: number): void {
+  for (let r = 0; r < rows; r++) {
+    const v = dac(f32[(x >> 2) + r]! * inv, levels);
+    f32[(out >> 2) + r] = v;
+    f32[(out2 >> 2) + r] = v * v;
+  }
+}
+
 export function kernels(arena: Arena): Kernels {
   let converted = new Float64Array(0);
   const generator = new Random(0); // only its state is used, loaded from the arena on each call
@@ -44,47 +63,32 @@ export function kernels(arena: Arena): Kernels {
     },
     nonZero: (x, rows, idx, xs, xmax) => {
       const { f32, f64, i32 } = arena;
-      let m = 0;
+      f64[xmax >> 3] = absMax(f32, x >> 2, rows);
       let n = 0;
       for (let r = 0; r < rows; r++) {
         const v = f32[(x >> 2) + r]!;
-        const a = Math.abs(v);
-        if (a !== a) m = NaN; else if (a > m) m = a;
         if (v !== 0) {
           i32[(idx >> 2) + n] = r;
           f32[(xs >> 2) + n++] = v;
         }
       }
-      f64[xmax >> 3] = m;
       return n;
     },
     dacBatch: (x, rows, batch, levels, out, out2, xmax) => {
       const { f32, f64 } = arena;
-      for (let b = 0; b < batch; b++) {
-        const at = b * rows;
-        let m = 0;
-        for (let r = 0; r < rows; r++) {
-          const a = Math.abs(f32[(x >> 2) + at + r]!);
-          if (a > m) m = a; else if (a !== a) { m = NaN; break; }
-        }
+      for (let b = 0, at = 0; b < batch; b++, at += 4 * rows) {
+        const m = absMax(f32, (x + at) >> 2, rows);
         f64[(xmax >> 3) + b] = m;
-        const special = m === 0 || !(m < Infinity);
-        const inv = 1 / m;
-        for (let r = 0; r < rows; r++) {
-          const v = dac(special ? 0 : f32[(x >> 2) + at + r]! * inv, levels);
-          f32[(out >> 2) + at + r] = v;
-          f32[(out2 >> 2) + at + r] = v * v;
+        // an all-zero or non-finite vector enters as zeros
+        if (m === 0 || !(m < Infinity)) {
+          f32.fill(0, (out + at) >> 2, ((out + at) >> 2) + rows);
+          f32.fill(0, (out2 + at) >> 2, ((out2 + at) >> 2) + rows);
+        } else {
+          denseDac(f32, x + at, rows, 1 / m, levels, out + at, out2 + at);
         }
       }
     },
-    dacScaled: (x, rows, inv, levels, out, out2) => {
-      const { f32 } = arena;
-      for (let r = 0; r < rows; r++) {
-        const v = dac(f32[(x >> 2) + r]! * inv, levels);
-        f32[(out >> 2) + r] = v;
-        f32[(out2 >> 2) + r] = v * v;
-      }
-    },
+    dacScaled: (x, rows, inv, levels, out, out2) => denseDac(arena.f32, x, rows, inv, levels, out, out2),
     adc: (acc, stride, variance, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, bound) => {
       const { f32, f64, i32 } = arena;
       if (converted.length < cols) converted = new Float64Array(cols);

@@ -9,7 +9,7 @@ import type { AcceleratorHealth } from '../../runtime/accelerator.js';
 import type { LoadedModel } from '../../runtime/model/load.js';
 import { validateFeeds, type Feeds } from '../../runtime/model/feeds.js';
 import { ModelError } from '../../runtime/model/errors.js';
-import type { TensorData } from '../../runtime/model/tensor.js';
+import { sameDims, type TensorData } from '../../runtime/model/tensor.js';
 
 export interface DigitalBackendOptions {
   /** WebAssembly threads (1 keeps the event loop's core free on small boards). */
@@ -41,12 +41,6 @@ class TensorWrappers {
     this.#last.set(name, wrapped);
     return wrapped;
   }
-}
-
-function sameDims(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 export class DigitalBackend implements Backend {

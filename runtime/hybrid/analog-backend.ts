@@ -6,7 +6,7 @@ import type { Backend, BackendCapabilities, BackendCounters, PreparedModel } fro
 import type { AcceleratorHealth, CrossbarDriver } from '../accelerator.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { validateFeeds, type Feeds } from '../model/feeds.js';
-import type { TensorData } from '../model/tensor.js';
+import { sameDims, type TensorData } from '../model/tensor.js';
 import { observeValues, type ValueFacts } from '../model/observe.js';
 import { partitionModel, type NodePlacement, type Partition } from '../model/partition.js';
 import { buildPlan, type ExecutionPlan } from '../model/segments.js';
@@ -229,10 +229,4 @@ export class HybridModel implements PreparedModel {
     this.segments.clear();
     this.backend.forget(this, this.runners.flatMap((r) => r.matrices.flatMap((m) => m.tiles)));
   }
-}
-
-function sameDims(a: readonly number[] | undefined, b: readonly number[]): boolean {
-  if (!a || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -48,6 +48,13 @@ export function bytesPerElement(elemType: number): number | undefined {
   return DTYPES[elemType]?.bytes;
 }
 
+/** Whether two shapes are equal (an absent one equals none). */
+export function sameDims(a: readonly number[] | undefined, b: readonly number[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function elementCount(dims: readonly number[]): number {
   let n = 1;
   for (const d of dims) n *= d;

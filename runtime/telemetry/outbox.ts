@@ -431,7 +431,6 @@ export class Outbox {
     if (e.segment) e.segment.live--;
   }
 
-
   #kick(): void {
     if (this.#pumping || this.#closed) return;
     this.#pumping = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#pump()).catch((err: Error) => {

@@ -52,14 +52,7 @@ export class AnalogLayerRunner {
     if (a.length !== m * k) throw new Error(`${this.layer.name}: Gemm needs ${k} inputs per row, got [${x.dims.join(', ')}]`);
     const product = await this.matrices[0]!.run(a, m);
     const { alpha, beta, c } = gemm!;
-    const y = new Float32Array(m * n);
-    if (alpha === 1 && c && beta !== 0 && (c.dims.length === 1 || (c.dims.length === 2 && c.dims[0] === 1)) && c.data.length === n) {
-      // The usual bias, one per output: added while copying the tile's buffer out.
-      const bias = c.data as Float32Array;
-      for (let i = 0; i < m; i++) for (let j = 0, o = i * n; j < n; j++) y[o + j] = product[o + j]! + beta * bias[j]!;
-      return { type: 'float32', data: y, dims: [m, n] };
-    }
-    y.set(product.subarray(0, m * n));
+    const y = product.slice(0, m * n);
     if (alpha !== 1) for (let i = 0; i < y.length; i++) y[i] = y[i]! * alpha;
     if (c && beta !== 0) addBroadcast(y, m, n, c, beta);
     return { type: 'float32', data: y, dims: [m, n] };
@@ -164,7 +157,10 @@ function addBroadcast(y: Float32Array, m: number, n: number, c: TensorData, beta
   const [cm, cn] = dims as [number, number];
   if ((cm !== 1 && cm !== m) || (cn !== 1 && cn !== n)) throw new Error(`Gemm bias of shape [${c.dims.join(', ')}] does not broadcast to [${m}, ${n}]`);
   for (let i = 0; i < m; i++) {
-    const ci = cm === 1 ? 0 : i;
-    for (let j = 0; j < n; j++) y[i * n + j] = y[i * n + j]! + beta * data[ci * cn + (cn === 1 ? 0 : j)]!;
+    const row = (cm === 1 ? 0 : i) * cn;
+    const o = i * n;
+    // A bias per output (the usual case) walks C; a per-row or scalar C repeats one value.
+    if (cn === n) for (let j = 0; j < n; j++) y[o + j] = y[o + j]! + beta * data[row + j]!;
+    else for (let j = 0; j < n; j++) y[o + j] = y[o + j]! + beta * data[row]!;
   }
 }

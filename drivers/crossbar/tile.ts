@@ -226,7 +226,11 @@ export class Tile {
     arena.f32.set(x.subarray(0, this.rows), a.x >> 2);
     const n = arena.kernels.nonZero(a.x, this.rows, a.idx, a.xs, a.xmax);
     const xmax = arena.f64[a.xmax >> 3]!;
-    if (xmax === 0 || !(xmax < Infinity)) return this.#special(xmax, out, 0);
+    if (xmax === 0 || !(xmax < Infinity)) {
+      // As aihwkit, an all-zero input short-cuts to zero; NaN or ±Infinity in gives NaN out.
+      out.fill(xmax === 0 ? 0 : NaN, 0, this.cols);
+      return 1;
+    }
     return this.#analogRounds(xmax, n, out);
   }
 
@@ -411,12 +415,6 @@ export class Tile {
     const per = this.ctx.periphery;
     this.ctx.arena.kernels.adc(acc, this.#stride * 4, variance, normals, batch, this.cols, backs, this.#scalePtr, this.#gdcPtr, out, flags,
       per.outputVar, per.adcStep, per.bound);
-  }
-
-  /** As aihwkit, an all-zero input short-cuts to zero; NaN or ±Infinity in gives NaN out. */
-  #special(xmax: number, out: Float32Array, yOff: number): number {
-    out.fill(xmax === 0 ? 0 : NaN, yOff, yOff + this.cols);
-    return 1;
   }
 
   /** The one-vector round's sums (mvm32 over the listed codes), unless #roundSurelySaturates already needed them. */

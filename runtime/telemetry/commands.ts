@@ -32,10 +32,10 @@ import type { Clock, Storage } from '../ports.js';
 import type { PlacementPolicy } from '../backend.js';
 import { governorPolicySchema, type GovernorPolicyInput } from '../power/policy.js';
 import { decode as cborDecode } from 'cborg';
-import { EnvelopeError, decodeMessage, encodeMessage, fromBase64, toBase64, type Encoding, type SignatureVerifier, type SigningKey } from './envelope.js';
+import { EnvelopeError, decodeMessage, fromBase64, toBase64, type SignatureVerifier } from './envelope.js';
 import { fingerprint } from './keys.js';
 import type { MqttPort } from './mqtt-port.js';
-import { commandFilter, commandTopic, parseTopic, type DeviceAddress } from './topics.js';
+import { commandFilter, parseTopic, type DeviceAddress } from './topics.js';
 
 export const REJECT_REASONS = [
   'oversized', 'malformed', 'forged-signature', 'unsigned', 'unknown-key', 'wrong-device', 'stale', 'replayed',
@@ -96,37 +96,9 @@ async function dispatch(target: CommandTarget, name: CommandName, args: unknown)
   }
 }
 
-// ---- building (the sender's side) ------------------------------------------------------------
+// ---- building (the sender's side): build-command.ts, which the dashboard's page runs too ----
 
-export interface BuildCommandOptions {
-  device: string;
-  name: string;
-  args?: unknown;
-  signer: SigningKey;
-  /** Wall-clock ms (default Date.now()). */
-  ts?: number;
-  /** Default: 16 random bytes, hex. */
-  nonce?: string;
-  /** The sender's sequence number (default: ts). */
-  seq?: number;
-  encoding?: Encoding;
-}
-
-export interface CommandBody {
-  name: string;
-  args: unknown;
-  nonce: string;
-}
-
-/** The signed payload of a command; publish it to commandTopic(address, name) with QoS 1. */
-export function buildCommand(o: BuildCommandOptions): Uint8Array {
-  const ts = o.ts ?? Date.now();
-  const nonce = o.nonce ?? Buffer.from(nacl.randomBytes(16)).toString('hex');
-  const body: CommandBody = { name: o.name, args: o.args ?? {}, nonce };
-  return encodeMessage({ device: o.device, seq: o.seq ?? ts, ts, kind: 'cmd', body }, { signer: o.signer, encoding: o.encoding });
-}
-
-export { commandTopic };
+export { buildCommand, commandTopic, type BuildCommandOptions, type CommandBody } from './build-command.js';
 
 // ---- replay memory ---------------------------------------------------------------------------
 

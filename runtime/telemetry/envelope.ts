@@ -67,8 +67,22 @@ const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 const CBOR_OPTIONS = { ignoreUndefinedProperties: true } as const;
 const OPEN_BRACE = 0x7b;
 
-export const toBase64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
-export const fromBase64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
+// Without Buffer: this module (with keys.ts, build-command.ts and listener.ts) also runs in the dashboard's page.
+/** Standard base64 with padding. */
+export function toBase64(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
+  return btoa(s);
+}
+/** Decodes standard base64; text that is not base64 decodes to no bytes (callers check the length they expect). */
+export function fromBase64(s: string): Uint8Array {
+  try {
+    return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+  } catch {
+    return new Uint8Array(0);
+  }
+}
+export const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
 export function encodeMessage(message: Message, opts: EncodeOptions = {}): Uint8Array {
   const encoding = opts.encoding ?? 'json';

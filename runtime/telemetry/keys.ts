@@ -14,7 +14,7 @@
 import nacl from 'tweetnacl';
 import { z } from 'zod';
 import type { Storage } from '../ports.js';
-import { fromBase64, toBase64, type SigningKey } from './envelope.js';
+import { fromBase64, toBase64, toHex, type SigningKey } from './envelope.js';
 
 export class KeyError extends Error {
   override readonly name = 'KeyError';
@@ -69,7 +69,7 @@ export function generateKeyPair(): SigningKey {
 
 /** First 16 hex digits of SHA-512 of the public key. */
 export function fingerprint(publicKey: Uint8Array): string {
-  return Buffer.from(nacl.hash(publicKey).subarray(0, 8)).toString('hex');
+  return toHex(nacl.hash(publicKey).subarray(0, 8));
 }
 
 export function encodeKeyFile(key: SigningKey, name?: string, created = new Date()): Uint8Array {

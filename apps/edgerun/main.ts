@@ -35,6 +35,7 @@ Examples:
   $ edgerun serve --rate 10                                   # the device daemon (embedded broker unless mqtt.url is set)
   $ edgerun serve --url mqtt://broker:1883 --model models/cnn.onnx --count 1000 --state-dir /var/lib/edgerun
   $ edgerun broker --port 1883 --ws-port 8883                 # the embedded broker on its own
+  $ edgerun dashboard --port 8080 --broker-ws ws://127.0.0.1:8883   # the fleet dashboard in a browser
   $ edgerun keys gen --name operator --dir ~/.edgerun          # an operator key (0600)
   $ edgerun keys show --name operator --dir ~/.edgerun --json > operator.pub
   $ edgerun keys trust operator.pub                           # on the device: trust that public key
@@ -161,6 +162,14 @@ program.command('broker')
   .option('--no-ws', 'no WebSocket listener')
   .option('--host <addr>', 'interface to listen on (0.0.0.0 = every interface)', '127.0.0.1')
   .action(async (opts) => (await import('./commands/broker.js')).brokerCommand(opts));
+
+program.command('dashboard')
+  .description('serve the live fleet dashboard (a web page talking to the broker over MQTT-over-WebSocket) until Ctrl-C')
+  .option('--port <n>', 'HTTP port (0 = a free port)', int(0), 8080)
+  .option('--host <addr>', 'interface to listen on (0.0.0.0 = every interface)', '127.0.0.1')
+  .option('--broker-ws <url>', 'the broker\'s WebSocket URL the page connects to (default: config mqtt.url if ws:// or wss://, else ws://127.0.0.1:8883)')
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .action(async (opts) => (await import('./commands/dashboard.js')).dashboardCommand(opts, globals()));
 
 const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').choices(['4', '5']).argParser(Number);
 program.command('listen')

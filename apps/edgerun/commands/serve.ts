@@ -109,7 +109,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   const outboxDir = o.outboxDir ?? join(o.stateDir, 'outbox');
   const reporter = await Reporter.open({
     mqtt, address, storage: new FsStorage(outboxDir), config: config.mqtt, signer,
-    birth: { runtime: `edgerun ${version}`, models: [...loaded.keys()], pid: process.pid },
+    birth: { runtime: `edgerun ${version}`, models: [...loaded.keys()], profile: config.analog.profile, pid: process.pid },
     onError: (e) => log(`reporter: ${e.message}`),
   });
 

@@ -1,0 +1,104 @@
+// The dashboard page: connects to the broker over WebSocket with mqtt.js, feeds what devices
+// publish into FleetState (decoded and de-duplicated by the runtime's own Listener) and renders
+// the view the URL's hash names. Read-only until the user loads a signing key.
+import mqtt from '/vendor/mqtt.js';
+import { Listener } from '/edgerun.js';
+import { CommandSender } from './commands.js';
+import { FleetState } from './fleet-state.js';
+import { deviceView, detectionsView, eventsView, fleetView } from './views.js';
+
+const config = await (await fetch('/config.json')).json();
+const prefix = config.prefix;
+const state = new FleetState();
+const listener = new Listener({ prefix });
+const commands = new CommandSender(prefix);
+const $ = (sel) => document.querySelector(sel);
+
+const client = mqtt.connect(config.brokerWs, {
+  protocolVersion: 4,   // MQTT 3.1.1: what every broker speaks, the embedded Aedes included
+  clientId: `edgerun-dashboard-${Math.random().toString(16).slice(2, 10)}`,
+  clean: true, reconnectPeriod: 2000, connectTimeout: 10_000,
+});
+const app = { state, commands, prefix, mqtt: client, flash };
+
+const setConn = (cls, text) => { $('#conn').className = `conn ${cls}`; $('#conn-text').textContent = text; };
+client.on('connect', () => {
+  setConn('up', `broker ${config.brokerWs}`);
+  const kinds = ['status', 'telemetry', 'results', 'events', 'detections'].map((k) => `${prefix}/+/+/${k}`);
+  client.subscribe([...kinds, `${prefix}/+/+/snapshot/+`], { qos: 1 });
+});
+client.on('reconnect', () => setConn('retry', `reconnecting to ${config.brokerWs}…`));
+client.on('offline', () => setConn('down', `broker ${config.brokerWs} unreachable`));
+client.on('error', (e) => setConn('down', `broker: ${e.message}`));
+
+const SNAPSHOT = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)/snapshot/([A-Za-z0-9_.-]+)$`);
+client.on('message', (topic, payload, packet) => {
+  const snap = SNAPSHOT.exec(topic);
+  if (snap) {
+    const url = URL.createObjectURL(new Blob([payload], { type: 'image/jpeg' }));
+    const old = state.snapshot(snap[1], snap[2], snap[3], url);
+    if (old) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
+    return;
+  }
+  const o = listener.accept(topic, payload, { retained: packet.retain });
+  if (o.status !== 'new' && o.status !== 'retained') return;
+  const fleet = topic.slice(prefix.length + 1).split('/')[0];
+  state.apply(fleet, o.message.kind, o.message, o.status === 'retained');
+  if (o.message.kind === 'events') commands.outcome(o.message.body);
+});
+
+// ---- signing key --------------------------------------------------------------------------------
+
+function flash(text) {
+  const el = $('#key-error');
+  el.textContent = text;
+  el.hidden = !text;
+}
+$('#key-load').addEventListener('click', () => $('#key-file').click());
+$('#key-file').addEventListener('change', async (ev) => {
+  const file = ev.target.files?.[0];
+  ev.target.value = '';
+  if (!file) return;
+  try {
+    if (file.size > 64 * 1024) throw new Error(`${file.name}: not a key file (${file.size} bytes)`);
+    commands.load(await file.text(), file.name);
+    flash('');
+  } catch (e) {
+    flash(e.message);
+  }
+});
+$('#key-forget').addEventListener('click', () => commands.forget());
+commands.onChange(() => {
+  const s = commands.signer;
+  $('#key-state').innerHTML = s ? `signing as <b></b> <code></code>` : 'read-only';
+  if (s) { $('#key-state b').textContent = s.name ?? 'key'; $('#key-state code').textContent = s.fingerprint; }
+  $('#keybox').classList.toggle('armed', !!s);
+  $('#key-forget').hidden = !s;
+  $('#key-load').textContent = s ? 'Load another key…' : 'Load signing key…';
+});
+
+// ---- routing and rendering ----------------------------------------------------------------------
+
+let view;
+function route() {
+  const [, page, fleet, id] = location.hash.replace(/^#\/?/, '/').split('/').map(decodeURIComponent);
+  view?.unmount?.();
+  view = page === 'device' && fleet && id ? deviceView(app, fleet, id) : page === 'events' ? eventsView(app) : page === 'detections' ? detectionsView(app) : fleetView(app);
+  const main = $('#main');
+  view.mount(main);
+  view.update();
+  document.title = `${view.title} · edgerun`;
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === (page || 'fleet')) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+window.addEventListener('hashchange', () => { route(); $('#main').focus({ preventScroll: true }); });
+route();
+
+// Devices publish at their own pace: render at most every 500 ms, and only when something changed.
+setInterval(() => {
+  if (!state.changed) return;
+  state.changed = false;
+  view.update();
+}, 500);

@@ -1,0 +1,32 @@
+// Live sparklines on uPlot (served from its npm package). A chart keeps its uPlot instance while
+// its view is shown and follows its container's width.
+import uPlot from '/vendor/uplot.js';
+
+export const COLORS = ['#7c9cff', '#f5a524', '#3fd28c', '#e5657b', '#b38cff', '#4cc9f0'];
+
+const clockTick = (t) => new Date(t * 1000).toLocaleTimeString('en-GB', { hour12: false });
+const axis = { stroke: '#8b93a7', grid: { stroke: '#262c3a', width: 1 }, ticks: { stroke: '#262c3a', width: 1 }, font: '11px system-ui, sans-serif' };
+
+/**
+ * A small time-series chart in `el`. `series`: [{label, color, dash?}]; `update(x, ys)` sets the
+ * data (x in seconds since the epoch, ys one array per series, null = no value).
+ */
+export function sparkline(el, { series, height = 140, axes = true, unit = '' }) {
+  const fmt = (v) => (v === null || v === undefined ? '–' : `${Number(v.toPrecision(3))}${unit ? ` ${unit}` : ''}`);
+  const opts = {
+    width: Math.max(120, el.clientWidth), height,
+    legend: { show: axes, live: false },
+    cursor: { show: axes, drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), max > 0 ? max * 1.1 : 1] } },
+    axes: axes ? [{ ...axis, values: (_u, ticks) => ticks.map(clockTick) }, { ...axis, size: 52, values: (_u, ticks) => ticks.map((t) => Number(t.toPrecision(3))) }] : [{ show: false }, { show: false }],
+    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.6, dash: s.dash, spanGaps: true, points: { show: false }, value: (_u, v) => fmt(v) }))],
+  };
+  const data = [[], ...series.map(() => [])];
+  const plot = new uPlot(opts, data, el);
+  const resize = new ResizeObserver(() => { const w = Math.max(120, el.clientWidth); if (w !== plot.width) plot.setSize({ width: w, height }); });
+  resize.observe(el);
+  return {
+    update(x, ys) { plot.setData([x, ...ys]); },
+    destroy() { resize.disconnect(); plot.destroy(); },
+  };
+}

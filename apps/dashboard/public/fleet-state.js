@@ -1,0 +1,188 @@
+// What the page knows about the fleet, built only from what devices publish (the MQTT contract of
+// runtime/telemetry/topics.ts): status birth/will, telemetry, results, events, detections and
+// snapshots. No DOM here: views.js renders it.
+
+const HISTORY = 180;          // telemetry points kept per device for the sparklines
+const EVENT_LOG = 1000;       // events kept for the log
+const TRACKS = 200;           // tracked objects kept per device
+
+/** The backend a result ran on, as the page names it. */
+export const backendClass = (b) => (b === 'digital-fallback' ? 'fallback' : b === 'analog' ? 'analog' : b === 'digital' ? 'digital' : 'unknown');
+
+/** Groups of event types for the log's filter. */
+export function eventGroup(type) {
+  if (type === 'fallback' || type === 'backend' || type === 'placement') return 'backend';
+  if (type === 'command-result' || type === 'command-rejected') return 'command';
+  if (type === 'new' || type === 'update' || type === 'end') return 'detection';
+  if (type === 'guard' || type === 'governor' || type === 'stream' || type === 'status') return type;
+  return 'other';
+}
+
+export class FleetState {
+  devices = new Map();   // key "fleet/device" → DeviceState
+  events = [];           // newest last
+  changed = true;
+  #eventSeq = 0;
+
+  device(fleet, id) {
+    const key = `${fleet}/${id}`;
+    let d = this.devices.get(key);
+    if (!d) {
+      d = {
+        key, fleet, id, online: undefined, status: undefined, since: undefined, lastSeen: undefined,
+        telemetry: undefined, telemetryTs: undefined, history: newHistory(),
+        results: 0, correct: 0, resultTs: [], lastResult: undefined, backends: {},
+        detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: {},
+      };
+      this.devices.set(key, d);
+    }
+    return d;
+  }
+
+  /** A decoded message of an edgerun topic (runtime Listener outcome 'new' or 'retained'). */
+  apply(fleet, kind, message, retained = false) {
+    const d = this.device(fleet, message.device);
+    const body = message.body ?? {};
+    d.lastSeen = Math.max(d.lastSeen ?? 0, message.ts);
+    this.changed = true;
+    switch (kind) {
+      case 'status': return this.#status(d, message, body, retained);
+      case 'telemetry': return this.#telemetry(d, message, body);
+      case 'results': return this.#result(d, message, body);
+      case 'events': return this.#event(d, message, body);
+      case 'detections': return this.#detections(d, message, body);
+    }
+  }
+
+  #status(d, m, body, retained) {
+    if (d.status && d.statusTs > m.ts) return;  // an older retained copy after a newer live one
+    const online = body.state === 'online';
+    const changed = d.online !== online;
+    d.online = online;
+    d.status = body;
+    d.statusTs = m.ts;
+    if (online) d.since = m.ts;
+    if (changed && !retained) this.#log(d, m.ts, 'status', online ? 'online' : `offline (${body.reason ?? 'no reason'})`, body);
+  }
+
+  #telemetry(d, m, t) {
+    if (d.telemetryTs !== undefined && m.ts <= d.telemetryTs) return;
+    const prev = d.telemetry;
+    const h = d.history;
+    const dt = prev ? (m.ts - d.telemetryTs) / 1000 : 0;
+    const throughput = prev && dt > 0 && t.completed >= prev.completed ? (t.completed - prev.completed) / dt : null;
+    h.ts.push(m.ts / 1000);
+    h.throughput.push(throughput);
+    for (const [name, s] of Object.entries(t.streams ?? {})) {
+      const series = h.streams[name] ?? (h.streams[name] = { p50: new Array(h.ts.length - 1).fill(null), p99: new Array(h.ts.length - 1).fill(null) });
+      series.p50.push(s.serviceMs?.p50Ms ?? null);
+      series.p99.push(s.serviceMs?.p99Ms ?? null);
+    }
+    for (const [name, series] of Object.entries(h.streams)) {
+      if (series.p50.length < h.ts.length) { series.p50.push(null); series.p99.push(null); }
+      if (!(name in (t.streams ?? {})) && series.p50.every((x) => x === null)) delete h.streams[name];
+    }
+    h.measuredW.push(t.power?.measuredW ?? null);
+    h.modelledW.push(t.power?.modelledW ?? null);
+    if (h.ts.length > HISTORY) {
+      h.ts.shift(); h.throughput.shift(); h.measuredW.shift(); h.modelledW.shift();
+      for (const s of Object.values(h.streams)) { s.p50.shift(); s.p99.shift(); }
+    }
+    d.telemetry = t;
+    d.telemetryTs = m.ts;
+    d.throughput = throughput ?? d.throughput;
+  }
+
+  #result(d, m, r) {
+    d.results++;
+    if (r.correct) d.correct++;
+    d.lastResult = r;
+    d.resultTs.push(m.ts);
+    if (d.resultTs.length > 200) d.resultTs.shift();
+    if (r.model !== undefined) d.backends[r.model] = { backend: backendClass(r.backend), reason: r.fallbackReason, ts: m.ts };
+  }
+
+  #event(d, m, e) {
+    const type = String(e.type ?? 'event');
+    if (type === 'new' || type === 'update' || type === 'end') this.#track(d, m, e);
+    this.#log(d, m.ts, type, describeEvent(e), e);
+  }
+
+  /** Frigate-shape tracked object events: {type: new|update|end, before, after}. */
+  #track(d, m, e) {
+    const after = e.after ?? e.before ?? {};
+    const id = String(after.id ?? e.before?.id ?? `${m.seq}`);
+    d.tracks.set(id, { ...after, id, type: e.type, ts: m.ts, ended: e.type === 'end' });
+    if (d.tracks.size > TRACKS) d.tracks.delete(d.tracks.keys().next().value);
+    if (e.type === 'new' && after.label !== undefined) d.labelCounts[after.label] = (d.labelCounts[after.label] ?? 0) + 1;
+  }
+
+  /** Per-frame detections: {camera?, width?, height?, detections: [{label, score, box}]}. */
+  #detections(d, m, body) {
+    const camera = String(body.camera ?? 'camera');
+    const list = Array.isArray(body.detections) ? body.detections : Array.isArray(body.objects) ? body.objects : [];
+    d.detections.set(camera, { ts: m.ts, width: body.width, height: body.height, frame: body.frame, objects: list });
+  }
+
+  /** A JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes what is returned. */
+  snapshot(fleet, id, label, url) {
+    const d = this.device(fleet, id);
+    const old = d.snapshots.get(label);
+    d.snapshots.set(label, { url, ts: Date.now() });
+    this.changed = true;
+    return old?.url;
+  }
+
+  #log(d, ts, type, text, body) {
+    this.events.push({ n: ++this.#eventSeq, ts, device: d.id, fleet: d.fleet, key: d.key, type, group: eventGroup(type), text, body });
+    if (this.events.length > EVENT_LOG) this.events.shift();
+  }
+
+  /** Aggregate figures over every device. */
+  fleet() {
+    const all = [...this.devices.values()];
+    const sum = (f) => all.reduce((a, d) => a + (f(d) ?? 0), 0);
+    const withEnergy = all.filter((d) => d.telemetry?.power?.energy?.inferences > 0);
+    const inferences = withEnergy.reduce((a, d) => a + d.telemetry.power.energy.inferences, 0);
+    const measured = all.filter((d) => d.online && typeof d.telemetry?.power?.measuredW === 'number');
+    return {
+      devices: all.length,
+      online: all.filter((d) => d.online).length,
+      throughput: sum((d) => (d.online ? d.throughput : 0)),
+      results: sum((d) => d.results),
+      queueDepth: sum((d) => (d.online ? d.telemetry?.queueDepth : 0)),
+      dropped: sum((d) => d.telemetry?.dropped),
+      expired: sum((d) => d.telemetry?.expired),
+      fallbacks: sum((d) => d.telemetry?.fallbacks),
+      modelledW: sum((d) => (d.online ? d.telemetry?.power?.modelledW : 0)),
+      measuredW: measured.length ? measured.reduce((a, d) => a + d.telemetry.power.measuredW, 0) : undefined,
+      perInferenceJ: inferences ? withEnergy.reduce((a, d) => a + d.telemetry.power.energy.totalJ, 0) / inferences : undefined,
+      backends: all.flatMap((d) => Object.values(d.backends)).reduce((a, b) => ({ ...a, [b.backend]: (a[b.backend] ?? 0) + 1 }), {}),
+    };
+  }
+}
+
+const newHistory = () => ({ ts: [], throughput: [], measuredW: [], modelledW: [], streams: {} });
+
+/** One line for the event log, from the event bodies apps/edgerun/device and commands.ts publish. */
+export function describeEvent(e) {
+  const j = (v) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  switch (e.type) {
+    case 'fallback': return `${j(e.model)} fell back to digital${e.reason ? `: ${j(e.reason)}` : ''}`;
+    case 'backend': return `${j(e.model)} now runs on ${j(e.to)} (was ${j(e.from) || 'nothing'})`;
+    case 'placement': return `${j(e.model)} placed ${j(e.policy)}: ${j(e.from)} → ${j(e.to)}`;
+    case 'stream': return `stream ${j(e.stream)} ${j(e.state)}`;
+    case 'governor': return `governor ${j(e.event)}${e.reason ? `: ${j(e.reason)}` : ''}${e.action ? ` (${j(e.action)})` : ''}`;
+    case 'guard': return `guard ${j(e.model)} ${j(e.step ?? e.action ?? e.to ?? '')}${e.reason ? `: ${j(e.reason)}` : ''}`;
+    case 'command-result': return `command ${j(e.command)} ${e.ok ? 'ok' : `failed: ${j(e.error)}`}${e.signer?.name ? ` (signed by ${j(e.signer.name)})` : ''}`;
+    case 'command-rejected': return `command ${j(e.command) || '?'} rejected: ${j(e.reason)} — ${j(e.detail)}`;
+    case 'new': case 'update': case 'end': {
+      const o = e.after ?? e.before ?? {};
+      return `${e.type === 'new' ? 'new' : e.type === 'end' ? 'ended' : 'updated'} ${j(o.label)} ${j(o.id)}${o.camera ? ` on ${j(o.camera)}` : ''}${typeof o.score === 'number' ? ` (${(o.score * 100).toFixed(0)} %)` : ''}`;
+    }
+    default: {
+      const { type, ...rest } = e;
+      return `${j(type)} ${JSON.stringify(rest).slice(0, 160)}`;
+    }
+  }
+}

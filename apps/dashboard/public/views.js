@@ -1,0 +1,337 @@
+// The page's views. Each view builds its skeleton once (controls keep their focus and state) and
+// refreshes only its data regions on update().
+import { COLORS, sparkline } from './charts.js';
+import { ago, clock, duration, esc, fixed, int, ms, pct, si } from './format.js';
+
+const badge = (cls, text) => `<span class="badge ${esc(cls)}">${esc(text)}</span>`;
+const onlineBadge = (d) => (d.online === true ? badge('online', 'online') : d.online === false ? badge('offline', 'offline') : badge('unknown', 'no status'));
+const deviceHref = (d) => `#/device/${encodeURIComponent(d.fleet)}/${encodeURIComponent(d.id)}`;
+const stat = (label, value, sub = '', test = '') => `<div class="stat"${test ? ` data-stat="${esc(test)}"` : ''}><div class="label">${esc(label)}</div><div class="value">${value}</div>${sub ? `<div class="sub">${sub}</div>` : ''}</div>`;
+const resultsPerSecond = (d) => (d.online && typeof d.throughput === 'number' ? d.throughput : undefined);
+
+/** Per model: where it runs now (the last result's backend, else the telemetry's) and the guard. */
+export function modelRows(d) {
+  const t = d.telemetry ?? {};
+  const ids = new Set([...(d.status?.models ?? []), ...Object.keys(t.models ?? {}), ...Object.keys(d.backends)]);
+  return [...ids].map((id) => {
+    const m = t.models?.[id] ?? {};
+    const b = d.backends[id]?.backend ?? (m.backend === 'analog' ? 'analog' : m.backend === 'digital' ? 'digital' : 'unknown');
+    const g = t.guards?.[id];
+    return { id, backend: b, policy: m.policy, accelerator: m.accelerator?.state, guard: g?.state ?? 'off', agreement: g?.last?.agreement, reason: d.backends[id]?.reason, analogRuns: m.analogRuns, fallbacks: Object.values(m.fallbacks ?? {}).reduce((a, x) => a + x, 0) };
+  });
+}
+
+// ---- fleet ------------------------------------------------------------------------------------
+
+export function fleetView(app) {
+  let root, cards, charts = new Map();
+  return {
+    title: 'Fleet',
+    mount(main) {
+      main.innerHTML = `<h1>Fleet</h1><section class="stats" id="fleet-stats" aria-label="Fleet figures"></section>
+        <h2>Devices</h2><section class="cards" id="device-cards"></section>
+        <h2>Latest events <a class="more" href="#/events">all events →</a></h2><ol class="log compact" id="fleet-events"></ol>`;
+      root = main;
+      cards = main.querySelector('#device-cards');
+    },
+    update() {
+      const f = app.state.fleet();
+      root.querySelector('#fleet-stats').innerHTML = [
+        stat('Devices online', `${f.online} <span class="of">/ ${f.devices}</span>`, '', 'online'),
+        stat('Throughput', `${fixed(f.throughput, 1)} <span class="unit">inf/s</span>`, `${int(f.results)} results received`, 'throughput'),
+        stat('Power', si(f.modelledW, 'W'), f.measuredW === undefined ? 'modelled (no sensor)' : `modelled · measured ${si(f.measuredW, 'W')}`),
+        stat('Energy / inference', si(f.perInferenceJ, 'J'), 'modelled, fleet mean'),
+        stat('Queued', int(f.queueDepth), `${int(f.dropped)} dropped · ${int(f.expired)} expired`),
+        stat('Fallbacks', int(f.fallbacks), Object.entries(f.backends).map(([b, n]) => `${n} ${esc(b)}`).join(' · ') || 'models by backend'),
+      ].join('');
+      const devices = [...app.state.devices.values()].sort((a, b) => (b.online === true) - (a.online === true) || a.key.localeCompare(b.key));
+      if (!devices.length) cards.innerHTML = `<p class="empty">No device has reported yet. Devices appear here when they publish their status on <code>${esc(app.prefix)}/&lt;fleet&gt;/&lt;device&gt;/status</code>.</p>`;
+      else cards.querySelector('.empty')?.remove();
+      for (const d of devices) {
+        let card = cards.querySelector(`[data-device="${CSS.escape(d.key)}"]`);
+        if (!card) {
+          card = document.createElement('a');
+          card.className = 'card device-card';
+          card.dataset.device = d.key;
+          card.href = deviceHref(d);
+          card.innerHTML = '<div class="card-head"></div><div class="card-body"></div><div class="spark" aria-hidden="true"></div>';
+          cards.append(card);
+          charts.set(d.key, sparkline(card.querySelector('.spark'), { series: [{ label: 'inf/s', color: COLORS[0] }], height: 44, axes: false }));
+        }
+        card.classList.toggle('is-offline', d.online === false);
+        const t = d.telemetry ?? {};
+        const p99 = Math.max(...Object.values(t.streams ?? {}).map((s) => s.serviceMs?.p99Ms ?? 0), 0);
+        card.querySelector('.card-head').innerHTML = `<span class="name">${esc(d.id)}</span><span class="fleetname">${esc(d.fleet)}</span>${onlineBadge(d)}`;
+        card.querySelector('.card-body').innerHTML = `
+          <div class="models">${modelRows(d).map((m) => `<span class="model">${esc(m.id)} ${badge(m.backend, m.backend)}${m.guard !== 'off' && m.guard !== 'ok' ? badge('warn', `guard ${m.guard}`) : ''}</span>`).join('')}</div>
+          <dl class="mini">
+            <div><dt>results</dt><dd data-field="results">${int(d.results)}</dd></div>
+            <div><dt>inf/s</dt><dd>${fixed(resultsPerSecond(d), 1)}</dd></div>
+            <div><dt>p99</dt><dd>${p99 ? `${ms(p99)} ms` : '–'}</dd></div>
+            <div><dt>power</dt><dd>${si(t.power?.measuredW ?? t.power?.modelledW, 'W')}</dd></div>
+            ${t.power?.batteryPct !== undefined ? `<div><dt>battery</dt><dd>${pct(t.power.batteryPct)}</dd></div>` : ''}
+          </dl>
+          <div class="seen">${d.online === false ? `offline ${ago(d.statusTs)}` : `seen ${ago(d.lastSeen)}`}</div>`;
+        charts.get(d.key).update(d.history.ts, [d.history.throughput]);
+      }
+      root.querySelector('#fleet-events').innerHTML = eventItems(app.state.events.slice(-8).reverse());
+    },
+    unmount() { for (const c of charts.values()) c.destroy(); charts = new Map(); },
+  };
+}
+
+export function eventItems(events) {
+  return events.map((e) => `<li class="ev g-${esc(e.group)}" data-type="${esc(e.type)}"><time>${clock(e.ts)}</time><a class="dev" href="#/device/${encodeURIComponent(e.fleet)}/${encodeURIComponent(e.device)}">${esc(e.device)}</a><span class="type">${esc(e.type)}</span><span class="text">${esc(e.text)}</span></li>`).join('') || '<li class="empty">No events yet.</li>';
+}
+
+// ---- one device ---------------------------------------------------------------------------------
+
+const COMMANDS_HTML = `
+  <fieldset id="commands" class="commands">
+    <legend>Commands</legend>
+    <p class="hint" id="cmd-hint"></p>
+    <form data-command="set-placement" class="cmd">
+      <label>Placement of <select name="model" aria-label="model"></select></label>
+      <select name="policy" aria-label="placement policy"><option>analog</option><option>digital</option><option>auto</option></select>
+      <button type="submit">Set placement</button>
+    </form>
+    <form data-command="set-power-budget" class="cmd">
+      <label>Power cap <input name="powerCapW" type="number" min="0" step="any" placeholder="watts" aria-label="power cap in watts"></label>
+      <button type="submit">Set budget</button>
+      <button type="submit" name="clear" value="1">Clear cap</button>
+    </form>
+    <form data-command="stream" class="cmd">
+      <label>Stream <select name="stream" aria-label="stream"></select></label>
+      <button type="submit" name="name" value="pause-stream">Pause</button>
+      <button type="submit" name="name" value="resume-stream">Resume</button>
+    </form>
+    <ol class="outcomes" id="cmd-outcomes" aria-live="polite"></ol>
+  </fieldset>`;
+
+export function deviceView(app, fleet, id) {
+  let root, charts = [], latencyChart, latencyStreams = [], offCommands;
+  const key = `${fleet}/${id}`;
+  const device = () => app.state.devices.get(key);
+  const fillSelect = (sel, options, all) => {
+    const want = [...(all ? [['', all]] : []), ...options.map((o) => [o, o])];
+    const have = [...sel.options].map((o) => o.value).join('\n');
+    if (have === want.map(([v]) => v).join('\n')) return;
+    const current = sel.value;
+    sel.innerHTML = want.map(([v, t]) => `<option value="${esc(v)}">${esc(t)}</option>`).join('');
+    if (want.some(([v]) => v === current)) sel.value = current;
+  };
+  return {
+    title: id,
+    mount(main) {
+      root = main;
+      main.innerHTML = `<p class="crumbs"><a href="#/">Fleet</a> / ${esc(fleet)}</p>
+        <h1 class="device-title"><span>${esc(id)}</span> <span id="dev-badge"></span></h1>
+        <p class="meta" id="dev-meta"></p>
+        <section class="stats" id="dev-stats" aria-label="Device figures"></section>
+        <section class="charts">
+          <figure class="chart"><figcaption>Throughput (inferences/s)</figcaption><div id="ch-throughput"></div></figure>
+          <figure class="chart"><figcaption>Service latency p50 / p99 per stream (ms)</figcaption><div id="ch-latency"></div></figure>
+          <figure class="chart"><figcaption>Power (W)</figcaption><div id="ch-power"></div></figure>
+        </section>
+        <div class="columns">
+          <section><h2>Models</h2><div class="table-wrap"><table id="dev-models"></table></div>
+            <h2>Streams</h2><div class="table-wrap"><table id="dev-streams"></table></div>
+            <h2>Energy per inference</h2><div id="dev-energy"></div>
+            <h2>Power governor</h2><p id="dev-governor" class="meta"></p></section>
+          <section>${COMMANDS_HTML}<h2>Events</h2><ol class="log compact" id="dev-events"></ol><div id="dev-detections"></div></section>
+        </div>`;
+      charts = [
+        ['#ch-throughput', [{ label: 'inf/s', color: COLORS[0] }], '/s'],
+        ['#ch-power', [{ label: 'measured', color: COLORS[1] }, { label: 'modelled', color: COLORS[2] }], 'W'],
+      ].map(([sel, series, unit]) => ({ sel, chart: sparkline(main.querySelector(sel), { series, unit }) }));
+      latency();
+      for (const form of main.querySelectorAll('form.cmd')) form.addEventListener('submit', (ev) => { void submit(ev, form); });
+      offCommands = app.commands.onChange(commands);
+    },
+    update,
+    unmount() { offCommands?.(); for (const c of charts) c.chart.destroy(); latencyChart?.destroy(); },
+  };
+
+  /** The latency chart has two series per stream: rebuilt when the streams change. */
+  function latency() {
+    const names = Object.keys(device()?.history.streams ?? {});
+    latencyStreams = names;
+    latencyChart?.destroy();
+    const el = root.querySelector('#ch-latency');
+    el.innerHTML = '';
+    latencyChart = sparkline(el, { unit: 'ms', series: names.flatMap((n, i) => [{ label: `${n} p50`, color: COLORS[i % COLORS.length] }, { label: `${n} p99`, color: COLORS[i % COLORS.length], dash: [4, 3] }]) });
+  }
+
+  async function submit(ev, form) {
+    ev.preventDefault();
+    const d = device();
+    if (!d || !app.commands.signer) return;
+    const data = new FormData(form);
+    const submitter = ev.submitter;
+    let name = form.dataset.command;
+    let args;
+    if (name === 'set-placement') args = { ...(data.get('model') ? { model: data.get('model') } : {}), policy: data.get('policy') };
+    else if (name === 'set-power-budget') {
+      const w = Number(data.get('powerCapW'));
+      if (submitter?.name !== 'clear' && !(w > 0)) { app.flash('Power cap: give a number of watts above 0.'); return; }
+      args = { powerCapW: submitter?.name === 'clear' ? null : w };
+    } else {
+      name = submitter?.value ?? 'pause-stream';
+      args = { stream: data.get('stream') };
+    }
+    await app.commands.send(app.mqtt, d, name, args);
+  }
+
+  function commands() {
+    const signer = app.commands.signer;
+    const fs = root.querySelector('#commands');
+    fs.disabled = !signer || device()?.online !== true;
+    root.querySelector('#cmd-hint').textContent = !signer ? 'Read-only: load a signing key (the file `edgerun keys gen` writes) to send commands. The device must trust its public key.'
+      : device()?.online !== true ? 'The device is offline.' : `Commands are signed with ${signer.name ?? 'the loaded key'} (${signer.fingerprint}).`;
+    const mine = app.commands.sent.filter((s) => s.key === key).slice(-6).reverse();
+    root.querySelector('#cmd-outcomes').innerHTML = mine.map((s) => `<li class="outcome ${esc(s.state)}" data-nonce="${esc(s.nonce)}"><time>${clock(s.ts)}</time> <b>${esc(s.name)}</b> <code>${esc(JSON.stringify(s.args))}</code> ${badge(s.state, s.state)} <span class="detail">${esc(s.detail)}</span></li>`).join('');
+  }
+
+  function update() {
+    const d = device();
+    if (!d) { root.querySelector('#dev-meta').textContent = 'This device has not reported (yet).'; return; }
+    const t = d.telemetry ?? {};
+    const s = d.status ?? {};
+    const p = t.power ?? {};
+    root.querySelector('#dev-badge').innerHTML = onlineBadge(d);
+    root.querySelector('#dev-meta').innerHTML = [
+      s.runtime && esc(s.runtime), s.pid && `pid ${esc(s.pid)}`, s.profile && `profile <b>${esc(s.profile)}</b>`,
+      d.online ? `online since ${clock(d.since)}` : d.online === false ? `offline since ${clock(d.statusTs)}${s.reason ? ` (${esc(s.reason)})` : ''}` : '',
+      t.uptimeS !== undefined && `up ${duration(t.uptimeS)}`, t.deviceAgeS !== undefined && `analog device age ${duration(t.deviceAgeS)}`,
+    ].filter(Boolean).join(' · ');
+    const e = p.energy;
+    root.querySelector('#dev-stats').innerHTML = [
+      stat('Throughput', `${fixed(resultsPerSecond(d), 1)} <span class="unit">inf/s</span>`),
+      stat('Results', `<span data-field="results">${int(d.results)}</span>`, d.results ? `${pct((d.correct / d.results) * 100)} correct` : '', 'results'),
+      stat('Power', si(p.measuredW ?? p.modelledW, 'W'), p.measuredW !== undefined ? `measured · modelled ${si(p.modelledW, 'W')}` : 'modelled (no sensor)'),
+      stat('Energy / inference', si(e?.perInferenceJ, 'J'), e?.measuredToModelled !== undefined ? `measured ÷ modelled ${fixed(e.measuredToModelled, 2)}` : 'modelled'),
+      stat('Battery', pct(p.batteryPct), p.celsius !== undefined ? `${fixed(p.celsius, 1)} °C` : p.sensor ? esc(p.sensor) : 'no battery'),
+      stat('Queued', int(t.queueDepth), `${int(t.dropped)} dropped · ${int(t.expired)} expired · ${int(t.failed)} failed`),
+    ].join('');
+
+    const h = d.history;
+    if (Object.keys(h.streams).join() !== latencyStreams.join()) latency();
+    charts[0].chart.update(h.ts, [h.throughput]);
+    charts[1].chart.update(h.ts, [h.measuredW, h.modelledW]);
+    latencyChart.update(h.ts, latencyStreams.flatMap((n) => [h.streams[n].p50, h.streams[n].p99]));
+
+    const models = modelRows(d);
+    root.querySelector('#dev-models').innerHTML = `<thead><tr><th>model</th><th>runs on</th><th>policy</th><th>accelerator</th><th>guard</th><th class="n">fallbacks</th></tr></thead><tbody>${
+      models.map((m) => `<tr data-model="${esc(m.id)}"><td>${esc(m.id)}</td><td>${badge(m.backend, m.backend)}${m.reason ? ` <span class="muted">${esc(m.reason)}</span>` : ''}</td><td>${esc(m.policy ?? '–')}</td><td>${esc(m.accelerator ?? '–')}</td><td>${badge(m.guard === 'ok' ? 'ok' : m.guard === 'off' ? 'unknown' : 'warn', m.guard)}${m.agreement !== undefined ? ` <span class="muted">${pct(m.agreement * 100)} agree</span>` : ''}</td><td class="n">${int(m.fallbacks)}</td></tr>`).join('')}</tbody>`;
+    const streams = Object.entries(t.streams ?? {});
+    root.querySelector('#dev-streams').innerHTML = `<thead><tr><th>stream</th><th class="n">queue</th><th class="n">wait p50/p99</th><th class="n">service p50/p90/p99</th><th class="n">done</th><th class="n">dropped</th><th class="n">expired</th></tr></thead><tbody>${
+      streams.map(([n, st]) => `<tr><td>${esc(n)}${st.paused ? ` ${badge('warn', 'paused')}` : ''}</td><td class="n">${int(st.depth)} / ${int(st.capacity)}</td><td class="n">${ms(st.waitMs?.p50Ms)} / ${ms(st.waitMs?.p99Ms)}</td><td class="n">${ms(st.serviceMs?.p50Ms)} / ${ms(st.serviceMs?.p90Ms)} / ${ms(st.serviceMs?.p99Ms)}</td><td class="n">${int(st.completed)}</td><td class="n">${int(st.dropped)}</td><td class="n">${int(st.expired)}</td></tr>`).join('')}</tbody>`;
+    root.querySelector('#dev-energy').innerHTML = energyBar(e);
+    const g = p.governor;
+    root.querySelector('#dev-governor').innerHTML = g ? [
+      g.enabled ? 'enabled' : 'disabled', g.reason && `state <b>${esc(g.reason)}</b>`, `allowed ${g.allowedW === null ? 'unlimited' : si(g.allowedW, 'W')}`, `planned ${si(g.plannedW, 'W')}`,
+      g.adcBits !== undefined && `ADC ${esc(g.adcBits)} bits`, g.shed?.length && `shed ${esc(g.shed.join(', '))}`, g.paused && 'paused', `${int(g.decisions)} decisions`,
+    ].filter(Boolean).join(' · ') : 'no governor reported';
+
+    fillSelect(root.querySelector('select[name=model]'), models.map((m) => m.id), 'all models');
+    fillSelect(root.querySelector('select[name=stream]'), streams.map(([n]) => n));
+    commands();
+    root.querySelector('#dev-events').innerHTML = eventItems(app.state.events.filter((ev) => ev.key === key).slice(-12).reverse());
+    root.querySelector('#dev-detections').innerHTML = d.tracks.size || d.detections.size || d.snapshots.size ? `<h2>Detections</h2>${detectionPanel(d)}` : '';
+  }
+}
+
+const ENERGY_PARTS = [['analogMac', 'analog MAC'], ['dac', 'DAC'], ['adc', 'ADC'], ['digitalMac', 'digital MAC'], ['digitalOp', 'digital ops'], ['sram', 'SRAM'], ['dram', 'DRAM'], ['programming', 'programming']];
+
+function energyBar(e) {
+  if (!e?.inferences) return '<p class="muted">No inference accounted yet.</p>';
+  const parts = ENERGY_PARTS.map(([k, label], i) => ({ label, j: (e.breakdownJ?.[k] ?? 0) / e.inferences, color: COLORS[i % COLORS.length] })).filter((p) => p.j > 0);
+  const total = parts.reduce((a, p) => a + p.j, 0) || 1;
+  return `<div class="energy" role="img" aria-label="energy per inference by part">${parts.map((p) => `<span style="flex-grow:${(p.j / total).toFixed(4)};background:${p.color}" title="${esc(p.label)} ${si(p.j, 'J')}"></span>`).join('')}</div>
+    <ul class="legend">${parts.map((p) => `<li><i style="background:${p.color}"></i>${esc(p.label)} <b>${si(p.j, 'J')}</b> <span class="muted">${pct((p.j / total) * 100)}</span></li>`).join('')}</ul>
+    <p class="muted">${si(e.perInferenceJ, 'J')} per inference (modelled) over ${int(e.inferences)} inferences · ${Object.entries(e.byModel ?? {}).map(([m, b]) => `${esc(m)} ${si(b.joules / Math.max(1, b.inferences), 'J')}`).join(' · ')}</p>`;
+}
+
+// ---- events -----------------------------------------------------------------------------------
+
+const GROUPS = [['', 'all types'], ['backend', 'backend & placement'], ['command', 'commands'], ['guard', 'accuracy guard'], ['governor', 'power governor'], ['stream', 'streams'], ['status', 'online / offline'], ['detection', 'detections'], ['other', 'other']];
+
+export function eventsView(app) {
+  let root;
+  const filter = { group: '', device: '', text: '' };
+  return {
+    title: 'Events',
+    mount(main) {
+      root = main;
+      main.innerHTML = `<h1>Events</h1>
+        <form class="filters" role="search" aria-label="Filter events">
+          <label>Type <select name="group">${GROUPS.map(([v, t]) => `<option value="${v}">${t}</option>`).join('')}</select></label>
+          <label>Device <select name="device"><option value="">all devices</option></select></label>
+          <label class="grow">Text <input name="text" type="search" placeholder="filter…"></label>
+          <span class="count" id="ev-count" aria-live="polite"></span>
+        </form>
+        <div class="scroll" id="ev-scroll" tabindex="0" aria-label="Event log"><ol class="log" id="ev-list"></ol></div>`;
+      const form = main.querySelector('form');
+      form.addEventListener('input', () => { filter.group = form.group.value; filter.device = form.device.value; filter.text = form.text.value.trim().toLowerCase(); this.update(); });
+      form.addEventListener('submit', (e) => e.preventDefault());
+    },
+    update() {
+      const sel = root.querySelector('select[name=device]');
+      const keys = [...app.state.devices.keys()].sort();
+      if ([...sel.options].length - 1 !== keys.length) {
+        const v = sel.value;
+        sel.innerHTML = `<option value="">all devices</option>${keys.map((k) => `<option value="${esc(k)}">${esc(k)}</option>`).join('')}`;
+        sel.value = v;
+      }
+      const shown = app.state.events.filter((e) => (!filter.group || e.group === filter.group) && (!filter.device || e.key === filter.device)
+        && (!filter.text || `${e.device} ${e.type} ${e.text}`.toLowerCase().includes(filter.text)));
+      root.querySelector('#ev-count').textContent = `${shown.length} of ${app.state.events.length}`;
+      const scroll = root.querySelector('#ev-scroll');
+      const atTop = scroll.scrollTop < 8;
+      root.querySelector('#ev-list').innerHTML = eventItems(shown.slice(-300).reverse());
+      if (atTop) scroll.scrollTop = 0;
+    },
+  };
+}
+
+// ---- detections (Frigate-shape events, per-frame detections, snapshots) -------------------------
+
+function detectionPanel(d) {
+  const cameras = new Set([...d.detections.keys(), ...[...d.tracks.values()].map((t) => t.camera ?? 'camera')]);
+  const out = [];
+  for (const cam of cameras) {
+    const frame = d.detections.get(cam);
+    const tracks = [...d.tracks.values()].filter((t) => (t.camera ?? 'camera') === cam).reverse();
+    const active = tracks.filter((t) => !t.ended);
+    const snap = [...d.snapshots.values()].at(-1);
+    const objects = frame?.objects ?? active;
+    const w = frame?.width ?? 1, h = frame?.height ?? 1;
+    const boxes = objects.filter((o) => Array.isArray(o.box) && o.box.length === 4).map((o, i) => {
+      const [x1, y1, x2, y2] = o.box;
+      const norm = Math.max(x1, y1, x2, y2) <= 1;
+      const sx = norm ? 100 : 100 / w, sy = norm ? 100 : 100 / h;
+      return `<div class="box" style="left:${x1 * sx}%;top:${y1 * sy}%;width:${(x2 - x1) * sx}%;height:${(y2 - y1) * sy}%;border-color:${COLORS[i % COLORS.length]}"><span>${esc(o.label)} ${typeof o.score === 'number' ? pct(o.score * 100) : ''}</span></div>`;
+    }).join('');
+    out.push(`<div class="camera"><h3>${esc(cam)} <span class="muted">${frame ? `frame ${clock(frame.ts)}` : ''}</span></h3>
+      <div class="frame" style="aspect-ratio:${w > 1 && h > 1 ? `${w} / ${h}` : '1 / 1'}">${snap ? `<img src="${esc(snap.url)}" alt="latest snapshot">` : '<div class="noimg">no snapshot yet</div>'}${boxes}</div>
+      <ul class="tracks">${tracks.slice(0, 12).map((t) => `<li class="${t.ended ? 'ended' : ''}">${d.snapshots.get(t.label) ? `<img src="${esc(d.snapshots.get(t.label).url)}" alt="${esc(t.label)} snapshot">` : ''}<b>${esc(t.label)}</b> ${esc(t.id)} ${badge(t.ended ? 'unknown' : 'online', t.ended ? 'ended' : t.type)} <span class="muted">${typeof t.top_score === 'number' ? `top ${pct(t.top_score * 100)}` : ''}</span></li>`).join('')}</ul></div>`);
+  }
+  const counts = Object.entries(d.labelCounts).map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
+  return `${counts ? `<p class="meta">objects seen: ${counts}</p>` : ''}<div class="cameras">${out.join('')}</div>`;
+}
+
+export function detectionsView(app) {
+  let root;
+  return {
+    title: 'Detections',
+    mount(main) {
+      root = main;
+      main.innerHTML = '<h1>Detections</h1><div id="det-all"></div>';
+    },
+    update() {
+      const devices = [...app.state.devices.values()].filter((d) => d.tracks.size || d.detections.size || d.snapshots.size);
+      root.querySelector('#det-all').innerHTML = devices.map((d) => `<section class="det-device"><h2><a href="${deviceHref(d)}">${esc(d.id)}</a> ${onlineBadge(d)}</h2>${detectionPanel(d)}</section>`).join('')
+        || `<p class="empty">No detections yet: cameras publish tracked objects on <code>events</code> (<code>{type: new|update|end, before, after}</code>), per-frame boxes on <code>detections</code> and JPEG snapshots on <code>snapshot/&lt;label&gt;</code>.</p>`;
+    },
+  };
+}

@@ -55,12 +55,14 @@ export class FleetState {
   }
 
   #status(d, m, body, retained) {
-    if (d.status && d.statusTs > m.ts) return;  // an older retained copy after a newer live one
+    // Ordered by arrival (a will's seq and ts are older than the birth it follows, reporter.ts):
+    // the broker's retained copy only fills in what no live message told yet.
+    if (retained && d.status) return;
     const online = body.state === 'online';
     const changed = d.online !== online;
     d.online = online;
     d.status = body;
-    d.statusTs = m.ts;
+    d.statusTs = retained ? m.ts : Date.now();  // a will carries the time of the connect it was set at
     if (online) d.since = m.ts;
     if (changed && !retained) this.#log(d, m.ts, 'status', online ? 'online' : `offline (${body.reason ?? 'no reason'})`, body);
   }

@@ -1,0 +1,215 @@
+/**
+ * The dashboard in a real Chromium (Debian's, driven by playwright-core) against a real device:
+ * `edgerun serve` as a process on the embedded broker, its analog accelerator a real
+ * `edgerun accel-emulator` process, and `edgerun dashboard` as a process serving the page. The
+ * page must load without console errors, show the device online with its result counter rising,
+ * show a killed accelerator as a fallback (backend change and event), keep commands disabled
+ * without a key, sign a command with a loaded key that the device executes, show tracked
+ * detections published in Frigate's shape, turn the device offline when it is SIGKILLed, and work
+ * on a phone-sized screen. Screenshots go to test/dashboard/artifacts/ (gitignored).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import jpeg from 'jpeg-js';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../drivers/mqtt/embedded-broker.js';
+import { FsStorage } from '../../drivers/storage/fs-storage.js';
+import { decodeMessage, encodeMessage, type Message } from '../../runtime/telemetry/envelope.js';
+import { encodeKeyFile, generateKeyPair, TrustStore } from '../../runtime/telemetry/keys.js';
+import { repoRoot } from '../helpers/cli.js';
+import { until } from '../helpers/until.js';
+import { DeviceProcess, tempSocketPath } from '../remote/device-process.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(repoRoot, 'test/dashboard/artifacts');
+const FLEET = 'test';
+const DEVICE = 'dash-1';
+const ROOT = `edgerun/${FLEET}/${DEVICE}`;
+
+type Body = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+describe('dashboard in Chromium', () => {
+  let broker: EmbeddedBroker;
+  let dir: string;
+  let accel: DeviceProcess;
+  let device: ChildProcess | undefined;
+  let dashboard: ChildProcess | undefined;
+  let dashboardUrl = '';
+  let browser: BrowserContext | undefined;
+  let watcher: mqtt.MqttClient;
+  let log = '';
+  const got: { topic: string; m: Message<Body> }[] = [];
+  const operator = generateKeyPair();
+  const consoleErrors: string[] = [];
+
+  const ctx = () => `--- device log ---\n${log.slice(-4000)}`;
+  const of = (kind: string) => got.filter((g) => g.topic === `${ROOT}/${kind}`);
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    dir = mkdtempSync(join(tmpdir(), 'edgerun-dashboard-'));
+    const keys = new FsStorage(join(dir, 'keys'), 0o600);
+    await (await TrustStore.open(keys)).add('operator', operator.publicKey);
+    await keys.close();
+    writeFileSync(join(dir, 'operator.key'), encodeKeyFile(operator, 'operator'));
+
+    broker = await startEmbeddedBroker({ port: 0, wsPort: 0 });
+    watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: 'dashboard-test-watch', reconnectPeriod: 0 });
+    watcher.on('message', (topic, payload) => { if (!topic.includes('/snapshot/')) got.push({ topic, m: decodeMessage<Body>(payload).message }); });
+    await watcher.subscribeAsync(`${ROOT}/#`, { qos: 1 });
+
+    accel = new DeviceProcess(tempSocketPath(), ['--profile', 'pcm']);
+    await accel.start();
+    device = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', broker.url, '--model', 'models/mlp.onnx', '--rate', '20', '--state-dir', join(dir, 'state')], {
+      cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env, EDGERUN_DEVICE__ID: DEVICE, EDGERUN_DEVICE__FLEET: FLEET, EDGERUN_MQTT__PROTOCOL_VERSION: '4',
+        EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '400', EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'),
+        EDGERUN_PLACEMENT__DEFAULT: 'analog', EDGERUN_REMOTE__SOCKET: accel.socket,
+        // A laptop's sysfs tree (battery BAT0): the device's power sensor.
+        EDGERUN_POWER__ROOT: join(repoRoot, 'test/power/fixtures/laptop/sys'),
+      },
+    });
+    device.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
+    device.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
+
+    dashboard = spawn(process.execPath, ['bin/edgerun.js', 'dashboard', '--port', '0', '--broker-ws', broker.wsUrl!], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    dashboard.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    dashboard.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+    dashboardUrl = (await until('the dashboard URL', () => /edgerun dashboard: (http:\/\/\S+)/.exec(out)?.[1], 60_000, () => out));
+
+    // A fresh profile directory (--user-data-dir) for this run.
+    browser = await chromium.launchPersistentContext(join(dir, 'chromium'), {
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    device?.kill('SIGKILL');
+    dashboard?.kill('SIGKILL');
+    await accel?.kill();
+    await watcher?.endAsync(true);
+    await broker?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const openPage = async (width: number, height: number): Promise<Page> => {
+    const page = await browser!.newPage();
+    await page.setViewportSize({ width, height });
+    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') consoleErrors.push(`${m.type()}: ${m.text()}`); });
+    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    return page;
+  };
+  const resultsOnPage = async (page: Page): Promise<number> => Number((await page.locator(`[data-device="${FLEET}/${DEVICE}"] [data-field=results]`).textContent())!.replace(/,/g, ''));
+
+  it('shows the device live, its fallback, signed commands from a loaded key, detections and the device going offline', { timeout: 240_000 }, async () => {
+    const page = await openPage(1366, 900);
+    await page.goto(dashboardUrl);
+    await page.locator('#conn.up').waitFor({ timeout: 30_000 });
+
+    // Online from the birth message; the result counter rises.
+    const card = page.locator(`[data-device="${FLEET}/${DEVICE}"]`);
+    await card.locator('.badge.online').waitFor({ timeout: 90_000 });
+    await until('results on the page', async () => (await resultsOnPage(page)) >= 5 || undefined, 60_000, ctx);
+    const first = await resultsOnPage(page);
+    await until('the result counter rising', async () => (await resultsOnPage(page)) > first + 5 || undefined, 30_000, ctx);
+    await card.locator('.model', { hasText: 'mlp' }).locator('.badge.analog').waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'fleet.png'), fullPage: true });
+
+    // The device view; read-only without a key: every command control is disabled.
+    await card.click();
+    await page.locator('#dev-models tr[data-model=mlp] .badge.analog').waitFor({ timeout: 30_000 });
+    expect(await page.locator('#commands').getAttribute('disabled')).not.toBeNull();
+    for (const b of await page.locator('#commands button, #commands select, #commands input').all()) expect(await b.isDisabled()).toBe(true);
+    expect(await page.locator('#cmd-hint').textContent()).toMatch(/^Read-only/);
+
+    // The accelerator process dies: requests fall back to digital, the page shows it and the event.
+    await accel.kill();
+    await until('a fallback result', () => of('results').find((g) => g.m.body.backend === 'digital-fallback'), 60_000, ctx);
+    await page.locator('#dev-models tr[data-model=mlp] .badge.fallback').waitFor({ timeout: 30_000 });
+    await page.locator('#dev-events .ev[data-type=fallback]', { hasText: 'mlp fell back to digital' }).first().waitFor({ timeout: 30_000 });
+
+    // A key file loaded into the page enables the controls; the page signs set-placement, the device runs it.
+    await page.locator('#key-file').setInputFiles(join(dir, 'operator.key'));
+    await page.locator('#key-state', { hasText: 'signing as operator' }).waitFor({ timeout: 10_000 });
+    await until('enabled command controls', async () => !(await page.locator('form[data-command=set-placement] button').isDisabled()) || undefined, 10_000);
+    await page.locator('form[data-command=set-placement] select[name=model]').selectOption('mlp');
+    await page.locator('form[data-command=set-placement] select[name=policy]').selectOption('digital');
+    const mark = got.length;
+    await page.locator('form[data-command=set-placement] button').click();
+    const outcome = await until('the device\'s command result', () => got.slice(mark).find((g) => g.topic === `${ROOT}/events` && g.m.body.type === 'command-result'), 30_000, ctx);
+    expect(outcome.m.body).toMatchObject({ command: 'set-placement', ok: true, signer: { name: 'operator' } });
+    await page.locator(`#cmd-outcomes .outcome.ok[data-nonce="${outcome.m.body.nonce}"]`).waitFor({ timeout: 30_000 });
+    await until('digital results after the command', () => got.slice(mark).find((g) => g.topic === `${ROOT}/results` && g.m.body.backend === 'digital'), 30_000, ctx);
+    await page.locator('#dev-models tr[data-model=mlp] .badge.digital').waitFor({ timeout: 30_000 });
+    await page.locator('#dev-events .ev[data-type=placement]').waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'device.png'), fullPage: true });
+
+    // Phone-sized: the same view in one column, nothing wider than the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(600); // one render period
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: join(ARTIFACTS, 'device-phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1366, height: 900 });
+
+    // Detections in the documented shapes, published by a camera of our own.
+    const cam = `edgerun/${FLEET}/cam-7`;
+    const pub = (kind: string, seq: number, body: unknown) => watcher.publishAsync(`${cam}/${kind}`, Buffer.from(encodeMessage({ device: 'cam-7', seq, ts: Date.now(), kind, body })), { qos: 1 });
+    const pixels = Buffer.alloc(96 * 96 * 4, 60);
+    await watcher.publishAsync(`${cam}/snapshot/Sneaker`, Buffer.from(jpeg.encode({ data: pixels, width: 96, height: 96 }, 80).data), { qos: 1 });
+    const track = { id: '1701-abc', label: 'Sneaker', camera: 'front', score: 0.91, top_score: 0.93, box: [10, 20, 50, 60], start_time: Date.now() / 1000 };
+    await pub('events', 1, { type: 'new', before: track, after: track });
+    await pub('detections', 2, { camera: 'front', width: 96, height: 96, detections: [{ label: 'Sneaker', score: 0.91, box: [10, 20, 50, 60] }] });
+    await page.goto(`${dashboardUrl}#/detections`);
+    await page.locator('.camera .box').first().waitFor({ timeout: 30_000 });
+    await page.locator('.camera .tracks li', { hasText: 'Sneaker' }).waitFor({ timeout: 30_000 });
+    await until('the snapshot decoded', async () => (await page.locator('.camera .frame img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) === 96 || undefined, 10_000);
+    await pub('events', 3, { type: 'end', before: track, after: { ...track, end_time: Date.now() / 1000 } });
+    await page.locator('.camera .tracks li.ended').waitFor({ timeout: 30_000 });
+
+    // The event log filters by type and device.
+    await page.goto(`${dashboardUrl}#/events`);
+    await page.locator('#ev-list .ev').first().waitFor();
+    await page.locator('select[name=group]').selectOption('command');
+    await until('only command events listed', async () => {
+      const types = await page.locator('#ev-list .ev .type').allTextContents();
+      return types.length > 0 && types.every((t) => t.startsWith('command-')) || undefined;
+    }, 10_000);
+    await page.locator('select[name=group]').selectOption('');
+    await page.locator('select[name=device]').selectOption(`${FLEET}/cam-7`);
+    await until('only cam-7 listed', async () => {
+      const devs = await page.locator('#ev-list .ev .dev').allTextContents();
+      return devs.length > 0 && devs.every((d) => d === 'cam-7') || undefined;
+    }, 10_000);
+
+    // Keyboard: from a fresh load, Tab walks through the navigation and the key loader (the key was
+    // in the page's memory only: reloaded, the page is read-only again).
+    await page.goto(`${dashboardUrl}#/`);
+    await page.reload();
+    await page.locator('#conn.up').waitFor({ timeout: 30_000 });
+    const focused: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      await page.keyboard.press('Tab');
+      focused.push(await page.evaluate<string>('`${document.activeElement?.tagName} ${document.activeElement?.textContent?.trim()}`'));
+    }
+    expect(focused).toEqual(expect.arrayContaining(['A Fleet', 'A Events', 'A Detections', 'BUTTON Load signing key…']));
+
+    // SIGKILL of the device: the broker publishes its will and the page turns it offline (keep-alive 30 s).
+    device!.kill('SIGKILL');
+    await card.locator('.badge.offline').waitFor({ timeout: 45_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'fleet-offline.png'), fullPage: true });
+
+    // The dashboard process ends cleanly on SIGTERM.
+    const exited = new Promise<number | null>((r) => dashboard!.once('exit', (code) => r(code)));
+    dashboard!.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(consoleErrors).toEqual([]);
+  });
+});

@@ -9,6 +9,7 @@ describe('demo (npm start)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/broker \(embedded Aedes\)\s+mqtt:\/\/127\.0\.0\.1:\d+\s+WebSocket ws:\/\/127\.0\.0\.1:\d+/);
     expect(r.stdout).toMatch(/npx edgerun listen --url mqtt:\/\/127\.0\.0\.1:\d+/);
+    expect(r.stdout).toMatch(/dashboard\s+http:\/\/127\.0\.0\.1:\d+\/\s+\(to send commands, load \S+operator\.key into it\)/);
     expect(r.stdout).toContain('event: command set-placement ok');
     const produced = Number(/(\d+) results produced, (\d+) unique messages received \((\d+) duplicates/.exec(r.stdout)?.[1]);
     expect(produced).toBeGreaterThan(0);

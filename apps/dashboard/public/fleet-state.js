@@ -64,7 +64,7 @@ export class FleetState {
     d.status = body;
     d.statusTs = retained ? m.ts : Date.now();  // a will carries the time of the connect it was set at
     if (online) d.since = m.ts;
-    if (changed && !retained) this.#log(d, m.ts, 'status', online ? 'online' : `offline (${body.reason ?? 'no reason'})`, body);
+    if (changed && !retained) this.#log(d, d.statusTs, 'status', online ? 'online' : `offline (${body.reason ?? 'no reason'})`, body);
   }
 
   #telemetry(d, m, t) {

@@ -42,7 +42,7 @@ export function fleetView(app) {
         stat('Power', si(f.modelledW, 'W'), f.measuredW === undefined ? 'modelled (no sensor)' : `modelled · measured ${si(f.measuredW, 'W')}`),
         stat('Energy / inference', si(f.perInferenceJ, 'J'), 'modelled, fleet mean'),
         stat('Queued', int(f.queueDepth), `${int(f.dropped)} dropped · ${int(f.expired)} expired`),
-        stat('Fallbacks', int(f.fallbacks), Object.entries(f.backends).map(([b, n]) => `${n} ${esc(b)}`).join(' · ') || 'models by backend'),
+        stat('Fallbacks', int(f.fallbacks), `models now: ${Object.entries(f.backends).map(([b, n]) => `${n} ${esc(b)}`).join(' · ') || '–'}`),
       ].join('');
       const devices = [...app.state.devices.values()].sort((a, b) => (b.online === true) - (a.online === true) || a.key.localeCompare(b.key));
       if (!devices.length) cards.innerHTML = `<p class="empty">No device has reported yet. Devices appear here when they publish their status on <code>${esc(app.prefix)}/&lt;fleet&gt;/&lt;device&gt;/status</code>.</p>`;

@@ -4,6 +4,7 @@
  *   2. a demo device — the `serve` daemon in-process — streaming results of both bundled models on
  *      the bundled Fashion-MNIST subset, with telemetry, events and signed commands;
  *   3. a listener (runtime/telemetry/listener.ts, dedupe on (device, seq)) printing a live summary;
+ *   4. the dashboard (apps/dashboard), on http://127.0.0.1:8080/ when free, else a free port;
  * halfway it sends the device a signed command (run the CNN digitally) and shows its effect. It
  * ends by itself after --seconds (or on Ctrl-C) with exit code 0, saying where to look meanwhile.
  * Device state (outbox, keys) lives in a temporary directory that is removed at the end.
@@ -14,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
+import { startDashboard, type Dashboard } from '../../dashboard/server.js';
 import { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { buildCommand } from '../../../runtime/telemetry/commands.js';
@@ -43,12 +45,21 @@ async function startBroker(): Promise<EmbeddedBroker> {
   }
 }
 
+async function startDemoDashboard(brokerWs: string, prefix: string): Promise<Dashboard> {
+  try {
+    return await startDashboard({ port: 8080, brokerWs, prefix });
+  } catch {
+    return startDashboard({ port: 0, brokerWs, prefix }); // 8080 taken: any free port
+  }
+}
+
 export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Promise<void> {
   const seconds = opts.seconds;
   const state = mkdtempSync(join(tmpdir(), 'edgerun-demo-'));
   const config = await loadConfig(global, { security: { keyDir: join(state, 'keys') }, device: { id: 'demo-1', fleet: 'demo' } });
   const prefix = config.mqtt.prefix;
   const broker = await startBroker();
+  const dashboard = await startDemoDashboard(broker.wsUrl!, prefix);
   const root = deviceRoot({ prefix, fleet: config.device.fleet, device: config.device.id });
 
   // An operator key the device trusts: the demo signs a command with it.
@@ -61,7 +72,8 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
   console.log(`  broker (embedded Aedes)  ${broker.url}   WebSocket ${broker.wsUrl}`);
   console.log(`  device topics            ${root}/{status,results,telemetry,events}   commands in ${root}/cmd/<name>`);
   console.log(`  watch from a terminal    npx edgerun listen --url ${broker.url} --protocol 4`);
-  console.log(`  or any MQTT client       mosquitto_sub -h 127.0.0.1 -p ${broker.port} -t '${prefix}/#' -v\n`);
+  console.log(`  or any MQTT client       mosquitto_sub -h 127.0.0.1 -p ${broker.port} -t '${prefix}/#' -v`);
+  console.log(`  dashboard                ${dashboard.url}   (to send commands, load ${relative(process.cwd(), join(state, 'keys', 'operator.key'))} into it)\n`);
 
   // The listener: B's dedupe/summary logic on its own connection.
   const listener = new Listener({ prefix, verify: nativeVerify });
@@ -139,6 +151,7 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
   const until = Date.now() + 5000;
   while ([...tally.values()].reduce((a, t) => a + t.results, 0) < produced && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
   await watch.end();
+  await dashboard.close();
   await broker.close();
   rmSync(state, { recursive: true, force: true });
 

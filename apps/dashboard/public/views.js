@@ -63,9 +63,10 @@ export function fleetView(app) {
         const p99 = Math.max(...Object.values(t.streams ?? {}).map((s) => s.serviceMs?.p99Ms ?? 0), 0);
         card.querySelector('.card-head').innerHTML = `<span class="name">${esc(d.id)}</span><span class="fleetname">${esc(d.fleet)}</span>${onlineBadge(d)}`;
         card.querySelector('.card-body').innerHTML = `
-          <div class="models">${modelRows(d).map((m) => `<span class="model">${esc(m.id)} ${badge(m.backend, m.backend)}${m.guard !== 'off' && m.guard !== 'ok' ? badge('warn', `guard ${m.guard}`) : ''}</span>`).join('')}</div>
+          <div class="models">${modelRows(d).map((m) => `<span class="model">${esc(m.id)} ${m.backend === 'unknown' ? '' : badge(m.backend, m.backend)}${m.guard !== 'off' && m.guard !== 'ok' ? badge('warn', `guard ${m.guard}`) : ''}</span>`).join('')}</div>
           <dl class="mini">
             <div><dt>results</dt><dd data-field="results">${int(d.results)}</dd></div>
+            ${d.tracks.size ? `<div><dt>objects</dt><dd>${int(Object.values(d.labelCounts).reduce((a, n) => a + n, 0))}</dd></div>` : ''}
             <div><dt>inf/s</dt><dd>${fixed(resultsPerSecond(d), 1)}</dd></div>
             <div><dt>p99</dt><dd>${p99 ? `${ms(p99)} ms` : '–'}</dd></div>
             <div><dt>power</dt><dd>${si(t.power?.measuredW ?? t.power?.modelledW, 'W')}</dd></div>
@@ -131,7 +132,7 @@ export function deviceView(app, fleet, id) {
         <section class="charts">
           <figure class="chart"><figcaption>Throughput (inferences/s)</figcaption><div id="ch-throughput"></div></figure>
           <figure class="chart"><figcaption>Service latency p50 / p99 per stream (ms)</figcaption><div id="ch-latency"></div></figure>
-          <figure class="chart"><figcaption>Power (W)</figcaption><div id="ch-power"></div></figure>
+          <figure class="chart"><figcaption>Power (W, log scale)</figcaption><div id="ch-power"></div></figure>
         </section>
         <div class="columns">
           <section><h2>Models</h2><div class="table-wrap"><table id="dev-models"></table></div>
@@ -142,8 +143,9 @@ export function deviceView(app, fleet, id) {
         </div>`;
       charts = [
         ['#ch-throughput', [{ label: 'inf/s', color: COLORS[0] }], '/s'],
-        ['#ch-power', [{ label: 'measured', color: COLORS[1] }, { label: 'modelled', color: COLORS[2] }], 'W'],
-      ].map(([sel, series, unit]) => ({ sel, chart: sparkline(main.querySelector(sel), { series, unit }) }));
+        // Board power and modelled inference power lie orders of magnitude apart: a log scale shows both.
+        ['#ch-power', [{ label: 'measured', color: COLORS[1] }, { label: 'modelled', color: COLORS[2] }], 'W', true],
+      ].map(([sel, series, unit, log]) => ({ sel, chart: sparkline(main.querySelector(sel), { series, unit, log }) }));
       latency();
       for (const form of main.querySelectorAll('form.cmd')) form.addEventListener('submit', (ev) => { void submit(ev, form); });
       offCommands = app.commands.onChange(commands);
@@ -209,7 +211,7 @@ export function deviceView(app, fleet, id) {
       stat('Throughput', `${fixed(resultsPerSecond(d), 1)} <span class="unit">inf/s</span>`),
       stat('Results', `<span data-field="results">${int(d.results)}</span>`, d.results ? `${pct((d.correct / d.results) * 100)} correct` : '', 'results'),
       stat('Power', si(p.measuredW ?? p.modelledW, 'W'), p.measuredW !== undefined ? `measured · modelled ${si(p.modelledW, 'W')}` : 'modelled (no sensor)'),
-      stat('Energy / inference', si(e?.perInferenceJ, 'J'), e?.measuredToModelled !== undefined ? `measured ÷ modelled ${fixed(e.measuredToModelled, 2)}` : 'modelled'),
+      stat('Energy / inference', si(e?.perInferenceJ, 'J'), e?.measuredToModelled !== undefined ? `modelled · board ÷ model ×${Number(e.measuredToModelled.toPrecision(3))}` : 'modelled'),
       stat('Battery', pct(p.batteryPct), p.celsius !== undefined ? `${fixed(p.celsius, 1)} °C` : p.sensor ? esc(p.sensor) : 'no battery'),
       stat('Queued', int(t.queueDepth), `${int(t.dropped)} dropped · ${int(t.expired)} expired · ${int(t.failed)} failed`),
     ].join('');

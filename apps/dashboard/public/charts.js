@@ -6,6 +6,14 @@ import { si } from './format.js';
 export const COLORS = ['#7c9cff', '#f5a524', '#3fd28c', '#e5657b', '#b38cff', '#4cc9f0'];
 
 const clockTick = (t) => new Date(t * 1000).toLocaleTimeString('en-GB', { hour12: false });
+/** Log-scale ticks: powers of ten only, at most five of them. */
+function decades(_u, _axis, min, max) {
+  const lo = Math.floor(Math.log10(min)), hi = Math.ceil(Math.log10(max));
+  const step = Math.max(1, Math.ceil((hi - lo) / 4));
+  const ticks = [];
+  for (let e = lo; e <= hi; e += step) ticks.push(10 ** e);
+  return ticks;
+}
 const axis = { stroke: '#8b93a7', grid: { stroke: '#262c3a', width: 1 }, ticks: { stroke: '#262c3a', width: 1 }, font: '11px system-ui, sans-serif' };
 
 /**
@@ -19,7 +27,7 @@ export function sparkline(el, { series, height = 140, axes = true, unit = '', lo
     legend: { show: axes, live: false },
     cursor: { show: axes, drag: { x: false, y: false } },
     scales: { x: { time: true }, y: log ? { distr: 3, log: 10 } : { range: (_u, min, max) => [Math.min(0, min ?? 0), max > 0 ? max * 1.1 : 1] } },
-    axes: axes ? [{ ...axis, values: (_u, ticks) => ticks.map(clockTick) }, { ...axis, size: 52, values: (_u, ticks) => ticks.map((t) => si(t, '').trim()) }] : [{ show: false }, { show: false }],
+    axes: axes ? [{ ...axis, values: (_u, ticks) => ticks.map(clockTick) }, { ...axis, size: 52, values: (_u, ticks) => ticks.map((t) => si(t, '').trim()), ...(log ? { splits: decades } : {}) }] : [{ show: false }, { show: false }],
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.6, dash: s.dash, spanGaps: true, points: { show: false }, value: (_u, v) => fmt(v) }))],
   };
   const data = [[], ...series.map(() => [])];

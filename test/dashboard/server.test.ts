@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { request } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDashboard, type Dashboard } from '../../apps/dashboard/server.js';
 import { buildCommand } from '../../runtime/telemetry/commands.js';
@@ -16,9 +17,9 @@ import { encodeKeyFile, fingerprint, generateKeyPair } from '../../runtime/telem
 import { edgerun, repoRoot } from '../helpers/cli.js';
 
 /** A raw request (fetch would normalise "/../" away before it reaches the server). */
-function get(d: Dashboard, path: string, method = 'GET'): Promise<{ status: number; type?: string; body: Buffer; headers: Record<string, unknown> }> {
+function get(d: Dashboard, path: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ status: number; type?: string; body: Buffer; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: d.port, path, method }, (res) => {
+    const req = request({ host: '127.0.0.1', port: d.port, path, method, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, type: res.headers['content-type'], body: Buffer.concat(chunks), headers: res.headers }));
@@ -59,6 +60,12 @@ describe('dashboard server', () => {
     expect(uplot.body.equals(readFileSync(join(repoRoot, 'node_modules/uplot/dist/uPlot.min.css')))).toBe(true);
     const config = await get(d, '/config.json');
     expect(JSON.parse(config.body.toString())).toEqual({ brokerWs: 'ws://127.0.0.1:9001', prefix: 'plant' });
+    // Compressed for browsers that say they take gzip, the same bytes once inflated.
+    const zipped = await get(d, '/vendor/mqtt.js', 'GET', { 'accept-encoding': 'gzip, deflate, br' });
+    expect(zipped.headers['content-encoding']).toBe('gzip');
+    expect(zipped.body.length).toBeLessThan(mqtt.body.length / 2);
+    expect(gunzipSync(zipped.body).equals(mqtt.body)).toBe(true);
+    expect(mqtt.headers['content-encoding']).toBeUndefined();
     const head = await get(d, '/app.js', 'HEAD');
     expect([head.status, head.body.length]).toEqual([200, 0]);
   });

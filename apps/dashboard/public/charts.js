@@ -27,7 +27,7 @@ export function sparkline(el, { series, height = 140, axes = true, unit = '', lo
     legend: { show: axes, live: false },
     cursor: { show: axes, drag: { x: false, y: false } },
     scales: { x: { time: true }, y: log ? { distr: 3, log: 10 } : { range: (_u, min, max) => [Math.min(0, min ?? 0), max > 0 ? max * 1.1 : 1] } },
-    axes: axes ? [{ ...axis, values: (_u, ticks) => ticks.map(clockTick) }, { ...axis, size: 52, values: (_u, ticks) => ticks.map((t) => si(t, '').trim()), ...(log ? { splits: decades } : {}) }] : [{ show: false }, { show: false }],
+    axes: axes ? [{ ...axis, values: (_u, ticks) => ticks.map(clockTick) }, { ...axis, size: 52, values: (_u, ticks) => ticks.map((t) => si(t, '').trim()), ...(log ? { splits: decades, filter: (_u, splits) => splits } : {}) }] : [{ show: false }, { show: false }],
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.6, dash: s.dash, spanGaps: true, points: { show: false }, value: (_u, v) => fmt(v) }))],
   };
   const data = [[], ...series.map(() => [])];

@@ -5,7 +5,7 @@
  * page must load without console errors, show the device online with its result counter rising,
  * show a killed accelerator as a fallback (backend change and event), keep commands disabled
  * without a key, sign a command with a loaded key that the device executes, show tracked
- * detections published in Frigate's shape, turn the device offline when it is SIGKILLed, and work
+ * detections published in Frigate's shape, open a JSON report, turn the device offline when it is SIGKILLed, and work
  * on a phone-sized screen. Screenshots go to test/dashboard/artifacts/ (gitignored).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -173,6 +173,7 @@ describe('dashboard in Chromium', () => {
     await until('the snapshot decoded', async () => (await page.locator('.camera .frame img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) === 96 || undefined, 10_000);
     await pub('events', 3, { type: 'end', before: track, after: { ...track, end_time: Date.now() / 1000 } });
     await page.locator('.camera .tracks li.ended').waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'detections.png') });
 
     // The event log filters by type and device.
     await page.goto(`${dashboardUrl}#/events`);
@@ -189,6 +190,20 @@ describe('dashboard in Chromium', () => {
       return devs.length > 0 && devs.every((d) => d === 'cam-7') || undefined;
     }, 10_000);
 
+    // A fleet benchmark's JSON report opened from a file: its figures and its per-device table; a
+    // file that is not JSON is refused with one line and leaves the shown report alone.
+    writeFileSync(join(dir, 'report.json'), JSON.stringify({ fleet: 'test', devices: 2, resultsPerSecond: 412.5, latencyMs: { p50: 3.1, p99: 18.4 }, perDevice: [{ device: 'a-1', results: 2000, p99Ms: 17.9 }, { device: 'a-2', results: 1990, p99Ms: 19.2 }] }));
+    writeFileSync(join(dir, 'broken.json'), '{"fleet": ');
+    await page.goto(`${dashboardUrl}#/report`);
+    await page.locator('#report-file').setInputFiles(join(dir, 'report.json'));
+    await page.locator('#report-body table tbody tr', { hasText: 'a-2' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#report-body table tbody tr').count()).toBe(2);
+    expect(await page.locator('#report-body .kv').first().textContent()).toContain('412.5');
+    await page.screenshot({ path: join(ARTIFACTS, 'report.png') });
+    await page.locator('#report-file').setInputFiles(join(dir, 'broken.json'));
+    await page.locator('#report-error', { hasText: 'broken.json: not valid JSON' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#report-body table tbody tr').count()).toBe(2);
+
     // Keyboard: from a fresh load, Tab walks through the navigation and the key loader (the key was
     // in the page's memory only: reloaded, the page is read-only again).
     await page.goto(`${dashboardUrl}#/`);
@@ -199,7 +214,7 @@ describe('dashboard in Chromium', () => {
       await page.keyboard.press('Tab');
       focused.push(await page.evaluate<string>('`${document.activeElement?.tagName} ${document.activeElement?.textContent?.trim()}`'));
     }
-    expect(focused).toEqual(expect.arrayContaining(['A Fleet', 'A Events', 'A Detections', 'BUTTON Load signing key…']));
+    expect(focused).toEqual(expect.arrayContaining(['A Fleet', 'A Events', 'A Detections', 'A Report', 'BUTTON Load signing key…']));
 
     // SIGKILL of the device: the broker publishes its will and the page turns it offline (keep-alive 30 s).
     device!.kill('SIGKILL');

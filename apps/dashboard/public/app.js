@@ -5,7 +5,7 @@ import mqtt from '/vendor/mqtt.js';
 import { Listener } from '/edgerun.js';
 import { CommandSender } from './commands.js';
 import { FleetState } from './fleet-state.js';
-import { deviceView, detectionsView, eventsView, fleetView } from './views.js';
+import { deviceView, detectionsView, eventsView, fleetView, reportView } from './views.js';
 
 const config = await (await fetch('/config.json')).json();
 const prefix = config.prefix;
@@ -83,7 +83,7 @@ let view;
 function route() {
   const [, page, fleet, id] = location.hash.replace(/^#\/?/, '/').split('/').map(decodeURIComponent);
   view?.unmount?.();
-  view = page === 'device' && fleet && id ? deviceView(app, fleet, id) : page === 'events' ? eventsView(app) : page === 'detections' ? detectionsView(app) : fleetView(app);
+  view = page === 'device' && fleet && id ? deviceView(app, fleet, id) : page === 'events' ? eventsView(app) : page === 'detections' ? detectionsView(app) : page === 'report' ? reportView(app) : fleetView(app);
   const main = $('#main');
   view.mount(main);
   view.update();

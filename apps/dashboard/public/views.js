@@ -337,3 +337,60 @@ export function detectionsView(app) {
     },
   };
 }
+
+// ---- a fleet benchmark's JSON report, opened from a file ----------------------------------------
+
+const MAX_REPORT_BYTES = 16 * 1024 * 1024;
+const scalar = (v) => v === null || typeof v !== 'object';
+const cell = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? int(v) : String(Number(v.toPrecision(4)))) : scalar(v) ? esc(v) : `<code>${esc(JSON.stringify(v).slice(0, 120))}</code>`);
+
+/** Any JSON shown as it is shaped: scalars as a list, arrays of objects as tables, objects as sections. */
+function renderJson(value, depth = 0) {
+  if (scalar(value)) return `<p>${cell(value)}</p>`;
+  if (Array.isArray(value)) {
+    if (value.every(scalar)) return `<p>${value.map(cell).join(', ')}</p>`;
+    const rows = value.filter((r) => r && typeof r === 'object' && !Array.isArray(r));
+    const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+    return `<div class="table-wrap"><table><thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${
+      rows.map((r) => `<tr>${cols.map((c) => `<td class="${typeof r[c] === 'number' ? 'n' : ''}">${c in r ? cell(r[c]) : ''}</td>`).join('')}</tr>`).join('')}</tbody></table></div>`;
+  }
+  const entries = Object.entries(value);
+  const flat = entries.filter(([, v]) => scalar(v) || (Array.isArray(v) && v.every(scalar)));
+  const nested = entries.filter(([, v]) => !flat.some(([, f]) => f === v));
+  const tag = `h${Math.min(6, depth + 2)}`;
+  return `${flat.length ? `<dl class="kv">${flat.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${Array.isArray(v) ? v.map(cell).join(', ') : cell(v)}</dd></div>`).join('')}</dl>` : ''}${
+    nested.map(([k, v]) => `<section class="report-part"><${tag}>${esc(k)}</${tag}>${depth < 5 ? renderJson(v, depth + 1) : `<code>${esc(JSON.stringify(v).slice(0, 200))}</code>`}</section>`).join('')}`;
+}
+
+export function reportView(app) {
+  let root;
+  return {
+    title: 'Report',
+    mount(main) {
+      root = main;
+      main.innerHTML = `<h1>Report</h1>
+        <p class="meta">A fleet benchmark's JSON report (or any JSON file), read in this page only. <button type="button" id="report-open">Open a report…</button>
+        <input type="file" id="report-file" accept=".json,application/json" class="visually-hidden" tabindex="-1" aria-hidden="true"></p>
+        <p class="error" id="report-error" role="alert" hidden></p><div id="report-body">${app.report ? app.report.html : ''}</div>`;
+      main.querySelector('#report-open').addEventListener('click', () => main.querySelector('#report-file').click());
+      main.querySelector('#report-file').addEventListener('change', async (ev) => {
+        const file = ev.target.files?.[0];
+        ev.target.value = '';
+        if (!file) return;
+        const error = root.querySelector('#report-error');
+        try {
+          if (file.size > MAX_REPORT_BYTES) throw new Error(`${file.name}: ${int(file.size)} bytes, more than the ${int(MAX_REPORT_BYTES)} this page reads`);
+          let json;
+          try { json = JSON.parse(await file.text()); } catch (e) { throw new Error(`${file.name}: not valid JSON (${e.message})`); }
+          app.report = { name: file.name, html: `<h2 class="report-name">${esc(file.name)}</h2>${renderJson(json)}` };
+          root.querySelector('#report-body').innerHTML = app.report.html;
+          error.hidden = true;
+        } catch (e) {
+          error.textContent = e.message;
+          error.hidden = false;
+        }
+      });
+    },
+    update() {},
+  };
+}

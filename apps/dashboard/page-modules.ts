@@ -5,7 +5,6 @@
  */
 import './zod-jitless.js';
 
-export { buildCommand, newNonce } from '../../runtime/telemetry/build-command.js';
+export { buildCommand, commandTopic, newNonce } from '../../runtime/telemetry/build-command.js';
 export { parseKeyFile, fingerprint } from '../../runtime/telemetry/keys.js';
 export { Listener } from '../../runtime/telemetry/listener.js';
-export { commandTopic, deviceRoot, parseTopic } from '../../runtime/telemetry/topics.js';

@@ -70,7 +70,7 @@ async function bundlePageModules(): Promise<Uint8Array> {
 }
 
 /** The file under PUBLIC a URL path names, or undefined (traversal, hidden files, unknown types). */
-export function publicFile(urlPath: string): string | undefined {
+function publicFile(urlPath: string): string | undefined {
   let path: string;
   try {
     path = decodeURIComponent(urlPath);

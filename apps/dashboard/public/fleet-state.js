@@ -7,10 +7,10 @@ const EVENT_LOG = 1000;       // events kept for the log
 const TRACKS = 200;           // tracked objects kept per device
 
 /** The backend a result ran on, as the page names it. */
-export const backendClass = (b) => (b === 'digital-fallback' ? 'fallback' : b === 'analog' ? 'analog' : b === 'digital' ? 'digital' : 'unknown');
+const backendClass = (b) => (b === 'digital-fallback' ? 'fallback' : b === 'analog' ? 'analog' : b === 'digital' ? 'digital' : 'unknown');
 
 /** Groups of event types for the log's filter. */
-export function eventGroup(type) {
+function eventGroup(type) {
   if (type === 'fallback' || type === 'backend' || type === 'placement') return 'backend';
   if (type === 'command-result' || type === 'command-rejected') return 'command';
   if (type === 'new' || type === 'update' || type === 'end') return 'detection';
@@ -31,7 +31,7 @@ export class FleetState {
       d = {
         key, fleet, id, online: undefined, status: undefined, since: undefined, lastSeen: undefined,
         telemetry: undefined, telemetryTs: undefined, history: newHistory(),
-        results: 0, correct: 0, resultTs: [], lastResult: undefined, backends: {},
+        results: 0, correct: 0, backends: {},
         detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: {},
       };
       this.devices.set(key, d);
@@ -98,9 +98,6 @@ export class FleetState {
   #result(d, m, r) {
     d.results++;
     if (r.correct) d.correct++;
-    d.lastResult = r;
-    d.resultTs.push(m.ts);
-    if (d.resultTs.length > 200) d.resultTs.shift();
     if (r.model !== undefined) d.backends[r.model] = { backend: backendClass(r.backend), reason: r.fallbackReason, ts: m.ts };
   }
 

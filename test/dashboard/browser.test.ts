@@ -157,6 +157,17 @@ describe('dashboard in Chromium', () => {
     await page.locator('#dev-events .ev[data-type=placement]').waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'device.png'), fullPage: true });
 
+    // The other command forms: pause and resume the stream (telemetry shows it), a power cap the
+    // device cannot meet (the governor's decision shows in the log).
+    await page.locator('form[data-command=stream] button[value=pause-stream]').click();
+    await page.locator('#dev-streams .badge.warn', { hasText: 'paused' }).waitFor({ timeout: 30_000 });
+    await page.locator('form[data-command=stream] button[value=resume-stream]').click();
+    await until('the stream resumed on the page', async () => (await page.locator('#dev-streams .badge.warn').count()) === 0 || undefined, 30_000, ctx);
+    await page.locator('form[data-command=set-power-budget] input[name=powerCapW]').fill('1e-9');
+    await page.locator('form[data-command=set-power-budget] button:not([name=clear])').click();
+    await page.locator('#dev-events .ev[data-type=governor]').first().waitFor({ timeout: 30_000 });
+    expect(await page.locator('#cmd-outcomes .outcome.ok').count()).toBe(4);
+
     // Phone-sized: the same view in one column, nothing wider than the screen.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(600); // one render period

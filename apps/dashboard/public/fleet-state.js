@@ -164,15 +164,15 @@ export class FleetState {
 const newHistory = () => ({ ts: [], throughput: [], measuredW: [], modelledW: [], streams: {} });
 
 /** One line for the event log, from the event bodies apps/edgerun/device and commands.ts publish. */
-export function describeEvent(e) {
+function describeEvent(e) {
   const j = (v) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   switch (e.type) {
     case 'fallback': return `${j(e.model)} fell back to digital${e.reason ? `: ${j(e.reason)}` : ''}`;
     case 'backend': return `${j(e.model)} now runs on ${j(e.to)} (was ${j(e.from) || 'nothing'})`;
     case 'placement': return `${j(e.model)} placed ${j(e.policy)}: ${j(e.from)} → ${j(e.to)}`;
     case 'stream': return `stream ${j(e.stream)} ${j(e.state)}`;
-    case 'governor': return `governor ${j(e.event)}${e.reason ? `: ${j(e.reason)}` : ''}${e.action ? ` (${j(e.action)})` : ''}`;
-    case 'guard': return `guard ${j(e.model)} ${j(e.step ?? e.action ?? e.to ?? '')}${e.reason ? `: ${j(e.reason)}` : ''}`;
+    case 'governor': return `governor ${j(e.event)}${e.direction ? ` ${j(e.direction)}` : ''}${e.action ? `: ${j(e.action)}` : ''}${e.reason ? ` (${j(e.reason)})` : ''}${e.error ? `: ${j(e.error)}` : ''}`;
+    case 'guard': return `guard ${j(e.model)} ${j(e.step)}${e.before?.agreement !== undefined && e.after?.agreement !== undefined ? `: agreement ${(e.before.agreement * 100).toFixed(1)} → ${(e.after.agreement * 100).toFixed(1)} %` : ''}${e.restored === false ? ' (not restored)' : ''}`;
     case 'command-result': return `command ${j(e.command)} ${e.ok ? 'ok' : `failed: ${j(e.error)}`}${e.signer?.name ? ` (signed by ${j(e.signer.name)})` : ''}`;
     case 'command-rejected': return `command ${j(e.command) || '?'} rejected: ${j(e.reason)} — ${j(e.detail)}`;
     case 'new': case 'update': case 'end': {

@@ -6,18 +6,18 @@ import { ago, clock, duration, esc, fixed, int, ms, pct, si } from './format.js'
 const badge = (cls, text) => `<span class="badge ${esc(cls)}">${esc(text)}</span>`;
 const onlineBadge = (d) => (d.online === true ? badge('online', 'online') : d.online === false ? badge('offline', 'offline') : badge('unknown', 'no status'));
 const deviceHref = (d) => `#/device/${encodeURIComponent(d.fleet)}/${encodeURIComponent(d.id)}`;
-const stat = (label, value, sub = '', test = '') => `<div class="stat"${test ? ` data-stat="${esc(test)}"` : ''}><div class="label">${esc(label)}</div><div class="value">${value}</div>${sub ? `<div class="sub">${sub}</div>` : ''}</div>`;
+const stat = (label, value, sub = '') => `<div class="stat"><div class="label">${esc(label)}</div><div class="value">${value}</div>${sub ? `<div class="sub">${sub}</div>` : ''}</div>`;
 const resultsPerSecond = (d) => (d.online && typeof d.throughput === 'number' ? d.throughput : undefined);
 
 /** Per model: where it runs now (the last result's backend, else the telemetry's) and the guard. */
-export function modelRows(d) {
+function modelRows(d) {
   const t = d.telemetry ?? {};
   const ids = new Set([...(d.status?.models ?? []), ...Object.keys(t.models ?? {}), ...Object.keys(d.backends)]);
   return [...ids].map((id) => {
     const m = t.models?.[id] ?? {};
     const b = d.backends[id]?.backend ?? (m.backend === 'analog' ? 'analog' : m.backend === 'digital' ? 'digital' : 'unknown');
     const g = t.guards?.[id];
-    return { id, backend: b, policy: m.policy, accelerator: m.accelerator?.state, guard: g?.state ?? 'off', agreement: g?.last?.agreement, reason: d.backends[id]?.reason, analogRuns: m.analogRuns, fallbacks: Object.values(m.fallbacks ?? {}).reduce((a, x) => a + x, 0) };
+    return { id, backend: b, policy: m.policy, accelerator: m.accelerator?.state, guard: g?.state ?? 'off', agreement: g?.last?.agreement, reason: d.backends[id]?.reason, fallbacks: Object.values(m.fallbacks ?? {}).reduce((a, x) => a + x, 0) };
   });
 }
 
@@ -37,14 +37,15 @@ export function fleetView(app) {
     update() {
       const f = app.state.fleet();
       root.querySelector('#fleet-stats').innerHTML = [
-        stat('Devices online', `${f.online} <span class="of">/ ${f.devices}</span>`, '', 'online'),
-        stat('Throughput', `${fixed(f.throughput, 1)} <span class="unit">inf/s</span>`, `${int(f.results)} results received`, 'throughput'),
+        stat('Devices online', `${f.online} <span class="of">/ ${f.devices}</span>`),
+        stat('Throughput', `${fixed(f.throughput, 1)} <span class="unit">inf/s</span>`, `${int(f.results)} results received`),
         stat('Power', si(f.modelledW, 'W'), f.measuredW === undefined ? 'modelled (no sensor)' : `modelled · measured ${si(f.measuredW, 'W')}`),
         stat('Energy / inference', si(f.perInferenceJ, 'J'), 'modelled, fleet mean'),
         stat('Queued', int(f.queueDepth), `${int(f.dropped)} dropped · ${int(f.expired)} expired`),
         stat('Fallbacks', int(f.fallbacks), `models now: ${Object.entries(f.backends).map(([b, n]) => `${n} ${esc(b)}`).join(' · ') || '–'}`),
       ].join('');
-      const devices = [...app.state.devices.values()].sort((a, b) => (b.online === true) - (a.online === true) || a.key.localeCompare(b.key));
+      // Cards stay where they were created (sorted by key then), so the layout does not jump.
+      const devices = [...app.state.devices.values()].sort((a, b) => a.key.localeCompare(b.key));
       if (!devices.length) cards.innerHTML = `<p class="empty">No device has reported yet. Devices appear here when they publish their status on <code>${esc(app.prefix)}/&lt;fleet&gt;/&lt;device&gt;/status</code>.</p>`;
       else cards.querySelector('.empty')?.remove();
       for (const d of devices) {
@@ -81,7 +82,7 @@ export function fleetView(app) {
   };
 }
 
-export function eventItems(events) {
+function eventItems(events) {
   return events.map((e) => `<li class="ev g-${esc(e.group)}" data-type="${esc(e.type)}"><time>${clock(e.ts)}</time><a class="dev" href="#/device/${encodeURIComponent(e.fleet)}/${encodeURIComponent(e.device)}">${esc(e.device)}</a><span class="type">${esc(e.type)}</span><span class="text">${esc(e.text)}</span></li>`).join('') || '<li class="empty">No events yet.</li>';
 }
 
@@ -209,7 +210,7 @@ export function deviceView(app, fleet, id) {
     const e = p.energy;
     root.querySelector('#dev-stats').innerHTML = [
       stat('Throughput', `${fixed(resultsPerSecond(d), 1)} <span class="unit">inf/s</span>`),
-      stat('Results', `<span data-field="results">${int(d.results)}</span>`, d.results ? `${pct((d.correct / d.results) * 100)} correct` : '', 'results'),
+      stat('Results', `<span data-field="results">${int(d.results)}</span>`, d.results ? `${pct((d.correct / d.results) * 100)} correct` : ''),
       stat('Power', si(p.measuredW ?? p.modelledW, 'W'), p.measuredW !== undefined ? `measured · modelled ${si(p.modelledW, 'W')}` : 'modelled (no sensor)'),
       stat('Energy / inference', si(e?.perInferenceJ, 'J'), e?.measuredToModelled !== undefined ? `modelled · board ÷ model ×${Number(e.measuredToModelled.toPrecision(3))}` : 'modelled'),
       stat('Battery', pct(p.batteryPct), p.celsius !== undefined ? `${fixed(p.celsius, 1)} °C` : p.sensor ? esc(p.sensor) : 'no battery'),

@@ -232,7 +232,10 @@ describe('dashboard in Chromium', () => {
     }
     expect(focused).toEqual(expect.arrayContaining(['A Fleet', 'A Events', 'A Detections', 'A Report', 'BUTTON Load signing key…']));
 
-    // SIGKILL of the device: the broker publishes its will and the page turns it offline (keep-alive 30 s).
+    // SIGSTOP: the connection stays open, nothing arrives: the page calls the device silent. Then
+    // SIGKILL: the broker publishes its will and the page turns it offline (keep-alive 30 s).
+    device!.kill('SIGSTOP');
+    await card.locator('.badge.warn', { hasText: 'silent' }).waitFor({ timeout: 30_000 });
     device!.kill('SIGKILL');
     await card.locator('.badge.offline').waitFor({ timeout: 45_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'fleet-offline.png'), fullPage: true });

@@ -96,9 +96,12 @@ function route() {
 window.addEventListener('hashchange', () => { route(); $('#main').focus({ preventScroll: true }); });
 route();
 
-// Devices publish at their own pace: render at most every 500 ms, and only when something changed.
+// Devices publish at their own pace: render at most every 500 ms when something changed, and every
+// 5 s anyway (ages and silent devices move on by themselves).
+let lastRender = 0;
 setInterval(() => {
-  if (!state.changed) return;
+  if (!state.changed && Date.now() - lastRender < 5000) return;
   state.changed = false;
+  lastRender = Date.now();
   view.update();
 }, 500);

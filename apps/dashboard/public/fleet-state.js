@@ -29,7 +29,7 @@ export class FleetState {
     let d = this.devices.get(key);
     if (!d) {
       d = {
-        key, fleet, id, online: undefined, status: undefined, since: undefined, lastSeen: undefined,
+        key, fleet, id, online: undefined, status: undefined, since: undefined, lastSeen: undefined, heardAt: undefined,
         telemetry: undefined, telemetryTs: undefined, history: newHistory(),
         results: 0, correct: 0, backends: {},
         detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: {},
@@ -44,6 +44,7 @@ export class FleetState {
     const d = this.device(fleet, message.device);
     const body = message.body ?? {};
     d.lastSeen = Math.max(d.lastSeen ?? 0, message.ts);
+    if (!retained) d.heardAt = Date.now();
     this.changed = true;
     switch (kind) {
       case 'status': return this.#status(d, message, body, retained);
@@ -120,7 +121,8 @@ export class FleetState {
   #detections(d, m, body) {
     const camera = String(body.camera ?? 'camera');
     const list = Array.isArray(body.detections) ? body.detections : Array.isArray(body.objects) ? body.objects : [];
-    d.detections.set(camera, { ts: m.ts, width: body.width, height: body.height, frame: body.frame, objects: list });
+    const size = (v) => (Number.isFinite(v) && v > 0 ? v : undefined);  // drawn into a style attribute: numbers only
+    d.detections.set(camera, { ts: m.ts, width: size(body.width), height: size(body.height), objects: list });
   }
 
   /** A JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes what is returned. */
@@ -159,6 +161,18 @@ export class FleetState {
       backends: all.flatMap((d) => Object.values(d.backends)).reduce((a, b) => ({ ...a, [b.backend]: (a[b.backend] ?? 0) + 1 }), {}),
     };
   }
+}
+
+/**
+ * Online by its status, yet nothing heard for three telemetry periods (at least 5 s; 60 s before
+ * the period is known): a hung process whose connection the broker has not yet given up on (it
+ * waits 1.5 keep-alive periods before publishing the will), or a half-open link.
+ */
+export function silent(d, now = Date.now()) {
+  if (d.online !== true || d.heardAt === undefined) return false;
+  const gaps = d.history.ts.slice(-11).map((t, i, a) => (i ? (t - a[i - 1]) * 1000 : NaN)).slice(1).sort((x, y) => x - y);
+  const period = gaps.length ? gaps[gaps.length >> 1] : undefined;
+  return now - d.heardAt > (period === undefined ? 60_000 : Math.max(5_000, 3 * period));
 }
 
 const newHistory = () => ({ ts: [], throughput: [], measuredW: [], modelledW: [], streams: {} });

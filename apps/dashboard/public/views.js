@@ -2,9 +2,11 @@
 // refreshes only its data regions on update().
 import { COLORS, sparkline } from './charts.js';
 import { ago, clock, duration, esc, fixed, int, ms, pct, si } from './format.js';
+import { silent } from './fleet-state.js';
 
 const badge = (cls, text) => `<span class="badge ${esc(cls)}">${esc(text)}</span>`;
-const onlineBadge = (d) => (d.online === true ? badge('online', 'online') : d.online === false ? badge('offline', 'offline') : badge('unknown', 'no status'));
+const onlineBadge = (d) => (silent(d) ? badge('warn', `silent ${duration((Date.now() - d.heardAt) / 1000)}`)
+  : d.online === true ? badge('online', 'online') : d.online === false ? badge('offline', 'offline') : badge('unknown', 'no status'));
 const deviceHref = (d) => `#/device/${encodeURIComponent(d.fleet)}/${encodeURIComponent(d.id)}`;
 const stat = (label, value, sub = '') => `<div class="stat"><div class="label">${esc(label)}</div><div class="value">${value}</div>${sub ? `<div class="sub">${sub}</div>` : ''}</div>`;
 const resultsPerSecond = (d) => (d.online && typeof d.throughput === 'number' ? d.throughput : undefined);
@@ -309,7 +311,7 @@ function detectionPanel(d) {
     const snap = [...d.snapshots.values()].at(-1);
     const objects = frame?.objects ?? active;
     const w = frame?.width ?? 1, h = frame?.height ?? 1;
-    const boxes = objects.filter((o) => Array.isArray(o.box) && o.box.length === 4).map((o, i) => {
+    const boxes = objects.filter((o) => Array.isArray(o.box) && o.box.length === 4 && o.box.every(Number.isFinite)).map((o, i) => {
       const [x1, y1, x2, y2] = o.box;
       const norm = Math.max(x1, y1, x2, y2) <= 1;
       const sx = norm ? 100 : 100 / w, sy = norm ? 100 : 100 / h;

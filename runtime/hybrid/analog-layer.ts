@@ -1,9 +1,11 @@
 /**
  * Runs one analog layer: reshapes activations into MVM batches (im2col for Conv), runs them on the
  * layer's AnalogMatrix (one per conv group), and applies what the array does not — Gemm's
- * alpha/beta/C and Conv bias — digitally, writing the ONNX output layout.
+ * alpha/beta/C and Conv bias, then the fused periphery (folded BatchNormalization, activations,
+ * pooling) — digitally, writing the ONNX output layout.
  */
-import type { AnalogLayer } from '../model/partition.js';
+import type { PeripheryLayer } from './periphery-plan.js';
+import { applyActivations, PeripheryPool, scaleColumns } from './periphery.js';
 import { convGeometry, type ConvGeometry } from '../model/conv-geometry.js';
 import type { AnalogMatrix } from '../analog/analog-matrix.js';
 import type { TensorData } from '../model/tensor.js';
@@ -15,8 +17,11 @@ export class AnalogLayerRunner {
   /** Conv layers only: im2col and its inverse, and where their data lives for the current shape. */
   #kernels: ConvKernels | null = null;
   #at: ConvRegions | null = null;
+  readonly #pool: PeripheryPool | null;
 
-  constructor(readonly layer: AnalogLayer, readonly matrices: AnalogMatrix[]) {}
+  constructor(readonly layer: PeripheryLayer, readonly matrices: AnalogMatrix[]) {
+    this.#pool = layer.periphery?.pool ? new PeripheryPool(layer.periphery.pool) : null;
+  }
 
   async run(x: TensorData): Promise<TensorData> {
     if (x.type !== 'float32') throw new Error(`${this.layer.name}: analog layers take float32 activations, got ${x.type}`);
@@ -34,6 +39,7 @@ export class AnalogLayerRunner {
     if (dims[dims.length - 1] !== k) throw new Error(`${this.layer.name}: MatMul needs a last dim of ${k}, got [${dims.join(', ')}]`);
     const batch = x.data.length / k;
     const y = (await this.matrices[0]!.run(x.data as Float32Array, batch)).slice();
+    this.#rowPeriphery(y, batch);
     return { type: 'float32', data: y, dims: dims.length === 1 ? [n] : [...dims.slice(0, -1), n] };
   }
 
@@ -55,7 +61,16 @@ export class AnalogLayerRunner {
     const y = product.slice(0, m * n);
     if (alpha !== 1) for (let i = 0; i < y.length; i++) y[i] = y[i]! * alpha;
     if (c && beta !== 0) addBroadcast(y, m, n, c, beta);
+    this.#rowPeriphery(y, m);
     return { type: 'float32', data: y, dims: [m, n] };
+  }
+
+  /** A Gemm/MatMul output's periphery: the folded BatchNormalization per column, then activations. */
+  #rowPeriphery(y: Float32Array, rows: number): void {
+    const chain = this.layer.periphery;
+    if (!chain) return;
+    if (chain.affine) scaleColumns(y, 0, rows, this.layer.n, chain.affine.scale, 0, chain.affine.shift);
+    applyActivations(y, 0, y.length, chain.activations);
   }
 
   /** X [N, C, ...spatial] → Y [N, M, ...outSpatial] through im2col patches per group. */
@@ -77,6 +92,7 @@ export class AnalogLayerRunner {
     const perImage = positions * this.layer.k;
     const rows = batch * positions;
     const src = x.data as Float32Array;
+    const affine = this.layer.periphery?.affine;
     for (let g = 0; g < attributes.group; g++) {
       for (let b = 0; b < batch; b++) {
         // patches[b·P + p, c·taps + t] = X[b, g·C/group + c, gather[p, t]], 0 in the padding
@@ -85,12 +101,20 @@ export class AnalogLayerRunner {
         kernels.gather(at.source, at.offsets, perImage, at.patches + 4 * b * perImage);
       }
       f32.set(await this.matrices[g]!.run(f32.subarray(at.patches >> 2, (at.patches >> 2) + rows * this.layer.k), rows), at.y >> 2);
+      // A folded BatchNormalization scales the columns here; its shift is part of the bias below.
+      if (affine) scaleColumns(f32, at.y >> 2, rows, mPerGroup, affine.scale, g * mPerGroup, null);
       for (let b = 0; b < batch; b++) {
         kernels.toChannels(at.y + 4 * b * positions * mPerGroup, positions, mPerGroup, at.bias + 4 * g * mPerGroup, at.out + 4 * (b * outChannels + g * mPerGroup) * positions);
       }
     }
     const out = at.out >> 2;
-    return { type: 'float32', data: f32.slice(out, out + batch * outChannels * positions), dims: [batch, outChannels, ...outSpatial] };
+    const size = batch * outChannels * positions;
+    if (this.layer.periphery) applyActivations(f32, out, out + size, this.layer.periphery.activations);
+    if (!this.#pool) return { type: 'float32', data: f32.slice(out, out + size), dims: [batch, outChannels, ...outSpatial] };
+    const pooled = this.#pool.geometry(outSpatial);
+    const y = new Float32Array(batch * outChannels * pooled.positions);
+    this.#pool.run(f32, out, batch * outChannels, positions, pooled, y);
+    return { type: 'float32', data: y, dims: [batch, outChannels, ...pooled.outSpatial] };
   }
 
   /** Byte addresses in the conv kernels' memory for a run over `batch` images; laid out again when the shape changes. */
@@ -108,6 +132,9 @@ export class AnalogLayerRunner {
     kernels.i32.set(im2col.offsets, at.offsets >> 2);
     kernels.f32.fill(0, at.bias >> 2, (at.bias >> 2) + outChannels);
     if (bias) kernels.f32.set(bias.subarray(0, outChannels), at.bias >> 2);
+    const affine = this.layer.periphery?.affine;
+    // A folded BatchNormalization: (y + b)·scale + shift = y·scale + (b·scale + shift).
+    if (affine) for (let c = 0, i = at.bias >> 2; c < outChannels; c++, i++) kernels.f32[i] = kernels.f32[i]! * affine.scale[c]! + affine.shift[c]!;
     kernels.f32[(at.source >> 2) + im2col.groupSize] = 0; // the zero that padding reads
     this.#at = at;
     return at;

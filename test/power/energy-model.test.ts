@@ -20,7 +20,7 @@ describe('energy from counters', () => {
     const model = new EnergyModel();
     const d = DEFAULT_DEVICE_ENERGY;
     const h = DEFAULT_HOST_ENERGY;
-    const work = { analogMacs: 1e6, dacConversions: 2000, adcConversions: 3000, digitalMacs: 5000, digitalOps: 700, l1Bytes: 4000, l2Bytes: 8000, dramBytes: 16_000, cellsProgrammed: 50_000 };
+    const work = { analogMacs: 1e6, dacConversions: 2000, adcConversions: 3000, digitalMacs: 5000, digitalOps: 700, l1Bytes: 4000, l2Bytes: 8000, dramBytes: 16_000, cellsProgrammed: 50_000, periphery: {} };
     const e = model.estimate(work, { dac: 8, adc: 8 }, { amortiseOver: 100 });
     expect(e.analogMac).toBeCloseTo(1e6 * d.macFj * 1e-15, 18);
     expect(e.dac).toBeCloseTo(2000 * d.dac.pj * PJ, 18);

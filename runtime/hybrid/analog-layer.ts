@@ -4,8 +4,8 @@
  * alpha/beta/C and Conv bias, then the fused periphery (folded BatchNormalization, activations,
  * pooling) — digitally, writing the ONNX output layout.
  */
-import type { PeripheryLayer } from './periphery-plan.js';
-import { applyActivations, PeripheryPool, scaleColumns } from './periphery.js';
+import { poolGeometry, type Activation, type PeripheryLayer, type PoolGeometry } from './periphery-plan.js';
+import { applyActivations, scaleColumns } from './periphery.js';
 import { convGeometry, type ConvGeometry } from '../model/conv-geometry.js';
 import type { AnalogMatrix } from '../analog/analog-matrix.js';
 import type { TensorData } from '../model/tensor.js';
@@ -17,10 +17,16 @@ export class AnalogLayerRunner {
   /** Conv layers only: im2col and its inverse, and where their data lives for the current shape. */
   #kernels: ConvKernels | null = null;
   #at: ConvRegions | null = null;
-  readonly #pool: PeripheryPool | null;
+  /** Conv layers: a leading Relu or Clip is applied as toChannels' clamp, the other activations after it. */
+  readonly #clamp: [number, number] = [-Infinity, Infinity];
+  readonly #activations: readonly Activation[];
 
   constructor(readonly layer: PeripheryLayer, readonly matrices: AnalogMatrix[]) {
-    this.#pool = layer.periphery?.pool ? new PeripheryPool(layer.periphery.pool) : null;
+    const activations = layer.periphery?.activations ?? [];
+    const first = layer.kind === 'conv' ? activations[0] : undefined;
+    if (first?.op === 'Relu') this.#clamp = [0, Infinity];
+    else if (first?.op === 'Clip') this.#clamp = [first.min, first.max];
+    this.#activations = this.#clamp[0] === -Infinity && this.#clamp[1] === Infinity ? activations : activations.slice(1);
   }
 
   async run(x: TensorData): Promise<TensorData> {
@@ -83,7 +89,7 @@ export class AnalogLayerRunner {
     }
     const key = spatial.join(',');
     let im2col = this.#im2col.get(key);
-    if (!im2col) this.#im2col.set(key, (im2col = patchOffsets(convGeometry(attributes, spatial), inChannels / attributes.group)));
+    if (!im2col) this.#im2col.set(key, (im2col = this.#im2colFor(spatial)));
     const { geometry: { positions, outSpatial }, groupSize } = im2col;
     const at = this.#regions(im2col, batch);
     const kernels = this.#kernels!;
@@ -93,6 +99,7 @@ export class AnalogLayerRunner {
     const rows = batch * positions;
     const src = x.data as Float32Array;
     const affine = this.layer.periphery?.affine;
+    const [lo, hi] = this.#clamp;
     for (let g = 0; g < attributes.group; g++) {
       for (let b = 0; b < batch; b++) {
         // patches[b·P + p, c·taps + t] = X[b, g·C/group + c, gather[p, t]], 0 in the padding
@@ -104,17 +111,30 @@ export class AnalogLayerRunner {
       // A folded BatchNormalization scales the columns here; its shift is part of the bias below.
       if (affine) scaleColumns(f32, at.y >> 2, rows, mPerGroup, affine.scale, g * mPerGroup, null);
       for (let b = 0; b < batch; b++) {
-        kernels.toChannels(at.y + 4 * b * positions * mPerGroup, positions, mPerGroup, at.bias + 4 * g * mPerGroup, at.out + 4 * (b * outChannels + g * mPerGroup) * positions);
+        kernels.toChannels(at.y + 4 * b * positions * mPerGroup, positions, mPerGroup, at.bias + 4 * g * mPerGroup, at.out + 4 * (b * outChannels + g * mPerGroup) * positions, lo, hi);
       }
     }
     const out = at.out >> 2;
     const size = batch * outChannels * positions;
-    if (this.layer.periphery) applyActivations(f32, out, out + size, this.layer.periphery.activations);
-    if (!this.#pool) return { type: 'float32', data: f32.slice(out, out + size), dims: [batch, outChannels, ...outSpatial] };
-    const pooled = this.#pool.geometry(outSpatial);
-    const y = new Float32Array(batch * outChannels * pooled.positions);
-    this.#pool.run(f32, out, batch * outChannels, positions, pooled, y);
-    return { type: 'float32', data: y, dims: [batch, outChannels, ...pooled.outSpatial] };
+    if (this.#activations.length) applyActivations(f32, out, out + size, this.#activations);
+    const pool = im2col.pool;
+    if (!pool) return { type: 'float32', data: f32.slice(out, out + size), dims: [batch, outChannels, ...outSpatial] };
+    const planes = batch * outChannels;
+    if (this.layer.periphery!.pool!.op === 'MaxPool') kernels.maxPool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.pooled);
+    else kernels.averagePool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.poolDivisors, at.pooled);
+    const pooled = at.pooled >> 2;
+    return { type: 'float32', data: f32.slice(pooled, pooled + planes * pool.positions), dims: [batch, outChannels, ...pool.outSpatial] };
+  }
+
+  /** im2col's offsets for inputs of `spatial`, and the fused pool's windows over the Conv's output. */
+  #im2colFor(spatial: number[]): Im2col {
+    const { attributes, inChannels } = this.layer.conv!;
+    const im2col = patchOffsets(convGeometry(attributes, spatial), inChannels / attributes.group);
+    const stage = this.layer.periphery?.pool;
+    if (!stage) return im2col;
+    const pool = poolGeometry(stage, im2col.geometry.outSpatial);
+    if (typeof pool === 'string') throw new Error(`${this.layer.name}: ${stage.op} after it on [${im2col.geometry.outSpatial.join(', ')}]: ${pool}`);
+    return { ...im2col, pool };
   }
 
   /** Byte addresses in the conv kernels' memory for a run over `batch` images; laid out again when the shape changes. */
@@ -124,12 +144,22 @@ export class AnalogLayerRunner {
     const { conv, k, n: mPerGroup, bias } = this.layer;
     const outChannels = conv!.outChannels;
     const positions = im2col.geometry.positions;
+    const pool = im2col.pool;
     const sizes = { offsets: im2col.offsets.length, bias: outChannels, source: im2col.groupSize + 1, patches: batch * positions * k, y: batch * positions * mPerGroup, out: batch * outChannels * positions };
     let end = 0;
     const region = (floats: number): number => { const a = end; end += 4 * floats; return a; };
-    const at: ConvRegions = { im2col, batch, offsets: region(sizes.offsets), bias: region(sizes.bias), source: region(sizes.source), patches: region(sizes.patches), y: region(sizes.y), out: region(sizes.out) };
+    const at: ConvRegions = {
+      im2col, batch, offsets: region(sizes.offsets), bias: region(sizes.bias), source: region(sizes.source), patches: region(sizes.patches), y: region(sizes.y), out: region(sizes.out),
+      poolStarts: region(pool ? pool.starts.length : 0), poolOffsets: region(pool ? pool.offsets.length : 0), poolDivisors: region(pool ? pool.positions : 0),
+      pooled: region(pool ? batch * outChannels * pool.positions : 0),
+    };
     kernels.reserve(end);
     kernels.i32.set(im2col.offsets, at.offsets >> 2);
+    if (pool) {
+      kernels.i32.set(pool.starts, at.poolStarts >> 2);
+      for (let t = 0, i = at.poolOffsets >> 2; t < pool.offsets.length; t++, i++) kernels.i32[i] = 4 * pool.offsets[t]!; // bytes
+      kernels.f32.set(pool.divisors, at.poolDivisors >> 2);
+    }
     kernels.f32.fill(0, at.bias >> 2, (at.bias >> 2) + outChannels);
     if (bias) kernels.f32.set(bias.subarray(0, outChannels), at.bias >> 2);
     const affine = this.layer.periphery?.affine;
@@ -151,6 +181,11 @@ interface ConvRegions {
   patches: number;
   y: number;
   out: number;
+  /** The fused pool's windows (PoolGeometry: starts, byte offsets, divisors) and its output; empty without a pool. */
+  poolStarts: number;
+  poolOffsets: number;
+  poolDivisors: number;
+  pooled: number;
 }
 
 interface Im2col {
@@ -159,6 +194,8 @@ interface Im2col {
   offsets: Int32Array;
   /** Input elements of one image in one group: channels per group × spatial size. */
   groupSize: number;
+  /** The fused pool's windows over one output channel. */
+  pool?: PoolGeometry;
 }
 
 function patchOffsets(geometry: ConvGeometry, perGroup: number): Im2col {

@@ -1,12 +1,11 @@
 /**
- * The digital periphery's kernels (what periphery-plan.ts fused), applied in place to an analog
- * layer's output: the folded BatchNormalization's per-channel scale and shift, elementwise
- * activations in float32 as onnxruntime computes them, and pooling over channel planes. Every
- * activation of the layer passes through here, so each kernel is one tight loop over a typed
- * array with the operator chosen outside it, and nothing is allocated per call but the pool's output.
+ * The digital periphery's JS kernels (what periphery-plan.ts fused), applied in place to an analog
+ * layer's output: the folded BatchNormalization's per-channel scale and shift, and elementwise
+ * activations in float32 as onnxruntime computes them. Each is one tight loop over a typed array
+ * with the operator chosen outside it, allocating nothing. A Conv layer's leading Relu/Clip and its
+ * pooling run in WebAssembly with its layout kernels (conv-kernels.ts).
  */
-import type { Activation, PoolGeometry, PoolStage } from './periphery-plan.js';
-import { poolGeometry } from './periphery-plan.js';
+import type { Activation } from './periphery-plan.js';
 
 const f = Math.fround;
 
@@ -56,47 +55,5 @@ export function scaleColumns(y: Float32Array, at: number, rows: number, n: numbe
   for (let r = 0, i = at; r < rows; r++) {
     if (shift) for (let c = 0; c < n; c++, i++) y[i] = f(y[i]! * scale[c0 + c]!) + shift[c0 + c]!;
     else for (let c = 0; c < n; c++, i++) y[i] = y[i]! * scale[c0 + c]!;
-  }
-}
-
-/** Pooling over channel planes; its window table is built once per input shape. */
-export class PeripheryPool {
-  readonly #geometry = new Map<string, PoolGeometry>();
-
-  constructor(readonly stage: PoolStage) {}
-
-  /** The windows for planes of `inSpatial` (a shape the plan did not observe is checked here). */
-  geometry(inSpatial: readonly number[]): PoolGeometry {
-    const key = inSpatial.join(',');
-    let g = this.#geometry.get(key);
-    if (!g) {
-      const made = poolGeometry(this.stage, inSpatial);
-      if (typeof made === 'string') throw new Error(`${this.stage.op} on [${inSpatial.join(', ')}]: ${made}`);
-      this.#geometry.set(key, (g = made));
-    }
-    return g;
-  }
-
-  /** Pools `planes` planes of `planeSize` from src (starting at `at`) into dst, positions per plane after each other. */
-  run(src: Float32Array, at: number, planes: number, planeSize: number, g: PoolGeometry, dst: Float32Array): void {
-    const { positions, starts, offsets, divisors } = g;
-    const max = this.stage.op === 'MaxPool';
-    for (let plane = 0, o = 0; plane < planes; plane++) {
-      const base = at + plane * planeSize;
-      for (let p = 0; p < positions; p++, o++) {
-        const end = starts[p + 1]!;
-        let t = starts[p]!;
-        if (max) {
-          let m = src[base + offsets[t]!]!;
-          for (t++; t < end; t++) { const v = src[base + offsets[t]!]!; if (v > m) m = v; }
-          dst[o] = m;
-        } else {
-          // float32 accumulation in window order, then one division: onnxruntime's arithmetic.
-          let s = 0;
-          for (; t < end; t++) s = f(s + src[base + offsets[t]!]!);
-          dst[o] = s / divisors[p]!;
-        }
-      }
-    }
   }
 }

@@ -107,10 +107,10 @@ export const DEFAULT_HOST_ENERGY: HostEnergy = {
  * its periphery's energy per element.
  */
 export function deviceEnergyOf(profile: { name: string; energy?: unknown; periphery?: DeviceEnergy['periphery'] }): { energy: DeviceEnergy; fromProfile: boolean } {
-  const periphery = profile.periphery ?? {};
-  if (profile.energy === undefined) return { energy: { ...DEFAULT_DEVICE_ENERGY, periphery }, fromProfile: false };
+  const withPeriphery = (e: DeviceEnergy): DeviceEnergy => (profile.periphery ? { ...e, periphery: profile.periphery } : e);
+  if (profile.energy === undefined) return { energy: withPeriphery(DEFAULT_DEVICE_ENERGY), fromProfile: false };
   const result = deviceEnergySchema.safeParse(profile.energy);
-  if (result.success) return { energy: { ...result.data, periphery }, fromProfile: true };
+  if (result.success) return { energy: withPeriphery(result.data), fromProfile: true };
   const issues = result.error.issues.map((i) => `  - energy.${i.path.join('.')}: ${i.message}`).join('\n');
   throw new Error(`device profile '${profile.name}' has invalid energy constants:\n${issues}`);
 }

@@ -12,7 +12,8 @@ import type { PeripheryOp } from '../accelerator.js';
 import type { LoadedModel } from '../model/load.js';
 import type { AnalogLayer, Partition } from '../model/partition.js';
 import type { ValueFacts } from '../model/observe.js';
-import { attribute, floatAttr, intAttr, intsAttr, stringAttr, type NodeProto } from '../model/onnx.js';
+import { floatAttr, intAttr, intsAttr, stringAttr, type NodeProto } from '../model/onnx.js';
+import { nodeReads } from '../model/segments.js';
 import { decodeTensor } from '../model/tensor.js';
 
 export type Activation =
@@ -61,8 +62,9 @@ const FLT_MAX = 3.4028234663852886e38;
  */
 export function fusePeriphery(model: LoadedModel, partition: Partition, facts: ReadonlyMap<string, ValueFacts>, device: { profile: string; ops: ReadonlySet<PeripheryOp> }): Partition {
   const nodes = model.graph.node ?? [];
+  // Every read counts, including outer-scope values read inside If/Loop/Scan bodies.
   const readers = new Map<string, number[]>();
-  for (const [i, n] of nodes.entries()) for (const name of new Set(n.input ?? [])) if (name) readers.set(name, [...(readers.get(name) ?? []), i]);
+  for (const [i, n] of nodes.entries()) for (const name of new Set(nodeReads(n))) readers.set(name, [...(readers.get(name) ?? []), i]);
   const graphOutputs = new Set(model.outputs.map((o) => o.name));
   const placements = new Map(partition.placements.map((p) => [p.index, p]));
   const layers: PeripheryLayer[] = partition.layers.map((layer) => {
@@ -167,8 +169,7 @@ function poolStage(node: NodeProto, layer: AnalogLayer, inDims: readonly number[
   if (!kernel || kernel.length !== rank) return `kernel_shape does not have ${rank} dims`;
   const autoPad = stringAttr(node, 'auto_pad', 'NOTSET');
   if (autoPad !== 'NOTSET' && autoPad !== 'VALID') return `auto_pad ${autoPad} is left to onnxruntime`;
-  if (node.opType === 'MaxPool' && intAttr(node, 'storage_order', 0) !== 0 && node.output?.[1]) return 'column-major indices';
-  if (node.opType === 'AveragePool' && attribute(node, 'dilations') && (intsAttr(node, 'dilations') ?? []).some((d) => d !== 1)) return 'dilated AveragePool is left to onnxruntime';
+  if (node.opType === 'AveragePool' && (intsAttr(node, 'dilations') ?? []).some((d) => d !== 1)) return 'dilated AveragePool is left to onnxruntime';
   const pool: PoolStage = {
     op: node.opType as PoolStage['op'],
     kernel,

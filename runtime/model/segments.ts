@@ -100,7 +100,7 @@ function layoutView(nodes: NodeProto[], inputs: string[], outputs: string[], fac
 }
 
 /** Everything a node reads, including outer-scope values used inside If/Loop/Scan bodies. */
-function nodeReads(node: NodeProto): string[] {
+export function nodeReads(node: NodeProto): string[] {
   const names = [...(node.input ?? [])];
   for (const attr of node.attribute ?? []) {
     for (const g of [attr.g, ...(attr.graphs ?? [])]) {

@@ -12,6 +12,8 @@ import { EnergyModel, type EnergyBreakdown } from '../runtime/power/energy-model
 import { InferenceCostTable } from '../runtime/power/inference-costs.js';
 import { observedSummary } from '../runtime/power/model-summary.js';
 import { report } from './measure.js';
+import { AnalogBackend } from '../runtime/hybrid/analog-backend.js';
+import { CrossbarEmulator } from '../drivers/crossbar/emulator.js';
 
 const MODELS = ['mlp', 'cnn'] as const;
 const PROFILES = ['pcm', 'flash'] as const;
@@ -37,18 +39,22 @@ export async function main(): Promise<void> {
         const p = loadProfile(profile);
         const { energy, fromProfile } = deviceEnergyOf(p);
         if (!fromProfile) console.log(`(profile ${profile} has no energy section: runtime/power defaults used)`);
-        const table = new InferenceCostTable({ energy: new EnergyModel(energy), tile: { rows: p.tile.rows, cols: p.tile.cols }, dacBits: p.dac.bits, amortiseOver: AMORTISE_OVER }).add(name, summary);
+        // The hybrid plan on this profile says which nodes its digital periphery applies.
+        const analog = new AnalogBackend({ digital, driver: new CrossbarEmulator(p) });
+        const periphery = (await analog.load(model)).peripheryNodes();
+        await analog.dispose();
+        const table = new InferenceCostTable({ energy: new EnergyModel(energy), tile: { rows: p.tile.rows, cols: p.tile.cols }, dacBits: p.dac.bits, amortiseOver: AMORTISE_OVER }).add(name, summary, periphery);
         const d = table.breakdown(name, 'digital', 8)!;
         digitalJ = d.total;
         const points = BITS.map((bits) => {
           const b = table.breakdown(name, 'analog', bits)!;
-          rows.push([name, profile, String(bits), nj(b.total), `${(d.total / b.total).toFixed(0)}×`, share(b, 'analogMac'), share(b, 'dac'), share(b, 'adc'), share(b, 'digitalMac', 'digitalOp'), share(b, 'sram', 'dram'), share(b, 'programming')]);
+          rows.push([name, profile, String(bits), nj(b.total), `${(d.total / b.total).toFixed(0)}×`, share(b, 'analogMac'), share(b, 'dac'), share(b, 'adc'), share(b, 'digitalMac', 'digitalOp'), share(b, 'sram', 'dram'), share(b, 'periphery'), share(b, 'programming')]);
           return { bits, nj: b.total * 1e9 };
         });
         series.push({ label: `${name} on ${profile}`, model: name, points });
       }
       const d = new InferenceCostTable({ energy: new EnergyModel() }).add(name, summary).breakdown(name, 'digital', 8)!;
-      rows.push([name, 'digital CPU', '-', nj(d.total), '1×', '-', '-', '-', share(d, 'digitalMac', 'digitalOp'), share(d, 'sram', 'dram'), '-']);
+      rows.push([name, 'digital CPU', '-', nj(d.total), '1×', '-', '-', '-', share(d, 'digitalMac', 'digitalOp'), share(d, 'sram', 'dram'), '-', '-']);
       series.push({ label: `${name} digital`, model: name, points: BITS.map((bits) => ({ bits, nj: digitalJ * 1e9 })), dashed: true });
       report(`${name}: digital nJ / pcm 8-bit ADC nJ`, `${nj(d.total)} / ${series.find((s) => s.label === `${name} on pcm`)!.points.find((q) => q.bits === 8)!.nj.toPrecision(3)}`);
     }
@@ -56,7 +62,7 @@ export async function main(): Promise<void> {
     await digital.dispose();
   }
   console.log();
-  printTable(['model', 'device', 'ADC bits', 'nJ/inference', 'vs digital', 'analog MAC', 'DAC', 'ADC', 'CPU', 'memory', 'programming'], rows);
+  printTable(['model', 'device', 'ADC bits', 'nJ/inference', 'vs digital', 'analog MAC', 'DAC', 'ADC', 'CPU', 'memory', 'periphery', 'programming'], rows);
   const out = new URL('./out/energy.svg', import.meta.url);
   await mkdir(new URL('./out/', import.meta.url), { recursive: true });
   await writeFile(out, plot(series));

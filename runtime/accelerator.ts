@@ -25,7 +25,21 @@ export interface AcceleratorInfo {
   dacBits: number;
   /** ADC output resolution in bits (Infinity when unquantised). */
   adcBits: number;
+  /**
+   * The digital periphery next to the arrays (runtime/hybrid/periphery.ts): the post-ADC operators
+   * it applies, each with its energy in fJ per element. Absent or empty: only the per-column
+   * affine (scale, bias) that every analog layer has.
+   */
+  periphery?: Readonly<Partial<Record<PeripheryOp, number>>>;
 }
+
+/**
+ * Operators an analog core's digital periphery can apply to its ADC outputs, in the order they
+ * apply: BatchNormalization folds into the column scale and bias, then elementwise activations,
+ * then (Conv layers only) pooling.
+ */
+export const PERIPHERY_OPS = ['BatchNormalization', 'Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh', 'MaxPool', 'AveragePool'] as const;
+export type PeripheryOp = typeof PERIPHERY_OPS[number];
 
 export type HealthState = 'ok' | 'degraded' | 'unhealthy';
 

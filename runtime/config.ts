@@ -33,6 +33,8 @@ export const configSchema = z.strictObject({
     seed: z.number().int().min(0).default(0),
     /** Layers that do not fit the device's free tiles stay digital (true) or the load fails (false). */
     fallbackOversized: z.boolean().default(true),
+    /** Apply BatchNormalization, activations and pooling after an analog layer in the device's digital periphery (false: in onnxruntime). */
+    periphery: z.boolean().default(true),
   }).prefault({}),
   model: z.strictObject({
     /** Largest ONNX file accepted, in MiB. */

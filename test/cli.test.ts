@@ -29,6 +29,18 @@ describe('edgerun CLI', () => {
     expect(r.stdout).toMatch(/3 analog-eligible node\(s\) holding 100\.0% of the MACs/);
   });
 
+  it('inspect --plan shows the periphery\'s nodes; --periphery off gives the plan with every Relu and MaxPool in onnxruntime', async () => {
+    const on = await edgerun(['inspect', 'models/cnn.onnx', '--plan', '--profile', 'pcm', '--json']);
+    const off = await edgerun(['inspect', 'models/cnn.onnx', '--plan', '--profile', 'pcm', '--periphery', 'off', '--json']);
+    expect([on.code, off.code]).toEqual([0, 0]);
+    const targets = (out: string): string[] => (lastJson(out).nodes as { op: string; target: string }[]).map((n) => `${n.op}:${n.target}`);
+    expect(targets(on.stdout)).toEqual(['Conv:analog', 'Relu:analog periphery', 'MaxPool:analog periphery', 'Conv:analog', 'Relu:analog periphery', 'MaxPool:analog periphery', 'Flatten:digital', 'Gemm:analog', 'Relu:analog periphery', 'Gemm:analog']);
+    expect(targets(off.stdout)).toEqual(['Conv:analog', 'Relu:digital', 'MaxPool:digital', 'Conv:analog', 'Relu:digital', 'MaxPool:digital', 'Flatten:digital', 'Gemm:analog', 'Relu:digital', 'Gemm:analog']);
+    expect([lastJson(on.stdout).digitalSegments, lastJson(off.stdout).digitalSegments]).toEqual([1, 3]);
+    // The same conversions either way: the periphery changes what runs after the ADC, not the MVMs.
+    expect(lastJson(on.stdout).adcPerInference).toBe(lastJson(off.stdout).adcPerInference);
+  });
+
   it('inspect --json reports conv layers of the CNN as analog candidates', async () => {
     const r = await edgerun(['inspect', 'models/cnn.onnx', '--json']);
     expect(r.code).toBe(0);

@@ -22,13 +22,16 @@ export interface GlobalOptions {
 export interface DeviceOptions {
   profile?: string;
   seed?: number;
+  periphery?: 'on' | 'off';
 }
 
 export async function loadConfig(opts: GlobalOptions & DeviceOptions, flags: Record<string, unknown> = {}): Promise<Config> {
   const file = opts.config ? { path: opts.config, text: await readFile(opts.config, 'utf8') } : undefined;
   const cliFlags: Record<string, unknown> = { ...flags };
   if (opts.threads !== undefined) cliFlags.digital = { threads: opts.threads };
-  if (opts.profile !== undefined || opts.seed !== undefined) cliFlags.analog = { profile: opts.profile, seed: opts.seed };
+  if (opts.profile !== undefined || opts.seed !== undefined || opts.periphery !== undefined) {
+    cliFlags.analog = { profile: opts.profile, seed: opts.seed, periphery: opts.periphery === undefined ? undefined : opts.periphery === 'on' };
+  }
   return resolveConfig({ file, env: process.env, flags: cliFlags });
 }
 
@@ -44,6 +47,7 @@ export function createRegistry(config: Config, deviceOverrides: DeepPartial<Devi
     digital: await registry.get(DIGITAL_BACKEND),
     driver: await createAcceleratorDriver(config, deviceOverrides),
     fallbackOversized: config.analog.fallbackOversized,
+    periphery: config.analog.periphery,
     ownsDriver: true,
   }), 10);
   return registry;

@@ -15,6 +15,7 @@ const positive = (v: string): number => {
 };
 const backendOption = (): Option => new Option('-b, --backend <name>', 'backend: digital, or analog (crossbar emulator + digital sub-models)').default('digital');
 const profileOption = (): Option => new Option('-p, --profile <name|file>', 'analog device profile: ideal, pcm, flash or a JSON file (default: config analog.profile = pcm)');
+const peripheryOption = (): Option => new Option('--periphery <on|off>', 'analog: apply BatchNormalization, activations and pooling in the device\'s digital periphery (default: config analog.periphery = on)').choices(['on', 'off']);
 const seedOption = (): Option => new Option('--seed <n>', 'analog device instance (default: config analog.seed = 0)').argParser(int(0));
 
 const program = new Command('edgerun')
@@ -43,8 +44,8 @@ Examples:
   $ edgerun listen --url mqtt://127.0.0.1:1883 --kinds results,events --count 100`);
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-/** Global options plus the command's device selection (--profile, --seed). */
-const withDevice = (opts: { profile?: string; seed?: number }): GlobalOptions & DeviceOptions => ({ ...globals(), profile: opts.profile, seed: opts.seed });
+/** Global options plus the command's device selection (--profile, --seed, --periphery). */
+const withDevice = (opts: { profile?: string; seed?: number; periphery?: 'on' | 'off' }): GlobalOptions & DeviceOptions => ({ ...globals(), profile: opts.profile, seed: opts.seed, periphery: opts.periphery });
 
 program.command('inspect')
   .description('table of layers: shapes, parameters, MACs and whether each can run on an analog crossbar')
@@ -52,6 +53,7 @@ program.command('inspect')
   .option('--batch <n>', 'batch size used for shapes and MACs', int(1), 1)
   .option('--plan', 'show the hybrid analog/digital execution plan on a device profile')
   .addOption(profileOption())
+  .addOption(peripheryOption())
   .option('--json', 'print one JSON object')
   .action(async (model: string, opts) => (await import('./commands/inspect.js')).inspectCommand(model, opts, withDevice(opts)));
 
@@ -66,6 +68,7 @@ program.command('run')
   .option('-k, --top-k <k>', 'classes shown per row', int(1), 5)
   .addOption(backendOption())
   .addOption(profileOption())
+  .addOption(peripheryOption())
   .addOption(seedOption())
   .option('--json', 'print one JSON object with outputs and latency')
   .action(async (model: string, opts) => (await import('./commands/run.js')).runCommand(model, opts, withDevice(opts)));
@@ -78,6 +81,7 @@ program.command('eval')
   .option('--limit <n>', 'evaluate only the first N samples', int(1))
   .addOption(backendOption())
   .addOption(profileOption())
+  .addOption(peripheryOption())
   .addOption(seedOption())
   .option('--age <list>', 'analog: device ages to evaluate, e.g. 1s,1h,1d,1y (s, m, h, d, y)')
   .option('--seeds <k>', 'analog: device instances per age (seed, seed+1, …); mean ± std', int(1), 1)
@@ -92,6 +96,7 @@ program.command('check')
   .argument('<dir>', 'directory with model.onnx and test_data_set_N/')
   .addOption(backendOption())
   .addOption(profileOption())
+  .addOption(peripheryOption())
   .addOption(seedOption())
   .option('--rtol <x>', 'relative tolerance', positive, 1e-3)
   .option('--atol <x>', 'absolute tolerance', positive, 1e-5)

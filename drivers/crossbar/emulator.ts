@@ -79,7 +79,7 @@ export class CrossbarEmulator implements CrossbarDriver {
     const p = this.profile;
     return {
       driver: 'crossbar-emulator', profile: p.name, tileRows: p.tile.rows, tileCols: p.tile.cols, tiles: p.tile.count,
-      dacBits: p.dac.bits ?? Infinity, adcBits: p.adc.bits ?? Infinity,
+      dacBits: p.dac.bits ?? Infinity, adcBits: p.adc.bits ?? Infinity, periphery: p.periphery,
     };
   }
 

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { deviceEnergySchema } from '../../runtime/power/energy-constants.js';
+import { PERIPHERY_OPS } from '../../runtime/accelerator.js';
 
 /** value = clamp(a·ln(g/g_max) + b, min, max): aihwkit's conductance-dependent drift statistics. */
 const logLaw = z.strictObject({ a: z.number(), b: z.number(), min: z.number().min(0), max: z.number().min(0) })
@@ -81,6 +82,12 @@ export const profileSchema = z.strictObject({
   }),
   /** Energy per MAC, per conversion (against bits) and per programmed cell: runtime/power/energy-constants.ts. */
   energy: deviceEnergySchema.optional(),
+  /**
+   * The digital periphery next to each array: the post-ADC operators it applies (runtime/accelerator.ts
+   * PERIPHERY_OPS), each with its energy in fJ per element (pooling: per window element read).
+   * Absent: only the per-column affine (scale, bias).
+   */
+  periphery: z.partialRecord(z.enum(PERIPHERY_OPS), z.number().min(0)).default({}),
 }).superRefine((p, ctx) => {
   if (p.adc.bits !== null && p.adc.bound === null) {
     ctx.addIssue({ code: 'custom', path: ['adc', 'bound'], message: 'a quantising ADC (adc.bits set) needs a range: set adc.bound' });

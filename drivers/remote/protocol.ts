@@ -4,7 +4,7 @@
  * and decodes; it never touches a socket. Every decoder checks lengths exactly and throws a
  * ProtocolError (never a RangeError from a DataView) so either side can answer malformed input.
  */
-import type { AcceleratorHealth, AcceleratorInfo, ConductanceReadout, HealthState, TileCounters } from '../../runtime/accelerator.js';
+import { PERIPHERY_OPS, type AcceleratorHealth, type AcceleratorInfo, type ConductanceReadout, type HealthState, type PeripheryOp, type TileCounters } from '../../runtime/accelerator.js';
 
 export const MAGIC = 0x42585245; // "ERXB" read as a little-endian uint32
 export const VERSION = 1;
@@ -148,6 +148,8 @@ class Reader {
       throw this.fail('string is not valid UTF-8');
     }
   }
+  /** True when every byte was read (an optional trailing field is absent). */
+  get atEnd(): boolean { return this.#off === this.bytes.length; }
   end(): void {
     if (this.#off !== this.bytes.length) throw this.fail(`${this.bytes.length - this.#off} unexpected trailing bytes`);
   }
@@ -239,9 +241,12 @@ export function encodeCapabilities(c: Capabilities): Uint8Array {
   const driver = utf8(c.driver);
   const profile = utf8(c.profile);
   const boot = hexBytes(c.bootId);
-  return new Writer(16 + 4 + 16 + 2 + driver.length + 2 + profile.length)
+  const periphery = Object.entries(c.periphery ?? {}).map(([op, fj]) => [utf8(op), fj] as const);
+  const w = new Writer(16 + 4 + 16 + 2 + driver.length + 2 + profile.length + 1 + periphery.reduce((n, [op]) => n + 2 + op.length + 8, 0))
     .u32(c.tileRows).u32(c.tileCols).u32(c.tiles).u8(bitsOut(c.dacBits)).u8(bitsOut(c.adcBits)).u16(0)
-    .u32(c.maxPayload).raw(boot).str(driver).str(profile).bytes;
+    .u32(c.maxPayload).raw(boot).str(driver).str(profile).u8(periphery.length);
+  for (const [op, fj] of periphery) w.str(op).f64(fj);
+  return w.bytes;
 }
 
 export function encodeHealth(h: AcceleratorHealth): Uint8Array {
@@ -277,10 +282,18 @@ export function decodeCapabilities(frame: Frame): Capabilities {
   const maxPayload = r.u32();
   const bootId = [...r.raw(16)].map((b) => b.toString(16).padStart(2, '0')).join('');
   const driver = r.str(); const profile = r.str();
+  // The digital periphery (optional: a server that sends none has only the per-column affine).
+  const periphery: Partial<Record<PeripheryOp, number>> = {};
+  for (let i = 0, n = r.atEnd ? 0 : r.u8(); i < n; i++) {
+    const op = r.str(); const fj = r.f64();
+    if (!(fj >= 0)) throw r.fail(`periphery operator ${op} has energy ${fj} fJ`);
+    // Operators this runtime cannot fuse are of no use to it.
+    if ((PERIPHERY_OPS as readonly string[]).includes(op)) periphery[op as PeripheryOp] = fj;
+  }
   r.end();
   if (tileRows < 1 || tileCols < 1 || tiles < 1) throw r.fail(`a device of ${tiles} tiles of ${tileRows}×${tileCols} is empty`);
   if (maxPayload < 64) throw r.fail(`max payload ${maxPayload} is too small to be usable`);
-  return { driver, profile, tileRows, tileCols, tiles, dacBits, adcBits, maxPayload, bootId };
+  return { driver, profile, tileRows, tileCols, tiles, dacBits, adcBits, maxPayload, bootId, periphery };
 }
 
 export function decodeMvmResult(frame: Frame): { batch: number; cols: number; y: Float32Array } {

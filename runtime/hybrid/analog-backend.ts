@@ -13,6 +13,8 @@ import { buildPlan, type ExecutionPlan } from '../model/segments.js';
 import { TileAllocator } from '../analog/tile-allocator.js';
 import { AnalogMatrix } from '../analog/analog-matrix.js';
 import { AnalogLayerRunner } from './analog-layer.js';
+import { fusePeriphery, type PeripheryLayer } from './periphery-plan.js';
+import type { PeripheryOp } from '../accelerator.js';
 
 export interface AnalogBackendOptions {
   digital: Backend;
@@ -21,6 +23,11 @@ export interface AnalogBackendOptions {
   fallbackOversized?: boolean;
   /** dispose() also disposes the driver (set when this backend created it, e.g. a remote connection). */
   ownsDriver?: boolean;
+  /**
+   * Apply what the device's digital periphery can (BatchNormalization, activations, pooling) next
+   * to the arrays (true, the default), or leave every non-MVM node to onnxruntime (false).
+   */
+  periphery?: boolean;
 }
 
 export interface LoadOptions {
@@ -68,10 +75,12 @@ export class AnalogBackend implements Backend {
     const { digital, driver } = this.options;
     const info = driver.info();
     const facts = await observeValues(digital, model);
-    const partition = demote(partitionModel(model, {
+    const placed = demote(partitionModel(model, {
       tileRows: info.tileRows, tileCols: info.tileCols, availableTiles: this.allocator.available,
       fallbackOversized: this.options.fallbackOversized ?? true, facts,
     }), options.digitalLayers ?? new Set());
+    const partition = this.options.periphery === false ? placed
+      : fusePeriphery(model, placed, facts, { profile: info.profile, ops: new Set(Object.keys(info.periphery ?? {}) as PeripheryOp[]) });
     const plan = buildPlan(model, partition, facts);
     const runners: AnalogLayerRunner[] = [];
     // Matrices allocated so far: released if a later allocation, programming or segment load fails.
@@ -167,6 +176,11 @@ export class HybridModel implements PreparedModel {
     return this.exclusive(() => this.#run(feeds));
   }
 
+  /** Per node the digital periphery applies: its operator and the elements it reads per output element. */
+  peripheryNodes(): Map<number, { op: PeripheryOp; elementsPerOutput: number }> {
+    return new Map(this.partition.layers.flatMap((l: PeripheryLayer) => (l.periphery?.nodes ?? []).map((n) => [n.index, { op: n.op, elementsPerOutput: n.elementsPerOutput }] as const)));
+  }
+
   async #run(feeds: Feeds): Promise<Record<string, TensorData>> {
     const values = new Map<string, TensorData>(Object.entries(feeds));
     const runnerOf = this.#runnerOf;
@@ -213,7 +227,7 @@ export class HybridModel implements PreparedModel {
       const runner = layerAt.get(p.index);
       if (!runner) return { ...p, tiles: 0, mvmsPerInference: 0, dacPerInference: 0, adcPerInference: 0 };
       const { layer, matrices } = runner;
-      const outDims = this.facts.get(layer.output)?.dims ?? [];
+      const outDims = this.facts.get((layer as PeripheryLayer).periphery?.input ?? layer.output)?.dims ?? [];
       const inDims = this.facts.get(layer.input)?.dims ?? [];
       const mvms = layer.kind === 'conv' ? (outDims.slice(2).reduce((a, b) => a * b, 1)) * (inDims[0] ?? 1) * matrices.length
         : layer.kind === 'gemm' ? (layer.gemm!.transA ? inDims[1] ?? 1 : inDims[0] ?? 1)

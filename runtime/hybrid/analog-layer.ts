@@ -1,9 +1,11 @@
 /**
  * Runs one analog layer: reshapes activations into MVM batches (im2col for Conv), runs them on the
  * layer's AnalogMatrix (one per conv group), and applies what the array does not — Gemm's
- * alpha/beta/C and Conv bias — digitally, writing the ONNX output layout.
+ * alpha/beta/C and Conv bias, then the fused periphery (folded BatchNormalization, activations,
+ * pooling) — digitally, writing the ONNX output layout.
  */
-import type { AnalogLayer } from '../model/partition.js';
+import { poolGeometry, type Activation, type PeripheryLayer, type PoolGeometry } from './periphery-plan.js';
+import { applyActivations, scaleColumns } from './periphery.js';
 import { convGeometry, type ConvGeometry } from '../model/conv-geometry.js';
 import type { AnalogMatrix } from '../analog/analog-matrix.js';
 import type { TensorData } from '../model/tensor.js';
@@ -15,8 +17,17 @@ export class AnalogLayerRunner {
   /** Conv layers only: im2col and its inverse, and where their data lives for the current shape. */
   #kernels: ConvKernels | null = null;
   #at: ConvRegions | null = null;
+  /** Conv layers: a leading Relu or Clip is applied as toChannels' clamp, the other activations after it. */
+  readonly #clamp: [number, number] = [-Infinity, Infinity];
+  readonly #activations: readonly Activation[];
 
-  constructor(readonly layer: AnalogLayer, readonly matrices: AnalogMatrix[]) {}
+  constructor(readonly layer: PeripheryLayer, readonly matrices: AnalogMatrix[]) {
+    const activations = layer.periphery?.activations ?? [];
+    const first = layer.kind === 'conv' ? activations[0] : undefined;
+    if (first?.op === 'Relu') this.#clamp = [0, Infinity];
+    else if (first?.op === 'Clip') this.#clamp = [first.min, first.max];
+    this.#activations = this.#clamp[0] === -Infinity && this.#clamp[1] === Infinity ? activations : activations.slice(1);
+  }
 
   async run(x: TensorData): Promise<TensorData> {
     if (x.type !== 'float32') throw new Error(`${this.layer.name}: analog layers take float32 activations, got ${x.type}`);
@@ -34,6 +45,7 @@ export class AnalogLayerRunner {
     if (dims[dims.length - 1] !== k) throw new Error(`${this.layer.name}: MatMul needs a last dim of ${k}, got [${dims.join(', ')}]`);
     const batch = x.data.length / k;
     const y = (await this.matrices[0]!.run(x.data as Float32Array, batch)).slice();
+    this.#rowPeriphery(y, batch);
     return { type: 'float32', data: y, dims: dims.length === 1 ? [n] : [...dims.slice(0, -1), n] };
   }
 
@@ -55,7 +67,16 @@ export class AnalogLayerRunner {
     const y = product.slice(0, m * n);
     if (alpha !== 1) for (let i = 0; i < y.length; i++) y[i] = y[i]! * alpha;
     if (c && beta !== 0) addBroadcast(y, m, n, c, beta);
+    this.#rowPeriphery(y, m);
     return { type: 'float32', data: y, dims: [m, n] };
+  }
+
+  /** A Gemm/MatMul output's periphery: the folded BatchNormalization per column, then activations. */
+  #rowPeriphery(y: Float32Array, rows: number): void {
+    const chain = this.layer.periphery;
+    if (!chain) return;
+    if (chain.affine) scaleColumns(y, 0, rows, this.layer.n, chain.affine.scale, 0, chain.affine.shift);
+    applyActivations(y, 0, y.length, chain.activations);
   }
 
   /** X [N, C, ...spatial] → Y [N, M, ...outSpatial] through im2col patches per group. */
@@ -68,7 +89,7 @@ export class AnalogLayerRunner {
     }
     const key = spatial.join(',');
     let im2col = this.#im2col.get(key);
-    if (!im2col) this.#im2col.set(key, (im2col = patchOffsets(convGeometry(attributes, spatial), inChannels / attributes.group)));
+    if (!im2col) this.#im2col.set(key, (im2col = this.#im2colFor(spatial)));
     const { geometry: { positions, outSpatial }, groupSize } = im2col;
     const at = this.#regions(im2col, batch);
     const kernels = this.#kernels!;
@@ -77,6 +98,8 @@ export class AnalogLayerRunner {
     const perImage = positions * this.layer.k;
     const rows = batch * positions;
     const src = x.data as Float32Array;
+    const affine = this.layer.periphery?.affine;
+    const [lo, hi] = this.#clamp;
     for (let g = 0; g < attributes.group; g++) {
       for (let b = 0; b < batch; b++) {
         // patches[b·P + p, c·taps + t] = X[b, g·C/group + c, gather[p, t]], 0 in the padding
@@ -85,12 +108,33 @@ export class AnalogLayerRunner {
         kernels.gather(at.source, at.offsets, perImage, at.patches + 4 * b * perImage);
       }
       f32.set(await this.matrices[g]!.run(f32.subarray(at.patches >> 2, (at.patches >> 2) + rows * this.layer.k), rows), at.y >> 2);
+      // A folded BatchNormalization scales the columns here; its shift is part of the bias below.
+      if (affine) scaleColumns(f32, at.y >> 2, rows, mPerGroup, affine.scale, g * mPerGroup, null);
       for (let b = 0; b < batch; b++) {
-        kernels.toChannels(at.y + 4 * b * positions * mPerGroup, positions, mPerGroup, at.bias + 4 * g * mPerGroup, at.out + 4 * (b * outChannels + g * mPerGroup) * positions);
+        kernels.toChannels(at.y + 4 * b * positions * mPerGroup, positions, mPerGroup, at.bias + 4 * g * mPerGroup, at.out + 4 * (b * outChannels + g * mPerGroup) * positions, lo, hi);
       }
     }
     const out = at.out >> 2;
-    return { type: 'float32', data: f32.slice(out, out + batch * outChannels * positions), dims: [batch, outChannels, ...outSpatial] };
+    const size = batch * outChannels * positions;
+    if (this.#activations.length) applyActivations(f32, out, out + size, this.#activations);
+    const pool = im2col.pool;
+    if (!pool) return { type: 'float32', data: f32.slice(out, out + size), dims: [batch, outChannels, ...outSpatial] };
+    const planes = batch * outChannels;
+    if (this.layer.periphery!.pool!.op === 'MaxPool') kernels.maxPool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.pooled);
+    else kernels.averagePool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.poolDivisors, at.pooled);
+    const pooled = at.pooled >> 2;
+    return { type: 'float32', data: f32.slice(pooled, pooled + planes * pool.positions), dims: [batch, outChannels, ...pool.outSpatial] };
+  }
+
+  /** im2col's offsets for inputs of `spatial`, and the fused pool's windows over the Conv's output. */
+  #im2colFor(spatial: number[]): Im2col {
+    const { attributes, inChannels } = this.layer.conv!;
+    const im2col = patchOffsets(convGeometry(attributes, spatial), inChannels / attributes.group);
+    const stage = this.layer.periphery?.pool;
+    if (!stage) return im2col;
+    const pool = poolGeometry(stage, im2col.geometry.outSpatial);
+    if (typeof pool === 'string') throw new Error(`${this.layer.name}: ${stage.op} after it on [${im2col.geometry.outSpatial.join(', ')}]: ${pool}`);
+    return { ...im2col, pool };
   }
 
   /** Byte addresses in the conv kernels' memory for a run over `batch` images; laid out again when the shape changes. */
@@ -100,14 +144,27 @@ export class AnalogLayerRunner {
     const { conv, k, n: mPerGroup, bias } = this.layer;
     const outChannels = conv!.outChannels;
     const positions = im2col.geometry.positions;
+    const pool = im2col.pool;
     const sizes = { offsets: im2col.offsets.length, bias: outChannels, source: im2col.groupSize + 1, patches: batch * positions * k, y: batch * positions * mPerGroup, out: batch * outChannels * positions };
     let end = 0;
     const region = (floats: number): number => { const a = end; end += 4 * floats; return a; };
-    const at: ConvRegions = { im2col, batch, offsets: region(sizes.offsets), bias: region(sizes.bias), source: region(sizes.source), patches: region(sizes.patches), y: region(sizes.y), out: region(sizes.out) };
+    const at: ConvRegions = {
+      im2col, batch, offsets: region(sizes.offsets), bias: region(sizes.bias), source: region(sizes.source), patches: region(sizes.patches), y: region(sizes.y), out: region(sizes.out),
+      poolStarts: region(pool ? pool.starts.length : 0), poolOffsets: region(pool ? pool.offsets.length : 0), poolDivisors: region(pool ? pool.positions : 0),
+      pooled: region(pool ? batch * outChannels * pool.positions : 0),
+    };
     kernels.reserve(end);
     kernels.i32.set(im2col.offsets, at.offsets >> 2);
+    if (pool) {
+      kernels.i32.set(pool.starts, at.poolStarts >> 2);
+      for (let t = 0, i = at.poolOffsets >> 2; t < pool.offsets.length; t++, i++) kernels.i32[i] = 4 * pool.offsets[t]!; // bytes
+      kernels.f32.set(pool.divisors, at.poolDivisors >> 2);
+    }
     kernels.f32.fill(0, at.bias >> 2, (at.bias >> 2) + outChannels);
     if (bias) kernels.f32.set(bias.subarray(0, outChannels), at.bias >> 2);
+    const affine = this.layer.periphery?.affine;
+    // A folded BatchNormalization: (y + b)·scale + shift = y·scale + (b·scale + shift).
+    if (affine) for (let c = 0, i = at.bias >> 2; c < outChannels; c++, i++) kernels.f32[i] = kernels.f32[i]! * affine.scale[c]! + affine.shift[c]!;
     kernels.f32[(at.source >> 2) + im2col.groupSize] = 0; // the zero that padding reads
     this.#at = at;
     return at;
@@ -124,6 +181,11 @@ interface ConvRegions {
   patches: number;
   y: number;
   out: number;
+  /** The fused pool's windows (PoolGeometry: starts, byte offsets, divisors) and its output; empty without a pool. */
+  poolStarts: number;
+  poolOffsets: number;
+  poolDivisors: number;
+  pooled: number;
 }
 
 interface Im2col {
@@ -132,6 +194,8 @@ interface Im2col {
   offsets: Int32Array;
   /** Input elements of one image in one group: channels per group × spatial size. */
   groupSize: number;
+  /** The fused pool's windows over one output channel. */
+  pool?: PoolGeometry;
 }
 
 function patchOffsets(geometry: ConvGeometry, perGroup: number): Im2col {

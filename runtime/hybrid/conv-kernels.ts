@@ -1,17 +1,23 @@
 /**
  * Conv's data movement around the crossbar as scalar WebAssembly kernels in a memory of their own:
- * im2col's gather and the way back from patch-major outputs to ONNX's channel-major layout with the
- * bias added. These loops move every activation of a conv layer; in plain JS the gather cost 5.6 ns
- * per element on the CI machine, the kernel 1.9 ns (bench/analog's CNN went from 2.8× to 1.6× of
- * digital). They only copy, and add in float32 (as JS does when it stores a float64 sum of two
- * float32s), so results are bit-identical to the JS loops they replaced.
+ * im2col's gather, the way back from patch-major outputs to ONNX's channel-major layout with the
+ * bias added and the periphery's clamp (Relu, Clip) applied on the way, and the periphery's pooling.
+ * These loops move every activation of a conv layer; in plain JS the gather cost 5.6 ns per element
+ * on the CI machine, the kernel 1.9 ns (bench/analog's CNN went from 2.8× to 1.6× of digital). They
+ * copy, add and divide in float32 and compare as JS does, so results are bit-identical to JS loops.
  *
- *   gather(src, offsets, n, dst)              dst[i] = f32 at src + offsets[i]   (offsets in bytes)
- *   toChannels(src, positions, m, bias, dst)  dst[c·positions + p] = src[p·m + c] + bias[c]
+ *   gather(src, offsets, n, dst)                      dst[i] = f32 at src + offsets[i]   (offsets in bytes)
+ *   toChannels(src, positions, m, bias, dst, lo, hi)  dst[c·positions + p] = clamp(src[p·m + c] + bias[c], lo, hi)
+ *        (v < lo → lo, v > hi → hi, else v: NaN and −0 pass, as `Relu` and `Clip` leave them)
+ *   maxPool(src, planes, planeBytes, positions, starts, offsets, dst)
+ *   averagePool(src, planes, planeBytes, positions, starts, offsets, divisors, dst)
+ *        per plane and output position p: the max / the float32 sum in window order ÷ divisors[p] of
+ *        the f32 at src + plane·planeBytes + offsets[t] for t in starts[p] … starts[p+1]
  */
 import {
-  BLOCK, LOOP, END, BR, BR_IF, I32_LOAD, I32_GE_U, I32_ADD, I32_SHL, EMPTY, I32, F32, F32_LOAD, F32_STORE, F32_ADD,
-  mem, get, set, i32c, codeBuffer, functionBody, moduleBytes, compile, instantiate, wasmApi, type WasmMemory,
+  BLOCK, LOOP, END, BR, BR_IF, I32_LOAD, I32_GE_U, I32_ADD, I32_MUL, I32_SHL, EMPTY, I32, F32, F32_LOAD, F32_STORE, F32_ADD,
+  F32_DIV, F32_LT, F32_GT, F32_DEMOTE_F64, SELECT, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, wasmApi,
+  type WasmMemory,
 } from '../wasm/assembler.js';
 
 const PAGE = 65536;
@@ -29,7 +35,7 @@ function gatherKernel(): number[] {
 }
 
 // toChannels' parameters and locals
-const TSRC = 0, TPOS = 1, TM = 2, TBIAS = 3, TDST = 4, TC = 5, TS = 6, TP = 7, TROW = 8, TB = 9;
+const TSRC = 0, TPOS = 1, TM = 2, TBIAS = 3, TDST = 4, TLO = 5, THI = 6, TC = 7, TS = 8, TP = 9, TROW = 10, TB = 11, TV = 12;
 
 function toChannelsKernel(): number[] {
   const { code, emit } = codeBuffer();
@@ -38,11 +44,45 @@ function toChannelsKernel(): number[] {
   emit(get(TBIAS), get(TC), i32c(2), [I32_SHL, I32_ADD, F32_LOAD], mem(2, 0), set(TB));
   emit(get(TSRC), get(TC), i32c(2), [I32_SHL, I32_ADD], set(TS), i32c(0), set(TP));
   emit([BLOCK, EMPTY, LOOP, EMPTY], get(TP), get(TPOS), [I32_GE_U, BR_IF, 1]);
-  emit(get(TDST), get(TS), [F32_LOAD], mem(2, 0), get(TB), [F32_ADD, F32_STORE], mem(2, 0));
+  emit(get(TS), [F32_LOAD], mem(2, 0), get(TB), [F32_ADD], set(TV));
+  // v < lo ? lo : v, then v > hi ? hi : v
+  emit(get(TLO), get(TV), get(TV), get(TLO), [F32_LT, SELECT], set(TV));
+  emit(get(TDST), get(THI), get(TV), get(TV), get(THI), [F32_GT, SELECT, F32_STORE], mem(2, 0));
   emit(get(TDST), i32c(4), [I32_ADD], set(TDST), get(TS), get(TROW), [I32_ADD], set(TS));
   emit(get(TP), i32c(1), [I32_ADD], set(TP), [BR, 0, END, END]);
   emit(get(TC), i32c(1), [I32_ADD], set(TC), [BR, 0, END, END]);
-  return functionBody([[4, I32], [1, F32]], code);
+  return functionBody([[4, I32], [2, F32]], code);
+}
+
+// maxPool's and averagePool's parameters (averagePool has divisors before dst) and locals
+const PSRC = 0, PPLANES = 1, PPLANE = 2, PPOS = 3, PSTARTS = 4, POFF = 5;
+
+/** Both pools: `average` reads a divisor per position and sums, else the max is kept. */
+function poolKernel(average: boolean): number[] {
+  const DIV = 6, DST = average ? 7 : 6;
+  const first = DST + 1;
+  const PL = first, P = first + 1, T = first + 2, END_ = first + 3, BASE = first + 4, SP = first + 5, DV = first + 6, M = first + 7, V = first + 8;
+  const { code, emit } = codeBuffer();
+  const load = (): number[] => [...get(BASE), ...get(T), I32_LOAD, ...mem(2, 0), I32_ADD, F32_LOAD, ...mem(2, 0)];
+  emit(i32c(0), set(PL));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(PL), get(PPLANES), [I32_GE_U, BR_IF, 1]);
+  emit(get(PSRC), get(PL), get(PPLANE), [I32_MUL, I32_ADD], set(BASE), get(PSTARTS), set(SP), i32c(0), set(P));
+  if (average) emit(get(DIV), set(DV));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(P), get(PPOS), [I32_GE_U, BR_IF, 1]);
+  emit(get(POFF), get(SP), [I32_LOAD], mem(2, 0), i32c(2), [I32_SHL, I32_ADD], set(T));
+  emit(get(POFF), get(SP), [I32_LOAD], mem(2, 4), i32c(2), [I32_SHL, I32_ADD], set(END_));
+  if (average) emit(f64c(0), [F32_DEMOTE_F64], set(M));
+  else emit(load(), set(M), get(T), i32c(4), [I32_ADD], set(T));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(T), get(END_), [I32_GE_U, BR_IF, 1]);
+  if (average) emit(get(M), load(), [F32_ADD], set(M));
+  else emit(load(), set(V), get(V), get(M), get(V), get(M), [F32_GT, SELECT], set(M));
+  emit(get(T), i32c(4), [I32_ADD], set(T), [BR, 0, END, END]);
+  if (average) emit(get(DST), get(M), get(DV), [F32_LOAD], mem(2, 0), [F32_DIV, F32_STORE], mem(2, 0), get(DV), i32c(4), [I32_ADD], set(DV));
+  else emit(get(DST), get(M), [F32_STORE], mem(2, 0));
+  emit(get(DST), i32c(4), [I32_ADD], set(DST), get(SP), i32c(4), [I32_ADD], set(SP));
+  emit(get(P), i32c(1), [I32_ADD], set(P), [BR, 0, END, END]);
+  emit(get(PL), i32c(1), [I32_ADD], set(PL), [BR, 0, END, END]);
+  return functionBody([[7, I32], [2, F32]], code);
 }
 
 let compiled: object | null | undefined;
@@ -51,7 +91,9 @@ function convModule(): object {
   if (compiled === undefined) {
     compiled = compile(moduleBytes([
       { name: 'gather', params: [I32, I32, I32, I32], results: [], body: gatherKernel() },
-      { name: 'toChannels', params: [I32, I32, I32, I32, I32], results: [], body: toChannelsKernel() },
+      { name: 'toChannels', params: [I32, I32, I32, I32, I32, F32, F32], results: [], body: toChannelsKernel() },
+      { name: 'maxPool', params: new Array(7).fill(I32), results: [], body: poolKernel(false) },
+      { name: 'averagePool', params: new Array(8).fill(I32), results: [], body: poolKernel(true) },
     ]));
   }
   if (!compiled) throw new Error('analog Conv layers need WebAssembly (as onnxruntime-web does)');
@@ -61,7 +103,9 @@ function convModule(): object {
 /** The kernels and the memory they work in; addresses are byte offsets into it. */
 export class ConvKernels {
   readonly gather: (src: number, offsets: number, n: number, dst: number) => void;
-  readonly toChannels: (src: number, positions: number, m: number, bias: number, dst: number) => void;
+  readonly toChannels: (src: number, positions: number, m: number, bias: number, dst: number, lo: number, hi: number) => void;
+  readonly maxPool: (src: number, planes: number, planeBytes: number, positions: number, starts: number, offsets: number, dst: number) => void;
+  readonly averagePool: (src: number, planes: number, planeBytes: number, positions: number, starts: number, offsets: number, divisors: number, dst: number) => void;
   readonly #memory: WasmMemory;
   f32!: Float32Array;
   i32!: Int32Array;
@@ -69,9 +113,11 @@ export class ConvKernels {
   constructor() {
     const module = convModule();
     this.#memory = new wasmApi!.Memory({ initial: 1 });
-    const exports = instantiate(module, this.#memory) as Pick<ConvKernels, 'gather' | 'toChannels'>;
+    const exports = instantiate(module, this.#memory) as Pick<ConvKernels, 'gather' | 'toChannels' | 'maxPool' | 'averagePool'>;
     this.gather = exports.gather;
     this.toChannels = exports.toChannels;
+    this.maxPool = exports.maxPool;
+    this.averagePool = exports.averagePool;
     this.#views();
   }
 

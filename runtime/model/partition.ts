@@ -33,7 +33,8 @@ export interface NodePlacement {
   index: number;
   name: string;
   op: string;
-  target: 'analog' | 'digital' | 'constant';
+  /** 'analog periphery': applied to an analog layer's ADC outputs (runtime/hybrid/periphery-plan.ts). */
+  target: 'analog' | 'analog periphery' | 'digital' | 'constant';
   reason: string;
 }
 

@@ -54,7 +54,8 @@ export function buildPlan(model: LoadedModel, partition: Partition, facts: Reado
   const layerAt = new Map(partition.layers.map((l) => [l.nodeIndex, l]));
   const groups: ({ analog: AnalogLayer } | { digital: NodeProto[] })[] = [];
   for (const p of partition.placements) {
-    if (p.target === 'constant') continue;
+    // Constants are folded into their readers, periphery nodes into their analog layer.
+    if (p.target === 'constant' || p.target === 'analog periphery') continue;
     const layer = layerAt.get(p.index);
     if (layer) { groups.push({ analog: layer }); continue; }
     const last = groups[groups.length - 1];
@@ -99,7 +100,7 @@ function layoutView(nodes: NodeProto[], inputs: string[], outputs: string[], fac
 }
 
 /** Everything a node reads, including outer-scope values used inside If/Loop/Scan bodies. */
-function nodeReads(node: NodeProto): string[] {
+export function nodeReads(node: NodeProto): string[] {
   const names = [...(node.input ?? [])];
   for (const attr of node.attribute ?? []) {
     for (const g of [attr.g, ...(attr.graphs ?? [])]) {

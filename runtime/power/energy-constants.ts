@@ -5,6 +5,7 @@
  * has no `energy` section.
  */
 import { z } from 'zod';
+import type { PeripheryOp } from '../accelerator.js';
 
 /**
  * A converter's energy per conversion as a function of resolution b (bits):
@@ -33,7 +34,8 @@ export const deviceEnergySchema = z.strictObject({
 });
 
 export type ConverterEnergy = z.infer<typeof converterEnergySchema>;
-export type DeviceEnergy = z.infer<typeof deviceEnergySchema>;
+/** The profile's `energy` section, and its `periphery`: fJ per element of each operator the periphery applies. */
+export type DeviceEnergy = z.infer<typeof deviceEnergySchema> & { periphery?: Readonly<Partial<Record<PeripheryOp, number>>> };
 
 export function conversionEnergyPj(law: ConverterEnergy, bits: number): number {
   if (!(bits >= 1)) throw new Error(`converter resolution must be ≥ 1 bit, got ${bits}`);
@@ -101,12 +103,14 @@ export const DEFAULT_HOST_ENERGY: HostEnergy = {
 
 /**
  * A device profile's energy constants: its `energy` section, validated, or — for a profile without
- * one — the defaults above (the pcm figures), with `fromProfile` false so reports can say so.
+ * one — the defaults above (the pcm figures), with `fromProfile` false so reports can say so; and
+ * its periphery's energy per element.
  */
-export function deviceEnergyOf(profile: { name: string; energy?: unknown }): { energy: DeviceEnergy; fromProfile: boolean } {
-  if (profile.energy === undefined) return { energy: DEFAULT_DEVICE_ENERGY, fromProfile: false };
+export function deviceEnergyOf(profile: { name: string; energy?: unknown; periphery?: DeviceEnergy['periphery'] }): { energy: DeviceEnergy; fromProfile: boolean } {
+  const withPeriphery = (e: DeviceEnergy): DeviceEnergy => (profile.periphery ? { ...e, periphery: profile.periphery } : e);
+  if (profile.energy === undefined) return { energy: withPeriphery(DEFAULT_DEVICE_ENERGY), fromProfile: false };
   const result = deviceEnergySchema.safeParse(profile.energy);
-  if (result.success) return { energy: result.data, fromProfile: true };
+  if (result.success) return { energy: withPeriphery(result.data), fromProfile: true };
   const issues = result.error.issues.map((i) => `  - energy.${i.path.join('.')}: ${i.message}`).join('\n');
   throw new Error(`device profile '${profile.name}' has invalid energy constants:\n${issues}`);
 }

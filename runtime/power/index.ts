@@ -5,7 +5,7 @@ export {
   conversionEnergyPj, converterEnergySchema, DEFAULT_DEVICE_ENERGY, DEFAULT_HOST_ENERGY, deviceEnergyOf, deviceEnergySchema,
   type ConverterEnergy, type DeviceEnergy, type HostEnergy,
 } from './energy-constants.js';
-export { addWork, estimateWork, NO_WORK, workFromTileCounters, type InferenceWork, type Placement, type TileGeometry } from './work.js';
+export { addWork, estimateWork, NO_WORK, workFromTileCounters, type InferenceWork, type PeripheryNodes, type Placement, type TileGeometry } from './work.js';
 export { addBreakdown, EnergyModel, ZERO_BREAKDOWN, type ConverterBits, type EnergyBreakdown } from './energy-model.js';
 export { InferenceCostTable, type InferenceCosts } from './inference-costs.js';
 export { EnergyLedger, type EnergyEstimate, type EnergySnapshot } from './ledger.js';

@@ -5,7 +5,7 @@
  */
 import type { GraphSummary } from '../model/inspect.js';
 import type { EnergyBreakdown, EnergyModel } from './energy-model.js';
-import { estimateWork, type InferenceWork, type Placement, type TileGeometry } from './work.js';
+import { estimateWork, type InferenceWork, type PeripheryNodes, type Placement, type TileGeometry } from './work.js';
 
 export interface InferenceCosts {
   /** Joules per inference; Infinity where the placement is impossible (no analog device). */
@@ -28,11 +28,12 @@ export class InferenceCostTable implements InferenceCosts {
 
   constructor(private readonly options: CostTableOptions) {}
 
-  add(name: string, summary: GraphSummary): this {
+  /** `periphery`: the nodes the hybrid plan applies in the device's periphery (HybridModel.peripheryNodes). */
+  add(name: string, summary: GraphSummary, periphery?: PeripheryNodes): this {
     const { energy, tile } = this.options;
     this.#work.set(name, {
       digital: estimateWork(summary, 'digital', energy.host),
-      ...(tile ? { analog: estimateWork(summary, 'analog', energy.host, tile) } : {}),
+      ...(tile ? { analog: estimateWork(summary, 'analog', energy.host, tile, periphery) } : {}),
     });
     return this;
   }

@@ -126,6 +126,7 @@ function addInto(t: EnergyBreakdown, b: EnergyBreakdown, n: number): void {
   t.digitalOp += b.digitalOp * n;
   t.sram += b.sram * n;
   t.dram += b.dram * n;
+  t.periphery += b.periphery * n;
   t.programming += b.programming * n;
   t.total += b.total * n;
 }

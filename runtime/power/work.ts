@@ -3,7 +3,7 @@
  * conversions, digital MACs and ops, bytes moved per memory level, cells programmed. It comes either
  * from the backends' counters (measured work) or from the graph (expected work, for planning).
  */
-import type { TileCounters } from '../accelerator.js';
+import type { PeripheryOp, TileCounters } from '../accelerator.js';
 import type { GraphSummary, NodeInfo } from '../model/inspect.js';
 import type { HostEnergy } from './energy-constants.js';
 
@@ -19,18 +19,25 @@ export interface InferenceWork {
   dramBytes: number;
   /** Cells written (a differential pair counts two); charged once, amortised over inferences. */
   cellsProgrammed: number;
+  /** Elements the device's digital periphery processes, per operator (pooling: window elements read). */
+  periphery: Readonly<Partial<Record<PeripheryOp, number>>>;
 }
+
+type CountedWork = Exclude<keyof InferenceWork, 'periphery'>;
 
 export type Placement = 'analog' | 'digital';
 
 export const NO_WORK: Readonly<InferenceWork> = Object.freeze({
   analogMacs: 0, dacConversions: 0, adcConversions: 0, digitalMacs: 0, digitalOps: 0,
-  l1Bytes: 0, l2Bytes: 0, dramBytes: 0, cellsProgrammed: 0,
+  l1Bytes: 0, l2Bytes: 0, dramBytes: 0, cellsProgrammed: 0, periphery: Object.freeze({}),
 });
 
+const COUNTED = (Object.keys(NO_WORK) as (keyof InferenceWork)[]).filter((k): k is CountedWork => k !== 'periphery');
+
 export function addWork(a: InferenceWork, b: Partial<InferenceWork>, times = 1): InferenceWork {
-  const out = { ...a };
-  for (const k of Object.keys(NO_WORK) as (keyof InferenceWork)[]) out[k] += (b[k] ?? 0) * times;
+  const out = { ...a, periphery: { ...a.periphery } };
+  for (const k of COUNTED) out[k] += (b[k] ?? 0) * times;
+  for (const [op, n] of Object.entries(b.periphery ?? {}) as [PeripheryOp, number][]) out.periphery[op] = (out.periphery[op] ?? 0) + n * times;
   return out;
 }
 
@@ -53,18 +60,27 @@ export interface TileGeometry { rows: number; cols: number }
 const FLOAT_BYTES = 4;
 const elements = (s: readonly number[] | undefined): number => (s ? s.reduce((a, b) => a * b, 1) : 0);
 
+/** Nodes the hybrid plan applies in the digital periphery (HybridModel.peripheryNodes): node index → operator. */
+export type PeripheryNodes = ReadonlyMap<number, { op: PeripheryOp; elementsPerOutput: number }>;
+
 /**
  * Expected work of one inference at the shapes the summary was inspected with (observe the model
  * first: symbolic dims leave MACs unknown). `analog` puts every MVM candidate on tiles of `tile`,
- * as the hybrid backend does; everything else runs on the host either way.
+ * as the hybrid backend does, and charges the nodes in `periphery` to the device's periphery;
+ * everything else runs on the host either way.
  */
-export function estimateWork(summary: GraphSummary, placement: Placement, host: Pick<HostEnergy, 'l2Bytes'>, tile?: TileGeometry): InferenceWork {
+export function estimateWork(summary: GraphSummary, placement: Placement, host: Pick<HostEnergy, 'l2Bytes'>, tile?: TileGeometry, periphery: PeripheryNodes = new Map()): InferenceWork {
   if (placement === 'analog' && !tile) throw new Error('analog placement needs the tile geometry of the device');
   let w: InferenceWork = { ...NO_WORK };
   let digitalWeightBytes = 0;
   for (const node of summary.nodes) {
     if (node.op === 'Constant') continue;
     const outElems = node.outputShapes.reduce((s, o) => s + elements(o), 0);
+    const fused = placement === 'analog' ? periphery.get(node.index) : undefined;
+    if (fused) {
+      w = addWork(w, { periphery: { [fused.op]: outElems * fused.elementsPerOutput } });
+      continue;
+    }
     const inElems = node.inputShapes.reduce((s, i) => s + elements(i), 0) - node.params;
     w.l1Bytes += FLOAT_BYTES * (Math.max(inElems, 0) + outElems);
     if (!node.mvm) {

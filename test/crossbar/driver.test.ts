@@ -56,7 +56,10 @@ describe('CrossbarDriver behaviour of the emulator', () => {
 
   it('describes itself and validates every call', async () => {
     const emu: CrossbarDriver = new CrossbarEmulator('pcm');
-    expect(emu.info()).toEqual({ driver: 'crossbar-emulator', profile: 'pcm', tileRows: 256, tileCols: 256, tiles: 64, dacBits: 7, adcBits: 8 });
+    expect(emu.info()).toEqual({
+      driver: 'crossbar-emulator', profile: 'pcm', tileRows: 256, tileCols: 256, tiles: 64, dacBits: 7, adcBits: 8,
+      periphery: { BatchNormalization: 230, Relu: 30, Sigmoid: 1250, Tanh: 1250, MaxPool: 30, AveragePool: 100 },
+    });
     await expect(emu.program(64, W, 100, 40)).rejects.toThrow(/tile 64 does not exist \(the device has tiles 0…63\)/);
     await expect(emu.program(0, W, 100, 41)).rejects.toThrow(/weights hold 4000 values, a 100×41 block needs 4100/);
     await expect(emu.program(0, new Float32Array(257 * 3), 257, 3)).rejects.toThrow(/257×3 block does not fit a 256×256 tile/);

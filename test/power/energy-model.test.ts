@@ -1,6 +1,7 @@
 /** The energy model: counters → joules, converter energy against bits, analog vs digital on the bundled models. */
 import { describe, expect, it } from 'vitest';
 import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
+import { loadProfile } from '../../drivers/crossbar/profile.js';
 import { DigitalBackend } from '../../drivers/digital/ort-backend.js';
 import { AnalogBackend } from '../../runtime/hybrid/analog-backend.js';
 import { ManualClock } from '../../runtime/power/clock.js';
@@ -20,7 +21,7 @@ describe('energy from counters', () => {
     const model = new EnergyModel();
     const d = DEFAULT_DEVICE_ENERGY;
     const h = DEFAULT_HOST_ENERGY;
-    const work = { analogMacs: 1e6, dacConversions: 2000, adcConversions: 3000, digitalMacs: 5000, digitalOps: 700, l1Bytes: 4000, l2Bytes: 8000, dramBytes: 16_000, cellsProgrammed: 50_000 };
+    const work = { analogMacs: 1e6, dacConversions: 2000, adcConversions: 3000, digitalMacs: 5000, digitalOps: 700, l1Bytes: 4000, l2Bytes: 8000, dramBytes: 16_000, cellsProgrammed: 50_000, periphery: {} };
     const e = model.estimate(work, { dac: 8, adc: 8 }, { amortiseOver: 100 });
     expect(e.analogMac).toBeCloseTo(1e6 * d.macFj * 1e-15, 18);
     expect(e.dac).toBeCloseTo(2000 * d.dac.pj * PJ, 18);
@@ -95,6 +96,35 @@ describe('analog vs digital on the bundled models', () => {
           .toEqual({ model: name, analogMacs: expected.analogMacs, dacConversions: expected.dacConversions, adcConversions: expected.adcConversions, cellsProgrammed: expected.cellsProgrammed });
         await prepared.dispose();
       }
+    } finally {
+      await digital.dispose();
+    }
+  });
+
+  it('the periphery\'s operators are charged at the profile\'s fJ per element, in place of host ops (cnn on pcm)', async () => {
+    const digital = new DigitalBackend();
+    try {
+      const pcm = loadProfile('pcm');
+      const backend = new AnalogBackend({ digital, driver: new CrossbarEmulator(pcm) });
+      const hybrid = await backend.load(await readBundledModel('cnn'));
+      const fused = hybrid.peripheryNodes();
+      await backend.dispose();
+      // Relu after conv1 [16,26,26], conv2 [32,11,11] and fc1 [64]; MaxPool 2×2 to [16,13,13] and [32,5,5].
+      expect([...fused.values()].map((n) => `${n.op}×${n.elementsPerOutput}`)).toEqual(['Relu×1', 'MaxPool×4', 'Relu×1', 'MaxPool×4', 'Relu×1']);
+      const summary = (await bundledSummaries()).cnn;
+      const tile = { rows: 256, cols: 256 };
+      const withPeriphery = estimateWork(summary, 'analog', DEFAULT_HOST_ENERGY, tile, fused);
+      const without = estimateWork(summary, 'analog', DEFAULT_HOST_ENERGY, tile);
+      const relu = 16 * 26 * 26 + 32 * 11 * 11 + 64;
+      const maxPool = 4 * (16 * 13 * 13 + 32 * 5 * 5);
+      expect(withPeriphery.periphery).toEqual({ Relu: relu, MaxPool: maxPool });
+      expect(without.digitalOps - withPeriphery.digitalOps).toBe(relu + (16 * 13 * 13 + 32 * 5 * 5));
+      const e = new EnergyModel(deviceEnergyOf(pcm).energy).estimate(withPeriphery, { dac: 7, adc: 8 });
+      expect(pcm.periphery).toMatchObject({ Relu: 30, MaxPool: 30 });
+      expect(e.periphery).toBeCloseTo((relu * pcm.periphery.Relu! + maxPool * pcm.periphery.MaxPool!) * 1e-15, 20);
+      expect(e.total).toBeCloseTo(e.analogMac + e.dac + e.adc + e.digitalMac + e.digitalOp + e.sram + e.dram + e.periphery + e.programming, 20);
+      // An operator the device's periphery lacks has no energy figure: charging it is an error.
+      expect(() => new EnergyModel(deviceEnergyOf(pcm).energy).estimate({ ...NO_WORK, periphery: { HardSwish: 10 } })).toThrow(/no HardSwish/);
     } finally {
       await digital.dispose();
     }

@@ -71,6 +71,21 @@ function memoryStream(sink: (chunk: Uint8Array) => void): Duplex {
 
 const device = (): CrossbarEmulator => new CrossbarEmulator('pcm', { seed: 1, overrides: { tile: { rows: 8, cols: 8, count: 4 } } });
 
+describe('capabilities', () => {
+  const base = { driver: 'x', profile: 'pcm', tileRows: 8, tileCols: 8, tiles: 4, dacBits: 8, adcBits: 8, maxPayload: 4096, bootId: 'ab'.repeat(16) };
+  it('carry the digital periphery\'s operators and energies; a payload that ends after the profile means none; unknown names are dropped', () => {
+    const periphery = { Relu: 30, MaxPool: 30.5, Sigmoid: 1250 };
+    expect(decodeCapabilities({ type: 0x81, id: 1, payload: encodeCapabilities({ ...base, periphery }) }).periphery).toEqual(periphery);
+    const withForeign = encodeCapabilities({ ...base, periphery: { Relu: 30, Softplus: 99 } as never });
+    expect(decodeCapabilities({ type: 0x81, id: 1, payload: withForeign }).periphery).toEqual({ Relu: 30 });
+    // An older server's payload: no periphery field at all (drop the count byte of an empty list).
+    const old = encodeCapabilities({ ...base, periphery: {} });
+    expect(decodeCapabilities({ type: 0x81, id: 1, payload: old.subarray(0, old.length - 1) }).periphery).toEqual({});
+    const negative = encodeCapabilities({ ...base, periphery: { Relu: -1 } });
+    expect(() => decodeCapabilities({ type: 0x81, id: 1, payload: negative })).toThrow(/periphery operator Relu has energy -1 fJ/);
+  });
+});
+
 describe('protocol fuzzing', () => {
   it('decoders reject 5,000 malformed inputs with ProtocolError only', () => {
     const r = rng(1);

@@ -48,7 +48,8 @@ async function printPlan(path: string, model: LoadedModel, config: Config, opts:
       console.log(formatTable(['#', 'name', 'op', 'runs on', 'tiles', 'MVMs', 'DAC conv.', 'ADC conv.', 'why'],
         rows.map((r) => [r.index, r.name, r.op, r.target, r.tiles || '', r.mvmsPerInference ? compact(r.mvmsPerInference) : '', r.dacPerInference ? compact(r.dacPerInference) : '', r.adcPerInference ? compact(r.adcPerInference) : '', r.reason]),
         [true, false, false, false, true, true, true, true]));
-      console.log(`\n${analog.length} node(s) on ${total.tiles} of ${info.tiles} tiles, ${segments} digital segment(s); per inference at batch 1: ${compact(total.dac)} DAC and ${compact(total.adc)} ADC conversions`);
+      const periphery = rows.filter((r) => r.target === 'analog periphery').length;
+      console.log(`\n${analog.length} node(s) on ${total.tiles} of ${info.tiles} tiles, ${periphery} in their digital periphery, ${segments} digital segment(s); per inference at batch 1: ${compact(total.dac)} DAC and ${compact(total.adc)} ADC conversions`);
     }
     await hybrid.dispose();
   } finally {

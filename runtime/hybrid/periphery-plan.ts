@@ -1,0 +1,246 @@
+/**
+ * Which nodes after an analog layer its core's digital periphery applies to the ADC outputs, as a
+ * real core does (IBM HERMES' local digital processing unit, Mythic's SIMD engine) instead of a
+ * round trip through onnxruntime: in this order, each stage optional, and only operators the
+ * device lists — BatchNormalization folded into the column scale and shift (as onnxruntime's
+ * optimizer folds it into a Conv), elementwise activations, and for Conv layers one MaxPool or
+ * AveragePool. A node is fused only when it is the sole reader of the value before it, that value
+ * is no graph output, and its attributes are ones the kernels (periphery.ts) reproduce exactly;
+ * anything else stays in onnxruntime, with the reason in the plan.
+ */
+import type { PeripheryOp } from '../accelerator.js';
+import type { LoadedModel } from '../model/load.js';
+import type { AnalogLayer, Partition } from '../model/partition.js';
+import type { ValueFacts } from '../model/observe.js';
+import { floatAttr, intAttr, intsAttr, stringAttr, type NodeProto } from '../model/onnx.js';
+import { nodeReads } from '../model/segments.js';
+import { decodeTensor } from '../model/tensor.js';
+
+export type Activation =
+  | { op: 'Relu' }
+  | { op: 'LeakyRelu'; alpha: number }
+  | { op: 'Clip'; min: number; max: number }
+  | { op: 'HardSigmoid'; alpha: number; beta: number }
+  | { op: 'HardSwish' }
+  | { op: 'Sigmoid' }
+  | { op: 'Tanh' };
+
+export interface PoolStage {
+  op: 'MaxPool' | 'AveragePool';
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  /** [begin..., end...] */
+  pads: number[];
+  ceilMode: boolean;
+  countIncludePad: boolean;
+}
+
+export interface PeripheryChain {
+  /** The MVM's own output, which the periphery reads (the layer's `output` is the last fused node's). */
+  input: string;
+  /** A folded BatchNormalization: y·scale + shift per output channel, after the layer's own bias. */
+  affine?: { scale: Float32Array; shift: Float32Array };
+  activations: Activation[];
+  pool?: PoolStage;
+  /** The fused nodes in order, with the elements each reads per output element (a pool's window). */
+  nodes: { index: number; op: PeripheryOp; elementsPerOutput: number }[];
+}
+
+/** An analog layer whose output is the last fused node's: `periphery` runs after its ADC. */
+export interface PeripheryLayer extends AnalogLayer {
+  periphery?: PeripheryChain;
+}
+
+const ACTIVATIONS = new Set<string>(['Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh']);
+const POOLS = new Set<string>(['MaxPool', 'AveragePool']);
+const FLT_MAX = 3.4028234663852886e38;
+
+/**
+ * The partition with each analog layer's periphery fused: fused nodes are placed on 'analog
+ * periphery', and an operator the device lacks says so in its (digital) placement.
+ */
+export function fusePeriphery(model: LoadedModel, partition: Partition, facts: ReadonlyMap<string, ValueFacts>, device: { profile: string; ops: ReadonlySet<PeripheryOp> }): Partition {
+  const nodes = model.graph.node ?? [];
+  // Every read counts, including outer-scope values read inside If/Loop/Scan bodies.
+  const readers = new Map<string, number[]>();
+  for (const [i, n] of nodes.entries()) for (const name of new Set(nodeReads(n))) readers.set(name, [...(readers.get(name) ?? []), i]);
+  const graphOutputs = new Set(model.outputs.map((o) => o.name));
+  const placements = new Map(partition.placements.map((p) => [p.index, p]));
+  const layers: PeripheryLayer[] = partition.layers.map((layer) => {
+    const chain: PeripheryChain = { input: layer.output, activations: [], nodes: [] };
+    let value = layer.output;
+    let stage = 0; // 0: BatchNormalization may come, 1: activations, 2: done (after a pool)
+    while (stage < 2) {
+      const next = readers.get(value);
+      if (!next || next.length !== 1 || graphOutputs.has(value)) break;
+      const index = next[0]!;
+      const node = nodes[index]!;
+      const op = node.opType ?? '';
+      if ((node.domain ?? '') !== '' || node.input?.[0] !== value || placements.get(index)?.target !== 'digital') break;
+      if (op !== 'BatchNormalization' && !ACTIVATIONS.has(op) && !POOLS.has(op)) break;
+      const refuse = (why: string): void => { placements.set(index, { ...placements.get(index)!, reason: `stays in onnxruntime after the analog layer '${layer.name}': ${why}` }); };
+      if (!device.ops.has(op as PeripheryOp)) { refuse(`the ${device.profile} periphery has no ${op}`); break; }
+      const out = node.output?.[0];
+      if (!out || (node.output ?? []).slice(1).some(Boolean)) { refuse('its extra outputs are used'); break; }
+      let elementsPerOutput = 1;
+      if (op === 'BatchNormalization') {
+        if (stage > 0) break;
+        const affine = foldBatchNorm(model, node, layer, facts);
+        if (typeof affine === 'string') { refuse(affine); break; }
+        chain.affine = affine;
+      } else if (ACTIVATIONS.has(op)) {
+        const act = activation(model, node);
+        if (typeof act === 'string') { refuse(act); break; }
+        chain.activations.push(act);
+      } else {
+        if (layer.kind !== 'conv') break;
+        const pool = poolStage(node, layer, facts.get(value)?.dims, facts.get(out)?.dims);
+        if (typeof pool === 'string') { refuse(pool); break; }
+        chain.pool = pool;
+        elementsPerOutput = pool.kernel.reduce((a, b) => a * b, 1);
+      }
+      stage = op === 'BatchNormalization' ? 1 : POOLS.has(op) ? 2 : stage || 1;
+      chain.nodes.push({ index, op: op as PeripheryOp, elementsPerOutput });
+      placements.set(index, { ...placements.get(index)!, target: 'analog periphery', reason: `${op} in the ${device.profile} periphery of '${layer.name}'` });
+      value = out;
+    }
+    return chain.nodes.length ? { ...layer, output: value, periphery: chain } : layer;
+  });
+  return { layers, placements: partition.placements.map((p) => placements.get(p.index)!) };
+}
+
+/** scale = γ/√(σ² + ε), shift = β − μ·scale per output channel, or why it cannot fold. */
+function foldBatchNorm(model: LoadedModel, node: NodeProto, layer: AnalogLayer, facts: ReadonlyMap<string, ValueFacts>): PeripheryChain['affine'] | string {
+  if (intAttr(node, 'training_mode', 0) !== 0) return 'BatchNormalization in training mode';
+  if (intAttr(node, 'spatial', 1) !== 1) return 'BatchNormalization with spatial = 0';
+  const channels = layer.kind === 'conv' ? layer.conv!.outChannels : layer.n;
+  // Gemm/MatMul outputs: BatchNormalization normalises dim 1, the matrix columns only at rank 2.
+  if (layer.kind !== 'conv' && facts.get(layer.output)?.dims.length !== 2) return 'normalises a dim that is not the layer\'s columns';
+  const params: Float32Array[] = [];
+  for (const name of (node.input ?? []).slice(1, 5)) {
+    const proto = model.constants.get(name);
+    if (!proto) return `parameter '${name}' is not a constant`;
+    const t = decodeTensor(proto, `BatchNormalization parameter '${name}'`);
+    if (t.type !== 'float32' || t.data.length !== channels) return `parameter '${name}' is not ${channels} float32 values`;
+    params.push(t.data as Float32Array);
+  }
+  if (params.length !== 4) return 'BatchNormalization needs scale, B, mean and var';
+  const [gamma, beta, mean, variance] = params as [Float32Array, Float32Array, Float32Array, Float32Array];
+  const epsilon = floatAttr(node, 'epsilon', 1e-5);
+  const scale = new Float32Array(channels);
+  const shift = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    scale[c] = gamma[c]! / Math.sqrt(variance[c]! + epsilon);
+    shift[c] = beta[c]! - mean[c]! * scale[c]!;
+  }
+  return { scale, shift };
+}
+
+function activation(model: LoadedModel, node: NodeProto): Activation | string {
+  switch (node.opType) {
+    case 'Relu': case 'HardSwish': case 'Sigmoid': case 'Tanh': return { op: node.opType };
+    case 'LeakyRelu': return { op: 'LeakyRelu', alpha: floatAttr(node, 'alpha', 0.01) };
+    case 'HardSigmoid': return { op: 'HardSigmoid', alpha: floatAttr(node, 'alpha', 0.2), beta: floatAttr(node, 'beta', 0.5) };
+    case 'Clip': {
+      if (model.opset < 11) return { op: 'Clip', min: floatAttr(node, 'min', -FLT_MAX), max: floatAttr(node, 'max', FLT_MAX) };
+      const bound = (i: number, fallback: number): number | string => {
+        const name = node.input?.[i];
+        if (!name) return fallback;
+        const proto = model.constants.get(name);
+        if (!proto) return `Clip bound '${name}' is not a constant`;
+        const t = decodeTensor(proto, `Clip bound '${name}'`);
+        return t.type === 'float32' && t.data.length === 1 ? (t.data as Float32Array)[0]! : `Clip bound '${name}' is not one float32`;
+      };
+      const min = bound(1, -Infinity);
+      const max = bound(2, Infinity);
+      if (typeof min === 'string') return min;
+      if (typeof max === 'string') return max;
+      return { op: 'Clip', min, max };
+    }
+    default: return `${node.opType} is not an activation`;
+  }
+}
+
+/** The pool's attributes when the kernels reproduce it: explicit pads, every window over real inputs, the observed output shape. */
+function poolStage(node: NodeProto, layer: AnalogLayer, inDims: readonly number[] | undefined, outDims: readonly number[] | undefined): PoolStage | string {
+  const rank = layer.conv!.attributes.kernel.length;
+  const kernel = intsAttr(node, 'kernel_shape');
+  if (!kernel || kernel.length !== rank) return `kernel_shape does not have ${rank} dims`;
+  const autoPad = stringAttr(node, 'auto_pad', 'NOTSET');
+  if (autoPad !== 'NOTSET' && autoPad !== 'VALID') return `auto_pad ${autoPad} is left to onnxruntime`;
+  if (node.opType === 'AveragePool' && (intsAttr(node, 'dilations') ?? []).some((d) => d !== 1)) return 'dilated AveragePool is left to onnxruntime';
+  const pool: PoolStage = {
+    op: node.opType as PoolStage['op'],
+    kernel,
+    strides: intsAttr(node, 'strides') ?? kernel.map(() => 1),
+    dilations: intsAttr(node, 'dilations') ?? kernel.map(() => 1),
+    pads: autoPad === 'VALID' ? new Array<number>(2 * rank).fill(0) : intsAttr(node, 'pads') ?? new Array<number>(2 * rank).fill(0),
+    ceilMode: intAttr(node, 'ceil_mode', 0) !== 0,
+    countIncludePad: intAttr(node, 'count_include_pad', 0) !== 0,
+  };
+  if (pool.strides.length !== rank || pool.dilations.length !== rank || pool.pads.length !== 2 * rank) return 'strides, dilations or pads do not match the kernel';
+  if (!inDims || !outDims) return 'shapes were not observed';
+  const geometry = poolGeometry(pool, inDims.slice(2));
+  if (typeof geometry === 'string') return geometry;
+  if (geometry.outSpatial.join(',') !== outDims.slice(2).join(',')) return `output [${outDims.slice(2).join(', ')}] is not the [${geometry.outSpatial.join(', ')}] the periphery would compute`;
+  return pool;
+}
+
+export interface PoolGeometry {
+  outSpatial: number[];
+  positions: number;
+  /** Per output position p, the flat input offsets of its window's real (not padding) elements: offsets[starts[p] … starts[p+1]). */
+  starts: Int32Array;
+  offsets: Int32Array;
+  /** AveragePool: the divisor per output position (real elements, or with count_include_pad the padded ones too). */
+  divisors: Float32Array;
+}
+
+/** Windows of a pool over one channel plane of `inSpatial`, or why the kernels would not reproduce it. */
+export function poolGeometry(pool: PoolStage, inSpatial: readonly number[]): PoolGeometry | string {
+  const rank = inSpatial.length;
+  const outSpatial = inSpatial.map((size, d) => {
+    const span = pool.dilations[d]! * (pool.kernel[d]! - 1) + 1;
+    const steps = (size + pool.pads[d]! + pool.pads[d + rank]! - span) / pool.strides[d]!;
+    return (pool.ceilMode ? Math.ceil(steps) : Math.floor(steps)) + 1;
+  });
+  if (outSpatial.some((o) => o < 1)) return `kernel [${pool.kernel.join(', ')}] does not fit input [${inSpatial.join(', ')}]`;
+  const positions = outSpatial.reduce((a, b) => a * b, 1);
+  const taps = pool.kernel.reduce((a, b) => a * b, 1);
+  const starts = new Int32Array(positions + 1);
+  const offsets: number[] = [];
+  const divisors = new Float32Array(positions);
+  const outIdx = new Array<number>(rank).fill(0);
+  const tapIdx = new Array<number>(rank).fill(0);
+  for (let p = 0; p < positions; p++) {
+    unravel(p, outSpatial, outIdx);
+    let padded = 0;
+    for (let t = 0; t < taps; t++) {
+      unravel(t, pool.kernel, tapIdx);
+      let offset = 0;
+      let inside = true;
+      let inPadded = true;
+      for (let d = 0; d < rank; d++) {
+        const coord = outIdx[d]! * pool.strides[d]! - pool.pads[d]! + tapIdx[d]! * pool.dilations[d]!;
+        if (coord < 0 || coord >= inSpatial[d]!) inside = false;
+        if (coord < -pool.pads[d]! || coord >= inSpatial[d]! + pool.pads[d + rank]!) inPadded = false;
+        offset = offset * inSpatial[d]! + coord;
+      }
+      if (inside) offsets.push(offset);
+      if (inPadded) padded++;
+    }
+    starts[p + 1] = offsets.length;
+    const real = starts[p + 1]! - starts[p]!;
+    if (real === 0) return 'a window lies wholly in the padding';
+    divisors[p] = pool.countIncludePad ? padded : real;
+  }
+  return { outSpatial, positions, starts, offsets: Int32Array.from(offsets), divisors };
+}
+
+function unravel(flat: number, dims: readonly number[], into: number[]): void {
+  for (let d = dims.length - 1; d >= 0; d--) {
+    into[d] = flat % dims[d]!;
+    flat = Math.floor(flat / dims[d]!);
+  }
+}

@@ -61,7 +61,7 @@ export class MqttClient implements MqttPort {
   #ended = false;
   #attempt = 0;
   #timer: NodeJS.Timeout | undefined;
-  #will: Will | undefined;
+  #will: Will | (() => Will) | undefined;
   /** Rejecters of this connection's unacknowledged publishes. */
   #pending = new Set<(e: Error) => void>();
   readonly #subscriptions = new Map<string, QoS>();
@@ -82,7 +82,7 @@ export class MqttClient implements MqttPort {
 
   get connected(): boolean { return this.#connected; }
 
-  setWill(will: Will | undefined): void { this.#will = will; }
+  setWill(will: Will | (() => Will) | undefined): void { this.#will = will; }
 
   connect(): void {
     if (this.#started || this.#ended) return;
@@ -93,7 +93,7 @@ export class MqttClient implements MqttPort {
   #options(): IClientOptions {
     const o = this.opts;
     const v5 = this.protocolVersion === 5;
-    const w = this.#will;
+    const w = typeof this.#will === 'function' ? this.#will() : this.#will;
     return {
       clientId: o.clientId,
       protocolVersion: this.protocolVersion,

@@ -39,7 +39,7 @@ describe('Listener', () => {
     // Another device's seqs are its own.
     expect(l.accept(topicOf('cam-2'), encodeMessage(msg(5, { device: 'cam-2' }))).status).toBe('new');
     const s = l.summary();
-    expect(s.devices['cam-1']).toEqual({ received: 10, unique: 7, duplicates: 3, gaps: 1, lowestSeq: 5, highestSeq: 12 });
+    expect(s.devices['cam-1']).toEqual({ received: 10, unique: 7, duplicates: 3, gaps: 1, sessions: 1, session: '', lowestSeq: 5, highestSeq: 12 });
     expect(s.devices['cam-2']).toMatchObject({ received: 1, unique: 1, duplicates: 0, gaps: 0 });
     expect(s).toMatchObject({ received: 11, unique: 8, duplicates: 3, gaps: 1 });
     // The late seq 11 closes the gap; an earlier one (a resend from before the first seen) is new too.
@@ -84,6 +84,67 @@ describe('Listener', () => {
     expect(strict.accept(topicOf(), forged)).toMatchObject({ status: 'rejected', reason: 'forged-signature' });
     expect(strict.accept(topicOf(), encodeMessage(msg(3), { signer: device, encoding: 'cbor' }))).toMatchObject({ status: 'new' });
     expect(strict.summary()).toMatchObject({ unique: 1, rejected: { unsigned: 1, 'unknown-key': 1, 'forged-signature': 1 } });
+  });
+
+  it('dedupes within a session: a device whose state was wiped (seq back at 0, new session) is not dropped; messages without a session still dedupe', () => {
+    const l = new Listener({ prefix: PREFIX });
+    for (let s = 0; s < 50; s++) expect(l.accept(topicOf(), encodeMessage(msg(s, { session: 'boot-a' }))).status).toBe('new');
+    expect(l.accept(topicOf(), encodeMessage(msg(7, { session: 'boot-a' }))).status).toBe('duplicate');
+    // The state dir was wiped: the next run starts at seq 0 again, in a session of its own.
+    for (let s = 0; s < 20; s++) expect(l.accept(topicOf(), encodeMessage(msg(s, { session: 'boot-b' }))).status).toBe('new');
+    expect(l.accept(topicOf(), encodeMessage(msg(3, { session: 'boot-b' }))).status).toBe('duplicate');
+    // A late resend of the first run is still recognised.
+    expect(l.accept(topicOf(), encodeMessage(msg(49, { session: 'boot-a' }))).status).toBe('duplicate');
+    expect(l.summary().devices['cam-1']).toEqual({ received: 73, unique: 70, duplicates: 3, gaps: 0, sessions: 2, session: 'boot-a', lowestSeq: 0, highestSeq: 49 });
+    // Old devices send no session: dedupe on (device, seq) as before.
+    const old = new Listener({ prefix: PREFIX });
+    expect(old.accept(topicOf(), encodeMessage(msg(1))).status).toBe('new');
+    expect(old.accept(topicOf(), encodeMessage(msg(1))).status).toBe('duplicate');
+  });
+
+  it('a forged unsigned message with a huge seq cannot blind the listener to a signed device; --require-signed ignores it entirely', async () => {
+    const trust = await TrustStore.open(new FsStorage(join(root, 'trust-forgery'), 0o600));
+    await trust.add('cam-1', device.publicKey);
+    const genuine = (seq: number): Uint8Array => encodeMessage(msg(seq, { session: 's1' }), { signer: device });
+    const forgeries = [msg(9_000_000, { session: 's1' }), msg(9_000_000), msg(Number.MAX_SAFE_INTEGER, { session: 's1' })].map((m) => encodeMessage(m));
+    for (const requireSigned of [false, true]) {
+      const l = new Listener({ prefix: PREFIX, trust, requireSigned });
+      expect(l.accept(topicOf(), genuine(1)).status).toBe('new');
+      for (const f of forgeries) l.accept(topicOf(), f);
+      // An attacker with a key of its own has a stream of its own too.
+      l.accept(topicOf(), encodeMessage(msg(9_000_000, { session: 's1' }), { signer: stranger }));
+      for (let s = 2; s <= 10; s++) expect(l.accept(topicOf(), genuine(s)).status, `requireSigned ${requireSigned}, seq ${s}`).toBe('new');
+      expect(l.accept(topicOf(), genuine(5)).status).toBe('duplicate');
+      const s = l.summary();
+      if (requireSigned) {
+        expect(s.rejected).toMatchObject({ unsigned: 3, 'unknown-key': 1 });
+        expect(s.devices['cam-1']).toMatchObject({ received: 11, unique: 10, duplicates: 1, sessions: 1, session: 's1', lowestSeq: 1, highestSeq: 10 });
+      } else {
+        expect(s.devices['cam-1']).toMatchObject({ unique: 14, duplicates: 1, sessions: 4 });
+      }
+    }
+  });
+
+  it('keeps a bounded number of sessions per device; one that comes back after eviction counts as new, never as lost', () => {
+    const l = new Listener({ prefix: PREFIX, maxSessions: 3 });
+    for (let b = 0; b < 10; b++) for (let s = 0; s < 5; s++) l.accept(topicOf(), encodeMessage(msg(s, { session: `boot-${b}` })));
+    expect(l.summary().devices['cam-1']).toMatchObject({ received: 50, unique: 50, sessions: 10, session: 'boot-9' });
+    expect(l.accept(topicOf(), encodeMessage(msg(4, { session: 'boot-9' }))).status).toBe('duplicate');
+    expect(l.accept(topicOf(), encodeMessage(msg(4, { session: 'boot-0' }))).status).toBe('new');
+  });
+
+  it('recognises JSON with leading whitespace or a BOM, by MQTT 5 content type, and CBOR otherwise', () => {
+    const l = new Listener({ prefix: PREFIX });
+    const text = JSON.stringify(msg(1, { session: 'x' }));
+    const utf8 = (t: string): Uint8Array => new TextEncoder().encode(t);
+    expect(l.accept(topicOf(), utf8(` \r\n\t${text}`))).toMatchObject({ status: 'new', message: { seq: 1 } });
+    expect(l.accept(topicOf(), Uint8Array.from([0xef, 0xbb, 0xbf, ...utf8(JSON.stringify(msg(2)))]))).toMatchObject({ status: 'new', message: { seq: 2 } });
+    expect(l.accept(topicOf(), encodeMessage(msg(3), { encoding: 'cbor' }))).toMatchObject({ status: 'new', message: { seq: 3 } });
+    expect(l.accept(topicOf(), encodeMessage(msg(4), { encoding: 'cbor' }), { contentType: 'application/cbor' })).toMatchObject({ status: 'new' });
+    expect(l.accept(topicOf(), utf8(JSON.stringify(msg(5))), { contentType: 'application/json; charset=utf-8' })).toMatchObject({ status: 'new' });
+    // The content type decides when it names an encoding: JSON bytes labelled CBOR are malformed.
+    expect(l.accept(topicOf(), utf8(JSON.stringify(msg(6))), { contentType: 'application/cbor' })).toMatchObject({ status: 'rejected', reason: 'malformed', detail: expect.stringContaining('CBOR') });
+    expect(l.accept(topicOf(), utf8(JSON.stringify(msg(7, { session: 'a b' }))))).toMatchObject({ status: 'rejected', reason: 'malformed', detail: expect.stringContaining('session') });
   });
 
   it('refuses malformed messages and messages whose device or kind disagrees with the topic; keeps retained ones out of the counts', () => {

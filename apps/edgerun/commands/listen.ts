@@ -87,7 +87,7 @@ export async function listenCommand(opts: ListenOptions, global: GlobalOptions):
   const finished = new Promise<string>((resolve) => { finish = (why) => { done = true; resolve(why); }; });
   mqtt.onMessage((m) => {
     if (done) return; // what arrives after --count or the timeout is not taken
-    const o = listener.accept(m.topic, m.payload, { retained: m.retain });
+    const o = listener.accept(m.topic, m.payload, { retained: m.retain, ...(m.contentType ? { contentType: m.contentType } : {}) });
     if (o.status === 'rejected') {
       log(`edgerun listen: rejected (${o.reason}) on ${o.topic}: ${o.detail}`);
       return;

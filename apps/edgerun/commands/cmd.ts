@@ -10,7 +10,8 @@ import { decodeMessage } from '../../../runtime/telemetry/envelope.js';
 import { fingerprint, parseKeyFile } from '../../../runtime/telemetry/keys.js';
 import { commandTopic, deviceTopic, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
-import { toolClient } from './listen.js';
+import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
+import { DEFAULT_URL, toolClient } from './listen.js';
 
 export interface CmdOptions {
   args?: string;
@@ -42,16 +43,28 @@ export async function cmdCommand(device: string, name: string, opts: CmdOptions,
   const signer = parseKeyFile(readFileSync(opts.key), `key file ${opts.key}`);
   const address: DeviceAddress = { prefix: opts.prefix ?? config.mqtt.prefix, fleet: opts.fleet ?? config.device.fleet, device };
   const topic = commandTopic(address, name);
+  const url = opts.url ?? config.mqtt.url ?? DEFAULT_URL;
   const nonce = randomBytes(16).toString('hex');
   const ts = Date.now();
   const payload = buildCommand({ device, name, args, signer, nonce, ts, encoding: opts.encoding ?? config.mqtt.encoding });
 
-  const mqtt = toolClient(config, { url: opts.url, clientId: `edgerun-cmd-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.protocol });
-  const connected = new Promise<void>((resolve) => mqtt.onConnect(() => resolve()));
+  let refused!: (reason: string) => void;
+  let lastError: string | undefined;
+  const mqtt = toolClient(config, {
+    url, clientId: `edgerun-cmd-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.protocol,
+    onRefused: (reason) => refused(reason),
+    onError: (message) => { lastError = message; },
+  });
+  const connected = new Promise<void>((resolve, reject) => {
+    mqtt.onConnect(() => resolve());
+    refused = (reason) => reject(new Error(`the broker at ${redactUrl(url)} refused the connection: ${reason}`));
+  });
   let outcome: Promise<Record<string, unknown>> | undefined;
   try {
     mqtt.connect();
-    await withTimeout(connected, 10_000, `could not connect to the broker`);
+    await withTimeout(connected, 10_000, `could not connect to the broker at ${redactUrl(url)}`).catch((e: Error) => {
+      throw lastError && !e.message.includes('refused') ? new Error(`${e.message}: ${lastError}`) : e;
+    });
     if (opts.wait !== undefined) {
       const events = deviceTopic(address, 'events');
       outcome = new Promise((resolve) => {

@@ -10,7 +10,7 @@ import { decodeMessage } from '../../../runtime/telemetry/envelope.js';
 import { fingerprint, parseKeyFile } from '../../../runtime/telemetry/keys.js';
 import { commandTopic, deviceTopic, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
-import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
+import { checkBrokerUrl, redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { DEFAULT_URL, toolClient } from './listen.js';
 
 export interface CmdOptions {
@@ -32,6 +32,7 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => 
 
 export async function cmdCommand(device: string, name: string, opts: CmdOptions, global: GlobalOptions): Promise<void> {
   const config = await loadConfig(global);
+  const url = checkBrokerUrl(opts.url ?? config.mqtt.url ?? DEFAULT_URL);
   let args: unknown = {};
   if (opts.args !== undefined) {
     try {
@@ -43,7 +44,6 @@ export async function cmdCommand(device: string, name: string, opts: CmdOptions,
   const signer = parseKeyFile(readFileSync(opts.key), `key file ${opts.key}`);
   const address: DeviceAddress = { prefix: opts.prefix ?? config.mqtt.prefix, fleet: opts.fleet ?? config.device.fleet, device };
   const topic = commandTopic(address, name);
-  const url = opts.url ?? config.mqtt.url ?? DEFAULT_URL;
   const nonce = randomBytes(16).toString('hex');
   const ts = Date.now();
   const payload = buildCommand({ device, name, args, signer, nonce, ts, encoding: opts.encoding ?? config.mqtt.encoding });

@@ -68,9 +68,11 @@ export function toolClient(config: Config, o: ToolClientOptions): MqttClient {
     reconnect: { initialMs: 250, maxMs: 5_000 },
     onError: (e) => {
       const refused = connectRefusal(e);
+      // One line each: TLS errors carry OpenSSL's multi-line detail.
+      const message = e.message.replace(/\s+/g, ' ').trim();
       if (refused) o.onRefused(refused);
-      else if (e.message !== last) onError(e.message);
-      last = e.message;
+      else if (message !== last) onError(message);
+      last = message;
     },
   });
 }

@@ -16,6 +16,7 @@ import { Reporter, type ReporterOptions } from '../../runtime/telemetry/reporter
 import type { MqttPort } from '../../runtime/telemetry/mqtt-port.js';
 import { deviceTopic, type DeviceAddress } from '../../runtime/telemetry/topics.js';
 import { Mosquitto, describeMosquitto, startAedes, type AedesHandle } from '../helpers/mosquitto.js';
+import { RabbitMq, describeRabbitMq } from '../helpers/rabbitmq.js';
 import { repoRoot } from '../helpers/cli.js';
 import { until } from '../helpers/until.js';
 
@@ -94,6 +95,17 @@ const aedesCase: BrokerCase = {
   start: async () => {
     const a: AedesHandle = await startAedes();
     return { url: a.url, stop: () => a.crash(), restart: () => a.restart(), close: () => a.close() };
+  },
+};
+
+const rabbitCase: BrokerCase = {
+  name: 'RabbitMQ MQTT plugin (MQTT 3.1.1)',
+  protocolVersion: 4,
+  // A clean stop keeps durable session queues and their persistent (QoS 1) messages.
+  keepsAcknowledged: true,
+  start: async () => {
+    const r = await RabbitMq.start();
+    return { url: r.url, stop: () => r.stop(), restart: () => r.restart(), close: () => r.dispose() };
   },
 };
 
@@ -336,4 +348,7 @@ describeMosquitto('Reporter on Mosquitto', () => {
 });
 describe('Reporter on Aedes', () => {
   brokerSuite(aedesCase);
+});
+describeRabbitMq('Reporter on RabbitMQ', () => {
+  brokerSuite(rabbitCase);
 });

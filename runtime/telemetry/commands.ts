@@ -32,7 +32,7 @@ import type { Clock, Storage } from '../ports.js';
 import type { PlacementPolicy } from '../backend.js';
 import { governorPolicySchema, type GovernorPolicyInput } from '../power/policy.js';
 import { decode as cborDecode } from 'cborg';
-import { EnvelopeError, decodeMessage, encodeMessage, fromBase64, toBase64, type Encoding, type SignatureVerifier, type SigningKey } from './envelope.js';
+import { EnvelopeError, decodeMessage, encodeMessage, encodingOf, fromBase64, toBase64, type Encoding, type SignatureVerifier, type SigningKey } from './envelope.js';
 import { fingerprint } from './keys.js';
 import type { MqttPort } from './mqtt-port.js';
 import { commandFilter, commandTopic, parseTopic, type DeviceAddress } from './topics.js';
@@ -235,7 +235,7 @@ const wall: Clock = { now: () => Date.now() };
 function peekEnvelope(payload: Uint8Array): { key: Uint8Array; nonce?: string } | undefined {
   try {
     let key: unknown, inner: unknown;
-    if (payload[0] === 0x7b) {
+    if (encodingOf(payload) === 'json') {
       const outer = JSON.parse(new TextDecoder().decode(payload)) as { key?: unknown; msg?: unknown } | null;
       key = typeof outer?.key === 'string' ? fromBase64(outer.key) : undefined;
       inner = typeof outer?.msg === 'string' ? JSON.parse(outer.msg) : undefined;

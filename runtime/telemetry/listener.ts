@@ -17,8 +17,8 @@
  *   the set of seqs seen above it; the floor follows the highest seq at `window` behind (and moves
  *   up through contiguous runs), so a stream costs at most `window` remembered numbers. A seq more
  *   than `window` below the highest ever seen is counted as a duplicate. A device keeps its
- *   `maxSessions` most recently active streams; an older one coming back counts as new (a
- *   duplicate shown, never a message lost).
+ *   `maxSessions` most recently active streams, and they share its `window` of remembered seqs;
+ *   a stream dropped for either comes back as new (a duplicate shown, never a message lost).
  * - Gaps: per stream, the seqs between the lowest and the highest seen that have not (yet) arrived,
  *   summed per device. The device's seq counter is shared by every kind, so a listener of some
  *   kinds sees the others' seqs as gaps; a device crash may skip a few seqs (its lease) too.
@@ -159,7 +159,11 @@ class DeviceStreams {
     }
     this.#streams.set(key, s);
     this.#latestKey = key;
-    return s.tracker.offer(seq);
+    const isNew = s.tracker.offer(seq);
+    // The device's streams share one window of memory: scattered seqs in many streams (a forger's)
+    // cost the least recently active streams their memory, never more than that.
+    while (this.#streams.size > 1 && this.remembered > this.window) this.#retire(this.#streams.keys().next().value!);
+    return isNew;
   }
 
   #retire(key: string): void {

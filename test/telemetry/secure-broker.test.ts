@@ -14,7 +14,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MqttClient } from '../../drivers/mqtt/mqtt-client.js';
 import { buildCommand } from '../../runtime/telemetry/commands.js';
 import { decodeMessage, encodeMessage } from '../../runtime/telemetry/envelope.js';
-import { generateKeyPair } from '../../runtime/telemetry/keys.js';
+import { encodeKeyFile, generateKeyPair } from '../../runtime/telemetry/keys.js';
 import type { IncomingMessage } from '../../runtime/telemetry/mqtt-port.js';
 import { commandFilter, commandTopic, deviceTopic } from '../../runtime/telemetry/topics.js';
 import { edgerun, repoRoot } from '../helpers/cli.js';
@@ -148,7 +148,8 @@ describeMosquitto('secure broker: TLS, passwords and per-device ACL on Mosquitto
     expect(decodeMessage(got.find((m) => m.topic.includes('/sec-1/'))!.payload).message).toMatchObject({ device: 'sec-1', kind: 'cmd' });
   });
 
-  it('a wrong password or a missing client certificate is refused with a one-line reason; the password is never printed', { timeout: 120_000 }, async () => {
+  it('a wrong password or a missing client certificate is refused with a one-line reason; the password is never printed', { timeout: 180_000 }, async () => {
+    writeFileSync(join(dir, 'operator.key'), encodeKeyFile(generateKeyPair(), 'operator'), { mode: 0o600 });
     const bad = await edgerun(['-c', configFile('consumer', {}, 'wrong-secret'), 'listen', '--timeout', '60']);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^edgerun listen: the broker at mqtts:\/\/127\.0\.0\.1:\d+ refused the connection: .*(user ?name or password|not authori[sz]ed).*\(code \d+\)$/i)]);
@@ -158,6 +159,10 @@ describeMosquitto('secure broker: TLS, passwords and per-device ACL on Mosquitto
     expect(inUrl.code).toBe(1);
     expect(inUrl.stderr).toContain('mqtts://consumer:***@127.0.0.1');
     expect(inUrl.stderr + inUrl.stdout).not.toContain('wrong-secret');
+
+    const cmd = await edgerun(['-c', configFile('operator', {}, 'wrong-secret'), 'cmd', 'sec-1', 'pause-stream', '--args', '{"stream":"mlp"}', '--key', join(dir, 'operator.key')]);
+    expect(cmd.code).not.toBe(0);
+    expect(cmd.stderr.trim().split('\n')).toEqual([expect.stringMatching(/refused the connection: .*\(code \d+\)$/)]);
 
     // No client certificate: the TLS handshake fails; by --timeout the listener says so and exits 1.
     const file = join(dir, 'no-cert.json');

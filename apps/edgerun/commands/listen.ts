@@ -88,7 +88,10 @@ export function parseKinds(list: string | undefined): OutgoingKind[] {
 function summaryText(s: ListenSummary): string {
   const rejected = Object.entries(s.rejected).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ');
   const lines = [`received ${s.received}, unique ${s.unique}, duplicates ${s.duplicates}, gaps ${s.gaps}${rejected ? `, rejected: ${rejected}` : ''}`];
-  for (const [d, c] of Object.entries(s.devices)) lines.push(`  ${d}: received ${c.received}, unique ${c.unique}, duplicates ${c.duplicates}, gaps ${c.gaps} (seq ${c.lowestSeq}..${c.highestSeq})`);
+  for (const [d, c] of Object.entries(s.devices)) {
+    const latest = c.sessions > 1 ? `${c.sessions} sessions, the latest ` : '';
+    lines.push(`  ${d}: received ${c.received}, unique ${c.unique}, duplicates ${c.duplicates}, gaps ${c.gaps} (${latest}seq ${c.lowestSeq}..${c.highestSeq})`);
+  }
   return lines.join('\n');
 }
 

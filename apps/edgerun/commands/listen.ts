@@ -19,7 +19,7 @@ import { connectRefusal, type MqttClient } from '../../../drivers/mqtt/mqtt-clie
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import type { Config } from '../../../runtime/config.js';
 import { TrustStore } from '../../../runtime/telemetry/keys.js';
-import { Listener, type ListenSummary } from '../../../runtime/telemetry/listener.js';
+import { Listener, type ListenRejectReason, type ListenSummary } from '../../../runtime/telemetry/listener.js';
 import { OUTGOING_KINDS, fleetFilter, type OutgoingKind } from '../../../runtime/telemetry/topics.js';
 import { brokerClient, keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
 
@@ -42,6 +42,9 @@ export interface ListenOptions {
 }
 
 export const DEFAULT_URL = 'mqtt://127.0.0.1:1883';
+
+/** Rejections shown per reason; the rest are only counted (a flood of forgeries must not flood stderr). */
+const SHOWN_REJECTIONS = 5;
 
 const OPEN_ERRORS: Readonly<Record<string, string>> = {
   ENOENT: 'its directory does not exist', ENOTDIR: 'a parent is not a directory', EISDIR: 'it is a directory', EACCES: 'permission denied', EROFS: 'read-only file system',
@@ -132,11 +135,14 @@ export async function listenCommand(opts: ListenOptions, global: GlobalOptions):
     out = file.createWriteStream();
     out.on('error', (e) => fail(`--out ${opts.out}: ${e.message}`));
   }
+  const shownRejections: Partial<Record<ListenRejectReason, number>> = {};
   mqtt.onMessage((m) => {
     if (done) return; // what arrives after --count or the timeout is not taken
     const o = listener.accept(m.topic, m.payload, { retained: m.retain, ...(m.contentType ? { contentType: m.contentType } : {}) });
     if (o.status === 'rejected') {
-      log(`edgerun listen: rejected (${o.reason}) on ${o.topic}: ${o.detail}`);
+      const n = (shownRejections[o.reason] = (shownRejections[o.reason] ?? 0) + 1);
+      if (n <= SHOWN_REJECTIONS) log(`edgerun listen: rejected (${o.reason}) on ${o.topic}: ${o.detail}`);
+      if (n === SHOWN_REJECTIONS) log(`edgerun listen: further '${o.reason}' rejections are counted in the summary, not shown`);
       return;
     }
     if (o.status === 'duplicate') return;

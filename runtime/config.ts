@@ -125,8 +125,11 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   /** Keys, signing and signed commands (runtime/telemetry/keys.ts, commands.ts). */
   security: z.strictObject({
-    /** Directory of this device's key pair, the trust store and the command replay state (files 0600). */
-    keyDir: z.string().min(1).default('state/keys'),
+    /**
+     * Directory of this device's key pair, the trust store and the command replay state (files
+     * 0600); absent = `keys` in the state dir (`serve --state-dir`, else mqtt.stateDir).
+     */
+    keyDir: z.string().min(1).optional(),
     /** Key file (in keyDir) of this device's signing key. */
     keyFile: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('device.key'),
     /** Sign outgoing messages with the device key. */

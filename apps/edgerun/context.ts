@@ -1,5 +1,6 @@
 /** What every command needs: the resolved config, the backend registry and model loading. */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { BackendRegistry } from '../../runtime/backend.js';
 import { resolveConfig, type Config } from '../../runtime/config.js';
 import { loadModel, type LoadedModel } from '../../runtime/model/load.js';
@@ -62,6 +63,11 @@ async function createAcceleratorDriver(config: Config, deviceOverrides: DeepPart
 export async function readModel(path: string, config: Config): Promise<LoadedModel> {
   const maxBytes = config.model.maxSizeMiB * 1024 * 1024;
   return loadModel(await readFileLimited(path, maxBytes, 'model'), { source: path, maxBytes });
+}
+
+/** security.keyDir, else `keys` in the device's state dir (--state-dir, else config mqtt.stateDir). */
+export function keyDirOf(config: Config, stateDir: string = config.mqtt.stateDir): string {
+  return config.security.keyDir ?? join(stateDir, 'keys');
 }
 
 type BrokerSettings = 'username' | 'password' | 'ca' | 'cert' | 'key';

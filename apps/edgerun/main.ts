@@ -124,7 +124,7 @@ program.command('power')
   .action(async (opts) => (await import('./commands/power.js')).powerCommand(opts, globals()));
 
 const keys = program.command('keys').description('ed25519 key pairs (files 0600) and the trust store of keys allowed to sign commands');
-const keyDirOption = (): Option => new Option('--dir <dir>', 'key directory (default: config security.keyDir = state/keys)');
+const keyDirOption = (): Option => new Option('--dir <dir>', 'key directory (default: config security.keyDir, else state/keys)');
 keys.command('gen')
   .description('generate a key pair into <dir>/<name>.key (default: config security.keyFile = device.key)')
   .option('--name <name>', 'key name (file <name>.key)')
@@ -176,20 +176,25 @@ program.command('dashboard')
   .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
   .action(async (opts) => (await import('./commands/dashboard.js')).dashboardCommand(opts, globals()));
 
-const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').choices(['4', '5']).argParser(Number);
+// Not .choices(): a later .argParser() replaces its check.
+const protocolVersion = (v: string): 4 | 5 => {
+  if (v !== '4' && v !== '5') throw new InvalidArgumentError('4 (MQTT 3.1.1) or 5; MQTT 3.1 (3) is not supported');
+  return Number(v) as 4 | 5;
+};
+const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').argParser(protocolVersion);
 program.command('listen')
-  .description('print what a fleet publishes as JSON lines {topic, device, seq, ts, kind, body, signedBy?}, deduplicated on (device, seq), with a summary')
-  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .description('print what a fleet publishes as JSON lines {topic, device, session, seq, ts, kind, body, signedBy?}, deduplicated on (device, signer, session, seq), with a summary')
+  .option('--url <url>', 'broker: mqtt://, mqtts://, ws:// or wss://, optionally user:password@ (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
   .option('--fleet <fleet>', 'fleet, or + for every fleet', '+')
   .option('--kinds <list>', 'comma-separated kinds: status, results, detections, telemetry, events (default: all)')
   .option('--share <group>', 'shared subscription ($share/<group>/...): the listeners of one group split the messages (Mosquitto, EMQX, HiveMQ; the embedded Aedes has none)')
   .option('--client-id <id>', 'persistent session under this client id: messages queued while away arrive on return')
   .option('--out <file>', 'append the JSON lines to this file instead of stdout')
   .option('--count <n>', 'exit after N unique messages', int(1))
-  .option('--timeout <s>', 'exit after s seconds (exit 1 if --count was not reached)', positive)
+  .option('--timeout <s>', 'exit after s seconds (exit 1 if --count was not reached or the broker was never reached)', positive)
   .option('--summary-every <s>', 'print the summary every s seconds too', positive)
-  .option('--require-signed', 'refuse unsigned messages and messages signed by keys not in the trust store')
-  .option('--key-dir <dir>', 'trust store directory (default: config security.keyDir)')
+  .option('--require-signed', 'ignore unsigned messages and messages signed by keys not in the trust store (counted in the summary)')
+  .option('--key-dir <dir>', 'trust store directory (default: config security.keyDir, else state/keys)')
   .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
   .addOption(protocolOption())
   .option('--json', 'summary as a JSON line {"summary": ...} on stdout')
@@ -218,8 +223,9 @@ program.command('serve')
   .option('--count <n>', 'produce exactly N results over all runs on this state directory, exit when acknowledged', int(1))
   .option('--source <kind>', 'sample source: dataset (replay an EDGD file)', 'dataset')
   .option('-d, --data <file>', 'EDGD data set to replay (default: models/data/fashion-mnist-test-2000.bin)')
-  .option('--state-dir <dir>', 'outbox, sequence and progress state (default: config mqtt.stateDir = state)')
-  .option('--url <url>', 'MQTT broker URL (default: config mqtt.url, else an embedded broker)')
+  .option('--state-dir <dir>', 'outbox, sequence, progress and (unless config security.keyDir is set) keys, trust store and replay state (default: config mqtt.stateDir = state)')
+  .option('--url <url>', 'MQTT broker: mqtt://, mqtts://, ws:// or wss://, optionally user:password@ (default: config mqtt.url, else an embedded broker)')
+  .addOption(protocolOption())
   .option('-q, --quiet', 'no log lines for events and commands')
   .action(async (opts) => (await import('./commands/serve.js')).serveCommand(opts, globals()));
 

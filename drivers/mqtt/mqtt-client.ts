@@ -6,7 +6,7 @@
  *   ...
  *   await mqtt.end();                               // DISCONNECT; end({ force: true }) drops the socket
  *
- * url: mqtt://, mqtts://, ws://, wss://. username/password; TLS ca/cert/key are file PATHS (read here).
+ * url: mqtt://, mqtts://, ws://, wss:// (checked: drivers/mqtt/broker-url.ts). username/password; TLS ca/cert/key are file PATHS (read here).
  * protocolVersion 5 (default) or 4 (MQTT 3.1.1; the embedded Aedes broker speaks only 4).
  *
  * Why one mqtt.js client per connection: mqtt.js keeps unacknowledged QoS 1 packets in its own
@@ -17,6 +17,7 @@
  */
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient as MqttJsClient } from 'mqtt';
+import { checkBrokerUrl } from './broker-url.js';
 import {
   NotConnectedError, PublishRejectedError,
   type ConnectInfo, type IncomingMessage, type MqttPort, type PublishOptions, type QoS, type Will,
@@ -46,6 +47,19 @@ export interface MqttClientOptions {
   onError?: (e: Error) => void;
 }
 
+/**
+ * CONNACK refusals that reconnecting will not cure — bad credentials, not authorised, an unsupported
+ * protocol version, a client id refused, banned — as the broker's reason; undefined for other
+ * errors (network, broker unavailable), which are worth retrying.
+ */
+export function connectRefusal(e: Error): string | undefined {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'number') return undefined;
+  // MQTT 3.1.1 return codes 1, 2, 4, 5; MQTT 5 reason codes 0x84–0x87, 0x8A, 0x8C.
+  const fatal = [1, 2, 4, 5, 0x84, 0x85, 0x86, 0x87, 0x8a, 0x8c];
+  return fatal.includes(code) ? `${e.message.replace(/^Connection refused: /i, '')} (code ${code})` : undefined;
+}
+
 type Handler<A extends unknown[]> = (...a: A) => void;
 
 function addHandler<A extends unknown[]>(set: Set<Handler<A>>, h: Handler<A>): () => void {
@@ -61,7 +75,7 @@ export class MqttClient implements MqttPort {
   #ended = false;
   #attempt = 0;
   #timer: NodeJS.Timeout | undefined;
-  #will: Will | undefined;
+  #will: Will | (() => Will) | undefined;
   /** Rejecters of this connection's unacknowledged publishes. */
   #pending = new Set<(e: Error) => void>();
   readonly #subscriptions = new Map<string, QoS>();
@@ -71,7 +85,9 @@ export class MqttClient implements MqttPort {
   readonly #tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 
   constructor(private readonly opts: MqttClientOptions) {
+    checkBrokerUrl(opts.url);
     this.protocolVersion = opts.protocolVersion ?? 5;
+    if (this.protocolVersion !== 4 && this.protocolVersion !== 5) throw new Error(`MQTT protocol version must be 4 (3.1.1) or 5, got ${String(this.protocolVersion)}`);
     // Read the files up front: a wrong path is a configuration error now, not a reconnect loop later.
     this.#tls = {
       ...(opts.ca ? { ca: readFileSync(opts.ca) } : {}),
@@ -82,7 +98,7 @@ export class MqttClient implements MqttPort {
 
   get connected(): boolean { return this.#connected; }
 
-  setWill(will: Will | undefined): void { this.#will = will; }
+  setWill(will: Will | (() => Will) | undefined): void { this.#will = will; }
 
   connect(): void {
     if (this.#started || this.#ended) return;
@@ -93,7 +109,7 @@ export class MqttClient implements MqttPort {
   #options(): IClientOptions {
     const o = this.opts;
     const v5 = this.protocolVersion === 5;
-    const w = this.#will;
+    const w = typeof this.#will === 'function' ? this.#will() : this.#will;
     return {
       clientId: o.clientId,
       protocolVersion: this.protocolVersion,

@@ -32,7 +32,7 @@ import type { Clock, Storage } from '../ports.js';
 import type { PlacementPolicy } from '../backend.js';
 import { governorPolicySchema, type GovernorPolicyInput } from '../power/policy.js';
 import { decode as cborDecode } from 'cborg';
-import { EnvelopeError, decodeMessage, fromBase64, toBase64, type SignatureVerifier } from './envelope.js';
+import { EnvelopeError, decodeMessage, encodeMessage, encodingOf, fromBase64, toBase64, type Encoding, type SignatureVerifier, type SigningKey } from './envelope.js';
 import { fingerprint } from './keys.js';
 import type { MqttPort } from './mqtt-port.js';
 import { commandFilter, parseTopic, type DeviceAddress } from './topics.js';
@@ -204,10 +204,10 @@ const wall: Clock = { now: () => Date.now() };
  * The public key a signed envelope names and the nonce its message claims, checking nothing
  * (undefined when there is no usable key): for refusing strangers before the costly signature check.
  */
-function peekEnvelope(payload: Uint8Array): { key: Uint8Array; nonce?: string } | undefined {
+function peekEnvelope(payload: Uint8Array, contentType: string | undefined): { key: Uint8Array; nonce?: string } | undefined {
   try {
     let key: unknown, inner: unknown;
-    if (payload[0] === 0x7b) {
+    if (encodingOf(payload, contentType) === 'json') {
       const outer = JSON.parse(new TextDecoder().decode(payload)) as { key?: unknown; msg?: unknown } | null;
       key = typeof outer?.key === 'string' ? fromBase64(outer.key) : undefined;
       inner = typeof outer?.msg === 'string' ? JSON.parse(outer.msg) : undefined;
@@ -243,14 +243,14 @@ export class CommandVerifier {
     this.#clock = o.wallClock ?? wall;
   }
 
-  /** `topic` is the full MQTT topic the payload arrived on. */
-  verify(topic: string, payload: Uint8Array): Promise<Verdict> {
-    const run = this.#chain.then(() => this.#verify(topic, payload));
+  /** `topic` is the full MQTT topic the payload arrived on; `contentType` its MQTT 5 content type, if any. */
+  verify(topic: string, payload: Uint8Array, contentType?: string): Promise<Verdict> {
+    const run = this.#chain.then(() => this.#verify(topic, payload, contentType));
     this.#chain = run.catch(() => undefined);
     return run;
   }
 
-  async #verify(topic: string, payload: Uint8Array): Promise<Verdict> {
+  async #verify(topic: string, payload: Uint8Array, contentType: string | undefined): Promise<Verdict> {
     const reject = (reason: RejectReason, detail: string, extra: { command?: string; signer?: string; nonce?: string; authenticated?: boolean } = {}): Verdict => ({ ok: false, reason, detail, ...extra });
     const { address } = this.o;
     const parsed = parseTopic(address.prefix, topic);
@@ -264,7 +264,7 @@ export class CommandVerifier {
       return reject('storage-error', `cannot read the trusted keys: ${(e as Error).message}`, { command: topicName });
     }
     // An ed25519 check in tweetnacl costs milliseconds: a key that is not trusted is refused before it.
-    const claimed = peekEnvelope(payload);
+    const claimed = peekEnvelope(payload, contentType);
     if (claimed && !this.o.trust.trusted(claimed.key)) {
       const fp = fingerprint(claimed.key);
       return reject('unknown-key', `signer ${fp} is not trusted`, { command: topicName, signer: fp, ...(claimed.nonce ? { nonce: claimed.nonce } : {}) });
@@ -272,7 +272,7 @@ export class CommandVerifier {
 
     let decoded;
     try {
-      decoded = decodeMessage(payload, this.maxBytes, this.o.verify);
+      decoded = decodeMessage(payload, this.maxBytes, this.o.verify, contentType);
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
       const reason = e.code === 'bad-signature' ? 'forged-signature' : e.code === 'too-large' ? 'oversized' : 'malformed';
@@ -378,12 +378,12 @@ export class CommandProcessor {
     return { ...this.#counters, rejected: { ...this.#counters.rejected } };
   }
 
-  /** Verifies one incoming message; runs it if accepted. Never throws. */
-  async handle(topic: string, payload: Uint8Array): Promise<CommandEvent> {
+  /** Verifies one incoming message (`contentType`: its MQTT 5 content type, if any); runs it if accepted. Never throws. */
+  async handle(topic: string, payload: Uint8Array, contentType?: string): Promise<CommandEvent> {
     this.#counters.received++;
     let verdict: Verdict;
     try {
-      verdict = await this.verifier.verify(topic, payload);
+      verdict = await this.verifier.verify(topic, payload, contentType);
     } catch (e) {
       // Only the replay memory's write can throw here: refuse what could not be recorded.
       verdict = { ok: false, reason: 'storage-error', detail: `could not record the command: ${(e as Error).message}` };
@@ -433,7 +433,7 @@ export class CommandProcessor {
         return;
       }
       queued++;
-      chain = chain.then(() => this.handle(m.topic, m.payload)).finally(() => { queued--; });
+      chain = chain.then(() => this.handle(m.topic, m.payload, m.contentType)).finally(() => { queued--; });
     });
     const subscribed = mqtt.subscribe(filter, 1).catch(() => undefined); // re-subscribed by the port on reconnect
     return async () => {

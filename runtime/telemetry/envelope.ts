@@ -1,15 +1,21 @@
 /**
  * The payload of every edgerun MQTT message, in and out.
  *
- * A message is `{ device, seq, ts, kind, body }`: `seq` is device-monotonic (consumers dedupe on
- * (device, seq)), `ts` is wall-clock milliseconds since the epoch. Encoded as JSON (default) or CBOR.
+ * A message is `{ device, session, seq, ts, kind, body }`: `session` names one run of the device
+ * process (a random id chosen at every start, like Sparkplug B's bdSeq), `seq` is monotonic within
+ * it (and, while the state dir lives, across sessions), so consumers dedupe on (device, session,
+ * seq) and a device whose state was wiped (seq back at 0) is a new session, not a replay. `ts` is
+ * wall-clock milliseconds since the epoch. `session` is optional on input: messages of older
+ * devices (and commands, which are deduped by nonce) have none. Encoded as JSON (default) or CBOR.
  *
  * Signed (ed25519, tweetnacl), the message bytes travel inside an envelope with the signer's public
  * key and the detached signature over exactly those bytes:
  *   JSON: {"msg": "<the message's JSON text>", "key": "<base64 public key>", "sig": "<base64 signature>"}
  *   CBOR: {msg: <message CBOR bytes>, key: <32 bytes>, sig: <64 bytes>}
- * A decoder tells the encodings apart by the first byte ('{' for JSON, a CBOR map otherwise), so it
- * works on MQTT 3.1.1 too; on MQTT 5 the content type says it as well.
+ * A decoder takes the MQTT 5 content type when it names one of the two (application/json,
+ * application/cbor, parameters allowed); otherwise (MQTT 3.1.1, foreign publishers) the first byte
+ * after an optional UTF-8 BOM and JSON whitespace tells: '{' is JSON, anything else CBOR (a CBOR
+ * map never starts with whitespace or '{').
  *
  * Whether a valid signature's key is *trusted* is the caller's decision (runtime/telemetry keys).
  */
@@ -18,6 +24,8 @@ import { decode as cborDecode, encode as cborEncode } from 'cborg';
 
 export interface Message<B = unknown> {
   device: string;
+  /** The device process run that sent it (absent on commands and on messages of older devices). */
+  session?: string;
   seq: number;
   ts: number;
   kind: string;
@@ -66,6 +74,10 @@ const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 const CBOR_OPTIONS = { ignoreUndefinedProperties: true } as const;
 const OPEN_BRACE = 0x7b;
+/** JSON's insignificant whitespace (RFC 8259 §2). */
+const JSON_SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+/** A session id: what a random hex id or a boot counter looks like, bounded. */
+const SESSION = /^[A-Za-z0-9_-]{1,64}$/;
 
 // Without Buffer: this module (with keys.ts, build-command.ts and listener.ts) also runs in the dashboard's page.
 /** Standard base64 with padding. */
@@ -102,13 +114,27 @@ export function encodeMessage(message: Message, opts: EncodeOptions = {}): Uint8
 export type SignatureVerifier = (message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array) => boolean;
 export const naclVerify: SignatureVerifier = (message, signature, publicKey) => nacl.sign.detached.verify(message, signature, publicKey);
 
-/** Parses and checks a payload; throws EnvelopeError (never anything else) on bad input. */
-export function decodeMessage<B = unknown>(payload: Uint8Array, maxBytes = 256 * 1024, verify: SignatureVerifier = naclVerify): DecodedMessage<B> {
+/** The encoding a payload is in: the MQTT 5 content type when it names one, else its first significant byte. */
+export function encodingOf(payload: Uint8Array, contentType?: string): Encoding {
+  const type = contentType?.split(';')[0]!.trim().toLowerCase();
+  if (type === CONTENT_TYPE.json) return 'json';
+  if (type === CONTENT_TYPE.cbor) return 'cbor';
+  let i = payload[0] === 0xef && payload[1] === 0xbb && payload[2] === 0xbf ? 3 : 0;
+  while (i < payload.length && JSON_SPACE.has(payload[i]!)) i++;
+  return payload[i] === OPEN_BRACE ? 'json' : 'cbor';
+}
+
+/**
+ * Parses and checks a payload; throws EnvelopeError (never anything else) on bad input.
+ * `contentType`: the MQTT 5 content type it came with, if any.
+ */
+export function decodeMessage<B = unknown>(payload: Uint8Array, maxBytes = 256 * 1024, verify: SignatureVerifier = naclVerify, contentType?: string): DecodedMessage<B> {
   if (payload.byteLength > maxBytes) throw new EnvelopeError('too-large', `payload of ${payload.byteLength} bytes exceeds the limit of ${maxBytes}`);
   if (payload.byteLength === 0) throw new EnvelopeError('malformed', 'empty payload');
-  const encoding: Encoding = payload[0] === OPEN_BRACE ? 'json' : 'cbor';
+  const encoding = encodingOf(payload, contentType);
   let outer: unknown;
   try {
+    // TextDecoder drops a leading BOM; JSON.parse skips whitespace.
     outer = encoding === 'json' ? JSON.parse(fromUtf8.decode(payload)) : cborDecode(payload);
   } catch (e) {
     throw new EnvelopeError('malformed', `not valid ${encoding.toUpperCase()}: ${(e as Error).message}`);
@@ -145,13 +171,14 @@ export function decodeMessage<B = unknown>(payload: Uint8Array, maxBytes = 256 *
 }
 
 function checkMessage<B>(o: Record<string, unknown>): Message<B> {
-  const { device, seq, ts, kind } = o;
+  const { device, session, seq, ts, kind } = o;
   if (typeof device !== 'string' || device.length === 0) throw new EnvelopeError('malformed', 'message needs a non-empty string "device"');
+  if (session !== undefined && (typeof session !== 'string' || !SESSION.test(session))) throw new EnvelopeError('malformed', '"session" must be 1–64 letters, digits, "_" or "-"');
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw new EnvelopeError('malformed', 'message needs a non-negative integer "seq"');
   if (typeof ts !== 'number' || !Number.isFinite(ts)) throw new EnvelopeError('malformed', 'message needs a numeric "ts" (ms since the epoch)');
   if (typeof kind !== 'string' || kind.length === 0) throw new EnvelopeError('malformed', 'message needs a non-empty string "kind"');
   if (!('body' in o)) throw new EnvelopeError('malformed', 'message needs a "body"');
-  return { device, seq, ts, kind, body: o.body as B };
+  return { device, ...(session !== undefined ? { session } : {}), seq, ts, kind, body: o.body as B };
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);

@@ -18,6 +18,8 @@ const MAGIC1 = 0x4a;
 export const HEADER_BYTES = 10;
 /** Larger lengths are garbage, not records (and keep a resync scan cheap). */
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+/** CRC work a resync may do, in passes over the segment. */
+const RESYNC_PASSES = 4;
 
 export const enum RecordType { Data = 1, Ack = 2, Drop = 3 }
 
@@ -133,25 +135,35 @@ export interface ParsedSegment {
   corruptBytes: number;
 }
 
-/** The valid record at `off`, with its end offset, or undefined. */
-function recordAt(data: Uint8Array, dv: DataView, off: number): { rec: JournalRecord; end: number } | undefined {
+/**
+ * The valid record at `off`, with its end offset, or undefined. With `budget`, the bytes its CRC
+ * check costs are taken from it, and a candidate the budget cannot pay for is not checked.
+ */
+function recordAt(data: Uint8Array, dv: DataView, off: number, budget?: { left: number }): { rec: JournalRecord; end: number } | undefined {
   if (off + HEADER_BYTES > data.length || data[off] !== MAGIC0 || data[off + 1] !== MAGIC1) return undefined;
   const len = dv.getUint32(off + 2);
   if (len > MAX_RECORD_BYTES || off + HEADER_BYTES + len > data.length) return undefined;
+  if (budget && (budget.left -= len) < 0) return undefined;
   const crc = crc32(data, off + HEADER_BYTES, off + HEADER_BYTES + len, crc32(data, off + 2, off + 6));
   if (crc !== dv.getUint32(off + 6)) return undefined;
   const rec = decodeBody(data.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len));
   return rec ? { rec, end: off + HEADER_BYTES + len } : undefined;
 }
 
-/** Every valid record of a segment, in order; corrupt regions are skipped and counted, never thrown. */
+/**
+ * Every valid record of a segment, in order; corrupt regions are skipped and counted, never thrown.
+ * Resync checks CRCs of candidate records inside garbage; crafted garbage (a magic and a plausible
+ * length every few bytes) would make that quadratic, so it gets a budget of a few passes over the
+ * segment: past it, the rest of the segment counts as corrupt.
+ */
 export function parseSegment(data: Uint8Array): ParsedSegment {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const records: JournalRecord[] = [];
   let corruptRegions = 0;
   let corruptBytes = 0;
   let off = 0;
-  while (off < data.length) {
+  const resync = { left: RESYNC_PASSES * data.length };
+  while (off < data.length && resync.left >= 0) {
     const r = recordAt(data, dv, off);
     if (r) {
       records.push(r.rec);
@@ -160,7 +172,8 @@ export function parseSegment(data: Uint8Array): ParsedSegment {
     }
     // Resync: the next offset where a whole valid record starts.
     let next = off + 1;
-    while (next < data.length && !(data[next] === MAGIC0 && recordAt(data, dv, next))) next++;
+    while (next < data.length && resync.left >= 0 && !(data[next] === MAGIC0 && recordAt(data, dv, next, resync))) next++;
+    if (resync.left < 0) next = data.length;
     corruptRegions++;
     corruptBytes += next - off;
     off = next;

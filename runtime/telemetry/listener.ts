@@ -6,13 +6,22 @@
  *   ('forged-signature'). With `requireSigned`, unsigned messages ('unsigned') and messages signed
  *   by a key not in the trust store ('unknown-key') are refused too. Accepted signed messages
  *   carry `signedBy` (the key's fingerprint and, when trusted, its name).
- * - Dedupe on (device, seq) with bounded memory per device: every seq at or below a floor counts as
- *   seen, plus the set of seqs seen above it; the floor follows the highest seq at `window` behind
- *   (and moves up through contiguous runs), so a device costs at most `window` remembered numbers.
- *   A seq more than `window` below the highest ever seen is counted as a duplicate.
- * - Gaps: per device, the seqs between the lowest and the highest seen that have not (yet) arrived.
- *   The device's seq counter is shared by every kind, so a listener of some kinds sees the others'
- *   seqs as gaps; a device crash may skip a few seqs (its lease) too.
+ * - Dedupe on (device, session, seq) — the session names one run of the device process
+ *   (envelope.ts), so a device that starts over with a wiped state dir (seq back at 0) is new, not a
+ *   replay — and apart per signer: the messages of each signing key, and the unsigned ones, have
+ *   dedupe state of their own. Nobody without a device's key can make its genuine messages look
+ *   like duplicates (a forged unsigned message with a huge seq moves only the unsigned state); an
+ *   unsigned fleet is as safe as the broker's ACL (SECURITY.md). With `requireSigned`, unsigned
+ *   messages are refused before they touch any state (counted in `rejected.unsigned`).
+ * - Memory per stream (device, signer, session): every seq at or below a floor counts as seen, plus
+ *   the set of seqs seen above it; the floor follows the highest seq at `window` behind (and moves
+ *   up through contiguous runs), so a stream costs at most `window` remembered numbers. A seq more
+ *   than `window` below the highest ever seen is counted as a duplicate. A device keeps its
+ *   `maxSessions` most recently active streams, and they share its `window` of remembered seqs;
+ *   a stream dropped for either comes back as new (a duplicate shown, never a message lost).
+ * - Gaps: per stream, the seqs between the lowest and the highest seen that have not (yet) arrived,
+ *   summed per device. The device's seq counter is shared by every kind, so a listener of some
+ *   kinds sees the others' seqs as gaps; a device crash may skip a few seqs (its lease) too.
  */
 import { EnvelopeError, decodeMessage, type Message, type SignatureVerifier } from './envelope.js';
 import { fingerprint } from './keys.js';
@@ -22,6 +31,8 @@ import type { TrustLookup } from './commands.js';
 export interface ListenedMessage {
   topic: string;
   device: string;
+  /** The device process run (absent on messages of devices from before sessions). */
+  session?: string;
   seq: number;
   ts: number;
   kind: string;
@@ -47,8 +58,12 @@ export interface DeviceCounts {
   received: number;
   unique: number;
   duplicates: number;
-  /** Seqs between the lowest and highest seen that have not arrived. */
+  /** Per stream, seqs between the lowest and highest seen that have not arrived; summed. */
   gaps: number;
+  /** Streams (signer, session) seen: 1 for a device that never restarted. */
+  sessions: number;
+  /** The most recently active stream's session ('' for messages without one) and its seq range. */
+  session: string;
   lowestSeq: number;
   highestSeq: number;
 }
@@ -67,8 +82,10 @@ export interface ListenerOptions {
   trust?: TrustLookup;
   requireSigned?: boolean;
   maxBytes?: number;
-  /** Seqs remembered above the floor per device (default 65536). */
+  /** Seqs remembered above the floor per stream (default 65536). */
   window?: number;
+  /** Streams (signer, session) remembered per device (default 8). */
+  maxSessions?: number;
   /** ed25519 check (default tweetnacl's; apps pass drivers/crypto's native one). */
   verify?: SignatureVerifier;
 }
@@ -113,26 +130,88 @@ class SeqTracker {
     return this.#seen.size;
   }
 
+  get gaps(): number {
+    return Math.max(0, this.highest - this.lowest + 1 - this.unique);
+  }
+}
+
+/** A device's streams, one SeqTracker per (signer, session), the least recently active dropped beyond `max`. */
+class DeviceStreams {
+  /** Insertion order = activity order: the most recently active stream last. */
+  readonly #streams = new Map<string, { session: string; tracker: SeqTracker }>();
+  #latestKey = '';
+  #sessions = 0;
+  /** Counts of the streams dropped from memory. */
+  readonly #retired = { received: 0, unique: 0, duplicates: 0, gaps: 0 };
+
+  constructor(private readonly window: number, private readonly max: number) {}
+
+  /** True when `seq` is new in the stream of (signer, session). */
+  offer(signer: string, session: string, seq: number): boolean {
+    const key = `${signer}\n${session}`;
+    let s = this.#streams.get(key);
+    if (!s) {
+      s = { session, tracker: new SeqTracker(seq, this.window) };
+      this.#sessions++;
+      if (this.#streams.size >= this.max) this.#retire(this.#streams.keys().next().value!);
+    } else if (key !== this.#latestKey) {
+      this.#streams.delete(key);
+    }
+    this.#streams.set(key, s);
+    this.#latestKey = key;
+    const isNew = s.tracker.offer(seq);
+    // The device's streams share one window of memory: scattered seqs in many streams (a forger's)
+    // cost the least recently active streams their memory, never more than that.
+    while (this.#streams.size > 1 && this.remembered > this.window) this.#retire(this.#streams.keys().next().value!);
+    return isNew;
+  }
+
+  #retire(key: string): void {
+    const t = this.#streams.get(key)!.tracker;
+    this.#streams.delete(key);
+    this.#retired.received += t.received;
+    this.#retired.unique += t.unique;
+    this.#retired.duplicates += t.duplicates;
+    this.#retired.gaps += t.gaps;
+  }
+
+  get remembered(): number {
+    let n = 0;
+    for (const s of this.#streams.values()) n += s.tracker.remembered;
+    return n;
+  }
+
   counts(): DeviceCounts {
-    return {
-      received: this.received, unique: this.unique, duplicates: this.duplicates,
-      gaps: Math.max(0, this.highest - this.lowest + 1 - this.unique), lowestSeq: this.lowest, highestSeq: this.highest,
-    };
+    const c = { ...this.#retired };
+    for (const { tracker: t } of this.#streams.values()) {
+      c.received += t.received;
+      c.unique += t.unique;
+      c.duplicates += t.duplicates;
+      c.gaps += t.gaps;
+    }
+    const latest = this.#streams.get(this.#latestKey)!;
+    return { ...c, sessions: this.#sessions, session: latest.session, lowestSeq: latest.tracker.lowest, highestSeq: latest.tracker.highest };
   }
 }
 
 export class Listener {
-  readonly #devices = new Map<string, SeqTracker>();
+  readonly #devices = new Map<string, DeviceStreams>();
   readonly #rejected = Object.fromEntries(LISTEN_REJECT_REASONS.map((r) => [r, 0])) as Record<ListenRejectReason, number>;
   readonly #window: number;
+  readonly #maxSessions: number;
 
   constructor(private readonly o: ListenerOptions) {
     this.#window = o.window ?? 65_536;
+    this.#maxSessions = o.maxSessions ?? 8;
     if (!Number.isInteger(this.#window) || this.#window < 1) throw new Error(`listener window must be an integer ≥ 1, got ${this.#window}`);
+    if (!Number.isInteger(this.#maxSessions) || this.#maxSessions < 1) throw new Error(`listener maxSessions must be an integer ≥ 1, got ${this.#maxSessions}`);
   }
 
-  /** Decodes, checks and dedupes one incoming message. Never throws on bad input. */
-  accept(topic: string, payload: Uint8Array, opts: { retained?: boolean } = {}): ListenOutcome {
+  /**
+   * Decodes, checks and dedupes one incoming message. Never throws on bad input.
+   * `contentType`: the MQTT 5 content type it came with, if any.
+   */
+  accept(topic: string, payload: Uint8Array, opts: { retained?: boolean; contentType?: string } = {}): ListenOutcome {
     const reject = (reason: ListenRejectReason, detail: string): ListenOutcome => {
       this.#rejected[reason]++;
       return { status: 'rejected', reason, detail, topic };
@@ -141,7 +220,7 @@ export class Listener {
     if (!parsed || parsed.kind === 'cmd') return reject('not-edgerun', `not an edgerun device topic under '${this.o.prefix}': ${topic}`);
     let message: Message, signedBy: Uint8Array | undefined;
     try {
-      ({ message, signedBy } = decodeMessage(payload, this.o.maxBytes ?? 1 << 20, this.o.verify));
+      ({ message, signedBy } = decodeMessage(payload, this.o.maxBytes ?? 1 << 20, this.o.verify, opts.contentType));
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
       return reject(e.code === 'bad-signature' ? 'forged-signature' : e.code === 'too-large' ? 'oversized' : 'malformed', e.message);
@@ -156,14 +235,17 @@ export class Listener {
     } else if (this.o.requireSigned) {
       return reject('unsigned', 'unsigned message (--require-signed)');
     }
-    const out: ListenedMessage = { topic, device: message.device, seq: message.seq, ts: message.ts, kind: message.kind, body: message.body, ...(signer ? { signedBy: signer } : {}) };
+    const out: ListenedMessage = {
+      topic, device: message.device, ...(message.session !== undefined ? { session: message.session } : {}),
+      seq: message.seq, ts: message.ts, kind: message.kind, body: message.body, ...(signer ? { signedBy: signer } : {}),
+    };
     if (opts.retained) return { status: 'retained', message: { ...out, retained: true } };
-    let tracker = this.#devices.get(message.device);
-    if (!tracker) this.#devices.set(message.device, (tracker = new SeqTracker(message.seq, this.#window)));
-    return { status: tracker.offer(message.seq) ? 'new' : 'duplicate', message: out };
+    let streams = this.#devices.get(message.device);
+    if (!streams) this.#devices.set(message.device, (streams = new DeviceStreams(this.#window, this.#maxSessions)));
+    return { status: streams.offer(signer?.fingerprint ?? 'unsigned', message.session ?? '', message.seq) ? 'new' : 'duplicate', message: out };
   }
 
-  /** Seqs remembered for a device (for tests of the memory bound). */
+  /** Seqs remembered for a device, over its streams (for tests of the memory bound). */
   remembered(device: string): number {
     return this.#devices.get(device)?.remembered ?? 0;
   }

@@ -8,7 +8,8 @@
  *   (QoS 0); it rejects — and never resolves later — when the connection is lost first or when not
  *   connected. The client keeps no offline queue: the caller (the outbox) is the source of truth
  *   and resends after the next `onConnect`.
- * - `setWill()` applies from the next CONNECT on (each reconnect sends the current will).
+ * - `setWill()` applies from the next CONNECT on (each reconnect sends the current will); given a
+ *   function, it is called for each CONNECT (so the will can carry that connection's time).
  * - `end()` sends DISCONNECT (no will) and stops reconnecting; `end({ force: true })` drops the
  *   socket without a goodbye (the broker then publishes the will).
  */
@@ -65,7 +66,7 @@ export interface MqttPort {
   readonly connected: boolean;
   readonly protocolVersion: 4 | 5;
   connect(): void;
-  setWill(will: Will | undefined): void;
+  setWill(will: Will | (() => Will) | undefined): void;
   publish(topic: string, payload: Uint8Array, opts: PublishOptions): Promise<void>;
   subscribe(filter: string, qos: QoS): Promise<void>;
   unsubscribe(filter: string): Promise<void>;

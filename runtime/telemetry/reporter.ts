@@ -15,14 +15,23 @@
  * reported). Options: encoding 'json'|'cbor', signer (wrap the key with drivers/crypto/ed25519.ts:
  * tweetnacl alone signs in milliseconds), window, config = config.mqtt (its outbox section is used).
  *
+ * - session: a random id chosen at every open (the device process's run, like Sparkplug B's bdSeq),
+ *   in every message, so consumers dedupe on (device, session, seq) and a device whose state dir was
+ *   wiped is not mistaken for a replay. Messages replayed from the journal keep the session they
+ *   were made in.
  * - seq: device-monotonic, one counter for every kind, never reused after a crash: the next seq is
  *   above both the journal's highest and a lease persisted in `seq.state` ahead of use.
  * - Routing per KIND_POLICY (topics.ts): durable kinds go through the outbox (runtime/telemetry/
  *   outbox.ts) — journaled before publish, removed on PUBACK, replayed after a restart, resent in
  *   seq order after every reconnect; telemetry carries an MQTT 5 message expiry (and is dropped
  *   instead of sent once expired). `status` is the retained birth, published on every connect; the
- *   will (retained status "offline") is set before every connect with a seq reserved then — so the
- *   will's seq is below the birth's: order status by arrival; the birth's `willSeq` names its will.
+ *   will (retained status "offline") goes with every CONNECT. Both seqs are reserved together
+ *   before connecting, the birth's first, and both carry the time of the CONNECT: a connection's
+ *   birth and will share `ts`, the will's seq is the next one, so ordering status messages by seq
+ *   (or by ts, then seq) puts the will after the birth it ends and before the next connection's
+ *   birth. The birth names its will (`willSeq`, like Sparkplug's bdSeq): a re-birth on the same
+ *   connection (setBirth) has a later seq and ts but the same `willSeq`, so consumers match an
+ *   "offline" to the birth whose `willSeq` is its seq.
  * - At most `window` QoS 1 publishes in flight (and no more than the broker's Receive Maximum).
  * - MQTT 5: content type (application/json | application/cbor) on every message; user property
  *   `kind` on status, telemetry and events (not on results/detections: it costs throughput).
@@ -59,6 +68,8 @@ export interface ReporterOptions {
   birth?: Record<string, unknown>;
   /** Wall clock, ms since the epoch (message ts, telemetry expiry). */
   now?: () => number;
+  /** This run's session id (default: 64 random bits in hex). */
+  session?: string;
   /** Connect right away (default true). */
   connect?: boolean;
   /** Failures nobody awaits (birth publish, overflow report). */
@@ -115,7 +126,11 @@ export class Reporter {
   readonly #onError: (e: Error) => void;
   readonly #topics: Record<OutgoingKind, string>;
   #birth: Record<string, unknown>;
+  readonly #session: string;
+  /** Seqs of the birth and the will of the next (or current) connection, and when its CONNECT went out. */
+  #birthSeq = -1;
   #willSeq = -1;
+  #connectTs: number | undefined;
   readonly #encodeOptions: { encoding: Encoding; signer?: SigningKey };
   /** Publish options per kind, made once (expiring kinds get a fresh copy with the remaining expiry). */
   readonly #publishOptions: Record<string, PublishOptions>;
@@ -151,6 +166,7 @@ export class Reporter {
     this.#now = o.now ?? Date.now;
     this.#onError = o.onError ?? (() => undefined);
     this.#birth = o.birth ?? {};
+    this.#session = o.session ?? randomSession();
     this.#encodeOptions = { encoding: this.#encoding, ...(this.#signer ? { signer: this.#signer } : {}) };
     // User properties only on the low-rate kinds: mqtt.js encodes them per packet, which cost ~25 % of
     // the QoS 1 results rate in bench/mqtt.ts (0.72× → 0.98× of bare mqtt.js without them).
@@ -182,6 +198,9 @@ export class Reporter {
     return r;
   }
 
+  /** This run's session id, in every message it makes. */
+  get session(): string { return this.#session; }
+
   /** The last seq handed out (−1 before the first). */
   get lastSeq(): number { return this.#next - 1; }
 
@@ -208,7 +227,7 @@ export class Reporter {
     if (kind === 'status') {
       // A status is the (new) birth: remembered for every later connect.
       this.#birth = typeof body === 'object' && body !== null ? { ...(body as Record<string, unknown>) } : { value: body };
-      return this.#publishBirth().then((seq) => ({ seq, stored: Promise.resolve(), delivered: Promise.resolve() }));
+      return this.#publishBirth(true).then((seq) => ({ seq, stored: Promise.resolve(), delivered: Promise.resolve() }));
     }
     // Fast path: the lease covers the next seq (it is extended ahead of need), so no await here.
     if (this.#next >= this.#lease) return this.#takeSeq().then((seq) => this.#publishDurable(kind, body, seq));
@@ -219,7 +238,7 @@ export class Reporter {
     const now = this.#now();
     let payload: Uint8Array;
     try {
-      payload = encodeMessage({ device: this.#address.device, seq, ts: now, kind, body }, this.#encodeOptions);
+      payload = encodeMessage({ device: this.#address.device, session: this.#session, seq, ts: now, kind, body }, this.#encodeOptions);
     } catch (e) {
       return Promise.reject(e as Error);
     }
@@ -246,7 +265,7 @@ export class Reporter {
   /** Updates birth fields and republishes the birth (when connected). */
   async setBirth(fields: Record<string, unknown>): Promise<void> {
     this.#birth = { ...this.#birth, ...fields };
-    if (this.#mqtt.connected) await this.#publishBirth();
+    if (this.#mqtt.connected) await this.#publishBirth(true);
   }
 
   /** Resolves when nothing is unacknowledged; rejects after timeoutMs. */
@@ -338,27 +357,31 @@ export class Reporter {
 
   // --- connection ---------------------------------------------------------------------------------
 
-  #status(body: Record<string, unknown>, seq: number): Uint8Array {
-    return encodeMessage({ device: this.#address.device, seq, ts: this.#now(), kind: 'status', body },
-      { encoding: this.#encoding, ...(this.#signer ? { signer: this.#signer } : {}) });
+  #status(body: Record<string, unknown>, seq: number, ts = this.#now()): Uint8Array {
+    return encodeMessage({ device: this.#address.device, session: this.#session, seq, ts, kind: 'status', body }, this.#encodeOptions);
   }
 
   #statusOptions(): PublishOptions {
     return this.#publishOptions.status!;
   }
 
+  /** Reserves the next connection's birth and will seqs; the will is made at each CONNECT, with its time. */
   #setWill(): void {
-    const seq = this.#takeSeqSync();
-    this.#willSeq = seq;
-    this.#mqtt.setWill({ topic: this.#topics.status, payload: this.#status({ state: 'offline', reason: 'connection lost' }, seq), ...this.#statusOptions() });
+    this.#birthSeq = this.#takeSeqSync();
+    const willSeq = (this.#willSeq = this.#takeSeqSync());
+    this.#connectTs = undefined;
+    this.#mqtt.setWill(() => {
+      this.#connectTs = this.#now();
+      return { topic: this.#topics.status, payload: this.#status({ state: 'offline', reason: 'connection lost' }, willSeq, this.#connectTs), ...this.#statusOptions() };
+    });
   }
 
-  async #publishBirth(): Promise<number> {
-    const seq = await this.#takeSeq();
+  /** The birth of this connection (reserved seq, CONNECT time), or with `rebirth` a new one under a fresh seq. */
+  async #publishBirth(rebirth: boolean): Promise<number> {
+    const seq = rebirth ? await this.#takeSeq() : this.#birthSeq;
     if (!this.#mqtt.connected) return seq;
-    // willSeq pairs this birth with the will the broker holds (reserved before CONNECT, so lower than the birth's seq).
-    const body = { state: 'online', device: this.#address.device, fleet: this.#address.fleet, willSeq: this.#willSeq, ...this.#birth };
-    await this.#mqtt.publish(this.#topics.status, this.#status(body, seq), this.#statusOptions());
+    const body = { state: 'online', device: this.#address.device, fleet: this.#address.fleet, session: this.#session, willSeq: this.#willSeq, ...this.#birth };
+    await this.#mqtt.publish(this.#topics.status, this.#status(body, seq, rebirth ? this.#now() : this.#connectTs ?? this.#now()), this.#statusOptions());
     return seq;
   }
 
@@ -369,7 +392,7 @@ export class Reporter {
     this.#inflight = 0;
     this.#limit = Math.max(1, Math.min(this.#window, info.receiveMaximum));
     // Birth first (retained), then everything unacknowledged in seq order.
-    this.#publishBirth().catch((e: Error) => { if (!(e instanceof NotConnectedError)) this.#onError(e); });
+    this.#publishBirth(false).catch((e: Error) => { if (!(e instanceof NotConnectedError)) this.#onError(e); });
     this.#queue = this.#outbox.pending().filter((e) => e.isWritten);
     this.#head = 0;
     this.#pump();
@@ -466,6 +489,11 @@ class Handle implements Published {
   get seq(): number { return this.entry.seq; }
   get stored(): Promise<void> { return this.entry.stored; }
   get delivered(): Promise<void> { return this.entry.delivered; }
+}
+
+/** 64 random bits in hex (Web Crypto, global in Node ≥ 19 and in browsers). */
+function randomSession(): string {
+  return Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

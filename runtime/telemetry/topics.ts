@@ -9,7 +9,8 @@
  *   <prefix>/<fleet>/<device>/cmd/<name>    signed commands in
  *
  * Every outgoing payload is an envelope (runtime/telemetry/envelope.ts) with the device id, a
- * device-monotonic sequence number and a timestamp, so consumers dedupe on (device, seq).
+ * session id, a sequence number monotonic within it and a timestamp, so consumers dedupe on
+ * (device, session, seq) (envelope.ts).
  */
 
 export const OUTGOING_KINDS = ['status', 'results', 'detections', 'telemetry', 'events'] as const;

@@ -2,7 +2,9 @@
  * Real brokers for tests.
  *
  *   const broker = await Mosquitto.start();          // free 127.0.0.1 port, generated config, temp dir
- *   broker.url                                       // 'mqtt://127.0.0.1:<port>'
+ *   broker.url                                       // 'mqtt://127.0.0.1:<port>' ('mqtts://…' with tls)
+ *   await Mosquitto.start({ tls: { ca, cert, key, requireCertificate: true }, allowAnonymous: false,
+ *     config: ['password_file …', 'acl_file …'] })   // a secured broker (test/helpers/pki.ts makes the files)
  *   await broker.stop();                             // SIGTERM (persists its DB when persistence is on)
  *   await broker.kill();                             // SIGKILL (no goodbye, no save)
  *   await broker.restart();                          // start again on the same port (after stop/kill, or stops first)
@@ -66,6 +68,10 @@ export interface MosquittoOptions {
   persistence?: boolean;
   /** Extra lines for mosquitto.conf (e.g. 'max_inflight_messages 0'). */
   config?: string[];
+  /** TLS on the listener (PEM paths); with requireCertificate clients must show a certificate the CA signed. */
+  tls?: { ca: string; cert: string; key: string; requireCertificate?: boolean };
+  /** Let clients in without credentials (default true). */
+  allowAnonymous?: boolean;
 }
 
 export class Mosquitto {
@@ -75,7 +81,7 @@ export class Mosquitto {
 
   private constructor(readonly port: number, readonly dir: string, private readonly opts: MosquittoOptions) {}
 
-  get url(): string { return `mqtt://127.0.0.1:${this.port}`; }
+  get url(): string { return `${this.opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${this.port}`; }
   /** The broker's log so far (for failure messages). */
   get log(): string { return this.#log; }
   get running(): boolean { return this.#proc !== undefined; }
@@ -93,7 +99,11 @@ export class Mosquitto {
     const conf = join(this.dir, 'mosquitto.conf');
     writeFileSync(conf, [
       `listener ${this.port} 127.0.0.1`,
-      'allow_anonymous true',
+      ...(this.opts.tls ? [
+        `cafile ${this.opts.tls.ca}`, `certfile ${this.opts.tls.cert}`, `keyfile ${this.opts.tls.key}`,
+        `require_certificate ${this.opts.tls.requireCertificate ?? false}`,
+      ] : []),
+      `allow_anonymous ${this.opts.allowAnonymous ?? true}`,
       // Run as root, mosquitto drops to user "mosquitto", who cannot read or write this 0700 temp dir
       // (persistence, certificates); as another user the option has no effect. A caller's own `user` wins.
       ...((this.opts.config ?? []).some((l) => /^\s*user\s/.test(l)) ? [] : [`user ${userInfo().username}`]),

@@ -131,6 +131,14 @@ describe('command verification', () => {
     expect(d.events[0]).toMatchObject({ result: { applied: { powerCapW: 2.5 } } });
   });
 
+  it('JSON with leading whitespace, and the MQTT 5 content type, are recognised; a content type that contradicts the bytes is malformed', async () => {
+    const spaced = Uint8Array.from([...utf8(' \n'), ...cmd('pause-stream', { stream: 'a' })]);
+    expect(await d.processor.handle(topic('pause-stream'), spaced)).toMatchObject({ type: 'command-result', ok: true });
+    expect(await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'b' }, { encoding: 'cbor' }), 'application/cbor')).toMatchObject({ type: 'command-result', ok: true });
+    expect(await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'c' }), 'application/cbor')).toMatchObject({ type: 'command-rejected', reason: 'malformed' });
+    expect(d.target.calls).toEqual([['pauseStream', 'a'], ['pauseStream', 'b']]);
+  });
+
   it('a handler that throws is reported as ok:false, counted, and the next command runs', async () => {
     d.target.failNext = new Error('no stream camera2');
     const e = await d.processor.handle(topic('pause-stream'), cmd('pause-stream', { stream: 'camera2' }));

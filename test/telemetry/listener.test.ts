@@ -39,7 +39,7 @@ describe('Listener', () => {
     // Another device's seqs are its own.
     expect(l.accept(topicOf('cam-2'), encodeMessage(msg(5, { device: 'cam-2' }))).status).toBe('new');
     const s = l.summary();
-    expect(s.devices['cam-1']).toEqual({ received: 10, unique: 7, duplicates: 3, gaps: 1, lowestSeq: 5, highestSeq: 12 });
+    expect(s.devices['cam-1']).toEqual({ received: 10, unique: 7, duplicates: 3, gaps: 1, sessions: 1, session: '', lowestSeq: 5, highestSeq: 12 });
     expect(s.devices['cam-2']).toMatchObject({ received: 1, unique: 1, duplicates: 0, gaps: 0 });
     expect(s).toMatchObject({ received: 11, unique: 8, duplicates: 3, gaps: 1 });
     // The late seq 11 closes the gap; an earlier one (a resend from before the first seen) is new too.
@@ -84,6 +84,72 @@ describe('Listener', () => {
     expect(strict.accept(topicOf(), forged)).toMatchObject({ status: 'rejected', reason: 'forged-signature' });
     expect(strict.accept(topicOf(), encodeMessage(msg(3), { signer: device, encoding: 'cbor' }))).toMatchObject({ status: 'new' });
     expect(strict.summary()).toMatchObject({ unique: 1, rejected: { unsigned: 1, 'unknown-key': 1, 'forged-signature': 1 } });
+  });
+
+  it('dedupes within a session: a device whose state was wiped (seq back at 0, new session) is not dropped; messages without a session still dedupe', () => {
+    const l = new Listener({ prefix: PREFIX });
+    for (let s = 0; s < 50; s++) expect(l.accept(topicOf(), encodeMessage(msg(s, { session: 'boot-a' }))).status).toBe('new');
+    expect(l.accept(topicOf(), encodeMessage(msg(7, { session: 'boot-a' }))).status).toBe('duplicate');
+    // The state dir was wiped: the next run starts at seq 0 again, in a session of its own.
+    for (let s = 0; s < 20; s++) expect(l.accept(topicOf(), encodeMessage(msg(s, { session: 'boot-b' }))).status).toBe('new');
+    expect(l.accept(topicOf(), encodeMessage(msg(3, { session: 'boot-b' }))).status).toBe('duplicate');
+    // A late resend of the first run is still recognised.
+    expect(l.accept(topicOf(), encodeMessage(msg(49, { session: 'boot-a' }))).status).toBe('duplicate');
+    expect(l.summary().devices['cam-1']).toEqual({ received: 73, unique: 70, duplicates: 3, gaps: 0, sessions: 2, session: 'boot-a', lowestSeq: 0, highestSeq: 49 });
+    // Old devices send no session: dedupe on (device, seq) as before.
+    const old = new Listener({ prefix: PREFIX });
+    expect(old.accept(topicOf(), encodeMessage(msg(1))).status).toBe('new');
+    expect(old.accept(topicOf(), encodeMessage(msg(1))).status).toBe('duplicate');
+  });
+
+  it('a forged unsigned message with a huge seq cannot blind the listener to a signed device; --require-signed ignores it entirely', async () => {
+    const trust = await TrustStore.open(new FsStorage(join(root, 'trust-forgery'), 0o600));
+    await trust.add('cam-1', device.publicKey);
+    const genuine = (seq: number): Uint8Array => encodeMessage(msg(seq, { session: 's1' }), { signer: device });
+    const forgeries = [msg(9_000_000, { session: 's1' }), msg(9_000_000), msg(Number.MAX_SAFE_INTEGER, { session: 's1' })].map((m) => encodeMessage(m));
+    for (const requireSigned of [false, true]) {
+      const l = new Listener({ prefix: PREFIX, trust, requireSigned });
+      expect(l.accept(topicOf(), genuine(1)).status).toBe('new');
+      for (const f of forgeries) l.accept(topicOf(), f);
+      // An attacker with a key of its own has a stream of its own too.
+      l.accept(topicOf(), encodeMessage(msg(9_000_000, { session: 's1' }), { signer: stranger }));
+      for (let s = 2; s <= 10; s++) expect(l.accept(topicOf(), genuine(s)).status, `requireSigned ${requireSigned}, seq ${s}`).toBe('new');
+      expect(l.accept(topicOf(), genuine(5)).status).toBe('duplicate');
+      const s = l.summary();
+      if (requireSigned) {
+        expect(s.rejected).toMatchObject({ unsigned: 3, 'unknown-key': 1 });
+        expect(s.devices['cam-1']).toMatchObject({ received: 11, unique: 10, duplicates: 1, sessions: 1, session: 's1', lowestSeq: 1, highestSeq: 10 });
+      } else {
+        expect(s.devices['cam-1']).toMatchObject({ unique: 14, duplicates: 1, sessions: 4 });
+      }
+    }
+  });
+
+  it('keeps a bounded number of sessions per device; one that comes back after eviction counts as new, never as lost', () => {
+    const l = new Listener({ prefix: PREFIX, maxSessions: 3 });
+    for (let b = 0; b < 10; b++) for (let s = 0; s < 5; s++) l.accept(topicOf(), encodeMessage(msg(s, { session: `boot-${b}` })));
+    expect(l.summary().devices['cam-1']).toMatchObject({ received: 50, unique: 50, sessions: 10, session: 'boot-9' });
+    expect(l.accept(topicOf(), encodeMessage(msg(4, { session: 'boot-9' }))).status).toBe('duplicate');
+    expect(l.accept(topicOf(), encodeMessage(msg(4, { session: 'boot-0' }))).status).toBe('new');
+    // Scattered seqs in many streams share one window of memory per device.
+    const m = new Listener({ prefix: PREFIX, window: 64 });
+    for (let b = 0; b < 8; b++) for (let s = 0; s < 200; s += 2) m.accept(topicOf(), encodeMessage(msg(s, { session: `boot-${b}` })));
+    expect(m.remembered('cam-1')).toBeLessThanOrEqual(64);
+    expect(m.summary().devices['cam-1']).toMatchObject({ unique: 800, sessions: 8 });
+  });
+
+  it('recognises JSON with leading whitespace or a BOM, by MQTT 5 content type, and CBOR otherwise', () => {
+    const l = new Listener({ prefix: PREFIX });
+    const text = JSON.stringify(msg(1, { session: 'x' }));
+    const utf8 = (t: string): Uint8Array => new TextEncoder().encode(t);
+    expect(l.accept(topicOf(), utf8(` \r\n\t${text}`))).toMatchObject({ status: 'new', message: { seq: 1 } });
+    expect(l.accept(topicOf(), Uint8Array.from([0xef, 0xbb, 0xbf, ...utf8(JSON.stringify(msg(2)))]))).toMatchObject({ status: 'new', message: { seq: 2 } });
+    expect(l.accept(topicOf(), encodeMessage(msg(3), { encoding: 'cbor' }))).toMatchObject({ status: 'new', message: { seq: 3 } });
+    expect(l.accept(topicOf(), encodeMessage(msg(4), { encoding: 'cbor' }), { contentType: 'application/cbor' })).toMatchObject({ status: 'new' });
+    expect(l.accept(topicOf(), utf8(JSON.stringify(msg(5))), { contentType: 'application/json; charset=utf-8' })).toMatchObject({ status: 'new' });
+    // The content type decides when it names an encoding: JSON bytes labelled CBOR are malformed.
+    expect(l.accept(topicOf(), utf8(JSON.stringify(msg(6))), { contentType: 'application/cbor' })).toMatchObject({ status: 'rejected', reason: 'malformed', detail: expect.stringContaining('CBOR') });
+    expect(l.accept(topicOf(), utf8(JSON.stringify(msg(7, { session: 'a b' }))))).toMatchObject({ status: 'rejected', reason: 'malformed', detail: expect.stringContaining('session') });
   });
 
   it('refuses malformed messages and messages whose device or kind disagrees with the topic; keeps retained ones out of the counts', () => {
@@ -156,24 +222,28 @@ describeMosquitto('edgerun listen on Mosquitto', () => {
     expect(got.map((m) => [m.kind, m.seq])).toEqual([['results', 1], ['results', 2], ['results', 3], ['results', 5], ['events', 7]]);
     expect(got[0]).toEqual({ topic: topicOf(), device: 'cam-1', seq: 1, ts: msg(1).ts, kind: 'results', body: { seq: 1 }, signedBy: { fingerprint: fingerprint(device.publicKey), name: 'cam-1' } });
     const s = summaryOf(l.stdout());
-    expect(s.devices['cam-1']).toMatchObject({ unique: 5, duplicates: 2, gaps: 2 }); // 4 missing, 6 a kind not listened to
+    // 4 missing; the unsigned events message (seq 7) is a stream of its own, apart from the signed ones.
+    expect(s.devices['cam-1']).toMatchObject({ unique: 5, duplicates: 2, gaps: 1, sessions: 2 });
     expect(got[4]).toMatchObject({ kind: 'events', body: { type: 'x' } });
     expect(got[4]!.signedBy).toBeUndefined();
   });
 
-  it('--require-signed refuses unsigned and untrusted messages (reported on stderr)', async () => {
+  it('--require-signed ignores unsigned and untrusted messages — a flood of forgeries with huge seqs included — counting them, showing only the first few', async () => {
     const keyDir = join(root, 'strict-keys');
     await (await TrustStore.open(new FsStorage(keyDir, 0o600))).add('cam-9', device.publicKey);
     const l = await listen(['--url', broker.url, '--fleet', 'strict', '--count', '1', '--timeout', '30', '--json', '--require-signed', '--key-dir', keyDir]);
+    const forgeries = Array.from({ length: 20 }, (_, i) => ({ topic: topicOf('cam-9', 'results', 'strict'), payload: encodeMessage(msg(9_000_000 + i, { device: 'cam-9' })) }));
     await publishAll(broker.url, [
-      { topic: topicOf('cam-9', 'results', 'strict'), payload: encodeMessage(msg(1, { device: 'cam-9' })) },
+      ...forgeries,
       { topic: topicOf('cam-9', 'results', 'strict'), payload: encodeMessage(msg(2, { device: 'cam-9' }), { signer: stranger }) },
       { topic: topicOf('cam-9', 'results', 'strict'), payload: encodeMessage(msg(3, { device: 'cam-9' }), { signer: device }) },
     ]);
     expect(await l.exited).toBe(0);
     expect(records(l.stdout()).map((m) => m.seq)).toEqual([3]);
-    expect(l.stderr()).toMatch(/rejected \(unsigned\)/);
+    expect(l.stderr().match(/rejected \(unsigned\)/g)).toHaveLength(5);
+    expect(l.stderr()).toContain("further 'unsigned' rejections are counted in the summary, not shown");
     expect(l.stderr()).toMatch(/rejected \(unknown-key\)/);
+    expect(summaryOf(l.stdout())).toMatchObject({ unique: 1, rejected: { unsigned: 20, 'unknown-key': 1 } });
   });
 
   it('a persistent session (--client-id) gets what was published while the listener was away', async () => {

@@ -1,7 +1,8 @@
 /**
  * The operator's journey with nothing but the CLI, every part real: keys made and exchanged with
- * `edgerun keys`, a signing device (`edgerun serve`) on a real Mosquitto (MQTT 5), its signed
- * results read with `edgerun listen --require-signed`, and signed commands sent with `edgerun cmd --wait`.
+ * `edgerun keys`, a signing device (`edgerun serve`) on a real broker, its signed results read with
+ * `edgerun listen --require-signed`, and signed commands sent with `edgerun cmd --wait`. The same
+ * journey on Mosquitto (MQTT 5) and on RabbitMQ's MQTT plugin (MQTT 3.1.1): no code change between them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,9 +11,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { edgerun, lastJson, repoRoot } from '../helpers/cli.js';
 import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
+import { RabbitMq, describeRabbitMq } from '../helpers/rabbitmq.js';
 
-describeMosquitto('operator CLI journey: keys, serve, listen, cmd', () => {
-  let broker: Mosquitto;
+interface Broker { url: string; dispose(): Promise<void> }
+
+function journey(start: () => Promise<Broker>, protocol: 4 | 5): void {
+  let broker: Broker;
   let dir: string;
   let serve: ChildProcess | undefined;
   let serveLog = '';
@@ -20,7 +24,7 @@ describeMosquitto('operator CLI journey: keys, serve, listen, cmd', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'edgerun-journey-'));
-    broker = await Mosquitto.start({ persistence: false });
+    broker = await start();
   });
   afterAll(async () => {
     serve?.kill('SIGKILL');
@@ -45,7 +49,7 @@ describeMosquitto('operator CLI journey: keys, serve, listen, cmd', () => {
     ok(await edgerun(['keys', 'trust', devicePub, '--dir', listenerKeys]));
 
     // The device, signing what it publishes.
-    serve = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', broker.url, '--model', 'models/mlp.onnx', '--rate', '20', '--state-dir', join(dir, 'state')], {
+    serve = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', broker.url, '--protocol', String(protocol), '--model', 'models/mlp.onnx', '--rate', '20', '--state-dir', join(dir, 'state')], {
       cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env, EDGERUN_DEVICE__ID: DEVICE, EDGERUN_DEVICE__FLEET: 'field', EDGERUN_SECURITY__KEY_DIR: deviceKeys, EDGERUN_SECURITY__SIGN: 'true',
@@ -57,7 +61,7 @@ describeMosquitto('operator CLI journey: keys, serve, listen, cmd', () => {
     const served = new Promise<number | null>((resolve) => serve!.once('exit', (code) => resolve(code)));
 
     // A strict listener: only messages signed by a trusted key.
-    const listen = await edgerun(['listen', '--url', broker.url, '--fleet', 'field', '--kinds', 'results', '--require-signed', '--key-dir', listenerKeys, '--count', '5', '--timeout', '120', '--json']);
+    const listen = await edgerun(['listen', '--url', broker.url, '--protocol', String(protocol), '--fleet', 'field', '--kinds', 'results', '--require-signed', '--key-dir', listenerKeys, '--count', '5', '--timeout', '120', '--json']);
     expect(listen.code, `${listen.stderr}\n--- device ---\n${serveLog.slice(-3000)}`).toBe(0);
     const results = listen.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => !('summary' in l));
     expect(results).toHaveLength(5);
@@ -66,7 +70,7 @@ describeMosquitto('operator CLI journey: keys, serve, listen, cmd', () => {
 
     // Commands: pause the stream, then a command the device refuses to carry out.
     const key = join(operatorDir, 'operator.key');
-    const cmd = (name: string, args: string) => edgerun(['cmd', DEVICE, name, '--args', args, '--key', key, '--url', broker.url, '--fleet', 'field', '--wait', '60', '--json']);
+    const cmd = (name: string, args: string) => edgerun(['cmd', DEVICE, name, '--args', args, '--key', key, '--url', broker.url, '--protocol', String(protocol), '--fleet', 'field', '--wait', '60', '--json']);
     const paused = await cmd('pause-stream', '{"stream":"mlp"}');
     expect(paused.code, `${paused.stdout}${paused.stderr}\n--- device ---\n${serveLog.slice(-3000)}`).toBe(0);
     expect(lastJson(paused.stdout)).toMatchObject({ type: 'command-result', command: 'pause-stream', ok: true, signer: { name: 'operator' } });
@@ -79,4 +83,11 @@ describeMosquitto('operator CLI journey: keys, serve, listen, cmd', () => {
     serve.kill('SIGTERM');
     expect(await served).toBe(0);
   });
+}
+
+describeMosquitto('operator CLI journey on Mosquitto (MQTT 5): keys, serve, listen, cmd', () => {
+  journey(() => Mosquitto.start({ persistence: false }), 5);
+});
+describeRabbitMq('operator CLI journey on RabbitMQ (MQTT 3.1.1): keys, serve, listen, cmd', () => {
+  journey(RabbitMq.start, 4);
 });

@@ -16,6 +16,7 @@ import { Reporter, type ReporterOptions } from '../../runtime/telemetry/reporter
 import type { MqttPort } from '../../runtime/telemetry/mqtt-port.js';
 import { deviceTopic, type DeviceAddress } from '../../runtime/telemetry/topics.js';
 import { Mosquitto, describeMosquitto, startAedes, type AedesHandle } from '../helpers/mosquitto.js';
+import { RabbitMq, describeRabbitMq } from '../helpers/rabbitmq.js';
 import { repoRoot } from '../helpers/cli.js';
 import { until } from '../helpers/until.js';
 
@@ -94,6 +95,17 @@ const aedesCase: BrokerCase = {
   start: async () => {
     const a: AedesHandle = await startAedes();
     return { url: a.url, stop: () => a.crash(), restart: () => a.restart(), close: () => a.close() };
+  },
+};
+
+const rabbitCase: BrokerCase = {
+  name: 'RabbitMQ MQTT plugin (MQTT 3.1.1)',
+  protocolVersion: 4,
+  // A clean stop keeps durable session queues and their persistent (QoS 1) messages.
+  keepsAcknowledged: true,
+  start: async () => {
+    const r = await RabbitMq.start();
+    return { url: r.url, stop: () => r.stop(), restart: () => r.restart(), close: () => r.dispose() };
   },
 };
 
@@ -177,7 +189,16 @@ function brokerSuite(bc: BrokerCase): void {
       const births = sub.got.filter((g) => (g.message.body as { state: string }).state === 'online');
       const will = sub.got.find((g) => (g.message.body as { reason?: string }).reason === 'connection lost')!;
       expect((births[0]!.message.body as { willSeq: number }).willSeq).toBe(will.message.seq);
-      expect(Math.min(...births.slice(1).map((b) => b.message.seq))).toBeGreaterThan(Math.max(...births.slice(0, 1).map((b) => b.message.seq)));
+      // The will comes after the birth it ends, by seq and by ts (it carries its CONNECT's time, as the
+      // birth does), and before the next connection's birth.
+      expect(will.message.seq).toBe(births[0]!.message.seq + 1);
+      expect(will.message.ts).toBeGreaterThanOrEqual(births[0]!.message.ts);
+      expect(births[1]!.message.seq).toBeGreaterThan(will.message.seq);
+      expect(births[1]!.message.ts).toBeGreaterThanOrEqual(will.message.ts);
+      // Each run of the reporter is a session of its own, named in every message and in the birth.
+      expect(births[0]!.message.session).toBe(will.message.session);
+      expect(births[1]!.message.session).not.toBe(births[0]!.message.session);
+      expect((births[1]!.message.body as { session: string }).session).toBe(births[1]!.message.session);
     });
 
     it('loses nothing when the broker restarts mid-stream: every seq arrives, resends counted', async () => {
@@ -327,4 +348,7 @@ describeMosquitto('Reporter on Mosquitto', () => {
 });
 describe('Reporter on Aedes', () => {
   brokerSuite(aedesCase);
+});
+describeRabbitMq('Reporter on RabbitMQ', () => {
+  brokerSuite(rabbitCase);
 });

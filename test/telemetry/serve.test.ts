@@ -34,9 +34,10 @@ describe('edgerun serve (real process, embedded broker)', () => {
   let proc: ChildProcess | undefined;
   let log = '';
 
-  const start = (env: Record<string, string> = {}, stateDir = join(dir, 'state'), args: string[] = []): { exit: Promise<{ code: number | null; signal: string | null }> } => {
+  /** `env` values undefined remove a variable; `url` replaces the broker's. */
+  const start = (env: Record<string, string | undefined> = {}, stateDir = join(dir, 'state'), args: string[] = [], url = broker.url): { exit: Promise<{ code: number | null; signal: string | null }> } => {
     log = '';
-    proc = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', broker.url, '--model', 'models/mlp.onnx', '--rate', '40', '--state-dir', stateDir, ...args], {
+    proc = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', url, '--model', 'models/mlp.onnx', '--rate', '40', '--state-dir', stateDir, ...args], {
       cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env, EDGERUN_DEVICE__ID: DEVICE, EDGERUN_DEVICE__FLEET: 'test', EDGERUN_MQTT__PROTOCOL_VERSION: '4',
@@ -199,7 +200,39 @@ describe('edgerun serve (real process, embedded broker)', () => {
     expect(tel.m.body.guards.mlp).toMatchObject({ model: 'mlp', state: 'ok' });
     expect(tel.m.body.deviceAgeS).toBeGreaterThan(0);
     expect(tel.m.body.models.mlp).toMatchObject({ placement: 'accelerator', backend: 'analog' });
+    const stopMark = got.length;
     proc!.kill('SIGTERM');
     expect(await run.exit).toEqual({ code: 0, signal: null });
+    // The last telemetry describes the device as it ran: the accelerator healthy, the model loaded on it.
+    await until('status offline', () => of('status', stopMark).find((g) => g.m.body.state === 'offline'), 30_000, ctx);
+    const last = of('telemetry', stopMark).at(-1);
+    expect(last, ctx()).toBeDefined();
+    expect(last!.m.body.models.mlp).toMatchObject({ state: 'serving', loaded: true, accelerator: { state: 'healthy' } });
+  });
+
+  it('keeps keys, trust store and replay state in --state-dir, and never prints the password of --url', { timeout: 180_000 }, async () => {
+    const mark = got.length;
+    const stateDir = join(dir, 'state-own-keys');
+    const keys = new FsStorage(join(stateDir, 'keys'), 0o600);
+    await (await TrustStore.open(keys)).add('operator', operator.publicKey);
+    await keys.close();
+    const url = broker.url.replace('mqtt://', 'mqtt://device:s3cret-pw@');
+    const run = start({ EDGERUN_SECURITY__KEY_DIR: undefined, EDGERUN_SECURITY__SIGN: 'true' }, stateDir, [], url);
+    await until('results', () => of('results', mark).length >= 2, 60_000, ctx);
+    const signed = decodeMessage(await new Promise<Uint8Array>((resolve) => {
+      const c = mqtt.connect(broker.url, { protocolVersion: 4 });
+      c.on('message', (_t, p) => { resolve(new Uint8Array(p)); c.end(true); });
+      void c.subscribeAsync(`${ROOT}/results`, { qos: 0 });
+    }));
+    const deviceKey = JSON.parse(readFileSync(join(stateDir, 'keys', 'device.key'), 'utf8')) as { publicKey: string };
+    expect(Buffer.from(signed.signedBy!).toString('base64')).toBe(deviceKey.publicKey);
+    await send('pause-stream', { stream: 'mlp' });
+    const paused = await until('pause-stream result', () => commandEvent('pause-stream', mark), 30_000, ctx);
+    expect(paused.m.body.ok).toBe(true);
+    expect(JSON.parse(readFileSync(join(stateDir, 'keys', 'command-replay.json'), 'utf8'))).toBeTruthy();
+    proc!.kill('SIGTERM');
+    expect(await run.exit).toEqual({ code: 0, signal: null });
+    expect(log).toContain('mqtt://device:***@127.0.0.1');
+    expect(log).not.toContain('s3cret-pw');
   });
 });

@@ -10,7 +10,8 @@ import { decodeMessage } from '../../../runtime/telemetry/envelope.js';
 import { fingerprint, parseKeyFile } from '../../../runtime/telemetry/keys.js';
 import { commandTopic, deviceTopic, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
-import { toolClient } from './listen.js';
+import { checkBrokerUrl, redactUrl } from '../../../drivers/mqtt/broker-url.js';
+import { DEFAULT_URL, toolClient } from './listen.js';
 
 export interface CmdOptions {
   args?: string;
@@ -31,6 +32,7 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => 
 
 export async function cmdCommand(device: string, name: string, opts: CmdOptions, global: GlobalOptions): Promise<void> {
   const config = await loadConfig(global);
+  const url = checkBrokerUrl(opts.url ?? config.mqtt.url ?? DEFAULT_URL);
   let args: unknown = {};
   if (opts.args !== undefined) {
     try {
@@ -46,12 +48,23 @@ export async function cmdCommand(device: string, name: string, opts: CmdOptions,
   const ts = Date.now();
   const payload = buildCommand({ device, name, args, signer, nonce, ts, encoding: opts.encoding ?? config.mqtt.encoding });
 
-  const mqtt = toolClient(config, { url: opts.url, clientId: `edgerun-cmd-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.protocol });
-  const connected = new Promise<void>((resolve) => mqtt.onConnect(() => resolve()));
+  let refused!: (reason: string) => void;
+  let lastError: string | undefined;
+  const mqtt = toolClient(config, {
+    url, clientId: `edgerun-cmd-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.protocol,
+    onRefused: (reason) => refused(reason),
+    onError: (message) => { lastError = message; },
+  });
+  const connected = new Promise<void>((resolve, reject) => {
+    mqtt.onConnect(() => resolve());
+    refused = (reason) => reject(new Error(`the broker at ${redactUrl(url)} refused the connection: ${reason}`));
+  });
   let outcome: Promise<Record<string, unknown>> | undefined;
   try {
     mqtt.connect();
-    await withTimeout(connected, 10_000, `could not connect to the broker`);
+    await withTimeout(connected, 10_000, `could not connect to the broker at ${redactUrl(url)}`).catch((e: Error) => {
+      throw lastError && !e.message.includes('refused') ? new Error(`${e.message}: ${lastError}`) : e;
+    });
     if (opts.wait !== undefined) {
       const events = deviceTopic(address, 'events');
       outcome = new Promise((resolve) => {

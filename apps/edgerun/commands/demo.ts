@@ -3,7 +3,7 @@
  *   1. the embedded MQTT broker (Aedes; TCP and WebSocket), on 1883/8883 when free, else free ports;
  *   2. a demo device — the `serve` daemon in-process — streaming results of both bundled models on
  *      the bundled Fashion-MNIST subset, with telemetry, events and signed commands;
- *   3. a listener (runtime/telemetry/listener.ts, dedupe on (device, seq)) printing a live summary;
+ *   3. a listener (runtime/telemetry/listener.ts, dedupe on (device, session, seq)) printing a live summary;
  *   4. the dashboard (apps/dashboard), on http://127.0.0.1:8080/ when free, else a free port;
  * halfway it sends the device a signed command (run the CNN digitally) and shows its effect. It
  * ends by itself after --seconds (or on Ctrl-C) with exit code 0, saying where to look meanwhile.

@@ -1,12 +1,12 @@
 /**
  * `edgerun keys gen|show|trust|untrust|list`: the device's (or an operator's) ed25519 key pair and
  * the trust store of keys allowed to sign commands. Files live in --dir (default: config
- * security.keyDir) with mode 0600.
+ * security.keyDir, else state/keys) with mode 0600.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { KeyStore, TrustStore, checkKeyName, parsePublicKey, publicInfo } from '../../../runtime/telemetry/keys.js';
-import { loadConfig, type GlobalOptions } from '../context.js';
+import { keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
 
 export interface KeysOptions {
@@ -20,7 +20,7 @@ export interface KeysOptions {
 /** The key directory and file names; `create` makes the directory (0700) when it is missing. */
 async function location(opts: KeysOptions, global: GlobalOptions, create: boolean): Promise<{ dir: string; keyFile: string; trustFile: string; storage: FsStorage }> {
   const config = await loadConfig(global);
-  const dir = opts.dir ?? config.security.keyDir;
+  const dir = opts.dir ?? keyDirOf(config);
   if (opts.name !== undefined) checkKeyName(opts.name);
   const keyFile = opts.file ?? (opts.name !== undefined ? `${opts.name}.key` : config.security.keyFile);
   if (!create && !existsSync(dir)) throw new Error(`no key directory ${dir} (create keys with \`edgerun keys gen\`, or give --dir)`);
@@ -70,7 +70,7 @@ export async function keysUntrustCommand(nameOrFingerprint: string, opts: KeysOp
 
 export async function keysListCommand(opts: KeysOptions, global: GlobalOptions): Promise<void> {
   const config = await loadConfig(global);
-  const dir = opts.dir ?? config.security.keyDir;
+  const dir = opts.dir ?? keyDirOf(config);
   const trustFile = config.security.trustedKeysFile;
   const keys = existsSync(dir) ? (await TrustStore.open(new FsStorage(dir, 0o600), trustFile)).list() : [];
   if (opts.json) {

@@ -1,21 +1,27 @@
 /**
  * `edgerun listen`: subscribe to a fleet's messages and print them as JSON lines
- * {topic, device, seq, ts, kind, body, signedBy?} (to --out when given), deduplicated on
- * (device, seq), signatures checked; a summary per device (received, unique, duplicates, gaps) on
- * exit and every --summary-every seconds. --share splits the messages among the listeners of a
- * group (MQTT 5 shared subscription); --client-id keeps a persistent session, so a listener that
- * comes back gets what the broker queued meanwhile.
+ * {topic, device, session, seq, ts, kind, body, signedBy?} (to --out when given), deduplicated on
+ * (device, signer, session, seq), signatures checked; a summary per device (received, unique,
+ * duplicates, gaps) on exit and every --summary-every seconds. --share splits the messages among
+ * the listeners of a group (MQTT 5 shared subscription); --client-id keeps a persistent session, so
+ * a listener that comes back gets what the broker queued meanwhile.
+ *
+ * Exit 1 when the broker refuses the credentials (at once), when --timeout passes without a
+ * connection, or when --count was not reached; a one-line reason on stderr. The URL's password is
+ * never printed.
  */
 import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { existsSync, type WriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import type { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
+import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
+import { connectRefusal, type MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import type { Config } from '../../../runtime/config.js';
 import { TrustStore } from '../../../runtime/telemetry/keys.js';
-import { Listener, type ListenSummary } from '../../../runtime/telemetry/listener.js';
+import { Listener, type ListenRejectReason, type ListenSummary } from '../../../runtime/telemetry/listener.js';
 import { OUTGOING_KINDS, fleetFilter, type OutgoingKind } from '../../../runtime/telemetry/topics.js';
-import { brokerClient, loadConfig, type GlobalOptions } from '../context.js';
+import { brokerClient, keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
 
 export interface ListenOptions {
   url?: string;
@@ -37,13 +43,40 @@ export interface ListenOptions {
 
 export const DEFAULT_URL = 'mqtt://127.0.0.1:1883';
 
+/** Rejections shown per reason; the rest are only counted (a flood of forgeries must not flood stderr). */
+const SHOWN_REJECTIONS = 5;
+
+const OPEN_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: 'its directory does not exist', ENOTDIR: 'a parent is not a directory', EISDIR: 'it is a directory', EACCES: 'permission denied', EROFS: 'read-only file system',
+};
+
+export interface ToolClientOptions {
+  url?: string;
+  clientId: string;
+  clean: boolean;
+  protocol?: number;
+  /** The broker refused the connection for good (credentials, authorisation, protocol): the reason. */
+  onRefused: (reason: string) => void;
+  /** Other connection errors (retried), each new one once; default: printed on stderr. */
+  onError?: (message: string) => void;
+}
+
 /** An MQTT client for a command-line tool, with the broker settings of the config. */
-export function toolClient(config: Config, o: { url?: string; clientId: string; clean: boolean; protocol?: number }): MqttClient {
+export function toolClient(config: Config, o: ToolClientOptions): MqttClient {
+  let last: string | undefined;
+  const onError = o.onError ?? ((message: string) => console.error(`edgerun: mqtt: ${message}`));
   return brokerClient(config, {
     url: o.url ?? config.mqtt.url ?? DEFAULT_URL, clientId: o.clientId, clean: o.clean,
     ...(o.protocol !== undefined ? { protocolVersion: o.protocol as 4 | 5 } : {}),
     reconnect: { initialMs: 250, maxMs: 5_000 },
-    onError: (e) => console.error(`edgerun: mqtt: ${e.message}`),
+    onError: (e) => {
+      const refused = connectRefusal(e);
+      // One line each: TLS errors carry OpenSSL's multi-line detail.
+      const message = e.message.replace(/\s+/g, ' ').trim();
+      if (refused) o.onRefused(refused);
+      else if (message !== last) onError(message);
+      last = message;
+    },
   });
 }
 
@@ -58,7 +91,10 @@ export function parseKinds(list: string | undefined): OutgoingKind[] {
 function summaryText(s: ListenSummary): string {
   const rejected = Object.entries(s.rejected).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ');
   const lines = [`received ${s.received}, unique ${s.unique}, duplicates ${s.duplicates}, gaps ${s.gaps}${rejected ? `, rejected: ${rejected}` : ''}`];
-  for (const [d, c] of Object.entries(s.devices)) lines.push(`  ${d}: received ${c.received}, unique ${c.unique}, duplicates ${c.duplicates}, gaps ${c.gaps} (seq ${c.lowestSeq}..${c.highestSeq})`);
+  for (const [d, c] of Object.entries(s.devices)) {
+    const latest = c.sessions > 1 ? `${c.sessions} sessions, the latest ` : '';
+    lines.push(`  ${d}: received ${c.received}, unique ${c.unique}, duplicates ${c.duplicates}, gaps ${c.gaps} (${latest}seq ${c.lowestSeq}..${c.highestSeq})`);
+  }
   return lines.join('\n');
 }
 
@@ -69,27 +105,44 @@ export async function listenCommand(opts: ListenOptions, global: GlobalOptions):
   const all = kinds.length === OUTGOING_KINDS.length;
   const filters = (all ? ['+' as const] : kinds).map((k) => fleetFilter(prefix, opts.fleet, k, opts.share));
   const url = opts.url ?? config.mqtt.url ?? DEFAULT_URL;
+  const shownUrl = redactUrl(url);
 
-  const keyDir = opts.keyDir ?? config.security.keyDir;
+  const keyDir = opts.keyDir ?? keyDirOf(config);
   let trust: TrustStore | undefined;
   if (existsSync(keyDir)) trust = await TrustStore.open(new FsStorage(keyDir, 0o600), config.security.trustedKeysFile);
   if (opts.requireSigned && !trust?.list().length) throw new Error(`--require-signed but no trusted keys in ${keyDir}/${config.security.trustedKeysFile} (add device keys with \`edgerun keys trust\`)`);
   const listener = new Listener({ prefix, trust, requireSigned: opts.requireSigned, verify: nativeVerify });
 
-  const out: WriteStream | NodeJS.WriteStream = opts.out ? createWriteStream(opts.out, { flags: 'a' }) : process.stdout;
   const log = (line: string): void => { if (!opts.quiet) console.error(line); };
   const persistent = opts.clientId !== undefined;
-  const mqtt = toolClient(config, { url, clientId: opts.clientId ?? `edgerun-listen-${randomBytes(6).toString('hex')}`, clean: !persistent, protocol: opts.protocol });
-
   let unique = 0;
   let done = false;
+  let failure: string | undefined;
+  let lastError: string | undefined;
   let finish!: (why: string) => void;
-  const finished = new Promise<string>((resolve) => { finish = (why) => { done = true; resolve(why); }; });
+  const finished = new Promise<string>((resolve) => { finish = (why) => { if (!done) { done = true; resolve(why); } }; });
+  const fail = (reason: string): void => { failure ??= reason; finish('failed'); };
+  const mqtt = toolClient(config, {
+    url, clientId: opts.clientId ?? `edgerun-listen-${randomBytes(6).toString('hex')}`, clean: !persistent, protocol: opts.protocol,
+    onRefused: (reason) => fail(`the broker at ${shownUrl} refused the connection: ${reason}`),
+    onError: (message) => { lastError = message; log(`edgerun listen: mqtt: ${message}`); },
+  });
+
+  // Opened before connecting: a path that cannot be written is an error now, not a crash later.
+  let out: WriteStream | NodeJS.WriteStream = process.stdout;
+  if (opts.out) {
+    const file = await open(opts.out, 'a').catch((e: NodeJS.ErrnoException) => { throw new Error(`--out ${opts.out}: cannot append to it (${OPEN_ERRORS[e.code ?? ''] ?? e.message})`); });
+    out = file.createWriteStream();
+    out.on('error', (e) => fail(`--out ${opts.out}: ${e.message}`));
+  }
+  const shownRejections: Partial<Record<ListenRejectReason, number>> = {};
   mqtt.onMessage((m) => {
     if (done) return; // what arrives after --count or the timeout is not taken
-    const o = listener.accept(m.topic, m.payload, { retained: m.retain });
+    const o = listener.accept(m.topic, m.payload, { retained: m.retain, ...(m.contentType ? { contentType: m.contentType } : {}) });
     if (o.status === 'rejected') {
-      log(`edgerun listen: rejected (${o.reason}) on ${o.topic}: ${o.detail}`);
+      const n = (shownRejections[o.reason] = (shownRejections[o.reason] ?? 0) + 1);
+      if (n <= SHOWN_REJECTIONS) log(`edgerun listen: rejected (${o.reason}) on ${o.topic}: ${o.detail}`);
+      if (n === SHOWN_REJECTIONS) log(`edgerun listen: further '${o.reason}' rejections are counted in the summary, not shown`);
       return;
     }
     if (o.status === 'duplicate') return;
@@ -97,9 +150,11 @@ export async function listenCommand(opts: ListenOptions, global: GlobalOptions):
     if (o.status === 'new' && opts.count !== undefined && ++unique >= opts.count) finish('count');
   });
   let ready = false;
+  let everConnected = false;
   mqtt.onConnect(() => {
+    everConnected = true;
     void Promise.all(filters.map((f) => mqtt.subscribe(f, 1))).then(() => {
-      if (!ready) log(`listening on ${url} to ${filters.join(' ')}${persistent ? ` (persistent session ${opts.clientId})` : ''}`);
+      if (!ready) log(`listening on ${shownUrl} to ${filters.join(' ')}${persistent ? ` (persistent session ${opts.clientId})` : ''}`);
       ready = true;
     }, (e: Error) => log(`edgerun listen: subscribe failed: ${e.message}`));
   });
@@ -126,6 +181,12 @@ export async function listenCommand(opts: ListenOptions, global: GlobalOptions):
   process.off('SIGTERM', onSignal);
   await mqtt.end();
   if (out !== process.stdout) await new Promise<void>((resolve) => (out as WriteStream).end(resolve));
+  if (why === 'timeout' && !everConnected) fail(`no connection to ${shownUrl} within ${opts.timeout} s${lastError ? ` (${lastError})` : ''}`);
+  if (failure !== undefined) {
+    console.error(`edgerun listen: ${failure}`);
+    process.exitCode = 1;
+    return;
+  }
   printSummary(true);
   if (why === 'timeout' && opts.count !== undefined && unique < opts.count) {
     console.error(`edgerun listen: timed out after ${opts.timeout} s with ${unique} of ${opts.count} messages`);

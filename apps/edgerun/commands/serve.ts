@@ -19,7 +19,8 @@ import type { Config } from '../../../runtime/config.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import { deviceTopic, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import { Reporter } from '../../../runtime/telemetry/reporter.js';
-import { brokerClient, createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { brokerClient, createRegistry, keyDirOf, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { packageRoot } from '../package-info.js';
 import { Device, modelIdOf } from '../device/device.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
@@ -38,6 +39,8 @@ export interface ServeOptions {
   stateDir?: string;
   /** Broker URL (overrides config mqtt.url). */
   url?: string;
+  /** MQTT protocol version (overrides config mqtt.protocolVersion). */
+  protocol?: 4 | 5;
   quiet?: boolean;
   source?: string;
 }
@@ -92,6 +95,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
 
   let broker: EmbeddedBroker | undefined;
   let url = o.url ?? config.mqtt.url;
+  if (!url && o.protocolVersion === 5) throw new Error('MQTT 5 needs an external broker (--url or config mqtt.url): the embedded Aedes broker speaks MQTT 3.1.1 only');
   if (!url) {
     broker = await startEmbeddedBroker({ port: 0, wsPort: 0 });
     url = broker.url;
@@ -105,7 +109,8 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   });
   let signer: SigningKey | undefined;
   // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
-  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(config.security.keyDir, 0o600)).loadOrGenerate(config.security.keyFile, config.device.id));
+  const keyDir = keyDirOf(config, o.stateDir);
+  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(keyDir, 0o600)).loadOrGenerate(config.security.keyFile, config.device.id));
   const outboxDir = o.outboxDir ?? join(o.stateDir, 'outbox');
   const reporter = await Reporter.open({
     mqtt, address, storage: new FsStorage(outboxDir), config: config.mqtt, signer,
@@ -121,7 +126,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
       rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, canary, log,
       extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
-    commands = await attachCommands({ config, mqtt, reporter, address, target: device, log });
+    commands = await attachCommands({ config, mqtt, reporter, address, keyDir, target: device, log });
   } catch (e) {
     await reporter.close();
     await registry.dispose();
@@ -129,7 +134,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     throw e;
   }
   device.start();
-  log(`device ${address.fleet}/${address.device}: ${[...loaded.keys()].join(', ')} → ${deviceTopic(address, 'results')} on ${url}`);
+  log(`device ${address.fleet}/${address.device}: ${[...loaded.keys()].join(', ')} → ${deviceTopic(address, 'results')} on ${redactUrl(url)}`);
 
   let stopping: Promise<void> | undefined;
   return {
@@ -137,7 +142,6 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     stop(opts = {}) {
       stopping ??= (async () => {
         await device.stop();
-        await device.publishSnapshot().catch(() => undefined);
         await commands!.detach();
         await reporter.drain(opts.drainMs ?? 10_000).catch(() => undefined);
         await reporter.close();
@@ -178,9 +182,13 @@ export async function serveCommand(opts: ServeOptions, global: GlobalOptions): P
   // The configured outbox dir, unless --state-dir puts everything of this device in one place.
   const outboxDir = opts.stateDir ? undefined : resolve(config.mqtt.outbox.dir);
   const log = opts.quiet ? undefined : (line: string): void => console.log(line);
-  const running = await startDevice({ config, models, data, rateHz: opts.rate, count: opts.count, stateDir, outboxDir, url: opts.url, log });
+  const running = await startDevice({
+    config, models, data, rateHz: opts.rate, count: opts.count, stateDir, outboxDir, url: opts.url, log,
+    ...(opts.protocol !== undefined ? { protocolVersion: opts.protocol } : {}),
+  });
   if (running.broker) console.log(`embedded MQTT broker: ${running.broker.url}  ${running.broker.wsUrl ?? ''}`);
-  console.log(`serving; watch with: npx edgerun listen --url ${running.url}${running.broker ? ' --protocol 4' : ''}`);
+  const protocol = running.broker ? 4 : opts.protocol ?? config.mqtt.protocolVersion;
+  console.log(`serving; watch with: npx edgerun listen --url ${redactUrl(running.url)}${protocol === 4 ? ' --protocol 4' : ''}`);
 
   const signalled = new Promise<string>((resolveSignal) => {
     const on = (sig: string) => () => resolveSignal(sig);

@@ -1,6 +1,6 @@
 /**
  * Signed commands for the daemon: B's CommandProcessor (runtime/telemetry/commands.ts) with this
- * device's trust store and replay memory (config.security.keyDir, files 0600), subscribed on the
+ * device's trust store and replay memory (in its key directory, files 0600), subscribed on the
  * daemon's MQTT connection; outcomes and rejections go out as `events` through the reporter.
  */
 import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
@@ -17,6 +17,8 @@ export interface AttachCommandsOptions {
   mqtt: MqttPort;
   reporter: Publisher;
   address: DeviceAddress;
+  /** The trust store's and replay file's directory (apps/edgerun/context.ts keyDirOf). */
+  keyDir: string;
   target: CommandTarget;
   log?: (line: string) => void;
 }
@@ -28,7 +30,7 @@ export interface AttachedCommands {
 
 export async function attachCommands(o: AttachCommandsOptions): Promise<AttachedCommands> {
   const sec = o.config.security;
-  const keys = new FsStorage(sec.keyDir, 0o600);
+  const keys = new FsStorage(o.keyDir, 0o600);
   const trust = await TrustStore.open(keys, sec.trustedKeysFile);
   const replay = await ReplayMemory.open(keys, sec.replayFile);
   const processor = new CommandProcessor({

@@ -243,7 +243,11 @@ export class Device implements CommandTarget {
     void this.publishSnapshot().catch(() => undefined);
   }
 
-  /** Stops producing, waits for the requests in flight and the last progress write. */
+  /**
+   * Stops producing, waits for the requests in flight and the last progress write, publishes the
+   * last telemetry (while the models are still loaded: it describes the device as it ran), then
+   * disposes the models.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#telemetryTimer);
@@ -254,6 +258,7 @@ export class Device implements CommandTarget {
     await this.#progress.close();
     this.placer.dispose();
     await this.scheduler.close();
+    await this.publishSnapshot().catch(() => undefined);
     for (const m of this.#models.values()) await m.dispose().catch(() => undefined);
     this.#doneResolve();
   }

@@ -3,7 +3,9 @@
  * each constant's source in the file's `sources` map (dotted field path → citation). Validated with
  * zod; a bad constant is refused with the path of the field, an unknown name with the known ones.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { FILE_LIMITS, readTextLimitedSync } from '../storage/read-file.js';
+import { parseJson } from '../../runtime/json.js';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -115,7 +117,7 @@ export function loadProfile(nameOrPath: string, overrides: ProfileOverrides = {}
   const file = isPath ? nameOrPath : join(PROFILE_DIR, `${nameOrPath}.json`);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = parseJson(readTextLimitedSync(file, FILE_LIMITS.small, 'device profile'), file);
   } catch (e) {
     throw new ProfileError(`cannot read device profile ${file}: ${(e as Error).message}`);
   }

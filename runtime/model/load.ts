@@ -43,6 +43,11 @@ export interface LoadOptions {
 }
 
 export const DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024;
+/**
+ * Largest model accepted at all (config model.maxSizeMiB's bound): a protobuf message — an ONNX
+ * file is one — is limited to 2 GiB, and onnxruntime takes the model as one buffer.
+ */
+export const MAX_MODEL_MIB = 2047;
 const DEFAULT_MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
 /** Operator-set domains onnxruntime(-web) implements, with the versions it accepts. */
 const KNOWN_DOMAINS: Record<string, [number, number]> = {

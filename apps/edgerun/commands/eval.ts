@@ -1,7 +1,7 @@
 import { SingleBar, Presets } from 'cli-progress';
 import { parseDataset } from '../../../runtime/dataset.js';
 import { evaluate, type EvalResult } from '../../../runtime/evaluate.js';
-import { readFileLimited } from '../../../drivers/storage/read-file.js';
+import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
 import type { Config } from '../../../runtime/config.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
@@ -27,7 +27,7 @@ export interface EvalOptions {
 export async function evalCommand(path: string, opts: EvalOptions, global: GlobalOptions & DeviceOptions): Promise<EvalResult | AgeSweep> {
   const config = await loadConfig(global, opts.batch ? { eval: { batchSize: opts.batch } } : {});
   const model = await readModel(path, config);
-  const dataset = parseDataset(await readFileLimited(opts.data, 1 << 30, 'dataset'), opts.data);
+  const dataset = parseDataset(await readFileLimited(opts.data, FILE_LIMITS.binary, 'data set'), opts.data);
   if (opts.gdc !== undefined && opts.gdc !== 'on' && opts.gdc !== 'off') throw new Error(`--gdc must be on or off, got '${opts.gdc}'`);
   if (opts.backend === 'analog' && (opts.age || (opts.seeds ?? 1) > 1 || opts.gdc || opts.adcBits)) return ageSweep(path, model, dataset, opts, config);
   const registry = createRegistry(config);

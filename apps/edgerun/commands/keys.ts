@@ -3,7 +3,8 @@
  * the trust store of keys allowed to sign commands. Files live in --dir (default: config
  * security.keyDir) with mode 0600.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { FILE_LIMITS, readTextLimited } from '../../../drivers/storage/read-file.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { KeyStore, TrustStore, checkKeyName, parsePublicKey, publicInfo } from '../../../runtime/telemetry/keys.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
@@ -46,8 +47,8 @@ export async function keysShowCommand(opts: KeysOptions, global: GlobalOptions):
 /** `key` is base64 of a public key, or a file: a key file or `keys show --json` output (only its public key is read). */
 export async function keysTrustCommand(key: string, opts: KeysOptions, global: GlobalOptions): Promise<void> {
   const { dir, trustFile, storage } = await location(opts, global, true);
-  const isFile = existsSync(key) && statSync(key).isFile();
-  const parsed = parsePublicKey(isFile ? readFileSync(key, 'utf8') : key, isFile ? `file ${key}` : 'public key');
+  const isFile = existsSync(key) && !statSync(key).isDirectory();
+  const parsed = parsePublicKey(isFile ? await readTextLimited(key, FILE_LIMITS.small, 'key file') : key, isFile ? `file ${key}` : 'public key');
   const name = opts.name ?? parsed.name;
   if (name === undefined) throw new Error('give the trusted key a name with --name');
   const trust = await TrustStore.open(storage, trustFile);

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { FILE_LIMITS, readFileLimited, readTextLimited } from '../../../drivers/storage/read-file.js';
+import { parseJson } from '../../../runtime/json.js';
 import type { Feeds } from '../../../runtime/model/feeds.js';
 import { feedsFromJson } from '../../../runtime/model/json-input.js';
 import { parseTensorFile, type TensorData } from '../../../runtime/model/tensor.js';
@@ -48,10 +49,10 @@ export async function runCommand(path: string, opts: RunOptions, global: GlobalO
 }
 
 async function readInputs(files: string[], inputs: readonly IOSpec[]): Promise<Feeds> {
-  if (files.length === 1 && files[0]!.endsWith('.json')) return feedsFromJson(JSON.parse(await readFile(files[0]!, 'utf8')), inputs, files[0]);
+  if (files.length === 1 && files[0]!.endsWith('.json')) return feedsFromJson(parseJson(await readTextLimited(files[0]!, FILE_LIMITS.json, 'input file'), files[0]!), inputs, files[0]);
   const feeds: Feeds = {};
   for (const [k, file] of files.entries()) {
-    const t = parseTensorFile(await readFile(file), file);
+    const t = parseTensorFile(await readFileLimited(file, FILE_LIMITS.binary, 'input file'), file);
     // ONNX test data name tensors after the graph input; unnamed ones map by position.
     const spec = inputs.find((i) => i.name === t.name) ?? inputs[k];
     if (!spec) throw new Error(`${file}: the model has only ${inputs.length} input(s)`);

@@ -2,7 +2,7 @@ import { FILE_LIMITS, readFileLimited, readTextLimited } from '../../../drivers/
 import { parseJson } from '../../../runtime/json.js';
 import type { Feeds } from '../../../runtime/model/feeds.js';
 import { feedsFromJson } from '../../../runtime/model/json-input.js';
-import { parseTensorFile, type TensorData } from '../../../runtime/model/tensor.js';
+import { allocatableCount, parseTensorFile, type TensorData } from '../../../runtime/model/tensor.js';
 import type { IOSpec } from '../../../runtime/model/load.js';
 import { LatencyRecorder } from '../../../runtime/latency.js';
 import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
@@ -49,13 +49,19 @@ export async function runCommand(path: string, opts: RunOptions, global: GlobalO
 }
 
 async function readInputs(files: string[], inputs: readonly IOSpec[]): Promise<Feeds> {
+  const json = files.filter((f) => f.endsWith('.json'));
+  if (json.length && files.length > 1) throw new Error(`--input ${json[0]}: a JSON file holds every input of the model; give it alone (or give .pb files)`);
   if (files.length === 1 && files[0]!.endsWith('.json')) return feedsFromJson(parseJson(await readTextLimited(files[0]!, FILE_LIMITS.json, 'input file'), files[0]!), inputs, files[0]);
   const feeds: Feeds = {};
+  const given = new Map<string, string>();
   for (const [k, file] of files.entries()) {
     const t = parseTensorFile(await readFileLimited(file, FILE_LIMITS.binary, 'input file'), file);
     // ONNX test data name tensors after the graph input; unnamed ones map by position.
     const spec = inputs.find((i) => i.name === t.name) ?? inputs[k];
     if (!spec) throw new Error(`${file}: the model has only ${inputs.length} input(s)`);
+    const earlier = given.get(spec.name);
+    if (earlier !== undefined) throw new Error(`--input: '${spec.name}' is given twice (${earlier} and ${file})`);
+    given.set(spec.name, file);
     feeds[spec.name] = t;
   }
   return feeds;
@@ -73,8 +79,8 @@ export function randomFeeds(inputs: readonly IOSpec[], batch: number, seed: numb
   const feeds: Feeds = {};
   for (const input of inputs) {
     const dims = input.dims.map((d) => (typeof d === 'number' ? d : batch));
-    const n = dims.reduce((a, b) => a * b, 1);
     if (input.type !== 'float32') throw new Error(`--random supports float32 inputs only; '${input.name}' is ${input.type}`);
+    const n = allocatableCount(dims, 4, `--random input '${input.name}'`);
     feeds[input.name] = { type: 'float32', data: Float32Array.from({ length: n }, next), dims };
   }
   return feeds;

@@ -13,6 +13,7 @@ import { buildPlan, type ExecutionPlan } from '../model/segments.js';
 import { TileAllocator } from '../analog/tile-allocator.js';
 import { AnalogMatrix } from '../analog/analog-matrix.js';
 import { AnalogLayerRunner } from './analog-layer.js';
+import { checkFiniteOutput } from './finite-output.js';
 
 export interface AnalogBackendOptions {
   digital: Backend;
@@ -174,7 +175,9 @@ export class HybridModel implements PreparedModel {
       if (step.kind === 'analog') {
         const x = values.get(step.layer.input);
         if (!x) throw new Error(`${this.model.source}: value '${step.layer.input}' is missing before node '${step.layer.name}'`);
-        values.set(step.layer.output, await runnerOf.get(step.layer.nodeIndex)!.run(x));
+        const y = await runnerOf.get(step.layer.nodeIndex)!.run(x);
+        checkFiniteOutput(x, y, step.layer.name, this.model.source);
+        values.set(step.layer.output, y);
       } else if (step.view && sameDims(values.get(step.view.input)?.dims, step.view.inDims)) {
         const x = values.get(step.view.input)!;
         values.set(step.view.output, { type: x.type, data: x.data, dims: step.view.outDims } as TensorData);

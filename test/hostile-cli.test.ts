@@ -54,7 +54,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('usage errors', () => {
-  it('exit 2 with one line pointing to the command\'s --help, not the whole usage text', async () => {
+  it('exit 2 with one line pointing to the command\'s --help, not the whole usage text', SLOW, async () => {
     refused(await edgerun(['run', 'models/mlp.onnx', '--bogus']), /unknown option '--bogus' \(see `edgerun run --help`\)/);
     refused(await edgerun(['eval', 'models/mlp.onnx']), /required option '-d, --data <file>' not specified \(see `edgerun eval --help`\)/);
     refused(await edgerun(['--threads', '2', 'keys', 'trust']), /missing required argument 'key' \(see `edgerun keys trust --help`\)/);
@@ -113,7 +113,7 @@ describe('run', () => {
 });
 
 describe('eval', () => {
-  it('labels outside the model\'s classes and an empty data set are errors, not 0 % accuracy', async () => {
+  it('labels outside the model\'s classes and an empty data set are errors, not 0 % accuracy', SLOW, async () => {
     writeFileSync(at('labels.bin'), edgd([1, 12, 3]));
     refused(await edgerun(['eval', 'models/mlp.onnx', '--data', at('labels.bin')]), /sample 1 has label 12, but the model has 10 classes \(0–9\)/);
     writeFileSync(at('empty.bin'), edgd([]));

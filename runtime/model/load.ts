@@ -69,7 +69,9 @@ export function loadModel(bytes: Uint8Array, options: LoadOptions = {}): LoadedM
   try {
     proto = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new ModelError('CORRUPT', `${source}: not a valid ONNX file (truncated or not protobuf): ${(e as Error).message}`);
+    // The decoder recurses into sub-graphs: a file nesting them by the thousand overflows the stack.
+    const why = e instanceof RangeError ? 'sub-graphs nested too deeply to decode' : (e as Error).message;
+    throw new ModelError('CORRUPT', `${source}: not a valid ONNX file (truncated or not protobuf): ${why}`);
   }
   const ir = toNumber(proto.irVersion);
   if (ir < IR_VERSIONS[0] || ir > IR_VERSIONS[1]) {

@@ -178,6 +178,22 @@ describe('protocol fuzzing', () => {
     await client.dispose();
   });
 
+  it('an MVM whose rows differ from the programmed rows is refused (regression: it was answered)', async () => {
+    const out: Uint8Array[] = [];
+    const stream = memoryStream((c) => out.push(c));
+    const served = serveStream(device(), stream);
+    const mvm = (id: number, rows: number): Uint8Array => encodeFrame(MessageType.MVM, id, encodeRequest({ type: MessageType.MVM, tileId: 0, batch: 1, rows, x: new Float32Array(rows).fill(0.5) }));
+    for (const f of [HELLO, requestFrames[1]!, mvm(11, 3), mvm(12, 5), mvm(13, 4)]) stream.push(f); // programmed with 4 rows
+    stream.push(null);
+    await served;
+    const byId = new Map(new FrameDecoder(1 << 20).push(Buffer.concat(out)).map((f) => [f.id, f]));
+    for (const [id, rows] of [[11, 3], [12, 5]] as const) {
+      expect(byId.get(id)!.type).toBe(MessageType.ERROR);
+      expect(decodeError(byId.get(id)!)).toEqual({ code: ErrorCode.BAD_PAYLOAD, message: `tile 0 is programmed with 4 rows; the MVM sends ${rows}` });
+    }
+    expect(decodeMvmResult(byId.get(13)!)).toMatchObject({ batch: 1, cols: 3 });
+  });
+
   describe('against the real accel-emulator process', () => {
     const proc = new DeviceProcess(tempSocketPath(), ['--profile', 'pcm', '--seed', '2', '--max-payload', '65536']);
     afterAll(() => proc.kill());

@@ -25,7 +25,7 @@ async function location(opts: KeysOptions, global: GlobalOptions, create: boolea
   if (opts.name !== undefined) checkKeyName(opts.name);
   const keyFile = opts.file ?? (opts.name !== undefined ? `${opts.name}.key` : config.security.keyFile);
   if (!create && !existsSync(dir)) throw new Error(`no key directory ${dir} (create keys with \`edgerun keys gen\`, or give --dir)`);
-  return { dir, keyFile, trustFile: config.security.trustedKeysFile, storage: new FsStorage(dir, 0o600) };
+  return { dir, keyFile, trustFile: config.security.trustedKeysFile, storage: new FsStorage(dir, 0o600, FILE_LIMITS.small) };
 }
 
 export async function keysGenCommand(opts: KeysOptions, global: GlobalOptions): Promise<void> {

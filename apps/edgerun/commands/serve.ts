@@ -9,10 +9,10 @@
  * all runs on this state directory, then exit 0 once the broker acknowledged them.
  */
 import { existsSync } from 'node:fs';
-import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { join, resolve } from 'node:path';
 import { parseDataset, type Dataset } from '../../../runtime/dataset.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
+import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
 import type { Config } from '../../../runtime/config.js';
@@ -75,85 +75,83 @@ export interface StartDeviceOptions {
 export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice> {
   const { config } = o;
   const log = o.log ?? (() => undefined);
-  // What is open so far, closed in reverse when start-up fails: a listening embedded broker or a
-  // connecting client would otherwise keep the process alive after a fatal error.
-  const opened: (() => Promise<unknown>)[] = [];
-  try {
-    const registry = createRegistry(config);
-    opened.push(() => registry.dispose());
-    const loaded = new Map<string, LoadedModel>();
-    for (const path of o.models) {
-      const id = modelIdOf(path);
-      if (loaded.has(id)) throw new Error(`two models named '${id}' (${path})`);
-      loaded.set(id, await readModel(path, config));
-    }
-    const source = await DatasetSource.open(o.data);
-    const sensor = await deviceSensor(config);
-    let canary: Dataset | undefined;
-    if (config.guard.enabled) {
-      const file = existsSync(config.guard.canary) ? config.guard.canary : join(packageRoot, config.guard.canary);
-      canary = parseDataset(await readFileLimited(file, FILE_LIMITS.binary, 'canary set'), file);
-    }
-    // State directories before the broker: a state dir that is a file fails here, with nothing open.
-    const outboxStorage = new FsStorage(o.outboxDir ?? join(o.stateDir, 'outbox'));
-    const deviceStorage = new FsStorage(join(o.stateDir, 'device'));
-    let signer: SigningKey | undefined;
-    // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
-    if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(config.security.keyDir, 0o600, FILE_LIMITS.small)).loadOrGenerate(config.security.keyFile, config.device.id));
+  const registry = createRegistry(config);
+  const loaded = new Map<string, LoadedModel>();
+  for (const path of o.models) {
+    const id = modelIdOf(path);
+    if (loaded.has(id)) throw new Error(`two models named '${id}' (${path})`);
+    loaded.set(id, await readModel(path, config));
+  }
+  const source = await DatasetSource.open(o.data);
+  const sensor = await deviceSensor(config);
+  let canary: Dataset | undefined;
+  if (config.guard.enabled) {
+    const file = existsSync(config.guard.canary) ? config.guard.canary : join(packageRoot, config.guard.canary);
+    canary = parseDataset(await readFileLimited(file, FILE_LIMITS.binary, 'canary set'), file);
+  }
+  // State before the broker: a blocked state directory or a refused key file fails with nothing started.
+  const outboxStorage = new FsStorage(o.outboxDir ?? join(o.stateDir, 'outbox'));
+  const deviceStorage = new FsStorage(join(o.stateDir, 'device'));
+  let signer: SigningKey | undefined;
+  // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
+  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(config.security.keyDir, 0o600, FILE_LIMITS.small)).loadOrGenerate(config.security.keyFile, config.device.id));
 
-    let broker: EmbeddedBroker | undefined;
-    let url = o.url ?? config.mqtt.url;
-    if (!url) {
-      const started = await startEmbeddedBroker({ port: 0, wsPort: 0 });
-      opened.push(() => started.close());
-      broker = started;
-      url = started.url;
-    }
-    const address: DeviceAddress = { prefix: config.mqtt.prefix, fleet: config.device.fleet, device: config.device.id };
-    const mqtt = brokerClient(config, {
-      url, clientId: `edgerun-${config.device.fleet}-${config.device.id}`,
-      // The embedded Aedes broker speaks MQTT 3.1.1 only.
-      ...(broker ? { protocolVersion: 4 } : o.protocolVersion !== undefined ? { protocolVersion: o.protocolVersion } : {}),
-      onError: reportOnce(log, 'mqtt'),
-    });
-    opened.push(() => mqtt.end({ force: true }));
-    const reporter = await Reporter.open({
+  let broker: EmbeddedBroker | undefined;
+  let url = o.url ?? config.mqtt.url;
+  if (!url) {
+    broker = await startEmbeddedBroker({ port: 0, wsPort: 0 });
+    url = broker.url;
+  }
+  const address: DeviceAddress = { prefix: config.mqtt.prefix, fleet: config.device.fleet, device: config.device.id };
+  const mqtt = brokerClient(config, {
+    url, clientId: `edgerun-${config.device.fleet}-${config.device.id}`,
+    // The embedded Aedes broker speaks MQTT 3.1.1 only.
+    ...(broker ? { protocolVersion: 4 } : o.protocolVersion !== undefined ? { protocolVersion: o.protocolVersion } : {}),
+    onError: reportOnce(log, 'mqtt'),
+  });
+  let reporter: Reporter | undefined;
+  let device: Device;
+  let commands: AttachedCommands | undefined;
+  try {
+    // Inside the try: a refused outbox (a state file that is a directory or too large) must close
+    // the broker and the client too, or their sockets keep the process alive after the error.
+    const opened = await Reporter.open({
       mqtt, address, storage: outboxStorage, config: config.mqtt, signer,
       birth: { runtime: `edgerun ${version}`, models: [...loaded.keys()], pid: process.pid },
       onError: (e) => log(`reporter: ${e.message}`),
     });
-    opened.push(() => reporter.close());
-
-    let commands: AttachedCommands | undefined;
-    const device = await Device.create({
+    reporter = opened;
+    device = await Device.create({
       config, registry, models: loaded, source, publisher: reporter, storage: deviceStorage,
       rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, canary, log,
-      extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
+      extraTelemetry: () => ({ reporter: opened.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
     commands = await attachCommands({ config, mqtt, reporter, address, target: device, log });
-    device.start();
-    log(`device ${address.fleet}/${address.device}: ${[...loaded.keys()].join(', ')} → ${deviceTopic(address, 'results')} on ${url}`);
-
-    let stopping: Promise<void> | undefined;
-    return {
-      device, reporter, address, broker, url,
-      stop(opts = {}) {
-        stopping ??= (async () => {
-          await device.stop();
-          await device.publishSnapshot().catch(() => undefined);
-          await commands.detach();
-          await reporter.drain(opts.drainMs ?? 10_000).catch(() => undefined);
-          await reporter.close();
-          await registry.dispose();
-          await broker?.close();
-        })();
-        return stopping;
-      },
-    };
   } catch (e) {
-    for (const close of opened.reverse()) await close().catch(() => undefined);
+    await (reporter ? reporter.close() : mqtt.end({ force: true }));
+    await registry.dispose();
+    await broker?.close();
     throw e;
   }
+  device.start();
+  log(`device ${address.fleet}/${address.device}: ${[...loaded.keys()].join(', ')} → ${deviceTopic(address, 'results')} on ${url}`);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    device, reporter, address, broker, url,
+    stop(opts = {}) {
+      stopping ??= (async () => {
+        await device.stop();
+        await device.publishSnapshot().catch(() => undefined);
+        await commands!.detach();
+        await reporter.drain(opts.drainMs ?? 10_000).catch(() => undefined);
+        await reporter.close();
+        await registry.dispose();
+        await broker?.close();
+      })();
+      return stopping;
+    },
+  };
 }
 
 /** Logs an error when it differs from the previous one: a reconnect loop says why once, not every few seconds. */

@@ -191,6 +191,10 @@ function strictJson(text: string, origin: string): unknown {
   try {
     return parseJson(text, origin);
   } catch (e) {
+    if (e instanceof JsonError && e.forbidden) {
+      const { key, at } = e.forbidden;
+      throw new ConfigError([{ path: at ? `${at}.${key}` : key, message: `Unrecognized key: "${key}"`, origin }]);
+    }
     if (e instanceof JsonError) throw new ConfigError([{ path: '', message: e.message.slice(origin.length + 2), origin }]);
     throw e;
   }

@@ -6,6 +6,10 @@
  */
 export class JsonError extends Error {
   override readonly name = 'JsonError';
+  /** For a forbidden key: the key and the dotted path of the object holding it. */
+  constructor(message: string, readonly forbidden?: { key: string; at: string }) {
+    super(message);
+  }
 }
 
 /** Far deeper than any edgerun document needs (a batch of images is 4–5 levels). */
@@ -23,7 +27,7 @@ export function parseJson(text: string, source: string, maxDepth = MAX_JSON_DEPT
     throw new JsonError(`${source}: not valid JSON: ${(e as Error).message}`);
   }
   const bad = forbiddenKeyPath(value);
-  if (bad) throw new JsonError(`${source}: key "${bad.key}"${bad.at ? ` in ${bad.at}` : ''} is not allowed`);
+  if (bad) throw new JsonError(`${source}: key "${bad.key}"${bad.at ? ` in ${bad.at}` : ''} is not allowed`, bad);
   return value;
 }
 

@@ -2,7 +2,7 @@
 import type { PreparedModel } from './backend.js';
 import { batchOf, checkLabels, type Dataset } from './dataset.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
-import type { TensorData } from './model/tensor.js';
+import { allocatableCount, type TensorData } from './model/tensor.js';
 
 export interface EvalOptions {
   /** Names the data set in errors. */
@@ -32,12 +32,13 @@ export async function evaluate(prepared: PreparedModel, ds: Dataset, options: Ev
   const batchSize = Math.max(1, options.batchSize ?? 1);
   const recorder = new LatencyRecorder();
   const sampleSize = ds.sampleShape[0] * ds.sampleShape[1] * ds.sampleShape[2];
-  const buffer = new Float32Array(batchSize * sampleSize);
+  // One batch of float32 pixels, no larger than the data set: refused with its size when huge.
+  const buffer = new Float32Array(allocatableCount([Math.min(batchSize, total), ...ds.sampleShape], 4, `a batch of ${options.source ?? 'the data set'}`));
   let correct = 0;
   const started = performance.now();
   for (let start = 0; start < total; start += batchSize) {
     const n = Math.min(batchSize, total - start);
-    const data = batchOf(ds, start, n, n === batchSize ? buffer : new Float32Array(n * sampleSize));
+    const data = batchOf(ds, start, n, n * sampleSize === buffer.length ? buffer : buffer.subarray(0, n * sampleSize));
     const t0 = performance.now();
     const out = await prepared.run({ [input.name]: { type: 'float32', data, dims: [n, ...ds.sampleShape] } });
     recorder.record(performance.now() - t0);

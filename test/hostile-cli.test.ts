@@ -46,6 +46,11 @@ beforeAll(() => {
     nodes: [{ op: 'Relu', inputs: ['x'], outputs: ['y'] }],
     inputs: [{ name: 'x', dims: [40_000, 40_000] }], outputs: [{ name: 'y', dims: [40_000, 40_000] }],
   }));
+  // 4097×4096 outputs: one value more than `run --json` prints on one line.
+  writeFileSync(at('wide.onnx'), buildModel({
+    nodes: [{ op: 'Relu', inputs: ['x'], outputs: ['y'] }],
+    inputs: [{ name: 'x', dims: [4097, 4096] }], outputs: [{ name: 'y', dims: [4097, 4096] }],
+  }));
   writeFileSync(at('gather.onnx'), buildModel({
     nodes: [{ op: 'Gather', inputs: ['x', 'i'], outputs: ['y'] }],
     inputs: [{ name: 'x', dims: [4] }, { name: 'i', dims: [1], elemType: onnx.TensorProto.DataType.INT64 }], outputs: [{ name: 'y', dims: [1] }],
@@ -93,6 +98,7 @@ describe('run', () => {
     refused(await edgerun(['run', at('huge-input.onnx')]), /--random input 'x' of shape \[40000, 40000\] would have 1\.600e\+9 values \(5\.960 GiB\), more than the limit of 1 GiB/);
     refused(await edgerun(['run', 'models/mlp.onnx', '--batch', '1000000000']), /input 'input' .* would have 7\.840e\+11 values/);
     refused(await edgerun(['inspect', 'models/mlp.onnx', '--batch', '1000000000']), /input 'input' \(zeros to observe shapes\) of shape \[1000000000, 1, 28, 28\]/);
+    refused(await edgerun(['run', at('wide.onnx'), '--json']), /--json: the outputs hold 16781312 values, more than the 16777216 one JSON line can carry/);
   });
 
   it('the same input twice, JSON beside .pb files, and string dims are refused with what is wrong', SLOW, async () => {

@@ -7,6 +7,8 @@ import type { IOSpec } from '../../../runtime/model/load.js';
 import { LatencyRecorder } from '../../../runtime/latency.js';
 import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
 
+const MAX_JSON_VALUES = 2 ** 24;
+
 export interface RunOptions {
   input?: string[];
   random?: boolean;
@@ -36,6 +38,9 @@ export async function runCommand(path: string, opts: RunOptions, global: GlobalO
     }
     const lat = latency.summary();
     if (opts.json) {
+      const values = Object.values(outputs).reduce((n, t) => n + t.data.length, 0);
+      // One JSON line must fit in a JavaScript string (~512 Mi characters, ~20 per value).
+      if (values > MAX_JSON_VALUES) throw new Error(`--json: the outputs hold ${values} values, more than the ${MAX_JSON_VALUES} one JSON line can carry; print without --json`);
       const out = Object.fromEntries(Object.entries(outputs).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: Array.from(t.data as ArrayLike<number>, Number) }]));
       console.log(JSON.stringify({ model: path, backend: backend.name, outputs: out, latency: lat, rssMB: process.memoryUsage().rss / 2 ** 20 }));
     } else {

@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import { governorPolicySchema } from './power/policy.js';
+import { JsonError, parseJson } from './json.js';
+import { MAX_MODEL_MIB } from './model/load.js';
 
 const placementPolicy = z.enum(['analog', 'digital', 'auto']);
 const streamSchema = z.strictObject({
@@ -37,8 +39,8 @@ export const configSchema = z.strictObject({
     periphery: z.boolean().default(true),
   }).prefault({}),
   model: z.strictObject({
-    /** Largest ONNX file accepted, in MiB. */
-    maxSizeMiB: z.number().positive().max(4096).default(512),
+    /** Largest ONNX file accepted, in MiB (at most 2047: protobuf's 2 GiB limit). */
+    maxSizeMiB: z.number().positive().max(MAX_MODEL_MIB).default(512),
   }).prefault({}),
   eval: z.strictObject({
     batchSize: z.number().int().min(1).max(4096).default(32),
@@ -106,7 +108,8 @@ export const configSchema = z.strictObject({
       dir: z.string().min(1).default('state/outbox'),
       /** Unacknowledged bytes kept at most. */
       maxBytes: z.number().int().min(4096).default(64 * 2 ** 20),
-      segmentBytes: z.number().int().min(1024).default(4 * 2 ** 20),
+      /** At most 256 MiB: a segment is read whole when the outbox opens. */
+      segmentBytes: z.number().int().min(1024).max(256 * 2 ** 20).default(4 * 2 ** 20),
       /** 'interval' = group commit every fsyncIntervalMs; 'always' = before every publish; 'never' = the OS decides. */
       fsync: z.enum(['always', 'interval', 'never']).default('interval'),
       fsyncIntervalMs: z.number().positive().default(50),
@@ -183,14 +186,23 @@ export function resolveConfig(sources: ConfigSources = {}): Config {
 }
 
 function parseFile(file: { path: string; text: string }): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(file.text);
-  } catch (e) {
-    throw new ConfigError([{ path: '', message: `not valid JSON: ${(e as Error).message}`, origin: `config file ${file.path}` }]);
-  }
+  const value = strictJson(file.text, `config file ${file.path}`);
   if (!isObject(value)) throw new ConfigError([{ path: '', message: 'expected a JSON object', origin: `config file ${file.path}` }]);
   return value;
+}
+
+/** parseJson (depth and prototype keys checked), its refusals as configuration errors. */
+function strictJson(text: string, origin: string): unknown {
+  try {
+    return parseJson(text, origin);
+  } catch (e) {
+    if (e instanceof JsonError && e.forbidden) {
+      const { key, at } = e.forbidden;
+      throw new ConfigError([{ path: at ? `${at}.${key}` : key, message: `Unrecognized key: "${key}"`, origin }]);
+    }
+    if (e instanceof JsonError) throw new ConfigError([{ path: '', message: e.message.slice(origin.length + 2), origin }]);
+    throw e;
+  }
 }
 
 /** EDGERUN_EVAL__BATCH_SIZE=64 → { eval: { batchSize: 64 } }; values parse as JSON when they can. */
@@ -202,6 +214,7 @@ function envLayer(env: Record<string, string | undefined>): Layer | undefined {
     const path = key.slice(ENV_PREFIX.length).split('__').map(camelCase);
     let value: unknown = raw;
     try { value = JSON.parse(raw); } catch { /* a plain string */ }
+    if (typeof value === 'object' && value !== null) value = strictJson(raw, `environment variable ${key}`);
     setPath(values, path, value);
     names.push(key);
   }

@@ -14,17 +14,23 @@ export interface Dataset {
 const MAGIC = 'EDGD';
 const HEADER_BYTES = 24;
 
+/** A data set refused: not EDGD, inconsistent, empty, or labels the model cannot have. */
+export class DatasetError extends Error {
+  override readonly name = 'DatasetError';
+}
+
 export function parseDataset(bytes: Uint8Array, source = 'dataset'): Dataset {
   if (bytes.length < HEADER_BYTES || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC) {
-    throw new Error(`${source}: not an EDGD dataset (expected the magic bytes "${MAGIC}")`);
+    throw new DatasetError(`${source}: not an EDGD dataset (expected the magic bytes "${MAGIC}")`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const [version, count, channels, height, width] = [4, 8, 12, 16, 20].map((o) => view.getUint32(o, true)) as [number, number, number, number, number];
-  if (version !== 1) throw new Error(`${source}: unsupported EDGD version ${version}`);
+  if (version !== 1) throw new DatasetError(`${source}: unsupported EDGD version ${version}`);
+  if (channels === 0 || height === 0 || width === 0) throw new DatasetError(`${source}: samples of ${channels}×${height}×${width} hold no pixels`);
   const sampleSize = channels * height * width;
   const expected = HEADER_BYTES + count + count * sampleSize;
   if (bytes.length !== expected) {
-    throw new Error(`${source}: ${bytes.length} bytes, but a header of ${count} samples of ${channels}×${height}×${width} needs ${expected}`);
+    throw new DatasetError(`${source}: ${bytes.length} bytes, but a header of ${count} samples of ${channels}×${height}×${width} needs ${expected}`);
   }
   return {
     count,
@@ -32,6 +38,17 @@ export function parseDataset(bytes: Uint8Array, source = 'dataset'): Dataset {
     labels: bytes.subarray(HEADER_BYTES, HEADER_BYTES + count),
     pixels: bytes.subarray(HEADER_BYTES + count),
   };
+}
+
+/** Refuses a data set evaluation cannot score: no samples, or labels outside the model's classes. */
+export function checkLabels(ds: Dataset, classes: number, source = 'dataset', samples = ds.count): void {
+  if (samples === 0) throw new DatasetError(`${source}: the data set is empty (0 samples)`);
+  for (let i = 0; i < samples; i++) {
+    const label = ds.labels[i]!;
+    if (label >= classes) {
+      throw new DatasetError(`${source}: sample ${i} has label ${label}, but the model has ${classes} classes (0–${classes - 1}); is this data set for another model?`);
+    }
+  }
 }
 
 /** Samples [start, start+n) as float32 NCHW in [0, 1], written into `out` when given. */

@@ -1,10 +1,12 @@
 /** Classification accuracy, latency and throughput of a prepared model over an EDGD dataset. */
 import type { PreparedModel } from './backend.js';
-import { batchOf, type Dataset } from './dataset.js';
+import { batchOf, checkLabels, type Dataset } from './dataset.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
-import type { TensorData } from './model/tensor.js';
+import { allocatableCount, type TensorData } from './model/tensor.js';
 
 export interface EvalOptions {
+  /** Names the data set in errors. */
+  source?: string;
   batchSize?: number;
   /** Evaluate only the first `limit` samples. */
   limit?: number;
@@ -26,25 +28,30 @@ export async function evaluate(prepared: PreparedModel, ds: Dataset, options: Ev
   const output = prepared.outputs[0];
   if (!input || prepared.inputs.length !== 1 || !output) throw new Error('evaluation needs a model with one input and at least one output');
   const total = Math.min(options.limit ?? ds.count, ds.count);
+  if (total === 0) checkLabels(ds, 0, options.source, 0);
   const batchSize = Math.max(1, options.batchSize ?? 1);
   const recorder = new LatencyRecorder();
   const sampleSize = ds.sampleShape[0] * ds.sampleShape[1] * ds.sampleShape[2];
-  const buffer = new Float32Array(batchSize * sampleSize);
+  // One batch of float32 pixels, no larger than the data set: refused with its size when huge.
+  const buffer = new Float32Array(allocatableCount([Math.min(batchSize, total), ...ds.sampleShape], 4, `a batch of ${options.source ?? 'the data set'}`));
   let correct = 0;
   const started = performance.now();
   for (let start = 0; start < total; start += batchSize) {
     const n = Math.min(batchSize, total - start);
-    const data = batchOf(ds, start, n, n === batchSize ? buffer : new Float32Array(n * sampleSize));
+    const data = batchOf(ds, start, n, n * sampleSize === buffer.length ? buffer : buffer.subarray(0, n * sampleSize));
     const t0 = performance.now();
     const out = await prepared.run({ [input.name]: { type: 'float32', data, dims: [n, ...ds.sampleShape] } });
     recorder.record(performance.now() - t0);
-    const predictions = argmaxRows(out[output.name]!);
+    const scores = out[output.name]!;
+    // Labels are checked against the classes the model actually outputs, before any is scored.
+    if (start === 0) checkLabels(ds, scores.dims[scores.dims.length - 1] ?? 0, options.source, total);
+    const predictions = argmaxRows(scores);
     for (let i = 0; i < n; i++) if (predictions[i] === ds.labels[start + i]) correct++;
     options.onProgress?.(start + n, total);
   }
   const seconds = (performance.now() - started) / 1000;
   return {
-    samples: total, correct, accuracy: total ? correct / total : 0, batchSize,
+    samples: total, correct, accuracy: correct / total, batchSize,
     latency: recorder.summary(), samplesPerSecond: total / seconds,
   };
 }

@@ -52,4 +52,32 @@ describe('resolveConfig', () => {
     const e = configError(() => resolveConfig({ flags: { device: { id: 'a/b#' } } }));
     expect(e.issues[0]!.path).toBe('device.id');
   });
+
+  it('refuses keys that name the prototype machinery, anywhere, like unknown keys', () => {
+    const cases: [string, RegExp][] = [
+      ['{"__proto__": {"digital": {"threads": 8}}}', /- __proto__: Unrecognized key: "__proto__" \(from config file c\.json\)/],
+      ['{"digital": {"__proto__": {"threads": 8}}}', /- digital\.__proto__: Unrecognized key: "__proto__"/],
+      ['{"placement": {"models": {"constructor": "analog"}}}', /- placement\.models\.constructor: Unrecognized key: "constructor"/],
+      ['{"scheduler": {"streams": {"prototype": {"model": "m"}}}}', /- scheduler\.streams\.prototype: Unrecognized key: "prototype"/],
+    ];
+    for (const [text, message] of cases) {
+      const e = configError(() => resolveConfig({ file: { path: 'c.json', text } }));
+      expect(e.message).toMatch(message);
+      expect(e.issues[0]!.origin).toBe('config file c.json');
+    }
+    const env = configError(() => resolveConfig({ env: { EDGERUN_DIGITAL: '{"__proto__": {"threads": 8}}' } }));
+    expect(env.issues[0]!.origin).toBe('environment variable EDGERUN_DIGITAL');
+    // What used to happen: the key became the merged object's prototype and vanished unchecked.
+    expect(Object.getPrototypeOf(resolveConfig().digital)).toBe(Object.prototype);
+  });
+
+  it('refuses deeply nested JSON with a clear error, not a stack overflow', () => {
+    const text = `${'{"a":'.repeat(200_000)}1${'}'.repeat(200_000)}`;
+    expect(configError(() => resolveConfig({ file: { path: 'deep.json', text } })).message).toMatch(/nested more than 64 levels deep \(from config file deep\.json\)/);
+  });
+
+  it('bounds model.maxSizeMiB to what Node and protobuf can read (2047 MiB)', () => {
+    expect(resolveConfig({ flags: { model: { maxSizeMiB: 2047 } } }).model.maxSizeMiB).toBe(2047);
+    expect(configError(() => resolveConfig({ flags: { model: { maxSizeMiB: 3072 } } })).issues[0]!.path).toBe('model.maxSizeMiB');
+  });
 });

@@ -1,11 +1,10 @@
 /** What every command needs: the resolved config, the backend registry and model loading. */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackendRegistry } from '../../runtime/backend.js';
 import { resolveConfig, type Config } from '../../runtime/config.js';
 import { loadModel, type LoadedModel } from '../../runtime/model/load.js';
 import { DigitalBackend, DIGITAL_BACKEND } from '../../drivers/digital/ort-backend.js';
-import { readFileLimited } from '../../drivers/storage/read-file.js';
+import { FILE_LIMITS, readFileLimited, readTextLimited } from '../../drivers/storage/read-file.js';
 import { AnalogBackend } from '../../runtime/hybrid/analog-backend.js';
 import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
 import { loadProfile, type DeepPartial, type DeviceProfile } from '../../drivers/crossbar/profile.js';
@@ -27,7 +26,7 @@ export interface DeviceOptions {
 }
 
 export async function loadConfig(opts: GlobalOptions & DeviceOptions, flags: Record<string, unknown> = {}): Promise<Config> {
-  const file = opts.config ? { path: opts.config, text: await readFile(opts.config, 'utf8') } : undefined;
+  const file = opts.config ? { path: opts.config, text: await readTextLimited(opts.config, FILE_LIMITS.small, 'config file') } : undefined;
   const cliFlags: Record<string, unknown> = { ...flags };
   if (opts.threads !== undefined) cliFlags.digital = { threads: opts.threads };
   if (opts.profile !== undefined || opts.seed !== undefined || opts.periphery !== undefined) {

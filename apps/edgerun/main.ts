@@ -1,5 +1,5 @@
 /** The edgerun command line. Commands load their modules on use, so each starts only what it needs. */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { DeviceOptions, GlobalOptions } from './context.js';
 import { version } from './package-info.js';
 
@@ -23,7 +23,9 @@ const program = new Command('edgerun')
   .version(version)
   .option('-c, --config <file>', 'JSON config file (env EDGERUN_SECTION__KEY and flags override it)')
   .option('--threads <n>', 'onnxruntime-web WebAssembly threads', int(1))
-  .showHelpAfterError()
+  // Usage errors are reported once, in one line, by the catch at the end (commands inherit this).
+  .exitOverride()
+  .configureOutput({ outputError: () => undefined })
   .addHelpText('after', `
 Examples:
   $ edgerun inspect models/cnn.onnx
@@ -235,9 +237,32 @@ program.command('demo', { isDefault: false })
   .option('--rate <hz>', 'inferences per second per model', positive, 10)
   .action(async (opts) => (await import('./commands/demo.js')).demoCommand(opts, globals()));
 
+/** `edgerun <command…> --help` for the command named on the command line, for usage errors. */
+function helpFor(argv: readonly string[]): string {
+  const names = ['edgerun'];
+  let command = program;
+  for (const arg of argv) {
+    if (arg.startsWith('-')) continue;
+    const sub = command.commands.find((c) => c.name() === arg);
+    if (!sub) continue;
+    names.push(arg);
+    command = sub;
+  }
+  return `${names.join(' ')} --help`;
+}
+
 try {
   await program.parseAsync();
 } catch (e) {
-  console.error(`edgerun: ${(e as Error).message}`);
-  process.exitCode = process.exitCode || 2;
+  if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) {
+    process.exitCode = 0;
+  } else if (e instanceof CommanderError && e.code === 'commander.help') {
+    process.exitCode = 2; // no command given: the help went to stderr
+  } else if (e instanceof CommanderError) {
+    console.error(`edgerun: ${e.message.replace(/^error: /, '')} (see \`${helpFor(process.argv.slice(2))}\`)`);
+    process.exitCode = 2;
+  } else {
+    console.error(`edgerun: ${(e as Error).message}`);
+    process.exitCode = process.exitCode || 2;
+  }
 }

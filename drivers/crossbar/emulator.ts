@@ -105,7 +105,9 @@ export class CrossbarEmulator implements CrossbarDriver {
     this.#usable();
     const t = this.#programmed(tileId);
     if (!Number.isInteger(batch) || batch < 0) throw new RangeError(`batch must be a whole number ≥ 0, got ${batch}`);
-    if (x.length < batch * t.rows) throw new RangeError(`tile ${tileId}: ${batch} input vectors of ${t.rows} need ${batch * t.rows} values, got ${x.length}`);
+    // Exactly batch × the programmed rows (PROTOCOL.md): a vector of another length is a caller's
+    // mistake, never something to truncate.
+    if (x.length !== batch * t.rows) throw new RangeError(`tile ${tileId} is programmed with ${t.rows} rows: ${batch} input vector(s) need ${batch * t.rows} values, got ${x.length}`);
     return t.mvm(x, batch);
   }
 

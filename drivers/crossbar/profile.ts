@@ -3,19 +3,27 @@
  * each constant's source in the file's `sources` map (dotted field path → citation). Validated with
  * zod; a bad constant is refused with the path of the field, an unknown name with the known ones.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { FILE_LIMITS, readTextLimitedSync } from '../storage/read-file.js';
+import { parseJson } from '../../runtime/json.js';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { deviceEnergySchema } from '../../runtime/power/energy-constants.js';
 import { PERIPHERY_OPS } from '../../runtime/accelerator.js';
 
-/** value = clamp(a·ln(g/g_max) + b, min, max): aihwkit's conductance-dependent drift statistics. */
-const logLaw = z.strictObject({ a: z.number(), b: z.number(), min: z.number().min(0), max: z.number().min(0) })
+/**
+ * Physical bounds: far outside every device published, yet small enough that the emulator's
+ * float32 arithmetic (conductances squared in noise terms, sums over 8192 rows) stays finite.
+ * A profile outside them is a typo or an attack, not a device.
+ */
+const coefficient = z.number().min(-100).max(100);
+/** value = clamp(a·ln(g/g_max) + b, min, max): aihwkit's conductance-dependent drift statistics (ν ≤ 1). */
+const logLaw = z.strictObject({ a: coefficient, b: coefficient, min: z.number().min(0).max(1), max: z.number().min(0).max(1) })
   .refine((v) => v.min <= v.max, { message: 'min must not exceed max' });
 /** Converter / weight resolution in bits, sign included; null = unquantised. */
 const bits = z.number().int().min(2).max(24).nullable();
-const scale = z.number().min(0).default(1);
+const scale = z.number().min(0).max(100).default(1);
 
 export const profileSchema = z.strictObject({
   name: z.string().min(1),
@@ -28,21 +36,21 @@ export const profileSchema = z.strictObject({
     count: z.number().int().min(1).max(1_000_000),
   }),
   /** Largest device conductance in µS; |w|max of a column (or tile) maps to it. */
-  gMax: z.number().positive(),
+  gMax: z.number().positive().max(10_000),
   weightScale: z.enum(['per-column', 'per-tile']),
   /** Levels a device can hold (flash cells store a fixed number); null = continuous (PCM). */
   weightBits: bits,
   programmingNoise: z.strictObject({
     enabled: z.boolean(),
     /** σ(g) = (c0 + c1·g/g_max + c2·(g/g_max)²) · g_max/gMaxReference, in µS. */
-    c: z.tuple([z.number(), z.number(), z.number()]),
-    gMaxReference: z.number().positive().default(25),
+    c: z.tuple([coefficient, coefficient, coefficient]),
+    gMaxReference: z.number().positive().max(10_000).default(25),
     scale,
   }),
   drift: z.strictObject({
     enabled: z.boolean(),
     /** Seconds from programming to the first read: G(t) = G_prog·((t + t0)/t0)^−ν. */
-    t0: z.number().positive(),
+    t0: z.number().positive().max(1e9),
     nuMean: logLaw,
     nuStd: logLaw,
     scale,
@@ -50,19 +58,19 @@ export const profileSchema = z.strictObject({
   readNoise: z.strictObject({
     enabled: z.boolean(),
     /** Q_s = min(qsCoeff / max((g/g_max)^qsExponent, qsFloor), qsMax). */
-    qsCoeff: z.number().min(0),
-    qsExponent: z.number().min(0),
-    qsFloor: z.number().positive().default(1e-3),
-    qsMax: z.number().min(0),
+    qsCoeff: z.number().min(0).max(100),
+    qsExponent: z.number().min(0).max(100),
+    qsFloor: z.number().positive().max(1).default(1e-3),
+    qsMax: z.number().min(0).max(100),
     /** Seconds; σ(t) = Q_s·sqrt(ln((t + tRead)/(2·tRead))). */
-    tRead: z.number().positive(),
+    tRead: z.number().positive().max(1e9),
     scale,
   }),
   /** σ of additive Gaussian noise on every analog output, in bound-normalised units (0 = off). */
-  outputNoise: z.number().min(0),
+  outputNoise: z.number().min(0).max(100),
   dac: z.strictObject({ bits }),
   /** bound: outputs saturate at ±bound (normalised units); null = unbounded. */
-  adc: z.strictObject({ bits, bound: z.number().positive().nullable() }),
+  adc: z.strictObject({ bits, bound: z.number().positive().max(1e6).nullable() }),
   /** Re-run with halved inputs while outputs saturate (aihwkit BoundManagementType.ITERATIVE). */
   boundManagement: z.enum(['none', 'iterative']),
   /** Drift compensation from a calibration read: off, one factor per tile, or one per column. */
@@ -71,14 +79,14 @@ export const profileSchema = z.strictObject({
   faults: z.strictObject({ stuckOn: z.number().min(0).max(1), stuckOff: z.number().min(0).max(1) })
     .refine((f) => f.stuckOn + f.stuckOff <= 1, { message: 'stuckOn + stuckOff must not exceed 1' }),
   /** Ω per wire segment between neighbouring cells, read voltage in V (see ir-drop.ts). */
-  irDrop: z.strictObject({ enabled: z.boolean(), wireResistance: z.number().min(0), readVoltage: z.number().positive() }),
+  irDrop: z.strictObject({ enabled: z.boolean(), wireResistance: z.number().min(0).max(1e6), readVoltage: z.number().positive().max(100) }),
   temperature: z.strictObject({
     /** Kelvin at which the other constants hold. */
-    reference: z.number().positive(),
+    reference: z.number().positive().max(1000),
     /** Die temperature at start-up, kelvin. */
-    initial: z.number().positive(),
+    initial: z.number().positive().max(1000),
     /** α: G(T) = G·(1 + α·(T − reference)), per kelvin. */
-    coefficient: z.number(),
+    coefficient: z.number().min(-1).max(1),
   }),
   /** Energy per MAC, per conversion (against bits) and per programmed cell: runtime/power/energy-constants.ts. */
   energy: deviceEnergySchema.optional(),
@@ -122,7 +130,7 @@ export function loadProfile(nameOrPath: string, overrides: ProfileOverrides = {}
   const file = isPath ? nameOrPath : join(PROFILE_DIR, `${nameOrPath}.json`);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = parseJson(readTextLimitedSync(file, FILE_LIMITS.small, 'device profile'), file);
   } catch (e) {
     throw new ProfileError(`cannot read device profile ${file}: ${(e as Error).message}`);
   }

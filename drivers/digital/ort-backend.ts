@@ -53,7 +53,7 @@ export class DigitalBackend implements Backend {
     this.#options = options;
     // Set before the first session: the wasm module is instantiated once per process.
     ort.env.wasm.numThreads = options.threads ?? 1;
-    ort.env.logLevel = 'error';
+    ort.env.logLevel = 'fatal';
   }
 
   capabilities(): BackendCapabilities {
@@ -74,7 +74,7 @@ export class DigitalBackend implements Backend {
         validateFeeds(model.inputs, feeds, model.source);
         const ortFeeds: Record<string, ort.Tensor> = {};
         for (const name in feeds) ortFeeds[name] = tensors.wrap(name, feeds[name]!);
-        const out = await session.run(ortFeeds, fetches);
+        const out = await session.run(ortFeeds, fetches, RUN_OPTIONS);
         backend.#inferences++;
         return out;
       },
@@ -99,12 +99,18 @@ export class DigitalBackend implements Backend {
   }
 }
 
+/** onnxruntime's severity scale: 0 verbose … 3 error, 4 fatal. */
+const ORT_LOG_SEVERITY = 4;
+const RUN_OPTIONS: ort.InferenceSession.RunOptions = { logSeverityLevel: ORT_LOG_SEVERITY };
+
 export async function createSession(bytes: Uint8Array, source: string, options: DigitalBackendOptions = {}): Promise<ort.InferenceSession> {
   try {
     return await ort.InferenceSession.create(bytes, {
       executionProviders: ['wasm'],
       graphOptimizationLevel: options.graphOptimization ?? 'all',
-      logSeverityLevel: 3, // errors only: optimiser notes about cut sub-models are not the user's concern
+      // Fatal only: onnxruntime's own log lines (optimiser notes about cut sub-models, a kernel's
+      // failure) would reach stderr before edgerun's error, which already carries the message.
+      logSeverityLevel: ORT_LOG_SEVERITY,
     });
   } catch (e) {
     // Passed our validation but onnxruntime still refused it (e.g. an op it does not implement).

@@ -15,7 +15,7 @@
  * (reconnectPeriod 0: mqtt.js never reconnects on its own, and its period is fixed anyway) and a
  * lost connection rejects every pending publish. Reconnects back off exponentially with full jitter.
  */
-import { readFileSync } from 'node:fs';
+import { FILE_LIMITS, readFileLimitedSync } from '../storage/read-file.js';
 import mqtt, { type IClientOptions, type MqttClient as MqttJsClient } from 'mqtt';
 import { checkBrokerUrl } from './broker-url.js';
 import {
@@ -90,9 +90,9 @@ export class MqttClient implements MqttPort {
     if (this.protocolVersion !== 4 && this.protocolVersion !== 5) throw new Error(`MQTT protocol version must be 4 (3.1.1) or 5, got ${String(this.protocolVersion)}`);
     // Read the files up front: a wrong path is a configuration error now, not a reconnect loop later.
     this.#tls = {
-      ...(opts.ca ? { ca: readFileSync(opts.ca) } : {}),
-      ...(opts.cert ? { cert: readFileSync(opts.cert) } : {}),
-      ...(opts.key ? { key: readFileSync(opts.key) } : {}),
+      ...(opts.ca ? { ca: Buffer.from(readFileLimitedSync(opts.ca, FILE_LIMITS.small, 'TLS file')) } : {}),
+      ...(opts.cert ? { cert: Buffer.from(readFileLimitedSync(opts.cert, FILE_LIMITS.small, 'TLS file')) } : {}),
+      ...(opts.key ? { key: Buffer.from(readFileLimitedSync(opts.key, FILE_LIMITS.small, 'TLS file')) } : {}),
     };
   }
 

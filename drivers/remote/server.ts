@@ -96,11 +96,29 @@ export function serveStream(driver: CrossbarDriver, stream: Duplex, options: Ser
   });
 }
 
+/**
+ * Rows each tile of a served driver holds, per driver (its connections share the device): an MVM
+ * must send exactly these (PROTOCOL.md), whatever a driver would make of a longer or shorter vector.
+ */
+const programmedRows = new WeakMap<CrossbarDriver, Map<number, number>>();
+
+function rowsOf(driver: CrossbarDriver): Map<number, number> {
+  let rows = programmedRows.get(driver);
+  if (!rows) programmedRows.set(driver, rows = new Map());
+  return rows;
+}
+
 async function execute(driver: CrossbarDriver, r: Request, ctx: { maxPayload: number; bootId: string; healthOverride: ServeOptions['healthOverride'] }): Promise<Uint8Array | undefined> {
   switch (r.type) {
     case MessageType.HELLO: return encodeCapabilities({ ...driver.info(), maxPayload: ctx.maxPayload, bootId: ctx.bootId });
-    case MessageType.PROGRAM: await driver.program(r.tileId, r.weights, r.rows, r.cols); return undefined;
+    case MessageType.PROGRAM: {
+      await driver.program(r.tileId, r.weights, r.rows, r.cols);
+      rowsOf(driver).set(r.tileId, r.rows);
+      return undefined;
+    }
     case MessageType.MVM: {
+      const rows = rowsOf(driver).get(r.tileId);
+      if (rows !== undefined && r.rows !== rows) throw new ProtocolError(ErrorCode.BAD_PAYLOAD, `tile ${r.tileId} is programmed with ${rows} rows; the MVM sends ${r.rows}`);
       const y = await driver.mvm(r.tileId, r.x, r.batch);
       if (y.length % r.batch !== 0) throw new Error(`device returned ${y.length} values for ${r.batch} vectors`);
       return encodeMvmResult(r.batch, y.length / r.batch, y);

@@ -6,7 +6,7 @@
  *   const src = await DatasetSource.open('models/data/fashion-mnist-test-2000.bin');
  *   const s = src.sample(12345);   // { index: 12345, item: 345, label: 2, labelName: 'Pullover', input, shape: [1, 1, 28, 28] }
  */
-import { readFile } from 'node:fs/promises';
+import { FILE_LIMITS, readFileLimited } from '../storage/read-file.js';
 import { batchOf, parseDataset, type Dataset } from '../../runtime/dataset.js';
 
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'] as const;
@@ -27,7 +27,7 @@ export class DatasetSource {
   private constructor(readonly path: string, readonly dataset: Dataset, readonly classNames?: readonly string[]) {}
 
   static async open(path: string): Promise<DatasetSource> {
-    const ds = parseDataset(new Uint8Array(await readFile(path)), path);
+    const ds = parseDataset(await readFileLimited(path, FILE_LIMITS.binary, 'data set'), path);
     if (ds.count === 0) throw new Error(`${path}: the data set is empty`);
     const [c, h, w] = ds.sampleShape;
     const fashion = c === 1 && h === 28 && w === 28 && ds.labels.every((l) => l < 10);

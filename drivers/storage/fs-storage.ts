@@ -1,8 +1,9 @@
 /** The Storage port (runtime/ports.ts) on a directory of the file system. */
 import { mkdirSync } from 'node:fs';
-import { open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Storage } from '../../runtime/ports.js';
+import { FILE_LIMITS, FileError, readFileLimited } from './read-file.js';
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
 
@@ -10,9 +11,17 @@ export class FsStorage implements Storage {
   /** Open append handles, so appends do not reopen the file each time. */
   readonly #appending = new Map<string, Promise<FileHandle>>();
 
-  /** `mode` applies to files it creates (0o600 for key and replay state). */
-  constructor(readonly dir: string, private readonly mode = 0o644) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  /**
+   * `mode` applies to files it creates (0o600 for key and replay state); `maxReadBytes` caps every
+   * read (checked from the file's size before reading; FIFOs and directories are refused).
+   */
+  constructor(readonly dir: string, private readonly mode = 0o644, private readonly maxReadBytes: number = FILE_LIMITS.binary) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new FileError(err.code === 'ENOTDIR' || err.code === 'EEXIST' ? `cannot create state directory ${dir}: a file is in the way` : `cannot create state directory ${dir}: ${err.message}`);
+    }
   }
 
   async list(): Promise<string[]> {
@@ -21,9 +30,9 @@ export class FsStorage implements Storage {
 
   async read(name: string): Promise<Uint8Array | undefined> {
     try {
-      return new Uint8Array(await readFile(this.#path(name)));
+      return await readFileLimited(this.#path(name), this.maxReadBytes, 'state file');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (e instanceof FileError && e.missing) return undefined;
       throw e;
     }
   }

@@ -95,7 +95,7 @@ export class AnalogMatrix {
     const calls: Promise<Float32Array>[] = [];
     for (const band of bands) {
       // One vector's slice of a band is contiguous already; a batch's is gathered.
-      const input = single ? x : batch === 1 ? x.subarray(band.row0, band.row0 + band.rows) : gather(x, k, batch, band);
+      const input = single ? (x.length === batch * k ? x : x.subarray(0, batch * k)) : batch === 1 ? x.subarray(band.row0, band.row0 + band.rows) : gather(x, k, batch, band);
       for (const b of band.blocks) calls.push(this.driver.mvm(b.tileId, input, batch));
     }
     const parts = await Promise.all(calls);

@@ -15,6 +15,7 @@ import { AnalogMatrix } from '../analog/analog-matrix.js';
 import { AnalogLayerRunner } from './analog-layer.js';
 import { fusePeriphery, type PeripheryLayer } from './periphery-plan.js';
 import type { PeripheryOp } from '../accelerator.js';
+import { checkFiniteOutput } from './finite-output.js';
 
 export interface AnalogBackendOptions {
   digital: Backend;
@@ -188,7 +189,9 @@ export class HybridModel implements PreparedModel {
       if (step.kind === 'analog') {
         const x = values.get(step.layer.input);
         if (!x) throw new Error(`${this.model.source}: value '${step.layer.input}' is missing before node '${step.layer.name}'`);
-        values.set(step.layer.output, await runnerOf.get(step.layer.nodeIndex)!.run(x));
+        const y = await runnerOf.get(step.layer.nodeIndex)!.run(x);
+        checkFiniteOutput(x, y, step.layer.name, this.model.source);
+        values.set(step.layer.output, y);
       } else if (step.view && sameDims(values.get(step.view.input)?.dims, step.view.inDims)) {
         const x = values.get(step.view.input)!;
         values.set(step.view.output, { type: x.type, data: x.data, dims: step.view.outDims } as TensorData);

@@ -11,11 +11,15 @@ const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_
 
 /** "1s,1h,1d,1y" → seconds; a bare number is seconds. */
 export function parseAges(list: string): { label: string; seconds: number }[] {
-  return list.split(',').map((s) => s.trim()).filter(Boolean).map((label) => {
+  const ages = list.split(',').map((s) => s.trim()).filter(Boolean).map((label) => {
     const m = /^(\d+(?:\.\d+)?)([smhdwy]?)$/.exec(label);
     if (!m) throw new Error(`bad age '${label}': use a number with a unit s, m, h, d, w or y (e.g. 1h)`);
-    return { label, seconds: Number(m[1]) * UNITS[m[2] || 's']! };
+    const seconds = Number(m[1]) * UNITS[m[2] || 's']!;
+    if (!Number.isFinite(seconds)) throw new Error(`bad age '${label}': too large`);
+    return { label, seconds };
   });
+  if (ages.length === 0) throw new Error(`--age '${list}' names no age: give a list such as 1s,1h,1d`);
+  return ages;
 }
 
 export interface AgePoint { label: string; seconds: number; accuracy: number }

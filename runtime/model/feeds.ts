@@ -23,13 +23,16 @@ export function validateFeeds(inputs: readonly IOSpec[], feeds: Feeds, source = 
     }
     if (!spec.anyRank) {
       if (t.dims.length !== spec.dims.length) {
-        throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)} (rank ${spec.dims.length}), got [${t.dims.join(', ')}]`);
+        throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)} (rank ${spec.dims.length}), got ${givenDims(t.dims)}`);
       }
       for (let axis = 0; axis < spec.dims.length; axis++) {
         const want = spec.dims[axis]!;
         const got = t.dims[axis] ?? -1;
-        if (!Number.isInteger(got) || got < 0 || (typeof want === 'number' && got !== want)) {
-          throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)}, got [${t.dims.join(', ')}] (axis ${axis})`);
+        if (!Number.isInteger(got) || got < 0) {
+          throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' has dims ${givenDims(t.dims)}; every dim must be a whole number ≥ 0 (axis ${axis})`);
+        }
+        if (typeof want === 'number' && got !== want) {
+          throw new ModelError('BAD_INPUT', `${source}: input '${spec.name}' must have shape ${dimsText(spec.dims)}, got ${givenDims(t.dims)} (axis ${axis})`);
         }
       }
     } // else only the type and the payload length can be checked
@@ -41,6 +44,11 @@ export function validateFeeds(inputs: readonly IOSpec[], feeds: Feeds, source = 
 
 export function dimsText(dims: readonly (number | string)[]): string {
   return `[${dims.join(', ')}]`;
+}
+
+/** Dims as given, strings quoted: ["1", 4] must not read like [1, 4]. */
+function givenDims(dims: readonly unknown[]): string {
+  return JSON.stringify(dims, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)).replaceAll(',', ', ');
 }
 
 function describe(inputs: readonly IOSpec[]): string {

@@ -34,6 +34,9 @@ function tensorFromJson(v: unknown, spec: IOSpec, source: string): TensorData {
   if (typeof v === 'object' && v !== null && 'data' in v && 'dims' in v) {
     const { data, dims, type } = v as { data: unknown; dims: unknown; type?: unknown };
     if (!Array.isArray(data) || !Array.isArray(dims)) throw new ModelError('BAD_INPUT', `${source}: "data" and "dims" must be arrays`);
+    if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new ModelError('BAD_INPUT', `${source}: "dims" must be whole numbers ≥ 0, got ${JSON.stringify(dims)}`);
+    }
     return toTensor(data, dims as number[], typeof type === 'string' ? type : spec.type, source);
   }
   throw new ModelError('BAD_INPUT', `${source}: expected nested arrays or { "dims": [..], "data": [..] }`);
@@ -46,7 +49,11 @@ function toTensor(values: unknown[], dims: number[], type: string, source: strin
     case 'float32': return { type, data: Float32Array.from(nums), dims };
     case 'float64': return { type, data: Float64Array.from(nums), dims };
     case 'int32': return { type, data: Int32Array.from(nums), dims };
-    case 'int64': return { type, data: BigInt64Array.from(nums.map((n) => BigInt(Math.trunc(n)))), dims };
+    case 'int64': {
+      const bad = nums.find((n) => typeof n === 'number' && !Number.isFinite(n));
+      if (bad !== undefined) throw new ModelError('BAD_INPUT', `${source}: ${bad} is not a valid int64 value`);
+      return { type, data: BigInt64Array.from(nums.map((n) => BigInt(Math.trunc(n)))), dims };
+    }
     case 'uint8': case 'bool': return { type, data: Uint8Array.from(nums), dims };
     case 'int8': return { type, data: Int8Array.from(nums), dims };
     default: throw new ModelError('BAD_INPUT', `${source}: inputs of type ${type} cannot be given as JSON`);

@@ -43,6 +43,11 @@ export interface LoadOptions {
 }
 
 export const DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024;
+/**
+ * Largest model accepted at all (config model.maxSizeMiB's bound): a protobuf message — an ONNX
+ * file is one — is limited to 2 GiB, and onnxruntime takes the model as one buffer.
+ */
+export const MAX_MODEL_MIB = 2047;
 const DEFAULT_MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
 /** Operator-set domains onnxruntime(-web) implements, with the versions it accepts. */
 const KNOWN_DOMAINS: Record<string, [number, number]> = {
@@ -64,7 +69,9 @@ export function loadModel(bytes: Uint8Array, options: LoadOptions = {}): LoadedM
   try {
     proto = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new ModelError('CORRUPT', `${source}: not a valid ONNX file (truncated or not protobuf): ${(e as Error).message}`);
+    // The decoder recurses into sub-graphs: a file nesting them by the thousand overflows the stack.
+    const why = e instanceof RangeError ? 'sub-graphs nested too deeply to decode' : (e as Error).message;
+    throw new ModelError('CORRUPT', `${source}: not a valid ONNX file (truncated or not protobuf): ${why}`);
   }
   const ir = toNumber(proto.irVersion);
   if (ir < IR_VERSIONS[0] || ir > IR_VERSIONS[1]) {

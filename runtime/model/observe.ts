@@ -8,7 +8,7 @@ import type { Backend } from '../backend.js';
 import type { LoadedModel } from './load.js';
 import { loadModel } from './load.js';
 import { onnx, type ModelProto } from './onnx.js';
-import { elementCount, type TensorData } from './tensor.js';
+import { allocatableCount, type TensorData } from './tensor.js';
 import type { Feeds } from './feeds.js';
 
 export interface ValueFacts { type: string; dims: readonly number[] }
@@ -29,7 +29,7 @@ export async function observeValues(backend: Backend, model: LoadedModel, dynami
   const prepared = await backend.load(exposed);
   try {
     const feeds: Feeds = {};
-    for (const input of model.inputs) feeds[input.name] = zeros(input.type, input.dims.map((d) => (typeof d === 'number' ? d : dynamicDim)));
+    for (const input of model.inputs) feeds[input.name] = zeros(input.name, input.type, input.dims.map((d) => (typeof d === 'number' ? d : dynamicDim)));
     const out = await prepared.run(feeds);
     const facts = new Map<string, ValueFacts>();
     for (const [name, t] of [...Object.entries(feeds), ...Object.entries(out)]) facts.set(name, { type: t.type, dims: [...t.dims] });
@@ -39,8 +39,10 @@ export async function observeValues(backend: Backend, model: LoadedModel, dynami
   }
 }
 
-function zeros(type: string, dims: number[]): TensorData {
-  const n = elementCount(dims);
+const BYTES: Record<string, number> = { float32: 4, float64: 8, int64: 8, int32: 4, int8: 1, uint8: 1, bool: 1 };
+
+function zeros(name: string, type: string, dims: number[]): TensorData {
+  const n = allocatableCount(dims, BYTES[type] ?? 1, `input '${name}' (zeros to observe shapes)`);
   switch (type) {
     case 'float32': return { type, data: new Float32Array(n), dims };
     case 'float64': return { type, data: new Float64Array(n), dims };

@@ -61,6 +61,22 @@ export function elementCount(dims: readonly number[]): number {
   return n;
 }
 
+/** Largest tensor edgerun makes up itself (random inputs, zeros to observe shapes): 1 GiB. */
+export const MAX_GENERATED_TENSOR_BYTES = 2 ** 30;
+
+/**
+ * The element count of a tensor about to be allocated for `what`, refused with its size when it
+ * is above MAX_GENERATED_TENSOR_BYTES: a model may declare any shape, memory is not unlimited.
+ */
+export function allocatableCount(dims: readonly number[], bytesPerValue: number, what: string): number {
+  const n = elementCount(dims);
+  const bytes = n * bytesPerValue;
+  if (!Number.isSafeInteger(n) || bytes > MAX_GENERATED_TENSOR_BYTES) {
+    throw new ModelError('TOO_LARGE', `${what} of shape [${dims.join(', ')}] would have ${n.toPrecision(4)} values (${(bytes / 2 ** 30).toPrecision(4)} GiB), more than the limit of ${MAX_GENERATED_TENSOR_BYTES / 2 ** 30} GiB`);
+  }
+  return n;
+}
+
 /**
  * Decodes a TensorProto (initializer, Constant value or a .pb test file) into TensorData.
  * Checks that the payload length matches the dims; raw data is copied once into an aligned buffer.

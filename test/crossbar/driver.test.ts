@@ -13,7 +13,7 @@ async function outputs(options: ConstructorParameters<typeof CrossbarEmulator>[1
   await emu.program(7, W.subarray(0, 37 * 39), 37, 39); // odd rows and columns: the kernels' remainder paths
   await emu.setAge(age);
   const y = (await emu.mvm(2, X, 3)).slice();
-  const z = (await emu.mvm(5, X, 2)).slice();
+  const z = (await emu.mvm(5, X.subarray(0, 2 * 50), 2)).slice();
   return Float32Array.from([...y, ...z, ...(await emu.mvm(7, X.subarray(0, 3 * 37), 3))]);
 }
 
@@ -66,10 +66,13 @@ describe('CrossbarDriver behaviour of the emulator', () => {
     await expect(emu.program(0, Float32Array.from([1, NaN]), 1, 2)).rejects.toThrow(/weight 1 is NaN/);
     await expect(emu.mvm(0, X, 1)).rejects.toThrow(/tile 0 is not programmed/);
     await emu.program(0, W, 100, 40);
-    await expect(emu.mvm(0, X, 4)).rejects.toThrow(/4 input vectors of 100 need 400 values, got 300/);
+    await expect(emu.mvm(0, X, 4)).rejects.toThrow(/programmed with 100 rows: 4 input vector\(s\) need 400 values, got 300/);
+    // Exactly the programmed rows per vector: neither truncated nor read short (regression: a longer x was used in part).
+    await expect(emu.mvm(0, X, 2)).rejects.toThrow(/programmed with 100 rows: 2 input vector\(s\) need 200 values, got 300/);
+    await expect(emu.mvm(0, X.subarray(0, 99), 1)).rejects.toThrow(/need 100 values, got 99/);
     await expect(emu.mvm(0, X, 1.5)).rejects.toThrow(/batch must be a whole number/);
     await expect(emu.setAge(-1)).rejects.toThrow(/finite number of seconds/);
-    expect(await emu.mvm(0, X, 0)).toHaveLength(0);
+    expect(await emu.mvm(0, X.subarray(0, 0), 0)).toHaveLength(0);
     await expect(emu.readConductances(3)).rejects.toThrow(/tile 3 is not programmed/);
     expect(() => new CrossbarEmulator('pcm', { seed: 1.5 })).toThrow(/seed must be an integer/);
   });
@@ -96,8 +99,8 @@ describe('CrossbarDriver behaviour of the emulator', () => {
   it('reuses its output buffer per tile (callers copy what they keep)', async () => {
     const emu = new CrossbarEmulator('pcm');
     await emu.program(0, W, 100, 40);
-    const first = await emu.mvm(0, X, 2);
-    const again = await emu.mvm(0, X, 2);
+    const first = await emu.mvm(0, X.subarray(0, 200), 2);
+    const again = await emu.mvm(0, X.subarray(0, 200), 2);
     expect(again).toBe(first);
     expect(again.length).toBe(80);
   });
@@ -108,16 +111,16 @@ describe('CrossbarDriver behaviour of the emulator', () => {
     expect(await emu.health()).toEqual({ state: 'ok' });
     emu.setHealth('degraded', 'ADC calibration drifting');
     expect(await emu.health()).toEqual({ state: 'degraded', detail: 'ADC calibration drifting' });
-    await emu.mvm(0, X, 1); // degraded still computes
+    await emu.mvm(0, X.subarray(0, 100), 1); // degraded still computes
     emu.setHealth('unhealthy', 'tile power rail down');
-    await expect(emu.mvm(0, X, 1)).rejects.toThrow(AcceleratorFault);
-    await expect(emu.mvm(0, X, 1)).rejects.toThrow(/accelerator unhealthy: tile power rail down/);
+    await expect(emu.mvm(0, X.subarray(0, 100), 1)).rejects.toThrow(AcceleratorFault);
+    await expect(emu.mvm(0, X.subarray(0, 100), 1)).rejects.toThrow(/accelerator unhealthy: tile power rail down/);
     await expect(emu.program(1, W, 100, 40)).rejects.toThrow(AcceleratorFault);
     emu.setHealth('ok');
-    await emu.mvm(0, X, 1);
+    await emu.mvm(0, X.subarray(0, 100), 1);
     await emu.dispose();
     expect((await emu.health()).state).toBe('unhealthy');
-    await expect(emu.mvm(0, X, 1)).rejects.toThrow(/disposed/);
+    await expect(emu.mvm(0, X.subarray(0, 100), 1)).rejects.toThrow(/disposed/);
   });
 
   it('grows its memory as tiles are programmed without disturbing earlier tiles', async () => {
@@ -127,6 +130,6 @@ describe('CrossbarDriver behaviour of the emulator', () => {
     for (let t = 1; t <= 40; t++) await emu.program(t, randomMatrix(256, 256, t), 256, 256); // ~10 MB
     expect((await emu.mvm(0, X, 3)).slice()).toEqual(before);
     await emu.program(0, W.subarray(0, 40 * 40), 40, 40); // reshaped tile: new region
-    expect(await emu.mvm(0, X, 1)).toHaveLength(40);
+    expect(await emu.mvm(0, X.subarray(0, 40), 1)).toHaveLength(40);
   });
 });

@@ -139,6 +139,19 @@ describe('RemoteCrossbarClient', () => {
     expect(missing.stderr).toMatch(/nobody-listens/);
   });
 
+  it('eval --age runs against a remote accelerator with the accuracies of the in-process one; profile overrides are refused', { timeout: 240_000 }, async () => {
+    const server = await serve('pcm', 0);
+    const args = ['eval', 'models/mlp.onnx', '--data', 'models/data/canary-64.bin', '--backend', 'analog', '--profile', 'pcm', '--seed', '0', '--age', '1s,1y', '--json'];
+    const remote = await edgerun(args, { EDGERUN_REMOTE__SOCKET: server.path });
+    expect(remote.code, remote.stderr).toBe(0);
+    const local = await edgerun(args);
+    expect(local.code, local.stderr).toBe(0);
+    expect(lastJson(remote.stdout).table).toEqual(lastJson(local.stdout).table);
+    const overridden = await edgerun([...args, '--gdc', 'off'], { EDGERUN_REMOTE__SOCKET: server.path });
+    expect(overridden.code).toBe(2);
+    expect(overridden.stderr).toMatch(/--gdc and --adc-bits change the in-process emulator; the accelerator at remote\.socket .* keeps its own settings/);
+  });
+
   it('replaces a stale socket file but never a live one or a non-socket', async () => {
     const server = await serve('ideal');
     await expect(listenUnix(server.path, new CrossbarEmulator('ideal'))).rejects.toThrow(/already listening/);

@@ -5,6 +5,7 @@
  * answered with a protocol error and never crash either side; both keep serving afterwards.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { Duplex } from 'node:stream';
 import { createConnection } from 'node:net';
 import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
@@ -191,6 +192,45 @@ describe('protocol fuzzing', () => {
     expect(await client.health()).toEqual({ state: 'ok' });
     expect(Array.from(await client.mvm(0, new Float32Array(8), 1))).toEqual(new Array(8).fill(0));
     await client.dispose();
+  });
+
+  it('property (fast-check): any frame of any type decodes or is refused with a ProtocolError; a decoded MVM is self-consistent', () => {
+    const types = fc.oneof(fc.constantFrom(...Object.values(MessageType)), fc.integer({ min: 0, max: 255 }));
+    const payload = fc.oneof(
+      fc.uint8Array({ maxLength: 96 }),
+      // Plausible headers of MVM/PROGRAM with absurd counts, then a few floats.
+      fc.tuple(fc.constantFrom(0, 1, 3, 4, 2 ** 16, 2 ** 31, 2 ** 32 - 1), fc.constantFrom(0, 1, 2, 4, 2 ** 30, 2 ** 32 - 1), fc.constantFrom(0, 1, 4, 2 ** 32 - 1), fc.uint8Array({ maxLength: 64 }))
+        .map(([a, b, c, rest]) => { const v = new DataView(new ArrayBuffer(12)); v.setUint32(0, a, true); v.setUint32(4, b, true); v.setUint32(8, c, true); return Uint8Array.from([...new Uint8Array(v.buffer), ...rest]); }),
+    );
+    fc.assert(fc.property(types, fc.nat(), payload, (type, id, bytes) => {
+      let request: Request;
+      try {
+        const frames = new FrameDecoder(1 << 20).push(encodeFrame(type, id, bytes));
+        expect(frames).toHaveLength(1);
+        request = decodeRequest(frames[0]!);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ProtocolError);
+        return;
+      }
+      if (request.type === MessageType.MVM) expect(request.x.length).toBe(request.batch * request.rows);
+      if (request.type === MessageType.PROGRAM) expect(request.weights.length).toBe(request.rows * request.cols);
+    }), { numRuns: 2000 });
+  });
+
+  it('an MVM whose rows differ from the programmed rows is refused (regression: it was answered)', async () => {
+    const out: Uint8Array[] = [];
+    const stream = memoryStream((c) => out.push(c));
+    const served = serveStream(device(), stream);
+    const mvm = (id: number, rows: number): Uint8Array => encodeFrame(MessageType.MVM, id, encodeRequest({ type: MessageType.MVM, tileId: 0, batch: 1, rows, x: new Float32Array(rows).fill(0.5) }));
+    for (const f of [HELLO, requestFrames[1]!, mvm(11, 3), mvm(12, 5), mvm(13, 4)]) stream.push(f); // programmed with 4 rows
+    stream.push(null);
+    await served;
+    const byId = new Map(new FrameDecoder(1 << 20).push(Buffer.concat(out)).map((f) => [f.id, f]));
+    for (const [id, rows] of [[11, 3], [12, 5]] as const) {
+      expect(byId.get(id)!.type).toBe(MessageType.ERROR);
+      expect(decodeError(byId.get(id)!)).toEqual({ code: ErrorCode.BAD_PAYLOAD, message: `tile 0 is programmed with 4 rows; the MVM sends ${rows}` });
+    }
+    expect(decodeMvmResult(byId.get(13)!)).toMatchObject({ batch: 1, cols: 3 });
   });
 
   describe('against the real accel-emulator process', () => {

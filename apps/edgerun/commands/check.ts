@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { join } from 'node:path';
 import { compareTensors } from '../../../runtime/compare.js';
 import { parseTensorFile } from '../../../runtime/model/tensor.js';
@@ -52,7 +53,7 @@ async function runDataSet(path: string, name: string, prepared: PreparedModel, o
   const feeds: Feeds = {};
   try {
     for (const f of files.filter((n) => /^input_\d+\.pb$/.test(n)).sort((a, b) => index(a) - index(b))) {
-      const t = parseTensorFile(await readFile(join(path, f)), join(path, f));
+      const t = parseTensorFile(await readFileLimited(join(path, f), FILE_LIMITS.binary, 'test data file'), join(path, f));
       const spec = prepared.inputs.find((i) => i.name === t.name) ?? prepared.inputs[index(f)];
       if (!spec) throw new Error(`${f} has no matching model input`);
       feeds[spec.name] = t;
@@ -62,7 +63,7 @@ async function runDataSet(path: string, name: string, prepared: PreparedModel, o
     let mismatches = 0;
     const reasons: string[] = [];
     for (const f of files.filter((n) => /^output_\d+\.pb$/.test(n))) {
-      const expected = parseTensorFile(await readFile(join(path, f)), join(path, f));
+      const expected = parseTensorFile(await readFileLimited(join(path, f), FILE_LIMITS.binary, 'test data file'), join(path, f));
       const spec = prepared.outputs.find((o) => o.name === expected.name) ?? prepared.outputs[index(f)];
       const actual = spec && outputs[spec.name];
       if (!actual) throw new Error(`${f} has no matching model output`);

@@ -3,7 +3,7 @@
  * publish it (QoS 1) to `<prefix>/<fleet>/<device>/cmd/<name>`. With --wait, waits for the device's
  * `events` report of that command (matched by nonce) and exits 1 unless it ran successfully.
  */
-import { readFileSync } from 'node:fs';
+import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { randomBytes } from 'node:crypto';
 import { buildCommand } from '../../../runtime/telemetry/commands.js';
 import { decodeMessage } from '../../../runtime/telemetry/envelope.js';
@@ -41,7 +41,7 @@ export async function cmdCommand(device: string, name: string, opts: CmdOptions,
       throw new Error(`--args is not valid JSON: ${(e as Error).message}`);
     }
   }
-  const signer = parseKeyFile(readFileSync(opts.key), `key file ${opts.key}`);
+  const signer = parseKeyFile(await readFileLimited(opts.key, FILE_LIMITS.small, 'key file'), `key file ${opts.key}`);
   const address: DeviceAddress = { prefix: opts.prefix ?? config.mqtt.prefix, fleet: opts.fleet ?? config.device.fleet, device };
   const topic = commandTopic(address, name);
   const nonce = randomBytes(16).toString('hex');

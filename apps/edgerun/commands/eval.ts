@@ -1,13 +1,13 @@
 import { SingleBar, Presets } from 'cli-progress';
 import { parseDataset } from '../../../runtime/dataset.js';
 import { evaluate, type EvalResult } from '../../../runtime/evaluate.js';
-import { readFileLimited } from '../../../drivers/storage/read-file.js';
+import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
 import type { Config } from '../../../runtime/config.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import type { Dataset } from '../../../runtime/dataset.js';
 import type { AnalogBackend } from '../../../runtime/hybrid/analog-backend.js';
-import type { CrossbarEmulator } from '../../../drivers/crossbar/emulator.js';
+import { CrossbarEmulator } from '../../../drivers/crossbar/emulator.js';
 import { accuracyOverAges, meanStd, parseAges, type AgePoint } from '../../../runtime/hybrid/drift-sweep.js';
 import { formatTable } from '../table.js';
 
@@ -27,7 +27,7 @@ export interface EvalOptions {
 export async function evalCommand(path: string, opts: EvalOptions, global: GlobalOptions & DeviceOptions): Promise<EvalResult | AgeSweep> {
   const config = await loadConfig(global, opts.batch ? { eval: { batchSize: opts.batch } } : {});
   const model = await readModel(path, config);
-  const dataset = parseDataset(await readFileLimited(opts.data, 1 << 30, 'dataset'), opts.data);
+  const dataset = parseDataset(await readFileLimited(opts.data, FILE_LIMITS.binary, 'data set'), opts.data);
   if (opts.gdc !== undefined && opts.gdc !== 'on' && opts.gdc !== 'off') throw new Error(`--gdc must be on or off, got '${opts.gdc}'`);
   if (opts.backend === 'analog' && (opts.age || (opts.seeds ?? 1) > 1 || opts.gdc || opts.adcBits)) return ageSweep(path, model, dataset, opts, config);
   const registry = createRegistry(config);
@@ -39,7 +39,7 @@ export async function evalCommand(path: string, opts: EvalOptions, global: Globa
       ? new SingleBar({ stream: process.stderr, format: 'eval [{bar}] {percentage}% | {value}/{total} samples | ETA {eta}s' }, Presets.shades_classic)
       : undefined;
     bar?.start(total, 0);
-    const result = await evaluate(prepared, dataset, { batchSize: config.eval.batchSize, limit: opts.limit, onProgress: (done) => bar?.update(done) });
+    const result = await evaluate(prepared, dataset, { source: opts.data, batchSize: config.eval.batchSize, limit: opts.limit, onProgress: (done) => bar?.update(done) });
     bar?.stop();
     await prepared.dispose();
     if (opts.json) {
@@ -68,8 +68,14 @@ export interface AgeSweep {
 /** Analog accuracy over device ages and device instances, beside the digital accuracy. */
 async function ageSweep(path: string, model: LoadedModel, dataset: Dataset, opts: EvalOptions, config: Config): Promise<AgeSweep> {
   const ages = parseAges(opts.age ?? '1s');
+  // A remote accelerator keeps the profile it was started with; overrides would be silently lost.
+  const remote = config.remote.socket !== undefined;
+  if (remote && (opts.gdc || opts.adcBits)) {
+    throw new Error(`--gdc and --adc-bits change the in-process emulator; the accelerator at remote.socket ${config.remote.socket} keeps its own settings (set them where it runs: edgerun accel-emulator --profile …)`);
+  }
   const seeds = Array.from({ length: opts.seeds ?? 1 }, (_, i) => config.analog.seed + i);
-  const evalOptions = { batchSize: config.eval.batchSize, limit: opts.limit };
+  if (remote && seeds.length > 1) throw new Error('--seeds: a remote accelerator is one device instance; evaluate it with --seeds 1');
+  const evalOptions = { source: opts.data, batchSize: config.eval.batchSize, limit: opts.limit };
   const digitalRegistry = createRegistry(config);
   const digitalModel = await (await digitalRegistry.get('digital')).load(model);
   const digitalAccuracy = (await evaluate(digitalModel, dataset, evalOptions)).accuracy;
@@ -86,7 +92,8 @@ async function ageSweep(path: string, model: LoadedModel, dataset: Dataset, opts
       const info = backend.driver.info();
       profile = info.profile;
       adcBits = info.adcBits;
-      gdc = (backend.driver as CrossbarEmulator).profile.gdc !== 'off';
+      // A remote device compensates drift as its profile says; CALIBRATE is harmless where it does not.
+      gdc = backend.driver instanceof CrossbarEmulator ? backend.driver.profile.gdc !== 'off' : true;
       const hybrid = await backend.load(model);
       perSeed.push(await accuracyOverAges(hybrid, backend.driver, ages, dataset, { ...evalOptions, gdc }));
       if (!opts.json) process.stderr.write(`  device instance seed ${seed}: ${perSeed[perSeed.length - 1]!.map((p) => `${p.label} ${(p.accuracy * 100).toFixed(2)}%`).join(', ')}\n`);

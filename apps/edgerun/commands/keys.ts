@@ -3,7 +3,8 @@
  * the trust store of keys allowed to sign commands. Files live in --dir (default: config
  * security.keyDir, else state/keys) with mode 0600.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { FILE_LIMITS, readTextLimited } from '../../../drivers/storage/read-file.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { KeyStore, TrustStore, checkKeyName, parsePublicKey, publicInfo } from '../../../runtime/telemetry/keys.js';
 import { keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
@@ -24,7 +25,7 @@ async function location(opts: KeysOptions, global: GlobalOptions, create: boolea
   if (opts.name !== undefined) checkKeyName(opts.name);
   const keyFile = opts.file ?? (opts.name !== undefined ? `${opts.name}.key` : config.security.keyFile);
   if (!create && !existsSync(dir)) throw new Error(`no key directory ${dir} (create keys with \`edgerun keys gen\`, or give --dir)`);
-  return { dir, keyFile, trustFile: config.security.trustedKeysFile, storage: new FsStorage(dir, 0o600) };
+  return { dir, keyFile, trustFile: config.security.trustedKeysFile, storage: new FsStorage(dir, 0o600, FILE_LIMITS.small) };
 }
 
 export async function keysGenCommand(opts: KeysOptions, global: GlobalOptions): Promise<void> {
@@ -46,8 +47,8 @@ export async function keysShowCommand(opts: KeysOptions, global: GlobalOptions):
 /** `key` is base64 of a public key, or a file: a key file or `keys show --json` output (only its public key is read). */
 export async function keysTrustCommand(key: string, opts: KeysOptions, global: GlobalOptions): Promise<void> {
   const { dir, trustFile, storage } = await location(opts, global, true);
-  const isFile = existsSync(key) && statSync(key).isFile();
-  const parsed = parsePublicKey(isFile ? readFileSync(key, 'utf8') : key, isFile ? `file ${key}` : 'public key');
+  const isFile = existsSync(key) && !statSync(key).isDirectory();
+  const parsed = parsePublicKey(isFile ? await readTextLimited(key, FILE_LIMITS.small, 'key file') : key, isFile ? `file ${key}` : 'public key');
   const name = opts.name ?? parsed.name;
   if (name === undefined) throw new Error('give the trusted key a name with --name');
   const trust = await TrustStore.open(storage, trustFile);

@@ -1,10 +1,13 @@
-import { readFile } from 'node:fs/promises';
+import { FILE_LIMITS, readFileLimited, readTextLimited } from '../../../drivers/storage/read-file.js';
+import { parseJson } from '../../../runtime/json.js';
 import type { Feeds } from '../../../runtime/model/feeds.js';
 import { feedsFromJson } from '../../../runtime/model/json-input.js';
-import { parseTensorFile, type TensorData } from '../../../runtime/model/tensor.js';
+import { allocatableCount, parseTensorFile, type TensorData } from '../../../runtime/model/tensor.js';
 import type { IOSpec } from '../../../runtime/model/load.js';
 import { LatencyRecorder } from '../../../runtime/latency.js';
 import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
+
+const MAX_JSON_VALUES = 2 ** 24;
 
 export interface RunOptions {
   input?: string[];
@@ -35,6 +38,9 @@ export async function runCommand(path: string, opts: RunOptions, global: GlobalO
     }
     const lat = latency.summary();
     if (opts.json) {
+      const values = Object.values(outputs).reduce((n, t) => n + t.data.length, 0);
+      // One JSON line must fit in a JavaScript string (~512 Mi characters, ~20 per value).
+      if (values > MAX_JSON_VALUES) throw new Error(`--json: the outputs hold ${values} values, more than the ${MAX_JSON_VALUES} one JSON line can carry; print without --json`);
       const out = Object.fromEntries(Object.entries(outputs).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: Array.from(t.data as ArrayLike<number>, Number) }]));
       console.log(JSON.stringify({ model: path, backend: backend.name, outputs: out, latency: lat, rssMB: process.memoryUsage().rss / 2 ** 20 }));
     } else {
@@ -48,13 +54,19 @@ export async function runCommand(path: string, opts: RunOptions, global: GlobalO
 }
 
 async function readInputs(files: string[], inputs: readonly IOSpec[]): Promise<Feeds> {
-  if (files.length === 1 && files[0]!.endsWith('.json')) return feedsFromJson(JSON.parse(await readFile(files[0]!, 'utf8')), inputs, files[0]);
+  const json = files.filter((f) => f.endsWith('.json'));
+  if (json.length && files.length > 1) throw new Error(`--input ${json[0]}: a JSON file holds every input of the model; give it alone (or give .pb files)`);
+  if (files.length === 1 && files[0]!.endsWith('.json')) return feedsFromJson(parseJson(await readTextLimited(files[0]!, FILE_LIMITS.json, 'input file'), files[0]!), inputs, files[0]);
   const feeds: Feeds = {};
+  const given = new Map<string, string>();
   for (const [k, file] of files.entries()) {
-    const t = parseTensorFile(await readFile(file), file);
+    const t = parseTensorFile(await readFileLimited(file, FILE_LIMITS.binary, 'input file'), file);
     // ONNX test data name tensors after the graph input; unnamed ones map by position.
     const spec = inputs.find((i) => i.name === t.name) ?? inputs[k];
     if (!spec) throw new Error(`${file}: the model has only ${inputs.length} input(s)`);
+    const earlier = given.get(spec.name);
+    if (earlier !== undefined) throw new Error(`--input: '${spec.name}' is given twice (${earlier} and ${file})`);
+    given.set(spec.name, file);
     feeds[spec.name] = t;
   }
   return feeds;
@@ -72,8 +84,8 @@ export function randomFeeds(inputs: readonly IOSpec[], batch: number, seed: numb
   const feeds: Feeds = {};
   for (const input of inputs) {
     const dims = input.dims.map((d) => (typeof d === 'number' ? d : batch));
-    const n = dims.reduce((a, b) => a * b, 1);
     if (input.type !== 'float32') throw new Error(`--random supports float32 inputs only; '${input.name}' is ${input.type}`);
+    const n = allocatableCount(dims, 4, `--random input '${input.name}'`);
     feeds[input.name] = { type: 'float32', data: Float32Array.from({ length: n }, next), dims };
   }
   return feeds;

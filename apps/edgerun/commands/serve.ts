@@ -9,10 +9,10 @@
  * all runs on this state directory, then exit 0 once the broker acknowledged them.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseDataset, type Dataset } from '../../../runtime/dataset.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
+import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
 import type { Config } from '../../../runtime/config.js';
@@ -90,8 +90,15 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   let canary: Dataset | undefined;
   if (config.guard.enabled) {
     const file = existsSync(config.guard.canary) ? config.guard.canary : join(packageRoot, config.guard.canary);
-    canary = parseDataset(new Uint8Array(await readFile(file)), file);
+    canary = parseDataset(await readFileLimited(file, FILE_LIMITS.binary, 'canary set'), file);
   }
+  // State before the broker: a blocked state directory or a refused key file fails with nothing started.
+  const outboxStorage = new FsStorage(o.outboxDir ?? join(o.stateDir, 'outbox'));
+  const deviceStorage = new FsStorage(join(o.stateDir, 'device'));
+  let signer: SigningKey | undefined;
+  // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
+  const keyDir = keyDirOf(config, o.stateDir);
+  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(keyDir, 0o600, FILE_LIMITS.small)).loadOrGenerate(config.security.keyFile, config.device.id));
 
   let broker: EmbeddedBroker | undefined;
   let url = o.url ?? config.mqtt.url;
@@ -107,28 +114,26 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     ...(broker ? { protocolVersion: 4 } : o.protocolVersion !== undefined ? { protocolVersion: o.protocolVersion } : {}),
     onError: reportOnce(log, 'mqtt'),
   });
-  let signer: SigningKey | undefined;
-  // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
-  const keyDir = keyDirOf(config, o.stateDir);
-  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(keyDir, 0o600)).loadOrGenerate(config.security.keyFile, config.device.id));
-  const outboxDir = o.outboxDir ?? join(o.stateDir, 'outbox');
-  const reporter = await Reporter.open({
-    mqtt, address, storage: new FsStorage(outboxDir), config: config.mqtt, signer,
-    birth: { runtime: `edgerun ${version}`, models: [...loaded.keys()], profile: config.analog.profile, pid: process.pid },
-    onError: (e) => log(`reporter: ${e.message}`),
-  });
-
+  let reporter: Reporter | undefined;
   let device: Device;
   let commands: AttachedCommands | undefined;
   try {
+    // Inside the try: a refused outbox (a state file that is a directory or too large) must close
+    // the broker and the client too, or their sockets keep the process alive after the error.
+    const opened = await Reporter.open({
+      mqtt, address, storage: outboxStorage, config: config.mqtt, signer,
+      birth: { runtime: `edgerun ${version}`, models: [...loaded.keys()], profile: config.analog.profile, pid: process.pid },
+      onError: (e) => log(`reporter: ${e.message}`),
+    });
+    reporter = opened;
     device = await Device.create({
-      config, registry, models: loaded, source, publisher: reporter, storage: new FsStorage(join(o.stateDir, 'device')),
+      config, registry, models: loaded, source, publisher: reporter, storage: deviceStorage,
       rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, canary, log,
-      extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
+      extraTelemetry: () => ({ reporter: opened.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
     commands = await attachCommands({ config, mqtt, reporter, address, keyDir, target: device, log });
   } catch (e) {
-    await reporter.close();
+    await (reporter ? reporter.close() : mqtt.end({ force: true }));
     await registry.dispose();
     await broker?.close();
     throw e;

@@ -5,7 +5,7 @@
  */
 import { onnx, toNumber, type GraphProto, type ModelProto, type TensorProto, type ValueInfoProto } from './onnx.js';
 import { ModelError } from './errors.js';
-import { bytesPerElement, dtypeOf, elementCount, type DType } from './tensor.js';
+import { bytesPerElement, dtypeOf, elementCount, type DType, type TensorData } from './tensor.js';
 
 /**
  * A graph input or output: dtype and dims, a string dim being symbolic (e.g. a batch axis).
@@ -30,8 +30,17 @@ export interface LoadedModel {
   readonly opset: number;
   readonly inputs: IOSpec[];
   readonly outputs: IOSpec[];
-  /** Tensors known at load time: initializers and the outputs of Constant nodes. */
+  /** Tensors known at load time: initializers, the outputs of Constant nodes and folded values. */
   readonly constants: ReadonlyMap<string, TensorProto>;
+  /** Set by foldConstants (runtime/model/fold.ts): values computed once from constants. */
+  readonly folded?: FoldedConstants;
+}
+
+export interface FoldedConstants {
+  /** The computed values that other nodes read, by name (also in `constants`, as views of these). */
+  readonly values: ReadonlyMap<string, TensorData>;
+  /** Indices of the nodes whose outputs were computed: they do not run again. */
+  readonly nodes: ReadonlySet<number>;
 }
 
 export interface LoadOptions {

@@ -59,13 +59,15 @@ export function inspectModel(model: LoadedModel, observed: ReadonlyMap<string, S
   const nodes: NodeInfo[] = (model.graph.node ?? []).map((node, index) => {
     const inputs = node.input ?? [];
     const outputs = node.output ?? [];
-    const params = inputs.reduce((sum, name) => {
+    // A node folded at load (runtime/model/fold.ts) counts no parameters: its reader does.
+    const folded = model.folded?.nodes.has(index) ?? false;
+    const params = folded ? 0 : inputs.reduce((sum, name) => {
       const t = model.constants.get(name);
       return t && node.opType !== 'Constant' ? sum + elementCount((t.dims ?? []).map(toNumber)) : sum;
     }, 0);
     const inputShapes = inputs.map((n) => shapes.get(n));
     const outputShapes = outputs.map((n) => shapes.get(n));
-    const { mvm, reason } = mvmCandidate(node, model);
+    const { mvm, reason } = folded ? { mvm: false, reason: 'reads only constants: computed once at load' } : mvmCandidate(node, model);
     return {
       index, name: node.name || `${node.opType}_${index}`, op: node.opType ?? '', inputs, outputs,
       inputShapes, outputShapes, params, macs: macsOf(node, inputShapes, outputShapes), mvm, reason,

@@ -18,7 +18,8 @@ export async function observeValues(backend: Backend, model: LoadedModel, dynami
   const proto = onnx.ModelProto.decode(model.bytes) as ModelProto;
   const graph = proto.graph!;
   const declared = new Set((graph.output ?? []).map((o) => o.name));
-  for (const node of graph.node ?? []) {
+  for (const [index, node] of (graph.node ?? []).entries()) {
+    if (model.folded?.nodes.has(index)) continue; // computed once at load: no run-time value
     for (const out of node.output ?? []) {
       if (out && !declared.has(out) && !model.constants.has(out)) {
         graph.output!.push(onnx.ValueInfoProto.create({ name: out }));

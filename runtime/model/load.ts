@@ -53,10 +53,15 @@ export interface LoadOptions {
 
 export const DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024;
 const DEFAULT_MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+/**
+ * The oldest ai.onnx operator set onnxruntime guarantees. Older models are accepted here; whether
+ * onnxruntime can run one is its own call (apps/edgerun/context.ts asks it at load, with a warning).
+ */
+export const OLDEST_GUARANTEED_OPSET = 7;
 /** Operator-set domains onnxruntime(-web) implements, with the versions it accepts. */
 const KNOWN_DOMAINS: Record<string, [number, number]> = {
-  '': [7, 24],
-  'ai.onnx': [7, 24],
+  '': [1, 24],
+  'ai.onnx': [1, 24],
   'ai.onnx.ml': [1, 5],
   'com.microsoft': [1, 1],
 };

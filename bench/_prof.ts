@@ -1,0 +1,17 @@
+import { readFileSync } from 'node:fs';
+import { DigitalBackend } from '../drivers/digital/ort-backend.js';
+import { loadModel } from '../runtime/model/load.js';
+import { foldConstants } from '../runtime/model/fold.js';
+import { observeValues } from '../runtime/model/observe.js';
+const t0 = performance.now();
+const lap = (s: string) => console.log(s, ((performance.now() - t0) / 1000).toFixed(1), 's', (process.memoryUsage().rss / 1e6).toFixed(0), 'MB');
+const d = new DigitalBackend();
+const m = loadModel(readFileSync(process.argv[2]!));
+lap('load');
+const f = await foldConstants(d, m);
+lap('fold');
+await observeValues(d, f);
+lap('observe');
+const p = await d.load(m);
+lap('digital session');
+await d.dispose();

@@ -130,3 +130,20 @@ function macsOf(node: NodeProto, ins: (Shape | undefined)[], outs: (Shape | unde
       return 0;
   }
 }
+
+export interface MacShare {
+  /** MACs per node index at the shapes given. */
+  perNode: number[];
+  total: number;
+  /** Share of `total` in the chosen nodes. */
+  share: number;
+}
+
+/** The share of the model's MACs that the given nodes (e.g. those placed on tiles) hold, at the observed shapes. */
+export function macShare(model: LoadedModel, observed: ReadonlyMap<string, Shape>, nodes: Iterable<number>): MacShare {
+  const perNode = inspectModel(model, observed).nodes.map((n) => n.macs ?? 0);
+  const total = perNode.reduce((a, b) => a + b, 0);
+  let chosen = 0;
+  for (const i of nodes) chosen += perNode[i] ?? 0;
+  return { perNode, total, share: total > 0 ? chosen / total : 0 };
+}

@@ -4,12 +4,18 @@
  * Every case runs the hybrid plan on the `ideal` profile against a real onnxruntime-web session.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
 import { DigitalBackend } from '../../drivers/digital/ort-backend.js';
 import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
 import { AnalogBackend } from '../../runtime/hybrid/analog-backend.js';
 import { loadModel, type LoadedModel } from '../../runtime/model/load.js';
 import { foldConstants } from '../../runtime/model/fold.js';
-import type { TensorData } from '../../runtime/model/tensor.js';
+import { macShare } from '../../runtime/model/inspect.js';
+import { parseTensorFile, type TensorData } from '../../runtime/model/tensor.js';
+import { compareTensors } from '../../runtime/compare.js';
+import { parseDataset } from '../../runtime/dataset.js';
+import { evaluate } from '../../runtime/evaluate.js';
+import { accuracyOverAges, parseAges } from '../../runtime/hybrid/drift-sweep.js';
 import { buildModel, type BuildNode, type BuildTensor } from '../helpers/onnx-builder.js';
 import { Random } from '../../drivers/crossbar/random.js';
 
@@ -171,4 +177,49 @@ describe('QDQ int8 weights', () => {
     const { err, max } = maxDiff(a.y!, d.y!);
     expect(err).toBeLessThanOrEqual(1e-5 + 1e-4 * max);
   });
+});
+
+describe('a zoo architecture in ONNX\'s light form (models/zoo, bench/zoo.ts runs all nine)', () => {
+  it('SqueezeNet: ≥ 90 % of the MACs on tiles of the ideal profile, output as PyTorch\'s within check\'s default tolerance', async () => {
+    const dir = 'models/zoo/squeezenet';
+    const model = loadModel(await readFile(`${dir}/model.onnx`), { source: 'squeezenet' });
+    const analog = new AnalogBackend({ digital, driver: new CrossbarEmulator('ideal') });
+    const hybrid = await analog.load(model);
+    const onTiles = hybrid.planRows().filter((r) => r.target === 'analog');
+    expect(onTiles.map((r) => r.op).every((op) => op === 'Conv')).toBe(true);
+    expect(onTiles).toHaveLength(26);
+    const { share } = macShare(model, new Map([...hybrid.facts].map(([n, v]) => [n, v.dims])), onTiles.map((r) => r.index));
+    expect(share).toBeGreaterThanOrEqual(0.9);
+    const input = parseTensorFile(await readFile(`${dir}/test_data_set_0/input_0.pb`), 'input_0.pb');
+    const expected = parseTensorFile(await readFile(`${dir}/test_data_set_0/output_0.pb`), 'output_0.pb');
+    const out = await hybrid.run({ [model.inputs[0]!.name]: input });
+    expect(compareTensors(expected, out[model.outputs[0]!.name]!, 1e-3, 1e-5).mismatches).toBe(0);
+    await analog.dispose();
+  }, 300_000);
+});
+
+describe('the committed QDQ CNN (models/cnn-qdq.onnx) on the subset', () => {
+  it('keeps the float CNN\'s digital accuracy, runs all four layers from int8 codes, and loses ≤ 1 point on pcm at 1 h with GDC', async () => {
+    const subset = parseDataset(await readFile('models/data/fashion-mnist-test-2000.bin'), 'subset');
+    const accuracyOf = async (name: string): Promise<number> => {
+      const d = await digital.load(loadModel(await readFile(`models/${name}.onnx`), { source: name }));
+      const { accuracy } = await evaluate(d, subset, { batchSize: 100 });
+      await d.dispose();
+      return accuracy;
+    };
+    const qdq = await accuracyOf('cnn-qdq');
+    expect(Math.abs(qdq - await accuracyOf('cnn'))).toBeLessThanOrEqual(0.005);
+    const model = loadModel(await readFile('models/cnn-qdq.onnx'), { source: 'cnn-qdq' });
+    let loss = 0;
+    for (const seed of [0, 1]) {
+      const driver = new CrossbarEmulator('pcm', { seed });
+      const analog = new AnalogBackend({ digital, driver });
+      const hybrid = await analog.load(model);
+      expect(hybrid.runners.map((r) => r.layer.quantized?.type)).toEqual(['int8', 'int8', 'int8', 'int8']);
+      const [at1h] = await accuracyOverAges(hybrid, driver, parseAges('1h'), subset, { batchSize: 100, gdc: true });
+      loss += (qdq - at1h!.accuracy) * 100 / 2;
+      await analog.dispose();
+    }
+    expect(loss).toBeLessThanOrEqual(1.0);
+  }, 300_000);
 });

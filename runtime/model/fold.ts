@@ -59,8 +59,9 @@ function stringTensorProto(t: TensorData, name: string): TensorProto {
   return { name, dims: [...t.dims], dataType: onnx.TensorProto.DataType.STRING, stringData: (t.data as string[]).map((v) => encoder.encode(v)) };
 }
 
-/** A node reads something, reads only known constants, and computes a function of them. */
+/** A Constant node (any value attribute), or a node that reads only known constants and computes a function of them. */
 function foldable(node: NodeProto, known: ReadonlySet<string>): boolean {
+  if (node.opType === 'Constant' && (node.domain ?? '') === '') return true;
   if (NONDETERMINISTIC.has(node.opType ?? '')) return false;
   const reads = nodeReads(node);
   return reads.length > 0 && reads.every((r) => known.has(r));

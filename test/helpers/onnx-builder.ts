@@ -1,8 +1,8 @@
 /** Builds small ONNX models in tests (onnx-proto), so each case states exactly what it contains. */
 import { onnx, type AttributeProto, type ModelProto, type TensorProto, type ValueInfoProto } from '../../runtime/model/onnx.js';
 
-/** Attribute values: integers become INT, other numbers FLOAT; `{ float: x }` forces FLOAT; `{ tensor }` is a TENSOR. */
-export type AttrValue = number | number[] | string | { float: number } | { tensor: BuildTensor };
+/** Attribute values: integers become INT, other numbers FLOAT; `{ float: x }` forces FLOAT; `{ floats }` is FLOATS, `{ tensor }` a TENSOR. */
+export type AttrValue = number | number[] | string | { float: number } | { floats: number[] } | { tensor: BuildTensor };
 export interface BuildNode { op: string; inputs: string[]; outputs: string[]; name?: string; attrs?: Record<string, AttrValue>; domain?: string }
 /** float32 unless `int64` (e.g. a Reshape's shape) or `type` says otherwise. */
 export interface BuildTensor { name: string; dims: number[]; data: Float32Array | number[]; int64?: boolean; type?: 'float32' | 'float64' | 'int8' | 'uint8' | 'int32' }
@@ -52,6 +52,7 @@ function valueInfo(v: BuildIO): ValueInfoProto {
 function attr(name: string, v: AttrValue): AttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   if (typeof v === 'object' && 'tensor' in v) return { name, type: T.TENSOR, t: tensorProto(v.tensor) };
+  if (typeof v === 'object' && 'floats' in v) return { name, type: T.FLOATS, floats: v.floats };
   if (typeof v === 'object' && !Array.isArray(v)) return { name, type: T.FLOAT, f: v.float };
   if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) };
   if (Array.isArray(v)) return { name, type: T.INTS, ints: v };

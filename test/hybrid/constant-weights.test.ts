@@ -17,6 +17,7 @@ import { parseDataset } from '../../runtime/dataset.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { accuracyOverAges, parseAges } from '../../runtime/hybrid/drift-sweep.js';
 import { buildModel, type BuildNode, type BuildTensor } from '../helpers/onnx-builder.js';
+import { edgerun, lastJson } from '../helpers/cli.js';
 import { Random } from '../../drivers/crossbar/random.js';
 
 const digital = new DigitalBackend();
@@ -94,6 +95,21 @@ describe('weights from constant subgraphs', () => {
     expect(rows.filter((r) => r.target === 'constant')).toHaveLength(7);
     const { err, max } = maxDiff(a.y!, d.y!);
     expect(err).toBeLessThanOrEqual(1e-5 + 1e-4 * max);
+  });
+
+  it('folds through a Constant given as value_floats, not only as a tensor', async () => {
+    const model = loadModel(buildModel({
+      nodes: [
+        { op: 'Constant', inputs: [], outputs: ['flat'], attrs: { value_floats: { floats: [0.5, -1, 2, 0.25, 1, -0.5] } } },
+        { op: 'Reshape', inputs: ['flat', 'shape'], outputs: ['w'] },
+        { op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] },
+      ],
+      initializers: [i64('shape', [3, 2])],
+      inputs: [{ name: 'x', dims: [2, 3] }], outputs: [{ name: 'y', dims: [2, 2] }],
+    }));
+    const { a, d, rows } = await both(model, { x: { type: 'float32', data: Float32Array.from([1, 2, 3, -1, 0, 4]), dims: [2, 3] } });
+    expect(rows.map((r) => r.target)).toEqual(['constant', 'constant', 'analog']);
+    expect([...(a.y!.data as Float32Array)]).toEqual([...(d.y!.data as Float32Array)]);
   });
 
   it('leaves a node that reads a random generator to run every time', async () => {
@@ -199,6 +215,16 @@ describe('a zoo architecture in ONNX\'s light form (models/zoo, bench/zoo.ts run
 });
 
 describe('the committed QDQ CNN (models/cnn-qdq.onnx) on the subset', () => {
+  it('inspect --plan shows its layers on tiles from int8 codes and the share of MACs there', async () => {
+    const r = await edgerun(['inspect', '--plan', 'models/cnn-qdq.onnx', '--profile', 'ideal', '--json']);
+    expect(r.code).toBe(0);
+    const plan = lastJson(r.stdout) as { analogMacShare: number; macsPerInference: number; nodes: { op: string; target: string; reason: string; macsPerInference: number }[] };
+    expect(plan.analogMacShare).toBe(1);
+    expect(plan.macsPerInference).toBe(16 * 26 * 26 * 9 + 32 * 11 * 11 * 144 + 800 * 64 + 64 * 10);
+    expect(plan.nodes.filter((n) => n.target === 'analog').map((n) => n.reason.endsWith('int8 codes with column scales'))).toEqual([true, true, true, true]);
+    expect(plan.nodes.filter((n) => n.target === 'constant').map((n) => n.op)).toEqual(Array(8).fill('DequantizeLinear'));
+  }, 120_000);
+
   it('keeps the float CNN\'s digital accuracy, runs all four layers from int8 codes, and loses ≤ 1 point on pcm at 1 h with GDC', async () => {
     const subset = parseDataset(await readFile('models/data/fashion-mnist-test-2000.bin'), 'subset');
     const accuracyOf = async (name: string): Promise<number> => {

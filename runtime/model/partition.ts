@@ -2,7 +2,8 @@
  * Hybrid partitioning: which nodes of a validated graph run on the analog accelerator (matrix–vector
  * products with constant float32 weights: MatMul, Gemm, Conv via im2col; a QDQ weight goes on as its
  * int8/uint8 codes with column scales) and which stay digital, each with the reason. Nodes that
- * foldConstants computed at load are marked 'constant'. Tile budgets are checked here so an oversized layer can stay digital.
+ * foldConstants computed at load are marked 'constant'. Tile budgets are checked here so an
+ * oversized layer can stay digital.
  */
 import type { LoadedModel } from './load.js';
 import { floatAttr, intAttr, intsAttr, type NodeProto } from './onnx.js';

@@ -2,8 +2,9 @@
 import { join } from 'node:path';
 import { BackendRegistry } from '../../runtime/backend.js';
 import { resolveConfig, type Config } from '../../runtime/config.js';
-import { loadModel, type LoadedModel } from '../../runtime/model/load.js';
-import { DigitalBackend, DIGITAL_BACKEND } from '../../drivers/digital/ort-backend.js';
+import { loadModel, OLDEST_GUARANTEED_OPSET, type LoadedModel } from '../../runtime/model/load.js';
+import { ModelError } from '../../runtime/model/errors.js';
+import { DigitalBackend, DIGITAL_BACKEND, sessionRefusal } from '../../drivers/digital/ort-backend.js';
 import { FILE_LIMITS, readFileLimited, readTextLimited } from '../../drivers/storage/read-file.js';
 import { AnalogBackend } from '../../runtime/hybrid/analog-backend.js';
 import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
@@ -59,9 +60,17 @@ async function createAcceleratorDriver(config: Config, deviceOverrides: DeepPart
   return RemoteCrossbarClient.connect(unixSocketTransport(socket), { timeoutMs });
 }
 
-export async function readModel(path: string, config: Config): Promise<LoadedModel> {
+/** Reads and validates a model; one stamped with an opset older than onnxruntime guarantees is asked to onnxruntime first. */
+export async function readModel(path: string, config: Config, warn = (message: string): void => { process.stderr.write(`edgerun: warning: ${message}\n`); }): Promise<LoadedModel> {
   const maxBytes = config.model.maxSizeMiB * 1024 * 1024;
-  return loadModel(await readFileLimited(path, maxBytes, 'model'), { source: path, maxBytes });
+  const model = loadModel(await readFileLimited(path, maxBytes, 'model'), { source: path, maxBytes });
+  if (model.opset < OLDEST_GUARANTEED_OPSET) {
+    const old = `operator set ai.onnx version ${model.opset} is older than ${OLDEST_GUARANTEED_OPSET}, the oldest onnxruntime guarantees`;
+    const refusal = await sessionRefusal(model.bytes, config.digital);
+    if (refusal !== undefined) throw new ModelError('UNKNOWN_OPSET', `${path}: ${old}, and onnxruntime cannot run this model: ${refusal}`);
+    warn(`${path}: ${old}; onnxruntime loads this model, so it runs as it is`);
+  }
+  return model;
 }
 
 /** security.keyDir, else `keys` in the device's state dir (--state-dir, else config mqtt.stateDir). */

@@ -114,6 +114,20 @@ export async function createSession(bytes: Uint8Array, source: string, options: 
     });
   } catch (e) {
     // Passed our validation but onnxruntime still refused it (e.g. an op it does not implement).
-    throw new ModelError('CORRUPT', `${source}: onnxruntime could not load the model: ${(e as Error).message}`);
+    throw new ModelError('CORRUPT', `${source}: onnxruntime could not load the model: ${firstLine(e)}`);
   }
+}
+
+/** Why onnxruntime cannot create a session for the model (its reason, one line), or undefined when it can. */
+export async function sessionRefusal(bytes: Uint8Array, options: DigitalBackendOptions = {}): Promise<string | undefined> {
+  try {
+    await (await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: options.graphOptimization ?? 'all', logSeverityLevel: 3 })).release();
+    return undefined;
+  } catch (e) {
+    return firstLine(e);
+  }
+}
+
+function firstLine(e: unknown): string {
+  return ((e as Error).message ?? String(e)).split('\n')[0]!.trim();
 }

@@ -2,7 +2,9 @@
  * A weight matrix of any size on crossbar tiles: W (K inputs × N outputs, row-major) is cut into
  * ceil(K/tileRows) × ceil(N/tileCols) blocks, one tile each. Partial sums over row blocks are added
  * digitally and column blocks concatenated — what analog chips do when a layer spans several cores.
- * Bias is not applied here (the caller adds it digitally). Uses only the CrossbarDriver interface.
+ * Bias is not applied here (the caller adds it digitally); optional per-column scales are (a QDQ
+ * layer's weights are programmed as integer codes, its scales stay digital, as on an INT8 device).
+ * Uses only the CrossbarDriver interface.
  */
 import type { CrossbarDriver } from '../accelerator.js';
 import type { TileAllocator } from './tile-allocator.js';
@@ -30,8 +32,9 @@ export class AnalogMatrix {
   #y = new Float32Array(0);
   #yView = new Float32Array(0);
   #sum = new Float64Array(0);
+  #scaled = new Float32Array(0);
 
-  /** Allocates the tiles (all or none); `what` names the matrix in errors. */
+  /** Allocates the tiles (all or none); `what` names the matrix in errors; outputs are multiplied by `columnScales` when given. */
   constructor(
     private readonly driver: CrossbarDriver,
     allocator: TileAllocator,
@@ -39,9 +42,11 @@ export class AnalogMatrix {
     readonly k: number,
     readonly n: number,
     what = 'matrix',
+    readonly columnScales?: Float32Array,
   ) {
     if (!Number.isInteger(k) || !Number.isInteger(n) || k < 1 || n < 1) throw new RangeError(`${what}: matrix dimensions must be whole numbers ≥ 1, got ${k}×${n}`);
     if (weights.length !== k * n) throw new RangeError(`${what}: a ${k}×${n} matrix needs ${k * n} weights, got ${weights.length}`);
+    if (columnScales && columnScales.length !== n) throw new RangeError(`${what}: ${n} columns need ${n} column scales, got ${columnScales.length}`);
     const { tileRows, tileCols } = allocator.info;
     const ids = allocator.allocate(allocator.tilesFor(k, n), `${what} (${k}×${n})`);
     const blocks: MatrixBlock[] = [];
@@ -79,8 +84,19 @@ export class AnalogMatrix {
     await Promise.all(this.blocks.map((b) => this.driver.calibrate(b.tileId)));
   }
 
-  /** y = x·W for `batch` rows of x (batch × K); returns a batch × N buffer that the next run may reuse. */
+  /** y = x·W (times the column scales) for `batch` rows of x (batch × K); returns a batch × N buffer that the next run may reuse. */
   async run(x: Float32Array, batch: number): Promise<Float32Array> {
+    const y = await this.#product(x, batch);
+    const scales = this.columnScales;
+    if (!scales) return y;
+    const n = this.n;
+    if (this.#scaled.length !== batch * n) this.#scaled = new Float32Array(batch * n);
+    const out = this.#scaled;
+    for (let s = 0, i = 0; s < batch; s++) for (let c = 0; c < n; c++, i++) out[i] = y[i]! * scales[c]!;
+    return out;
+  }
+
+  async #product(x: Float32Array, batch: number): Promise<Float32Array> {
     const { k, n } = this;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a whole number ≥ 1, got ${batch}`);
     if (x.length < batch * k) throw new RangeError(`${batch} input vectors of ${k} need ${batch * k} values, got ${x.length}`);

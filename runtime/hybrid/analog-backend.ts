@@ -8,6 +8,7 @@ import { loadModel, type LoadedModel } from '../model/load.js';
 import { validateFeeds, type Feeds } from '../model/feeds.js';
 import { sameDims, type TensorData } from '../model/tensor.js';
 import { observeValues, type ValueFacts } from '../model/observe.js';
+import { foldConstants } from '../model/fold.js';
 import { partitionModel, type NodePlacement, type Partition } from '../model/partition.js';
 import { buildPlan, type ExecutionPlan } from '../model/segments.js';
 import { TileAllocator } from '../analog/tile-allocator.js';
@@ -75,14 +76,17 @@ export class AnalogBackend implements Backend {
   async load(model: LoadedModel, options: LoadOptions = {}): Promise<HybridModel> {
     const { digital, driver } = this.options;
     const info = driver.info();
-    const facts = await observeValues(digital, model);
-    const placed = demote(partitionModel(model, {
+    // Weights computed from constants (ConstantOfShape, Transpose, DequantizeLinear, ...) are folded
+    // for placement only: the prepared model keeps the original, so they are not held twice.
+    const folded = await foldConstants(digital, model);
+    const facts = await observeValues(digital, folded);
+    const placed = demote(partitionModel(folded, {
       tileRows: info.tileRows, tileCols: info.tileCols, availableTiles: this.allocator.available,
       fallbackOversized: this.options.fallbackOversized ?? true, facts,
     }), options.digitalLayers ?? new Set());
     const partition = this.options.periphery === false ? placed
-      : fusePeriphery(model, placed, facts, { profile: info.profile, ops: new Set(Object.keys(info.periphery ?? {}) as PeripheryOp[]) });
-    const plan = buildPlan(model, partition, facts);
+      : fusePeriphery(folded, placed, facts, { profile: info.profile, ops: new Set(Object.keys(info.periphery ?? {}) as PeripheryOp[]) });
+    const plan = buildPlan(folded, partition, facts);
     const runners: AnalogLayerRunner[] = [];
     // Matrices allocated so far: released if a later allocation, programming or segment load fails.
     const matrices: AnalogMatrix[] = [];
@@ -90,7 +94,7 @@ export class AnalogBackend implements Backend {
     try {
       for (const layer of partition.layers) {
         runners.push(new AnalogLayerRunner(layer, layer.groupWeights.map((w, g) => {
-          const m = new AnalogMatrix(driver, this.allocator, w, layer.k, layer.n, `node '${layer.name}'${layer.groupWeights.length > 1 ? ` group ${g}` : ''}`);
+          const m = new AnalogMatrix(driver, this.allocator, w, layer.k, layer.n, `node '${layer.name}'${layer.groupWeights.length > 1 ? ` group ${g}` : ''}`, layer.quantized?.columnScales[g]);
           matrices.push(m);
           return m;
         })));
@@ -154,7 +158,8 @@ export class HybridModel implements PreparedModel {
     readonly plan: ExecutionPlan,
     readonly runners: AnalogLayerRunner[],
     private readonly segments: Map<number, PreparedModel>,
-    private readonly facts: ReadonlyMap<string, ValueFacts>,
+    /** dtype and dims of every value at batch 1, as observed when the plan was built. */
+    readonly facts: ReadonlyMap<string, ValueFacts>,
   ) {
     this.inputs = model.inputs;
     this.outputs = model.outputs;

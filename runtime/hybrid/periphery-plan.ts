@@ -13,7 +13,7 @@ import type { LoadedModel } from '../model/load.js';
 import type { AnalogLayer, Partition } from '../model/partition.js';
 import type { ValueFacts } from '../model/observe.js';
 import { floatAttr, intAttr, intsAttr, stringAttr, type NodeProto } from '../model/onnx.js';
-import { nodeReads } from '../model/segments.js';
+import { nodeReads } from '../model/onnx.js';
 import { decodeTensor } from '../model/tensor.js';
 
 export type Activation =

@@ -59,13 +59,15 @@ export function inspectModel(model: LoadedModel, observed: ReadonlyMap<string, S
   const nodes: NodeInfo[] = (model.graph.node ?? []).map((node, index) => {
     const inputs = node.input ?? [];
     const outputs = node.output ?? [];
-    const params = inputs.reduce((sum, name) => {
+    // A node folded at load (runtime/model/fold.ts) counts no parameters: its reader does.
+    const folded = model.folded?.nodes.has(index) ?? false;
+    const params = folded ? 0 : inputs.reduce((sum, name) => {
       const t = model.constants.get(name);
       return t && node.opType !== 'Constant' ? sum + elementCount((t.dims ?? []).map(toNumber)) : sum;
     }, 0);
     const inputShapes = inputs.map((n) => shapes.get(n));
     const outputShapes = outputs.map((n) => shapes.get(n));
-    const { mvm, reason } = mvmCandidate(node, model);
+    const { mvm, reason } = folded ? { mvm: false, reason: 'reads only constants: computed once at load' } : mvmCandidate(node, model);
     return {
       index, name: node.name || `${node.opType}_${index}`, op: node.opType ?? '', inputs, outputs,
       inputShapes, outputShapes, params, macs: macsOf(node, inputShapes, outputShapes), mvm, reason,
@@ -127,4 +129,21 @@ function macsOf(node: NodeProto, ins: (Shape | undefined)[], outs: (Shape | unde
     default:
       return 0;
   }
+}
+
+export interface MacShare {
+  /** MACs per node index at the shapes given. */
+  perNode: number[];
+  total: number;
+  /** Share of `total` in the chosen nodes. */
+  share: number;
+}
+
+/** The share of the model's MACs that the given nodes (e.g. those placed on tiles) hold, at the observed shapes. */
+export function macShare(model: LoadedModel, observed: ReadonlyMap<string, Shape>, nodes: Iterable<number>): MacShare {
+  const perNode = inspectModel(model, observed).nodes.map((n) => n.macs ?? 0);
+  const total = perNode.reduce((a, b) => a + b, 0);
+  let chosen = 0;
+  for (const i of nodes) chosen += perNode[i] ?? 0;
+  return { perNode, total, share: total > 0 ? chosen / total : 0 };
 }

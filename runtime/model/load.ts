@@ -5,7 +5,7 @@
  */
 import { onnx, toNumber, type GraphProto, type ModelProto, type TensorProto, type ValueInfoProto } from './onnx.js';
 import { ModelError } from './errors.js';
-import { bytesPerElement, dtypeOf, elementCount, type DType } from './tensor.js';
+import { bytesPerElement, dtypeOf, elementCount, type DType, type TensorData } from './tensor.js';
 
 /**
  * A graph input or output: dtype and dims, a string dim being symbolic (e.g. a batch axis).
@@ -30,8 +30,17 @@ export interface LoadedModel {
   readonly opset: number;
   readonly inputs: IOSpec[];
   readonly outputs: IOSpec[];
-  /** Tensors known at load time: initializers and the outputs of Constant nodes. */
+  /** Tensors known at load time: initializers, the outputs of Constant nodes and folded values. */
   readonly constants: ReadonlyMap<string, TensorProto>;
+  /** Set by foldConstants (runtime/model/fold.ts): values computed once from constants. */
+  readonly folded?: FoldedConstants;
+}
+
+export interface FoldedConstants {
+  /** The computed values that other nodes read, by name (also in `constants`, as views of these). */
+  readonly values: ReadonlyMap<string, TensorData>;
+  /** Indices of the nodes whose outputs were computed: they do not run again. */
+  readonly nodes: ReadonlySet<number>;
 }
 
 export interface LoadOptions {
@@ -49,10 +58,15 @@ export const DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024;
  */
 export const MAX_MODEL_MIB = 2047;
 const DEFAULT_MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+/**
+ * The oldest ai.onnx operator set onnxruntime guarantees. Older models are accepted here; whether
+ * onnxruntime can run one is its own call (apps/edgerun/context.ts asks it at load, with a warning).
+ */
+export const OLDEST_GUARANTEED_OPSET = 7;
 /** Operator-set domains onnxruntime(-web) implements, with the versions it accepts. */
 const KNOWN_DOMAINS: Record<string, [number, number]> = {
-  '': [7, 24],
-  'ai.onnx': [7, 24],
+  '': [1, 24],
+  'ai.onnx': [1, 24],
   'ai.onnx.ml': [1, 5],
   'com.microsoft': [1, 1],
 };

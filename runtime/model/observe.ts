@@ -1,14 +1,15 @@
 /**
  * Observes the dtype and shape of every value in a graph by running it once on zeros with all node
- * outputs exposed as graph outputs, on whatever backend is given (normally the digital one). Exact
+ * outputs exposed as graph outputs (constants, folded ones included, are described from their
+ * tensors instead of being copied out again), on whatever backend is given (normally the digital one). Exact
  * for every operator the backend runs, unlike hand-written shape inference. Symbolic dims are set
  * to `dynamicDim` (1 by default: one sample).
  */
 import type { Backend } from '../backend.js';
 import type { LoadedModel } from './load.js';
 import { loadModel } from './load.js';
-import { onnx, type ModelProto } from './onnx.js';
-import { allocatableCount, type TensorData } from './tensor.js';
+import { onnx, toNumber, type ModelProto } from './onnx.js';
+import { allocatableCount, dtypeOf, elementCount, type TensorData } from './tensor.js';
 import type { Feeds } from './feeds.js';
 
 export interface ValueFacts { type: string; dims: readonly number[] }
@@ -17,9 +18,10 @@ export async function observeValues(backend: Backend, model: LoadedModel, dynami
   const proto = onnx.ModelProto.decode(model.bytes) as ModelProto;
   const graph = proto.graph!;
   const declared = new Set((graph.output ?? []).map((o) => o.name));
-  for (const node of graph.node ?? []) {
+  for (const [index, node] of (graph.node ?? []).entries()) {
+    if (model.folded?.nodes.has(index)) continue; // computed once at load: no run-time value
     for (const out of node.output ?? []) {
-      if (out && !declared.has(out)) {
+      if (out && !declared.has(out) && !model.constants.has(out)) {
         graph.output!.push(onnx.ValueInfoProto.create({ name: out }));
         declared.add(out);
       }
@@ -32,6 +34,7 @@ export async function observeValues(backend: Backend, model: LoadedModel, dynami
     for (const input of model.inputs) feeds[input.name] = zeros(input.name, input.type, input.dims.map((d) => (typeof d === 'number' ? d : dynamicDim)));
     const out = await prepared.run(feeds);
     const facts = new Map<string, ValueFacts>();
+    for (const [name, t] of model.constants) facts.set(name, { type: dtypeOf(t.dataType) ?? 'unknown', dims: (t.dims ?? []).map(toNumber) });
     for (const [name, t] of [...Object.entries(feeds), ...Object.entries(out)]) facts.set(name, { type: t.type, dims: [...t.dims] });
     return facts;
   } finally {

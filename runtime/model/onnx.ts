@@ -38,3 +38,16 @@ export function stringAttr(node: NodeProto, name: string, fallback: string): str
   const a = attribute(node, name);
   return a?.s ? new TextDecoder().decode(a.s) : fallback;
 }
+
+/** Everything a node reads, including outer-scope values used inside If/Loop/Scan bodies. */
+export function nodeReads(node: NodeProto): string[] {
+  const names = [...(node.input ?? [])];
+  for (const attr of node.attribute ?? []) {
+    for (const g of [attr.g, ...(attr.graphs ?? [])]) {
+      if (!g) continue;
+      const local = new Set([...(g.input ?? []).map((v) => v.name ?? ''), ...(g.initializer ?? []).map((t) => t.name ?? ''), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
+      for (const inner of g.node ?? []) for (const n of nodeReads(inner)) if (!local.has(n)) names.push(n);
+    }
+  }
+  return names.filter(Boolean);
+}

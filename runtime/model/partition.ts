@@ -1,7 +1,9 @@
 /**
  * Hybrid partitioning: which nodes of a validated graph run on the analog accelerator (matrix–vector
- * products with constant float32 weights: MatMul, Gemm, Conv via im2col) and which stay digital,
- * each with the reason. Tile budgets are checked here so an oversized layer can stay digital.
+ * products with constant float32 weights: MatMul, Gemm, Conv via im2col; a QDQ weight goes on as its
+ * int8/uint8 codes with column scales) and which stay digital, each with the reason. Nodes that
+ * foldConstants computed at load are marked 'constant'. Tile budgets are checked here so an
+ * oversized layer can stay digital.
  */
 import type { LoadedModel } from './load.js';
 import { floatAttr, intAttr, intsAttr, type NodeProto } from './onnx.js';
@@ -24,6 +26,11 @@ export interface AnalogLayer {
   groupWeights: Float32Array[];
   /** Per-output-channel bias (Conv B), added digitally. */
   bias?: Float32Array;
+  /**
+   * Set for QDQ weights (DequantizeLinear of int8/uint8 codes): groupWeights hold the codes minus
+   * their zero points, and each output column of group g is multiplied by columnScales[g][column].
+   */
+  quantized?: { type: string; columnScales: Float32Array[] };
   gemm?: { alpha: number; beta: number; transA: boolean; c?: TensorData };
   conv?: { attributes: ConvAttributes; inChannels: number; outChannels: number };
   tiles: number;
@@ -71,6 +78,10 @@ export function partitionModel(model: LoadedModel, options: PartitionOptions): P
       placements.push({ index, name, op, target: 'constant', reason: 'constant: folded into the layers that read it' });
       continue;
     }
+    if (model.folded?.nodes.has(index)) {
+      placements.push({ index, name, op, target: 'constant', reason: 'reads only constants: computed once at load' });
+      continue;
+    }
     const candidate = analogLayer(model, node, index, name, options.facts);
     if (typeof candidate === 'string') {
       placements.push({ index, name, op, target: 'digital', reason: candidate });
@@ -92,8 +103,53 @@ export function partitionModel(model: LoadedModel, options: PartitionOptions): P
 
 function describe(l: AnalogLayer): string {
   const shape = `${l.k}×${l.n}`;
-  if (l.kind === 'conv') return `Conv as im2col × ${l.groupWeights.length > 1 ? `${l.groupWeights.length} group matrices of ` : ''}${shape}`;
-  return `${l.kind === 'gemm' ? 'Gemm' : 'MatMul'} with a constant ${shape} weight`;
+  const codes = l.quantized ? `, ${l.quantized.type} codes with column scales` : '';
+  if (l.kind === 'conv') return `Conv as im2col × ${l.groupWeights.length > 1 ? `${l.groupWeights.length} group matrices of ` : ''}${shape}${codes}`;
+  return `${l.kind === 'gemm' ? 'Gemm' : 'MatMul'} with a constant ${shape} weight${codes}`;
+}
+
+/** A constant's value: folded values as computed, initializers and Constant outputs decoded. */
+function constantTensor(model: LoadedModel, name: string): TensorData | undefined {
+  const folded = model.folded?.values.get(name);
+  if (folded) return folded;
+  const proto = model.constants.get(name);
+  return proto ? decodeTensor(proto, `constant '${name}'`) : undefined;
+}
+
+/** A weight as integer codes: DequantizeLinear of int8/uint8 codes, the scale per tensor (axis null) or along `axis`. */
+interface QuantizedWeight { type: string; codes: Float32Array; axis: number | null; scales: Float32Array }
+
+/**
+ * The codes behind a weight produced by DequantizeLinear of constant int8/uint8 codes with a
+ * float32 scale and zero point per tensor or per axis; undefined for any other weight.
+ */
+function quantizedWeight(model: LoadedModel, name: string): QuantizedWeight | undefined {
+  const dq = (model.graph.node ?? []).find((n) => n.output?.[0] === name);
+  if (!dq || dq.opType !== 'DequantizeLinear' || (dq.domain ?? '') !== '' || intAttr(dq, 'block_size', 0) !== 0) return undefined;
+  const [xName = '', scaleName = '', zpName = ''] = dq.input ?? [];
+  const x = constantTensor(model, xName);
+  const scale = constantTensor(model, scaleName);
+  if (!x || (x.type !== 'int8' && x.type !== 'uint8') || scale?.type !== 'float32') return undefined;
+  const zp = zpName ? constantTensor(model, zpName) : undefined;
+  if (zpName && zp?.type !== x.type) return undefined;
+  const q = x.data as Int8Array | Uint8Array;
+  const perTensor = scale.data.length === 1;
+  const rawAxis = intAttr(dq, 'axis', 1);
+  const axis = rawAxis < 0 ? rawAxis + x.dims.length : rawAxis;
+  if (!perTensor && x.dims[axis] !== scale.data.length) return undefined;
+  if (zp && zp.data.length !== scale.data.length) return undefined;
+  // Element i lies on channel floor(i / inner) % channels of the quantisation axis.
+  const inner = perTensor ? q.length : x.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const channels = scale.data.length;
+  const codes = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) codes[i] = q[i]! - (zp ? Number(zp.data[Math.floor(i / inner) % channels]) : 0);
+  return { type: x.type, codes, axis: perTensor ? null : axis, scales: scale.data as Float32Array };
+}
+
+/** Per output column of an N-column matrix: the scale of that column's channel, or undefined when the scales run along rows. */
+function columnScales(qw: QuantizedWeight, columnAxis: number, n: number, offset = 0): Float32Array | undefined {
+  if (qw.axis === null) return new Float32Array(n).fill(qw.scales[0]!);
+  return qw.axis === columnAxis ? qw.scales.slice(offset, offset + n) : undefined;
 }
 
 /** The analog layer for a node, or the reason it stays digital. */
@@ -103,35 +159,38 @@ function analogLayer(model: LoadedModel, node: NodeProto, nodeIndex: number, nam
   if ((node.domain ?? '') !== '') return `operator of domain ${node.domain}`;
   const [a = '', b = '', c = ''] = node.input ?? [];
   const output = node.output?.[0] ?? '';
-  const weightProto = model.constants.get(b);
-  if (!weightProto) return model.constants.has(a) ? 'the constant is the left operand' : 'weight operand is not a constant (both operands dynamic)';
+  if (!model.constants.has(b)) return model.constants.has(a) ? 'the constant is the left operand' : 'weight operand is not a constant (both operands dynamic)';
   if (model.constants.has(a)) return 'both operands are constants';
   const input = facts.get(a);
   if (input && input.type !== 'float32') return `activations are ${input.type}, not float32`;
-  const w = decodeTensor(weightProto, `weight '${b}'`);
+  const w = constantTensor(model, b)!;
   if (w.type !== 'float32') return `weight is ${w.type}, not float32`;
-  const data = w.data as Float32Array;
+  // QDQ weights go onto the array as their integer codes when the scales fall on output columns.
+  const qw = quantizedWeight(model, b);
+  const withCodes = (scales: (Float32Array | undefined)[]): { data: Float32Array; quantized?: AnalogLayer['quantized'] } =>
+    qw && scales.every((s) => s) ? { data: qw.codes, quantized: { type: qw.type, columnScales: scales as Float32Array[] } } : { data: w.data as Float32Array };
   const base = { nodeIndex, name, input: a, output, tiles: 0 };
 
   if (op === 'MatMul') {
     if (w.dims.length !== 2) return `weight has rank ${w.dims.length}, not 2`;
     if (input && input.dims.length < 1) return 'activations are a scalar';
-    return { ...base, kind: 'matmul', k: w.dims[0]!, n: w.dims[1]!, groupWeights: [data] };
+    const { data, quantized } = withCodes([qw && columnScales(qw, 1, w.dims[1]!)]);
+    return { ...base, kind: 'matmul', k: w.dims[0]!, n: w.dims[1]!, groupWeights: [data], ...(quantized ? { quantized } : {}) };
   }
 
   if (op === 'Gemm') {
     if (w.dims.length !== 2) return `weight has rank ${w.dims.length}, not 2`;
     let cTensor: TensorData | undefined;
     if (c) {
-      const cProto = model.constants.get(c);
-      if (!cProto) return 'bias C is not a constant';
-      cTensor = decodeTensor(cProto, `bias '${c}'`);
+      cTensor = constantTensor(model, c);
+      if (!cTensor) return 'bias C is not a constant';
       if (cTensor.type !== 'float32') return `bias C is ${cTensor.type}, not float32`;
     }
     const transB = intAttr(node, 'transB', 0) !== 0;
     const [k, n] = transB ? [w.dims[1]!, w.dims[0]!] : [w.dims[0]!, w.dims[1]!];
+    const { data, quantized } = withCodes([qw && columnScales(qw, transB ? 0 : 1, n)]);
     return {
-      ...base, kind: 'gemm', k, n, groupWeights: [transB ? transpose(data, k, n) : data],
+      ...base, kind: 'gemm', k, n, groupWeights: [transB ? transpose(data, k, n) : data], ...(quantized ? { quantized } : {}),
       gemm: { alpha: floatAttr(node, 'alpha', 1), beta: floatAttr(node, 'beta', 1), transA: intAttr(node, 'transA', 0) !== 0, ...(cTensor ? { c: cTensor } : {}) },
     };
   }
@@ -145,14 +204,14 @@ function analogLayer(model: LoadedModel, node: NodeProto, nodeIndex: number, nam
   if (outChannels! % group !== 0) return `${outChannels} output channels do not split into ${group} groups`;
   let bias: Float32Array | undefined;
   if (c) {
-    const bProto = model.constants.get(c);
-    if (!bProto) return 'bias is not a constant';
-    const bt = decodeTensor(bProto, `bias '${c}'`);
+    const bt = constantTensor(model, c);
+    if (!bt) return 'bias is not a constant';
     if (bt.type !== 'float32') return `bias is ${bt.type}, not float32`;
     bias = bt.data as Float32Array;
   }
   const taps = kernel.reduce((x, y) => x * y, 1);
   const mPerGroup = outChannels! / group;
+  const { data, quantized } = withCodes(Array.from({ length: group }, (_, g) => qw && columnScales(qw, 0, mPerGroup, g * mPerGroup)));
   const k = perGroup! * taps;
   const groupWeights: Float32Array[] = [];
   for (let g = 0; g < group; g++) {
@@ -165,7 +224,7 @@ function analogLayer(model: LoadedModel, node: NodeProto, nodeIndex: number, nam
     groupWeights.push(wg);
   }
   return {
-    ...base, kind: 'conv', k, n: mPerGroup, groupWeights, ...(bias ? { bias } : {}),
+    ...base, kind: 'conv', k, n: mPerGroup, groupWeights, ...(bias ? { bias } : {}), ...(quantized ? { quantized } : {}),
     conv: { attributes: convAttributes(node, kernel, group), inChannels: perGroup! * group, outChannels: outChannels! },
   };
 }

@@ -3,7 +3,7 @@
  * digital nodes, each an ONNX sub-model of the original graph that onnxruntime runs as it is.
  */
 import type { LoadedModel } from './load.js';
-import { onnx, type NodeProto, type TensorProto, type ValueInfoProto } from './onnx.js';
+import { nodeReads, onnx, type NodeProto, type TensorProto, type ValueInfoProto } from './onnx.js';
 import type { AnalogLayer, Partition } from './partition.js';
 import type { ValueFacts } from './observe.js';
 
@@ -97,19 +97,6 @@ function layoutView(nodes: NodeProto[], inputs: string[], outputs: string[], fac
   const outFacts = facts.get(value);
   if (value !== outputs[0] || !inFacts || !outFacts || inFacts.type !== outFacts.type) return undefined;
   return { input: inputs[0]!, output: value, inDims: inFacts.dims, outDims: outFacts.dims };
-}
-
-/** Everything a node reads, including outer-scope values used inside If/Loop/Scan bodies. */
-export function nodeReads(node: NodeProto): string[] {
-  const names = [...(node.input ?? [])];
-  for (const attr of node.attribute ?? []) {
-    for (const g of [attr.g, ...(attr.graphs ?? [])]) {
-      if (!g) continue;
-      const local = new Set([...(g.input ?? []).map((v) => v.name ?? ''), ...(g.initializer ?? []).map((t) => t.name ?? ''), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
-      for (const inner of g.node ?? []) for (const n of nodeReads(inner)) if (!local.has(n)) names.push(n);
-    }
-  }
-  return names.filter(Boolean);
 }
 
 const ELEM_TYPE: Record<string, number> = {

@@ -132,16 +132,17 @@ function lengthError(what: string, expected: number, got: number): ModelError {
   return new ModelError('BAD_TENSOR', `${what} holds ${got} values but its dims need ${expected}`);
 }
 
-/** Encodes float32 (or any numeric) TensorData as a TensorProto with raw data, for .pb files. */
-export function encodeTensor(t: TensorData, name: string): Uint8Array {
+/** TensorData as a TensorProto whose raw data is a view of the tensor's buffer (no copy). */
+export function toTensorProto(t: TensorData, name: string): TensorProto {
   const entry = Object.entries(DTYPES).find(([, v]) => v?.name === t.type);
-  if (!entry || typeof t.data === 'string' || Array.isArray(t.data)) throw new Error(`cannot encode tensor of type ${t.type}`);
+  if (!entry || typeof t.data === 'string' || Array.isArray(t.data)) throw new Error(`cannot encode tensor '${name}' of type ${t.type}`);
   const data = t.data as TypedArray;
-  const proto = onnx.TensorProto.create({
-    name, dims: [...t.dims], dataType: Number(entry[0]),
-    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-  });
-  return onnx.TensorProto.encode(proto).finish();
+  return { name, dims: [...t.dims], dataType: Number(entry[0]), rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+/** Encodes float32 (or any numeric) TensorData as a serialised TensorProto, for .pb files. */
+export function encodeTensor(t: TensorData, name: string): Uint8Array {
+  return onnx.TensorProto.encode(onnx.TensorProto.create(toTensorProto(t, name))).finish();
 }
 
 /** Parses a serialised TensorProto (an ONNX test-data `input_K.pb` / `output_K.pb`). */

@@ -53,6 +53,21 @@ describe('AnalogMatrix', () => {
     }
   });
 
+  it('multiplies each output column by its scale (QDQ codes), on one tile and split over several', async () => {
+    const emu = new CrossbarEmulator('ideal');
+    const allocator = new TileAllocator(emu.info());
+    for (const [k, n] of [[40, 12], [513, 300]] as const) {
+      const codes = Float32Array.from(randomMatrix(k, n, k), (v) => Math.round(v * 1000));
+      const scales = Float32Array.from({ length: n }, (_, c) => 0.001 * (1 + c / n));
+      const m = new AnalogMatrix(emu, allocator, codes, k, n, 'q', scales);
+      await m.program();
+      const x = randomInputs(3, k, 5);
+      const ref = reference(x, codes, 3, k, n).map((v, i) => v * scales[i % n]!);
+      expect(splitError(await m.run(x, 3), ref), `${k}×${n}`).toBeLessThanOrEqual(1e-6);
+    }
+    expect(() => new AnalogMatrix(emu, allocator, new Float32Array(12), 3, 4, 'q', new Float32Array(3))).toThrow(/q: 4 columns need 4 column scales, got 3/);
+  });
+
   it('reuses its output buffer and validates inputs', async () => {
     const emu = new CrossbarEmulator('ideal');
     const m = new AnalogMatrix(emu, new TileAllocator(emu.info()), randomMatrix(300, 20, 1), 300, 20);

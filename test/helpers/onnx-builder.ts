@@ -1,11 +1,11 @@
 /** Builds small ONNX models in tests (onnx-proto), so each case states exactly what it contains. */
 import { onnx, type AttributeProto, type ModelProto, type TensorProto, type ValueInfoProto } from '../../runtime/model/onnx.js';
 
-/** Attribute values: integers become INT, other numbers FLOAT; `{ float: x }` forces FLOAT. */
-export type AttrValue = number | number[] | string | { float: number };
+/** Attribute values: integers become INT, other numbers FLOAT; `{ float: x }` forces FLOAT; `{ floats }` is FLOATS, `{ tensor }` a TENSOR. */
+export type AttrValue = number | number[] | string | { float: number } | { floats: number[] } | { tensor: BuildTensor };
 export interface BuildNode { op: string; inputs: string[]; outputs: string[]; name?: string; attrs?: Record<string, AttrValue>; domain?: string }
-/** float32 unless `int64` (e.g. a Reshape's shape). */
-export interface BuildTensor { name: string; dims: number[]; data: Float32Array | number[]; int64?: boolean }
+/** float32 unless `int64` (e.g. a Reshape's shape) or `type` says otherwise. */
+export interface BuildTensor { name: string; dims: number[]; data: Float32Array | number[]; int64?: boolean; type?: 'float32' | 'float64' | 'int8' | 'uint8' | 'int32' }
 /** `dims` undefined: no declared shape. */
 export interface BuildIO { name: string; dims?: (number | string)[]; elemType?: number }
 
@@ -21,7 +21,19 @@ export interface BuildModel {
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 
+const TYPED = {
+  float64: [onnx.TensorProto.DataType.DOUBLE, Float64Array],
+  int8: [onnx.TensorProto.DataType.INT8, Int8Array],
+  uint8: [onnx.TensorProto.DataType.UINT8, Uint8Array],
+  int32: [onnx.TensorProto.DataType.INT32, Int32Array],
+} as const;
+
 export function tensorProto(t: BuildTensor): TensorProto {
+  if (t.type && t.type !== 'float32') {
+    const [dataType, Typed] = TYPED[t.type];
+    const data = Typed.from(t.data);
+    return { name: t.name, dims: t.dims, dataType, rawData: new Uint8Array(data.buffer) };
+  }
   if (t.int64) {
     const ints = BigInt64Array.from(Array.from(t.data, (v) => BigInt(v)));
     return { name: t.name, dims: t.dims, dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(ints.buffer) };
@@ -39,6 +51,8 @@ function valueInfo(v: BuildIO): ValueInfoProto {
 
 function attr(name: string, v: AttrValue): AttributeProto {
   const T = onnx.AttributeProto.AttributeType;
+  if (typeof v === 'object' && 'tensor' in v) return { name, type: T.TENSOR, t: tensorProto(v.tensor) };
+  if (typeof v === 'object' && 'floats' in v) return { name, type: T.FLOATS, floats: v.floats };
   if (typeof v === 'object' && !Array.isArray(v)) return { name, type: T.FLOAT, f: v.float };
   if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) };
   if (Array.isArray(v)) return { name, type: T.INTS, ints: v };

@@ -1,5 +1,6 @@
-import { inspectModel } from '../../../runtime/model/inspect.js';
-import { observeValues } from '../../../runtime/model/observe.js';
+import { inspectModel, macShare } from '../../../runtime/model/inspect.js';
+import { observeValues, type ValueFacts } from '../../../runtime/model/observe.js';
+import { foldConstants } from '../../../runtime/model/fold.js';
 import { compact, formatTable, shapeText } from '../table.js';
 import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
@@ -13,8 +14,11 @@ export async function inspectCommand(path: string, opts: InspectOptions, global:
   const model = await readModel(path, config);
   if (opts.plan) return printPlan(path, model, config, opts);
   const registry = createRegistry(config);
-  const observed = await observeValues(await registry.get('digital'), model, opts.batch).finally(() => registry.dispose());
-  const summary = inspectModel(model, new Map([...observed].map(([name, v]) => [name, v.dims])));
+  const digital = await registry.get('digital');
+  const { folded, observed } = await foldConstants(digital, model)
+    .then(async (folded) => ({ folded, observed: await observeValues(digital, folded, opts.batch) }))
+    .finally(() => registry.dispose());
+  const summary = inspectModel(folded, observedDims(observed));
   if (opts.json) {
     console.log(JSON.stringify({ model: path, opset: model.opset, inputs: model.inputs, outputs: model.outputs, ...summary }));
     return;
@@ -39,20 +43,25 @@ async function printPlan(path: string, model: LoadedModel, config: Config, opts:
     const rows = hybrid.planRows();
     const info = backend.driver.info();
     const analog = rows.filter((r) => r.target === 'analog');
+    const { perNode: macs, total: totalMacs, share } = macShare(model, observedDims(hybrid.facts), analog.map((r) => r.index));
     const total = { tiles: analog.reduce((s, r) => s + r.tiles, 0), dac: analog.reduce((s, r) => s + r.dacPerInference, 0), adc: analog.reduce((s, r) => s + r.adcPerInference, 0) };
     const segments = hybrid.plan.steps.filter((s) => s.kind === 'digital').length;
     if (opts.json) {
-      console.log(JSON.stringify({ model: path, profile: info.profile, device: info, nodes: rows, tiles: total.tiles, dacPerInference: total.dac, adcPerInference: total.adc, digitalSegments: segments }));
+      console.log(JSON.stringify({ model: path, profile: info.profile, device: info, nodes: rows.map((r) => ({ ...r, macsPerInference: macs[r.index] })), tiles: total.tiles, macsPerInference: totalMacs, analogMacShare: share, dacPerInference: total.dac, adcPerInference: total.adc, digitalSegments: segments }));
     } else {
       console.log(`${path} on profile ${info.profile} (${info.tiles} tiles of ${info.tileRows}×${info.tileCols}, DAC ${info.dacBits} bit, ADC ${info.adcBits} bit)\n`);
-      console.log(formatTable(['#', 'name', 'op', 'runs on', 'tiles', 'MVMs', 'DAC conv.', 'ADC conv.', 'why'],
-        rows.map((r) => [r.index, r.name, r.op, r.target, r.tiles || '', r.mvmsPerInference ? compact(r.mvmsPerInference) : '', r.dacPerInference ? compact(r.dacPerInference) : '', r.adcPerInference ? compact(r.adcPerInference) : '', r.reason]),
-        [true, false, false, false, true, true, true, true]));
+      console.log(formatTable(['#', 'name', 'op', 'runs on', 'MACs', 'tiles', 'MVMs', 'DAC conv.', 'ADC conv.', 'why'],
+        rows.map((r) => [r.index, r.name, r.op, r.target, macs[r.index] ? compact(macs[r.index]) : '', r.tiles || '', r.mvmsPerInference ? compact(r.mvmsPerInference) : '', r.dacPerInference ? compact(r.dacPerInference) : '', r.adcPerInference ? compact(r.adcPerInference) : '', r.reason]),
+        [true, false, false, false, true, true, true, true, true]));
       const periphery = rows.filter((r) => r.target === 'analog periphery').length;
-      console.log(`\n${analog.length} node(s) on ${total.tiles} of ${info.tiles} tiles, ${periphery} in their digital periphery, ${segments} digital segment(s); per inference at batch 1: ${compact(total.dac)} DAC and ${compact(total.adc)} ADC conversions`);
+      console.log(`\n${analog.length} node(s) on ${total.tiles} of ${info.tiles} tiles holding ${(share * 100).toFixed(1)}% of the ${compact(totalMacs)} MACs, ${periphery} in their digital periphery, ${segments} digital segment(s); per inference at batch 1: ${compact(total.dac)} DAC and ${compact(total.adc)} ADC conversions`);
     }
     await hybrid.dispose();
   } finally {
     await registry.dispose();
   }
+}
+
+function observedDims(facts: ReadonlyMap<string, ValueFacts>): Map<string, readonly number[]> {
+  return new Map([...facts].map(([name, v]) => [name, v.dims]));
 }

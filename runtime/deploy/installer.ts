@@ -66,6 +66,8 @@ export interface DeployStatus {
   detail?: string;
   signer?: { name: string; fingerprint: string };
   selfTest?: SelfTestFigures;
+  /** While receiving: bytes so far, of the announced size, and the next chunk the device needs. */
+  transfer?: { received: number; size: number; next?: number; resumed?: boolean };
   /** Milliseconds per step so far: transfer, verify, stage, selfTest, switch. */
   timings?: Record<string, number>;
   /** Versions each model serves after this step (models absent serve what the daemon was started with). */
@@ -106,9 +108,14 @@ const stateSchema = z.strictObject({
     id: z.string(), model: z.string().optional(), version: z.string().optional(), from: z.string().nullable().optional(),
     /** A rollback: its target version is a kept one, never removed on recovery. */
     rollback: z.boolean().optional(),
+    /** How the bundle arrives; a restart during `receiving` resumes it (./agent.ts). */
+    transfer: z.strictObject({
+      sha256: z.string(), size: z.number(), chunkSize: z.number().optional(), url: z.string().optional(), allowDowngrade: z.boolean().optional(),
+    }).optional(),
   }).optional(),
 });
 type PersistedState = z.infer<typeof stateSchema>;
+export type TransferSpec = NonNullable<NonNullable<PersistedState['deployment']>['transfer']>;
 
 const pointerSchema = z.strictObject({
   v: z.literal(1),
@@ -137,6 +144,7 @@ export class Deployer {
   #busy = false;
   /** The deployment whose transfer receiving() started: its install() continues that claim. */
   #receiving: string | undefined;
+  #pending: { id: string; transfer: TransferSpec } | undefined;
   #host: DeployHost | undefined;
   readonly #clock: Clock;
 
@@ -182,17 +190,31 @@ export class Deployer {
     return out;
   }
 
-  /** Marks the start of a transfer (persisted: a restart then knows a deployment was under way). */
-  async receiving(id: string): Promise<void> {
-    this.#claim();
+  /**
+   * Marks the start of a transfer (persisted: a restart then knows a deployment was under way, and
+   * with `transfer` resumes it). `resume` continues the one pendingTransfer() names.
+   */
+  async receiving(id: string, transfer?: TransferSpec, resume = false): Promise<void> {
+    if (!(resume && this.#pending?.id === id)) this.#claim();
+    this.#busy = true;
+    this.#pending = undefined;
     this.#receiving = id;
     try {
-      await this.#enter('receiving', { id });
-      await this.#report({ id, state: 'receiving' });
+      if (!resume) await this.#enter('receiving', { id, ...(transfer ? { transfer } : {}) });
     } catch (e) {
       this.#release();
       throw e;
     }
+  }
+
+  /** A transfer a restart interrupted, to be resumed (the device stays busy with it until then). */
+  pendingTransfer(): { id: string; transfer: TransferSpec } | undefined {
+    return this.#pending;
+  }
+
+  /** Reports how far a transfer got. */
+  progress(id: string, transfer: NonNullable<DeployStatus['transfer']>): Promise<DeployStatus> {
+    return this.#report({ id, state: 'receiving', transfer });
   }
 
   /** A transfer that failed (or was refused) before install(): back to idle, reported. */
@@ -308,6 +330,7 @@ export class Deployer {
   // ---- internals --------------------------------------------------------------------------------
 
   #claim(): void {
+    if (this.#busy && this.#pending) throw new DeployError('busy', `deployment ${this.#pending.id} waits to resume its transfer`);
     if (this.#busy) throw new DeployError('busy', 'another deployment is in progress on this device');
     this.#busy = true;
   }
@@ -326,6 +349,12 @@ export class Deployer {
     const s = await readJson<PersistedState>(this.o.root, STATE_FILE, stateSchema, { v: 1, phase: 'idle' });
     if (s.phase === 'idle' || !s.deployment) return;
     const d = s.deployment;
+    if (s.phase === 'receiving' && d.transfer) {
+      // Nothing is staged yet: the transfer continues where the received bytes end.
+      this.#pending = { id: d.id, transfer: d.transfer };
+      this.#busy = true;
+      return;
+    }
     const serving = d.model !== undefined ? this.#pointer.models[d.model]?.version : undefined;
     if (d.rollback) {
       // The pointer decides; the version switched away from is removed once the pointer moved.

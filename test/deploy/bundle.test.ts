@@ -41,9 +41,9 @@ async function rawTar(entries: { name: string; data?: Uint8Array; type?: 'file' 
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   pack.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const done = new Promise((r) => pack.on('end', r));
+  const done = new Promise<void>((r) => pack.on('end', () => r()));
   for (const e of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry({ name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}), size: e.data?.byteLength ?? 0 }, e.data ? Buffer.from(e.data) : undefined, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => pack.entry({ name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}), size: e.data?.byteLength ?? 0 }, Buffer.from(e.data ?? new Uint8Array(0)), (err) => (err ? reject(err) : resolve())));
   }
   pack.finalize();
   await done;

@@ -23,6 +23,8 @@ import { brokerClient, createRegistry, loadConfig, readModel, type GlobalOptions
 import { packageRoot } from '../package-info.js';
 import { Device, modelIdOf } from '../device/device.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
+import { attachDeployAgent, deployingTarget, deviceHost, openDeployment } from '../device/deployment.js';
+import type { DeployAgent } from '../../../runtime/deploy/agent.js';
 import { KeyStore } from '../../../runtime/telemetry/keys.js';
 import type { SigningKey } from '../../../runtime/telemetry/envelope.js';
 import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
@@ -47,6 +49,8 @@ export const BUNDLED_DATA = 'models/data/fashion-mnist-test-2000.bin';
 
 export interface RunningDevice {
   device: Device;
+  /** Model deployments of this daemon (runtime/deploy/agent.ts). */
+  agent: DeployAgent;
   reporter: Reporter;
   address: DeviceAddress;
   /** The embedded broker, when this daemon started one. */
@@ -115,14 +119,20 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
 
   let device: Device;
   let commands: AttachedCommands | undefined;
+  let agent: DeployAgent | undefined;
   try {
+    // Deployed versions serve in place of the given models (apps/edgerun/device/deployment.ts).
+    const deployment = await openDeployment({ config, stateDir: o.stateDir, publisher: reporter, log }, loaded);
     device = await Device.create({
-      config, registry, models: loaded, source, publisher: reporter, storage: new FsStorage(join(o.stateDir, 'device')),
+      config, registry, models: deployment.models, versions: deployment.versions, source, publisher: reporter, storage: new FsStorage(join(o.stateDir, 'device')),
       rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, canary, log,
       extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
-    commands = await attachCommands({ config, mqtt, reporter, address, target: device, log });
+    deployment.deployer.attach(deviceHost(device, loaded, deployment.deployer, { runtimeVersion: version, profile: config.analog.profile }));
+    agent = await attachDeployAgent({ deployer: deployment.deployer, mqtt, address, stateDir: o.stateDir, config, log });
+    commands = await attachCommands({ config, mqtt, reporter, address, target: deployingTarget(device, deployment.deployer, agent), log });
   } catch (e) {
+    await agent?.close();
     await reporter.close();
     await registry.dispose();
     await broker?.close();
@@ -133,12 +143,13 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
 
   let stopping: Promise<void> | undefined;
   return {
-    device, reporter, address, broker, url,
+    device, agent: agent!, reporter, address, broker, url,
     stop(opts = {}) {
       stopping ??= (async () => {
+        await commands!.detach();
+        await agent!.close();
         await device.stop();
         await device.publishSnapshot().catch(() => undefined);
-        await commands!.detach();
         await reporter.drain(opts.drainMs ?? 10_000).catch(() => undefined);
         await reporter.close();
         await registry.dispose();

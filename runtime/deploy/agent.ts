@@ -156,15 +156,24 @@ export class DeployAgent {
     const download = this.o.download;
     if (!download) throw new DeployError('transfer', 'this device cannot download bundles by URL');
     let reported = a.file.length;
-    await download(a.spec.url!, a.file.length, async (data) => {
-      await a.file.append(data);
-      this.#armStall(a);
-      if (a.file.length - reported >= 1 << 20) {
-        reported = a.file.length;
-        await this.#progress(a, false);
+    // A broken connection resumes from the bytes held (HTTP Range) until the stall timer gives up.
+    for (let delayMs = 250; !a.file.complete; delayMs = Math.min(delayMs * 2, 5_000)) {
+      if (a.abort.signal.aborted) throw new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes`);
+      try {
+        await download(a.spec.url!, a.file.length, async (data) => {
+          await a.file.append(data);
+          this.#armStall(a);
+          if (a.file.length - reported >= 1 << 20) {
+            reported = a.file.length;
+            await this.#progress(a, false);
+          }
+        }, a.abort.signal);
+      } catch (e) {
+        if (e instanceof DeployError || a.abort.signal.aborted) throw e;
+        this.o.log?.(`deployment ${a.id}: download interrupted at ${a.file.length} of ${a.spec.size} bytes (${(e as Error).message}); resuming`);
       }
-    }, a.abort.signal);
-    if (!a.file.complete) throw new DeployError('transfer', `truncated transfer: the download ended after ${a.file.length} of ${a.spec.size} bytes`);
+      if (!a.file.complete) await new Promise((r) => setTimeout(r, delayMs));
+    }
     await this.#install(a);
   }
 

@@ -185,8 +185,9 @@ export class DeployAgent {
   async #install(a: Active): Promise<void> {
     clearTimeout(a.stall);
     const bytes = await a.file.bytes();
-    const status = await this.o.deployer.install(bytes, { id: a.id, allowDowngrade: a.spec.allowDowngrade, transferMs: this.#clock.now() - a.started });
+    // Held in memory from here: a restart before `verifying` is persisted asks for the bytes again.
     await a.file.remove();
+    const status = await this.o.deployer.install(bytes, { id: a.id, allowDowngrade: a.spec.allowDowngrade, transferMs: this.#clock.now() - a.started });
     this.#end(a, status);
   }
 

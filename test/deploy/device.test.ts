@@ -290,7 +290,7 @@ describeMosquitto('SIGKILL of the device during a deployment', () => {
     it(`killed in ${phase}: after a restart it runs one version consistently and reports it`, { timeout: 300_000 }, async () => {
       const dev = new Dev(`crash-${phase}`);
       try {
-        dev.start({ EDGERUN_DEPLOY_CRASH_IN: phase });
+        dev.start({ FAILPOINT_EDGERUN_DEPLOY: phase });
         await dev.online(got.length);
         const bytes = await bundleOf({ version: '2.0.0' });
         const pushing = push(dev, bytes);

@@ -3,7 +3,7 @@
  * trust store, its Device as the DeployHost, and the DeployAgent on the daemon's MQTT connection.
  * Every status goes out on `deploy/status` (retained); each change of state also on `events`.
  *
- * Failpoint for crash tests: EDGERUN_DEPLOY_CRASH_IN=<phase> (receiving, verifying, staged,
+ * Failpoint for crash tests: FAILPOINT_EDGERUN_DEPLOY=<phase> (receiving, verifying, staged,
  * self-test, switching) SIGKILLs the process right after that phase is persisted.
  */
 import { join } from 'node:path';
@@ -37,7 +37,17 @@ export interface OpenedDeployment {
 /** Opens the deploy state (settling an interrupted deployment) and picks the models to serve. */
 export async function openDeployment(o: DeploymentOptions, given: ReadonlyMap<string, LoadedModel>): Promise<OpenedDeployment> {
   const { config } = o;
-  const crashIn = process.env.EDGERUN_DEPLOY_CRASH_IN;
+  const crashIn = process.env.FAILPOINT_EDGERUN_DEPLOY;
+  // Each change of state also goes on `events` (progress only on deploy/status).
+  const lastState = new Map<string, string>();
+  function report(s: DeployStatus): Promise<unknown> {
+    const changed = lastState.get(s.id) !== s.state;
+    lastState.set(s.id, s.state);
+    if (changed) o.log?.(`deploy ${s.id}: ${s.state}${s.model ? ` ${s.model} ${s.version ?? ''}` : ''}${s.reason ? ` (${s.reason}: ${s.detail})` : ''}`);
+    const out = o.publisher.publish('deploy/status', s);
+    return changed ? Promise.all([out, o.publisher.publish('events', { type: 'deploy', ...s })]) : out;
+  }
+  const versions = new Map<string, string>();
   const trust = await TrustStore.open(new FsStorage(config.security.keyDir, 0o600), config.security.trustedKeysFile);
   const deployer = await Deployer.open({
     root: new FsStorage(join(o.stateDir, 'deploy')),
@@ -53,16 +63,6 @@ export async function openDeployment(o: DeploymentOptions, given: ReadonlyMap<st
     },
   });
   const models = new Map(given);
-  // Each change of state also goes on `events` (progress only on deploy/status).
-  const lastState = new Map<string, string>();
-  function report(s: DeployStatus): Promise<unknown> {
-    const changed = lastState.get(s.id) !== s.state;
-    lastState.set(s.id, s.state);
-    if (changed) o.log?.(`deploy ${s.id}: ${s.state}${s.model ? ` ${s.model} ${s.version ?? ''}` : ''}${s.reason ? ` (${s.reason}: ${s.detail})` : ''}`);
-    const out = o.publisher.publish('deploy/status', s);
-    return changed ? Promise.all([out, o.publisher.publish('events', { type: 'deploy', ...s })]) : out;
-  }
-  const versions = new Map<string, string>();
   for (const [id, v] of await deployer.activeModels()) {
     if (!given.has(id)) continue;
     models.set(id, v.model);

@@ -278,7 +278,9 @@ describeMosquitto('deploy to a device', () => {
     await c.end();
     const result = await until('the rollback result', () => dev.of('events', mark).find((e) => e.type === 'command-result' && e.command === 'rollback'), 30_000, dev.ctx);
     expect(result).toMatchObject({ ok: true, result: { model: 'cnn', version: '1.2.0', from: '1.0.0' } });
-    await until('a result of 1.2.0', () => dev.of('results', got.length - 1).find((r) => r.modelVersion === '1.2.0') ?? dev.of('results', mark).slice(-1).find((r) => r.modelVersion === '1.2.0'), 60_000, dev.ctx);
+    await until('a result of 1.2.0', () => dev.of('results', mark).find((r) => r.modelVersion === '1.2.0'), 60_000, dev.ctx);
+    // The birth names what each model serves now.
+    await until('a birth naming 1.2.0', () => dev.of('status', mark).find((b) => b.state === 'online' && b.modelVersions?.cnn === '1.2.0'), 30_000, dev.ctx);
     expect((dev.active() as Record<string, { version: string }>).cnn!.version).toBe('1.2.0');
     expect(dev.versionDirs()).not.toContain('cnn-1.0.0');
     await dev.stop();

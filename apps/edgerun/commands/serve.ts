@@ -122,7 +122,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   let agent: DeployAgent | undefined;
   try {
     // Deployed versions serve in place of the given models (apps/edgerun/device/deployment.ts).
-    const deployment = await openDeployment({ config, stateDir: o.stateDir, publisher: reporter, log }, loaded);
+    const deployment = await openDeployment({ config, stateDir: o.stateDir, publisher: reporter, log, onActive: (active) => reporter.setBirth({ modelVersions: active }) }, loaded);
     device = await Device.create({
       config, registry, models: deployment.models, versions: deployment.versions, source, publisher: reporter, storage: new FsStorage(join(o.stateDir, 'device')),
       rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, canary, log,

@@ -24,6 +24,8 @@ export interface DeploymentOptions {
   config: Config;
   stateDir: string;
   publisher: Publisher;
+  /** The versions each model serves changed (and once at start): the daemon names them in its birth. */
+  onActive?(active: Record<string, string>): void | Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -44,6 +46,7 @@ export async function openDeployment(o: DeploymentOptions, given: ReadonlyMap<st
     const changed = lastState.get(s.id) !== s.state;
     lastState.set(s.id, s.state);
     if (changed) o.log?.(`deploy ${s.id}: ${s.state}${s.model ? ` ${s.model} ${s.version ?? ''}` : ''}${s.reason ? ` (${s.reason}: ${s.detail})` : ''}`);
+    if (changed && (s.state === 'active' || s.state === 'rolled-back')) void Promise.resolve(o.onActive?.(s.active)).catch(() => undefined);
     const out = o.publisher.publish('deploy/status', s);
     return changed ? Promise.all([out, o.publisher.publish('events', { type: 'deploy', ...s })]) : out;
   }
@@ -68,6 +71,7 @@ export async function openDeployment(o: DeploymentOptions, given: ReadonlyMap<st
     models.set(id, v.model);
     versions.set(id, v.version);
   }
+  await o.onActive?.(deployer.active);
   return { deployer, models, versions };
 }
 

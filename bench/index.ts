@@ -15,6 +15,7 @@ const benches: Record<string, () => Promise<{ main: () => Promise<void> }>> = {
   remote: () => import('./remote.js'),
   mqtt: () => import('./mqtt.js'),
   zoo: () => import('./zoo.js'),
+  deploy: () => import('./deploy.js'),
 };
 
 const wanted = process.argv.slice(2);

@@ -126,6 +126,15 @@ export const configSchema = z.strictObject({
     idleWatts: z.number().min(0).default(0),
     governor: governorPolicySchema.prefault({}),
   }).prefault({}),
+  /** Model deployments (runtime/deploy): installed versions live in <state dir>/deploy. */
+  deploy: z.strictObject({
+    /** Versions kept per model, the active one included (rollback goes to the newest other). */
+    keep: z.number().int().min(1).max(100).default(3),
+    /** Largest bundle accepted, MiB (its model also obeys model.maxSizeMiB). */
+    maxBundleMiB: z.number().positive().max(4096).default(600),
+    /** A transfer with no new bytes for this long is abandoned (truncated). */
+    transferTimeoutMs: z.number().int().min(100).default(120_000),
+  }).prefault({}),
   /** Keys, signing and signed commands (runtime/telemetry/keys.ts, commands.ts). */
   security: z.strictObject({
     /**

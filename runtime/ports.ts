@@ -29,3 +29,16 @@ export interface Storage {
   /** Deletes the file; no error when it is already gone. */
   remove(name: string): Promise<void>;
 }
+
+/**
+ * Named sub-storages under one root, one per installed bundle version (runtime/deploy). Names are
+ * single path segments, as for Storage.
+ */
+export interface StorageTree {
+  /** Names of the sub-storages present, sorted. */
+  list(): Promise<string[]>;
+  /** The sub-storage of this name (created when missing). */
+  open(name: string): Storage;
+  /** Deletes the sub-storage and everything in it; no error when it is already gone. */
+  remove(name: string): Promise<void>;
+}

@@ -20,13 +20,15 @@ const seedOption = (): Option => new Option('--seed <n>', 'analog device instanc
 
 const program = new Command('edgerun')
   .description('Edge inference on analog in-memory-computing accelerators, with digital fallback.')
-  .version(version)
+  // `edgerun -V|--version` is answered before commander parses (below): as a program option it would take `deploy build --version 1.2.0`.
   .option('-c, --config <file>', 'JSON config file (env EDGERUN_SECTION__KEY and flags override it)')
   .option('--threads <n>', 'onnxruntime-web WebAssembly threads', int(1))
   // Usage errors are reported once, in one line, by the catch at the end (commands inherit this).
   .exitOverride()
   .configureOutput({ outputError: () => undefined })
   .addHelpText('after', `
+  edgerun -V, --version                     output the version number
+
 Examples:
   $ edgerun inspect models/cnn.onnx
   $ edgerun run models/mlp.onnx --random --repeat 100
@@ -43,7 +45,11 @@ Examples:
   $ edgerun keys show --name operator --dir ~/.edgerun --json > operator.pub
   $ edgerun keys trust operator.pub                           # on the device: trust that public key
   $ edgerun cmd edge-1 pause-stream --args '{"stream":"camera"}' --key ~/.edgerun/operator.key --wait 10
-  $ edgerun listen --url mqtt://127.0.0.1:1883 --kinds results,events --count 100`);
+  $ edgerun listen --url mqtt://127.0.0.1:1883 --kinds results,events --count 100
+  $ edgerun deploy build models/cnn.onnx --version 1.2.0 --canary models/data/canary-64.bin --profiles pcm
+  $ edgerun deploy sign cnn-1.2.0.bundle --key ~/.edgerun/operator.key
+  $ edgerun deploy push cnn-1.2.0.bundle --to edge-1,edge-2 --key ~/.edgerun/operator.key
+  $ edgerun cmd edge-1 rollback --args '{"model":"cnn"}' --key ~/.edgerun/operator.key --wait 10`);
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 /** Global options plus the command's device selection (--profile, --seed, --periphery). */
@@ -231,6 +237,65 @@ program.command('serve')
   .option('-q, --quiet', 'no log lines for events and commands')
   .action(async (opts) => (await import('./commands/serve.js')).serveCommand(opts, globals()));
 
+const deploy = program.command('deploy').description('signed model bundles: build, sign, inspect, install locally, push to devices over MQTT');
+const fraction = (v: string): number => {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('expected a number from 0 to 1');
+  return n;
+};
+deploy.command('build')
+  .description('bundle a model: manifest (sha256 of each part, I/O spec, labels, profiles, guard thresholds), the ONNX file, canaries with their digital outputs')
+  .argument('<model>', 'ONNX model file')
+  .requiredOption('--version <semver>', 'version of this model, e.g. 1.2.0')
+  .requiredOption('--canary <dataset>', 'EDGD data set whose first samples become the canaries')
+  .option('--labels <file>', 'class names, one per line')
+  .option('--profiles <list>', 'device profiles it is meant for, e.g. pcm,flash (default: any)')
+  .option('--id <id>', 'model id the device\'s streams know it by (default: the file name without .onnx)')
+  .option('--canary-count <n>', 'canaries taken from the data set', int(1), 32)
+  .option('--min-agreement <x>', 'self-test: least top-1 agreement with the digital outputs', fraction, 0.9)
+  .option('--min-cosine <x>', 'self-test: least mean cosine similarity with the digital outputs', fraction, 0.97)
+  .option('--min-runtime <semver>', 'oldest edgerun that may run it (default: this one)')
+  .option('-o, --out <file>', 'bundle file (default: <id>-<version>.bundle)')
+  .option('--json', 'print one JSON object')
+  .action(async (model: string, opts) => (await import('./commands/deploy.js')).deployBuildCommand(model, opts, globals()));
+deploy.command('sign')
+  .description('sign a bundle\'s manifest with an operator key (ed25519, the key files of `edgerun keys`)')
+  .argument('<bundle>')
+  .requiredOption('--key <file>', 'operator key file')
+  .option('-o, --out <file>', 'write the signed bundle here (default: in place)')
+  .option('--json', 'print one JSON object')
+  .action(async (bundle: string, opts) => (await import('./commands/deploy.js')).deploySignCommand(bundle, opts, globals()));
+deploy.command('inspect')
+  .description('print a bundle\'s manifest and verify it: signature by a key of the trust store, every part\'s hash (exit 1 when it does not verify)')
+  .argument('<bundle>')
+  .option('--key-dir <dir>', 'trust store directory (default: config security.keyDir)')
+  .option('--json', 'print one JSON object')
+  .action(async (bundle: string, opts) => (await import('./commands/deploy.js')).deployInspectCommand(bundle, opts, globals()));
+deploy.command('install')
+  .description('install a bundle into the state directory of a device that is not running: verify, stage, self-test on its placement, switch')
+  .argument('<bundle>')
+  .option('--state-dir <dir>', 'the device\'s state directory (default: config mqtt.stateDir = state)')
+  .option('-m, --model <file...>', 'the models the device serves (default: the bundled ones), as for `serve`')
+  .option('-d, --data <file>', 'the data set its streams replay, as for `serve`')
+  .option('--allow-downgrade', 'install an older version than the active one')
+  .option('--json', 'print the final status as one JSON object')
+  .action(async (bundle: string, opts) => (await import('./commands/deploy.js')).deployInstallCommand(bundle, opts, globals()));
+deploy.command('push')
+  .description('deploy a signed bundle to devices over MQTT: a signed deploy command, then chunks (or a URL the device downloads); waits for each device\'s outcome')
+  .argument('<bundle>')
+  .requiredOption('--to <devices>', 'device ids, comma-separated')
+  .requiredOption('--key <file>', 'operator key file the devices trust')
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .option('--fleet <fleet>', 'fleet of the devices (default: config device.fleet)')
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .addOption(protocolOption())
+  .option('--download-url <url>', 'the devices download the bundle from this http(s) URL instead of receiving chunks')
+  .option('--chunk-size <bytes>', 'bytes per chunk', int(1024), 64 * 1024)
+  .option('--allow-downgrade', 'allow an older version than the active one (the signed command says so)')
+  .option('--timeout <s>', 'give up on a device that reports nothing for this long', positive, 120)
+  .option('--json', 'one JSON line per device')
+  .action(async (bundle: string, opts) => (await import('./commands/deploy.js')).deployPushCommand(bundle, opts, globals()));
+
 program.command('demo', { isDefault: false })
   .description('embedded broker + a demo device streaming both bundled models + a live listener, for a few seconds (what `npm start` runs)')
   .option('--seconds <s>', 'how long the device streams', positive, 20)
@@ -252,7 +317,9 @@ function helpFor(argv: readonly string[]): string {
 }
 
 try {
-  await program.parseAsync();
+  const args = process.argv.slice(2);
+  if (args.length === 1 && (args[0] === '-V' || args[0] === '--version')) console.log(version);
+  else await program.parseAsync();
 } catch (e) {
   if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) {
     process.exitCode = 0;

@@ -1,8 +1,8 @@
-/** The Storage port (runtime/ports.ts) on a directory of the file system. */
+/** The Storage and StorageTree ports (runtime/ports.ts) on directories of the file system. */
 import { mkdirSync } from 'node:fs';
 import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Storage } from '../../runtime/ports.js';
+import type { Storage, StorageTree } from '../../runtime/ports.js';
 import { FILE_LIMITS, FileError, readFileLimited } from './read-file.js';
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
@@ -89,16 +89,44 @@ export class FsStorage implements Storage {
   }
 
   async #syncDir(): Promise<void> {
-    const d = await open(this.dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    await syncDir(this.dir);
   }
 
   #path(name: string): string {
-    if (!NAME.test(name)) throw new Error(`invalid storage file name "${name}"`);
-    return join(this.dir, name);
+    return join(this.dir, checkName(name));
+  }
+}
+
+function checkName(name: string): string {
+  if (!NAME.test(name)) throw new Error(`invalid storage file name "${name}"`);
+  return name;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/** Sub-directories of one directory, each a FsStorage. */
+export class FsStorageTree implements StorageTree {
+  constructor(readonly dir: string, private readonly mode = 0o644) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  async list(): Promise<string[]> {
+    return (await readdir(this.dir, { withFileTypes: true })).filter((e) => e.isDirectory() && NAME.test(e.name)).map((e) => e.name).sort();
+  }
+
+  open(name: string): FsStorage {
+    return new FsStorage(join(this.dir, checkName(name)), this.mode);
+  }
+
+  async remove(name: string): Promise<void> {
+    await rm(join(this.dir, checkName(name)), { recursive: true, force: true });
+    await syncDir(this.dir);
   }
 }

@@ -367,6 +367,7 @@ export class Scheduler {
       metrics.wait.record(waitMs);
       if (end > r.deadline) metrics.late++;
       const result: InferenceResult = { outputs: run.outputs, backend: run.backend, waitMs, serviceMs, batchSize: requests.length };
+      if (run.modelVersion !== undefined) result.modelVersion = run.modelVersion;
       if (run.backend === 'digital-fallback') {
         const reason = run.fallbackReason ?? 'unknown';
         result.fallbackReason = reason;

@@ -13,6 +13,8 @@ export interface PlacedRun {
   backend: ServedBy;
   /** Set when backend is 'digital-fallback': why the accelerator was not used. */
   fallbackReason?: string;
+  /** Bundle version of the model that ran (runtime/deploy/versioned-model.ts); absent for the model the daemon was started with. */
+  modelVersion?: string;
 }
 
 /**

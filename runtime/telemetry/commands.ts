@@ -53,6 +53,10 @@ export interface CommandTarget {
   publishSnapshot(): unknown;
   pauseStream(stream: string): unknown;
   resumeStream(stream: string): unknown;
+  /** Starts a deployment (runtime/deploy); resolves once it is under way — progress goes to deploy/status. Absent: the device takes none. */
+  deploy?(args: DeployArgs): unknown;
+  /** Switches a model back to its previous version. */
+  rollback?(args: { model?: string }): unknown;
 }
 
 // ---- argument schemas -----------------------------------------------------------------------
@@ -74,17 +78,38 @@ const budgetArgs = z.strictObject({
 const LEVEL = /^[A-Za-z0-9_.-]+$/;
 const streamArgs = z.strictObject({ stream: z.string().min(1).max(128).regex(LEVEL) });
 
+const deployArgs = z.strictObject({
+  /** Names the deployment in deploy/status and its chunk topic. */
+  id: z.string().min(1).max(64).regex(LEVEL),
+  /** sha256 (hex) and size of the whole bundle file. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.number().int().min(1),
+  /** Download from here (HTTP Range resume) instead of receiving chunks on deploy/chunk/<id>. */
+  url: z.string().max(2048).regex(/^https?:\/\/./, 'an http:// or https:// URL').optional(),
+  /** Bytes per chunk on deploy/chunk/<id> (not with url). */
+  chunkSize: z.number().int().min(1024).max(1 << 20).optional(),
+  allowDowngrade: z.boolean().optional(),
+}).refine((a) => (a.url === undefined) !== (a.chunkSize === undefined), { message: 'give either url or chunkSize' });
+export type DeployArgs = z.infer<typeof deployArgs>;
+
 export const COMMAND_ARGS = {
   'set-power-budget': budgetArgs,
   'set-placement': z.strictObject({ model: z.string().min(1).max(256).optional(), policy: z.enum(['analog', 'digital', 'auto']) }),
   'telemetry-snapshot': z.strictObject({}),
   'pause-stream': streamArgs,
   'resume-stream': streamArgs,
+  deploy: deployArgs,
+  rollback: z.strictObject({ model: z.string().min(1).max(64).regex(LEVEL).optional() }),
 } as const;
 export type CommandName = keyof typeof COMMAND_ARGS;
 export const COMMAND_NAMES = Object.keys(COMMAND_ARGS) as CommandName[];
 
 const nullsToUndefined = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v === null ? undefined : v]));
+
+function optional<F>(f: F | undefined, what: string): F {
+  if (f === undefined) throw new Error(`this device takes no ${what}`);
+  return f;
+}
 
 async function dispatch(target: CommandTarget, name: CommandName, args: unknown): Promise<unknown> {
   switch (name) {
@@ -93,6 +118,8 @@ async function dispatch(target: CommandTarget, name: CommandName, args: unknown)
     case 'telemetry-snapshot': return target.publishSnapshot();
     case 'pause-stream': return target.pauseStream((args as { stream: string }).stream);
     case 'resume-stream': return target.resumeStream((args as { stream: string }).stream);
+    case 'deploy': return optional(target.deploy, 'deployments').call(target, args as DeployArgs);
+    case 'rollback': return optional(target.rollback, 'rollbacks').call(target, args as { model?: string });
   }
 }
 

@@ -7,13 +7,15 @@
  *   <prefix>/<fleet>/<device>/telemetry     periodic snapshot (power, energy, queues, latency, guard)
  *   <prefix>/<fleet>/<device>/events        fallbacks, guard steps, governor decisions, rejected commands
  *   <prefix>/<fleet>/<device>/cmd/<name>    signed commands in
+ *   <prefix>/<fleet>/<device>/deploy/status retained: the last deployment step or outcome (runtime/deploy)
+ *   <prefix>/<fleet>/<device>/deploy/chunk/<deployment>   bundle chunks in, QoS 1 (runtime/deploy/transfer.ts)
  *
  * Every outgoing payload is an envelope (runtime/telemetry/envelope.ts) with the device id, a
  * session id, a sequence number monotonic within it and a timestamp, so consumers dedupe on
  * (device, session, seq) (envelope.ts).
  */
 
-export const OUTGOING_KINDS = ['status', 'results', 'detections', 'telemetry', 'events'] as const;
+export const OUTGOING_KINDS = ['status', 'results', 'detections', 'telemetry', 'events', 'deploy/status'] as const;
 export type OutgoingKind = (typeof OUTGOING_KINDS)[number];
 
 /** How each kind is published. Results/detections must not be lost; telemetry ages out. */
@@ -32,6 +34,8 @@ export const KIND_POLICY: Readonly<Record<OutgoingKind, KindPolicy>> = {
   detections: { qos: 1, retain: false, durable: true },
   telemetry: { qos: 1, retain: false, durable: true, expirySeconds: 3600 },
   events: { qos: 1, retain: false, durable: true },
+  // Retained, so a pusher or a dashboard that connects later sees where each device stands.
+  'deploy/status': { qos: 1, retain: true, durable: true },
 };
 
 /** Topic level names: no wildcards, separators or leading `$`. */
@@ -66,6 +70,11 @@ export function commandTopic(a: DeviceAddress, name: string): string {
   return `${deviceRoot(a)}/cmd/${checkLevel('command name', name)}`;
 }
 
+/** Where the chunks of a deployment's bundle go to a device. */
+export function deployChunkTopic(a: DeviceAddress, deployment: string): string {
+  return `${deviceRoot(a)}/deploy/chunk/${checkLevel('deployment id', deployment)}`;
+}
+
 /** What a device subscribes to for its commands. */
 export function commandFilter(a: DeviceAddress): string {
   return `${deviceRoot(a)}/cmd/+`;
@@ -97,6 +106,7 @@ export function parseTopic(prefix: string, topic: string): ParsedTopic | undefin
   if (fleet === undefined || device === undefined || kind === undefined) return undefined;
   if (!LEVEL.test(fleet) || !LEVEL.test(device)) return undefined;
   if (kind === 'cmd') return rest.length === 4 && command !== undefined && LEVEL.test(command) ? { fleet, device, kind, command } : undefined;
-  if (rest.length !== 3 || !(OUTGOING_KINDS as readonly string[]).includes(kind)) return undefined;
-  return { fleet, device, kind: kind as OutgoingKind };
+  const k = rest.slice(2).join('/');
+  if (!(OUTGOING_KINDS as readonly string[]).includes(k)) return undefined;
+  return { fleet, device, kind: k as OutgoingKind };
 }

@@ -24,6 +24,8 @@ import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { packageRoot } from '../package-info.js';
 import { Device, modelIdOf } from '../device/device.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
+import { attachDeployAgent, deployingTarget, deviceHost, openDeployment } from '../device/deployment.js';
+import type { DeployAgent } from '../../../runtime/deploy/agent.js';
 import { KeyStore } from '../../../runtime/telemetry/keys.js';
 import type { SigningKey } from '../../../runtime/telemetry/envelope.js';
 import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
@@ -50,6 +52,8 @@ export const BUNDLED_DATA = 'models/data/fashion-mnist-test-2000.bin';
 
 export interface RunningDevice {
   device: Device;
+  /** Model deployments of this daemon (runtime/deploy/agent.ts). */
+  agent: DeployAgent;
   reporter: Reporter;
   address: DeviceAddress;
   /** The embedded broker, when this daemon started one. */
@@ -117,6 +121,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   let reporter: Reporter | undefined;
   let device: Device;
   let commands: AttachedCommands | undefined;
+  let agent: DeployAgent | undefined;
   try {
     // Inside the try: a refused outbox (a state file that is a directory or too large) must close
     // the broker and the client too, or their sockets keep the process alive after the error.
@@ -126,13 +131,18 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
       onError: (e) => log(`reporter: ${e.message}`),
     });
     reporter = opened;
+    // Deployed versions serve in place of the given models (apps/edgerun/device/deployment.ts).
+    const deployment = await openDeployment({ config, stateDir: o.stateDir, publisher: opened, log, onActive: (active) => opened.setBirth({ modelVersions: active }) }, loaded);
     device = await Device.create({
-      config, registry, models: loaded, source, publisher: reporter, storage: deviceStorage,
+      config, registry, models: deployment.models, versions: deployment.versions, source, publisher: opened, storage: deviceStorage,
       rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, canary, log,
       extraTelemetry: () => ({ reporter: opened.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
-    commands = await attachCommands({ config, mqtt, reporter, address, keyDir, target: device, log });
+    deployment.deployer.attach(deviceHost(device, loaded, deployment.deployer, { runtimeVersion: version, profile: config.analog.profile }));
+    agent = await attachDeployAgent({ deployer: deployment.deployer, mqtt, address, stateDir: o.stateDir, config, log });
+    commands = await attachCommands({ config, mqtt, reporter: opened, address, keyDir, target: deployingTarget(device, deployment.deployer, agent), log });
   } catch (e) {
+    await agent?.close();
     await (reporter ? reporter.close() : mqtt.end({ force: true }));
     await registry.dispose();
     await broker?.close();
@@ -143,11 +153,12 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
 
   let stopping: Promise<void> | undefined;
   return {
-    device, reporter, address, broker, url,
+    device, agent: agent!, reporter, address, broker, url,
     stop(opts = {}) {
       stopping ??= (async () => {
-        await device.stop();
         await commands!.detach();
+        await agent!.close();
+        await device.stop();
         await reporter.drain(opts.drainMs ?? 10_000).catch(() => undefined);
         await reporter.close();
         await registry.dispose();

@@ -22,7 +22,8 @@ import type { OutgoingKind } from '../../../runtime/telemetry/topics.js';
 import { ModelPlacer } from '../../../runtime/scheduler/placement.js';
 import { Scheduler } from '../../../runtime/scheduler/scheduler.js';
 import { SwitchableModel } from '../../../runtime/scheduler/switchable-model.js';
-import type { InferenceResult } from '../../../runtime/scheduler/types.js';
+import { VersionedModel, withVersion } from '../../../runtime/deploy/versioned-model.js';
+import type { InferenceResult, PlacedModel } from '../../../runtime/scheduler/types.js';
 import { telemetrySnapshot, type TelemetryBody } from '../../../runtime/telemetry/telemetry-snapshot.js';
 import { EnergyModel } from '../../../runtime/power/energy-model.js';
 import { InferenceCostTable } from '../../../runtime/power/inference-costs.js';
@@ -71,6 +72,8 @@ export interface DeviceOptions {
   canary?: Dataset;
   /** The sensor that stands for the device's power (battery, board monitor, RAPL), read every governor tick. */
   sensor?: PowerSensor;
+  /** Bundle version of models that came from a deployment (runtime/deploy); named in their results. */
+  versions?: ReadonlyMap<string, string>;
   /** Extra sections of the telemetry body (reporter and command counters). */
   extraTelemetry?: () => Record<string, unknown>;
   log?: (line: string) => void;
@@ -119,6 +122,9 @@ export class Device implements CommandTarget {
   #started = false;
   #programmedAt: number | undefined;
   readonly #models = new Map<string, SwitchableModel>();
+  /** What each model id serves (a deployment replaces entries), and the bundle version of each deployed one. */
+  readonly #loaded: Map<string, LoadedModel>;
+  readonly #versions = new Map<string, string>();
   readonly #streams = new Map<string, StreamState>();
   readonly #costs: InferenceCostTable;
   #adcBits: number;
@@ -139,6 +145,8 @@ export class Device implements CommandTarget {
     const { config } = options;
     this.#costs = costs;
     this.#adcBits = adcBits;
+    this.#loaded = new Map(options.models);
+    for (const [id, v] of options.versions ?? []) this.#versions.set(id, v);
     const f = config.fallback;
     this.placer = new ModelPlacer(options.registry, {
       supervisor: { healthIntervalMs: f.healthIntervalMs, healthTimeoutMs: f.healthTimeoutMs, probeInitialMs: f.probeInitialMs, probeMaxMs: f.probeMaxMs },
@@ -170,7 +178,7 @@ export class Device implements CommandTarget {
     this.#nextN = this.#progress.firstFree;
     for (const [id, model] of models) {
       const policy = this.options.registry.placementOf(id);
-      this.#models.set(id, new SwitchableModel(await this.placer.place(id, model, policy), policy));
+      this.#models.set(id, new SwitchableModel(withVersion(await this.placer.place(id, model, policy), this.#versions.get(id)), policy));
       this.scheduler.addModel(this.#models.get(id)!);
     }
     for (const id of this.#models.keys()) await this.#guard(id);
@@ -205,7 +213,8 @@ export class Device implements CommandTarget {
     old?.stop();
     this.#guards.delete(id);
     if (old) this.scheduler.attachGuard(id, { snapshot: () => ({ model: id, state: 'off', reason: 'not served on the analog device' }) });
-    const served = this.#models.get(id)!.current;
+    const current = this.#models.get(id)!.current;
+    const served = current instanceof VersionedModel ? current.inner : current;
     const g = this.options.config.guard;
     if (!g.enabled || !this.options.canary || !(served instanceof FallbackModel)) return;
     const backend = await this.options.registry.get(served.lane).catch(() => undefined);
@@ -294,7 +303,7 @@ export class Device implements CommandTarget {
     const moved: Record<string, { from: string; to: string }> = {};
     for (const id of ids) {
       const m = this.#models.get(id)!;
-      const next = await this.placer.place(id, this.options.models.get(id)!, change.policy);
+      const next = withVersion(await this.placer.place(id, this.#loaded.get(id)!, change.policy), this.#versions.get(id));
       const from = m.current.lane;
       this.#guards.get(id)?.stop();
       await m.replace(next, change.policy);
@@ -303,6 +312,42 @@ export class Device implements CommandTarget {
       this.#event({ type: 'placement', model: id, policy: change.policy, from, to: next.lane });
     }
     return moved;
+  }
+
+  // ---- deployment hook (runtime/deploy DeployHost, wired in apps/edgerun/device/deploy-host.ts) ----
+
+  /** Places a model where model `id` is served now, without serving it (a deployment's self-test). */
+  placeCandidate(id: string, model: LoadedModel): Promise<PlacedModel> {
+    const m = this.#models.get(id);
+    if (!m) throw new Error(`no model '${id}'`);
+    return this.placer.place(id, model, m.placement as PlacementPolicy);
+  }
+
+  /** Modelled energy per inference (J) of a model placed as `placed` is. */
+  async energyPerInference(model: LoadedModel, placed: PlacedModel): Promise<number | undefined> {
+    const key = '\u0000deploy-candidate';
+    this.#costs.add(key, await observedSummary(await this.options.registry.get(DIGITAL_BACKEND), model));
+    return this.#costs.breakdown(key, placed.lane === DIGITAL_BACKEND ? 'digital' : 'analog', this.#adcBits)?.total;
+  }
+
+  /** Input dims the streams that use model `id` feed (undefined when no stream uses it). */
+  streamInputs(id: string): number[][] | undefined {
+    const users = [...this.#streams.values()].filter((s) => s.model === id);
+    return users.length ? users.map(() => this.options.source.sample(0).shape) : undefined;
+  }
+
+  /** Serves `model` for `id` from the next inference on; requests already running finish on the old one. */
+  async swapModel(id: string, model: LoadedModel, placed: PlacedModel | undefined, version: string | undefined): Promise<void> {
+    const m = this.#models.get(id);
+    if (!m) throw new Error(`no model '${id}'`);
+    const next = withVersion(placed ?? await this.placer.place(id, model, m.placement as PlacementPolicy), version);
+    this.#costs.add(id, await observedSummary(await this.options.registry.get(DIGITAL_BACKEND), model));
+    this.#guards.get(id)?.stop();
+    this.#loaded.set(id, model);
+    if (version === undefined) this.#versions.delete(id);
+    else this.#versions.set(id, version);
+    await m.replace(next, m.placement);
+    await this.#guard(id);
   }
 
   pauseStream(stream: string): unknown {
@@ -423,7 +468,7 @@ export class Device implements CommandTarget {
     }
     const names = this.options.source.classNames;
     return {
-      n, stream: s.name, model: s.model, sample: sample.index, item: sample.item,
+      n, stream: s.name, model: s.model, ...(r.modelVersion !== undefined ? { modelVersion: r.modelVersion } : {}), sample: sample.index, item: sample.item,
       class: cls, ...(names?.[cls] ? { className: names[cls] } : {}), score: Number(score.toFixed(4)),
       label: sample.label, ...(sample.labelName ? { labelName: sample.labelName } : {}), correct: cls === sample.label,
       backend: r.backend, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}),

@@ -1,0 +1,248 @@
+/**
+ * `edgerun deploy build|sign|inspect|install|push`: model bundles (runtime/deploy) from the
+ * operator's side, and a local install into a device's state directory.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile, rename } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import { FsStorage } from '../../../drivers/storage/fs-storage.js';
+import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
+import { DIGITAL_BACKEND } from '../../../drivers/digital/ort-backend.js';
+import { nativeSigner, nativeVerify } from '../../../drivers/crypto/ed25519.js';
+import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
+import { parseDataset } from '../../../runtime/dataset.js';
+import { buildBundle } from '../../../runtime/deploy/build.js';
+import { packBundle, readBundle } from '../../../runtime/deploy/bundle.js';
+import { DeployError } from '../../../runtime/deploy/errors.js';
+import type { DeployStatus } from '../../../runtime/deploy/installer.js';
+import { pushBundle } from '../../../runtime/deploy/pusher.js';
+import { parseSignature, signManifest } from '../../../runtime/deploy/signature.js';
+import { verifyBundle } from '../../../runtime/deploy/verify.js';
+import { fingerprint, parseKeyFile, TrustStore } from '../../../runtime/telemetry/keys.js';
+import type { Config } from '../../../runtime/config.js';
+import { createRegistry, keyDirOf, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import { Device, modelIdOf } from '../device/device.js';
+import { deviceHost, openDeployment } from '../device/deployment.js';
+import { packageRoot, version as runtimeVersion } from '../package-info.js';
+import { formatTable } from '../table.js';
+import { toolClient } from './listen.js';
+import { BUNDLED_DATA, BUNDLED_MODELS } from './serve.js';
+
+const limitsOf = (config: Config) => ({ maxBytes: config.deploy.maxBundleMiB * 2 ** 20, maxModelBytes: config.model.maxSizeMiB * 2 ** 20 });
+const readBundleFile = async (path: string, config: Config): Promise<Uint8Array> => readFileLimited(path, limitsOf(config).maxBytes, 'bundle');
+
+/** Writes next to the target and renames: a crash never leaves half a bundle under the name. */
+async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, path);
+}
+
+export interface BuildCliOptions {
+  version: string;
+  canary: string;
+  labels?: string;
+  profiles?: string;
+  id?: string;
+  canaryCount: number;
+  minAgreement: number;
+  minCosine: number;
+  minRuntime?: string;
+  out?: string;
+  json?: boolean;
+}
+
+export async function deployBuildCommand(modelPath: string, opts: BuildCliOptions, global: GlobalOptions): Promise<void> {
+  const config = await loadConfig(global);
+  const id = opts.id ?? modelIdOf(modelPath);
+  const model = await readModel(modelPath, config);
+  const canary = parseDataset(await readFileLimited(opts.canary, 256 * 2 ** 20, 'canary data set'), opts.canary);
+  const labels = opts.labels === undefined ? [] : (await readFile(opts.labels, 'utf8')).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const profiles = opts.profiles === undefined ? [] : opts.profiles.split(',').map((p) => p.trim()).filter(Boolean);
+  const registry = createRegistry(config);
+  let bytes: Uint8Array;
+  try {
+    bytes = await buildBundle({
+      id, version: opts.version, model, digital: await registry.get(DIGITAL_BACKEND), canary, canaryCount: opts.canaryCount,
+      labels, profiles, minRuntime: opts.minRuntime ?? runtimeVersion, minAgreement: opts.minAgreement, minCosine: opts.minCosine,
+    });
+  } finally {
+    await registry.dispose();
+  }
+  const out = opts.out ?? `${id}-${opts.version}.bundle`;
+  await writeFileAtomic(out, bytes);
+  const info = { bundle: out, model: id, version: opts.version, bytes: bytes.byteLength, signed: false };
+  if (opts.json) console.log(JSON.stringify(info));
+  else console.log(`built ${out}: ${id} ${opts.version}, ${bytes.byteLength} bytes, unsigned (next: edgerun deploy sign ${out} --key <operator.key>)`);
+}
+
+export async function deploySignCommand(bundlePath: string, opts: { key: string; out?: string; json?: boolean }, global: GlobalOptions): Promise<void> {
+  const config = await loadConfig(global);
+  const key = parseKeyFile(await readFileLimited(opts.key, 64 * 1024, 'key file'), `key file ${opts.key}`);
+  const bundle = await readBundle(await readBundleFile(bundlePath, config), limitsOf(config));
+  const signed = await packBundle({ ...bundle, signature: signManifest(bundle.manifestBytes, nativeSigner(key)) });
+  const out = opts.out ?? bundlePath;
+  await writeFileAtomic(out, signed);
+  const info = { bundle: out, model: bundle.manifest.model.id, version: bundle.manifest.model.version, signer: fingerprint(key.publicKey), ...(key.name ? { signerName: key.name } : {}) };
+  if (opts.json) console.log(JSON.stringify(info));
+  else console.log(`signed ${out} (${info.model} ${info.version}) with key ${key.name ?? ''} ${info.signer}`);
+}
+
+export async function deployInspectCommand(bundlePath: string, opts: { keyDir?: string; json?: boolean }, global: GlobalOptions): Promise<void> {
+  const config = await loadConfig(global);
+  const bundle = await readBundle(await readBundleFile(bundlePath, config), limitsOf(config));
+  const m = bundle.manifest;
+  const trust = await TrustStore.open(new FsStorage(opts.keyDir ?? keyDirOf(config), 0o600, FILE_LIMITS.small), config.security.trustedKeysFile);
+  let verified: { ok: true; signer: { name: string; fingerprint: string } } | { ok: false; reason: string; detail: string };
+  try {
+    verified = { ok: true, signer: verifyBundle(bundle, trust, nativeVerify) };
+  } catch (e) {
+    if (!(e instanceof DeployError)) throw e;
+    verified = { ok: false, reason: e.reason, detail: e.message };
+  }
+  const claimed = bundle.signature ? fingerprint(parseSignature(bundle.signature).publicKey) : undefined;
+  if (opts.json) {
+    console.log(JSON.stringify({ manifest: m, signedBy: claimed ?? null, verified }));
+  } else {
+    const io = (specs: typeof m.model.inputs) => specs.map((s) => `${s.name} ${s.type}[${s.dims.join(', ')}]`).join('; ');
+    console.log(formatTable(['field', 'value'], [
+      ['model', `${m.model.id} ${m.model.version}`],
+      ['inputs', io(m.model.inputs)],
+      ['outputs', io(m.model.outputs)],
+      ['labels', m.labels.length ? `${m.labels.length}: ${m.labels.slice(0, 5).join(', ')}${m.labels.length > 5 ? ', …' : ''}` : '—'],
+      ['profiles', m.profiles.join(', ') || 'any'],
+      ['min runtime', m.minRuntime],
+      ['guard', `agreement ≥ ${m.guard.minAgreement}, cosine ≥ ${m.guard.minCosine}`],
+      ['canaries', `${m.canary.count} × [${m.canary.inputShape.join(', ')}] → [${m.canary.outputShape.join(', ')}]`],
+      ...Object.entries(m.parts).map(([name, p]) => [name, `${p.size} bytes, sha256 ${p.sha256}`]),
+      ['created', m.created],
+      ['signed by', claimed ?? 'unsigned'],
+      ['verified', verified.ok ? `yes: key '${verified.signer.name}' (${verified.signer.fingerprint}) of the trust store, every part's hash matches` : `NO: ${verified.reason}: ${verified.detail}`],
+    ]));
+  }
+  if (!verified.ok) process.exitCode = 1;
+}
+
+export interface InstallCliOptions {
+  stateDir?: string;
+  model?: string[];
+  data?: string;
+  allowDowngrade?: boolean;
+  json?: boolean;
+}
+
+/**
+ * Installs into the state directory of a device that is not running: the same verification,
+ * staging, self-test on the configured placement and switch as a pushed bundle; the daemon serves
+ * it from its next start.
+ */
+export async function deployInstallCommand(bundlePath: string, opts: InstallCliOptions, global: GlobalOptions): Promise<void> {
+  const config = await loadConfig(global);
+  const bytes = await readBundleFile(bundlePath, config);
+  const stateDir = resolve(opts.stateDir ?? config.mqtt.stateDir);
+  const paths = opts.model?.length ? opts.model : BUNDLED_MODELS.map((m) => join(packageRoot, m));
+  const given = new Map(await Promise.all(paths.map(async (p) => [modelIdOf(p), await readModel(p, config)] as const)));
+  const registry = createRegistry(config);
+  const statuses: DeployStatus[] = [];
+  const publisher = {
+    publish: async (kind: string, body: unknown) => {
+      if (kind !== 'deploy/status') return;
+      const s = body as DeployStatus;
+      statuses.push(s);
+      if (!opts.json) console.error(`${s.state}${s.reason ? `: ${s.reason}: ${s.detail}` : ''}`);
+    },
+  };
+  try {
+    const deployment = await openDeployment({ config, stateDir, publisher }, given);
+    const device = await Device.create({
+      config, registry, models: deployment.models, versions: deployment.versions, source: await DatasetSource.open(opts.data ?? join(packageRoot, BUNDLED_DATA)),
+      publisher, storage: new FsStorage(join(stateDir, 'device')), rateHz: 0, telemetryIntervalMs: config.mqtt.telemetryIntervalMs,
+    });
+    try {
+      deployment.deployer.attach(deviceHost(device, given, deployment.deployer, { runtimeVersion, profile: config.analog.profile }));
+      const status = await deployment.deployer.install(bytes, { id: `local-${randomBytes(4).toString('hex')}`, allowDowngrade: opts.allowDowngrade });
+      if (opts.json) console.log(JSON.stringify(status));
+      else if (status.state === 'active') console.log(`installed ${status.model} ${status.version} (self-test on ${status.selfTest?.servedBy}: agreement ${status.selfTest?.agreement}, cosine ${status.selfTest?.cosine}); active: ${JSON.stringify(status.active)}`);
+      else console.log(`refused: ${status.reason}: ${status.detail}`);
+      if (status.state !== 'active') process.exitCode = 2;
+    } finally {
+      await device.stop();
+    }
+  } finally {
+    await registry.dispose();
+  }
+}
+
+export interface PushCliOptions {
+  to: string;
+  key: string;
+  url?: string;
+  fleet?: string;
+  prefix?: string;
+  protocol?: number;
+  downloadUrl?: string;
+  chunkSize: number;
+  allowDowngrade?: boolean;
+  timeout: number;
+  json?: boolean;
+}
+
+/** Pushes a signed bundle to one or more devices at once, a progress bar each. */
+export async function deployPushCommand(bundlePath: string, opts: PushCliOptions, global: GlobalOptions): Promise<void> {
+  const config = await loadConfig(global);
+  const bytes = await readBundleFile(bundlePath, config);
+  const bundle = await readBundle(bytes, limitsOf(config));
+  if (!bundle.signature) throw new Error(`${bundlePath} is not signed (edgerun deploy sign ${bundlePath} --key …)`);
+  const signer = nativeSigner(parseKeyFile(await readFileLimited(opts.key, 64 * 1024, 'key file'), `key file ${opts.key}`));
+  const devices = opts.to.split(',').map((d) => d.trim()).filter(Boolean);
+  if (!devices.length) throw new Error('--to names no device');
+  const id = `${bundle.manifest.model.id}-${bundle.manifest.model.version.replace(/[^A-Za-z0-9_.-]/g, '_')}-${randomBytes(3).toString('hex')}`;
+  const results = await pushToDevices({ config, bytes, devices, id, signer, opts });
+  const rows = devices.map((d, i) => {
+    const r = results[i]!;
+    return r instanceof Error ? [d, 'error', '—', r.message] : [d, r.state, `${r.model ?? ''} ${r.version ?? ''}`.trim() || '—', r.reason ? `${r.reason}: ${r.detail}` : r.selfTest ? `self-test ${r.selfTest.servedBy}: agreement ${r.selfTest.agreement}, cosine ${r.selfTest.cosine}` : r.detail ?? ''];
+  });
+  if (opts.json) for (const [i, d] of devices.entries()) console.log(JSON.stringify({ device: d, ...(results[i] instanceof Error ? { state: 'error', error: (results[i] as Error).message } : results[i]) }));
+  else console.log(formatTable(['device', 'state', 'version', 'detail'], rows));
+  if (results.some((r) => r instanceof Error || r.state !== 'active')) process.exitCode = 1;
+}
+
+async function pushToDevices(a: { config: Config; bytes: Uint8Array; devices: string[]; id: string; signer: ReturnType<typeof nativeSigner>; opts: PushCliOptions }): Promise<(DeployStatus | Error)[]> {
+  const { config, opts } = a;
+  let refused!: (reason: string) => void;
+  const mqtt = toolClient(config, {
+    url: opts.url, clientId: `edgerun-deploy-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.protocol,
+    onRefused: (reason) => refused(reason),
+  });
+  const connected = new Promise<void>((resolve, reject) => {
+    mqtt.onConnect(() => resolve());
+    refused = (reason) => reject(new Error(`the broker refused the connection: ${reason}`));
+  });
+  mqtt.connect();
+  const bars = process.stderr.isTTY && !opts.json
+    ? new cliProgress.MultiBar({ format: '{device} [{bar}] {percentage}% {value}/{total} bytes {state}', hideCursor: true }, cliProgress.Presets.shades_classic)
+    : undefined;
+  try {
+    await Promise.race([connected, new Promise((_, reject) => setTimeout(() => reject(new Error('could not connect to the broker within 10 s')), 10_000).unref())]);
+    return await Promise.all(a.devices.map(async (device) => {
+      const bar = bars?.create(a.bytes.byteLength, 0, { device, state: 'sent' });
+      try {
+        return await pushBundle({
+          mqtt, address: { prefix: opts.prefix ?? config.mqtt.prefix, fleet: opts.fleet ?? config.device.fleet, device }, bytes: a.bytes, id: a.id, signer: a.signer,
+          chunkSize: opts.chunkSize, ...(opts.downloadUrl !== undefined ? { url: opts.downloadUrl } : {}), allowDowngrade: opts.allowDowngrade, encoding: config.mqtt.encoding,
+          silenceMs: opts.timeout * 1000, verify: nativeVerify,
+          onStatus: (s) => {
+            bar?.update(s.transfer?.received ?? (s.state === 'receiving' ? 0 : a.bytes.byteLength), { state: s.state });
+            if (!bars && !opts.json) console.error(`${device}: ${s.state}${s.transfer ? ` ${s.transfer.received}/${s.transfer.size} bytes` : ''}`);
+          },
+        });
+      } catch (e) {
+        return e as Error;
+      }
+    }));
+  } finally {
+    bars?.stop();
+    await mqtt.end();
+  }
+}

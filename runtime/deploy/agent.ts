@@ -1,0 +1,208 @@
+/**
+ * The device's end of a deployment: a signed `deploy` command names the bundle (sha256, size) and
+ * how it comes — chunks over MQTT (./transfer.ts) or an http(s) URL fetched with resume — the
+ * bytes go into one Storage file as they arrive, and the complete, checked bundle goes to the
+ * Deployer (verify → stage → self-test → switch). A transfer that stalls longer than `stallMs` is
+ * abandoned (reported as `transfer`: truncated); one a restart interrupted continues from its bytes.
+ */
+import type { Clock, Storage } from '../ports.js';
+import { monotonicClock } from '../ports.js';
+import type { DeployArgs } from '../telemetry/commands.js';
+import type { MqttPort } from '../telemetry/mqtt-port.js';
+import { deployChunkTopic, type DeviceAddress } from '../telemetry/topics.js';
+import { DeployError } from './errors.js';
+import type { Deployer, DeployStatus, TransferSpec } from './installer.js';
+import { CHUNK_WINDOW, chunkCount, decodeChunk, IncomingFile } from './transfer.js';
+
+/**
+ * Fetches `url` from byte `from` on (HTTP Range), handing each piece of data to `onData` in order;
+ * resolves at the end of the body. drivers/http/download.ts implements it.
+ */
+export type Downloader = (url: string, from: number, onData: (data: Uint8Array) => Promise<void>, signal: AbortSignal) => Promise<void>;
+
+export interface DeployAgentOptions {
+  deployer: Deployer;
+  mqtt: MqttPort;
+  address: DeviceAddress;
+  /** Holds the file being received. */
+  storage: Storage;
+  download?: Downloader;
+  /** A transfer with no progress for this long is abandoned. */
+  stallMs: number;
+  clock?: Clock;
+  log?: (line: string) => void;
+}
+
+const INCOMING = 'incoming.bundle';
+
+interface Active {
+  id: string;
+  spec: TransferSpec;
+  file: IncomingFile;
+  started: number;
+  stall?: ReturnType<typeof setTimeout>;
+  abort: AbortController;
+  /** Chunks are appended one at a time, in order. */
+  chain: Promise<void>;
+  done: boolean;
+  settle: (status: DeployStatus | undefined) => void;
+}
+
+export class DeployAgent {
+  #active: Active | undefined;
+  #off: (() => void) | undefined;
+  #closed = false;
+  readonly #clock: Clock;
+  /** Settles when the current deployment has finished (tests, shutdown). */
+  #finished: Promise<DeployStatus | undefined> = Promise.resolve(undefined);
+
+  constructor(private readonly o: DeployAgentOptions) {
+    this.#clock = o.clock ?? monotonicClock;
+  }
+
+  /** Subscribes to this device's chunk topics and resumes a transfer a restart interrupted. */
+  async attach(): Promise<void> {
+    const filter = deployChunkTopic(this.o.address, 'x').replace(/x$/, '+');
+    this.#off = this.o.mqtt.onMessage((m) => {
+      if (m.topic.startsWith(filter.slice(0, -1))) this.#chunk(m.topic.slice(filter.length - 1), m.payload);
+    });
+    await this.o.mqtt.subscribe(filter, 1).catch(() => undefined); // re-subscribed by the port on reconnect
+    const pending = this.o.deployer.pendingTransfer();
+    if (pending) await this.#begin(pending.id, pending.transfer, true);
+  }
+
+  /** The `deploy` command: starts receiving; resolves once the transfer is under way. */
+  async start(args: DeployArgs): Promise<{ id: string; state: 'receiving' }> {
+    const spec: TransferSpec = {
+      sha256: args.sha256, size: args.size,
+      ...(args.url !== undefined ? { url: args.url } : { chunkSize: args.chunkSize! }),
+      ...(args.allowDowngrade ? { allowDowngrade: true } : {}),
+    };
+    await this.#begin(args.id, spec, false);
+    return { id: args.id, state: 'receiving' };
+  }
+
+  /** The outcome of the deployment under way (undefined when none is). */
+  get finished(): Promise<DeployStatus | undefined> {
+    return this.#finished;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#off?.();
+    const a = this.#active;
+    if (a) {
+      clearTimeout(a.stall);
+      a.abort.abort();
+      await a.chain.catch(() => undefined);
+    }
+  }
+
+  async #begin(id: string, spec: TransferSpec, resume: boolean): Promise<void> {
+    await this.o.deployer.receiving(id, spec, resume);
+    const file = await IncomingFile.open(this.o.storage, INCOMING, spec, !resume);
+    if (spec.chunkSize !== undefined) await file.truncate(Math.floor(file.length / spec.chunkSize) * spec.chunkSize);
+    let settle!: (s: DeployStatus | undefined) => void;
+    this.#finished = new Promise((r) => { settle = r; });
+    const a: Active = { id, spec, file, started: this.#clock.now(), abort: new AbortController(), chain: Promise.resolve(), done: false, settle };
+    this.#active = a;
+    a.chain = a.chain.then(async () => {
+      await this.#progress(a, resume);
+      if (file.complete) return this.#install(a);
+      if (spec.url !== undefined) return this.#download(a);
+    }).catch((e: unknown) => this.#fail(a, e));
+    this.#armStall(a);
+  }
+
+  #end(a: Active, status: DeployStatus | undefined): void {
+    a.done = true;
+    clearTimeout(a.stall);
+    if (this.#active === a) this.#active = undefined;
+    a.settle(status);
+  }
+
+  #armStall(a: Active): void {
+    clearTimeout(a.stall);
+    if (a.done) return;
+    a.stall = setTimeout(() => {
+      a.chain = a.chain.then(() => {
+        if (a.done) return;
+        a.abort.abort();
+        throw new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes, nothing more for ${Math.round(this.o.stallMs / 1000)} s`);
+      }).catch((e: unknown) => this.#fail(a, e));
+    }, this.o.stallMs);
+    a.stall.unref?.();
+  }
+
+  #chunk(id: string, payload: Uint8Array): void {
+    const a = this.#active;
+    if (!a || a.id !== id || a.done || a.spec.chunkSize === undefined) return;
+    const chunkSize = a.spec.chunkSize;
+    a.chain = a.chain.then(async () => {
+      if (a.done) return;
+      const { index, data } = decodeChunk(payload);
+      const next = a.file.length / chunkSize;
+      if (index !== next) return; // a duplicate (QoS 1 redelivery) or ahead of a gap: the next report re-asks
+      const last = index === chunkCount(a.spec.size, chunkSize) - 1;
+      if (data.byteLength !== (last ? a.spec.size - index * chunkSize : chunkSize)) throw new DeployError('transfer', `chunk ${index} has ${data.byteLength} bytes, expected ${last ? a.spec.size - index * chunkSize : chunkSize}`);
+      await a.file.append(data);
+      this.#armStall(a);
+      if (a.file.complete) return this.#install(a);
+      if ((index + 1) % CHUNK_WINDOW === 0) await this.#progress(a, false);
+    }).catch((e: unknown) => this.#fail(a, e));
+  }
+
+  async #download(a: Active): Promise<void> {
+    const download = this.o.download;
+    if (!download) throw new DeployError('transfer', 'this device cannot download bundles by URL');
+    let reported = a.file.length;
+    // A broken connection resumes from the bytes held (HTTP Range) until the stall timer gives up.
+    for (let delayMs = 250; !a.file.complete; delayMs = Math.min(delayMs * 2, 5_000)) {
+      if (a.abort.signal.aborted) throw new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes`);
+      try {
+        await download(a.spec.url!, a.file.length, async (data) => {
+          await a.file.append(data);
+          this.#armStall(a);
+          if (a.file.length - reported >= 1 << 20) {
+            reported = a.file.length;
+            await this.#progress(a, false);
+          }
+        }, a.abort.signal);
+      } catch (e) {
+        if (e instanceof DeployError || a.abort.signal.aborted) throw e;
+        this.o.log?.(`deployment ${a.id}: download interrupted at ${a.file.length} of ${a.spec.size} bytes (${(e as Error).message}); resuming`);
+      }
+      if (!a.file.complete) await new Promise((r) => setTimeout(r, delayMs));
+    }
+    await this.#install(a);
+  }
+
+  #progress(a: Active, resumed: boolean): Promise<DeployStatus> {
+    const next = a.spec.chunkSize !== undefined ? a.file.length / a.spec.chunkSize : undefined;
+    return this.o.deployer.progress(a.id, { received: a.file.length, size: a.spec.size, ...(next !== undefined ? { next } : {}), ...(resumed ? { resumed } : {}) });
+  }
+
+  async #install(a: Active): Promise<void> {
+    clearTimeout(a.stall);
+    const bytes = await a.file.bytes();
+    // Held in memory from here: a restart before `verifying` is persisted asks for the bytes again.
+    await a.file.remove();
+    const status = await this.o.deployer.install(bytes, { id: a.id, allowDowngrade: a.spec.allowDowngrade, transferMs: this.#clock.now() - a.started });
+    this.#end(a, status);
+  }
+
+  async #fail(a: Active, e: unknown): Promise<void> {
+    if (a.done) return;
+    if (this.#closed) {
+      // Shutting down: the transfer resumes at the next start.
+      this.#end(a, undefined);
+      return;
+    }
+    a.abort.abort();
+    const err = e instanceof DeployError ? e : new DeployError('transfer', (e as Error).message);
+    this.o.log?.(`deployment ${a.id}: ${err.message}`);
+    await a.file.remove().catch(() => undefined);
+    const status = await this.o.deployer.abandon(a.id, err.reason, err.message);
+    this.#end(a, status);
+  }
+}

@@ -121,7 +121,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
       rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, canary, log,
       extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
-    commands = await attachCommands({ config, mqtt, reporter, address, target: device, log });
+    commands = await attachCommands({ config, mqtt, reporter, address, target: device.pipeline, log });
   } catch (e) {
     await reporter.close();
     await registry.dispose();

@@ -8,27 +8,19 @@
  * be acknowledged, publish status offline, disconnect. With --count N: exactly N result numbers over
  * all runs on this state directory, then exit 0 once the broker acknowledged them.
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseDataset, type Dataset } from '../../../runtime/dataset.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
+import type { EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
 import type { Config } from '../../../runtime/config.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import { deviceTopic, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
-import { Reporter } from '../../../runtime/telemetry/reporter.js';
-import { brokerClient, createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import type { Reporter } from '../../../runtime/telemetry/reporter.js';
+import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
 import { packageRoot } from '../package-info.js';
 import { Device, modelIdOf } from '../device/device.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
-import { KeyStore } from '../../../runtime/telemetry/keys.js';
-import type { SigningKey } from '../../../runtime/telemetry/envelope.js';
-import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
-import { version } from '../package-info.js';
-import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
-import type { PowerSensor } from '../../../runtime/power/sensor.js';
+import { deviceSensor, guardCanary, openReporting } from '../device/daemon.js';
 
 export interface ServeOptions {
   model?: string[];
@@ -84,34 +76,12 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   }
   const source = await DatasetSource.open(o.data);
   const sensor = await deviceSensor(config);
-  let canary: Dataset | undefined;
-  if (config.guard.enabled) {
-    const file = existsSync(config.guard.canary) ? config.guard.canary : join(packageRoot, config.guard.canary);
-    canary = parseDataset(new Uint8Array(await readFile(file)), file);
-  }
-
-  let broker: EmbeddedBroker | undefined;
-  let url = o.url ?? config.mqtt.url;
-  if (!url) {
-    broker = await startEmbeddedBroker({ port: 0, wsPort: 0 });
-    url = broker.url;
-  }
-  const address: DeviceAddress = { prefix: config.mqtt.prefix, fleet: config.device.fleet, device: config.device.id };
-  const mqtt = brokerClient(config, {
-    url, clientId: `edgerun-${config.device.fleet}-${config.device.id}`,
-    // The embedded Aedes broker speaks MQTT 3.1.1 only.
-    ...(broker ? { protocolVersion: 4 } : o.protocolVersion !== undefined ? { protocolVersion: o.protocolVersion } : {}),
-    onError: reportOnce(log, 'mqtt'),
+  const canary = await guardCanary(config);
+  const reporting = await openReporting({
+    config, outboxDir: o.outboxDir ?? join(o.stateDir, 'outbox'), url: o.url, protocolVersion: o.protocolVersion, log,
+    birth: { models: [...loaded.keys()] },
   });
-  let signer: SigningKey | undefined;
-  // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
-  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(config.security.keyDir, 0o600)).loadOrGenerate(config.security.keyFile, config.device.id));
-  const outboxDir = o.outboxDir ?? join(o.stateDir, 'outbox');
-  const reporter = await Reporter.open({
-    mqtt, address, storage: new FsStorage(outboxDir), config: config.mqtt, signer,
-    birth: { runtime: `edgerun ${version}`, models: [...loaded.keys()], pid: process.pid },
-    onError: (e) => log(`reporter: ${e.message}`),
-  });
+  const { reporter, mqtt, address, broker, url } = reporting;
 
   let device: Device;
   let commands: AttachedCommands | undefined;
@@ -123,9 +93,8 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     });
     commands = await attachCommands({ config, mqtt, reporter, address, target: device.pipeline, log });
   } catch (e) {
-    await reporter.close();
+    await reporting.close(0);
     await registry.dispose();
-    await broker?.close();
     throw e;
   }
   device.start();
@@ -139,34 +108,12 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
         await device.stop();
         await device.publishSnapshot().catch(() => undefined);
         await commands!.detach();
-        await reporter.drain(opts.drainMs ?? 10_000).catch(() => undefined);
-        await reporter.close();
+        await reporting.close(opts.drainMs ?? 10_000);
         await registry.dispose();
-        await broker?.close();
       })();
       return stopping;
     },
   };
-}
-
-/** Logs an error when it differs from the previous one: a reconnect loop says why once, not every few seconds. */
-function reportOnce(log: (line: string) => void, what: string): (e: Error) => void {
-  let last: string | undefined;
-  return (e) => {
-    if (e.message !== last) log(`${what}: ${e.message}`);
-    last = e.message;
-  };
-}
-
-/** config.power.sensor: 'none', 'auto' (battery, else board monitor, else RAPL) or a sensor id. */
-async function deviceSensor(config: Config): Promise<PowerSensor | undefined> {
-  const want = config.power.sensor;
-  if (want === 'none') return undefined;
-  const sensors = await detectSensors(config.power.root, { thermal: false });
-  if (want === 'auto') return primarySensor(sensors);
-  const found = sensors.find((s) => s.describe().id === want);
-  if (!found) throw new Error(`config power.sensor: no sensor '${want}' under ${config.power.root}; found: ${sensors.map((s) => s.describe().id).join(', ') || 'none'}`);
-  return found;
 }
 
 export async function serveCommand(opts: ServeOptions, global: GlobalOptions): Promise<void> {

@@ -129,6 +129,8 @@ export const configSchema = z.strictObject({
     source: z.string().min(1).default('synthetic'),
     /** Frames per second taken from the source. */
     fps: z.number().positive().max(240).default(5),
+    /** No frame for this long: a `source-stalled` event (and ffmpeg is restarted). */
+    stallMs: z.number().int().min(100).default(5000),
     /** Detector ONNX file with a grid head (default: the bundled models/detector.onnx). */
     model: z.string().min(1).optional(),
     /** Detections below this score are discarded. */

@@ -26,6 +26,8 @@ export interface FfmpegSourceOptions {
   loop?: boolean;
   /** No frame for this long: ffmpeg is killed and restarted. */
   stallMs?: number;
+  /** The first frame of each run may take this long (ffmpeg probes a stream for up to 5 s before decoding). */
+  startupMs?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   /** The ffmpeg executable. */
@@ -48,7 +50,7 @@ export class FfmpegSource implements FrameSource {
   starts = 0;
 
   constructor(o: FfmpegSourceOptions) {
-    this.#o = { channels: 1, realtime: true, loop: false, stallMs: 5000, backoffInitialMs: 250, backoffMaxMs: 10_000, ffmpeg: 'ffmpeg', ...o };
+    this.#o = { channels: 1, realtime: true, loop: false, stallMs: 5000, startupMs: 15_000, backoffInitialMs: 250, backoffMaxMs: 10_000, ffmpeg: 'ffmpeg', ...o };
     if (!(Number.isInteger(o.width) && o.width > 0 && Number.isInteger(o.height) && o.height > 0)) throw new Error(`ffmpeg source: frame size ${o.width}×${o.height}`);
     if (o.fps !== undefined && !(o.fps > 0)) throw new Error(`ffmpeg source: fps must be > 0 (got ${o.fps})`);
     this.#backoffMs = this.#o.backoffInitialMs;
@@ -95,14 +97,14 @@ export class FfmpegSource implements FrameSource {
     this.starts++;
     let pending: Buffer = Buffer.alloc(0);
     let stderr = '';
-    this.#armStall();
+    this.#armStall(Math.max(this.#o.stallMs, this.#o.startupMs));
     proc.stdout.on('data', (chunk: Buffer) => {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
       while (pending.length >= frameBytes) {
         const pixels = new Uint8Array(pending.subarray(0, frameBytes));
         pending = pending.subarray(frameBytes);
         this.#backoffMs = this.#o.backoffInitialMs;
-        this.#armStall();
+        this.#armStall(this.#o.stallMs);
         const frame: Frame = { t: Date.now(), width, height, channels, pixels, origin: `${this.description} frame ${this.#frames++}` };
         this.#sink?.frame(frame);
       }
@@ -129,14 +131,14 @@ export class FfmpegSource implements FrameSource {
   }
 
   /** A stream that stops delivering (a camera that hangs, a dead network path) is restarted. */
-  #armStall(): void {
+  #armStall(ms: number): void {
     clearTimeout(this.#stallTimer);
     this.#stallTimer = setTimeout(() => {
       const proc = this.#proc;
       if (!proc || this.#stopped) return;
-      this.#sink?.error(new Error(`${this.description}: no frame for ${this.#o.stallMs} ms (stalled); restarting ffmpeg`));
+      this.#sink?.error(new Error(`${this.description}: no frame for ${ms} ms (stalled); restarting ffmpeg`));
       proc.kill('SIGKILL');
-    }, this.#o.stallMs);
+    }, ms);
     this.#stallTimer.unref?.();
   }
 }

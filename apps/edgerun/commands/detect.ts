@@ -87,7 +87,7 @@ export async function frameSourceOf(config: Config, head: GridHead, synthetic: S
   }
   if (source.startsWith('dir:')) return new ImageDirectorySource({ dir: source.slice(4), fps });
   if (channels !== 1 && channels !== 3) throw new Error(`the detector takes ${channels} channels; ffmpeg delivers 1 (grey) or 3 (RGB)`);
-  return new FfmpegSource({ input: source, width, height, channels, fps });
+  return new FfmpegSource({ input: source, width, height, channels, fps, stallMs: config.detect.stallMs });
 }
 
 /** Raw retained camera state on the broker; a publish that fails (offline) is simply superseded by the next. */
@@ -153,7 +153,7 @@ export async function startDetector(o: StartDetectorOptions): Promise<RunningDet
     stream = new DetectionStream({
       pipeline, stream: d.camera, head, publisher: reporter, state: cameraState(mqtt, address),
       scoreThreshold: d.scoreThreshold, nmsIou: d.nmsIou, tracker: d.tracker, zones: d.zones,
-      detectionsIntervalMs: d.detectionsIntervalMs, snapshots: d.snapshots, onFrame: o.onFrame,
+      detectionsIntervalMs: d.detectionsIntervalMs, snapshots: d.snapshots, stallMs: d.stallMs, onFrame: o.onFrame,
     });
   } catch (e) {
     await reporting.close(0);

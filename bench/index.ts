@@ -14,6 +14,7 @@ const benches: Record<string, () => Promise<{ main: () => Promise<void> }>> = {
   scheduler: () => import('./scheduler.js'),
   remote: () => import('./remote.js'),
   mqtt: () => import('./mqtt.js'),
+  detect: () => import('./detect.js'),
 };
 
 const wanted = process.argv.slice(2);

@@ -17,7 +17,7 @@ export type Body = Record<string, any>; // eslint-disable-line @typescript-eslin
 export interface Collected {
   /** Envelope bodies by kind (events, detections, telemetry, status). */
   messages: { kind: string; body: Body }[];
-  /** Raw payloads of snapshot/<label> and count/<label>. */
+  /** Raw payloads of snapshot/<label> and count/<label> (relative topics), and of homeassistant/… (full topics). */
   raw: Map<string, Buffer>;
   frames: FrameTiming[];
 }
@@ -42,11 +42,12 @@ export async function startHarness(o: { url: string; device: string; source?: Fr
   const client = await mqtt.connectAsync(o.url, { protocolVersion: 5 });
   const root = `${config.mqtt.prefix}/test/${o.device}`;
   client.on('message', (topic, payload) => {
+    if (topic.startsWith('homeassistant/')) return void got.raw.set(topic, payload);
     const rest = topic.slice(root.length + 1);
     if (rest.startsWith('snapshot/') || rest.startsWith('count/')) got.raw.set(rest, payload);
     else got.messages.push({ kind: rest, body: decodeMessage<Body>(payload).message.body });
   });
-  await client.subscribeAsync(`${root}/#`, { qos: 1 });
+  await client.subscribeAsync([`${root}/#`, 'homeassistant/#'], { qos: 1 });
   const detector = await startDetector({
     config, stateDir: dir, url: o.url, source: o.source, synthetic: o.synthetic, onFrame: (t) => got.frames.push(t),
   });

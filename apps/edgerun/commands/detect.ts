@@ -198,8 +198,16 @@ const numberList = (s: string, what: string): [number, number] => {
   return [Number(m[1]), Number(m[2])];
 };
 
+async function readZones(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as unknown;
+  } catch (e) {
+    throw new Error(`--zones ${file}: ${(e as Error).message}`);
+  }
+}
+
 export async function detectCommand(opts: DetectOptions, global: GlobalOptions): Promise<void> {
-  const zones = opts.zones === undefined ? undefined : JSON.parse(await readFile(opts.zones, 'utf8').catch((e: Error) => { throw new Error(`--zones: ${e.message}`); })) as unknown;
+  const zones = opts.zones === undefined ? undefined : await readZones(opts.zones);
   const config = await loadConfig(global, {
     detect: {
       source: opts.source, camera: opts.camera, fps: opts.fps, model: opts.model, scoreThreshold: opts.score, nmsIou: opts.nmsIou,

@@ -283,13 +283,16 @@ def evaluate(model, frames, gts):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--epochs', type=int, default=30)
-    ap.add_argument('--scenes-per-epoch', type=int, default=4000)
+    ap.add_argument('--epochs', type=int, default=5)
+    ap.add_argument('--scenes-per-epoch', type=int, default=3000)
     ap.add_argument('--heldout', type=int, default=300)
+    ap.add_argument('--heldout-seed', type=int, default=1001, help='the held-out scenes: the same for every training stage and seed')
     ap.add_argument('--weight-noise', type=float, default=0.03)
     ap.add_argument('--out-noise', type=float, default=0.1)
     ap.add_argument('--clip', type=float, default=2.5)
     ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--max-lr', type=float, default=3e-3, help='peak learning rate of the one-cycle schedule')
+    ap.add_argument('--init', help='start from the weights of a detector ONNX file exported by this script (a further training stage)')
     ap.add_argument('--out', default=HERE)
     args = ap.parse_args()
 
@@ -300,17 +303,23 @@ def main():
 
     train_items, train_labels = read_idx('train-images-idx3-ubyte.gz'), read_idx('train-labels-idx1-ubyte.gz')
     test_items, test_labels = read_idx('t10k-images-idx3-ubyte.gz'), read_idx('t10k-labels-idx1-ubyte.gz')
-    held_frames, held_gts = make_scenes(np.random.default_rng(args.seed + 1000), test_items, test_labels, args.heldout)
+    held_frames, held_gts = make_scenes(np.random.default_rng(args.heldout_seed), test_items, test_labels, args.heldout)
     os.makedirs(os.path.join(args.out, 'data'), exist_ok=True)
     write_edgs(os.path.join(args.out, 'data', f'scenes-{args.heldout}.bin'), held_frames, held_gts)
 
     model = Detector(len(LABELS))
+    if args.init:
+        import onnx
+        from onnx import numpy_helper
+        weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(args.init).graph.initializer}
+        model.load_state_dict({k: weights[k] for k in model.state_dict()})
+        print(f'starting from {args.init}', flush=True)
     for m in analog_layers(model):
         m.noise, m.out_noise = args.weight_noise, args.out_noise
     params = sum(p.numel() for p in model.parameters())
     print(f'detector: {params} parameters', flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=args.epochs * (args.scenes_per_epoch // 64))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.max_lr, total_steps=args.epochs * (args.scenes_per_epoch // 64))
     start = time.time()
     epochs_run = 0
     for epoch in range(args.epochs):
@@ -333,7 +342,7 @@ def main():
         epochs_run = epoch + 1
         minutes = (time.time() - start) / 60
         line = f'  epoch {epochs_run}/{args.epochs}: loss {total / (len(x) // 64):.3f}, {minutes:.1f} min'
-        if epochs_run % 5 == 0 or epochs_run == args.epochs:
+        if epochs_run == args.epochs:
             line += f', held-out mAP@0.5 {evaluate(model, held_frames, held_gts):.4f}'
         print(line, flush=True)
         export(model, os.path.join(args.out, 'detector.onnx'))  # a usable model after every epoch
@@ -343,7 +352,8 @@ def main():
     metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
     metrics['detector'] = {
         'recipe': {'epochs_run': epochs_run, 'scenes_per_epoch': args.scenes_per_epoch, 'weight_noise': args.weight_noise,
-                   'out_noise': args.out_noise, 'clip_std': args.clip, 'seed': args.seed},
+                   'out_noise': args.out_noise, 'clip_std': args.clip, 'seed': args.seed, 'max_lr': args.max_lr,
+                   'init': os.path.basename(args.init) if args.init else None},
         'params': params,
         'heldout_scenes': args.heldout,
         'heldout_map50_voc': heldout_map,

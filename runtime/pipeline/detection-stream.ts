@@ -82,6 +82,8 @@ export class DetectionStream implements FrameSink {
   readonly #tracker: IouTracker;
   readonly #events: DetectionEvents;
   readonly #counts = new Map<string, number>();
+  /** Live tracks with a published snapshot. */
+  readonly #snapshotted = new Set<string>();
   /** Results handled one after another, in frame order. */
   #chain: Promise<void> = Promise.resolve();
   #lastFrameT = -Infinity;
@@ -193,9 +195,13 @@ export class DetectionStream implements FrameSink {
   /** Events (with a snapshot when a track's best score rose), then the counts that changed. */
   async #publishChanges(changes: TrackChange[], frame: Frame | undefined): Promise<void> {
     for (const change of changes) {
-      const snapshot = this.#o.snapshots && frame !== undefined && change.improved && change.type !== 'end';
-      if (snapshot) await this.#o.state.snapshot(change.after.label, snapshotJpeg(frame, change.after.box));
-      await this.#o.publisher.publish('events', this.#events.of(change, snapshot || (this.#o.snapshots && change.type !== 'new')));
+      const id = change.after.id;
+      if (this.#o.snapshots && frame !== undefined && change.improved && change.type !== 'end') {
+        await this.#o.state.snapshot(change.after.label, snapshotJpeg(frame, change.after.box));
+        this.#snapshotted.add(id);
+      }
+      await this.#o.publisher.publish('events', this.#events.of(change, this.#snapshotted.has(id)));
+      if (change.type === 'end') this.#snapshotted.delete(id);
     }
     if (changes.length === 0) return;
     const now = new Map<string, number>();

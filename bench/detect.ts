@@ -23,7 +23,7 @@ async function round(placement: 'digital' | 'analog', seconds: number): Promise<
   const config = resolveConfig({
     flags: {
       placement: { default: placement }, power: { sensor: 'none' }, security: { keyDir: join(dir, 'keys') },
-      mqtt: { telemetryIntervalMs: 1000 }, detect: { fps: 240, scoreThreshold: 0.5 },
+      mqtt: { telemetryIntervalMs: 1000 }, detect: { fps: 240 },
     },
   });
   const timings: FrameTiming[] = [];

@@ -135,15 +135,16 @@ export class DetectionStream implements FrameSink {
     }
     const input = toModelInput(frame, this.#o.head.input);
     const decodeMs = performance.now() - arrived;
-    const run = this.#o.pipeline.infer(this.#o.stream, { input: { type: 'float32', data: input, dims: [1, ...this.#o.head.input] } });
-    // Chained in arrival order: a result is handled after every earlier frame's.
-    this.#chain = this.#chain.then(() => run.then(
-      (r) => this.#handle(frame, r, arrived, decodeMs),
-      (e: Error) => {
-        if (e instanceof RequestDroppedError && e.reason === 'shed') this.counters.superseded++;
-        else if (!this.#o.pipeline.stopping) this.#o.pipeline.event({ type: 'inference-failed', stream: this.#o.stream, error: e.message });
-      },
-    )).catch((e: Error) => this.#o.pipeline.event({ type: 'detection-failed', camera: this.#o.stream, error: e.message }));
+    // Settled at once (a superseded request rejects while earlier frames are still being handled),
+    // then handled in arrival order, after every earlier frame's result.
+    const outcome = this.#o.pipeline.infer(this.#o.stream, { input: { type: 'float32', data: input, dims: [1, ...this.#o.head.input] } })
+      .then((result) => ({ result }), (error: Error) => ({ error }));
+    this.#chain = this.#chain.then(async () => {
+      const o = await outcome;
+      if ('result' in o) return this.#handle(frame, o.result, arrived, decodeMs);
+      if (o.error instanceof RequestDroppedError && o.error.reason === 'shed') this.counters.superseded++;
+      else if (!this.#o.pipeline.stopping) this.#o.pipeline.event({ type: 'inference-failed', stream: this.#o.stream, error: o.error.message });
+    }).catch((e: Error) => this.#o.pipeline.event({ type: 'detection-failed', camera: this.#o.stream, error: e.message }));
   }
 
   error(error: Error): void {

@@ -24,7 +24,7 @@ export interface DetectorEvalResult {
   scenesPerSecond: number;
 }
 
-export const EVAL_SCORE_THRESHOLD = 0.05;
+const EVAL_SCORE_THRESHOLD = 0.05;
 
 export async function evaluateDetector(model: PreparedModel, scenes: SceneSet, head: GridHead, o: DetectorEvalOptions = {}): Promise<DetectorEvalResult> {
   const input = model.inputs[0];

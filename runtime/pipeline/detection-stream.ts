@@ -11,7 +11,6 @@
  * `frame-error` / `source-error`; a source that delivers nothing for `stallMs` gives one
  * `source-stalled` event (and `source-resumed` when frames come back). The stream goes on.
  */
-import type { Detection } from '../detect/box.js';
 import { DetectionEvents, type Zones } from '../detect/events.js';
 import { decodeGrid, type GridHead } from '../detect/grid-head.js';
 import { nonMaxSuppression } from '../detect/nms.js';
@@ -50,9 +49,6 @@ export interface DetectionStreamOptions {
 
 export interface FrameTiming {
   frame: Frame;
-  detections: Detection[];
-  changes: TrackChange[];
-  backend: string;
   /** Frame check and resampling to the model input. */
   decodeMs: number;
   /** Queue wait and inference (the scheduler's wait + service). */
@@ -63,7 +59,6 @@ export interface FrameTiming {
   publishMs: number;
   /** Frame arrival to published. */
   totalMs: number;
-  energyJ?: number;
 }
 
 export interface DetectionCounters {
@@ -187,10 +182,7 @@ export class DetectionStream implements FrameSink {
     const done = performance.now();
     this.counters.processed++;
     void this.#o.pipeline.governor.tick().catch(() => undefined);
-    this.#o.onFrame?.({
-      frame, detections, changes, backend: r.backend, decodeMs, inferenceMs: r.waitMs + r.serviceMs,
-      postMs: publishStart - postStart, publishMs: done - publishStart, totalMs: done - arrived, ...(energyJ !== undefined ? { energyJ } : {}),
-    });
+    this.#o.onFrame?.({ frame, decodeMs, inferenceMs: r.waitMs + r.serviceMs, postMs: publishStart - postStart, publishMs: done - publishStart, totalMs: done - arrived });
   }
 
   /** Events (with a snapshot when a track's best score rose), then the counts that changed. */

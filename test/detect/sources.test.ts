@@ -121,8 +121,9 @@ describeMosquitto('frame sources', () => {
 
   it('a source that stalls is reported once, and the stream resumes with its frames', { timeout: 120_000 }, async () => {
     const cam = camera(11);
-    const script: [number, Frame][] = Array.from({ length: 10 }, (_, i) => [i === 5 ? 1500 : 100, cam.render()]);
-    const h = await startHarness({ url: broker.url, device: 'cam-stall', source: new ScriptedSource(script), detect: { stallMs: 400 } });
+    // 100 ms between frames, one pause of 4 s; stalled after 1.5 s (a margin for a loaded machine's hiccups).
+    const script: [number, Frame][] = Array.from({ length: 10 }, (_, i) => [i === 5 ? 4000 : 100, cam.render()]);
+    const h = await startHarness({ url: broker.url, device: 'cam-stall', source: new ScriptedSource(script), detect: { stallMs: 1500 } });
     try {
       await h.detector.stream.ended;
     } finally {

@@ -21,7 +21,7 @@ describeMosquitto('detection stream on Mosquitto', () => {
 
   it('reports objects of a synthetic scene as Frigate events: new (matching the truth), update, end; snapshots and counts', { timeout: 240_000 }, async () => {
     // 192×192 frames: resampled to the detector's 96×96 and boxes scaled back to frame pixels.
-    const h: Harness = await startHarness({ url: broker.url, device: 'cam-e2e', synthetic: { width: 192, height: 192, seed: 7, frames: 150 }, detect: { scoreThreshold: SCORE, homeAssistant: { enabled: true } } });
+    const h: Harness = await startHarness({ url: broker.url, device: 'cam-e2e', synthetic: { width: 192, height: 192, seed: 7, frames: 150 }, detect: { scoreThreshold: SCORE, detectionsIntervalMs: 1000, homeAssistant: { enabled: true } } });
     try {
       await h.detector.stream.ended;
       await until('every event published', () => h.detector.reporter.counters.pending === 0, 30_000);
@@ -70,6 +70,11 @@ describeMosquitto('detection stream on Mosquitto', () => {
     const ha = [...h.got.raw.entries()].filter(([k]) => k.startsWith('homeassistant/')).map(([k, v]) => [k, JSON.parse(v.toString())] as const);
     expect(ha.map(([k]) => k).sort()).toEqual(['bag', 'dress', 'footwear', 'status', 'top', 'trouser'].map((o) => `homeassistant/sensor/edgerun_test_cam-e2e/${o === 'status' ? o : `camera_${o}_count`}/config`).sort());
     expect(Object.fromEntries(ha)['homeassistant/sensor/edgerun_test_cam-e2e/camera_bag_count/config']).toMatchObject({ state_topic: 'edgerun/test/cam-e2e/count/bag', availability_topic: 'edgerun/test/cam-e2e/status', device: { identifiers: ['edgerun_test_cam-e2e'] } });
+    // Per-frame detections, rate-limited to one a second (150 frames at 10 fps: at most 15 or 16).
+    const perFrame = h.got.messages.filter((m) => m.kind === 'detections').map((m) => m.body);
+    expect(perFrame.length).toBeGreaterThan(5);
+    expect(perFrame.length).toBeLessThanOrEqual(16);
+    for (const d of perFrame) expect(d).toMatchObject({ camera: 'camera', backend: 'digital', detections: expect.any(Array) });
     // Energy per frame and the detection counters travel in telemetry.
     const telemetry = h.got.messages.filter((m) => m.kind === 'telemetry').pop()!.body;
     expect(telemetry.detection.processed).toBeGreaterThan(0);

@@ -1,15 +1,16 @@
 /** `edgerun detect` and `eval --task detect` as a user runs them: bad input is one line and exit 2; the eval reproduces training's mAP. */
 import { readFile } from 'node:fs/promises';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { edgerun, lastJson } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgerun-detect-cli-'));
 const env = { EDGERUN_POWER__SENSOR: 'none', EDGERUN_PLACEMENT__DEFAULT: 'digital', EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys') };
 
 describe('edgerun detect / eval --task detect (CLI)', () => {
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   it('refuses bad input with one line and exit 2', { timeout: 120_000 }, async () => {
     const notDetector = await edgerun(['detect', '--model', 'models/cnn.onnx', '--state-dir', join(dir, 's1')], env);
     expect(notDetector.code).toBe(2);

@@ -1,5 +1,5 @@
 /** A detector daemon in-process on a real Mosquitto, with everything it publishes collected. */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -57,6 +57,7 @@ export async function startHarness(o: { url: string; device: string; source?: Fr
     async stop() {
       await detector.stop({ drainMs: 5000 });
       await client.endAsync();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -4,7 +4,7 @@
  * (wrong size, an unreadable image file) and a stalling source are reported as events and skipped.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -42,7 +42,10 @@ const camera = (seed: number): SyntheticCamera => new SyntheticCamera({ sprites,
 describeMosquitto('frame sources', () => {
   let broker: Mosquitto;
   beforeAll(async () => { broker = await Mosquitto.start({ persistence: false }); });
-  afterAll(async () => { await broker?.dispose(); });
+  afterAll(async () => {
+    await broker?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('ffmpeg: a video file is decoded and detected; a killed ffmpeg restarts and the stream continues', { timeout: 240_000 }, async () => {
     const cam = camera(3);

@@ -16,6 +16,7 @@ const benches: Record<string, () => Promise<{ main: () => Promise<void> }>> = {
   mqtt: () => import('./mqtt.js'),
   zoo: () => import('./zoo.js'),
   deploy: () => import('./deploy.js'),
+  detect: () => import('./detect.js'),
 };
 
 const wanted = process.argv.slice(2);

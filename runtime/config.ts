@@ -135,6 +135,40 @@ export const configSchema = z.strictObject({
     /** A transfer with no new bytes for this long is abandoned (truncated). */
     transferTimeoutMs: z.number().int().min(100).default(120_000),
   }).prefault({}),
+  /** `edgerun detect`: camera source, detector, post-processing, what is published (runtime/pipeline/detection-stream.ts). */
+  detect: z.strictObject({
+    /** Camera name: in events, topics' labels and Home Assistant entity names. */
+    camera: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only').default('camera'),
+    /** "synthetic", a video file, an rtsp:// or http(s):// URL, a V4L2 device (/dev/video0), or dir:<path> of PNG/JPEG files. */
+    source: z.string().min(1).default('synthetic'),
+    /** Frames per second taken from the source. */
+    fps: z.number().positive().max(240).default(5),
+    /** No frame for this long: a `source-stalled` event (and ffmpeg is restarted). */
+    stallMs: z.number().int().min(100).default(5000),
+    /** Detector ONNX file with a grid head (default: the bundled models/detector.onnx). */
+    model: z.string().min(1).optional(),
+    /** Detections below this score are discarded (0.3 suits the bundled detector, whose scores run low). */
+    scoreThreshold: z.number().min(0).max(1).default(0.3),
+    /** Class-wise NMS: boxes of one label overlapping more than this are one object. */
+    nmsIou: z.number().min(0).max(1).default(0.45),
+    tracker: z.strictObject({
+      iouThreshold: z.number().min(0).max(1).default(0.3),
+      timeoutMs: z.number().int().min(0).default(1500),
+      minHits: z.number().int().min(1).default(2),
+      moveIou: z.number().min(0).max(1).default(0.9),
+    }).prefault({}),
+    /** Per-frame `detections` messages at most this often (ms); 0 = none. */
+    detectionsIntervalMs: z.number().int().min(0).default(0),
+    /** JPEG of a track's best frame on <root>/snapshot/<label>. */
+    snapshots: z.boolean().default(true),
+    /** Named polygons in frame pixels: [[x, y], ...] (at least 3 points). */
+    zones: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.array(z.tuple([z.number(), z.number()])).min(3)).default({}),
+    /** Home Assistant MQTT discovery of the camera's per-label counts and the device status. */
+    homeAssistant: z.strictObject({
+      enabled: z.boolean().default(false),
+      discoveryPrefix: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('homeassistant'),
+    }).prefault({}),
+  }).prefault({}),
   /** Keys, signing and signed commands (runtime/telemetry/keys.ts, commands.ts). */
   security: z.strictObject({
     /**

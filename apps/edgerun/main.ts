@@ -35,10 +35,13 @@ Examples:
   $ edgerun eval models/cnn.onnx --data models/data/fashion-mnist-test-2000.bin
   $ edgerun inspect --plan models/cnn.onnx --profile pcm
   $ edgerun eval models/mlp.onnx --data models/data/fashion-mnist-test-2000.bin --backend analog --profile pcm --age 1s,1h,1d,1y --seeds 3
+  $ edgerun eval models/detector.onnx --task detect --data models/data/scenes-300.bin --backend analog --profile pcm --age 1h --seeds 3
   $ edgerun check models/conformance/cnn --json
   $ edgerun demo                                              # = npm start: broker + device + listener, 20 s
   $ edgerun serve --rate 10                                   # the device daemon (embedded broker unless mqtt.url is set)
   $ edgerun serve --url mqtt://broker:1883 --model models/cnn.onnx --count 1000 --state-dir /var/lib/edgerun
+  $ edgerun detect --source synthetic --fps 5 --seconds 30    # a camera streaming detections (events, snapshots, counts)
+  $ edgerun detect --source rtsp://cam.local/stream --url mqtt://broker:1883 --ha-discovery
   $ edgerun broker --port 1883 --ws-port 8883                 # the embedded broker on its own
   $ edgerun dashboard --port 8080 --broker-ws ws://127.0.0.1:8883   # the fleet dashboard in a browser
   $ edgerun keys gen --name operator --dir ~/.edgerun          # an operator key (0600)
@@ -82,9 +85,10 @@ program.command('run')
   .action(async (model: string, opts) => (await import('./commands/run.js')).runCommand(model, opts, withDevice(opts)));
 
 program.command('eval')
-  .description('classification accuracy, latency percentiles and throughput on an EDGD dataset')
+  .description('classification accuracy, latency percentiles and throughput on an EDGD dataset; detection mAP@0.5 on an EDGS scene set (--task detect)')
   .argument('<model>', 'ONNX model file')
-  .requiredOption('-d, --data <file>', 'EDGD dataset (see models/README.md)')
+  .requiredOption('-d, --data <file>', 'EDGD dataset, or EDGS scene set with --task detect (see models/README.md)')
+  .option('--task <task>', 'classify (accuracy) or detect (mAP@0.5, VOC all-point)', 'classify')
   .option('--batch <n>', 'samples per inference (default: config eval.batchSize)', int(1))
   .option('--limit <n>', 'evaluate only the first N samples', int(1))
   .addOption(backendOption())
@@ -295,6 +299,27 @@ deploy.command('push')
   .option('--timeout <s>', 'give up on a device that reports nothing for this long', positive, 120)
   .option('--json', 'one JSON line per device')
   .action(async (bundle: string, opts) => (await import('./commands/deploy.js')).deployPushCommand(bundle, opts, globals()));
+
+program.command('detect')
+  .description('a camera\'s detection stream: frames → detector (analog with digital fallback) → tracker → Frigate-style events, snapshots and counts over MQTT')
+  .option('-s, --source <src>', 'synthetic, a video file, rtsp:// or http(s):// URL, /dev/video0, or dir:<path> of PNG/JPEG files (default: config detect.source = synthetic)')
+  .option('--camera <name>', 'camera name in events and topics (default: config detect.camera = camera)')
+  .option('--fps <n>', 'frames per second taken from the source (default: config detect.fps = 5)', positive)
+  .option('-m, --model <file>', 'detector with a grid head (default: the bundled models/detector.onnx)')
+  .option('--score <s>', 'score threshold (default: config detect.scoreThreshold = 0.3)', fraction)
+  .option('--nms-iou <iou>', 'class-wise NMS overlap (default: config detect.nmsIou = 0.45)', fraction)
+  .option('--detections-interval <ms>', 'per-frame `detections` messages at most every ms (0 = none; default: config detect.detectionsIntervalMs)', int(0))
+  .option('--no-snapshots', 'no JPEG snapshots of tracks\' best frames')
+  .option('--ha-discovery', 'announce per-label counts and the device status to Home Assistant (MQTT discovery)')
+  .option('--zones <file>', 'JSON {"name": [[x, y], ...]} polygons in frame pixels (config detect.zones)')
+  .option('--size <WxH>', 'synthetic camera frame size (default: the detector\'s input)')
+  .option('--seed <n>', 'synthetic camera scene', int(0))
+  .option('--frames <n>', 'synthetic camera: stop after N frames', int(1))
+  .option('--seconds <s>', 'stop after s seconds', positive)
+  .option('--state-dir <dir>', 'outbox and sequence state (default: config mqtt.stateDir = state)')
+  .option('--url <url>', 'MQTT broker URL (default: config mqtt.url, else an embedded broker)')
+  .option('-q, --quiet', 'no log lines for events and commands')
+  .action(async (opts) => (await import('./commands/detect.js')).detectCommand(opts, globals()));
 
 program.command('demo', { isDefault: false })
   .description('embedded broker + a demo device streaming both bundled models + a live listener, for a few seconds (what `npm start` runs)')

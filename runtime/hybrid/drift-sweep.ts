@@ -1,5 +1,5 @@
 /**
- * Accuracy of one analog device instance as it ages: set the device clock, optionally refresh drift
+ * Accuracy (or another measure) of one analog device instance as it ages: set the device clock, optionally refresh drift
  * compensation (GDC), evaluate. The caller repeats this over device instances (seeds).
  */
 import type { CrossbarDriver } from '../accelerator.js';
@@ -24,15 +24,20 @@ export function parseAges(list: string): { label: string; seconds: number }[] {
 
 export interface AgePoint { label: string; seconds: number; accuracy: number }
 
-export async function accuracyOverAges(model: HybridModel, driver: CrossbarDriver, ages: { label: string; seconds: number }[], data: Dataset, options: EvalOptions & { gdc: boolean }): Promise<AgePoint[]> {
-  const points: AgePoint[] = [];
+/** Any quality measure (accuracy, mAP) of the aged device, one point per age. */
+export async function metricOverAges(model: HybridModel, driver: CrossbarDriver, ages: { label: string; seconds: number }[], gdc: boolean, measure: (model: HybridModel) => Promise<number>): Promise<{ label: string; seconds: number; value: number }[]> {
+  const points: { label: string; seconds: number; value: number }[] = [];
   for (const age of ages) {
     await driver.setAge(age.seconds);
-    if (options.gdc) await model.calibrate();
-    const r = await evaluate(model, data, options);
-    points.push({ ...age, accuracy: r.accuracy });
+    if (gdc) await model.calibrate();
+    points.push({ ...age, value: await measure(model) });
   }
   return points;
+}
+
+export async function accuracyOverAges(model: HybridModel, driver: CrossbarDriver, ages: { label: string; seconds: number }[], data: Dataset, options: EvalOptions & { gdc: boolean }): Promise<AgePoint[]> {
+  const points = await metricOverAges(model, driver, ages, options.gdc, async (m) => (await evaluate(m, data, options)).accuracy);
+  return points.map(({ value, ...age }) => ({ ...age, accuracy: value }));
 }
 
 export function meanStd(xs: number[]): { mean: number; std: number } {

@@ -5,10 +5,14 @@
  *   <prefix>/<fleet>/<device>/results       inference results, QoS 1, through the durable outbox
  *   <prefix>/<fleet>/<device>/detections    detections (detect-stream), QoS 1, through the outbox
  *   <prefix>/<fleet>/<device>/telemetry     periodic snapshot (power, energy, queues, latency, guard)
- *   <prefix>/<fleet>/<device>/events        fallbacks, guard steps, governor decisions, rejected commands
+ *   <prefix>/<fleet>/<device>/events        fallbacks, guard steps, governor decisions, rejected commands,
+ *                                           and detection tracks in Frigate's shape {type: new|update|end, before, after}
+ *   <prefix>/<fleet>/<device>/snapshot/<label>  JPEG of the best frame of the latest track of a label (raw bytes, retained)
+ *   <prefix>/<fleet>/<device>/count/<label>     objects of a label in view now (plain integer, retained)
  *   <prefix>/<fleet>/<device>/cmd/<name>    signed commands in
  *   <prefix>/<fleet>/<device>/deploy/status retained: the last deployment step or outcome (runtime/deploy)
  *   <prefix>/<fleet>/<device>/deploy/chunk/<deployment>   bundle chunks in, QoS 1 (runtime/deploy/transfer.ts)
+ *   <discovery>/sensor/<node>/<object>/config   Home Assistant MQTT discovery (retained), with `edgerun detect --ha-discovery`
  *
  * Every outgoing payload is an envelope (runtime/telemetry/envelope.ts) with the device id, a
  * session id, a sequence number monotonic within it and a timestamp, so consumers dedupe on
@@ -64,6 +68,21 @@ export function deviceRoot(a: DeviceAddress): string {
 
 export function deviceTopic(a: DeviceAddress, kind: OutgoingKind): string {
   return `${deviceRoot(a)}/${kind}`;
+}
+
+/** JPEG snapshots are raw bytes (as Frigate publishes them), not envelopes. */
+export function snapshotTopic(a: DeviceAddress, label: string): string {
+  return `${deviceRoot(a)}/snapshot/${checkLevel('label', label)}`;
+}
+
+/** Per-label object counts are plain integers, so any MQTT consumer (Home Assistant) reads them as they are. */
+export function countTopic(a: DeviceAddress, label: string): string {
+  return `${deviceRoot(a)}/count/${checkLevel('label', label)}`;
+}
+
+/** Home Assistant MQTT discovery: `<discovery prefix>/<component>/<node id>/<object id>/config`. */
+export function homeAssistantConfigTopic(discoveryPrefix: string, component: 'sensor' | 'binary_sensor', node: string, object: string): string {
+  return `${checkLevel('discovery prefix', discoveryPrefix)}/${component}/${checkLevel('node id', node)}/${checkLevel('object id', object)}/config`;
 }
 
 export function commandTopic(a: DeviceAddress, name: string): string {

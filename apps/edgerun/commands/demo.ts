@@ -3,8 +3,10 @@
  *   1. the embedded MQTT broker (Aedes; TCP and WebSocket), on 1883/8883 when free, else free ports;
  *   2. a demo device — the `serve` daemon in-process — streaming results of both bundled models on
  *      the bundled Fashion-MNIST subset, with telemetry, events and signed commands;
- *   3. a listener (runtime/telemetry/listener.ts, dedupe on (device, session, seq)) printing a live summary;
- *   4. the dashboard (apps/dashboard), on http://127.0.0.1:8080/ when free, else a free port;
+ *   3. a demo camera — the `detect` daemon in-process — streaming detections of the synthetic camera
+ *      (Frigate-style events, snapshots, counts);
+ *   4. a listener (runtime/telemetry/listener.ts, dedupe on (device, session, seq)) printing a live summary;
+ *   5. the dashboard (apps/dashboard), on http://127.0.0.1:8080/ when free, else a free port;
  * halfway it sends the device a signed command (run the CNN digitally) and shows its effect. It
  * ends by itself after --seconds (or on Ctrl-C) with exit code 0, saying where to look meanwhile.
  * Device state (outbox, keys) lives in a temporary directory that is removed at the end.
@@ -27,6 +29,7 @@ import { formatTable } from '../table.js';
 import { LatencyRecorder } from '../../../runtime/latency.js';
 import { packageRoot } from '../package-info.js';
 import { BUNDLED_DATA, BUNDLED_MODELS, startDevice } from './serve.js';
+import { BUNDLED_DETECTOR, startDetector } from './detect.js';
 
 export interface DemoOptions {
   seconds: number;
@@ -80,6 +83,7 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
   const tally = new Map<string, ModelTally>();
   let telemetry: Record<string, unknown> | undefined;
   const events: string[] = [];
+  const tracks = new Map<string, { new: number; update: number; end: number; topScore: number }>();
   const watch = new MqttClient({ url: broker.url, clientId: `edgerun-demo-listener-${randomBytes(4).toString('hex')}`, protocolVersion: 4, clean: true });
   watch.onMessage((m) => {
     const o = listener.accept(m.topic, m.payload, { retained: m.retain });
@@ -96,6 +100,13 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
       tally.set(model, t);
     } else if (kind === 'telemetry') {
       telemetry = body;
+    } else if (kind === 'events' && ['new', 'update', 'end'].includes(String(body.type))) {
+      const e = body as { type: 'new' | 'update' | 'end'; after: { id: string; label: string; top_score: number; box: number[]; camera: string } };
+      const t = tracks.get(e.after.label) ?? { new: 0, update: 0, end: 0, topScore: 0 };
+      t[e.type]++;
+      t.topScore = Math.max(t.topScore, e.after.top_score);
+      tracks.set(e.after.label, t);
+      if (e.type !== 'update') console.log(`  camera ${e.after.camera}: ${e.type === 'new' ? 'new' : 'gone'} ${e.after.label} ${e.after.id} (score ${e.after.top_score.toFixed(2)}, box [${e.after.box.join(', ')}])`);
     } else if (kind === 'events') {
       const e = body as { type?: string; command?: string; ok?: boolean; model?: string; to?: string; from?: string; reason?: string };
       const text = e.type === 'command-result' ? `command ${e.command} ${e.ok ? 'ok' : 'failed'}`
@@ -117,6 +128,11 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
     config, models: BUNDLED_MODELS.map((m) => join(packageRoot, m)), data: join(packageRoot, BUNDLED_DATA),
     rateHz: opts.rate, stateDir: state, url: broker.url, protocolVersion: 4,
   });
+
+  // A second device: a camera streaming detections of the synthetic scene (the detect daemon).
+  const camConfig = await loadConfig(global, { security: { keyDir: join(state, 'keys') }, device: { id: 'demo-cam', fleet: 'demo' }, detect: { camera: 'front', fps: 5 } });
+  const camera = await startDetector({ config: camConfig, stateDir: join(state, 'camera'), url: broker.url, protocolVersion: 4 });
+  console.log(`  camera demo-cam (synthetic scene) → ${repoFile(BUNDLED_DETECTOR)} → ${deviceRoot(camera.address)}/{events,snapshot/<label>,count/<label>}\n`);
 
   const line = (): string => {
     const parts = [...tally].map(([m, t]) => `${m} ${t.results} (${((t.correct / t.results) * 100).toFixed(1)} % correct)`);
@@ -145,7 +161,7 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
-  await device.stop({ drainMs: 5000 });
+  await Promise.all([device.stop({ drainMs: 5000 }), camera.stop({ drainMs: 5000 })]);
   const produced = device.device.produced;
   // Everything the device published was acknowledged by the broker: let the listener catch up.
   const until = Date.now() + 5000;
@@ -165,5 +181,9 @@ export async function demoCommand(opts: DemoOptions, global: GlobalOptions): Pro
   const s = listener.summary();
   console.log(`\n${((Date.now() - started) / 1000).toFixed(1)} s: ${produced} results produced, ${s.unique} unique messages received (${s.duplicates} duplicates, ${s.gaps} seq gaps)\n`);
   console.log(formatTable(['model', 'results', 'accuracy', 'p50 ms', 'p99 ms', 'µJ/inference (model)', 'backend'], rows, [false, true, true, true, true, true, false]));
-  console.log(`\nNext: npx edgerun serve (a device on its own) | npx edgerun broker | npx edgerun eval ${repoFile('models/cnn.onnx')} --data ${repoFile(BUNDLED_DATA)} | npx edgerun --help`);
+  if (tracks.size) {
+    console.log(`\ncamera front: ${camera.stream.counters.processed} frames detected`);
+    console.log(formatTable(['label', 'tracks', 'updates', 'ended', 'best score'], [...tracks].map(([l, t]) => [l, t.new, t.update, t.end, t.topScore.toFixed(2)]), [false, true, true, true, true]));
+  }
+  console.log(`\nNext: npx edgerun detect --source <video|rtsp://…|/dev/video0> | npx edgerun serve (a device on its own) | npx edgerun broker | npx edgerun eval ${repoFile('models/cnn.onnx')} --data ${repoFile(BUNDLED_DATA)} | npx edgerun --help`);
 }

@@ -10,9 +10,12 @@ import type { AnalogBackend } from '../../../runtime/hybrid/analog-backend.js';
 import { CrossbarEmulator } from '../../../drivers/crossbar/emulator.js';
 import { accuracyOverAges, meanStd, parseAges, type AgePoint } from '../../../runtime/hybrid/drift-sweep.js';
 import { formatTable } from '../table.js';
+import type { DetectEvalResult } from './eval-detect.js';
 
 export interface EvalOptions {
   data: string;
+  /** classify (EDGD data set, accuracy) or detect (EDGS scene set, mAP@0.5). */
+  task?: string;
   backend: string;
   age?: string;
   seeds?: number;
@@ -24,7 +27,9 @@ export interface EvalOptions {
   progress?: boolean;
 }
 
-export async function evalCommand(path: string, opts: EvalOptions, global: GlobalOptions & DeviceOptions): Promise<EvalResult | AgeSweep> {
+export async function evalCommand(path: string, opts: EvalOptions, global: GlobalOptions & DeviceOptions): Promise<EvalResult | AgeSweep | DetectEvalResult> {
+  if (opts.task === 'detect') return (await import('./eval-detect.js')).evalDetectCommand(path, opts, global);
+  if (opts.task !== undefined && opts.task !== 'classify') throw new Error(`--task ${opts.task}: classify or detect`);
   const config = await loadConfig(global, opts.batch ? { eval: { batchSize: opts.batch } } : {});
   const model = await readModel(path, config);
   const dataset = parseDataset(await readFileLimited(opts.data, FILE_LIMITS.binary, 'data set'), opts.data);

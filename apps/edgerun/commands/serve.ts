@@ -8,30 +8,23 @@
  * be acknowledged, publish status offline, disconnect. With --count N: exactly N result numbers over
  * all runs on this state directory, then exit 0 once the broker acknowledged them.
  */
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseDataset, type Dataset } from '../../../runtime/dataset.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
+import type { EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
 import type { Config } from '../../../runtime/config.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import { deviceTopic, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
-import { Reporter } from '../../../runtime/telemetry/reporter.js';
-import { brokerClient, createRegistry, keyDirOf, loadConfig, readModel, type GlobalOptions } from '../context.js';
+import type { Reporter } from '../../../runtime/telemetry/reporter.js';
+import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
-import { packageRoot } from '../package-info.js';
+import { packageRoot, version } from '../package-info.js';
 import { Device, modelIdOf } from '../device/device.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
 import { attachDeployAgent, deployingTarget, deviceHost, openDeployment } from '../device/deployment.js';
 import type { DeployAgent } from '../../../runtime/deploy/agent.js';
-import { KeyStore } from '../../../runtime/telemetry/keys.js';
-import type { SigningKey } from '../../../runtime/telemetry/envelope.js';
-import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
-import { version } from '../package-info.js';
-import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
-import type { PowerSensor } from '../../../runtime/power/sensor.js';
+import { deviceSensor, guardCanary, openReporting } from '../device/daemon.js';
 
 export interface ServeOptions {
   model?: string[];
@@ -91,61 +84,33 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   }
   const source = await DatasetSource.open(o.data);
   const sensor = await deviceSensor(config);
-  let canary: Dataset | undefined;
-  if (config.guard.enabled) {
-    const file = existsSync(config.guard.canary) ? config.guard.canary : join(packageRoot, config.guard.canary);
-    canary = parseDataset(await readFileLimited(file, FILE_LIMITS.binary, 'canary set'), file);
-  }
-  // State before the broker: a blocked state directory or a refused key file fails with nothing started.
-  const outboxStorage = new FsStorage(o.outboxDir ?? join(o.stateDir, 'outbox'));
+  const canary = await guardCanary(config);
+  // State before the broker: a blocked state directory fails with nothing started.
   const deviceStorage = new FsStorage(join(o.stateDir, 'device'));
-  let signer: SigningKey | undefined;
-  // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
-  const keyDir = keyDirOf(config, o.stateDir);
-  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(keyDir, 0o600, FILE_LIMITS.small)).loadOrGenerate(config.security.keyFile, config.device.id));
-
-  let broker: EmbeddedBroker | undefined;
-  let url = o.url ?? config.mqtt.url;
-  if (!url && o.protocolVersion === 5) throw new Error('MQTT 5 needs an external broker (--url or config mqtt.url): the embedded Aedes broker speaks MQTT 3.1.1 only');
-  if (!url) {
-    broker = await startEmbeddedBroker({ port: 0, wsPort: 0 });
-    url = broker.url;
-  }
-  const address: DeviceAddress = { prefix: config.mqtt.prefix, fleet: config.device.fleet, device: config.device.id };
-  const mqtt = brokerClient(config, {
-    url, clientId: `edgerun-${config.device.fleet}-${config.device.id}`,
-    // The embedded Aedes broker speaks MQTT 3.1.1 only.
-    ...(broker ? { protocolVersion: 4 } : o.protocolVersion !== undefined ? { protocolVersion: o.protocolVersion } : {}),
-    onError: reportOnce(log, 'mqtt'),
+  const reporting = await openReporting({
+    config, stateDir: o.stateDir, outboxDir: o.outboxDir ?? join(o.stateDir, 'outbox'), url: o.url, protocolVersion: o.protocolVersion, log,
+    birth: { models: [...loaded.keys()] },
   });
-  let reporter: Reporter | undefined;
+  const { reporter, mqtt, address, broker, url, keyDir } = reporting;
+
   let device: Device;
   let commands: AttachedCommands | undefined;
   let agent: DeployAgent | undefined;
   try {
-    // Inside the try: a refused outbox (a state file that is a directory or too large) must close
-    // the broker and the client too, or their sockets keep the process alive after the error.
-    const opened = await Reporter.open({
-      mqtt, address, storage: outboxStorage, config: config.mqtt, signer,
-      birth: { runtime: `edgerun ${version}`, models: [...loaded.keys()], profile: config.analog.profile, pid: process.pid },
-      onError: (e) => log(`reporter: ${e.message}`),
-    });
-    reporter = opened;
     // Deployed versions serve in place of the given models (apps/edgerun/device/deployment.ts).
-    const deployment = await openDeployment({ config, stateDir: o.stateDir, publisher: opened, log, onActive: (active) => opened.setBirth({ modelVersions: active }) }, loaded);
+    const deployment = await openDeployment({ config, stateDir: o.stateDir, publisher: reporter, log, onActive: (active) => reporter.setBirth({ modelVersions: active }) }, loaded);
     device = await Device.create({
-      config, registry, models: deployment.models, versions: deployment.versions, source, publisher: opened, storage: deviceStorage,
+      config, registry, models: deployment.models, versions: deployment.versions, source, publisher: reporter, storage: deviceStorage,
       rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor, canary, log,
-      extraTelemetry: () => ({ reporter: opened.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
+      extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
     deployment.deployer.attach(deviceHost(device, loaded, deployment.deployer, { runtimeVersion: version, profile: config.analog.profile }));
     agent = await attachDeployAgent({ deployer: deployment.deployer, mqtt, address, stateDir: o.stateDir, config, log });
-    commands = await attachCommands({ config, mqtt, reporter: opened, address, keyDir, target: deployingTarget(device, deployment.deployer, agent), log });
+    commands = await attachCommands({ config, mqtt, reporter, address, keyDir, target: deployingTarget(device.pipeline, deployment.deployer, agent), log });
   } catch (e) {
     await agent?.close();
-    await (reporter ? reporter.close() : mqtt.end({ force: true }));
+    await reporting.close(0);
     await registry.dispose();
-    await broker?.close();
     throw e;
   }
   device.start();
@@ -159,34 +124,12 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
         await commands!.detach();
         await agent!.close();
         await device.stop();
-        await reporter.drain(opts.drainMs ?? 10_000).catch(() => undefined);
-        await reporter.close();
+        await reporting.close(opts.drainMs ?? 10_000);
         await registry.dispose();
-        await broker?.close();
       })();
       return stopping;
     },
   };
-}
-
-/** Logs an error when it differs from the previous one: a reconnect loop says why once, not every few seconds. */
-function reportOnce(log: (line: string) => void, what: string): (e: Error) => void {
-  let last: string | undefined;
-  return (e) => {
-    if (e.message !== last) log(`${what}: ${e.message}`);
-    last = e.message;
-  };
-}
-
-/** config.power.sensor: 'none', 'auto' (battery, else board monitor, else RAPL) or a sensor id. */
-async function deviceSensor(config: Config): Promise<PowerSensor | undefined> {
-  const want = config.power.sensor;
-  if (want === 'none') return undefined;
-  const sensors = await detectSensors(config.power.root, { thermal: false });
-  if (want === 'auto') return primarySensor(sensors);
-  const found = sensors.find((s) => s.describe().id === want);
-  if (!found) throw new Error(`config power.sensor: no sensor '${want}' under ${config.power.root}; found: ${sensors.map((s) => s.describe().id).join(', ') || 'none'}`);
-  return found;
 }
 
 export async function serveCommand(opts: ServeOptions, global: GlobalOptions): Promise<void> {

@@ -11,7 +11,7 @@ import { CommandProcessor, ReplayMemory, type CommandTarget } from '../../../run
 import { TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { MqttPort } from '../../../runtime/telemetry/mqtt-port.js';
 import type { DeviceAddress } from '../../../runtime/telemetry/topics.js';
-import type { Publisher } from './device.js';
+import type { Publisher } from '../../../runtime/pipeline/stream-pipeline.js';
 
 export interface AttachCommandsOptions {
   config: Config;

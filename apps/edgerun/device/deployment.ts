@@ -20,7 +20,8 @@ import type { CommandTarget, DeployArgs } from '../../../runtime/telemetry/comma
 import { TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { MqttPort } from '../../../runtime/telemetry/mqtt-port.js';
 import type { DeviceAddress } from '../../../runtime/telemetry/topics.js';
-import type { Device, Publisher } from './device.js';
+import type { Device } from './device.js';
+import type { Publisher } from '../../../runtime/pipeline/stream-pipeline.js';
 
 export interface DeploymentOptions {
   config: Config;
@@ -101,14 +102,14 @@ export async function attachDeployAgent(o: { deployer: Deployer; mqtt: MqttPort;
   return agent;
 }
 
-/** The device's command target plus `deploy` and `rollback`. */
-export function deployingTarget(device: Device, deployer: Deployer, agent: DeployAgent): CommandTarget {
+/** The device's command target (its stream pipeline) plus `deploy` and `rollback`. */
+export function deployingTarget(target: CommandTarget, deployer: Deployer, agent: DeployAgent): CommandTarget {
   return {
-    setPowerBudget: (c) => device.setPowerBudget(c),
-    setPlacement: (c) => device.setPlacement(c),
-    publishSnapshot: () => device.publishSnapshot(),
-    pauseStream: (s) => device.pauseStream(s),
-    resumeStream: (s) => device.resumeStream(s),
+    setPowerBudget: (c) => target.setPowerBudget(c),
+    setPlacement: (c) => target.setPlacement(c),
+    publishSnapshot: () => target.publishSnapshot(),
+    pauseStream: (s) => target.pauseStream(s),
+    resumeStream: (s) => target.resumeStream(s),
     deploy: (args: DeployArgs) => agent.start(args),
     rollback: async (args) => {
       const s = await deployer.rollback(`rollback-${Date.now()}`, args.model);

@@ -3,7 +3,8 @@
  * order, at `fps`: a camera that uploads stills, a folder of test shots. A file that is not a
  * readable image is reported as an error and skipped; the stream goes on with the next one.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { FILE_LIMITS, readFileLimited } from '../storage/read-file.js';
 import { extname, join } from 'node:path';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
@@ -45,7 +46,7 @@ export class ImageDirectorySource implements FrameSource {
       }
       const file = join(this.#o.dir, files[i++]!);
       try {
-        sink.frame(decodeImage(new Uint8Array(await readFile(file)), file));
+        sink.frame(decodeImage(await readFileLimited(file, FILE_LIMITS.json, 'image'), file));
       } catch (e) {
         sink.error(e as Error);
       }

@@ -3,14 +3,14 @@
  * operator's side, and a local install into a device's state directory.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile, rename } from 'node:fs/promises';
+import { writeFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { DIGITAL_BACKEND } from '../../../drivers/digital/ort-backend.js';
 import { nativeSigner, nativeVerify } from '../../../drivers/crypto/ed25519.js';
-import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
+import { FILE_LIMITS, readFileLimited, readTextLimited } from '../../../drivers/storage/read-file.js';
 import { parseDataset } from '../../../runtime/dataset.js';
 import { buildBundle } from '../../../runtime/deploy/build.js';
 import { packBundle, readBundle } from '../../../runtime/deploy/bundle.js';
@@ -58,7 +58,7 @@ export async function deployBuildCommand(modelPath: string, opts: BuildCliOption
   const id = opts.id ?? modelIdOf(modelPath);
   const model = await readModel(modelPath, config);
   const canary = parseDataset(await readFileLimited(opts.canary, 256 * 2 ** 20, 'canary data set'), opts.canary);
-  const labels = opts.labels === undefined ? [] : (await readFile(opts.labels, 'utf8')).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const labels = opts.labels === undefined ? [] : (await readTextLimited(opts.labels, FILE_LIMITS.small, 'labels file')).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
   const profiles = opts.profiles === undefined ? [] : opts.profiles.split(',').map((p) => p.trim()).filter(Boolean);
   const registry = createRegistry(config);
   let bytes: Uint8Array;

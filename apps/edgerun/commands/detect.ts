@@ -6,7 +6,6 @@
  * `events` in Frigate's shape, optional rate-limited `detections`, retained JPEG snapshots and
  * per-label counts, telemetry (energy per frame), signed commands, optional Home Assistant discovery.
  */
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Config } from '../../../runtime/config.js';
 import { parseDataset } from '../../../runtime/dataset.js';
@@ -24,6 +23,8 @@ import type { EmbeddedBroker } from '../../../drivers/mqtt/embedded-broker.js';
 import type { Reporter } from '../../../runtime/telemetry/reporter.js';
 import { createRegistry, loadConfig, readModel, type GlobalOptions } from '../context.js';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
+import { FILE_LIMITS, readFileLimited, readTextLimited } from '../../../drivers/storage/read-file.js';
+import { parseJson } from '../../../runtime/json.js';
 import { packageRoot, version } from '../package-info.js';
 import { attachCommands, type AttachedCommands } from '../device/commands.js';
 import { deviceSensor, guardCanary, openReporting } from '../device/daemon.js';
@@ -83,7 +84,7 @@ export async function frameSourceOf(config: Config, head: GridHead, synthetic: S
   const { source, fps } = config.detect;
   const [channels, height, width] = head.input;
   if (source === 'synthetic') {
-    const sprites = parseDataset(new Uint8Array(await readFile(join(packageRoot, SPRITES))), SPRITES);
+    const sprites = parseDataset(await readFileLimited(join(packageRoot, SPRITES), FILE_LIMITS.binary, 'sprite set'), SPRITES);
     return new SyntheticCamera({ sprites, fps, width: synthetic.width ?? width, height: synthetic.height ?? height, seed: synthetic.seed ?? 1, frames: synthetic.frames });
   }
   if (source.startsWith('dir:')) return new ImageDirectorySource({ dir: source.slice(4), fps });
@@ -201,7 +202,7 @@ const numberList = (s: string, what: string): [number, number] => {
 
 async function readZones(file: string): Promise<unknown> {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as unknown;
+    return parseJson(await readTextLimited(file, FILE_LIMITS.small, 'zones file'), file);
   } catch (e) {
     throw new Error(`--zones ${file}: ${(e as Error).message}`);
   }

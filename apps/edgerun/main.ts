@@ -39,7 +39,10 @@ Examples:
   $ edgerun keys show --name operator --dir ~/.edgerun --json > operator.pub
   $ edgerun keys trust operator.pub                           # on the device: trust that public key
   $ edgerun cmd edge-1 pause-stream --args '{"stream":"camera"}' --key ~/.edgerun/operator.key --wait 10
-  $ edgerun listen --url mqtt://127.0.0.1:1883 --kinds results,events --count 100`);
+  $ edgerun listen --url mqtt://127.0.0.1:1883 --kinds results,events --count 100
+  $ edgerun fleet run models/mlp.onnx --scenario all --latency-bound 50 --quick --html fleet.html
+  $ edgerun fleet dse --adc-bits 4,6,8 --ages 1h,1y --html dse.html
+  $ edgerun fleet compare before.json after.json --threshold 5`);
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 /** Global options plus the command's device selection (--profile, --seed). */
@@ -116,6 +119,57 @@ program.command('power')
   .option('-s, --sensor <id...>', 'watch only these sensors, e.g. power_supply:BAT0 rapl:intel-rapl:0')
   .option('--json', 'one JSON object per list or per round of readings')
   .action(async (opts) => (await import('./commands/power.js')).powerCommand(opts, globals()));
+
+const fleet = program.command('fleet').description('benchmarks after MLPerf LoadGen, design-space exploration and their reports');
+const quickOption = (): Option => new Option('--quick', 'scale LoadGen\'s minimums down for a smoke test (10 s, 64/662 queries; not a valid result)');
+const dataOption = (): Option => new Option('-d, --data <file>', 'EDGD data set (labels for accuracy)').default('models/data/fashion-mnist-test-2000.bin');
+const probability = (v: string): number => {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError('expected a number > 0');
+  return n;
+};
+
+fleet.command('run')
+  .description('LoadGen scenarios against one model on this machine: SingleStream (p90), MultiStream (p99, 8 samples/query), Server (Poisson, p99 bound), Offline')
+  .argument('<model>', 'ONNX model file')
+  .addOption(new Option('-s, --scenario <name>', 'scenario').choices(['SingleStream', 'MultiStream', 'Server', 'Offline', 'all']).default('SingleStream'))
+  .addOption(new Option('--mode <mode>', 'performance (latency, throughput) or accuracy (every sample once)').choices(['performance', 'accuracy']).default('performance'))
+  .addOption(backendOption())
+  .addOption(dataOption())
+  .addOption(quickOption())
+  .option('--qps <n>', 'Server: one run at this Poisson arrival rate', probability)
+  .option('--latency-bound <ms>', 'Server: p99 bound; without --qps, search the highest rate that meets it', probability)
+  .option('--seed <n>', 'seed of sample choice and arrivals', int(0), 1)
+  .option('-o, --out <file>', 'JSON result', 'fleet-result.json')
+  .option('--html <file>', 'also write the self-contained HTML report')
+  .option('--no-progress', 'no progress bars')
+  .addOption(profileOption())
+  .action(async (model: string, opts) => { await (await import('./commands/fleet-run.js')).fleetRunCommand({ ...opts, model }, withDevice({ profile: opts.profile })); });
+
+fleet.command('dse')
+  .description('design-space exploration: accuracy, energy per inference and latency over model sizes × ADC/DAC bits × tile size × profile × age, and digital; Pareto front and iso-accuracy')
+  .option('-m, --models <file...>', 'model family (default: models/mlp.onnx, models/cnn.onnx and models/family/*.onnx)')
+  .option('--profiles <list>', 'device profiles', 'pcm')
+  .option('--adc-bits <list>', 'ADC resolutions', '4,6,8')
+  .option('--dac-bits <list>', 'DAC resolutions', '7')
+  .option('--tiles <list>', 'square tile sizes (rows = cols)', '256')
+  .option('--ages <list>', 'device ages after programming (drift)', '1h')
+  .option('--targets <list>', 'target accuracies, % (iso-accuracy)', '85,88,90')
+  .addOption(dataOption())
+  .option('--limit <n>', 'evaluate the first N samples (default: all; 200 with --quick)', int(1))
+  .option('--quick', 'a small sweep for a smoke test: 200 samples unless --limit')
+  .option('-o, --out <file>', 'JSON result', 'fleet-dse.json')
+  .option('--html <file>', 'also write the self-contained HTML report')
+  .option('--no-progress', 'no progress bar')
+  .action(async (opts) => (await import('./commands/fleet-dse.js')).fleetDseCommand(opts, globals()));
+
+fleet.command('compare')
+  .description('compare two fleet results figure by figure; exit 1 when one got worse by more than --threshold')
+  .argument('<a>', 'baseline JSON result')
+  .argument('<b>', 'new JSON result')
+  .option('--threshold <percent>', 'relative change counted as a regression', positive, 5)
+  .option('--json', 'print one JSON object')
+  .action(async (a: string, b: string, opts) => (await import('./commands/fleet-compare.js')).fleetCompareCommand(a, b, opts));
 
 const keys = program.command('keys').description('ed25519 key pairs (files 0600) and the trust store of keys allowed to sign commands');
 const keyDirOption = (): Option => new Option('--dir <dir>', 'key directory (default: config security.keyDir = state/keys)');

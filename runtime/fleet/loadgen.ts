@@ -132,10 +132,10 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
       finished = true;
       resolve(summarise());
     };
-    const issue = (): void => {
+    /** `t0`: when the query is due (Server: its scheduled arrival, so a late timer counts as latency). */
+    const issue = (t0 = o.timeline.now()): void => {
       const count = accuracyMode ? Math.min(perQuery, library.count - issued * perQuery) : perQuery;
       const query: Query = { id: issued++, samples: pick(count) };
-      const t0 = o.timeline.now();
       let done = false;
       try {
         sut.issue(query, (predictions) => {
@@ -162,15 +162,18 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
       // Poisson process: exponential gaps between arrivals, independent of completions.
       const meanGapMs = 1000 / s.targetQps!;
       let arrival = started;
+      // A timer fires late under load: every arrival already due is issued then, not one per timer.
       const arrive = (): void => {
-        issue();
-        if (enough()) return;
-        arrival += -Math.log(1 - o.uniform()) * meanGapMs;
+        do {
+          issue(arrival);
+          if (enough()) return;
+          arrival += -Math.log(1 - o.uniform()) * meanGapMs;
+        } while (arrival <= o.timeline.now());
         o.timeline.at(arrival, arrive);
       };
       o.timeline.at(arrival, arrive);
     } else {
-      o.timeline.at(started, issue);
+      o.timeline.at(started, () => issue());
     }
   });
 
@@ -197,6 +200,8 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
 export interface QpsSearch {
   /** The highest QPS tried whose run met the bound (0 when none did). */
   qps: number;
+  /** False when every rate tried met the bound (the run budget ran out first): qps is then only a lower bound. */
+  bracketed: boolean;
   tried: { qps: number; percentileMs: number; valid: boolean }[];
   best?: ScenarioResult;
 }
@@ -231,5 +236,5 @@ export async function searchServerQps(
     if (await attempt(mid)) lo = mid;
     else hi = mid;
   }
-  return { qps: lo, tried, ...(best ? { best } : {}) };
+  return { qps: lo, bracketed: tried.some((t) => !t.valid), tried, ...(best ? { best } : {}) };
 }

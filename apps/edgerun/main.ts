@@ -123,7 +123,7 @@ program.command('power')
 const fleet = program.command('fleet').description('benchmarks after MLPerf LoadGen, design-space exploration and their reports');
 const quickOption = (): Option => new Option('--quick', 'scale LoadGen\'s minimums down for a smoke test (10 s, 64/662 queries; not a valid result)');
 const dataOption = (): Option => new Option('-d, --data <file>', 'EDGD data set (labels for accuracy)').default('models/data/fashion-mnist-test-2000.bin');
-const probability = (v: string): number => {
+const aboveZero = (v: string): number => {
   const n = Number(v);
   if (!(n > 0)) throw new InvalidArgumentError('expected a number > 0');
   return n;
@@ -137,8 +137,9 @@ fleet.command('run')
   .addOption(backendOption())
   .addOption(dataOption())
   .addOption(quickOption())
-  .option('--qps <n>', 'Server: one run at this Poisson arrival rate', probability)
-  .option('--latency-bound <ms>', 'Server: p99 bound; without --qps, search the highest rate that meets it', probability)
+  .option('--qps <n>', 'Server: one run at this Poisson arrival rate', aboveZero)
+  .option('--latency-bound <ms>', 'Server: p99 bound; without --qps, search the highest rate that meets it', aboveZero)
+  .option('--offline-qps <n>', 'Offline: expected samples/s; the one query is sized to last 1.1 × the minimum duration', aboveZero)
   .option('--seed <n>', 'seed of sample choice and arrivals', int(0), 1)
   .option('-o, --out <file>', 'JSON result', 'fleet-result.json')
   .option('--html <file>', 'also write the self-contained HTML report')

@@ -47,6 +47,8 @@ export interface ScenarioSettings {
   targetQps?: number;
   /** Server: the bound on the percentile latency, ms. */
   latencyBoundMs?: number;
+  /** Offline: the throughput expected (LoadGen's offline_expected_qps): the query holds enough samples to last 1.1 × the minimum duration at it. */
+  expectedQps?: number;
 }
 
 /**
@@ -112,7 +114,8 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
   if (o.scenario === 'Server' && !(s.targetQps! > 0)) throw new Error(`Server needs a target QPS > 0, got ${s.targetQps}`);
   const recorder = new LatencyRecorder();
   const accuracyMode = o.mode === 'accuracy';
-  const perQuery = o.scenario === 'SingleStream' || o.scenario === 'Server' ? 1 : o.scenario === 'MultiStream' ? s.samplesPerQuery : Math.max(s.samplesPerQuery, s.minQueryCount);
+  const perQuery = o.scenario === 'SingleStream' || o.scenario === 'Server' ? 1 : o.scenario === 'MultiStream' ? s.samplesPerQuery
+    : Math.max(s.samplesPerQuery, s.minQueryCount, Math.ceil((s.expectedQps ?? 0) * (s.minDurationMs / 1000) * 1.1));
   let nextSample = 0;
   const pick = (n: number): number[] => Array.from({ length: n }, () =>
     accuracyMode ? nextSample++ % library.count : Math.min(library.count - 1, Math.floor(o.uniform() * library.count)));

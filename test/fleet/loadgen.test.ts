@@ -76,6 +76,13 @@ describe('load generator scenarios (virtual time, LoadGen default minimums)', ()
     expect(r.samplesPerSecond).toBeCloseTo(4000, 6);
     expect(r.valid).toBe(false); // 256 ms < the 10 s minimum: reported, not hidden
     expect(r.invalidBecause[0]).toMatch(/minimum 10000 ms/);
+    // with the expected throughput given, the one query is sized to last 1.1 × the minimum duration, as LoadGen does
+    const t2 = new VirtualTimeline();
+    const sized = runScenario(new QueueSut(t2, (n) => n / 4), library, { scenario: 'Offline', mode: 'performance', settings: { ...QUICK_SETTINGS.Offline, expectedQps: 4000 }, timeline: t2, uniform: () => rng.uniform() });
+    t2.run();
+    const v = await sized;
+    expect(v.samples).toBe(44_000);
+    expect(v.valid).toBe(true);
   });
 
   it('accuracy mode covers every sample once and scores the predictions', async () => {

@@ -24,6 +24,7 @@ export interface FleetRunOptions {
   quick?: boolean;
   qps?: number;
   latencyBound?: number;
+  offlineQps?: number;
   seed: number;
   out: string;
   html?: string;
@@ -33,8 +34,8 @@ export interface FleetRunOptions {
 export async function fleetRunCommand(opts: FleetRunOptions, global: GlobalOptions & DeviceOptions): Promise<FleetReport> {
   const scenarios: Scenario[] = opts.scenario === 'all' ? [...SCENARIOS] : [opts.scenario as Scenario];
   if (!scenarios.every((s) => (SCENARIOS as readonly string[]).includes(s))) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')} or all, got '${opts.scenario}'`);
-  if (scenarios.includes('Server') && opts.mode === 'performance' && opts.qps === undefined && opts.latencyBound === undefined) {
-    throw new Error('Server needs --qps (one run at that rate) or --latency-bound (search for the highest rate meeting it)');
+  if (scenarios.includes('Server') && opts.qps === undefined && (opts.mode === 'accuracy' || opts.latencyBound === undefined)) {
+    throw new Error(opts.mode === 'accuracy' ? 'Server in accuracy mode needs --qps' : 'Server needs --qps (one run at that rate) or --latency-bound (search for the highest rate meeting it)');
   }
   const config = await loadConfig(global);
   const model = await readModel(opts.model, config);
@@ -47,7 +48,7 @@ export async function fleetRunCommand(opts: FleetRunOptions, global: GlobalOptio
   try {
     const prepared = await (await registry.get(opts.backend)).load(model);
     const sut = new ModelSut(prepared, dataset);
-    const settingsOf = (s: Scenario): ScenarioSettings => ({ ...(opts.quick ? QUICK_SETTINGS : LOADGEN_DEFAULTS)[s], ...(opts.latencyBound !== undefined ? { latencyBoundMs: opts.latencyBound } : {}) });
+    const settingsOf = (s: Scenario): ScenarioSettings => ({ ...(opts.quick ? QUICK_SETTINGS : LOADGEN_DEFAULTS)[s], ...(opts.latencyBound !== undefined ? { latencyBoundMs: opts.latencyBound } : {}), ...(opts.offlineQps !== undefined ? { expectedQps: opts.offlineQps } : {}) });
     const run = async (scenario: Scenario, settings: ScenarioSettings): Promise<ScenarioResult> => {
       const queries = opts.mode === 'accuracy' ? Math.ceil(dataset.count / (scenario === 'MultiStream' ? settings.samplesPerQuery : scenario === 'Offline' ? Infinity : 1)) : scenario === 'Offline' ? 1 : settings.minQueryCount;
       const bar = opts.progress !== false && process.stderr.isTTY
@@ -69,7 +70,7 @@ export async function fleetRunCommand(opts: FleetRunOptions, global: GlobalOptio
         console.log(`Server: highest QPS meeting p99 ≤ ${opts.latencyBound} ms: ${search.bracketed ? '' : 'at least '}${search.qps.toFixed(1)} (${search.tried.length} runs: ${search.tried.map((t) => `${t.qps.toFixed(1)}→${t.percentileMs} ms${t.valid ? '' : ' ✗'}`).join(', ')})`);
         if (search.best) results.push(search.best);
       } else {
-        results.push(await run(scenario, { ...settings, ...(scenario === 'Server' ? { targetQps: opts.qps ?? 1 } : {}) }));
+        results.push(await run(scenario, { ...settings, ...(scenario === 'Server' ? { targetQps: opts.qps } : {}) }));
       }
     }
     await prepared.dispose();

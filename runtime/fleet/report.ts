@@ -127,7 +127,8 @@ export function fleetReport(report: FleetReport): string {
     '<h2>Design space</h2>',
     report.dse ? `<p>${report.dse.points.length} points, accuracy on ${report.dse.samples} samples.</p>` : '<p class="none">no design-space sweep in this run</p>',
     paretoPlot(points),
-    bars('energy', 'Energy per inference by part, nJ (Pareto points)', energyRows.map((p) => ({ label: p.id, parts: BREAKDOWN.map((k) => p.energy[k] * 1e9) })), BREAKDOWN, 'nJ per inference'),
+    // shares, not joules: Pareto points span orders of magnitude (the totals are in the table below)
+    bars('energy', 'Energy per inference by part, % of its total (Pareto points; totals in the table)', energyRows.map((p) => ({ label: p.id, parts: BREAKDOWN.map((k) => (p.energyJ > 0 ? (100 * p.energy[k]) / p.energyJ : 0)) })), BREAKDOWN, '% of energy per inference'),
     energyRows.length ? table(['bar', 'point', 'params', 'accuracy %', 'nJ', 'ms'], energyRows.map((p, i) => [i + 1, p.id, p.params, pct(p.accuracy), nj(p.energyJ), fmt(p.latencyMs)]), 'pareto') : '',
     '<h2>Iso-accuracy: least energy per inference reaching each accuracy</h2>',
     report.dse

@@ -164,6 +164,18 @@ fleet.command('dse')
   .option('--no-progress', 'no progress bar')
   .action(async (opts) => (await import('./commands/fleet-dse.js')).fleetDseCommand(opts, globals()));
 
+fleet.command('collect')
+  .description('fleet figures from the devices\' MQTT messages only: latency, accuracy, energy, battery, fallbacks, events, lost, duplicated')
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .option('--fleet <fleet>', 'fleet, or + for every fleet', '+')
+  .option('--share <group>', 'one of a shared-subscription group (MQTT 5): consumers of a group split the messages')
+  .option('--results <n>', 'stop after N results', int(1))
+  .option('--seconds <s>', 'stop after s seconds (exit 1 if --results was not reached)', positive)
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .option('-o, --out <file>', 'JSON result', 'fleet-metrics.json')
+  .option('--html <file>', 'also write the self-contained HTML report')
+  .action(async (opts) => { await (await import('./commands/fleet-collect.js')).fleetCollectCommand(opts, globals()); });
+
 fleet.command('compare')
   .description('compare two fleet results figure by figure; exit 1 when one got worse by more than --threshold')
   .argument('<a>', 'baseline JSON result')

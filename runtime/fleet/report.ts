@@ -41,14 +41,15 @@ function axis(v: number[], log: boolean, label: string): Axis {
   return log ? { lo: lo / 1.2, hi: hi * 1.2, log, label } : { lo: Math.min(0, lo), hi: hi === lo ? hi + 1 : hi + (hi - lo) * 0.05, log, label };
 }
 
-function frame(x: Axis, y: Axis, body: string, title: string): string {
+/** Axes, ticks and labels around `body`; bar charts number their bars instead of x ticks. */
+function frame(x: Axis, y: Axis, body: string, title: string, xTicks = true): string {
   const sx = scale(x, L, W - R), sy = scale(y, H - B, T);
   const ticks = (a: Axis, n: number): number[] => a.log
     ? Array.from({ length: n + 1 }, (_, i) => 10 ** (Math.log10(a.lo) + (i * (Math.log10(a.hi) - Math.log10(a.lo))) / n))
     : Array.from({ length: n + 1 }, (_, i) => a.lo + (i * (a.hi - a.lo)) / n);
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">`
     + `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#999"/>`
-    + ticks(x, 5).map((v) => `<text x="${sx(v)}" y="${H - B + 16}" font-size="11" text-anchor="middle">${fmt(v)}</text>`).join('')
+    + (xTicks ? ticks(x, 5).map((v) => `<text x="${sx(v)}" y="${H - B + 16}" font-size="11" text-anchor="middle">${fmt(v)}</text>`).join('') : '')
     + ticks(y, 5).map((v) => `<text x="${L - 6}" y="${sy(v) + 4}" font-size="11" text-anchor="end">${fmt(v)}</text>`).join('')
     + `<text x="${(L + W - R) / 2}" y="${H - 10}" font-size="12" text-anchor="middle">${esc(x.label)}</text>`
     + `<text transform="translate(14 ${(T + H - B) / 2}) rotate(-90)" font-size="12" text-anchor="middle">${esc(y.label)}</text>`
@@ -90,7 +91,7 @@ function bars(name: 'throughput' | 'energy', title: string, rows: { label: strin
     return rects + `<text x="${r1(x0 + bw / 2)}" y="${H - B + 30}" font-size="9" text-anchor="middle">${esc(String(i + 1))}</text>`;
   }).join('');
   const x: Axis = { lo: 0, hi: rows.length, log: false, label: 'bar (numbered as in the table)' };
-  return figure(name, title, frame(x, y, body, title).replace(/<text x="[\d.]+" y="[\d.]+" font-size="11" text-anchor="middle">[^<]*<\/text>/g, ''), partNames.length > 1 ? partNames : []);
+  return figure(name, title, frame(x, y, body, title, false), partNames.length > 1 ? partNames : []);
 }
 
 function paretoPlot(points: DsePoint[]): string {

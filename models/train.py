@@ -80,12 +80,18 @@ class NoisyConv2d(nn.Conv2d):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
+def scaled(n, width):
+    """Layer width n scaled by the width multiplier (at least 2 units)."""
+    return max(2, round(n * width))
+
+
 class MLP(nn.Module):
-    def __init__(self):
+    def __init__(self, width=1.0):
         super().__init__()
-        self.fc1 = NoisyLinear(784, 256)
-        self.fc2 = NoisyLinear(256, 128)
-        self.fc3 = NoisyLinear(128, 10)
+        h1, h2 = scaled(256, width), scaled(128, width)
+        self.fc1 = NoisyLinear(784, h1)
+        self.fc2 = NoisyLinear(h1, h2)
+        self.fc3 = NoisyLinear(h2, 10)
 
     def forward(self, x):
         x = torch.flatten(x, 1)
@@ -95,12 +101,13 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    def __init__(self):
+    def __init__(self, width=1.0):
         super().__init__()
-        self.conv1 = NoisyConv2d(1, 16, 3)   # 28 → 26 → pool 13
-        self.conv2 = NoisyConv2d(16, 32, 3)  # 13 → 11 → pool 5
-        self.fc1 = NoisyLinear(32 * 5 * 5, 64)
-        self.fc2 = NoisyLinear(64, 10)
+        c1, c2, h = scaled(16, width), scaled(32, width), scaled(64, width)
+        self.conv1 = NoisyConv2d(1, c1, 3)   # 28 → 26 → pool 13
+        self.conv2 = NoisyConv2d(c1, c2, 3)  # 13 → 11 → pool 5
+        self.fc1 = NoisyLinear(c2 * 5 * 5, h)
+        self.fc2 = NoisyLinear(h, 10)
 
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
@@ -219,10 +226,14 @@ def main():
     ap.add_argument('--clip', type=float, default=2.5, help='clip weights to ±clip × std per layer')
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--models', default='mlp,cnn', help='which models to train (comma-separated); others keep their files and metrics')
+    ap.add_argument('--width', type=float, default=1.0,
+                    help='layer-width multiplier; other than 1 writes family/<model>-w<width>.onnx (a model size for '
+                         '`edgerun fleet dse`) and its metrics under that name, leaving the default models, data and conformance alone')
+    ap.add_argument('--threads', type=int, default=2, help='torch threads (1 on a shared machine)')
     ap.add_argument('--out', default=HERE)
     args = ap.parse_args()
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     np.random.seed(args.seed)
 
@@ -248,19 +259,25 @@ def main():
     metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
     metrics.pop('recipe', None)
     wanted = args.models.split(',')
-    for name, model in [('mlp', MLP()), ('cnn', CNN())]:
-        if name not in wanted:
+    family = args.width != 1.0
+    for base, model in [('mlp', MLP(args.width)), ('cnn', CNN(args.width))]:
+        if base not in wanted:
             continue
+        name = f'{base}-w{args.width:g}' if family else base
         torch.manual_seed(args.seed)
         for m in model.modules():
             if hasattr(m, 'reset_parameters'):
                 m.reset_parameters()
-        out_noise = args.out_noise if args.out_noise is not None else {'mlp': 0.06, 'cnn': 0.1}[name]
-        recipe = {'epochs': args.epochs, 'weight_noise': args.weight_noise, 'out_noise': out_noise, 'clip_std': args.clip, 'seed': args.seed}
+        out_noise = args.out_noise if args.out_noise is not None else {'mlp': 0.06, 'cnn': 0.1}[base]
+        recipe = {'width': args.width, 'epochs': args.epochs, 'weight_noise': args.weight_noise, 'out_noise': out_noise, 'clip_std': args.clip, 'seed': args.seed}
         print(f'training {name} ({sum(p.numel() for p in model.parameters())} parameters)', flush=True)
         train(model, x_train, y_train, args.epochs, args.weight_noise, out_noise, args.clip, args.seed)
-        export(model, os.path.join(args.out, f'{name}.onnx'))
-        write_conformance(model, name, test_images[canary], os.path.join(args.out, 'conformance'))
+        if family:
+            os.makedirs(os.path.join(args.out, 'family'), exist_ok=True)
+            export(model, os.path.join(args.out, 'family', f'{name}.onnx'))
+        else:
+            export(model, os.path.join(args.out, f'{name}.onnx'))
+            write_conformance(model, name, test_images[canary], os.path.join(args.out, 'conformance'))
         metrics[name] = {
             'recipe': recipe,
             'params': sum(p.numel() for p in model.parameters()),

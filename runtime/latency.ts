@@ -18,6 +18,17 @@ export class LatencyRecorder {
     this.#histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
   }
 
+  /** Milliseconds at `percentile` (0..100). */
+  at(percentile: number): number {
+    return Math.round(this.#histogram.getValueAtPercentile(percentile)) / 1000;
+  }
+
+  /** The latency curve (ms at percentiles 0 … 99.9), for plots. */
+  distribution(): { percentile: number; ms: number }[] {
+    if (this.#histogram.totalCount === 0) return [];
+    return [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.9, 100].map((percentile) => ({ percentile, ms: this.at(percentile) }));
+  }
+
   summary(): LatencySummary {
     const h = this.#histogram;
     const ms = (us: number): number => Math.round(us) / 1000;

@@ -52,7 +52,10 @@ Examples:
   $ edgerun deploy build models/cnn.onnx --version 1.2.0 --canary models/data/canary-64.bin --profiles pcm
   $ edgerun deploy sign cnn-1.2.0.bundle --key ~/.edgerun/operator.key
   $ edgerun deploy push cnn-1.2.0.bundle --to edge-1,edge-2 --key ~/.edgerun/operator.key
-  $ edgerun cmd edge-1 rollback --args '{"model":"cnn"}' --key ~/.edgerun/operator.key --wait 10`);
+  $ edgerun cmd edge-1 rollback --args '{"model":"cnn"}' --key ~/.edgerun/operator.key --wait 10
+  $ edgerun fleet run models/mlp.onnx --scenario all --latency-bound 50 --quick --html fleet.html
+  $ edgerun fleet dse --adc-bits 4,6,8 --ages 1h,1y --html dse.html
+  $ edgerun fleet compare before.json after.json --threshold 5`);
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 /** Global options plus the command's device selection (--profile, --seed, --periphery). */
@@ -134,6 +137,70 @@ program.command('power')
   .option('-s, --sensor <id...>', 'watch only these sensors, e.g. power_supply:BAT0 rapl:intel-rapl:0')
   .option('--json', 'one JSON object per list or per round of readings')
   .action(async (opts) => (await import('./commands/power.js')).powerCommand(opts, globals()));
+
+const fleet = program.command('fleet').description('benchmarks after MLPerf LoadGen, design-space exploration and their reports');
+const quickOption = (): Option => new Option('--quick', 'scale LoadGen\'s minimums down for a smoke test (10 s, 64/662 queries; not a valid result)');
+const dataOption = (): Option => new Option('-d, --data <file>', 'EDGD data set (labels for accuracy)').default('models/data/fashion-mnist-test-2000.bin');
+const aboveZero = (v: string): number => {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError('expected a number > 0');
+  return n;
+};
+
+fleet.command('run')
+  .description('LoadGen scenarios against one model on this machine: SingleStream (p90), MultiStream (p99, 8 samples/query), Server (Poisson, p99 bound), Offline')
+  .argument('<model>', 'ONNX model file')
+  .addOption(new Option('-s, --scenario <name>', 'scenario').choices(['SingleStream', 'MultiStream', 'Server', 'Offline', 'all']).default('SingleStream'))
+  .addOption(new Option('--mode <mode>', 'performance (latency, throughput) or accuracy (every sample once)').choices(['performance', 'accuracy']).default('performance'))
+  .addOption(backendOption())
+  .addOption(dataOption())
+  .addOption(quickOption())
+  .option('--qps <n>', 'Server: one run at this Poisson arrival rate', aboveZero)
+  .option('--latency-bound <ms>', 'Server: p99 bound; without --qps, search the highest rate that meets it', aboveZero)
+  .option('--offline-qps <n>', 'Offline: expected samples/s; the one query is sized to last 1.1 × the minimum duration', aboveZero)
+  .option('--seed <n>', 'seed of sample choice and arrivals', int(0), 1)
+  .option('-o, --out <file>', 'JSON result', 'fleet-result.json')
+  .option('--html <file>', 'also write the self-contained HTML report')
+  .option('--no-progress', 'no progress bars')
+  .addOption(profileOption())
+  .action(async (model: string, opts) => { await (await import('./commands/fleet-run.js')).fleetRunCommand({ ...opts, model }, withDevice({ profile: opts.profile })); });
+
+fleet.command('dse')
+  .description('design-space exploration: accuracy, energy per inference and latency over model sizes × ADC/DAC bits × tile size × profile × age, and digital; Pareto front and iso-accuracy')
+  .option('-m, --models <file...>', 'model family (default: models/mlp.onnx, models/cnn.onnx and models/family/*.onnx)')
+  .option('--profiles <list>', 'device profiles', 'pcm')
+  .option('--adc-bits <list>', 'ADC resolutions', '4,6,8')
+  .option('--dac-bits <list>', 'DAC resolutions', '7')
+  .option('--tiles <list>', 'square tile sizes (rows = cols)', '256')
+  .option('--ages <list>', 'device ages after programming (drift)', '1h')
+  .option('--targets <list>', 'target accuracies, % (iso-accuracy)', '85,88,90')
+  .addOption(dataOption())
+  .option('--limit <n>', 'evaluate the first N samples (default: all; 200 with --quick)', int(1))
+  .option('--quick', 'a small sweep for a smoke test: 200 samples unless --limit')
+  .option('-o, --out <file>', 'JSON result', 'fleet-dse.json')
+  .option('--html <file>', 'also write the self-contained HTML report')
+  .option('--no-progress', 'no progress bar')
+  .action(async (opts) => (await import('./commands/fleet-dse.js')).fleetDseCommand(opts, globals()));
+
+fleet.command('collect')
+  .description('fleet figures from the devices\' MQTT messages only: latency, accuracy, energy, battery, fallbacks, events, lost, duplicated')
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .option('--fleet <fleet>', 'fleet, or + for every fleet', '+')
+  .option('--share <group>', 'one of a shared-subscription group (MQTT 5): consumers of a group split the messages')
+  .option('--results <n>', 'stop after N results', int(1))
+  .option('--seconds <s>', 'stop after s seconds (exit 1 if --results was not reached)', positive)
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .option('-o, --out <file>', 'JSON result', 'fleet-metrics.json')
+  .option('--html <file>', 'also write the self-contained HTML report')
+  .action(async (opts) => { await (await import('./commands/fleet-collect.js')).fleetCollectCommand(opts, globals()); });
+
+fleet.command('compare')
+  .description('compare two fleet results figure by figure; exit 1 when one got worse by more than --threshold')
+  .argument('<a>', 'baseline JSON result')
+  .argument('<b>', 'new JSON result')
+  .option('--threshold <percent>', 'relative change counted as a regression', positive, 5)
+  .option('--json', 'print one JSON object')
+  .action(async (a: string, b: string, opts) => (await import('./commands/fleet-compare.js')).fleetCompareCommand(a, b, opts));
 
 const keys = program.command('keys').description('ed25519 key pairs (files 0600) and the trust store of keys allowed to sign commands');
 const keyDirOption = (): Option => new Option('--dir <dir>', 'key directory (default: config security.keyDir, else state/keys)');

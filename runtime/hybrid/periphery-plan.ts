@@ -36,11 +36,13 @@ export interface PoolStage {
   countIncludePad: boolean;
 }
 
+export interface Affine { scale: Float32Array; shift: Float32Array }
+
 export interface PeripheryChain {
   /** The MVM's own output, which the periphery reads (the layer's `output` is the last fused node's). */
   input: string;
-  /** A folded BatchNormalization: y·scale + shift per output channel, after the layer's own bias. */
-  affine?: { scale: Float32Array; shift: Float32Array };
+  /** Folded BatchNormalization and per-channel Mul/Add: y·scale + shift per output channel, after the layer's own bias. */
+  affine?: Affine;
   activations: Activation[];
   pool?: PoolStage;
   /** The fused nodes in order, with the elements each reads per output element (a pool's window). */
@@ -54,6 +56,9 @@ export interface PeripheryLayer extends AnalogLayer {
 
 const ACTIVATIONS = new Set<string>(['Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh']);
 const POOLS = new Set<string>(['MaxPool', 'AveragePool']);
+/** Mul/Add by a per-channel constant: how many exporters write BatchNormalization (Conv → Mul → Add). */
+const ELEMENTWISE = new Set<string>(['Mul', 'Add']);
+const AFFINE = new Set<string>(['BatchNormalization', ...ELEMENTWISE]);
 const FLT_MAX = 3.4028234663852886e38;
 
 /**
@@ -77,18 +82,25 @@ export function fusePeriphery(model: LoadedModel, partition: Partition, facts: R
       const index = next[0]!;
       const node = nodes[index]!;
       const op = node.opType ?? '';
-      if ((node.domain ?? '') !== '' || node.input?.[0] !== value || placements.get(index)?.target !== 'digital') break;
-      if (op !== 'BatchNormalization' && !ACTIVATIONS.has(op) && !POOLS.has(op)) break;
+      // Mul and Add commute: the layer's value may be either operand (the other must be a constant).
+      const operand = ELEMENTWISE.has(op) ? node.input?.findIndex((name) => name === value) ?? -1 : 0;
+      if ((node.domain ?? '') !== '' || operand < 0 || operand > 1 || node.input?.[operand] !== value || placements.get(index)?.target !== 'digital') break;
+      if (!AFFINE.has(op) && !ACTIVATIONS.has(op) && !POOLS.has(op)) break;
+      if (ELEMENTWISE.has(op) && (stage > 0 || node.input?.length !== 2 || !model.constants.has(node.input[1 - operand]!))) break; // e.g. a residual Add
       const refuse = (why: string): void => { placements.set(index, { ...placements.get(index)!, reason: `stays in onnxruntime after the analog layer '${layer.name}': ${why}` }); };
-      if (!device.ops.has(op as PeripheryOp)) { refuse(`the ${device.profile} periphery has no ${op}`); break; }
+      // A folded Mul/Add is the per-channel affine unit, which profiles list as BatchNormalization.
+      const unit: PeripheryOp = AFFINE.has(op) ? 'BatchNormalization' : op as PeripheryOp;
+      if (!device.ops.has(unit)) { refuse(`the ${device.profile} periphery has no ${unit === op ? op : `per-channel affine (BatchNormalization) for ${op}`}`); break; }
       const out = node.output?.[0];
       if (!out || (node.output ?? []).slice(1).some(Boolean)) { refuse('its extra outputs are used'); break; }
       let elementsPerOutput = 1;
-      if (op === 'BatchNormalization') {
+      if (AFFINE.has(op)) {
         if (stage > 0) break;
-        const affine = foldBatchNorm(model, node, layer, facts);
+        const affine = op === 'BatchNormalization' ? foldBatchNorm(model, node, layer, facts) : foldElementwise(model, node, operand, layer, facts.get(value)?.dims);
         if (typeof affine === 'string') { refuse(affine); break; }
-        chain.affine = affine;
+        // One multiply-add per element however many nodes fold into it: only the first is charged.
+        if (chain.affine) elementsPerOutput = 0;
+        chain.affine = chain.affine ? compose(chain.affine, affine) : affine;
       } else if (ACTIVATIONS.has(op)) {
         const act = activation(model, node);
         if (typeof act === 'string') { refuse(act); break; }
@@ -100,8 +112,8 @@ export function fusePeriphery(model: LoadedModel, partition: Partition, facts: R
         chain.pool = pool;
         elementsPerOutput = pool.kernel.reduce((a, b) => a * b, 1);
       }
-      stage = op === 'BatchNormalization' ? 1 : POOLS.has(op) ? 2 : stage || 1;
-      chain.nodes.push({ index, op: op as PeripheryOp, elementsPerOutput });
+      stage = AFFINE.has(op) ? 0 : POOLS.has(op) ? 2 : 1;
+      chain.nodes.push({ index, op: unit, elementsPerOutput });
       placements.set(index, { ...placements.get(index)!, target: 'analog periphery', reason: `${op} in the ${device.profile} periphery of '${layer.name}'` });
       value = out;
     }
@@ -111,7 +123,7 @@ export function fusePeriphery(model: LoadedModel, partition: Partition, facts: R
 }
 
 /** scale = γ/√(σ² + ε), shift = β − μ·scale per output channel, or why it cannot fold. */
-function foldBatchNorm(model: LoadedModel, node: NodeProto, layer: AnalogLayer, facts: ReadonlyMap<string, ValueFacts>): PeripheryChain['affine'] | string {
+function foldBatchNorm(model: LoadedModel, node: NodeProto, layer: AnalogLayer, facts: ReadonlyMap<string, ValueFacts>): Affine | string {
   if (intAttr(node, 'training_mode', 0) !== 0) return 'BatchNormalization in training mode';
   if (intAttr(node, 'spatial', 1) !== 1) return 'BatchNormalization with spatial = 0';
   const channels = layer.kind === 'conv' ? layer.conv!.outChannels : layer.n;
@@ -135,6 +147,40 @@ function foldBatchNorm(model: LoadedModel, node: NodeProto, layer: AnalogLayer, 
     shift[c] = beta[c]! - mean[c]! * scale[c]!;
   }
   return { scale, shift };
+}
+
+/**
+ * A Mul or Add whose other operand is a float32 constant that broadcasts per output channel (dim 1
+ * of a Conv output, the last dim of a Gemm/MatMul output) or is one value, as scale and shift.
+ */
+function foldElementwise(model: LoadedModel, node: NodeProto, operand: number, layer: AnalogLayer, dims: readonly number[] | undefined): Affine | string {
+  const name = node.input![1 - operand]!;
+  const t = decodeTensor(model.constants.get(name)!, `${node.opType} operand '${name}'`);
+  if (t.type !== 'float32') return `operand '${name}' is ${t.type}, not float32`;
+  if (!dims) return 'shapes were not observed';
+  const channels = layer.kind === 'conv' ? layer.conv!.outChannels : layer.n;
+  const axis = layer.kind === 'conv' ? 1 : dims.length - 1;
+  const shape = `[${t.dims.join(', ')}]`;
+  if (t.dims.length > dims.length) return `operand ${shape} has more dims than the layer's output`;
+  const offset = dims.length - t.dims.length;
+  if (t.dims.some((d, i) => d !== 1 && !(i + offset === axis && d === channels))) return `operand ${shape} is not one value per output channel`;
+  const data = t.data as Float32Array;
+  const per = (c: number): number => data[data.length === 1 ? 0 : c]!;
+  const scale = new Float32Array(channels).fill(1);
+  const shift = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    if (node.opType === 'Mul') scale[c] = per(c);
+    else shift[c] = per(c);
+  }
+  return { scale, shift };
+}
+
+/** `first` then `then`: (y·s₁ + t₁)·s₂ + t₂ = y·(s₁·s₂) + (t₁·s₂ + t₂). */
+function compose(first: Affine, then: Affine): Affine {
+  return {
+    scale: first.scale.map((s, c) => s * then.scale[c]!),
+    shift: first.shift.map((t, c) => t * then.scale[c]! + then.shift[c]!),
+  };
 }
 
 function activation(model: LoadedModel, node: NodeProto): Activation | string {

@@ -165,6 +165,59 @@ describe('periphery ops fused after an analog layer ≡ onnxruntime (ideal profi
   });
 });
 
+describe('Mul/Add by per-channel constants fold into the analog layer\'s affine (ideal profile)', () => {
+  const perChannel = (name: string, dims: number[], data: number[] | Float32Array): BuildTensor => ({ name, dims, data });
+  for (const batch of [1, 3]) {
+    it(`Conv → Mul [C,1,1] → Add [C,1,1] → Relu → MaxPool (how exporters write BatchNormalization), batch ${batch}`, async () => {
+      const dims = [batch, 3, 11, 9];
+      const r = await runAll(model([
+        conv(), { op: 'Mul', inputs: ['c', 'm'], outputs: ['s'] }, { op: 'Add', inputs: ['s', 'a'], outputs: ['t'] },
+        { op: 'Relu', inputs: ['t'], outputs: ['r'] }, { op: 'MaxPool', inputs: ['r'], outputs: ['y'], attrs: { kernel_shape: [2, 2], strides: [2, 2] } },
+      ], [...convWeights(), perChannel('m', [5, 1, 1], randn(5, 1)), perChannel('a', [5, 1, 1], randn(5))], dims), dims);
+      expect(targets(r)).toMatchObject({ Conv: 'analog', Mul: 'analog periphery', Add: 'analog periphery', Relu: 'analog periphery', MaxPool: 'analog periphery' });
+      withinCheck(r.on.y!, r.ort.y!);
+      withinCheck(r.on.y!, r.off.y!);
+    });
+
+    it(`Conv → Add [1,C,1,1] alone, Conv → Mul by a scalar (constant first) alone, batch ${batch}`, async () => {
+      const dims = [batch, 3, 10, 7];
+      const add = await runAll(model([conv(), { op: 'Add', inputs: ['c', 'a'], outputs: ['y'] }], [...convWeights(), perChannel('a', [1, 5, 1, 1], randn(5))], dims), dims);
+      expect(targets(add).Add).toBe('analog periphery');
+      withinCheck(add.on.y!, add.ort.y!);
+      const mul = await runAll(model([conv(), { op: 'Mul', inputs: ['m', 'c'], outputs: ['y'] }], [...convWeights(), perChannel('m', [], [-1.7])], dims), dims);
+      expect(targets(mul).Mul).toBe('analog periphery');
+      withinCheck(mul.on.y!, mul.ort.y!);
+    });
+
+    it(`Gemm → BatchNormalization → Mul [N] → Add [1,N] → Tanh, batch ${batch}`, async () => {
+      const bn = batchNorm('g', 'n', 7);
+      const r = await runAll(model([
+        { op: 'Gemm', inputs: ['x', 'G', 'C'], outputs: ['g'], attrs: { transB: 1 } }, bn.node,
+        { op: 'Mul', inputs: ['n', 'm'], outputs: ['s'] }, { op: 'Add', inputs: ['s', 'a'], outputs: ['t'] }, { op: 'Tanh', inputs: ['t'], outputs: ['y'] },
+      ], [{ name: 'G', dims: [7, 13], data: randn(91) }, { name: 'C', dims: [7], data: randn(7) }, ...bn.inits, perChannel('m', [7], randn(7, 1)), perChannel('a', [1, 7], randn(7))], [batch, 13]), [batch, 13]);
+      expect(targets(r)).toMatchObject({ BatchNormalization: 'analog periphery', Mul: 'analog periphery', Add: 'analog periphery', Tanh: 'analog periphery' });
+      withinCheck(r.on.y!, r.ort.y!);
+    });
+  }
+
+  it('a constant that is not per channel and a residual Add (two activations) stay in onnxruntime', async () => {
+    const dims = [1, 3, 8, 8];
+    const spatial = await runAll(model([conv(), { op: 'Mul', inputs: ['c', 'm'], outputs: ['y'] }], [...convWeights(), perChannel('m', [1, 1, 8, 8], randn(64))], dims), dims);
+    const mul = spatial.plan.find((p) => p.op === 'Mul')!;
+    expect(mul.target).toBe('digital');
+    expect(mul.reason).toContain('operand [1, 1, 8, 8] is not one value per output channel');
+    withinCheck(spatial.on.y!, spatial.ort.y!);
+    // A residual Add (x + Conv(x)): nothing after it is fused either.
+    const m = loadModel(buildModel({
+      nodes: [conv(), { op: 'Add', inputs: ['c', 'x'], outputs: ['y'] }, { op: 'Mul', inputs: ['y', 'm'], outputs: ['z'] }],
+      initializers: [...convWeights(5, 5), perChannel('m', [5, 1, 1], randn(5))], inputs: [{ name: 'x', dims: [1, 5, 8, 8] }], outputs: [{ name: 'y' }, { name: 'z' }],
+    }));
+    const r = await runAll(m, [1, 5, 8, 8]);
+    expect(targets(r)).toMatchObject({ Conv: 'analog', Add: 'digital', Mul: 'digital' });
+    for (const name of ['y', 'z']) withinCheck(r.on[name]!, r.ort[name]!);
+  });
+});
+
 describe('what the periphery leaves to onnxruntime', () => {
   it('an op the profile lacks stays in onnxruntime, with the reason in the plan', async () => {
     const dims = [1, 3, 11, 9];

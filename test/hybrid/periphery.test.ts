@@ -200,6 +200,23 @@ describe('Mul/Add by per-channel constants fold into the analog layer\'s affine 
     });
   }
 
+  it('the folded Mul and Add take the BatchNormalization unit, charged once per element', async () => {
+    const m = model([conv(), { op: 'Mul', inputs: ['c', 'm'], outputs: ['s'] }, { op: 'Add', inputs: ['s', 'a'], outputs: ['y'] }],
+      [...convWeights(), perChannel('m', [5, 1, 1], randn(5, 1)), perChannel('a', [5, 1, 1], randn(5))], [1, 3, 8, 8]);
+    const analog = new AnalogBackend({ digital, driver: new CrossbarEmulator('pcm') });
+    try {
+      const nodes = [...(await analog.load(m)).peripheryNodes().values()];
+      expect(nodes).toEqual([{ op: 'BatchNormalization', elementsPerOutput: 1 }, { op: 'BatchNormalization', elementsPerOutput: 0 }]);
+    } finally {
+      await analog.dispose();
+    }
+    // A periphery without the affine unit leaves them to onnxruntime, saying why.
+    const reluOnly = parseProfile({ ...loadProfile('ideal'), name: 'relu-only', sources: {}, periphery: { Relu: 30 } });
+    const r = await runAll(m, [1, 3, 8, 8], reluOnly);
+    expect(r.plan.find((p) => p.op === 'Mul')!.reason).toContain('no per-channel affine (BatchNormalization) for Mul');
+    withinCheck(r.on.y!, r.ort.y!);
+  });
+
   it('a constant that is not per channel and a residual Add (two activations) stay in onnxruntime', async () => {
     const dims = [1, 3, 8, 8];
     const spatial = await runAll(model([conv(), { op: 'Mul', inputs: ['c', 'm'], outputs: ['y'] }], [...convWeights(), perChannel('m', [1, 1, 8, 8], randn(64))], dims), dims);

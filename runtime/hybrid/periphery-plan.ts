@@ -2,8 +2,8 @@
  * Which nodes after an analog layer its core's digital periphery applies to the ADC outputs, as a
  * real core does (IBM HERMES' local digital processing unit, Mythic's SIMD engine) instead of a
  * round trip through onnxruntime: in this order, each stage optional, and only operators the
- * device lists — BatchNormalization folded into the column scale and shift (as onnxruntime's
- * optimizer folds it into a Conv), elementwise activations, and for Conv layers one MaxPool or
+ * device lists — BatchNormalization, and Mul/Add by per-channel constants, folded into the column
+ * scale and shift (as onnxruntime's optimizer folds them into a Conv), elementwise activations, and for Conv layers one MaxPool or
  * AveragePool. A node is fused only when it is the sole reader of the value before it, that value
  * is no graph output, and its attributes are ones the kernels (periphery.ts) reproduce exactly;
  * anything else stays in onnxruntime, with the reason in the plan.

@@ -121,7 +121,7 @@ export class AnalogLayerRunner {
     if (!pool) return { type: 'float32', data: f32.slice(out, out + size), dims: [batch, outChannels, ...outSpatial] };
     const planes = batch * outChannels;
     if (this.layer.periphery!.pool!.op === 'MaxPool') kernels.maxPool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.pooled);
-    else kernels.averagePool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.poolDivisors, at.pooled);
+    else kernels.averagePool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolGroups, at.poolOffsets, at.poolTerms, at.poolDivisors, at.pooled);
     const pooled = at.pooled >> 2;
     return { type: 'float32', data: f32.slice(pooled, pooled + planes * pool.positions), dims: [batch, outChannels, ...pool.outSpatial] };
   }
@@ -150,14 +150,19 @@ export class AnalogLayerRunner {
     const region = (floats: number): number => { const a = end; end += 4 * floats; return a; };
     const at: ConvRegions = {
       im2col, batch, offsets: region(sizes.offsets), bias: region(sizes.bias), source: region(sizes.source), patches: region(sizes.patches), y: region(sizes.y), out: region(sizes.out),
-      poolStarts: region(pool ? pool.starts.length : 0), poolOffsets: region(pool ? pool.offsets.length : 0), poolDivisors: region(pool ? pool.positions : 0),
+      poolStarts: region(pool ? pool.starts.length : 0), poolGroups: region(pool ? pool.groups.length : 0), poolOffsets: region(pool ? pool.offsets.length : 0),
+      poolTerms: region(pool ? pool.positions : 0), poolDivisors: region(pool ? pool.positions : 0),
       pooled: region(pool ? batch * outChannels * pool.positions : 0),
     };
     kernels.reserve(end);
     kernels.i32.set(im2col.offsets, at.offsets >> 2);
     if (pool) {
-      kernels.i32.set(pool.starts, at.poolStarts >> 2);
+      // maxPool takes each window's offsets whole (starts into offsets), averagePool its groups in order.
+      if (this.layer.periphery!.pool!.op === 'MaxPool') kernels.i32.set(pool.starts.map((g) => pool.groups[g]!), at.poolStarts >> 2);
+      else kernels.i32.set(pool.starts, at.poolStarts >> 2);
+      kernels.i32.set(pool.groups, at.poolGroups >> 2);
       for (let t = 0, i = at.poolOffsets >> 2; t < pool.offsets.length; t++, i++) kernels.i32[i] = 4 * pool.offsets[t]!; // bytes
+      kernels.f32.set(pool.terms, at.poolTerms >> 2);
       kernels.f32.set(pool.divisors, at.poolDivisors >> 2);
     }
     kernels.f32.fill(0, at.bias >> 2, (at.bias >> 2) + outChannels);
@@ -181,9 +186,11 @@ interface ConvRegions {
   patches: number;
   y: number;
   out: number;
-  /** The fused pool's windows (PoolGeometry: starts, byte offsets, divisors) and its output; empty without a pool. */
+  /** The fused pool's windows (PoolGeometry: starts, groups, byte offsets, terms, divisors) and its output; empty without a pool. */
   poolStarts: number;
+  poolGroups: number;
   poolOffsets: number;
+  poolTerms: number;
   poolDivisors: number;
   pooled: number;
 }

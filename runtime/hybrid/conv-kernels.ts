@@ -10,9 +10,13 @@
  *   toChannels(src, positions, m, bias, dst, lo, hi)  dst[c·positions + p] = clamp(src[p·m + c] + bias[c], lo, hi)
  *        (v < lo → lo, v > hi → hi, else v: NaN and −0 pass, as `Relu` and `Clip` leave them)
  *   maxPool(src, planes, planeBytes, positions, starts, offsets, dst)
- *   averagePool(src, planes, planeBytes, positions, starts, offsets, divisors, dst)
- *        per plane and output position p: the max / the float32 sum in window order ÷ divisors[p] of
- *        the f32 at src + plane·planeBytes + offsets[t] for t in starts[p] … starts[p+1]
+ *        per plane and output position p: the max of the f32 at src + plane·planeBytes + offsets[t]
+ *        for t in starts[p] … starts[p+1]
+ *   averagePool(src, planes, planeBytes, positions, starts, groups, offsets, terms, divisors, dst)
+ *        per plane and output position p: (Σ over its groups g in starts[p] … starts[p+1] of the
+ *        float32 sum of the f32 at src + plane·planeBytes + offsets[t] for t in groups[g] … groups[g+1])
+ *        + terms[p], ÷ divisors[p] — each sum in order and from −0 (so it starts with its first
+ *        element exactly), which reproduces onnxruntime's (MLAS') order of additions bit for bit
  */
 import {
   BLOCK, LOOP, END, BR, BR_IF, I32_LOAD, I32_GE_U, I32_ADD, I32_MUL, I32_SHL, EMPTY, I32, F32, F32_LOAD, F32_STORE, F32_ADD,
@@ -54,35 +58,56 @@ function toChannelsKernel(): number[] {
   return functionBody([[4, I32], [2, F32]], code);
 }
 
-// maxPool's and averagePool's parameters (averagePool has divisors before dst) and locals
-const PSRC = 0, PPLANES = 1, PPLANE = 2, PPOS = 3, PSTARTS = 4, POFF = 5;
+// maxPool's parameters and locals
+const PSRC = 0, PPLANES = 1, PPLANE = 2, PPOS = 3, PSTARTS = 4, POFF = 5, PDST = 6;
+const PL = 7, P = 8, T = 9, TEND = 10, BASE = 11, SP = 12, M = 13, V = 14;
 
-/** Both pools: `average` reads a divisor per position and sums, else the max is kept. */
-function poolKernel(average: boolean): number[] {
-  const DIV = 6, DST = average ? 7 : 6;
-  const first = DST + 1;
-  const PL = first, P = first + 1, T = first + 2, END_ = first + 3, BASE = first + 4, SP = first + 5, DV = first + 6, M = first + 7, V = first + 8;
+function maxPoolKernel(): number[] {
   const { code, emit } = codeBuffer();
   const load = (): number[] => [...get(BASE), ...get(T), I32_LOAD, ...mem(2, 0), I32_ADD, F32_LOAD, ...mem(2, 0)];
   emit(i32c(0), set(PL));
   emit([BLOCK, EMPTY, LOOP, EMPTY], get(PL), get(PPLANES), [I32_GE_U, BR_IF, 1]);
   emit(get(PSRC), get(PL), get(PPLANE), [I32_MUL, I32_ADD], set(BASE), get(PSTARTS), set(SP), i32c(0), set(P));
-  if (average) emit(get(DIV), set(DV));
   emit([BLOCK, EMPTY, LOOP, EMPTY], get(P), get(PPOS), [I32_GE_U, BR_IF, 1]);
   emit(get(POFF), get(SP), [I32_LOAD], mem(2, 0), i32c(2), [I32_SHL, I32_ADD], set(T));
-  emit(get(POFF), get(SP), [I32_LOAD], mem(2, 4), i32c(2), [I32_SHL, I32_ADD], set(END_));
-  if (average) emit(f64c(0), [F32_DEMOTE_F64], set(M));
-  else emit(load(), set(M), get(T), i32c(4), [I32_ADD], set(T));
-  emit([BLOCK, EMPTY, LOOP, EMPTY], get(T), get(END_), [I32_GE_U, BR_IF, 1]);
-  if (average) emit(get(M), load(), [F32_ADD], set(M));
-  else emit(load(), set(V), get(V), get(M), get(V), get(M), [F32_GT, SELECT], set(M));
+  emit(get(POFF), get(SP), [I32_LOAD], mem(2, 4), i32c(2), [I32_SHL, I32_ADD], set(TEND));
+  emit(load(), set(M), get(T), i32c(4), [I32_ADD], set(T));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(T), get(TEND), [I32_GE_U, BR_IF, 1]);
+  emit(load(), set(V), get(V), get(M), get(V), get(M), [F32_GT, SELECT], set(M));
   emit(get(T), i32c(4), [I32_ADD], set(T), [BR, 0, END, END]);
-  if (average) emit(get(DST), get(M), get(DV), [F32_LOAD], mem(2, 0), [F32_DIV, F32_STORE], mem(2, 0), get(DV), i32c(4), [I32_ADD], set(DV));
-  else emit(get(DST), get(M), [F32_STORE], mem(2, 0));
-  emit(get(DST), i32c(4), [I32_ADD], set(DST), get(SP), i32c(4), [I32_ADD], set(SP));
+  emit(get(PDST), get(M), [F32_STORE], mem(2, 0));
+  emit(get(PDST), i32c(4), [I32_ADD], set(PDST), get(SP), i32c(4), [I32_ADD], set(SP));
   emit(get(P), i32c(1), [I32_ADD], set(P), [BR, 0, END, END]);
   emit(get(PL), i32c(1), [I32_ADD], set(PL), [BR, 0, END, END]);
-  return functionBody([[7, I32], [2, F32]], code);
+  return functionBody([[6, I32], [2, F32]], code);
+}
+
+// averagePool's parameters and locals
+const ASRC = 0, APLANES = 1, APLANE = 2, APOS = 3, ASTARTS = 4, AGROUPS = 5, AOFF = 6, ATERMS = 7, ADIV = 8, ADST = 9;
+const AL = 10, AP = 11, AG = 12, AGEND = 13, AT = 14, ATEND = 15, ABASE = 16, ASP = 17, ATP = 18, ADP = 19, AM = 20, AS = 21;
+
+function averagePoolKernel(): number[] {
+  const { code, emit } = codeBuffer();
+  const minusZero = [...f64c(-0), F32_DEMOTE_F64];
+  // the element index stored at `table`[index] as a byte address into `base` (i32 tables, 4-byte entries)
+  const entry = (table: number, index: number, offset: number): number[] => [...get(table), ...get(index), ...i32c(2), I32_SHL, I32_ADD, I32_LOAD, ...mem(2, offset)];
+  emit(i32c(0), set(AL));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(AL), get(APLANES), [I32_GE_U, BR_IF, 1]);
+  emit(get(ASRC), get(AL), get(APLANE), [I32_MUL, I32_ADD], set(ABASE), get(ASTARTS), set(ASP), get(ATERMS), set(ATP), get(ADIV), set(ADP), i32c(0), set(AP));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(AP), get(APOS), [I32_GE_U, BR_IF, 1]);
+  emit(get(ASP), [I32_LOAD], mem(2, 0), set(AG), get(ASP), [I32_LOAD], mem(2, 4), set(AGEND), minusZero, set(AM));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(AG), get(AGEND), [I32_GE_U, BR_IF, 1]);
+  emit(entry(AGROUPS, AG, 0), set(AT), entry(AGROUPS, AG, 4), set(ATEND), minusZero, set(AS));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(AT), get(ATEND), [I32_GE_U, BR_IF, 1]);
+  emit(get(AS), get(ABASE), entry(AOFF, AT, 0), [I32_ADD, F32_LOAD], mem(2, 0), [F32_ADD], set(AS));
+  emit(get(AT), i32c(1), [I32_ADD], set(AT), [BR, 0, END, END]);
+  emit(get(AM), get(AS), [F32_ADD], set(AM), get(AG), i32c(1), [I32_ADD], set(AG), [BR, 0, END, END]);
+  emit(get(ADST), get(AM), get(ATP), [F32_LOAD], mem(2, 0), [F32_ADD], get(ADP), [F32_LOAD], mem(2, 0), [F32_DIV, F32_STORE], mem(2, 0));
+  emit(get(ADST), i32c(4), [I32_ADD], set(ADST), get(ASP), i32c(4), [I32_ADD], set(ASP));
+  emit(get(ATP), i32c(4), [I32_ADD], set(ATP), get(ADP), i32c(4), [I32_ADD], set(ADP));
+  emit(get(AP), i32c(1), [I32_ADD], set(AP), [BR, 0, END, END]);
+  emit(get(AL), i32c(1), [I32_ADD], set(AL), [BR, 0, END, END]);
+  return functionBody([[10, I32], [2, F32]], code);
 }
 
 let compiled: object | null | undefined;
@@ -92,8 +117,8 @@ function convModule(): object {
     compiled = compile(moduleBytes([
       { name: 'gather', params: [I32, I32, I32, I32], results: [], body: gatherKernel() },
       { name: 'toChannels', params: [I32, I32, I32, I32, I32, F32, F32], results: [], body: toChannelsKernel() },
-      { name: 'maxPool', params: new Array(7).fill(I32), results: [], body: poolKernel(false) },
-      { name: 'averagePool', params: new Array(8).fill(I32), results: [], body: poolKernel(true) },
+      { name: 'maxPool', params: new Array(7).fill(I32), results: [], body: maxPoolKernel() },
+      { name: 'averagePool', params: new Array(10).fill(I32), results: [], body: averagePoolKernel() },
     ]));
   }
   if (!compiled) throw new Error('analog Conv layers need WebAssembly (as onnxruntime-web does)');
@@ -105,7 +130,7 @@ export class ConvKernels {
   readonly gather: (src: number, offsets: number, n: number, dst: number) => void;
   readonly toChannels: (src: number, positions: number, m: number, bias: number, dst: number, lo: number, hi: number) => void;
   readonly maxPool: (src: number, planes: number, planeBytes: number, positions: number, starts: number, offsets: number, dst: number) => void;
-  readonly averagePool: (src: number, planes: number, planeBytes: number, positions: number, starts: number, offsets: number, divisors: number, dst: number) => void;
+  readonly averagePool: (src: number, planes: number, planeBytes: number, positions: number, starts: number, groups: number, offsets: number, terms: number, divisors: number, dst: number) => void;
   readonly #memory: WasmMemory;
   f32!: Float32Array;
   i32!: Int32Array;

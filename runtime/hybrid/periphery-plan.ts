@@ -2,8 +2,8 @@
  * Which nodes after an analog layer its core's digital periphery applies to the ADC outputs, as a
  * real core does (IBM HERMES' local digital processing unit, Mythic's SIMD engine) instead of a
  * round trip through onnxruntime: in this order, each stage optional, and only operators the
- * device lists — BatchNormalization folded into the column scale and shift (as onnxruntime's
- * optimizer folds it into a Conv), elementwise activations, and for Conv layers one MaxPool or
+ * device lists — BatchNormalization, and Mul/Add by per-channel constants, folded into the column
+ * scale and shift (as onnxruntime's optimizer folds them into a Conv), elementwise activations, and for Conv layers one MaxPool or
  * AveragePool. A node is fused only when it is the sole reader of the value before it, that value
  * is no graph output, and its attributes are ones the kernels (periphery.ts) reproduce exactly;
  * anything else stays in onnxruntime, with the reason in the plan.
@@ -36,11 +36,13 @@ export interface PoolStage {
   countIncludePad: boolean;
 }
 
+export interface Affine { scale: Float32Array; shift: Float32Array }
+
 export interface PeripheryChain {
   /** The MVM's own output, which the periphery reads (the layer's `output` is the last fused node's). */
   input: string;
-  /** A folded BatchNormalization: y·scale + shift per output channel, after the layer's own bias. */
-  affine?: { scale: Float32Array; shift: Float32Array };
+  /** Folded BatchNormalization and per-channel Mul/Add: y·scale + shift per output channel, after the layer's own bias. */
+  affine?: Affine;
   activations: Activation[];
   pool?: PoolStage;
   /** The fused nodes in order, with the elements each reads per output element (a pool's window). */
@@ -54,6 +56,9 @@ export interface PeripheryLayer extends AnalogLayer {
 
 const ACTIVATIONS = new Set<string>(['Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh']);
 const POOLS = new Set<string>(['MaxPool', 'AveragePool']);
+/** Mul/Add by a per-channel constant: how many exporters write BatchNormalization (Conv → Mul → Add). */
+const ELEMENTWISE = new Set<string>(['Mul', 'Add']);
+const AFFINE = new Set<string>(['BatchNormalization', ...ELEMENTWISE]);
 const FLT_MAX = 3.4028234663852886e38;
 
 /**
@@ -77,31 +82,38 @@ export function fusePeriphery(model: LoadedModel, partition: Partition, facts: R
       const index = next[0]!;
       const node = nodes[index]!;
       const op = node.opType ?? '';
-      if ((node.domain ?? '') !== '' || node.input?.[0] !== value || placements.get(index)?.target !== 'digital') break;
-      if (op !== 'BatchNormalization' && !ACTIVATIONS.has(op) && !POOLS.has(op)) break;
+      // Mul and Add commute: the layer's value may be either operand (the other must be a constant).
+      const operand = ELEMENTWISE.has(op) ? node.input?.findIndex((name) => name === value) ?? -1 : 0;
+      if ((node.domain ?? '') !== '' || operand < 0 || operand > 1 || node.input?.[operand] !== value || placements.get(index)?.target !== 'digital') break;
+      if (!AFFINE.has(op) && !ACTIVATIONS.has(op) && !POOLS.has(op)) break;
+      if (ELEMENTWISE.has(op) && (stage > 0 || node.input?.length !== 2 || !model.constants.has(node.input[1 - operand]!))) break; // e.g. a residual Add
       const refuse = (why: string): void => { placements.set(index, { ...placements.get(index)!, reason: `stays in onnxruntime after the analog layer '${layer.name}': ${why}` }); };
-      if (!device.ops.has(op as PeripheryOp)) { refuse(`the ${device.profile} periphery has no ${op}`); break; }
+      // A folded Mul/Add is the per-channel affine unit, which profiles list as BatchNormalization.
+      const unit: PeripheryOp = AFFINE.has(op) ? 'BatchNormalization' : op as PeripheryOp;
+      if (!device.ops.has(unit)) { refuse(`the ${device.profile} periphery has no ${unit === op ? op : `per-channel affine (BatchNormalization) for ${op}`}`); break; }
       const out = node.output?.[0];
       if (!out || (node.output ?? []).slice(1).some(Boolean)) { refuse('its extra outputs are used'); break; }
       let elementsPerOutput = 1;
-      if (op === 'BatchNormalization') {
+      if (AFFINE.has(op)) {
         if (stage > 0) break;
-        const affine = foldBatchNorm(model, node, layer, facts);
+        const affine = op === 'BatchNormalization' ? foldBatchNorm(model, node, layer, facts) : foldElementwise(model, node, operand, layer, facts.get(value)?.dims);
         if (typeof affine === 'string') { refuse(affine); break; }
-        chain.affine = affine;
+        // One multiply-add per element however many nodes fold into it: only the first is charged.
+        if (chain.affine) elementsPerOutput = 0;
+        chain.affine = chain.affine ? compose(chain.affine, affine) : affine;
       } else if (ACTIVATIONS.has(op)) {
         const act = activation(model, node);
         if (typeof act === 'string') { refuse(act); break; }
         chain.activations.push(act);
       } else {
         if (layer.kind !== 'conv') break;
-        const pool = poolStage(node, layer, facts.get(value)?.dims, facts.get(out)?.dims);
+        const pool = poolStage(node, layer, model.opset, facts.get(value)?.dims, facts.get(out)?.dims);
         if (typeof pool === 'string') { refuse(pool); break; }
         chain.pool = pool;
         elementsPerOutput = pool.kernel.reduce((a, b) => a * b, 1);
       }
-      stage = op === 'BatchNormalization' ? 1 : POOLS.has(op) ? 2 : stage || 1;
-      chain.nodes.push({ index, op: op as PeripheryOp, elementsPerOutput });
+      stage = AFFINE.has(op) ? 0 : POOLS.has(op) ? 2 : 1;
+      chain.nodes.push({ index, op: unit, elementsPerOutput });
       placements.set(index, { ...placements.get(index)!, target: 'analog periphery', reason: `${op} in the ${device.profile} periphery of '${layer.name}'` });
       value = out;
     }
@@ -111,7 +123,7 @@ export function fusePeriphery(model: LoadedModel, partition: Partition, facts: R
 }
 
 /** scale = γ/√(σ² + ε), shift = β − μ·scale per output channel, or why it cannot fold. */
-function foldBatchNorm(model: LoadedModel, node: NodeProto, layer: AnalogLayer, facts: ReadonlyMap<string, ValueFacts>): PeripheryChain['affine'] | string {
+function foldBatchNorm(model: LoadedModel, node: NodeProto, layer: AnalogLayer, facts: ReadonlyMap<string, ValueFacts>): Affine | string {
   if (intAttr(node, 'training_mode', 0) !== 0) return 'BatchNormalization in training mode';
   if (intAttr(node, 'spatial', 1) !== 1) return 'BatchNormalization with spatial = 0';
   const channels = layer.kind === 'conv' ? layer.conv!.outChannels : layer.n;
@@ -135,6 +147,40 @@ function foldBatchNorm(model: LoadedModel, node: NodeProto, layer: AnalogLayer, 
     shift[c] = beta[c]! - mean[c]! * scale[c]!;
   }
   return { scale, shift };
+}
+
+/**
+ * A Mul or Add whose other operand is a float32 constant that broadcasts per output channel (dim 1
+ * of a Conv output, the last dim of a Gemm/MatMul output) or is one value, as scale and shift.
+ */
+function foldElementwise(model: LoadedModel, node: NodeProto, operand: number, layer: AnalogLayer, dims: readonly number[] | undefined): Affine | string {
+  const name = node.input![1 - operand]!;
+  const t = decodeTensor(model.constants.get(name)!, `${node.opType} operand '${name}'`);
+  if (t.type !== 'float32') return `operand '${name}' is ${t.type}, not float32`;
+  if (!dims) return 'shapes were not observed';
+  const channels = layer.kind === 'conv' ? layer.conv!.outChannels : layer.n;
+  const axis = layer.kind === 'conv' ? 1 : dims.length - 1;
+  const shape = `[${t.dims.join(', ')}]`;
+  if (t.dims.length > dims.length) return `operand ${shape} has more dims than the layer's output`;
+  const offset = dims.length - t.dims.length;
+  if (t.dims.some((d, i) => d !== 1 && !(i + offset === axis && d === channels))) return `operand ${shape} is not one value per output channel`;
+  const data = t.data as Float32Array;
+  const per = (c: number): number => data[data.length === 1 ? 0 : c]!;
+  const scale = new Float32Array(channels).fill(1);
+  const shift = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    if (node.opType === 'Mul') scale[c] = per(c);
+    else shift[c] = per(c);
+  }
+  return { scale, shift };
+}
+
+/** `first` then `then`: (y·s₁ + t₁)·s₂ + t₂ = y·(s₁·s₂) + (t₁·s₂ + t₂). */
+function compose(first: Affine, then: Affine): Affine {
+  return {
+    scale: first.scale.map((s, c) => s * then.scale[c]!),
+    shift: first.shift.map((t, c) => t * then.scale[c]! + then.shift[c]!),
+  };
 }
 
 function activation(model: LoadedModel, node: NodeProto): Activation | string {
@@ -163,13 +209,19 @@ function activation(model: LoadedModel, node: NodeProto): Activation | string {
 }
 
 /** The pool's attributes when the kernels reproduce it: explicit pads, every window over real inputs, the observed output shape. */
-function poolStage(node: NodeProto, layer: AnalogLayer, inDims: readonly number[] | undefined, outDims: readonly number[] | undefined): PoolStage | string {
+function poolStage(node: NodeProto, layer: AnalogLayer, opset: number, inDims: readonly number[] | undefined, outDims: readonly number[] | undefined): PoolStage | string {
   const rank = layer.conv!.attributes.kernel.length;
   const kernel = intsAttr(node, 'kernel_shape');
   if (!kernel || kernel.length !== rank) return `kernel_shape does not have ${rank} dims`;
   const autoPad = stringAttr(node, 'auto_pad', 'NOTSET');
   if (autoPad !== 'NOTSET' && autoPad !== 'VALID') return `auto_pad ${autoPad} is left to onnxruntime`;
-  if (node.opType === 'AveragePool' && (intsAttr(node, 'dilations') ?? []).some((d) => d !== 1)) return 'dilated AveragePool is left to onnxruntime';
+  if (node.opType === 'AveragePool') {
+    // poolGeometry reproduces MLAS' pooling bit for bit; onnxruntime-web runs these through other
+    // kernels whose float32 results differ from it in the last bits (tested), so they stay there.
+    if ((intsAttr(node, 'dilations') ?? []).some((d) => d !== 1)) return 'dilated AveragePool is left to onnxruntime';
+    if (opset >= 19) return `AveragePool at opset ${opset} runs in onnxruntime's opset-19 kernel, whose sums the periphery does not reproduce exactly`;
+    if (intAttr(node, 'ceil_mode', 0) !== 0 && intAttr(node, 'count_include_pad', 0) !== 0) return 'AveragePool with ceil_mode and count_include_pad runs in an onnxruntime kernel whose sums the periphery does not reproduce exactly';
+  }
   const pool: PoolStage = {
     op: node.opType as PoolStage['op'],
     kernel,
@@ -190,14 +242,27 @@ function poolStage(node: NodeProto, layer: AnalogLayer, inDims: readonly number[
 export interface PoolGeometry {
   outSpatial: number[];
   positions: number;
-  /** Per output position p, the flat input offsets of its window's real (not padding) elements: offsets[starts[p] … starts[p+1]). */
-  starts: Int32Array;
+  /** Every window's real (not padding) elements as flat input offsets, in the order onnxruntime adds them up. */
   offsets: Int32Array;
-  /** AveragePool: the divisor per output position (real elements, or with count_include_pad the padded ones too). */
+  /** Groups of window elements summed on their own first (MLAS' column sums): group g is offsets[groups[g] … groups[g+1]). */
+  groups: Int32Array;
+  /** Per output position p, its groups starts[p] … starts[p+1]; their sums are added up in that order. */
+  starts: Int32Array;
+  /** AveragePool: +0 where onnxruntime's sum also adds a zero (padding, or a sum that starts at 0), else −0: only −0 sums tell. */
+  terms: Float32Array;
+  /** AveragePool: the divisor per output position (real elements, or with count_include_pad the kernel's size). */
   divisors: Float32Array;
 }
 
-/** Windows of a pool over one channel plane of `inSpatial`, or why the kernels would not reproduce it. */
+/**
+ * Windows of a pool over one channel plane of `inSpatial`, or why the kernels would not reproduce it.
+ * Elements are ordered as onnxruntime-web's CPU kernel (MLAS' MlasPool) reduces them, so AveragePool's
+ * float32 sums are bit-identical: 2-D/3-D pools whose last stride is ≤ 2 and kernel dims ≤ 32 take
+ * MLAS' vector kernel, which first sums each input column over the window's rows (and planes; from
+ * 0 in 3-D), keeps those sums in a row buffer padded with zeros and then adds KW consecutive entries
+ * of it; other pools add the window row-major from 0. Either divides once by the count of real
+ * elements, or with count_include_pad by the kernel's size (even where ceil_mode runs past the pads).
+ */
 export function poolGeometry(pool: PoolStage, inSpatial: readonly number[]): PoolGeometry | string {
   const rank = inSpatial.length;
   const outSpatial = inSpatial.map((size, d) => {
@@ -206,36 +271,62 @@ export function poolGeometry(pool: PoolStage, inSpatial: readonly number[]): Poo
     return (pool.ceilMode ? Math.ceil(steps) : Math.floor(steps)) + 1;
   });
   if (outSpatial.some((o) => o < 1)) return `kernel [${pool.kernel.join(', ')}] does not fit input [${inSpatial.join(', ')}]`;
+  const last = rank - 1;
+  const average = pool.op === 'AveragePool';
+  if (average && pool.kernel.every((k, d) => k === inSpatial[d]) && pool.strides.every((s) => s === 1) && pool.pads.every((p) => p === 0)) {
+    return 'a pool over the whole plane: onnxruntime sums it in 4 SIMD lanes and then across them';
+  }
+  const vector = rank >= 2 && pool.strides[last]! <= 2 && pool.kernel.every((k) => k <= 32) && pool.pads[last]! + pool.pads[last + rank]! + inSpatial[last]! <= 2048 - 3;
   const positions = outSpatial.reduce((a, b) => a * b, 1);
   const taps = pool.kernel.reduce((a, b) => a * b, 1);
   const starts = new Int32Array(positions + 1);
+  const groups: number[] = [0];
   const offsets: number[] = [];
+  const terms = new Float32Array(positions);
   const divisors = new Float32Array(positions);
   const outIdx = new Array<number>(rank).fill(0);
   const tapIdx = new Array<number>(rank).fill(0);
+  // MLAS' vector kernel reads its row buffer up to 3 zeros past the right padding; beyond, memory it never wrote.
+  const bufferEnd = pool.pads[last]! + inSpatial[last]! + pool.pads[last + rank]! + 3;
   for (let p = 0; p < positions; p++) {
     unravel(p, outSpatial, outIdx);
-    let padded = 0;
-    for (let t = 0; t < taps; t++) {
+    const first = offsets.length;
+    const coords = (t: number): number[] | null => {
       unravel(t, pool.kernel, tapIdx);
-      let offset = 0;
-      let inside = true;
-      let inPadded = true;
-      for (let d = 0; d < rank; d++) {
-        const coord = outIdx[d]! * pool.strides[d]! - pool.pads[d]! + tapIdx[d]! * pool.dilations[d]!;
-        if (coord < 0 || coord >= inSpatial[d]!) inside = false;
-        if (coord < -pool.pads[d]! || coord >= inSpatial[d]! + pool.pads[d + rank]!) inPadded = false;
-        offset = offset * inSpatial[d]! + coord;
+      const c = outIdx.map((o, d) => o * pool.strides[d]! - pool.pads[d]! + tapIdx[d]! * pool.dilations[d]!);
+      return c.every((v, d) => v >= 0 && v < inSpatial[d]!) ? c : null;
+    };
+    const flat = (c: readonly number[]): number => c.reduce((a, v, d) => a * inSpatial[d]! + v, 0);
+    let zero: boolean;
+    if (vector && average) {
+      if (outIdx[last]! * pool.strides[last]! + pool.kernel[last]! > bufferEnd) return 'ceil_mode windows run past the row buffer onnxruntime fills';
+      // One group per window column, its rows (and planes) in order; columns left to right.
+      const kw = pool.kernel[last]!;
+      let padColumn = false;
+      for (let col = 0; col < kw; col++) {
+        for (let t = col; t < taps; t += kw) {
+          const c = coords(t);
+          if (c) offsets.push(flat(c));
+        }
+        if (offsets.length > groups[groups.length - 1]!) groups.push(offsets.length);
+        else padColumn = true;
       }
-      if (inside) offsets.push(offset);
-      if (inPadded) padded++;
+      zero = padColumn || rank > 2;
+    } else {
+      for (let t = 0; t < taps; t++) {
+        const c = coords(t);
+        if (c) offsets.push(flat(c));
+      }
+      if (offsets.length > first) groups.push(offsets.length);
+      zero = true;
     }
-    starts[p + 1] = offsets.length;
-    const real = starts[p + 1]! - starts[p]!;
+    starts[p + 1] = groups.length - 1;
+    const real = offsets.length - first;
     if (real === 0) return 'a window lies wholly in the padding';
-    divisors[p] = pool.countIncludePad ? padded : real;
+    terms[p] = zero ? 0 : -0;
+    divisors[p] = pool.countIncludePad ? taps : real;
   }
-  return { outSpatial, positions, starts, offsets: Int32Array.from(offsets), divisors };
+  return { outSpatial, positions, offsets: Int32Array.from(offsets), groups: Int32Array.from(groups), starts, terms, divisors };
 }
 
 function unravel(flat: number, dims: readonly number[], into: number[]): void {

@@ -36,29 +36,39 @@ describe('conv kernels (im2col gather, back to channel-major, pooling)', () => {
     expect(out[4]).toBeNaN();
   });
 
-  it('maxPool and averagePool reduce each window of every plane (float32 sum in window order, then one division)', () => {
+  it('maxPool takes the max of each window of every plane; averagePool sums its groups in order, adds the term, divides once', () => {
     const k = new ConvKernels();
-    const planes = 3, planeSize = 7, src = 0, starts = 256, offsets = 512, divisors = 768, dst = 1024;
+    const planes = 3, planeSize = 7, src = 0, starts = 256, groups = 384, offsets = 512, terms = 640, divisors = 768, dst = 1024;
     const x = Float32Array.from({ length: planes * planeSize }, (_, i) => Math.fround(Math.cos(i * 1.7) * 3));
-    // three windows per plane, of 2, 3 and 1 elements (element offsets; the kernels take bytes)
-    const windows = [[0, 1], [2, 4, 6], [5]];
+    x[3] = -0; // a window of only −0: the term decides the sign of its zero sum
+    // three windows per plane: two groups [0, 1] [2]; one group [2, 4, 6] then [5]; one group [3] (element offsets; the kernels take bytes)
+    const windows = [[[0, 1], [2]], [[2, 4, 6], [5]], [[3]]];
+    const term = Float32Array.from([0, -0, -0]);
     const div = Float32Array.from([2, 4, 1]);
     k.f32.set(x, src >> 2);
-    k.i32.set([0, 2, 5, 6], starts >> 2);
-    k.i32.set(windows.flat().map((o) => 4 * o), offsets >> 2);
+    k.i32.set([0, 2, 4, 5], starts >> 2);
+    k.i32.set([0, 2, 3, 6, 7, 8], groups >> 2);
+    k.i32.set(windows.flat(2).map((o) => 4 * o), offsets >> 2);
+    k.f32.set(term, terms >> 2);
     k.f32.set(div, divisors >> 2);
     const f = Math.fround;
     const expectMax: number[] = [], expectAvg: number[] = [];
     for (let p = 0; p < planes; p++) {
+      const at = (o: number): number => x[p * planeSize + o]!;
       windows.forEach((w, i) => {
-        expectMax.push(Math.max(...w.map((o) => x[p * planeSize + o]!)));
-        expectAvg.push(f(w.reduce((s, o) => f(s + x[p * planeSize + o]!), 0) / div[i]!));
+        expectMax.push(Math.max(...w.flat().map(at)));
+        // each group from its first element, then the groups from the first group's sum: ((a + b) + c) ≠ (a + (b + c)) in float32
+        const sums = w.map((g) => g.slice(1).reduce((s, o) => f(s + at(o)), at(g[0]!)));
+        expectAvg.push(f(f(sums.slice(1).reduce((s, v) => f(s + v), sums[0]!) + term[i]!) / div[i]!));
       });
     }
-    k.maxPool(src, planes, 4 * planeSize, 3, starts, offsets, dst);
+    k.i32.set([0, 3, 7, 8], (starts >> 2) + 8); // maxPool: windows' starts into the offsets
+    k.maxPool(src, planes, 4 * planeSize, 3, starts + 32, offsets, dst);
     expect(Array.from(k.f32.subarray(dst >> 2, (dst >> 2) + 9))).toEqual(expectMax);
-    k.averagePool(src, planes, 4 * planeSize, 3, starts, offsets, divisors, dst);
-    expect(Array.from(k.f32.subarray(dst >> 2, (dst >> 2) + 9))).toEqual(expectAvg);
+    k.averagePool(src, planes, 4 * planeSize, 3, starts, groups, offsets, terms, divisors, dst);
+    const avg = Array.from(k.f32.subarray(dst >> 2, (dst >> 2) + 9));
+    expect(avg).toEqual(expectAvg);
+    expect(Object.is(avg[2], -0)).toBe(true); // −0 alone with a −0 term stays −0 (a sum from +0 would give +0)
   });
 
   it('reserve grows the memory and renews the views, keeping the contents', () => {

@@ -73,12 +73,16 @@ async function watch(root: string, sensors: PowerSensor[], opts: PowerOptions): 
 
 const num = (x: number | undefined, digits: number): string => (x === undefined ? '-' : x.toFixed(digits));
 
+/** An energy counter has watts from its second reading on: n/a before that, not 0. */
+const watts = (r: PowerReading): string => (r.watts === undefined && r.joules !== undefined ? 'n/a' : num(r.watts, 3));
+const state = (r: PowerReading): string => r.status ?? (r.online === undefined ? '' : r.online ? 'online' : 'offline');
+
 function printRound(readings: { id: string; reading: PowerReading }[], header: boolean): void {
   const cols = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(12) : i === 1 ? c.padEnd(24) : c.padStart(10))).join(' ').trimEnd();
   if (header) console.log(cols(['time', 'sensor', 'W', 'J', '%', 'V', 'A', '°C', 'status']));
   for (const { id, reading: r } of readings) {
     const time = new Date(r.ts).toISOString().slice(11, 23);
     if (r.error) console.log(`${cols([time, id])} unavailable: ${r.error}`);
-    else console.log(cols([time, id, num(r.watts, 3), num(r.joules, 3), num(r.batteryPct, 1), num(r.volts, 3), num(r.amps, 3), num(r.celsius, 1), r.status ?? '']));
+    else console.log(cols([time, id, watts(r), num(r.joules, 3), num(r.batteryPct, 1), num(r.volts, 3), num(r.amps, 3), num(r.celsius, 1), state(r)]));
   }
 }

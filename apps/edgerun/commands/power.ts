@@ -17,7 +17,9 @@ export interface PowerOptions {
 export async function powerCommand(opts: PowerOptions, global: GlobalOptions): Promise<void> {
   const config = await loadConfig(global, opts.root ? { power: { root: opts.root } } : {});
   const root = config.power.root;
-  const sensors = await detectSensors(root);
+  // --watch's first round is the sensors' first reading: energy counters show n/a there, not the
+  // near-zero increment since a probe an instant earlier.
+  const sensors = await detectSensors(root, { probe: !opts.watch });
   if (opts.watch) return watch(root, select(sensors, opts.sensor), opts);
   list(root, sensors, opts.json);
 }

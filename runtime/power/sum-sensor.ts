@@ -8,7 +8,7 @@ import type { PowerReading, PowerSensor, SensorDescription } from './sensor.js';
 export class SumSensor implements PowerSensor {
   #error: string | undefined;
 
-  constructor(private readonly parts: readonly PowerSensor[]) {
+  constructor(readonly parts: readonly PowerSensor[]) {
     if (parts.length < 2) throw new Error(`a sum needs at least two sensors, got ${parts.length}`);
   }
 

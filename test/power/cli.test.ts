@@ -57,6 +57,10 @@ describe('edgerun power', () => {
     expect(out['jetson-nano-r32']!.primary).toBe('iio:ina3221x@6-0040');
     expect(out['jetson-tx2-r32']!.primary).toBe('iio:ina3221x@0-0041');
     expect(out['jetson-xavier-r32']!.primary).toBe('sum:iio:ina3221x@1-0040+iio:ina3221x@1-0041');
+    const xavier = await edgerun(['power', '--list', '--root', root('jetson-xavier-r32')]);
+    expect(xavier.stdout).toMatch(/\* iio:ina3221x@1-0040 +iio +ok +ina3221x: GPU, CPU, SOC \(reading sum of GPU \+ CPU \+ SOC\)/);
+    expect(xavier.stdout).toMatch(/\* iio:ina3221x@1-0041 +iio +ok/);
+    expect(xavier.stdout).toMatch(/device power is read from sum:iio:ina3221x@1-0040\+iio:ina3221x@1-0041/);
     expect(out['jetson-xavier-r32']!.sensors.find((s) => s.id === 'thermal:thermal_zone5')).toMatchObject({ available: false, error: expect.stringMatching(/offline/) });
     const laptop = out.laptop!;
     expect(laptop.primary).toBe('power_supply:BAT0');

@@ -1,6 +1,7 @@
 /** `edgerun power --list | --watch`: the board's power sensors and their live readings. */
 import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
 import type { PowerReading, PowerSensor } from '../../../runtime/power/sensor.js';
+import { SumSensor } from '../../../runtime/power/sum-sensor.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
 
@@ -34,9 +35,11 @@ function list(root: string, sensors: PowerSensor[], json = false): void {
     console.log(`no power sensors under ${root} (no class/power_supply battery, hwmon power monitor, RAPL zone or thermal zone)`);
     return;
   }
+  // A sum (two monitors, two sockets) marks each of its parts.
+  const counted = new Set<PowerSensor>(primary instanceof SumSensor ? primary.parts : primary ? [primary] : []);
   const rows = sensors.map((s) => {
     const d = s.describe();
-    return [`${s === primary ? '*' : ' '} ${d.id}`, d.kind, d.available ? 'ok' : 'unavailable', d.available ? d.detail : d.error ?? ''];
+    return [`${counted.has(s) ? '*' : ' '} ${d.id}`, d.kind, d.available ? 'ok' : 'unavailable', d.available ? d.detail : d.error ?? ''];
   });
   console.log(formatTable(['sensor', 'kind', 'state', 'detail'], rows));
   console.log(primary ? `\n* device power is read from ${primary.describe().id}` : '\nno available sensor measures the device\'s power');

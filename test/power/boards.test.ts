@@ -57,6 +57,14 @@ describe('Jetson under L4T r32: INA3221 through IIO (bus/i2c/drivers/ina3221x/*/
     expect(primarySensor(sensors)).toBe(chip);
   });
 
+  it('TX1: one chip on I2C bus 1, VDD_IN is the board', async () => {
+    const sensors = await detectSensors(sys('jetson-tx1-r32'));
+    expect(sensors.map((s) => s.describe().id)).toEqual(['iio:ina3221x@1-0040']);
+    const r = await primarySensor(sensors)!.read();
+    expect(r.watts).toBeCloseTo(4.446, 6);
+    expect(r.channels!.map((c) => c.label)).toEqual(['VDD_IN', 'VDD_GPU', 'VDD_CPU']);
+  });
+
   it('TX2: two chips; the one carrying VDD_IN stands for the board, not the first found', async () => {
     const sensors = await detectSensors(sys('jetson-tx2-r32'));
     expect(sensors.filter((s) => s.describe().kind === 'iio').map((s) => s.describe().id)).toEqual(['iio:ina3221x@0-0040', 'iio:ina3221x@0-0041']);

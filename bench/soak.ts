@@ -34,7 +34,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   console.log(`soak report: ${JSON.stringify(figures)}`);
   console.log([
     `results ${r.results}, received ${r.distinct} distinct, lost ${r.lost}, duplicates ${r.duplicates}; device exit ${r.deviceExit.code ?? r.deviceExit.signal}`,
-    `RSS MiB start ${r.rssMiB.start}, end ${r.rssMiB.end}, max ${r.rssMiB.max}; median first half ${r.rssMiB.firstHalfMedian}, second half ${r.rssMiB.secondHalfMedian} (ratio ${fmt(r.rssMiB.secondHalfMedian / r.rssMiB.firstHalfMedian)})`,
+    `RSS MiB start ${r.rssMiB.start}, end ${r.rssMiB.end}, max ${r.rssMiB.max}; median first half ${r.rssMiB.firstHalfMedian}, second half ${r.rssMiB.secondHalfMedian} (ratio ${fmt(r.rssMiB.secondHalfMedian / r.rssMiB.firstHalfMedian)}), trend ${r.rssMiB.slopePerHour} MiB/h`,
     `open fds start ${r.fds.start}, end ${r.fds.end}, max ${r.fds.max}; max first half ${r.fds.firstHalfMax}, second half ${r.fds.secondHalfMax}`,
     `outbox on disk max ${(r.outbox.maxBytes / 1024).toFixed(0)} KiB of ${(r.outbox.limitBytes / 1024).toFixed(0)} KiB allowed, ${(r.outbox.endBytes / 1024).toFixed(0)} KiB at the end`,
     `backends ${JSON.stringify(r.backends)}; ${r.faults.length} faults in ${r.seconds.toFixed(0)} s`,

@@ -45,7 +45,8 @@ export interface SoakReport {
   distinct: number;
   lost: number;
   duplicates: number;
-  rssMiB: { start: number; end: number; max: number; firstHalfMedian: number; secondHalfMedian: number };
+  /** slopePerHour: the least-squares trend of RSS over the run, MiB per hour. */
+  rssMiB: { start: number; end: number; max: number; firstHalfMedian: number; secondHalfMedian: number; slopePerHour: number };
   fds: { start: number; end: number; max: number; firstHalfMax: number; secondHalfMax: number };
   outbox: { limitBytes: number; maxBytes: number; endBytes: number };
   faults: { atSeconds: number; kind: FaultKind }[];
@@ -139,6 +140,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       rssMiB: {
         start: mib(samples[0]!.rssKiB), end: mib(samples.at(-1)!.rssKiB), max: mib(Math.max(...samples.map((s) => s.rssKiB))),
         firstHalfMedian: mib(median(first.map((s) => s.rssKiB))), secondHalfMedian: mib(median(second.map((s) => s.rssKiB))),
+        slopePerHour: mib(slope(samples.map((s) => [s.t, s.rssKiB])) * 3600),
       },
       fds: {
         start: samples[0]!.fds, end: samples.at(-1)!.fds, max: Math.max(...samples.map((s) => s.fds)),
@@ -211,4 +213,13 @@ async function sampleProcess(pid: number, outboxDir: string): Promise<Omit<Sampl
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)]! : 0;
+}
+
+/** Least-squares slope of y over x. */
+function slope(points: [number, number][]): number {
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  return sxx > 0 ? points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0) / sxx : 0;
 }

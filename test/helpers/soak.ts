@@ -119,10 +119,13 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       log(`soak: ${kind} at ${faults.at(-1)!.atSeconds.toFixed(0)} s (${numbers.size} results received)`);
       await inject(kind, broker, accel, outageMs);
     }
+    let timer: NodeJS.Timeout | undefined;
     const deviceExit = await Promise.race([
       device.exit,
-      sleep(o.durationMs + 180_000).then(() => { throw new Error(`the device did not finish ${total} results\n${device.log()}`); }),
-    ]);
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the device did not finish ${total} results\n${device.log()}`)), o.durationMs + 180_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     await until(`all ${total} result numbers at the listener`, () => numbers.size >= total, 120_000, () => `${numbers.size} of ${total}\n${device.log()}`);
     sampling = false;
     await sampler;

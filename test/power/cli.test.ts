@@ -64,6 +64,7 @@ describe('edgerun power', () => {
     expect(out['jetson-xavier-r32']!.sensors.find((s) => s.id === 'thermal:thermal_zone5')).toMatchObject({ available: false, error: expect.stringMatching(/offline/) });
     const laptop = out.laptop!;
     expect(laptop.primary).toBe('power_supply:BAT0');
+    expect(laptop.sensors.filter((s) => s.kind === 'hwmon')).toEqual([]); // BAT0's own hwmon entry is not a sensor
     expect(laptop.sensors.filter((s) => s.kind === 'supply').map((s) => `${s.id}: ${s.detail}`)).toEqual([
       'power_supply:AC: Mains offline',
       "power_supply:ucsi-source-psy-USBC000:001: USB PD online (a port: its figures are the negotiated contract, not this device's draw)",

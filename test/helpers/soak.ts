@@ -6,7 +6,7 @@
  * and the accelerator is SIGKILLed (then restarted) or SIGSTOPped (then continued), at evenly spaced
  * moments of the run. A listener with a persistent QoS 1 session holds every result number.
  *
- * Every `sampleMs`, from the first result received until the device exits, it samples the device
+ * Every `sampleMs`, from the first result received until the last, it samples the device
  * process: VmRSS from /proc/<pid>/status, open descriptors from /proc/<pid>/fd, and the bytes of its
  * outbox journal on disk. The report has the figures; the callers decide what is flat enough.
  */
@@ -101,8 +101,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const sampler = (async () => {
       while (sampling) {
         const s = await sampleProcess(pid, join(stateDir, 'outbox')).catch(() => undefined);
-        // From the first result on: before that the process is still starting (compiling, loading).
-        if (s && numbers.size > 0) samples.push({ t: (Date.now() - t0) / 1000, ...s, received: numbers.size });
+        // While streaming: before the first result the process is still starting (compiling,
+        // loading), after the last one it is shutting down.
+        if (s && numbers.size > 0 && numbers.size < total) samples.push({ t: (Date.now() - t0) / 1000, ...s, received: numbers.size });
         await sleep(sampleMs);
       }
     })();

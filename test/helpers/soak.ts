@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import mqtt from 'mqtt';
 import { decodeMessage } from '../../runtime/telemetry/envelope.js';
 import { DeviceProcess, tempSocketPath } from '../remote/device-process.js';
@@ -73,6 +73,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const broker = await Mosquitto.start({ persistence: true, config: [...(process.getuid?.() === 0 ? ['user root'] : []), 'autosave_interval 1'] });
     cleanup.push(() => broker.dispose());
     const accel = new DeviceProcess(tempSocketPath(), ['--profile', 'ideal', '--seed', '1']);
+    cleanup.push(() => Promise.resolve(rmSync(dirname(accel.socket), { recursive: true, force: true })));
     await accel.start();
     cleanup.push(() => accel.kill());
 

@@ -128,7 +128,7 @@ program.command('accel-emulator')
   .action(async (opts) => (await import('./commands/accel-emulator.js')).accelEmulatorCommand(opts));
 
 program.command('power')
-  .description('power sensors of this board (battery, hwmon INA219/INA3221, RAPL, thermal) and their live readings')
+  .description('power sensors of this board (battery, mains/USB supplies, hwmon INA219/INA3221, Jetson IIO INA3221, RAPL with sub-zones, thermal) and their live readings')
   .option('--list', 'list the sensors found and whether each works (the default)')
   .option('--watch', 'print readings every --interval ms until Ctrl-C (or --count rounds)')
   .option('--interval <ms>', 'time between readings', int(10), 1000)

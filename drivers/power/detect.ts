@@ -1,13 +1,16 @@
 /**
  * Finds the power sensors a board has under a sysfs root (default /sys; tests point it at fixture
- * trees): batteries and supplies, hwmon power monitors, RAPL zones and thermal zones. Each sensor is
- * read once, so the list says which are available and why the others are not. Never throws.
+ * trees): batteries and external supplies, hwmon power monitors, the IIO INA3221 of L4T r32
+ * Jetsons, RAPL zones and thermal zones. Each sensor is read once, so the list says which are
+ * available and why the others are not. Never throws.
  */
 import { join } from 'node:path';
 import type { Clock } from '../../runtime/power/clock.js';
 import type { PowerSensor } from '../../runtime/power/sensor.js';
-import { HwmonSensor, isPowerMonitor } from './hwmon.js';
-import { isPowerSupplyWorthReading, PowerSupplySensor } from './power-supply.js';
+import { SumSensor } from '../../runtime/power/sum-sensor.js';
+import { HwmonSensor, hwmonIdentity, hwmonRole } from './hwmon.js';
+import { findIioIna3221, IioIna3221Sensor } from './iio-ina3221.js';
+import { powerSupplySensor } from './power-supply.js';
 import { RaplSensor } from './rapl.js';
 import { listDirs } from './sysfs.js';
 import { ThermalZoneSensor } from './thermal-zone.js';
@@ -25,14 +28,18 @@ export async function detectSensors(root = '/sys', options: DetectOptions = {}):
   const sensors: PowerSensor[] = [];
   const supplies = join(root, 'class/power_supply');
   for (const name of await listDirs(supplies, /./)) {
-    if (await isPowerSupplyWorthReading(join(supplies, name))) sensors.push(new PowerSupplySensor(join(supplies, name), opts));
+    const sensor = await powerSupplySensor(join(supplies, name), opts);
+    if (sensor) sensors.push(sensor);
   }
+  // A battery's own hwmon entry repeats the battery, which is read above.
   const hwmon = join(root, 'class/hwmon');
   for (const name of await listDirs(hwmon, /^hwmon\d+$/)) {
-    if (await isPowerMonitor(join(hwmon, name))) sensors.push(new HwmonSensor(join(hwmon, name), opts));
+    const dir = join(hwmon, name);
+    if ((await hwmonRole(dir)) === 'power-monitor') sensors.push(new HwmonSensor(dir, { ...opts, id: await hwmonIdentity(dir) }));
   }
-  // Top-level zones only: intel-rapl:0:0 (core) is inside intel-rapl:0 (package), and
-  // intel-rapl-mmio:0 reports the same package again.
+  sensors.push(...(await findIioIna3221(root, opts)));
+  // Top-level zones only: sub-zones are read by their package's sensor, and intel-rapl-mmio:0
+  // reports the same package again.
   const powercap = join(root, 'class/powercap');
   for (const name of await listDirs(powercap, /^intel-rapl:\d+$/)) sensors.push(new RaplSensor(join(powercap, name), opts));
   if (options.thermal ?? true) {
@@ -43,15 +50,22 @@ export async function detectSensors(root = '/sys', options: DetectOptions = {}):
   return sensors;
 }
 
-const PREFERENCE = ['battery', 'hwmon', 'rapl'] as const;
-
-/** The sensor whose power best stands for the whole device: a battery, else a board power monitor, else RAPL. */
+/**
+ * The sensor whose power best stands for the whole device: a battery; else a board power monitor
+ * that reads the input rail, or the sum of the board's monitors; else RAPL psys, or the sum of the
+ * packages (each with its DRAM). External supplies (mains, USB-C) never: they do not measure the draw.
+ */
 export function primarySensor(sensors: readonly PowerSensor[]): PowerSensor | undefined {
-  for (const kind of PREFERENCE) {
-    const found = sensors.filter((s) => s.describe().kind === kind && s.describe().available);
-    // psys (the whole platform) before package-0 (the CPU package only).
-    if (kind === 'rapl') found.sort((a, b) => Number(/psys/.test(b.describe().detail)) - Number(/psys/.test(a.describe().detail)));
-    if (found[0]) return found[0];
-  }
-  return undefined;
+  const available = sensors.filter((s) => s.describe().available);
+  const battery = available.find((s) => s.describe().kind === 'battery');
+  if (battery) return battery;
+  const monitors = available.filter((s): s is HwmonSensor | IioIna3221Sensor => s instanceof HwmonSensor || s instanceof IioIna3221Sensor);
+  const board = monitors.find((m) => m.readsInputRail) ?? oneOrSum(monitors);
+  if (board) return board;
+  const rapl = available.filter((s) => s.describe().kind === 'rapl');
+  return rapl.find((s) => /^psys/.test(s.describe().detail)) ?? oneOrSum(rapl);
+}
+
+function oneOrSum(sensors: readonly PowerSensor[]): PowerSensor | undefined {
+  return sensors.length > 1 ? new SumSensor(sensors) : sensors[0];
 }

@@ -1,15 +1,19 @@
 /**
- * hwmon power monitors (class/hwmon/hwmonN/): INA219/INA226 (ina2xx driver: in0 shunt mV, in1 bus
- * mV, curr1 mA, power1 µW) on Raspberry Pi HATs, INA3221 on NVIDIA Jetson boards (in1-3 bus mV,
- * curr1-3 mA, in1-3_label rail names, in4-7 shunt µV, curr4 the sum). A channel's power is
- * power*_input where the driver computes it, else bus voltage × current. The reading's watts is one
- * chosen channel — by default the board input rail (VDD_IN, POM_5V_IN ...), never a sum of rails
- * that already contain one another.
+ * hwmon power monitors (class/hwmon/hwmonN/, Documentation/ABI/testing/sysfs-class-hwmon):
+ * INA219/INA226 (ina2xx driver: in0 shunt mV, in1 bus mV, curr1 mA, power1 µW) on Raspberry Pi
+ * HATs, INA3221 on NVIDIA Jetson boards under L4T r34+ / JetPack 5 (in1-3 bus mV, curr1-3 mA,
+ * in1-3_label rail names, in4-7 shunt µV, curr4 the sum). A channel's power is power*_input where
+ * the driver computes it, else bus voltage × current; runtime/power/rails.ts picks the figure that
+ * stands for the board. Rails labelled NC (not connected, Orin modules) are left out, as jtop does.
+ *
+ * hwmonN numbers follow probe order and can change across reboots, so a sensor's id is its chip
+ * name and the device it belongs to (the bus address for I2C chips): hwmon:ina3221@1-0040.
  */
-import { readdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import type { PowerChannel, PowerReading } from '../../runtime/power/sensor.js';
-import { readInteger, readOptional, readRequired, SysfsError } from './sysfs.js';
+import { readdir, realpath } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { chooseRail, railChannel, railReading, type IndexedChannel } from '../../runtime/power/rails.js';
+import type { PowerReading } from '../../runtime/power/sensor.js';
+import { readInteger, readOptional, readRequired, scaled, SysfsError } from './sysfs.js';
 import { SysfsSensor, type SysfsSensorOptions } from './sysfs-sensor.js';
 
 /** in* inputs that are shunt voltages, not bus voltages, per driver name: never multiplied by a current. */
@@ -18,18 +22,18 @@ const SHUNT_INPUTS: Record<string, readonly number[]> = {
   ina209: [0], ina219: [0], ina220: [0], ina226: [0], ina230: [0], ina231: [0], ina238: [0],
 };
 
-const BOARD_INPUT = /(^|_)(VDD_IN|VIN|IN|POM_5V_IN|VDD_5V_IN|SYS_IN)$/i;
-
 export interface HwmonOptions extends SysfsSensorOptions {
   /** The channel whose power is the reading's: its label (e.g. "VDD_IN") or index. */
   channel?: string | number;
+  /** The sensor's id (detectSensors gives the stable one from hwmonIdentity). */
+  id?: string;
 }
 
 export class HwmonSensor extends SysfsSensor {
-  #name = '';
+  #inputRail = false;
 
   constructor(dir: string, private readonly options: HwmonOptions = {}) {
-    super(`hwmon:${basename(dir)}`, 'hwmon', dir, options);
+    super(options.id ?? `hwmon:${basename(dir)}`, 'hwmon', dir, options);
   }
 
   protected async sample(): Promise<Omit<PowerReading, 'ts'>> {
@@ -43,7 +47,7 @@ export class HwmonSensor extends SysfsSensor {
     }
     if (!indices.size) throw new SysfsError(this.dir, `'${name}' has no power*_input or curr*_input: not a power monitor`);
     const shunts = SHUNT_INPUTS[name] ?? [];
-    const channels: (PowerChannel & { index: number })[] = [];
+    const channels: IndexedChannel[] = [];
     for (const i of [...indices].sort((a, b) => a - b)) {
       const f = (attr: string): string => join(this.dir, attr);
       const [powerUw, mv, ma, inLabel, currLabel, powerLabel] = await Promise.all([
@@ -54,42 +58,54 @@ export class HwmonSensor extends SysfsSensor {
       ]);
       // A disabled INA3221 channel answers ENODATA: no figures at all, so it is left out.
       if (powerUw === undefined && ma === undefined) continue;
-      const ch: PowerChannel & { index: number } = { index: i, label: inLabel ?? currLabel ?? powerLabel ?? (name === 'ina3221' && i === 4 ? 'sum of channels' : `${name}:${i}`) };
-      if (mv !== undefined) ch.volts = mv / 1000;
-      if (ma !== undefined) ch.amps = ma / 1000;
-      if (powerUw !== undefined) ch.watts = powerUw / 1e6;
-      else if (ch.volts !== undefined && ch.amps !== undefined) ch.watts = Math.abs(ch.volts * ch.amps);
-      channels.push(ch);
+      const label = inLabel ?? currLabel ?? powerLabel ?? (name === 'ina3221' && i === 4 ? 'sum of channels' : `${name}:${i}`);
+      if (label === 'NC') continue;
+      channels.push(railChannel(i, label, { watts: scaled(powerUw, 1e6), volts: scaled(mv, 1000), amps: scaled(ma, 1000) }));
     }
-    const primary = this.#primary(channels);
-    if (!primary) throw new SysfsError(this.dir, `'${name}': no channel with a power figure (power*_input, or in*_input with curr*_input)`);
-    this.#name = name;
-    this.detail = `${name}: ${channels.map((c) => c.label).join(', ')} (reading ${primary.label})`;
-    const r: Omit<PowerReading, 'ts'> = { watts: primary.watts!, channels: channels.map(({ index: _i, ...c }) => c) };
-    if (primary.volts !== undefined) r.volts = primary.volts;
-    if (primary.amps !== undefined) r.amps = primary.amps;
-    return r;
+    const rail = chooseRail(channels, this.options.channel);
+    if ('error' in rail) throw new SysfsError(this.dir, `'${name}': ${rail.error}${this.options.channel === undefined ? ' (power*_input, or in*_input with curr*_input)' : ''}`);
+    this.#inputRail = rail.inputRail;
+    const { reading, detail } = railReading(name, channels, rail);
+    this.detail = detail;
+    return reading;
   }
 
-  get chip(): string {
-    return this.#name;
-  }
-
-  #primary<C extends PowerChannel & { index: number }>(channels: C[]): C | undefined {
-    const withPower = channels.filter((c) => c.watts !== undefined);
-    const want = this.options.channel;
-    if (want !== undefined) {
-      const found = withPower.find((c) => (typeof want === 'number' ? c.index === want : c.label === want));
-      if (!found) throw new SysfsError(this.dir, `no channel ${JSON.stringify(want)} with a power figure; channels: ${withPower.map((c) => `${c.index} (${c.label})`).join(', ') || 'none'}`);
-      return found;
-    }
-    return withPower.find((c) => BOARD_INPUT.test(c.label)) ?? withPower[0];
+  /** The last reading was the board's input rail (the whole board's power), not a rail or a sum of rails. */
+  get readsInputRail(): boolean {
+    return this.#inputRail;
   }
 }
 
-/** hwmon devices that measure power or current (not the temperature-only ones). */
-export async function isPowerMonitor(dir: string): Promise<boolean> {
+export type HwmonRole = 'power-monitor' | 'battery' | 'other';
+
+/**
+ * What an hwmon entry is: a power monitor (power or current inputs), a battery's own hwmon view
+ * (power_supply registers one: its device is under power_supply/, and the battery is read there),
+ * or something else (temperatures, fans).
+ */
+export async function hwmonRole(dir: string): Promise<HwmonRole> {
+  const device = await deviceOf(dir);
+  if (device && basename(dirname(device)) === 'power_supply') return 'battery';
   const files = await readdir(dir).catch(() => [] as string[]);
-  return files.some((f) => /^(power|curr)\d+_input$/.test(f));
+  return files.some((f) => /^(power|curr)\d+_input$/.test(f)) ? 'power-monitor' : 'other';
 }
 
+/** The id that survives a reboot: hwmon:<chip>@<device> (I2C bus address, platform device name). */
+export async function hwmonIdentity(dir: string): Promise<string> {
+  const name = await readOptional(join(dir, 'name')).catch(() => undefined);
+  const device = await deviceOf(dir);
+  return name && device ? `hwmon:${name}@${basename(device)}` : `hwmon:${basename(dir)}`;
+}
+
+/** The device directory an hwmon entry belongs to: its `device` link, else the directory holding it. */
+async function deviceOf(dir: string): Promise<string | undefined> {
+  const linked = await realpath(join(dir, 'device')).catch(() => undefined);
+  if (linked) return linked;
+  const real = await realpath(dir).catch(() => undefined);
+  if (!real) return undefined;
+  // …/1-0040/hwmon/hwmon1 (the hwmon class directory of a device) or …/thermal_zone0/hwmon0;
+  // class/hwmon/hwmon1 itself when the class entry is not a link into devices/ (no device known).
+  const parent = dirname(real);
+  if (basename(parent) !== 'hwmon') return parent;
+  return basename(dirname(parent)) === 'class' ? undefined : dirname(parent);
+}

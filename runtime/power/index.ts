@@ -10,6 +10,8 @@ export { addBreakdown, EnergyModel, ZERO_BREAKDOWN, type ConverterBits, type Ene
 export { InferenceCostTable, type InferenceCosts } from './inference-costs.js';
 export { EnergyLedger, type EnergyEstimate, type EnergySnapshot } from './ledger.js';
 export { PowerMeter } from './power-meter.js';
+export { BOARD_INPUT_RAIL, chooseRail, railChannel, railReading, type IndexedChannel, type RailChoice } from './rails.js';
+export { SumSensor } from './sum-sensor.js';
 export { MeteredModel, type MeteredRun } from './metered-model.js';
 export { observedSummary } from './model-summary.js';
 export { GOVERNOR_ACTIONS, governorPolicySchema, mergePolicy, PolicyError, type ActionKind, type GovernorPolicy, type GovernorPolicyInput } from './policy.js';

@@ -28,18 +28,25 @@ export interface PowerReading {
   amps?: number;
   /** Supply status as the kernel spells it: Charging, Discharging, Full, Not charging, Unknown. */
   status?: string;
+  /** An external supply (mains adapter, USB-C port) is connected and delivering. */
+  online?: boolean;
   /** Die or board temperature, for a thermal limit. */
   celsius?: number;
-  /** Per-rail figures of multi-channel monitors (INA3221). */
+  /** Per-rail figures of multi-channel monitors (INA3221), per-domain figures of RAPL. */
   channels?: PowerChannel[];
   /** Why this reading has no values; set exactly when the sensor is unavailable. */
   error?: string;
 }
 
-export type SensorKind = 'battery' | 'hwmon' | 'rapl' | 'thermal' | 'simulated';
+/**
+ * battery: a battery or UPS (its power is the device's draw while it discharges); supply: an
+ * external supply (mains adapter, USB-C port), whose figures are not the device's draw; hwmon and
+ * iio: board power monitors (hwmon class, or the IIO interface of L4T r32's ina3221x driver).
+ */
+export type SensorKind = 'battery' | 'supply' | 'hwmon' | 'iio' | 'rapl' | 'thermal' | 'simulated';
 
 export interface SensorDescription {
-  /** Stable id, e.g. "power_supply:BAT0", "hwmon:ina3221@hwmon1", "rapl:package-0". */
+  /** Stable across reboots, e.g. "power_supply:BAT0", "hwmon:ina3221@1-0040", "rapl:intel-rapl:0". */
   id: string;
   kind: SensorKind;
   /** Where it reads from: a sysfs directory, or "simulation". */

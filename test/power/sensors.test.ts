@@ -136,13 +136,14 @@ describe('RAPL powercap', () => {
     const clock = new ManualClock(0);
     const s = new RaplSensor(join(root, 'class/powercap/intel-rapl:0'), { clock });
     const first = await s.read();
-    expect(first).toEqual({ ts: 0, joules: 0 });
+    expect(first).toMatchObject({ ts: 0, joules: 0 });
+    expect(first.watts).toBeUndefined();
     await writeFile(join(root, PKG, 'energy_uj'), `${27318046751 + 7_500_000}\n`);
     clock.advance(500);
     const second = await s.read();
     expect(second.joules).toBeCloseTo(7.5, 9);
     expect(second.watts).toBeCloseTo(15, 9);
-    expect(s.describe().detail).toBe('package-0 (wraps at 262143 J)');
+    expect(s.describe().detail).toBe('package-0 + dram (core, uncore inside the package) (wraps at 262143 J)');
   });
 
   it('wraps around at max_energy_range_uj', async () => {
@@ -187,21 +188,24 @@ describe('detectSensors', () => {
     return `${d.id} ${d.available ? 'ok' : 'unavailable'}`;
   });
 
-  it('laptop: the battery (not the AC adapter), top-level RAPL zones only, thermal zones; temperature-only hwmons skipped', async () => {
+  it('laptop: battery, AC adapter and USB-C port as supplies, top-level RAPL zones only, thermal zones; the battery\'s hwmon and temperature-only hwmons skipped', async () => {
     expect(await summary('laptop')).toEqual([
-      'power_supply:BAT0 ok', 'rapl:intel-rapl:0 ok', 'rapl:intel-rapl:1 ok', 'thermal:thermal_zone0 ok', 'thermal:thermal_zone1 ok',
+      'power_supply:AC ok', 'power_supply:BAT0 ok', 'power_supply:ucsi-source-psy-USBC000:001 ok',
+      'rapl:intel-rapl:0 ok', 'rapl:intel-rapl:1 ok', 'thermal:thermal_zone0 ok', 'thermal:thermal_zone1 ok',
     ]);
   });
 
   it('Jetson: the INA3221 (not the fan); Raspberry Pi: fuel gauge and INA219 (not cpu_thermal or rpi_volt)', async () => {
-    expect(await summary('jetson-orin-nano')).toEqual(['hwmon:hwmon1 ok', 'thermal:thermal_zone0 ok', 'thermal:thermal_zone1 ok']);
-    expect(await summary('rpi4-ina219')).toEqual(['power_supply:bq27441-0 ok', 'hwmon:hwmon2 ok', 'thermal:thermal_zone0 ok']);
+    expect(await summary('jetson-orin-nano')).toEqual([
+      'power_supply:ucsi-source-psy-1-00081 ok', 'hwmon:ina3221@1-0040 ok', 'thermal:thermal_zone0 ok', 'thermal:thermal_zone1 ok', 'thermal:thermal_zone2 unavailable',
+    ]);
+    expect(await summary('rpi4-ina219')).toEqual(['power_supply:bq27441-0 ok', 'hwmon:ina219@1-0040 ok', 'thermal:thermal_zone0 ok']);
   });
 
   it('a broken board: every sensor listed as unavailable with its reason; a dangling class entry is skipped', async () => {
     const sensors = await detectSensors(sys('broken'));
     expect(sensors.map((s) => s.describe().id)).toEqual([
-      'power_supply:BAT1', 'power_supply:BAT2', 'hwmon:hwmon0', 'hwmon:hwmon1', 'rapl:intel-rapl:0', 'rapl:intel-rapl:1', 'thermal:thermal_zone0',
+      'power_supply:BAT1', 'power_supply:BAT2', 'hwmon:ina219@1-0040', 'hwmon:hwmon1', 'rapl:intel-rapl:0', 'rapl:intel-rapl:1', 'thermal:thermal_zone0',
     ]);
     for (const s of sensors) expect(s.describe()).toMatchObject({ available: false, error: expect.stringContaining('/sys/') });
     expect(primarySensor(sensors)).toBeUndefined();
@@ -210,7 +214,7 @@ describe('detectSensors', () => {
   it('a root with nothing under it gives no sensors; the primary sensor prefers a battery, then a board monitor, then RAPL psys', async () => {
     expect(await detectSensors(join(FIXTURES, 'no-such-board'))).toEqual([]);
     expect(primarySensor(await detectSensors(sys('rpi4-ina219')))!.describe().id).toBe('power_supply:bq27441-0');
-    expect(primarySensor(await detectSensors(sys('jetson-orin-nano')))!.describe().id).toBe('hwmon:hwmon1');
+    expect(primarySensor(await detectSensors(sys('jetson-orin-nano')))!.describe().id).toBe('hwmon:ina3221@1-0040');
     const laptop = await detectSensors(sys('laptop'));
     expect(primarySensor(laptop.filter((s) => s.describe().kind !== 'battery'))!.describe().detail).toMatch(/^psys/);
   });

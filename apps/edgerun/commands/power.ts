@@ -1,6 +1,7 @@
 /** `edgerun power --list | --watch`: the board's power sensors and their live readings. */
 import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
 import type { PowerReading, PowerSensor } from '../../../runtime/power/sensor.js';
+import { SumSensor } from '../../../runtime/power/sum-sensor.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
 
@@ -17,7 +18,9 @@ export interface PowerOptions {
 export async function powerCommand(opts: PowerOptions, global: GlobalOptions): Promise<void> {
   const config = await loadConfig(global, opts.root ? { power: { root: opts.root } } : {});
   const root = config.power.root;
-  const sensors = await detectSensors(root);
+  // --watch's first round is the sensors' first reading: energy counters show n/a there, not the
+  // near-zero increment since a probe an instant earlier.
+  const sensors = await detectSensors(root, { probe: !opts.watch });
   if (opts.watch) return watch(root, select(sensors, opts.sensor), opts);
   list(root, sensors, opts.json);
 }
@@ -32,9 +35,11 @@ function list(root: string, sensors: PowerSensor[], json = false): void {
     console.log(`no power sensors under ${root} (no class/power_supply battery, hwmon power monitor, RAPL zone or thermal zone)`);
     return;
   }
+  // A sum (two monitors, two sockets) marks each of its parts.
+  const counted = new Set<PowerSensor>(primary instanceof SumSensor ? primary.parts : primary ? [primary] : []);
   const rows = sensors.map((s) => {
     const d = s.describe();
-    return [`${s === primary ? '*' : ' '} ${d.id}`, d.kind, d.available ? 'ok' : 'unavailable', d.available ? d.detail : d.error ?? ''];
+    return [`${counted.has(s) ? '*' : ' '} ${d.id}`, d.kind, d.available ? 'ok' : 'unavailable', d.available ? d.detail : d.error ?? ''];
   });
   console.log(formatTable(['sensor', 'kind', 'state', 'detail'], rows));
   console.log(primary ? `\n* device power is read from ${primary.describe().id}` : '\nno available sensor measures the device\'s power');
@@ -73,12 +78,16 @@ async function watch(root: string, sensors: PowerSensor[], opts: PowerOptions): 
 
 const num = (x: number | undefined, digits: number): string => (x === undefined ? '-' : x.toFixed(digits));
 
+/** An energy counter has watts from its second reading on: n/a before that, not 0. */
+const watts = (r: PowerReading): string => (r.watts === undefined && r.joules !== undefined ? 'n/a' : num(r.watts, 3));
+const state = (r: PowerReading): string => r.status ?? (r.online === undefined ? '' : r.online ? 'online' : 'offline');
+
 function printRound(readings: { id: string; reading: PowerReading }[], header: boolean): void {
   const cols = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(12) : i === 1 ? c.padEnd(24) : c.padStart(10))).join(' ').trimEnd();
   if (header) console.log(cols(['time', 'sensor', 'W', 'J', '%', 'V', 'A', '°C', 'status']));
   for (const { id, reading: r } of readings) {
     const time = new Date(r.ts).toISOString().slice(11, 23);
     if (r.error) console.log(`${cols([time, id])} unavailable: ${r.error}`);
-    else console.log(cols([time, id, num(r.watts, 3), num(r.joules, 3), num(r.batteryPct, 1), num(r.volts, 3), num(r.amps, 3), num(r.celsius, 1), r.status ?? '']));
+    else console.log(cols([time, id, watts(r), num(r.joules, 3), num(r.batteryPct, 1), num(r.volts, 3), num(r.amps, 3), num(r.celsius, 1), state(r)]));
   }
 }

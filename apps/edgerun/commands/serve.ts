@@ -85,8 +85,6 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   const source = await DatasetSource.open(o.data);
   const sensor = await deviceSensor(config);
   const canary = await guardCanary(config);
-  // State before the broker: a blocked state directory fails with nothing started.
-  const deviceStorage = new FsStorage(join(o.stateDir, 'device'));
   const reporting = await openReporting({
     config, stateDir: o.stateDir, outboxDir: o.outboxDir ?? join(o.stateDir, 'outbox'), url: o.url, protocolVersion: o.protocolVersion, log,
     birth: { models: [...loaded.keys()] },
@@ -97,6 +95,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   let commands: AttachedCommands | undefined;
   let agent: DeployAgent | undefined;
   try {
+    const deviceStorage = new FsStorage(join(o.stateDir, 'device'));
     // Deployed versions serve in place of the given models (apps/edgerun/device/deployment.ts).
     const deployment = await openDeployment({ config, stateDir: o.stateDir, publisher: reporter, log, onActive: (active) => reporter.setBirth({ modelVersions: active }) }, loaded);
     device = await Device.create({

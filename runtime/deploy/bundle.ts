@@ -105,12 +105,7 @@ export async function readBundle(bytes: Uint8Array, limits: BundleLimits): Promi
     if (!found.has(name)) throw new DeployError('malformed', `bundle has no ${name}`);
   }
   const manifestBytes = found.get(MANIFEST_ENTRY)!;
-  let manifest: Manifest;
-  try {
-    manifest = parseManifest(manifestBytes);
-  } catch (e) {
-    throw new DeployError('malformed', (e as Error).message);
-  }
+  const manifest = parseManifest(manifestBytes);
   return {
     manifestBytes, manifest, ...(found.has(SIGNATURE_ENTRY) ? { signature: found.get(SIGNATURE_ENTRY)! } : {}),
     parts: { [MODEL_PART]: found.get(MODEL_PART)!, [CANARY_INPUTS_PART]: found.get(CANARY_INPUTS_PART)!, [CANARY_EXPECTED_PART]: found.get(CANARY_EXPECTED_PART)! },

@@ -7,6 +7,8 @@
 import { createHash } from 'node:crypto';
 import semver from 'semver';
 import { z } from 'zod';
+import { DeployError } from './errors.js';
+import { JsonError, parseJson } from '../json.js';
 
 export const BUNDLE_FORMAT = 'edgerun-bundle/1';
 /** Parts every bundle holds besides manifest.json and manifest.sig. */
@@ -67,18 +69,19 @@ export function encodeManifest(m: ManifestInput): Uint8Array {
   return new TextEncoder().encode(`${JSON.stringify(manifestSchema.parse(m), null, 2)}\n`);
 }
 
-/** Parses manifest bytes; throws an Error naming the first bad field. */
+/** Parses manifest bytes; throws a DeployError ('malformed') naming the first bad field. */
 export function parseManifest(bytes: Uint8Array): Manifest {
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    // parseJson: hostile nesting and prototype keys are refused before anything recurses.
+    json = parseJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes), 'manifest.json');
   } catch (e) {
-    throw new Error(`manifest.json is not valid JSON (${(e as Error).message})`);
+    throw new DeployError('malformed', e instanceof JsonError ? e.message : `manifest.json is not UTF-8 text (${(e as Error).message})`);
   }
   const r = manifestSchema.safeParse(json);
   if (!r.success) {
     const i = r.error.issues[0]!;
-    throw new Error(`manifest.json: ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new DeployError('malformed', `manifest.json: ${i.path.join('.') || '(root)'}: ${i.message}`);
   }
   return r.data;
 }

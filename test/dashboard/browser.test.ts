@@ -218,14 +218,14 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     const cam = page.locator('.camera', { has: page.locator('h3', { hasText: 'front' }) });
     await cam.locator('.box').first().waitFor({ timeout: 90_000 });
     await until('a snapshot decoded, boxes in its pixels', async () => (await cam.locator('.frame img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0 || undefined, 60_000, camLog);
-    // Every box inside the frame (one evaluation: the view re-renders the boxes as detections come).
-    const outside = await cam.locator('.frame').evaluate((el) => {
+    // Every box inside the frame (one evaluation: the view re-renders the boxes as detections come,
+    // and a frame may have none).
+    const placed = await until('boxes on the frame', () => cam.locator('.frame').evaluate((el) => {
       const f = el.getBoundingClientRect();
       const boxes = [...el.querySelectorAll('.box')].map((b) => b.getBoundingClientRect());
-      return { boxes: boxes.length, outside: boxes.filter((r) => r.left < f.left - 1 || r.top < f.top - 1 || r.right > f.right + 1 || r.bottom > f.bottom + 1).length };
-    });
-    expect(outside.boxes).toBeGreaterThan(0);
-    expect(outside.outside).toBe(0);
+      return boxes.length ? { boxes: boxes.length, outside: boxes.filter((r) => r.left < f.left - 1 || r.top < f.top - 1 || r.right > f.right + 1 || r.bottom > f.bottom + 1).length } : undefined;
+    }), 60_000, camLog);
+    expect(placed?.outside).toBe(0);
     const seen = async () => Number((await page.locator(`[data-device="${FLEET}/${CAMERA}"] [data-field=objects]`).textContent())?.replace(/,/g, '') ?? 0);
     await page.goto(`${dashboardUrl}#/`);
     await until('objects counted on the fleet view', async () => (await seen()) >= 1 || undefined, 60_000, camLog);
@@ -282,7 +282,7 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     // three telemetry periods (at least 5 s). The reload above emptied the page's telemetry history:
     // first the page must have heard the period again (60 s of silence until then). Then SIGKILL:
     // the broker publishes its will and the page turns it offline (keep-alive 30 s).
-    const silentAfter = async () => Number(await card.getAttribute('data-silent-after-ms'));
+    const silentAfter = async () => Number(await card.getAttribute('data-silent-after-ms') ?? NaN);  // NaN before the card's first render
     await until('the telemetry period known to the page', async () => (await silentAfter()) < 60_000 || undefined, 60_000, ctx);
     device!.kill('SIGSTOP');
     await card.locator('.badge.warn', { hasText: 'silent' }).waitFor({ timeout: 30_000 });

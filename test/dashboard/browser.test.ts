@@ -1,12 +1,15 @@
 /**
  * The dashboard in a real Chromium (Debian's, driven by playwright-core) against a real device:
- * `edgerun serve` as a process on the embedded broker, its analog accelerator a real
+ * `edgerun serve` as a process on the embedded broker and on Mosquitto (the page over each one's
+ * WebSocket listener), its analog accelerator a real
  * `edgerun accel-emulator` process, and `edgerun dashboard` as a process serving the page. The
  * page must load without console errors, show the device online with its result counter rising,
  * show a killed accelerator as a fallback (backend change and event), keep commands disabled
- * without a key, sign a command with a loaded key that the device executes, show tracked
- * detections published in Frigate's shape, open a JSON report, turn the device offline when it is SIGKILLed, and work
- * on a phone-sized screen. Screenshots go to test/dashboard/artifacts/ (gitignored).
+ * without a key, sign a command with a loaded key that the device executes, show a real
+ * `edgerun detect` camera (synthetic scene: boxes over its decoded snapshot, tracks new, updated and
+ * ended, counters rising), open a JSON report, call a SIGSTOPped device silent and turn it offline
+ * when it is SIGKILLed, and work on a phone-sized screen. Screenshots go to
+ * test/dashboard/artifacts/ (gitignored; the Mosquitto run's in artifacts/mosquitto/).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,34 +17,53 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
-import jpeg from 'jpeg-js';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../drivers/mqtt/embedded-broker.js';
+import { startEmbeddedBroker } from '../../drivers/mqtt/embedded-broker.js';
 import { FsStorage } from '../../drivers/storage/fs-storage.js';
-import { decodeMessage, encodeMessage, type Message } from '../../runtime/telemetry/envelope.js';
+import { decodeMessage, type Message } from '../../runtime/telemetry/envelope.js';
 import { encodeKeyFile, generateKeyPair, TrustStore } from '../../runtime/telemetry/keys.js';
 import { repoRoot } from '../helpers/cli.js';
 import { until } from '../helpers/until.js';
+import { Mosquitto, mosquittoBinary } from '../helpers/mosquitto.js';
 import { DeviceProcess, tempSocketPath } from '../remote/device-process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(repoRoot, 'test/dashboard/artifacts');
+const ARTIFACTS_ROOT = join(repoRoot, 'test/dashboard/artifacts');
 const FLEET = 'test';
 const DEVICE = 'dash-1';
+const CAMERA = 'cam-7';
 const ROOT = `edgerun/${FLEET}/${DEVICE}`;
 
 type Body = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-describe('dashboard in Chromium', () => {
-  let broker: EmbeddedBroker;
+/** A broker with a TCP and a WebSocket listener, both on 127.0.0.1. */
+interface Broker { url: string; wsUrl: string; close(): Promise<void> }
+const BROKERS: [string, () => Promise<Broker>][] = [
+  ['the embedded broker', async () => {
+    const b = await startEmbeddedBroker({ port: 0, wsPort: 0 });
+    return { url: b.url, wsUrl: b.wsUrl!, close: () => b.close() };
+  }],
+  ['Mosquitto', async () => {
+    const m = await Mosquitto.start({ websockets: true, persistence: false });
+    return { url: m.url, wsUrl: m.wsUrl!, close: () => m.dispose() };
+  }],
+];
+if (!mosquittoBinary && process.env.CI) throw new Error('mosquitto not found but CI is set: .ci/run must install it');
+
+describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary))('dashboard in Chromium on %s', (brokerName, startBroker) => {
+  let broker: Broker;
   let dir: string;
   let accel: DeviceProcess;
   let device: ChildProcess | undefined;
   let dashboard: ChildProcess | undefined;
+  let camera: ChildProcess | undefined;
+  let camOut = '';
   let dashboardUrl = '';
   let browser: BrowserContext | undefined;
   let watcher: mqtt.MqttClient;
   let log = '';
+  // Screenshots of the first broker's run at the top, the others' in a directory of their own.
+  const ARTIFACTS = brokerName === BROKERS[0]![0] ? ARTIFACTS_ROOT : join(ARTIFACTS_ROOT, brokerName.toLowerCase());
   const got: { topic: string; m: Message<Body> }[] = [];
   const operator = generateKeyPair();
   const consoleErrors: string[] = [];
@@ -57,7 +79,7 @@ describe('dashboard in Chromium', () => {
     await keys.close();
     writeFileSync(join(dir, 'operator.key'), encodeKeyFile(operator, 'operator'));
 
-    broker = await startEmbeddedBroker({ port: 0, wsPort: 0 });
+    broker = await startBroker();
     watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: 'dashboard-test-watch', reconnectPeriod: 0 });
     watcher.on('message', (topic, payload) => { if (!topic.includes('/snapshot/')) got.push({ topic, m: decodeMessage<Body>(payload).message }); });
     await watcher.subscribeAsync(`${ROOT}/#`, { qos: 1 });
@@ -77,7 +99,7 @@ describe('dashboard in Chromium', () => {
     device.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
     device.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
 
-    dashboard = spawn(process.execPath, ['bin/edgerun.js', 'dashboard', '--port', '0', '--broker-ws', broker.wsUrl!], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    dashboard = spawn(process.execPath, ['bin/edgerun.js', 'dashboard', '--port', '0', '--broker-ws', broker.wsUrl], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     dashboard.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
     dashboard.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
@@ -93,6 +115,7 @@ describe('dashboard in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     device?.kill('SIGKILL');
+    camera?.kill('SIGKILL');
     dashboard?.kill('SIGKILL');
     await accel?.kill();
     await watcher?.endAsync(true);
@@ -175,21 +198,44 @@ describe('dashboard in Chromium', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'device-phone.png'), fullPage: true });
     await page.setViewportSize({ width: 1366, height: 900 });
 
-    // Detections in the documented shapes, published by a camera of our own.
-    const cam = `edgerun/${FLEET}/cam-7`;
-    const pub = (kind: string, seq: number, body: unknown) => watcher.publishAsync(`${cam}/${kind}`, Buffer.from(encodeMessage({ device: 'cam-7', seq, ts: Date.now(), kind, body })), { qos: 1 });
-    const pixels = Buffer.alloc(96 * 96 * 4, 60);
-    await watcher.publishAsync(`${cam}/snapshot/Sneaker`, Buffer.from(jpeg.encode({ data: pixels, width: 96, height: 96 }, 80).data), { qos: 1 });
-    const track = { id: '1701-abc', label: 'Sneaker', camera: 'front', score: 0.91, top_score: 0.93, box: [10, 20, 50, 60], start_time: Date.now() / 1000 };
-    await pub('events', 1, { type: 'new', before: track, after: track });
-    await pub('detections', 2, { camera: 'front', width: 96, height: 96, detections: [{ label: 'Sneaker', score: 0.91, box: [10, 20, 50, 60] }] });
+    // Detections from a real camera: `edgerun detect` on the synthetic scene, its own process and
+    // device (cam-7), publishing what it publishes (Frigate-shape events, per-frame detections,
+    // snapshot/<label> JPEGs, count/<label>). The page shows the camera, boxes drawn over the
+    // decoded snapshot in its pixels, tracks new, updated and ended, counters rising.
+    const camLog = () => `--- camera log ---\n${camOut.slice(-4000)}`;
+    camera = spawn(process.execPath, ['bin/edgerun.js', 'detect', '--source', 'synthetic', '--camera', 'front', '--fps', '5', '--detections-interval', '400',
+      '--url', broker.url, '--state-dir', join(dir, 'cam-state')], {
+      cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env, EDGERUN_DEVICE__ID: CAMERA, EDGERUN_DEVICE__FLEET: FLEET, EDGERUN_MQTT__PROTOCOL_VERSION: '4',
+        EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '1000', EDGERUN_SECURITY__KEY_DIR: join(dir, 'cam-keys'),
+        EDGERUN_PLACEMENT__DEFAULT: 'digital', EDGERUN_POWER__SENSOR: 'none',
+      },
+    });
+    camera.stdout!.on('data', (b: Buffer) => { camOut += b.toString(); });
+    camera.stderr!.on('data', (b: Buffer) => { camOut += b.toString(); });
     await page.goto(`${dashboardUrl}#/detections`);
-    await page.locator('.camera .box').first().waitFor({ timeout: 30_000 });
-    await page.locator('.camera .tracks li', { hasText: 'Sneaker' }).waitFor({ timeout: 30_000 });
-    await until('the snapshot decoded', async () => (await page.locator('.camera .frame img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) === 96 || undefined, 10_000);
-    await pub('events', 3, { type: 'end', before: track, after: { ...track, end_time: Date.now() / 1000 } });
-    await page.locator('.camera .tracks li.ended').waitFor({ timeout: 30_000 });
+    const cam = page.locator('.camera', { has: page.locator('h3', { hasText: 'front' }) });
+    await cam.locator('.box').first().waitFor({ timeout: 90_000 });
+    await until('a snapshot decoded, boxes in its pixels', async () => (await cam.locator('.frame img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0 || undefined, 60_000, camLog);
+    // Every box inside the frame (one evaluation: the view re-renders the boxes as detections come,
+    // and a frame may have none).
+    const placed = await until('boxes on the frame', () => cam.locator('.frame').evaluate((el) => {
+      const f = el.getBoundingClientRect();
+      const boxes = [...el.querySelectorAll('.box')].map((b) => b.getBoundingClientRect());
+      return boxes.length ? { boxes: boxes.length, outside: boxes.filter((r) => r.left < f.left - 1 || r.top < f.top - 1 || r.right > f.right + 1 || r.bottom > f.bottom + 1).length } : undefined;
+    }), 60_000, camLog);
+    expect(placed?.outside).toBe(0);
+    const seen = async () => Number((await page.locator(`[data-device="${FLEET}/${CAMERA}"] [data-field=objects]`).textContent())?.replace(/,/g, '') ?? 0);
+    await page.goto(`${dashboardUrl}#/`);
+    await until('objects counted on the fleet view', async () => (await seen()) >= 1 || undefined, 60_000, camLog);
+    const firstSeen = await seen();
+    await until('the object counter rising', async () => (await seen()) > firstSeen || undefined, 90_000, camLog);
+    await page.goto(`${dashboardUrl}#/detections`);
+    await cam.locator('.tracks li.ended').first().waitFor({ timeout: 90_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'detections.png') });
+    await page.goto(`${dashboardUrl}#/events`);
+    for (const type of ['new', 'update', 'end']) await page.locator(`#ev-list .ev[data-type=${type}]`, { hasText: ' on front' }).first().waitFor({ timeout: 60_000 });
 
     // The event log filters by type and device.
     await page.goto(`${dashboardUrl}#/events`);
@@ -200,10 +246,10 @@ describe('dashboard in Chromium', () => {
       return types.length > 0 && types.every((t) => t.startsWith('command-')) || undefined;
     }, 10_000);
     await page.locator('select[name=group]').selectOption('');
-    await page.locator('select[name=device]').selectOption(`${FLEET}/cam-7`);
-    await until('only cam-7 listed', async () => {
+    await page.locator('select[name=device]').selectOption(`${FLEET}/${CAMERA}`);
+    await until('only the camera listed', async () => {
       const devs = await page.locator('#ev-list .ev .dev').allTextContents();
-      return devs.length > 0 && devs.every((d) => d === 'cam-7') || undefined;
+      return devs.length > 0 && devs.every((d) => d === CAMERA) || undefined;
     }, 10_000);
 
     // A fleet benchmark's JSON report opened from a file: its figures and its per-device table; a
@@ -232,8 +278,12 @@ describe('dashboard in Chromium', () => {
     }
     expect(focused).toEqual(expect.arrayContaining(['A Fleet', 'A Events', 'A Detections', 'A Report', 'BUTTON Load signing key…']));
 
-    // SIGSTOP: the connection stays open, nothing arrives: the page calls the device silent. Then
-    // SIGKILL: the broker publishes its will and the page turns it offline (keep-alive 30 s).
+    // SIGSTOP: the connection stays open, nothing arrives: the page calls the device silent after
+    // three telemetry periods (at least 5 s). The reload above emptied the page's telemetry history:
+    // first the page must have heard the period again (60 s of silence until then). Then SIGKILL:
+    // the broker publishes its will and the page turns it offline (keep-alive 30 s).
+    const silentAfter = async () => Number(await card.getAttribute('data-silent-after-ms') ?? NaN);  // NaN before the card's first render
+    await until('the telemetry period known to the page', async () => (await silentAfter()) < 60_000 || undefined, 60_000, ctx);
     device!.kill('SIGSTOP');
     await card.locator('.badge.warn', { hasText: 'silent' }).waitFor({ timeout: 30_000 });
     device!.kill('SIGKILL');

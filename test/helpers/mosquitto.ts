@@ -3,6 +3,7 @@
  *
  *   const broker = await Mosquitto.start();          // free 127.0.0.1 port, generated config, temp dir
  *   broker.url                                       // 'mqtt://127.0.0.1:<port>' ('mqtts://…' with tls)
+ *   await Mosquitto.start({ websockets: true })      // also MQTT over WebSocket: broker.wsUrl 'ws://127.0.0.1:<port>'
  *   await Mosquitto.start({ tls: { ca, cert, key, requireCertificate: true }, allowAnonymous: false,
  *     config: ['password_file …', 'acl_file …'] })   // a secured broker (test/helpers/pki.ts makes the files)
  *   await broker.stop();                             // SIGTERM (persists its DB when persistence is on)
@@ -72,6 +73,8 @@ export interface MosquittoOptions {
   tls?: { ca: string; cert: string; key: string; requireCertificate?: boolean };
   /** Let clients in without credentials (default true). */
   allowAnonymous?: boolean;
+  /** A second listener, MQTT over WebSocket (plain ws://), on its own free port. */
+  websockets?: boolean;
 }
 
 export class Mosquitto {
@@ -79,9 +82,11 @@ export class Mosquitto {
   #exit: Promise<void> = Promise.resolve();
   #log = '';
 
-  private constructor(readonly port: number, readonly dir: string, private readonly opts: MosquittoOptions) {}
+  private constructor(readonly port: number, readonly wsPort: number | undefined, readonly dir: string, private readonly opts: MosquittoOptions) {}
 
   get url(): string { return `${this.opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${this.port}`; }
+  /** The WebSocket listener's URL (with `websockets: true`). */
+  get wsUrl(): string | undefined { return this.wsPort === undefined ? undefined : `ws://127.0.0.1:${this.wsPort}`; }
   /** The broker's log so far (for failure messages). */
   get log(): string { return this.#log; }
   get running(): boolean { return this.#proc !== undefined; }
@@ -89,7 +94,10 @@ export class Mosquitto {
   static async start(opts: MosquittoOptions = {}): Promise<Mosquitto> {
     if (!mosquittoBinary) throw new Error('mosquitto binary not found (apt-get install mosquitto, or set $MOSQUITTO)');
     const dir = mkdtempSync(join(tmpdir(), 'edgerun-mosquitto-'));
-    const m = new Mosquitto(await freePort(), dir, opts);
+    const port = await freePort();
+    let wsPort: number | undefined;
+    while (opts.websockets && (wsPort === undefined || wsPort === port)) wsPort = await freePort();
+    const m = new Mosquitto(port, wsPort, dir, opts);
     await m.#spawn();
     return m;
   }
@@ -104,6 +112,10 @@ export class Mosquitto {
         `require_certificate ${this.opts.tls.requireCertificate ?? false}`,
       ] : []),
       `allow_anonymous ${this.opts.allowAnonymous ?? true}`,
+      // Mosquitto 2.0.11's websockets listener (libwebsockets) ignores the bind address and listens
+      // on every interface (one dual-stack IPv6 socket, `ss -ltn` shows *:port) unless it is told
+      // ipv4 only: then it binds 127.0.0.1.
+      ...(this.wsPort === undefined ? [] : [`listener ${this.wsPort} 127.0.0.1`, 'protocol websockets', 'socket_domain ipv4']),
       // Run as root, mosquitto drops to user "mosquitto", who cannot read or write this 0700 temp dir
       // (persistence, certificates); as another user the option has no effect. A caller's own `user` wins.
       ...((this.opts.config ?? []).some((l) => /^\s*user\s/.test(l)) ? [] : [`user ${userInfo().username}`]),
@@ -132,6 +144,7 @@ export class Mosquitto {
     this.#proc = proc;
     try {
       await waitForPort(this.port, 10_000, () => exited);
+      if (this.wsPort !== undefined) await waitForPort(this.wsPort, 10_000, () => exited);
     } catch (e) {
       proc.kill('SIGKILL');
       throw e;

@@ -35,9 +35,15 @@ const SNAPSHOT = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/(
 client.on('message', (topic, payload, packet) => {
   const snap = SNAPSHOT.exec(topic);
   if (snap) {
-    const url = URL.createObjectURL(new Blob([payload], { type: 'image/jpeg' }));
-    const old = state.snapshot(snap[1], snap[2], snap[3], url);
-    if (old) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
+    // Decoded first: its size places the boxes (they are in frame pixels, and `events` and
+    // `detections` carry no frame size); a payload that is not an image is left out.
+    const blob = new Blob([payload], { type: 'image/jpeg' });
+    createImageBitmap(blob).then((bitmap) => {
+      const size = { width: bitmap.width, height: bitmap.height };
+      bitmap.close();
+      const old = state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
+      if (old) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
+    }, () => undefined);
     return;
   }
   const o = listener.accept(topic, payload, { retained: packet.retain });

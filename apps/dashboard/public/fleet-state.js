@@ -125,11 +125,12 @@ export class FleetState {
     d.detections.set(camera, { ts: m.ts, width: size(body.width), height: size(body.height), objects: list });
   }
 
-  /** A JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes what is returned. */
-  snapshot(fleet, id, label, url) {
+  /** A decoded JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes what is returned. */
+  snapshot(fleet, id, label, url, { width, height }) {
     const d = this.device(fleet, id);
     const old = d.snapshots.get(label);
-    d.snapshots.set(label, { url, ts: Date.now() });
+    d.snapshots.delete(label);  // re-inserted: the newest snapshot is the map's last
+    d.snapshots.set(label, { url, width, height, ts: Date.now() });
     this.changed = true;
     return old?.url;
   }
@@ -164,15 +165,23 @@ export class FleetState {
 }
 
 /**
- * Online by its status, yet nothing heard for three telemetry periods (at least 5 s; 60 s before
- * the period is known): a hung process whose connection the broker has not yet given up on (it
- * waits 1.5 keep-alive periods before publishing the will), or a half-open link.
+ * How long an online device may stay quiet before the page calls it silent: three telemetry
+ * periods (the median gap of the last ten), at least 5 s; 60 s while the period is not known yet
+ * (fewer than two telemetry messages heard since the page loaded).
+ */
+export function silentAfterMs(d) {
+  const gaps = d.history.ts.slice(-11).map((t, i, a) => (i ? (t - a[i - 1]) * 1000 : NaN)).slice(1).sort((x, y) => x - y);
+  return gaps.length ? Math.max(5_000, 3 * gaps[gaps.length >> 1]) : 60_000;
+}
+
+/**
+ * Online by its status, yet nothing heard for silentAfterMs: a hung process whose connection the
+ * broker has not yet given up on (it waits 1.5 keep-alive periods before publishing the will), or a
+ * half-open link.
  */
 export function silent(d, now = Date.now()) {
   if (d.online !== true || d.heardAt === undefined) return false;
-  const gaps = d.history.ts.slice(-11).map((t, i, a) => (i ? (t - a[i - 1]) * 1000 : NaN)).slice(1).sort((x, y) => x - y);
-  const period = gaps.length ? gaps[gaps.length >> 1] : undefined;
-  return now - d.heardAt > (period === undefined ? 60_000 : Math.max(5_000, 3 * period));
+  return now - d.heardAt > silentAfterMs(d);
 }
 
 const newHistory = () => ({ ts: [], throughput: [], measuredW: [], modelledW: [], streams: {} });

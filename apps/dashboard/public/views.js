@@ -2,7 +2,7 @@
 // refreshes only its data regions on update().
 import { COLORS, sparkline } from './charts.js';
 import { ago, clock, duration, esc, fixed, int, ms, pct, si } from './format.js';
-import { silent } from './fleet-state.js';
+import { silent, silentAfterMs } from './fleet-state.js';
 
 const badge = (cls, text) => `<span class="badge ${esc(cls)}">${esc(text)}</span>`;
 const onlineBadge = (d) => (silent(d) ? badge('warn', `silent ${duration((Date.now() - d.heardAt) / 1000)}`)
@@ -62,6 +62,7 @@ export function fleetView(app) {
           charts.set(d.key, sparkline(card.querySelector('.spark'), { series: [{ label: 'inf/s', color: COLORS[0] }], height: 44, axes: false }));
         }
         card.classList.toggle('is-offline', d.online === false);
+        card.dataset.silentAfterMs = String(silentAfterMs(d));  // how soon silence shows; 60 s until the period is known
         const t = d.telemetry ?? {};
         const p99 = Math.max(...Object.values(t.streams ?? {}).map((s) => s.serviceMs?.p99Ms ?? 0), 0);
         card.querySelector('.card-head').innerHTML = `<span class="name">${esc(d.id)}</span><span class="fleetname">${esc(d.fleet)}</span>${onlineBadge(d)}`;
@@ -69,7 +70,7 @@ export function fleetView(app) {
           <div class="models">${modelRows(d).map((m) => `<span class="model">${esc(m.id)} ${m.backend === 'unknown' ? '' : badge(m.backend, m.backend)}${m.guard !== 'off' && m.guard !== 'ok' ? badge('warn', `guard ${m.guard}`) : ''}</span>`).join('')}</div>
           <dl class="mini">
             <div><dt>results</dt><dd data-field="results">${int(d.results)}</dd></div>
-            ${d.tracks.size ? `<div><dt>objects</dt><dd>${int(Object.values(d.labelCounts).reduce((a, n) => a + n, 0))}</dd></div>` : ''}
+            ${d.tracks.size ? `<div><dt>objects</dt><dd data-field="objects">${int(Object.values(d.labelCounts).reduce((a, n) => a + n, 0))}</dd></div>` : ''}
             <div><dt>inf/s</dt><dd>${fixed(resultsPerSecond(d), 1)}</dd></div>
             <div><dt>p99</dt><dd>${p99 ? `${ms(p99)} ms` : '–'}</dd></div>
             <div><dt>power</dt><dd>${si(t.power?.measuredW ?? t.power?.modelledW, 'W')}</dd></div>
@@ -310,7 +311,7 @@ function detectionPanel(d) {
     const active = tracks.filter((t) => !t.ended);
     const snap = [...d.snapshots.values()].at(-1);
     const objects = frame?.objects ?? active;
-    const w = frame?.width ?? 1, h = frame?.height ?? 1;
+    const w = frame?.width ?? snap?.width ?? 1, h = frame?.height ?? snap?.height ?? 1;  // boxes in pixels of this size, or normalised
     const boxes = objects.filter((o) => Array.isArray(o.box) && o.box.length === 4 && o.box.every(Number.isFinite)).map((o, i) => {
       const [x1, y1, x2, y2] = o.box;
       const norm = Math.max(x1, y1, x2, y2) <= 1;

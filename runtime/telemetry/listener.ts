@@ -21,7 +21,8 @@
  *   a stream dropped for either comes back as new (a duplicate shown, never a message lost).
  * - Gaps: per stream, the seqs between the lowest and the highest seen that have not (yet) arrived,
  *   summed per device. The device's seq counter is shared by every kind, so a listener of some
- *   kinds sees the others' seqs as gaps; a device crash may skip a few seqs (its lease) too.
+ *   kinds sees the others' seqs as gaps; a device crash may skip a few seqs (its lease) too. The
+ *   seq a birth sets aside for its will (`willSeq`) is no gap: it is sent only if the device dies.
  */
 import { EnvelopeError, decodeMessage, type Message, type SignatureVerifier } from './envelope.js';
 import { fingerprint } from './keys.js';
@@ -93,6 +94,10 @@ export interface ListenerOptions {
 class SeqTracker {
   #floor: number;
   readonly #seen = new Set<number>();
+  /** Seqs set aside for a will (announced by the birth) that have not arrived: not gaps. */
+  readonly #reserved = new Set<number>();
+  /** Reserved seqs the floor passed without their arriving. */
+  #reservedPassed = 0;
   received = 0;
   unique = 0;
   duplicates = 0;
@@ -113,12 +118,14 @@ class SeqTracker {
       return false;
     }
     this.#seen.add(seq);
+    this.#reserved.delete(seq);
     this.unique++;
     if (seq < this.lowest) this.lowest = seq;
     if (seq > this.highest) this.highest = seq;
     const floor = this.highest - this.window;
     if (floor > this.#floor) {
       for (const s of this.#seen) if (s <= floor) this.#seen.delete(s);
+      for (const r of this.#reserved) if (r <= floor) { this.#reserved.delete(r); if (r >= this.lowest) this.#reservedPassed++; }
       this.#floor = floor;
     }
     while (this.#seen.delete(this.#floor + 1)) this.#floor++;
@@ -130,8 +137,15 @@ class SeqTracker {
     return this.#seen.size;
   }
 
+  /** A seq the device set aside and may never send (its will's). */
+  reserve(seq: number): void {
+    if (seq > this.#floor && !this.#seen.has(seq) && this.#reserved.size < this.window) this.#reserved.add(seq);
+  }
+
   get gaps(): number {
-    return Math.max(0, this.highest - this.lowest + 1 - this.unique);
+    let reserved = this.#reservedPassed;
+    for (const r of this.#reserved) if (r >= this.lowest && r <= this.highest) reserved++;
+    return Math.max(0, this.highest - this.lowest + 1 - this.unique - reserved);
   }
 }
 
@@ -164,6 +178,11 @@ class DeviceStreams {
     // cost the least recently active streams their memory, never more than that.
     while (this.#streams.size > 1 && this.remembered > this.window) this.#retire(this.#streams.keys().next().value!);
     return isNew;
+  }
+
+  /** The birth of (signer, session) set `seq` aside for its will. */
+  reserve(signer: string, session: string, seq: number): void {
+    this.#streams.get(`${signer}\n${session}`)?.tracker.reserve(seq);
   }
 
   #retire(key: string): void {
@@ -242,7 +261,11 @@ export class Listener {
     if (opts.retained) return { status: 'retained', message: { ...out, retained: true } };
     let streams = this.#devices.get(message.device);
     if (!streams) this.#devices.set(message.device, (streams = new DeviceStreams(this.#window, this.#maxSessions)));
-    return { status: streams.offer(signer?.fingerprint ?? 'unsigned', message.session ?? '', message.seq) ? 'new' : 'duplicate', message: out };
+    const stream = [signer?.fingerprint ?? 'unsigned', message.session ?? ''] as const;
+    const isNew = streams.offer(...stream, message.seq);
+    const body = message.body as { state?: unknown; willSeq?: unknown } | null;
+    if (isNew && message.kind === 'status' && body?.state === 'online' && Number.isSafeInteger(body.willSeq)) streams.reserve(...stream, body.willSeq as number);
+    return { status: isNew ? 'new' : 'duplicate', message: out };
   }
 
   /** Seqs remembered for a device, over its streams (for tests of the memory bound). */

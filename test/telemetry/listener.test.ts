@@ -48,6 +48,24 @@ describe('Listener', () => {
     expect(l.summary().devices['cam-1']).toMatchObject({ unique: 9, gaps: 1, lowestSeq: 3 }); // 4 is missing
   });
 
+  it('the seq a birth sets aside for its will is no gap, unless another seq is missing; a will that arrives is counted once', () => {
+    const l = new Listener({ prefix: PREFIX });
+    const birth = (seq: number): Message => msg(seq, { kind: 'status', body: { state: 'online', willSeq: seq + 1 } });
+    l.accept(topicOf('cam-1', 'status'), encodeMessage(birth(1)));
+    for (const s of [3, 4, 5]) l.accept(topicOf(), encodeMessage(msg(s)));
+    expect(l.summary().devices['cam-1']).toMatchObject({ unique: 4, gaps: 0 });
+    l.accept(topicOf(), encodeMessage(msg(7))); // 6 is missing for real
+    expect(l.summary().devices['cam-1']).toMatchObject({ unique: 5, gaps: 1 });
+    // The device died: its will (seq 2) arrives after all; it is a message, not a duplicate.
+    expect(l.accept(topicOf('cam-1', 'status'), encodeMessage(msg(2, { kind: 'status', body: { state: 'offline' } }))).status).toBe('new');
+    expect(l.summary().devices['cam-1']).toMatchObject({ unique: 6, gaps: 1 });
+    // A retained birth (replayed by the broker on subscribing) reserves nothing.
+    const r = new Listener({ prefix: PREFIX });
+    r.accept(topicOf('cam-1', 'status'), encodeMessage(birth(1)), { retained: true });
+    for (const s of [1, 3]) r.accept(topicOf(), encodeMessage(msg(s)));
+    expect(r.summary().devices['cam-1']).toMatchObject({ gaps: 1 });
+  });
+
   it('remembers a bounded number of seqs per device', () => {
     const l = new Listener({ prefix: PREFIX, window: 64 });
     for (let s = 0; s < 10_000; s += 2) l.accept(topicOf(), encodeMessage(msg(s))); // every other seq: nothing contiguous

@@ -190,6 +190,16 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     await page.locator('form[data-command=set-power-budget] button:not([name=clear])').click();
     await page.locator('#dev-events .ev[data-type=governor]').first().waitFor({ timeout: 30_000 });
     expect(await page.locator('#cmd-outcomes .outcome.ok').count()).toBe(4);
+    // Rollback: signed in the page and answered by the device's deployer (nothing was deployed
+    // here, so the model it was started with keeps serving, or the deployer says why not).
+    expect(await page.locator('#dev-models tr[data-model=mlp] td').nth(1).textContent()).toBe('as started');
+    const rollbackMark = got.length;
+    await page.locator('form[data-command=rollback] select[name=rollbackModel]').selectOption('mlp');
+    await page.locator('form[data-command=rollback] button').click();
+    const rolled = await until('the device\'s rollback result', () => got.slice(rollbackMark).find((g) => g.topic === `${ROOT}/events` && g.m.body.type === 'command-result' && g.m.body.command === 'rollback'), 30_000, ctx);
+    expect(rolled.m.body).toMatchObject({ signer: { name: 'operator' } });
+    await page.locator(`#cmd-outcomes .outcome[data-nonce="${rolled.m.body.nonce}"]`).filter({ hasText: 'rollback' }).waitFor({ timeout: 30_000 });
+    expect(await page.locator(`#cmd-outcomes .outcome[data-nonce="${rolled.m.body.nonce}"]`).getAttribute('class')).toContain(rolled.m.body.ok ? 'ok' : 'failed');
 
     // Phone-sized: the same view in one column, nothing wider than the screen.
     await page.setViewportSize({ width: 390, height: 844 });

@@ -19,7 +19,7 @@ function modelRows(d) {
     const m = t.models?.[id] ?? {};
     const b = d.backends[id]?.backend ?? (m.backend === 'analog' ? 'analog' : m.backend === 'digital' ? 'digital' : 'unknown');
     const g = t.guards?.[id];
-    return { id, backend: b, policy: m.policy, accelerator: m.accelerator?.state, guard: g?.state ?? 'off', agreement: g?.last?.agreement, reason: d.backends[id]?.reason, fallbacks: Object.values(m.fallbacks ?? {}).reduce((a, x) => a + x, 0) };
+    return { id, version: d.status?.modelVersions?.[id], backend: b, policy: m.policy, accelerator: m.accelerator?.state, guard: g?.state ?? 'off', agreement: g?.last?.agreement, reason: d.backends[id]?.reason, fallbacks: Object.values(m.fallbacks ?? {}).reduce((a, x) => a + x, 0) };
   });
 }
 
@@ -67,7 +67,7 @@ export function fleetView(app) {
         const p99 = Math.max(...Object.values(t.streams ?? {}).map((s) => s.serviceMs?.p99Ms ?? 0), 0);
         card.querySelector('.card-head').innerHTML = `<span class="name">${esc(d.id)}</span><span class="fleetname">${esc(d.fleet)}</span>${onlineBadge(d)}`;
         card.querySelector('.card-body').innerHTML = `
-          <div class="models">${modelRows(d).map((m) => `<span class="model">${esc(m.id)} ${m.backend === 'unknown' ? '' : badge(m.backend, m.backend)}${m.guard !== 'off' && m.guard !== 'ok' ? badge('warn', `guard ${m.guard}`) : ''}</span>`).join('')}</div>
+          <div class="models">${modelRows(d).map((m) => `<span class="model">${esc(m.id)}${m.version ? ` <span class="muted">${esc(m.version)}</span>` : ''} ${m.backend === 'unknown' ? '' : badge(m.backend, m.backend)}${m.guard !== 'off' && m.guard !== 'ok' ? badge('warn', `guard ${m.guard}`) : ''}</span>`).join('')}</div>
           <dl class="mini">
             <div><dt>results</dt><dd data-field="results">${int(d.results)}</dd></div>
             ${d.tracks.size ? `<div><dt>objects</dt><dd data-field="objects">${int(Object.values(d.labelCounts).reduce((a, n) => a + n, 0))}</dd></div>` : ''}
@@ -104,6 +104,10 @@ const COMMANDS_HTML = `
       <label>Power cap <input name="powerCapW" type="number" min="0" step="any" placeholder="watts" aria-label="power cap in watts"></label>
       <button type="submit">Set budget</button>
       <button type="submit" name="clear" value="1">Clear cap</button>
+    </form>
+    <form data-command="rollback" class="cmd">
+      <label>Roll back <select name="rollbackModel" aria-label="model to roll back"></select></label>
+      <button type="submit">Roll back</button>
     </form>
     <form data-command="stream" class="cmd">
       <label>Stream <select name="stream" aria-label="stream"></select></label>
@@ -181,6 +185,8 @@ export function deviceView(app, fleet, id) {
       const w = Number(data.get('powerCapW'));
       if (submitter?.name !== 'clear' && !(w > 0)) { app.flash('Power cap: give a number of watts above 0.'); return; }
       args = { powerCapW: submitter?.name === 'clear' ? null : w };
+    } else if (name === 'rollback') {
+      args = { model: data.get('rollbackModel') };
     } else {
       name = submitter?.value ?? 'pause-stream';
       args = { stream: data.get('stream') };
@@ -227,8 +233,8 @@ export function deviceView(app, fleet, id) {
     latencyChart.update(h.ts, latencyStreams.flatMap((n) => [h.streams[n].p50, h.streams[n].p99]));
 
     const models = modelRows(d);
-    root.querySelector('#dev-models').innerHTML = `<thead><tr><th>model</th><th>runs on</th><th>policy</th><th>accelerator</th><th>guard</th><th class="n">fallbacks</th></tr></thead><tbody>${
-      models.map((m) => `<tr data-model="${esc(m.id)}"><td>${esc(m.id)}</td><td>${badge(m.backend, m.backend)}${m.reason ? ` <span class="muted">${esc(m.reason)}</span>` : ''}</td><td>${esc(m.policy ?? '–')}</td><td>${esc(m.accelerator ?? '–')}</td><td>${badge(m.guard === 'ok' ? 'ok' : m.guard === 'off' ? 'unknown' : 'warn', m.guard)}${m.agreement !== undefined ? ` <span class="muted">${pct(m.agreement * 100)} agree</span>` : ''}</td><td class="n">${int(m.fallbacks)}</td></tr>`).join('')}</tbody>`;
+    root.querySelector('#dev-models').innerHTML = `<thead><tr><th>model</th><th>version</th><th>runs on</th><th>policy</th><th>accelerator</th><th>guard</th><th class="n">fallbacks</th></tr></thead><tbody>${
+      models.map((m) => `<tr data-model="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.version ?? 'as started')}</td><td>${badge(m.backend, m.backend)}${m.reason ? ` <span class="muted">${esc(m.reason)}</span>` : ''}</td><td>${esc(m.policy ?? '–')}</td><td>${esc(m.accelerator ?? '–')}</td><td>${badge(m.guard === 'ok' ? 'ok' : m.guard === 'off' ? 'unknown' : 'warn', m.guard)}${m.agreement !== undefined ? ` <span class="muted">${pct(m.agreement * 100)} agree</span>` : ''}</td><td class="n">${int(m.fallbacks)}</td></tr>`).join('')}</tbody>`;
     const streams = Object.entries(t.streams ?? {});
     root.querySelector('#dev-streams').innerHTML = `<thead><tr><th>stream</th><th class="n">queue</th><th class="n">wait p50/p99</th><th class="n">service p50/p90/p99</th><th class="n">done</th><th class="n">dropped</th><th class="n">expired</th></tr></thead><tbody>${
       streams.map(([n, st]) => `<tr><td>${esc(n)}${st.paused ? ` ${badge('warn', 'paused')}` : ''}</td><td class="n">${int(st.depth)} / ${int(st.capacity)}</td><td class="n">${ms(st.waitMs?.p50Ms)} / ${ms(st.waitMs?.p99Ms)}</td><td class="n">${ms(st.serviceMs?.p50Ms)} / ${ms(st.serviceMs?.p90Ms)} / ${ms(st.serviceMs?.p99Ms)}</td><td class="n">${int(st.completed)}</td><td class="n">${int(st.dropped)}</td><td class="n">${int(st.expired)}</td></tr>`).join('')}</tbody>`;
@@ -240,6 +246,7 @@ export function deviceView(app, fleet, id) {
     ].filter(Boolean).join(' · ') : 'no governor reported';
 
     fillSelect(root.querySelector('select[name=model]'), models.map((m) => m.id), 'all models');
+    fillSelect(root.querySelector('select[name=rollbackModel]'), models.map((m) => m.id));
     fillSelect(root.querySelector('select[name=stream]'), streams.map(([n]) => n));
     commands();
     root.querySelector('#dev-events').innerHTML = eventItems(app.state.events.filter((ev) => ev.key === key).slice(-12).reverse());

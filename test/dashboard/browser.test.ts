@@ -22,7 +22,7 @@ import { startEmbeddedBroker } from '../../drivers/mqtt/embedded-broker.js';
 import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import { decodeMessage, type Message } from '../../runtime/telemetry/envelope.js';
 import { encodeKeyFile, generateKeyPair, TrustStore } from '../../runtime/telemetry/keys.js';
-import { repoRoot } from '../helpers/cli.js';
+import { edgerun, repoRoot } from '../helpers/cli.js';
 import { until } from '../helpers/until.js';
 import { Mosquitto, mosquittoBinary } from '../helpers/mosquitto.js';
 import { DeviceProcess, tempSocketPath } from '../remote/device-process.js';
@@ -243,6 +243,9 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     await until('the object counter rising', async () => (await seen()) > firstSeen || undefined, 90_000, camLog);
     await page.goto(`${dashboardUrl}#/detections`);
     await cam.locator('.tracks li.ended').first().waitFor({ timeout: 90_000 });
+    // The camera's retained per-label counts (count/<label>: objects in view now).
+    await page.locator('[data-field=in-view]').first().waitFor({ timeout: 60_000 });
+    expect(await page.locator('[data-field=in-view]').first().textContent()).toMatch(/^in view now: [a-z]+ \d+/);
     await page.screenshot({ path: join(ARTIFACTS, 'detections.png') });
     await page.goto(`${dashboardUrl}#/events`);
     for (const type of ['new', 'update', 'end']) await page.locator(`#ev-list .ev[data-type=${type}]`, { hasText: ' on front' }).first().waitFor({ timeout: 60_000 });
@@ -262,19 +265,22 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
       return devs.length > 0 && devs.every((d) => d === CAMERA) || undefined;
     }, 10_000);
 
-    // A fleet benchmark's JSON report opened from a file: its figures and its per-device table; a
-    // file that is not JSON is refused with one line and leaves the shown report alone.
-    writeFileSync(join(dir, 'report.json'), JSON.stringify({ fleet: 'test', devices: 2, resultsPerSecond: 412.5, latencyMs: { p50: 3.1, p99: 18.4 }, perDevice: [{ device: 'a-1', results: 2000, p99Ms: 17.9 }, { device: 'a-2', results: 1990, p99Ms: 19.2 }] }));
+    // A fleet benchmark's JSON report opened from a file — a real one, written by `edgerun fleet run`
+    // (LoadGen SingleStream, --quick) — shows its figures and its scenario table; a file that is
+    // not JSON is refused with one line and leaves the shown report alone.
+    const fleetRun = await edgerun(['fleet', 'run', 'models/mlp.onnx', '--scenario', 'SingleStream', '--quick', '--out', join(dir, 'report.json')]);
+    expect(fleetRun.code, fleetRun.stderr).toBe(0);
     writeFileSync(join(dir, 'broken.json'), '{"fleet": ');
     await page.goto(`${dashboardUrl}#/report`);
     await page.locator('#report-file').setInputFiles(join(dir, 'report.json'));
-    await page.locator('#report-body table tbody tr', { hasText: 'a-2' }).waitFor({ timeout: 10_000 });
-    expect(await page.locator('#report-body table tbody tr').count()).toBe(2);
-    expect(await page.locator('#report-body .kv').first().textContent()).toContain('412.5');
+    const scenarioRow = page.locator('#report-body table tbody tr', { hasText: 'SingleStream' });
+    await scenarioRow.first().waitFor({ timeout: 10_000 });
+    const rows = await page.locator('#report-body table tbody tr').count();
+    expect(await page.locator('#report-body .kv').first().textContent()).toContain('edgerun-fleet-report');
     await page.screenshot({ path: join(ARTIFACTS, 'report.png') });
     await page.locator('#report-file').setInputFiles(join(dir, 'broken.json'));
     await page.locator('#report-error', { hasText: 'broken.json: not valid JSON' }).waitFor({ timeout: 10_000 });
-    expect(await page.locator('#report-body table tbody tr').count()).toBe(2);
+    expect(await page.locator('#report-body table tbody tr').count()).toBe(rows);
 
     // Keyboard: from a fresh load, Tab walks through the navigation and the key loader (the key was
     // in the page's memory only: reloaded, the page is read-only again).

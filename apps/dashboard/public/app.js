@@ -25,13 +25,16 @@ const setConn = (cls, text) => { $('#conn').className = `conn ${cls}`; $('#conn-
 client.on('connect', () => {
   setConn('up', `broker ${config.brokerWs}`);
   const kinds = ['status', 'telemetry', 'results', 'events', 'detections'].map((k) => `${prefix}/+/+/${k}`);
-  client.subscribe([...kinds, `${prefix}/+/+/snapshot/+`], { qos: 1 });
+  client.subscribe([...kinds, `${prefix}/+/+/snapshot/+`, `${prefix}/+/+/count/+`], { qos: 1 });
 });
 client.on('reconnect', () => setConn('retry', `reconnecting to ${config.brokerWs}…`));
 client.on('offline', () => setConn('down', `broker ${config.brokerWs} unreachable`));
 client.on('error', (e) => setConn('down', `broker: ${e.message}`));
 
-const SNAPSHOT = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)/snapshot/([A-Za-z0-9_.-]+)$`);
+const escapedPrefix = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const SNAPSHOT = new RegExp(`^${escapedPrefix}/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)/snapshot/([A-Za-z0-9_.-]+)$`);
+// A camera's objects of one label in view now: a plain integer, retained (edgerun detect).
+const COUNT = new RegExp(`^${escapedPrefix}/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)/count/([A-Za-z0-9_.-]+)$`);
 client.on('message', (topic, payload, packet) => {
   const snap = SNAPSHOT.exec(topic);
   if (snap) {
@@ -44,6 +47,12 @@ client.on('message', (topic, payload, packet) => {
       const old = state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
       if (old) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
     }, () => undefined);
+    return;
+  }
+  const count = COUNT.exec(topic);
+  if (count) {
+    const text = new TextDecoder().decode(payload).trim();
+    if (/^\d{1,9}$/.test(text)) state.inView(count[1], count[2], count[3], Number(text));
     return;
   }
   const o = listener.accept(topic, payload, { retained: packet.retain });

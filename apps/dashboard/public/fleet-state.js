@@ -32,7 +32,7 @@ export class FleetState {
         key, fleet, id, online: undefined, status: undefined, since: undefined, lastSeen: undefined, heardAt: undefined,
         telemetry: undefined, telemetryTs: undefined, history: newHistory(),
         results: 0, correct: 0, backends: {},
-        detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: {},
+        detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: {}, inView: {},
       };
       this.devices.set(key, d);
     }
@@ -123,6 +123,12 @@ export class FleetState {
     const list = Array.isArray(body.detections) ? body.detections : Array.isArray(body.objects) ? body.objects : [];
     const size = (v) => (Number.isFinite(v) && v > 0 ? v : undefined);  // drawn into a style attribute: numbers only
     d.detections.set(camera, { ts: m.ts, width: size(body.width), height: size(body.height), objects: list });
+  }
+
+  /** Objects of a label in view now, from <root>/count/<label>. */
+  inView(fleet, id, label, n) {
+    this.device(fleet, id).inView[label] = n;
+    this.changed = true;
   }
 
   /** A decoded JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes what is returned. */

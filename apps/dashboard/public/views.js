@@ -330,7 +330,8 @@ function detectionPanel(d) {
       <ul class="tracks">${tracks.slice(0, 12).map((t) => `<li class="${t.ended ? 'ended' : ''}">${d.snapshots.get(t.label) ? `<img src="${esc(d.snapshots.get(t.label).url)}" alt="${esc(t.label)} snapshot">` : ''}<b>${esc(t.label)}</b> ${esc(t.id)} ${badge(t.ended ? 'unknown' : 'online', t.ended ? 'ended' : t.type)} <span class="muted">${typeof t.top_score === 'number' ? `top ${pct(t.top_score * 100)}` : ''}</span></li>`).join('')}</ul></div>`);
   }
   const counts = Object.entries(d.labelCounts).map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
-  return `${counts ? `<p class="meta">objects seen: ${counts}</p>` : ''}<div class="cameras">${out.join('')}</div>`;
+  const inView = Object.entries(d.inView).map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
+  return `${counts ? `<p class="meta">objects seen: ${counts}</p>` : ''}${inView ? `<p class="meta" data-field="in-view">in view now: ${inView}</p>` : ''}<div class="cameras">${out.join('')}</div>`;
 }
 
 export function detectionsView(app) {

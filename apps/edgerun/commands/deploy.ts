@@ -318,7 +318,7 @@ export async function deployRolloutCommand(bundlePath: string, opts: RolloutCliO
     for (const [w, wave] of rollout.waves.entries()) {
       const devices = wave.map((t) => t.device);
       log(`wave ${w + 1}/${rollout.waves.length}: ${devices.join(', ')}`);
-      const results = await pushOver(mqtt, { config, bytes, devices, id, signer, opts: { ...opts, json: opts.json ?? false } });
+      const results = await pushOver(mqtt, { config, bytes, devices, id, signer, opts });
       for (const [i, device] of devices.entries()) {
         const r = results[i]!;
         if (r instanceof Error) rollout.record(w, device, 'error', { reason: r.message });

@@ -22,6 +22,8 @@ export const configSchema = z.strictObject({
   device: z.strictObject({
     id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only').default('edge-1'),
     fleet: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only').default('default'),
+    /** Deployment group within the fleet (named in the birth; `edgerun deploy rollout --group` targets it). */
+    group: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only').default('default'),
   }).prefault({}),
   digital: z.strictObject({
     /** WebAssembly threads for onnxruntime-web. */

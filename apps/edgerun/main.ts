@@ -52,6 +52,7 @@ Examples:
   $ edgerun deploy build models/cnn.onnx --version 1.2.0 --canary models/data/canary-64.bin --profiles pcm
   $ edgerun deploy sign cnn-1.2.0.bundle --key ~/.edgerun/operator.key
   $ edgerun deploy push cnn-1.2.0.bundle --to edge-1,edge-2 --key ~/.edgerun/operator.key
+  $ edgerun deploy rollout cnn-1.2.0.bundle --fleet plant-a --waves 10%,50%,100% --abort-failure-rate 0.2 --key ~/.edgerun/operator.key
   $ edgerun cmd edge-1 rollback --args '{"model":"cnn"}' --key ~/.edgerun/operator.key --wait 10
   $ edgerun fleet run models/mlp.onnx --scenario all --latency-bound 50 --quick --html fleet.html
   $ edgerun fleet dse --adc-bits 4,6,8 --ages 1h,1y --html dse.html
@@ -366,6 +367,26 @@ deploy.command('push')
   .option('--timeout <s>', 'give up on a device that reports nothing for this long', positive, 120)
   .option('--json', 'one JSON line per device')
   .action(async (bundle: string, opts) => (await import('./commands/deploy.js')).deployPushCommand(bundle, opts, globals()));
+deploy.command('rollout')
+  .description('roll a signed bundle out to a fleet (or group) in cumulative waves found from the devices\' births; halts when a wave fails beyond the threshold (exit 1)')
+  .argument('<bundle>')
+  .requiredOption('--fleet <fleet>', 'fleet of the devices')
+  .option('--group <group>', 'only devices whose birth names this group')
+  .option('--waves <list>', 'cumulative percentages of the devices per wave, the last 100%', '10%,50%,100%')
+  .option('--abort-failure-rate <rate>', 'halt when a wave\'s share of failed devices exceeds this (0..1)', Number, 0.2)
+  .option('--rollback-failed', 'when a wave halts the rollout, roll its activated devices back (signed rollback)')
+  .requiredOption('--key <file>', 'operator key file the devices trust')
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .addOption(protocolOption())
+  .option('--download-url <url>', 'the devices download the bundle from this http(s) URL instead of receiving chunks')
+  .option('--chunk-size <bytes>', 'bytes per chunk', int(1024), 64 * 1024)
+  .option('--allow-downgrade', 'allow an older version than the active one (the signed command says so)')
+  .option('--discover <s>', 'how long to collect the devices\' retained births', positive, 3)
+  .option('--timeout <s>', 'give up on a device that reports nothing for this long', positive, 120)
+  .option('--report <file>', 'write the JSON report here')
+  .option('--json', 'print the JSON report instead of the table')
+  .action(async (bundle: string, opts) => (await import('./commands/deploy.js')).deployRolloutCommand(bundle, opts, globals()));
 
 program.command('detect')
   .description('a camera\'s detection stream: frames → detector (analog with digital fallback) → tracker → Frigate-style events, snapshots and counts over MQTT')

@@ -18,6 +18,11 @@ import { DeployError } from '../../../runtime/deploy/errors.js';
 import type { DeployStatus } from '../../../runtime/deploy/installer.js';
 import { pushBundle } from '../../../runtime/deploy/pusher.js';
 import { parseSignature, signManifest } from '../../../runtime/deploy/signature.js';
+import { parseWaves, Rollout, selectTargets } from '../../../runtime/deploy/rollout.js';
+import { buildCommand, commandTopic } from '../../../runtime/telemetry/commands.js';
+import { decodeMessage, type Encoding, type SigningKey } from '../../../runtime/telemetry/envelope.js';
+import { deviceTopic, fleetFilter, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
+import type { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
 import { verifyBundle } from '../../../runtime/deploy/verify.js';
 import { fingerprint, parseKeyFile, TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { Config } from '../../../runtime/config.js';
@@ -208,8 +213,8 @@ export async function deployPushCommand(bundlePath: string, opts: PushCliOptions
   if (results.some((r) => r instanceof Error || r.state !== 'active')) process.exitCode = 1;
 }
 
-async function pushToDevices(a: { config: Config; bytes: Uint8Array; devices: string[]; id: string; signer: ReturnType<typeof nativeSigner>; opts: PushCliOptions }): Promise<(DeployStatus | Error)[]> {
-  const { config, opts } = a;
+/** A connected operator client on the broker (--url, else the config's), or a clear error. */
+async function connectDeployClient(config: Config, opts: { url?: string; protocol?: number }): Promise<MqttClient> {
   let refused!: (reason: string) => void;
   const mqtt = toolClient(config, {
     url: opts.url, clientId: `edgerun-deploy-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.protocol,
@@ -220,11 +225,31 @@ async function pushToDevices(a: { config: Config; bytes: Uint8Array; devices: st
     refused = (reason) => reject(new Error(`the broker refused the connection: ${reason}`));
   });
   mqtt.connect();
+  try {
+    await Promise.race([connected, new Promise((_, reject) => setTimeout(() => reject(new Error('could not connect to the broker within 10 s')), 10_000).unref())]);
+  } catch (e) {
+    await mqtt.end();
+    throw e;
+  }
+  return mqtt;
+}
+
+async function pushToDevices(a: { config: Config; bytes: Uint8Array; devices: string[]; id: string; signer: ReturnType<typeof nativeSigner>; opts: PushCliOptions }): Promise<(DeployStatus | Error)[]> {
+  const mqtt = await connectDeployClient(a.config, a.opts);
+  try {
+    return await pushOver(mqtt, a);
+  } finally {
+    await mqtt.end();
+  }
+}
+
+/** Pushes to the devices at once over a connected client; an Error in place of a device that went silent. */
+async function pushOver(mqtt: MqttClient, a: { config: Config; bytes: Uint8Array; devices: string[]; id: string; signer: ReturnType<typeof nativeSigner>; opts: Omit<PushCliOptions, 'to'> }): Promise<(DeployStatus | Error)[]> {
+  const { config, opts } = a;
   const bars = process.stderr.isTTY && !opts.json
     ? new cliProgress.MultiBar({ format: '{device} [{bar}] {percentage}% {value}/{total} bytes {state}', hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
   try {
-    await Promise.race([connected, new Promise((_, reject) => setTimeout(() => reject(new Error('could not connect to the broker within 10 s')), 10_000).unref())]);
     return await Promise.all(a.devices.map(async (device) => {
       const bar = bars?.create(a.bytes.byteLength, 0, { device, state: 'sent' });
       try {
@@ -243,6 +268,141 @@ async function pushToDevices(a: { config: Config; bytes: Uint8Array; devices: st
     }));
   } finally {
     bars?.stop();
+  }
+}
+
+export interface RolloutCliOptions {
+  fleet: string;
+  group?: string;
+  waves: string;
+  abortFailureRate: number;
+  rollbackFailed?: boolean;
+  key: string;
+  url?: string;
+  prefix?: string;
+  protocol?: number;
+  downloadUrl?: string;
+  chunkSize: number;
+  allowDowngrade?: boolean;
+  discover: number;
+  timeout: number;
+  json?: boolean;
+  report?: string;
+}
+
+/**
+ * Rolls a signed bundle out to a fleet (or one group) in cumulative waves: the targets come from
+ * the devices' retained births, each wave is pushed and awaited, and a wave whose failure rate
+ * exceeds the threshold halts the rollout (with --rollback-failed its activated devices roll back).
+ */
+export async function deployRolloutCommand(bundlePath: string, opts: RolloutCliOptions, global: GlobalOptions): Promise<void> {
+  const percentages = parseWaves(opts.waves);
+  if (!(opts.abortFailureRate >= 0 && opts.abortFailureRate <= 1)) throw new Error(`--abort-failure-rate ${opts.abortFailureRate} is outside [0, 1]`);
+  const config = await loadConfig(global);
+  const bytes = await readBundleFile(bundlePath, config);
+  const bundle = await readBundle(bytes, limitsOf(config));
+  if (!bundle.signature) throw new Error(`${bundlePath} is not signed (edgerun deploy sign ${bundlePath} --key …)`);
+  const key = parseKeyFile(await readFileLimited(opts.key, 64 * 1024, 'key file'), `key file ${opts.key}`);
+  const signer = nativeSigner(key);
+  const { id: model, version } = bundle.manifest.model;
+  const prefix = opts.prefix ?? config.mqtt.prefix;
+  const id = `${model}-${version.replace(/[^A-Za-z0-9_.-]/g, '_')}-${randomBytes(3).toString('hex')}`;
+  const log = (line: string): void => { if (!opts.json) console.error(line); };
+
+  const mqtt = await connectDeployClient(config, opts);
+  let rollout: Rollout;
+  try {
+    const targets = selectTargets(await retainedBirths(mqtt, prefix, opts.fleet, opts.discover * 1000), opts.fleet, opts.group);
+    if (!targets.length) throw new Error(`no online device in fleet '${opts.fleet}'${opts.group !== undefined ? ` group '${opts.group}'` : ''} answered within ${opts.discover} s`);
+    rollout = new Rollout({ model, version, fleet: opts.fleet, ...(opts.group !== undefined ? { group: opts.group } : {}), targets, percentages, abortFailureRate: opts.abortFailureRate });
+    for (const [w, wave] of rollout.waves.entries()) {
+      const devices = wave.map((t) => t.device);
+      log(`wave ${w + 1}/${rollout.waves.length}: ${devices.join(', ')}`);
+      const results = await pushOver(mqtt, { config, bytes, devices, id, signer, opts });
+      for (const [i, device] of devices.entries()) {
+        const r = results[i]!;
+        if (r instanceof Error) rollout.record(w, device, 'error', { reason: r.message });
+        else rollout.record(w, device, r.state === 'active' ? 'active' : r.state === 'rolled-back' ? 'rolled-back' : 'failed', {
+          ...(r.active[model] !== undefined ? { serving: r.active[model] } : {}),
+          ...(r.reason ? { reason: `${r.reason}: ${r.detail ?? ''}` } : {}),
+        });
+      }
+      if (rollout.finishWave(w)) continue;
+      log(`wave ${w + 1} failed beyond --abort-failure-rate ${opts.abortFailureRate}: rollout halted`);
+      if (opts.rollbackFailed) {
+        await Promise.all(rollout.activated(w).map(async (device) => {
+          try {
+            const r = await sendRollback(mqtt, { prefix, fleet: opts.fleet, device }, model, signer, config.mqtt.encoding, opts.timeout * 1000);
+            rollout.rolledBack(device, r.active?.[model], true);
+          } catch (e) {
+            rollout.rolledBack(device, undefined, false, (e as Error).message);
+          }
+        }));
+      }
+      break;
+    }
+  } finally {
     await mqtt.end();
+  }
+  const report = rollout.report();
+  if (opts.report !== undefined) await writeFileAtomic(opts.report, new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`));
+  if (opts.json) console.log(JSON.stringify(report));
+  else {
+    console.log(formatTable(['device', 'group', 'wave', 'outcome', 'serving', 'reason'], report.devices.map((d) => [
+      d.device, d.group, d.wave === undefined ? '—' : String(d.wave), `${d.outcome}${d.rolledBack ? ', rolled back' : ''}`, d.serving ?? 'as started', d.reason ?? '',
+    ])));
+    console.log(report.halted ? `rollout of ${model} ${version} HALTED at wave ${report.waves.length} of ${rollout.waves.length}` : `rollout of ${model} ${version} done: ${report.devices.length} devices in ${report.waves.length} waves`);
+  }
+  if (report.halted) process.exitCode = 1;
+}
+
+/** The retained births under `<prefix>/<fleet>/+/status`, collected for a bounded time. */
+async function retainedBirths(mqtt: MqttClient, prefix: string, fleet: string, waitMs: number): Promise<unknown[]> {
+  const births = new Map<string, unknown>();
+  const filter = fleetFilter(prefix, fleet, 'status');
+  const off = mqtt.onMessage((m) => {
+    if (!m.topic.endsWith('/status') || !m.topic.startsWith(`${prefix}/${fleet}/`)) return;
+    try {
+      births.set(m.topic, decodeMessage(m.payload, 1 << 20, nativeVerify).message.body);
+    } catch { /* a malformed or forged birth: not a target */ }
+  });
+  try {
+    await mqtt.subscribe(filter, 1);
+    await new Promise((r) => setTimeout(r, waitMs));
+  } finally {
+    off();
+    await mqtt.unsubscribe(filter).catch(() => undefined);
+  }
+  return [...births.values()];
+}
+
+/** Sends a signed `rollback` of the model and waits for the device's command result. */
+async function sendRollback(mqtt: MqttClient, address: DeviceAddress, model: string, signer: SigningKey, encoding: Encoding, timeoutMs: number): Promise<{ active?: Record<string, string> }> {
+  const nonce = randomBytes(16).toString('hex');
+  const events = deviceTopic(address, 'events');
+  let off: (() => void) | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer to rollback within ${timeoutMs / 1000} s`)), timeoutMs);
+      off = mqtt.onMessage((m) => {
+        if (m.topic !== events) return;
+        try {
+          const body = decodeMessage(m.payload, 1 << 20, nativeVerify).message.body as Record<string, unknown>;
+          if (body.nonce !== nonce) return;
+          if (body.type === 'command-result' && body.ok === true) resolve((body.result ?? {}) as { active?: Record<string, string> });
+          else if (body.type === 'command-result') reject(new Error(String(body.error)));
+          else if (body.type === 'command-rejected') reject(new Error(`rejected: ${String(body.reason)}`));
+        } catch { /* not ours */ }
+      });
+      void (async () => {
+        await mqtt.subscribe(events, 1);
+        await mqtt.publish(commandTopic(address, 'rollback'), buildCommand({ device: address.device, name: 'rollback', args: { model }, signer, nonce, encoding }), { qos: 1 });
+      })().catch(reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    off?.();
+    await mqtt.unsubscribe(events).catch(() => undefined);
   }
 }

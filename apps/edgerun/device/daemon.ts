@@ -77,7 +77,7 @@ export async function openReporting(o: ReportingOptions): Promise<Reporting> {
   try {
     reporter = await Reporter.open({
       mqtt, address, storage: outbox, config: config.mqtt, signer,
-      birth: { runtime: `edgerun ${version}`, ...o.birth, profile: config.analog.profile, pid: process.pid },
+      birth: { runtime: `edgerun ${version}`, group: config.device.group, ...o.birth, profile: config.analog.profile, pid: process.pid },
       onError: (e) => o.log(`reporter: ${e.message}`),
     });
   } catch (e) {

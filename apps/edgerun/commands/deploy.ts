@@ -297,7 +297,6 @@ export interface RolloutCliOptions {
  */
 export async function deployRolloutCommand(bundlePath: string, opts: RolloutCliOptions, global: GlobalOptions): Promise<void> {
   const percentages = parseWaves(opts.waves);
-  if (!(opts.abortFailureRate >= 0 && opts.abortFailureRate <= 1)) throw new Error(`--abort-failure-rate ${opts.abortFailureRate} is outside [0, 1]`);
   const config = await loadConfig(global);
   const bytes = await readBundleFile(bundlePath, config);
   const bundle = await readBundle(bytes, limitsOf(config));

@@ -5,11 +5,10 @@
  * `edgerun power`.
  */
 import { execFileSync } from 'node:child_process';
-import { cp, mkdtemp, open, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, open, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { copyOf, removeCopies, sys } from './fixture-trees.js';
 import { ManualClock } from '../../runtime/power/clock.js';
 import type { PowerSensor } from '../../runtime/power/sensor.js';
 import { detectSensors, primarySensor } from '../../drivers/power/detect.js';
@@ -18,20 +17,7 @@ import { RaplSensor, MIN_WATTS_INTERVAL_MS } from '../../drivers/power/rapl.js';
 import { ThermalZoneSensor } from '../../drivers/power/thermal-zone.js';
 import { MAX_ATTRIBUTE_BYTES } from '../../drivers/power/sysfs.js';
 
-const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const sys = (board: string): string => join(FIXTURES, board, 'sys');
-const temps: string[] = [];
-
-async function copyOf(board: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'edgerun-sysfs-'));
-  temps.push(dir);
-  await cp(join(FIXTURES, board), dir, { recursive: true, verbatimSymlinks: true });
-  return join(dir, 'sys');
-}
-
-afterEach(async () => {
-  await Promise.all(temps.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
+afterEach(removeCopies);
 
 const byId = (sensors: PowerSensor[], id: string): PowerSensor => {
   const found = sensors.find((s) => s.describe().id === id);

@@ -1,9 +1,8 @@
 /** Power sensors against fixture trees that mirror real sysfs (symlinked class entries, trailing newlines). */
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { copyOf, removeCopies, sys } from './fixture-trees.js';
 import { ManualClock } from '../../runtime/power/clock.js';
 import { PowerSupplySensor } from '../../drivers/power/power-supply.js';
 import { HwmonSensor } from '../../drivers/power/hwmon.js';
@@ -11,21 +10,7 @@ import { RaplSensor } from '../../drivers/power/rapl.js';
 import { ThermalZoneSensor } from '../../drivers/power/thermal-zone.js';
 import { detectSensors, primarySensor } from '../../drivers/power/detect.js';
 
-const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const sys = (board: string): string => join(FIXTURES, board, 'sys');
-const temps: string[] = [];
-
-/** A writable copy of a fixture tree (symlinks kept as they are in sysfs). */
-async function copyOf(board: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'edgerun-sysfs-'));
-  temps.push(dir);
-  await cp(join(FIXTURES, board), dir, { recursive: true, verbatimSymlinks: true });
-  return join(dir, 'sys');
-}
-
-afterEach(async () => {
-  await Promise.all(temps.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
+afterEach(removeCopies);
 
 describe('power_supply battery', () => {
   it('reads an ACPI laptop battery: power_now µW, energy µWh, voltage µV, capacity, status', async () => {
@@ -212,7 +197,7 @@ describe('detectSensors', () => {
   });
 
   it('a root with nothing under it gives no sensors; the primary sensor prefers a battery, then a board monitor, then RAPL psys', async () => {
-    expect(await detectSensors(join(FIXTURES, 'no-such-board'))).toEqual([]);
+    expect(await detectSensors(sys('no-such-board'))).toEqual([]);
     expect(primarySensor(await detectSensors(sys('rpi4-ina219')))!.describe().id).toBe('power_supply:bq27441-0');
     expect(primarySensor(await detectSensors(sys('jetson-orin-nano')))!.describe().id).toBe('hwmon:ina3221@1-0040');
     const laptop = await detectSensors(sys('laptop'));

@@ -24,6 +24,7 @@
  */
 import semver from 'semver';
 import { z } from 'zod';
+import { parseJson } from '../json.js';
 import type { SignatureVerifier } from '../telemetry/envelope.js';
 import type { TrustLookup } from '../telemetry/commands.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
@@ -128,13 +129,8 @@ const utf8 = new TextEncoder();
 async function readJson<T>(storage: Storage, file: string, schema: z.ZodType<T>, fallback: T): Promise<T> {
   const bytes = await storage.read(file);
   if (bytes === undefined) return fallback;
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw new Error(`deploy state '${file}' is not valid JSON (${(e as Error).message})`);
-  }
-  const r = schema.safeParse(json);
+  // parseJson: a damaged or planted state file cannot recurse the parser deep or carry prototype keys.
+  const r = schema.safeParse(parseJson(new TextDecoder().decode(bytes), `deploy state '${file}'`));
   if (!r.success) throw new Error(`deploy state '${file}' has the wrong shape`);
   return r.data;
 }

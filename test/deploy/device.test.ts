@@ -51,7 +51,7 @@ interface BundleSpec { version: string; model?: LoadedModel; canary?: Dataset; m
 async function bundleOf(s: BundleSpec): Promise<Uint8Array> {
   const bytes = await buildBundle({
     id: 'cnn', version: s.version, model: s.model ?? cnn, digital, canary: s.canary ?? canary, canaryCount: 32, profiles: s.profiles ?? ['pcm'],
-    minRuntime: s.minRuntime ?? '0.1.0', minAgreement: s.minAgreement ?? 0.85, minCosine: s.minCosine ?? 0.95,
+    minRuntime: s.minRuntime ?? '0.1.0', minAgreement: s.minAgreement ?? 0.75, minCosine: s.minCosine ?? 0.9,
   });
   const b = await readBundle(bytes, limits);
   return packBundle({ ...b, signature: signManifest(b.manifestBytes, s.signer ?? operator) });
@@ -228,7 +228,7 @@ describeMosquitto('deploy to a device', () => {
     header.set(new TextEncoder().encode('EDGD'));
     [1, 8, 1, 32, 32].forEach((v, i) => new DataView(header.buffer).setUint32(4 + i * 4, v, true));
     const wideCanary = parseDataset(new Uint8Array([...header, ...new Uint8Array(8), ...new Uint8Array(8 * 1024).map((_, i) => i % 251)]));
-    const editedManifest = new TextEncoder().encode(new TextDecoder().decode(b.manifestBytes).replace('"minAgreement": 0.85', '"minAgreement": 0.1'));
+    const editedManifest = new TextEncoder().encode(new TextDecoder().decode(b.manifestBytes).replace('"minAgreement": 0.75', '"minAgreement": 0.1'));
     const otherModel = new Uint8Array(readFileSync(join(repoRoot, 'models/mlp.onnx')));
 
     const cases: { name: string; reason: string; run: () => Promise<DeployStatus> }[] = [

@@ -11,6 +11,7 @@ import { fromBase64, naclVerify, toBase64, type SignatureVerifier, type SigningK
 import { fingerprint } from '../telemetry/keys.js';
 import type { TrustLookup } from '../telemetry/commands.js';
 import { DeployError } from './errors.js';
+import { parseJson } from '../json.js';
 
 const sigSchema = z.strictObject({
   type: z.literal('ed25519'),
@@ -32,7 +33,7 @@ export interface Signer {
 export function parseSignature(sig: Uint8Array): { publicKey: Uint8Array; signature: Uint8Array } {
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(sig));
+    json = parseJson(new TextDecoder().decode(sig), 'manifest.sig');
   } catch {
     throw new DeployError('malformed', 'manifest.sig is not valid JSON');
   }

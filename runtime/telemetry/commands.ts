@@ -28,6 +28,7 @@
  */
 import nacl from 'tweetnacl';
 import { z } from 'zod';
+import { parseJson } from '../json.js';
 import type { Clock, Storage } from '../ports.js';
 import type { PlacementPolicy } from '../backend.js';
 import { governorPolicySchema, type GovernorPolicyInput } from '../power/policy.js';
@@ -145,13 +146,7 @@ export class ReplayMemory {
     const m = new ReplayMemory(storage, file, capacity);
     const bytes = await storage.read(file);
     if (bytes !== undefined) {
-      let json: unknown;
-      try {
-        json = JSON.parse(new TextDecoder().decode(bytes));
-      } catch (e) {
-        throw new Error(`replay state '${file}' is not valid JSON (${(e as Error).message})`);
-      }
-      const r = replayFileSchema.safeParse(json);
+      const r = replayFileSchema.safeParse(parseJson(new TextDecoder().decode(bytes), `replay state '${file}'`));
       if (!r.success) throw new Error(`replay state '${file}' has the wrong shape`);
       m.#entries = new Map(r.data.entries);
     }

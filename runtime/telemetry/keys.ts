@@ -13,6 +13,7 @@
  */
 import nacl from 'tweetnacl';
 import { z } from 'zod';
+import { parseJson } from '../json.js';
 import type { Storage } from '../ports.js';
 import { fromBase64, toBase64, toHex, type SigningKey } from './envelope.js';
 
@@ -78,15 +79,18 @@ export function encodeKeyFile(key: SigningKey, name?: string, created = new Date
   return utf8.encode(`${JSON.stringify(file, null, 2)}\n`);
 }
 
+/** JSON of a key or trust file (depth and prototype keys refused, runtime/json.ts), failing as a KeyError. */
+function keyJson(text: string, source: string): unknown {
+  try {
+    return parseJson(text, source);
+  } catch (e) {
+    throw new KeyError((e as Error).message);
+  }
+}
+
 /** Parses and checks a key file (the public key must be the secret key's). */
 export function parseKeyFile(bytes: Uint8Array, source = 'key file'): NamedKey {
-  let json: unknown;
-  try {
-    json = JSON.parse(fromUtf8.decode(bytes));
-  } catch (e) {
-    throw new KeyError(`${source}: not valid JSON (${(e as Error).message})`);
-  }
-  const r = keyFileSchema.safeParse(json);
+  const r = keyFileSchema.safeParse(keyJson(fromUtf8.decode(bytes), source));
   if (!r.success) throw new KeyError(`${source}: not an ed25519 key file: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   const publicKey = fromBase64(r.data.publicKey);
   const secretKey = fromBase64(r.data.secretKey);
@@ -106,13 +110,7 @@ export function publicInfo(publicKey: Uint8Array, name?: string): PublicKeyInfo 
 export function parsePublicKey(text: string, source = 'public key'): { publicKey: Uint8Array; name?: string } {
   const t = text.trim();
   if (t.startsWith('{')) {
-    let json: unknown;
-    try {
-      json = JSON.parse(t);
-    } catch (e) {
-      throw new KeyError(`${source}: not valid JSON (${(e as Error).message})`);
-    }
-    const r = z.object({ publicKey: base64Bytes(nacl.sign.publicKeyLength), name: nameSchema.optional() }).safeParse(json);
+    const r = z.object({ publicKey: base64Bytes(nacl.sign.publicKeyLength), name: nameSchema.optional() }).safeParse(keyJson(t, source));
     if (!r.success) throw new KeyError(`${source}: needs a "publicKey" field with base64 of ${nacl.sign.publicKeyLength} bytes`);
     return { publicKey: fromBase64(r.data.publicKey), ...(r.data.name === undefined ? {} : { name: r.data.name }) };
   }
@@ -168,13 +166,7 @@ export class TrustStore {
       this.#set([]);
       return;
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(fromUtf8.decode(bytes));
-    } catch (e) {
-      throw new KeyError(`trust store '${this.file}': not valid JSON (${(e as Error).message})`);
-    }
-    const r = trustFileSchema.safeParse(json);
+    const r = trustFileSchema.safeParse(keyJson(fromUtf8.decode(bytes), `trust store '${this.file}'`));
     if (!r.success) throw new KeyError(`trust store '${this.file}': ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
     this.#set(r.data.keys);
   }

@@ -44,6 +44,7 @@ import { CONTENT_TYPE, encodeMessage, type Encoding, type SigningKey } from './e
 import { NotConnectedError, PublishRejectedError, type ConnectInfo, type MqttPort, type PublishOptions } from './mqtt-port.js';
 import { Outbox, OutboxFullError, type OutboxEntry, type OutboxOptions } from './outbox.js';
 import { deviceTopic, KIND_POLICY, OUTGOING_KINDS, type DeviceAddress, type OutgoingKind } from './topics.js';
+import { parseJson } from '../json.js';
 
 /** The reporting part of config.mqtt (runtime/config.ts); every field optional here. */
 export interface ReporterConfig {
@@ -312,7 +313,7 @@ export class Reporter {
     let leased = 0;
     if (raw) {
       try {
-        const v = JSON.parse(new TextDecoder().decode(raw)) as { next?: unknown };
+        const v = parseJson(new TextDecoder().decode(raw), SEQ_FILE) as { next?: unknown };
         if (typeof v.next === 'number' && Number.isSafeInteger(v.next) && v.next >= 0) leased = v.next;
       } catch {
         // A torn seq.state cannot happen (atomic replace); a hand-edited one falls back to the journal.

@@ -238,7 +238,7 @@ describe('fuzz: outbox journal and state files', () => {
       await storage.writeAtomic('trusted-keys.json', bytes);
       await ReplayMemory.open(storage).then(
         (m) => expect(m.size).toBeGreaterThanOrEqual(0),
-        (e: Error) => expect(e.message).toMatch(/^replay state 'command-replay\.json' /),
+        (e: Error) => expect(e.message).toMatch(/^replay state 'command-replay\.json'[: ]/),
       );
       await TrustStore.open(storage).then(
         (t) => expect(Array.isArray(t.list())).toBe(true),

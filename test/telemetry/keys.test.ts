@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import { fromBase64, toBase64 } from '../../runtime/telemetry/envelope.js';
 import { KeyError, KeyStore, TrustStore, fingerprint, parseKeyFile, parsePublicKey } from '../../runtime/telemetry/keys.js';
+import { ReplayMemory } from '../../runtime/telemetry/commands.js';
 import { edgerun, lastJson } from '../helpers/cli.js';
 
 // Real CLI subprocesses (tsx start-up each) on 2 shared cores: a generous bound, not a speed claim.
@@ -50,6 +51,20 @@ describe('keys (runtime)', () => {
     expect(() => parseKeyFile(enc({ type: 'ed25519', publicKey: toBase64(a.publicKey), secretKey: 'AAAA' }))).toThrow(/64 bytes/);
     expect(() => parseKeyFile(enc({ type: 'ed25519', publicKey: toBase64(b.publicKey), secretKey: toBase64(a.secretKey) }))).toThrow(/does not belong/);
     expect(parseKeyFile(enc({ type: 'ed25519', publicKey: toBase64(a.publicKey), secretKey: toBase64(a.secretKey) })).publicKey).toEqual(a.publicKey);
+  });
+
+  it('refuses key, trust and replay files with prototype keys or hostile nesting, naming the file', async () => {
+    const a = nacl.sign.keyPair();
+    const key = { type: 'ed25519', publicKey: toBase64(a.publicKey), secretKey: toBase64(a.secretKey) };
+    const enc = (t: string): Uint8Array => new TextEncoder().encode(t);
+    expect(() => parseKeyFile(enc(JSON.stringify(key).replace('{', '{"__proto__":{"name":"x"},')), 'k.key')).toThrow(/^k\.key: key "__proto__" is not allowed/);
+    expect(() => parseKeyFile(enc(`${'['.repeat(100_000)}${']'.repeat(100_000)}`), 'deep.key')).toThrow(KeyError);
+    const storage = new FsStorage(freshDir(), 0o600);
+    await storage.writeAtomic('trusted-keys.json', enc('{"keys":[],"constructor":{}}'));
+    await expect(TrustStore.open(storage)).rejects.toThrow(/^trust store 'trusted-keys\.json': key "constructor" is not allowed/);
+    await storage.writeAtomic('command-replay.json', enc('{"v":1,"entries":[],"__proto__":{}}'));
+    await expect(ReplayMemory.open(storage)).rejects.toThrow(/^replay state 'command-replay\.json': key "__proto__" is not allowed/);
+    await storage.close();
   });
 
   it('parses public keys from base64 or JSON, and refuses anything else', () => {

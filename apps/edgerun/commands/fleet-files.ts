@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { readFileLimited } from '../../../drivers/storage/read-file.js';
 import type { FleetReport } from '../../../runtime/fleet/report.js';
+import { parseJson } from '../../../runtime/json.js';
 
 export async function writeReport(jsonPath: string, report: FleetReport, htmlPath: string | undefined, html: string): Promise<void> {
   await writeFile(jsonPath, JSON.stringify(report, null, 1) + '\n');
@@ -24,13 +25,7 @@ const reportSchema = z.looseObject({
 
 export async function readReport(path: string): Promise<FleetReport> {
   const text = new TextDecoder().decode(await readFileLimited(path, 256 << 20, 'fleet result'));
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${path}: not JSON (${(e as Error).message})`);
-  }
-  const r = reportSchema.safeParse(json);
+  const r = reportSchema.safeParse(parseJson(text, path));
   if (!r.success) {
     const issue = r.error.issues[0]!;
     throw new Error(`${path}: not an edgerun fleet result: ${issue.path.join('.') || '(top)'}: ${issue.message}`);

@@ -11,6 +11,7 @@
  * loss mid-append) is ignored.
  */
 import type { Storage } from '../../../runtime/ports.js';
+import { parseJson } from '../../../runtime/json.js';
 
 const SNAPSHOT = 'progress.json';
 const LOG = /^progress-(\d{12})\.log$/;
@@ -35,7 +36,7 @@ export class Progress {
     const snap = await storage.read(SNAPSHOT);
     if (snap) {
       try {
-        const s = JSON.parse(fromUtf8.decode(snap)) as Partial<Snapshot>;
+        const s = parseJson(fromUtf8.decode(snap), SNAPSHOT) as Partial<Snapshot>;
         if (Number.isSafeInteger(s.results) && s.results! >= 0) p.#results = s.results!;
         for (const n of s.accepted ?? []) if (Number.isSafeInteger(n)) p.#accepted.add(n);
         for (const [k, v] of Object.entries(s.streams ?? {})) if (Number.isSafeInteger(v)) p.#streams.set(k, v);

@@ -113,6 +113,8 @@ const SEQ_FILE = 'seq.state';
 const HOT_KINDS: ReadonlySet<OutgoingKind> = new Set(['results', 'detections']);
 /** Sequence numbers reserved per write of seq.state: a crash skips at most this many. */
 const SEQ_LEASE = 10_000;
+/** The highest seq.state lease taken as is: 2^32 messages short of where numbers stop being exact. */
+const MAX_LEASED_SEQ = Number.MAX_SAFE_INTEGER - 2 ** 32;
 const REPORT_EVERY_MS = 1000;
 
 export class Reporter {
@@ -314,9 +316,10 @@ export class Reporter {
     if (raw) {
       try {
         const v = parseJson(new TextDecoder().decode(raw), SEQ_FILE) as { next?: unknown };
-        if (typeof v.next === 'number' && Number.isSafeInteger(v.next) && v.next >= 0) leased = v.next;
+        if (typeof v.next === 'number' && Number.isSafeInteger(v.next) && v.next >= 0 && v.next <= MAX_LEASED_SEQ) leased = v.next;
       } catch {
-        // A torn seq.state cannot happen (atomic replace); a hand-edited one falls back to the journal.
+        // A torn seq.state cannot happen (atomic replace); a hand-edited one falls back to the journal
+        // (numbers may repeat then, but under this run's new session, so consumers keep them apart).
       }
     }
     this.#next = Math.max(leased, this.#outbox.highestSeq + 1);

@@ -19,6 +19,8 @@
  *   than `window` below the highest ever seen is counted as a duplicate. A device keeps its
  *   `maxSessions` most recently active streams, and they share its `window` of remembered seqs;
  *   a stream dropped for either comes back as new (a duplicate shown, never a message lost).
+ *   Devices are capped too (`maxDevices`): past the cap, messages of devices not yet seen are
+ *   refused ('too-many-devices'), so a flood of invented device ids cannot grow the memory.
  * - Gaps: per stream, the seqs between the lowest and the highest seen that have not (yet) arrived,
  *   summed per device. The device's seq counter is shared by every kind, so a listener of some
  *   kinds sees the others' seqs as gaps; a device crash may skip a few seqs (its lease) too. The
@@ -44,7 +46,7 @@ export interface ListenedMessage {
   retained?: true;
 }
 
-export const LISTEN_REJECT_REASONS = ['malformed', 'oversized', 'forged-signature', 'unsigned', 'unknown-key', 'not-edgerun'] as const;
+export const LISTEN_REJECT_REASONS = ['malformed', 'oversized', 'forged-signature', 'unsigned', 'unknown-key', 'not-edgerun', 'too-many-devices'] as const;
 export type ListenRejectReason = (typeof LISTEN_REJECT_REASONS)[number];
 
 export type ListenOutcome =
@@ -87,6 +89,8 @@ export interface ListenerOptions {
   window?: number;
   /** Streams (signer, session) remembered per device (default 8). */
   maxSessions?: number;
+  /** Devices tracked (default 100,000); messages of further devices are refused. */
+  maxDevices?: number;
   /** ed25519 check (default tweetnacl's; apps pass drivers/crypto's native one). */
   verify?: SignatureVerifier;
 }
@@ -218,12 +222,15 @@ export class Listener {
   readonly #rejected = Object.fromEntries(LISTEN_REJECT_REASONS.map((r) => [r, 0])) as Record<ListenRejectReason, number>;
   readonly #window: number;
   readonly #maxSessions: number;
+  readonly #maxDevices: number;
 
   constructor(private readonly o: ListenerOptions) {
     this.#window = o.window ?? 65_536;
     this.#maxSessions = o.maxSessions ?? 8;
+    this.#maxDevices = o.maxDevices ?? 100_000;
     if (!Number.isInteger(this.#window) || this.#window < 1) throw new Error(`listener window must be an integer ≥ 1, got ${this.#window}`);
     if (!Number.isInteger(this.#maxSessions) || this.#maxSessions < 1) throw new Error(`listener maxSessions must be an integer ≥ 1, got ${this.#maxSessions}`);
+    if (!Number.isInteger(this.#maxDevices) || this.#maxDevices < 1) throw new Error(`listener maxDevices must be an integer ≥ 1, got ${this.#maxDevices}`);
   }
 
   /**
@@ -260,7 +267,10 @@ export class Listener {
     };
     if (opts.retained) return { status: 'retained', message: { ...out, retained: true } };
     let streams = this.#devices.get(message.device);
-    if (!streams) this.#devices.set(message.device, (streams = new DeviceStreams(this.#window, this.#maxSessions)));
+    if (!streams) {
+      if (this.#devices.size >= this.#maxDevices) return reject('too-many-devices', `device '${message.device}' is beyond the ${this.#maxDevices} devices tracked`);
+      this.#devices.set(message.device, (streams = new DeviceStreams(this.#window, this.#maxSessions)));
+    }
     const stream = [signer?.fingerprint ?? 'unsigned', message.session ?? ''] as const;
     const isNew = streams.offer(...stream, message.seq);
     const body = message.body as { state?: unknown; willSeq?: unknown } | null;

@@ -156,6 +156,17 @@ describe('Listener', () => {
     expect(m.summary().devices['cam-1']).toMatchObject({ unique: 800, sessions: 8 });
   });
 
+  it('tracks at most maxDevices devices: messages of further ones are refused and counted, the known ones go on', () => {
+    const l = new Listener({ prefix: PREFIX, maxDevices: 3 });
+    const of = (device: string, seq: number) => l.accept(topicOf(device), encodeMessage(msg(seq, { device })));
+    for (const d of ['a', 'b', 'c']) expect(of(d, 1).status).toBe('new');
+    expect(of('d', 1)).toMatchObject({ status: 'rejected', reason: 'too-many-devices' });
+    expect(of('a', 2).status).toBe('new');
+    expect(l.summary()).toMatchObject({ unique: 4, rejected: { 'too-many-devices': 1 } });
+    expect(Object.keys(l.summary().devices)).toEqual(['a', 'b', 'c']);
+    expect(() => new Listener({ prefix: PREFIX, maxDevices: 0 })).toThrow(/maxDevices/);
+  });
+
   it('recognises JSON with leading whitespace or a BOM, by MQTT 5 content type, and CBOR otherwise', () => {
     const l = new Listener({ prefix: PREFIX });
     const text = JSON.stringify(msg(1, { session: 'x' }));

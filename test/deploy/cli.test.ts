@@ -13,7 +13,8 @@ describe('edgerun deploy (CLI)', () => {
   it('builds, signs, inspects and installs a bundle; refuses bad input with exit 2 and one line', { timeout: 600_000 }, async () => {
     const bundle = join(dir, 'cnn.bundle');
     writeFileSync(join(dir, 'labels.txt'), 'T-shirt\nTrouser\nPullover\nDress\nCoat\nSandal\nShirt\nSneaker\nBag\nBoot\n');
-    const build = await edgerun(['deploy', 'build', 'models/cnn.onnx', '--version', '2.1.0', '--canary', 'models/data/canary-64.bin', '--labels', join(dir, 'labels.txt'), '--profiles', 'pcm,flash', '-o', bundle, '--json'], env);
+    const build = await edgerun(['deploy', 'build', 'models/cnn.onnx', '--version', '2.1.0', '--canary', 'models/data/canary-64.bin', '--labels', join(dir, 'labels.txt'), '--profiles', 'pcm,flash', '-o', bundle, '--json',
+      '--min-agreement', '0.75', '--min-cosine', '0.9'], env); // far from pcm's spread of canary agreement (94-100 %)
     expect(build.code, build.stderr).toBe(0);
     expect(lastJson(build.stdout)).toMatchObject({ model: 'cnn', version: '2.1.0', signed: false });
 
@@ -41,7 +42,8 @@ describe('edgerun deploy (CLI)', () => {
     expect(lastJson(again.stdout)).toMatchObject({ state: 'failed', reason: 'downgrade' });
 
     writeFileSync(join(dir, 'junk.bundle'), 'not a bundle at all'.repeat(40));
-    for (const args of [['deploy', 'inspect', join(dir, 'junk.bundle')], ['deploy', 'sign', join(dir, 'nope.bundle'), '--key', join(dir, 'op', 'operator.key')], ['deploy', 'build', 'models/cnn.onnx', '--version', 'one', '--canary', 'models/data/canary-64.bin', '-o', join(dir, 'x.bundle')]]) {
+    for (const args of [['deploy', 'inspect', join(dir, 'junk.bundle')], ['deploy', 'sign', join(dir, 'nope.bundle'), '--key', join(dir, 'op', 'operator.key')], ['deploy', 'build', 'models/cnn.onnx', '--version', 'one', '--canary', 'models/data/canary-64.bin', '-o', join(dir, 'x.bundle')],
+      ['deploy', 'push', bundle, '--to', 'group:a b', '--key', join(dir, 'op', 'operator.key')]]) {
       const r = await edgerun(args, env);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

@@ -160,8 +160,8 @@ describeMosquitto('deploy to a device', () => {
     await new Promise((r) => (http ? http.close(r) : r(undefined)));
   });
 
-  it('pushes over MQTT (CLI), self-tests on the analog placement, activates; results then name the new version', { timeout: 300_000 }, async () => {
-    dev.start();
+  it('pushes over MQTT (CLI, to a group found from the births), self-tests on the analog placement, activates; results then name the new version', { timeout: 300_000 }, async () => {
+    dev.start({ EDGERUN_DEVICE__GROUP: 'line-1' });
     await dev.online(0);
     const before = await dev.resultAfter(0);
     expect(before.backend).toBe('analog');
@@ -170,7 +170,7 @@ describeMosquitto('deploy to a device', () => {
     const file = join(dir, 'cnn-1.1.0.bundle');
     writeFileSync(file, await bundleOf({ version: '1.1.0' }));
     const cli = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const p = spawn(process.execPath, ['bin/edgerun.js', 'deploy', 'push', file, '--to', dev.id, '--fleet', FLEET, '--url', broker.url, '--key', join(dir, 'operator.key'), '--chunk-size', '16384', '--json'], { cwd: repoRoot });
+      const p = spawn(process.execPath, ['bin/edgerun.js', 'deploy', 'push', file, '--to', 'group:line-1', '--discover', '2', '--fleet', FLEET, '--url', broker.url, '--key', join(dir, 'operator.key'), '--chunk-size', '16384', '--json'], { cwd: repoRoot });
       let out = '';
       p.stdout.on('data', (b: Buffer) => { out += b.toString(); });
       p.stderr.on('data', (b: Buffer) => { out += b.toString(); });
@@ -180,7 +180,7 @@ describeMosquitto('deploy to a device', () => {
     const outcome = JSON.parse(cli.out.trim().split('\n').pop()!) as Body;
     expect(outcome).toMatchObject({ device: dev.id, state: 'active', model: 'cnn', version: '1.1.0', from: null, active: { cnn: '1.1.0' } });
     expect(outcome.selfTest).toMatchObject({ servedBy: 'analog', canaries: 32 });
-    expect(outcome.selfTest.agreement).toBeGreaterThanOrEqual(0.85);
+    expect(outcome.selfTest.agreement).toBeGreaterThanOrEqual(outcome.selfTest.minAgreement);
     expect(outcome.selfTest.energyJ).toBeGreaterThan(0);
     expect(Object.keys(outcome.timings)).toEqual(expect.arrayContaining(['transferMs', 'verifyMs', 'stageMs', 'selfTestMs', 'switchMs']));
     const mark = got.length;

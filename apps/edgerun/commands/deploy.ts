@@ -189,21 +189,50 @@ export interface PushCliOptions {
   downloadUrl?: string;
   chunkSize: number;
   allowDowngrade?: boolean;
+  discover: number;
   timeout: number;
   json?: boolean;
 }
 
-/** Pushes a signed bundle to one or more devices at once, a progress bar each. */
+/** `--to`: device ids, or every online device of the fleet (`fleet`) or of one group (`group:<name>`). */
+type PushTargets = { devices: string[] } | { group?: string };
+
+function parsePushTargets(to: string): PushTargets {
+  if (to.trim() === 'fleet') return {};
+  const group = /^group:(.*)$/.exec(to.trim());
+  if (group) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(group[1]!)) throw new Error(`--to ${to}: a group name is letters, digits, '_', '.', '-'`);
+    return { group: group[1]! };
+  }
+  const devices = to.split(',').map((d) => d.trim()).filter(Boolean);
+  if (!devices.length) throw new Error('--to names no device');
+  return { devices };
+}
+
+/** Pushes a signed bundle to devices (named, or found from their births) at once, a progress bar each. */
 export async function deployPushCommand(bundlePath: string, opts: PushCliOptions, global: GlobalOptions): Promise<void> {
   const config = await loadConfig(global);
   const bytes = await readBundleFile(bundlePath, config);
   const bundle = await readBundle(bytes, limitsOf(config));
   if (!bundle.signature) throw new Error(`${bundlePath} is not signed (edgerun deploy sign ${bundlePath} --key …)`);
   const signer = nativeSigner(parseKeyFile(await readFileLimited(opts.key, 64 * 1024, 'key file'), `key file ${opts.key}`));
-  const devices = opts.to.split(',').map((d) => d.trim()).filter(Boolean);
-  if (!devices.length) throw new Error('--to names no device');
+  const targets = parsePushTargets(opts.to);
   const id = `${bundle.manifest.model.id}-${bundle.manifest.model.version.replace(/[^A-Za-z0-9_.-]/g, '_')}-${randomBytes(3).toString('hex')}`;
-  const results = await pushToDevices({ config, bytes, devices, id, signer, opts });
+  const mqtt = await connectDeployClient(config, opts);
+  let devices: string[];
+  let results: (DeployStatus | Error)[];
+  try {
+    if ('devices' in targets) devices = targets.devices;
+    else {
+      const fleet = opts.fleet ?? config.device.fleet;
+      devices = selectTargets(await retainedBirths(mqtt, opts.prefix ?? config.mqtt.prefix, fleet, opts.discover * 1000), fleet, targets.group).map((t) => t.device);
+      if (!devices.length) throw new Error(`no online device in fleet '${fleet}'${targets.group !== undefined ? ` group '${targets.group}'` : ''} answered within ${opts.discover} s`);
+      if (!opts.json) console.error(`--to ${opts.to}: ${devices.join(', ')}`);
+    }
+    results = await pushOver(mqtt, { config, bytes, devices, id, signer, opts });
+  } finally {
+    await mqtt.end();
+  }
   const rows = devices.map((d, i) => {
     const r = results[i]!;
     return r instanceof Error ? [d, 'error', '—', r.message] : [d, r.state, `${r.model ?? ''} ${r.version ?? ''}`.trim() || '—', r.reason ? `${r.reason}: ${r.detail}` : r.selfTest ? `self-test ${r.selfTest.servedBy}: agreement ${r.selfTest.agreement}, cosine ${r.selfTest.cosine}` : r.detail ?? ''];
@@ -232,15 +261,6 @@ async function connectDeployClient(config: Config, opts: { url?: string; protoco
     throw e;
   }
   return mqtt;
-}
-
-async function pushToDevices(a: { config: Config; bytes: Uint8Array; devices: string[]; id: string; signer: ReturnType<typeof nativeSigner>; opts: PushCliOptions }): Promise<(DeployStatus | Error)[]> {
-  const mqtt = await connectDeployClient(a.config, a.opts);
-  try {
-    return await pushOver(mqtt, a);
-  } finally {
-    await mqtt.end();
-  }
 }
 
 /** Pushes to the devices at once over a connected client; an Error in place of a device that went silent. */

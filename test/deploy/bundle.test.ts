@@ -5,20 +5,18 @@ import tar from 'tar-stream';
 import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DigitalBackend } from '../../drivers/digital/ort-backend.js';
-import { parseDataset } from '../../runtime/dataset.js';
-import { loadModel } from '../../runtime/model/load.js';
-import { buildBundle } from '../../runtime/deploy/build.js';
 import { packBundle, readBundle, type Bundle } from '../../runtime/deploy/bundle.js';
 import { DeployError } from '../../runtime/deploy/errors.js';
 import { signManifest } from '../../runtime/deploy/signature.js';
 import { verifyBundle } from '../../runtime/deploy/verify.js';
 import { fingerprint } from '../../runtime/telemetry/keys.js';
 import { repoRoot } from '../helpers/cli.js';
+import { signedBundle, trustOnly } from './signed-bundle.js';
 
 const limits = { maxBytes: 8 << 20, maxModelBytes: 4 << 20 };
 const key = nacl.sign.keyPair();
 const stranger = nacl.sign.keyPair();
-const trust = { trusted: (k: Uint8Array) => (Buffer.from(k).equals(Buffer.from(key.publicKey)) ? { name: 'operator', fingerprint: fingerprint(k) } : undefined) };
+const trust = trustOnly(key);
 
 let digital: DigitalBackend;
 let unsigned: Uint8Array;
@@ -27,12 +25,7 @@ let bundle: Bundle;
 
 beforeAll(async () => {
   digital = new DigitalBackend();
-  const model = loadModel(new Uint8Array(readFileSync(join(repoRoot, 'models/cnn.onnx'))), { source: 'cnn.onnx' });
-  const canary = parseDataset(new Uint8Array(readFileSync(join(repoRoot, 'models/data/canary-64.bin'))));
-  unsigned = await buildBundle({ id: 'cnn', version: '1.2.0', model, digital, canary, canaryCount: 16, labels: ['a', 'b'], profiles: ['pcm'], minRuntime: '0.1.0', minAgreement: 0.9, minCosine: 0.97 });
-  const b = await readBundle(unsigned, limits);
-  signed = await packBundle({ ...b, signature: signManifest(b.manifestBytes, key) });
-  bundle = await readBundle(signed, limits);
+  ({ unsigned, signed, bundle } = await signedBundle({ model: 'cnn', version: '1.2.0', canaryCount: 16, labels: ['a', 'b'], profiles: ['pcm'], key, digital, limits }));
 });
 afterAll(async () => { await digital.dispose(); });
 

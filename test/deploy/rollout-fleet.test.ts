@@ -5,7 +5,6 @@
  * devices from their births, deploys wave 1, halts after wave 2 (1 failure of 2 > 0.2), rolls the
  * wave's activated device back, and its report says which device serves which version.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import type { RolloutReport } from '../../runtime/deploy/rollout.js';
 import { decodeMessage } from '../../runtime/telemetry/envelope.js';
 import { encodeKeyFile, TrustStore } from '../../runtime/telemetry/keys.js';
-import { edgerun, repoRoot } from '../helpers/cli.js';
+import { edgerun, repoRoot, startEdgerun, type EdgerunProcess } from '../helpers/cli.js';
 import { describeMosquitto, Mosquitto } from '../helpers/mosquitto.js';
 import { until } from '../helpers/until.js';
 
@@ -31,26 +30,18 @@ const OUTSIDER = 'x-other';
 let dir: string;
 let broker: Mosquitto;
 let watcher: mqtt.MqttClient;
-const procs = new Map<string, ChildProcess>();
-const logs = new Map<string, string>();
+const procs = new Map<string, EdgerunProcess>();
 const births = new Map<string, Body>();
 const results = new Map<string, Body[]>();
 
 function startDevice(id: string, group: string, profile: string): void {
-  const p = spawn(process.execPath, ['bin/edgerun.js', 'serve', '--url', broker.url, '--model', 'models/cnn.onnx', '--rate', '4', '--state-dir', join(dir, id)], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env, EDGERUN_DEVICE__ID: id, EDGERUN_DEVICE__FLEET: FLEET, EDGERUN_DEVICE__GROUP: group, EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'),
-      EDGERUN_PLACEMENT__DEFAULT: 'analog', EDGERUN_ANALOG__PROFILE: profile, EDGERUN_POWER__SENSOR: 'none', EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '60000',
-    },
-  });
-  logs.set(id, '');
-  p.stdout!.on('data', (b: Buffer) => logs.set(id, logs.get(id)! + b.toString()));
-  p.stderr!.on('data', (b: Buffer) => logs.set(id, logs.get(id)! + b.toString()));
-  procs.set(id, p);
+  procs.set(id, startEdgerun(['serve', '--url', broker.url, '--model', 'models/cnn.onnx', '--rate', '4', '--state-dir', join(dir, id)], {
+    EDGERUN_DEVICE__ID: id, EDGERUN_DEVICE__FLEET: FLEET, EDGERUN_DEVICE__GROUP: group, EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'),
+    EDGERUN_PLACEMENT__DEFAULT: 'analog', EDGERUN_ANALOG__PROFILE: profile, EDGERUN_POWER__SENSOR: 'none', EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '60000',
+  }, 1500));
 }
 
-const context = (): string => [...logs].map(([id, l]) => `--- ${id} ---\n${l.slice(-1500)}`).join('\n');
+const context = (): string => [...procs].map(([id, p]) => `--- ${id} ---\n${p.log()}`).join('\n');
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'edgerun-rollout-'));
@@ -77,8 +68,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const p of procs.values()) p.kill('SIGKILL');
-  await Promise.all([...procs.values()].map((p) => (p.exitCode !== null || p.signalCode !== null ? undefined : new Promise((r) => p.once('exit', r)))));
+  for (const p of procs.values()) p.proc.kill('SIGKILL');
+  await Promise.all([...procs.values()].map((p) => p.exit));
   await watcher?.endAsync(true);
   await broker?.dispose();
   rmSync(dir, { recursive: true, force: true });

@@ -4,27 +4,20 @@
  * refused with a DeployError, never another kind of error; and whatever is accepted and verifies
  * must be exactly the bundle that was signed (same manifest, same parts).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DigitalBackend } from '../../drivers/digital/ort-backend.js';
-import { parseDataset } from '../../runtime/dataset.js';
-import { loadModel } from '../../runtime/model/load.js';
-import { buildBundle } from '../../runtime/deploy/build.js';
-import { packBundle, readBundle, type Bundle } from '../../runtime/deploy/bundle.js';
+import { readBundle, type Bundle } from '../../runtime/deploy/bundle.js';
 import { DeployError } from '../../runtime/deploy/errors.js';
 import { parseManifest } from '../../runtime/deploy/manifest.js';
-import { signManifest } from '../../runtime/deploy/signature.js';
 import { verifyBundle } from '../../runtime/deploy/verify.js';
-import { fingerprint } from '../../runtime/telemetry/keys.js';
-import { repoRoot } from '../helpers/cli.js';
+import { signedBundle, trustOnly } from '../deploy/signed-bundle.js';
 
 const RUNS = { numRuns: 150 };
 const limits = { maxBytes: 4 << 20, maxModelBytes: 2 << 20 };
 const key = nacl.sign.keyPair();
-const trust = { trusted: (k: Uint8Array) => (Buffer.from(k).equals(Buffer.from(key.publicKey)) ? { name: 'operator', fingerprint: fingerprint(k) } : undefined) };
+const trust = trustOnly(key);
 
 let digital: DigitalBackend;
 let signed: Uint8Array;
@@ -32,12 +25,7 @@ let original: Bundle;
 
 beforeAll(async () => {
   digital = new DigitalBackend();
-  const model = loadModel(new Uint8Array(readFileSync(join(repoRoot, 'models/mlp.onnx'))), { source: 'mlp.onnx' });
-  const canary = parseDataset(new Uint8Array(readFileSync(join(repoRoot, 'models/data/canary-64.bin'))));
-  const unsigned = await buildBundle({ id: 'mlp', version: '1.0.0', model, digital, canary, canaryCount: 4, labels: [], profiles: [], minRuntime: '0.1.0', minAgreement: 0.9, minCosine: 0.97 });
-  const b = await readBundle(unsigned, limits);
-  signed = await packBundle({ ...b, signature: signManifest(b.manifestBytes, key) });
-  original = await readBundle(signed, limits);
+  ({ signed, bundle: original } = await signedBundle({ model: 'mlp', version: '1.0.0', canaryCount: 4, labels: [], profiles: [], key, digital, limits }));
 });
 afterAll(async () => { await digital.dispose(); });
 

@@ -10,7 +10,6 @@
  * process: VmRSS from /proc/<pid>/status, open descriptors from /proc/<pid>/fd, and the bytes of its
  * outbox journal on disk. The report has the figures; the callers decide what is flat enough.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,7 +17,7 @@ import { dirname, join } from 'node:path';
 import mqtt from 'mqtt';
 import { decodeMessage } from '../../runtime/telemetry/envelope.js';
 import { DeviceProcess, tempSocketPath } from '../remote/device-process.js';
-import { repoRoot } from './cli.js';
+import { startEdgerun, type EdgerunProcess } from './cli.js';
 import { Mosquitto } from './mosquitto.js';
 import { until } from './until.js';
 
@@ -171,38 +170,23 @@ async function inject(kind: FaultKind, broker: Mosquitto, accel: DeviceProcess, 
   }
 }
 
-interface Device { proc: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; log: () => string }
-
-function startDevice(url: string, socket: string, stateDir: string, count: number, rateHz: number, outboxMaxBytes: number): Device {
-  const proc = spawn(process.execPath, [
-    'bin/edgerun.js', 'serve', '--model', 'models/mlp.onnx', '--rate', String(rateHz), '--count', String(count), '--state-dir', stateDir, '--quiet',
-  ], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      EDGERUN_MQTT__URL: url,
-      EDGERUN_MQTT__PREFIX: PREFIX,
-      EDGERUN_DEVICE__ID: DEVICE,
-      EDGERUN_DEVICE__FLEET: FLEET,
-      EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '2000',
-      EDGERUN_MQTT__OUTBOX__MAX_BYTES: String(outboxMaxBytes),
-      EDGERUN_MQTT__OUTBOX__SEGMENT_BYTES: String(Math.max(1024, Math.floor(outboxMaxBytes / 16))),
-      EDGERUN_PLACEMENT__DEFAULT: 'analog',
-      EDGERUN_REMOTE__SOCKET: socket,
-      EDGERUN_REMOTE__TIMEOUT_MS: '500',
-      EDGERUN_FALLBACK__RUN_TIMEOUT_MS: '1000',
-      EDGERUN_FALLBACK__HEALTH_INTERVAL_MS: '250',
-      EDGERUN_FALLBACK__PROBE_MAX_MS: '1000',
-      EDGERUN_POWER__SENSOR: 'none',
-    },
+function startDevice(url: string, socket: string, stateDir: string, count: number, rateHz: number, outboxMaxBytes: number): EdgerunProcess {
+  return startEdgerun(['serve', '--model', 'models/mlp.onnx', '--rate', String(rateHz), '--count', String(count), '--state-dir', stateDir, '--quiet'], {
+    EDGERUN_MQTT__URL: url,
+    EDGERUN_MQTT__PREFIX: PREFIX,
+    EDGERUN_DEVICE__ID: DEVICE,
+    EDGERUN_DEVICE__FLEET: FLEET,
+    EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '2000',
+    EDGERUN_MQTT__OUTBOX__MAX_BYTES: String(outboxMaxBytes),
+    EDGERUN_MQTT__OUTBOX__SEGMENT_BYTES: String(Math.max(1024, Math.floor(outboxMaxBytes / 16))),
+    EDGERUN_PLACEMENT__DEFAULT: 'analog',
+    EDGERUN_REMOTE__SOCKET: socket,
+    EDGERUN_REMOTE__TIMEOUT_MS: '500',
+    EDGERUN_FALLBACK__RUN_TIMEOUT_MS: '1000',
+    EDGERUN_FALLBACK__HEALTH_INTERVAL_MS: '250',
+    EDGERUN_FALLBACK__PROBE_MAX_MS: '1000',
+    EDGERUN_POWER__SENSOR: 'none',
   });
-  let log = '';
-  const add = (b: Buffer): void => { log = (log + b.toString()).slice(-20_000); };
-  proc.stdout!.on('data', add);
-  proc.stderr!.on('data', add);
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  return { proc, exit, log: () => log };
 }
 
 async function sampleProcess(pid: number, outboxDir: string): Promise<Omit<Sample, 't' | 'received'>> {

@@ -10,14 +10,13 @@
  * results (generous timeouts only bound a hang). Mosquitto autosaves its persistence DB every second
  * so the listener's session survives a SIGKILL of the broker.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { describeMosquitto, Mosquitto } from '../helpers/mosquitto.js';
-import { repoRoot } from '../helpers/cli.js';
+import { startEdgerun, type EdgerunProcess } from '../helpers/cli.js';
 import { decodeMessage } from '../../runtime/telemetry/envelope.js';
 import { Listener } from '../../runtime/telemetry/listener.js';
 import { until } from '../helpers/until.js';
@@ -27,37 +26,22 @@ const DEVICE = 'chaos-1';
 const FLEET = 'test';
 const PREFIX = 'edgerun';
 
-interface Device { proc: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; log: () => string }
-
-function startDevice(url: string, stateDir: string): Device {
-  const proc = spawn(process.execPath, [
-    'bin/edgerun.js', 'serve', '--model', 'models/mlp.onnx', '--rate', '0', '--count', String(TOTAL), '--state-dir', stateDir, '--quiet',
-  ], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      EDGERUN_MQTT__URL: url,
-      EDGERUN_MQTT__PREFIX: PREFIX,
-      EDGERUN_DEVICE__ID: DEVICE,
-      EDGERUN_DEVICE__FLEET: FLEET,
-      EDGERUN_PLACEMENT__DEFAULT: 'digital',
-      EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '2000',
-    },
+function startDevice(url: string, stateDir: string): EdgerunProcess {
+  return startEdgerun(['serve', '--model', 'models/mlp.onnx', '--rate', '0', '--count', String(TOTAL), '--state-dir', stateDir, '--quiet'], {
+    EDGERUN_MQTT__URL: url,
+    EDGERUN_MQTT__PREFIX: PREFIX,
+    EDGERUN_DEVICE__ID: DEVICE,
+    EDGERUN_DEVICE__FLEET: FLEET,
+    EDGERUN_PLACEMENT__DEFAULT: 'digital',
+    EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '2000',
   });
-  let log = '';
-  const add = (b: Buffer) => { log = (log + b.toString()).slice(-20_000); };
-  proc.stdout!.on('data', add);
-  proc.stderr!.on('data', add);
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  return { proc, exit, log: () => log };
 }
 
 describeMosquitto('chaos: 10,000 results through broker kills and a device SIGKILL', () => {
   let broker: Mosquitto;
   let stateDir: string;
   let listener: mqtt.MqttClient | undefined;
-  let device: Device | undefined;
+  let device: EdgerunProcess | undefined;
 
   beforeAll(async () => {
     // `user`: mosquitto started as root drops to user "mosquitto", which cannot write the test's

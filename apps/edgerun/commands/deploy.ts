@@ -179,8 +179,8 @@ export async function deployInstallCommand(bundlePath: string, opts: InstallCliO
   }
 }
 
-export interface PushCliOptions {
-  to: string;
+/** What push and rollout share: the broker, the operator's key, how the bundle travels. */
+interface TransferCliOptions {
   key: string;
   url?: string;
   fleet?: string;
@@ -192,6 +192,10 @@ export interface PushCliOptions {
   discover: number;
   timeout: number;
   json?: boolean;
+}
+
+export interface PushCliOptions extends TransferCliOptions {
+  to: string;
 }
 
 /** `--to`: device ids, or every online device of the fleet (`fleet`) or of one group (`group:<name>`). */
@@ -264,7 +268,7 @@ async function connectDeployClient(config: Config, opts: { url?: string; protoco
 }
 
 /** Pushes to the devices at once over a connected client; an Error in place of a device that went silent. */
-async function pushOver(mqtt: MqttClient, a: { config: Config; bytes: Uint8Array; devices: string[]; id: string; signer: ReturnType<typeof nativeSigner>; opts: Omit<PushCliOptions, 'to'> }): Promise<(DeployStatus | Error)[]> {
+async function pushOver(mqtt: MqttClient, a: { config: Config; bytes: Uint8Array; devices: string[]; id: string; signer: ReturnType<typeof nativeSigner>; opts: TransferCliOptions }): Promise<(DeployStatus | Error)[]> {
   const { config, opts } = a;
   const bars = process.stderr.isTTY && !opts.json
     ? new cliProgress.MultiBar({ format: '{device} [{bar}] {percentage}% {value}/{total} bytes {state}', hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -291,22 +295,12 @@ async function pushOver(mqtt: MqttClient, a: { config: Config; bytes: Uint8Array
   }
 }
 
-export interface RolloutCliOptions {
+export interface RolloutCliOptions extends TransferCliOptions {
   fleet: string;
   group?: string;
   waves: string;
   abortFailureRate: number;
   rollbackFailed?: boolean;
-  key: string;
-  url?: string;
-  prefix?: string;
-  protocol?: number;
-  downloadUrl?: string;
-  chunkSize: number;
-  allowDowngrade?: boolean;
-  discover: number;
-  timeout: number;
-  json?: boolean;
   report?: string;
 }
 

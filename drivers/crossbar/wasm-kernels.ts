@@ -48,7 +48,7 @@ import {
   F64_CONVERT_I32_S, F64_LOAD, F64_SQRT, F64_EQ, F64_NE, F64_LT, F64_GT, F64_ABS, F64_FLOOR, F64_ADD, F64_SUB, F64_MUL, F64_DIV, F64_MIN, F64_MAX,
   F32, F32_ADD, F32_MUL, F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
   I32_LT_S, F32_NE, F32_ABS, F32_MAX, F64X2_SQRT, F64X2_GT, F64X2_LT, V128_OR, V128_ANY_TRUE, V128_LOAD64_ZERO, V128_STORE64_LANE, F32X4_EXTRACT_LANE, F32X4_ABS, F32X4_MAX, F32X4_DEMOTE_F64X2_ZERO,
-  F64X2_SPLAT, F64X2_PROMOTE_LOW_F32X4, F64X2_FLOOR, F64X2_ADD, F64X2_MUL, F64X2_DIV, F64X2_MIN, F64X2_MAX,
+  F64X2_SPLAT, F64X2_PROMOTE_LOW_F32X4, F64X2_FLOOR, F64X2_ADD, F64X2_MUL, F64X2_DIV, F64X2_PMIN, F64X2_PMAX, F32X4_PMAX, F32X4_NE,
   simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, type WasmMemory,
 } from '../../runtime/wasm/assembler.js';
 
@@ -181,7 +181,7 @@ function emitDenseDac(emit: (...parts: number[][]) => void, l: DenseDacLocals): 
   emit(...at(l.x), simd(V128_LOAD64_ZERO), mem(2, 0), simd(F64X2_PROMOTE_LOW_F32X4), get(l.vinv), simd(F64X2_MUL), set(l.vv));
   emit(get(l.levels), f64c(0), [F64_NE, IF, EMPTY]);
   emit(get(l.vv), get(l.vl), simd(F64X2_MUL), ...splat(0.5), simd(F64X2_ADD), simd(F64X2_FLOOR), get(l.vl), simd(F64X2_DIV));
-  emit(...splat(1), simd(F64X2_MIN), ...splat(-1), simd(F64X2_MAX), set(l.vv), [END]);
+  emit(...splat(1), simd(F64X2_PMIN), ...splat(-1), simd(F64X2_PMAX), set(l.vv), [END]);
   emit(...at(l.out), get(l.vv), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
   emit(...at(l.out2), get(l.vv), get(l.vv), simd(F64X2_MUL), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
   emit(get(l.row), i32c(2), [I32_ADD], set(l.row), [BR, 0, END, END]);
@@ -207,7 +207,7 @@ function dacScaledKernel(): number[] {
 // non-finite vector). |x|max four inputs at a time (f32x4: max of float32 magnitudes, NaN
 // propagating, is the float64 scan's result), then the dense DAC with inv = 1/|x|max.
 const BX = 0, BROWS = 1, BBATCH = 2, BLEVELS = 3, BOUT = 4, BOUT2 = 5, BXMAX = 6;
-const BB = 7, BROW = 8, BSPECIAL = 9, BM = 10, BINV = 11, BV = 12, BMF = 13, BACC = 14, BVINV = 15, BVL = 16, BVV = 17;
+const BB = 7, BROW = 8, BSPECIAL = 9, BM = 10, BINV = 11, BV = 12, BMF = 13, BACC = 14, BVINV = 15, BVL = 16, BVV = 17, BNAN = 18;
 
 function dacBatchKernel(): number[] {
   const { code, emit } = codeBuffer();
@@ -219,10 +219,19 @@ function dacBatchKernel(): number[] {
   };
   emit(i32c(0), set(BB), [BLOCK, EMPTY, LOOP, EMPTY], get(BB), get(BBATCH), [I32_GE_U, BR_IF, 1]);
   // |x|max
-  emit(simd(V128_CONST), new Array<number>(16).fill(0), set(BACC), i32c(0), set(BROW));
-  rowLoop(4, () => emit(get(BACC), ...at(BX), simd(V128_LOAD), mem(2, 0), simd(F32X4_ABS), simd(F32X4_MAX), set(BACC)));
+  // pmax (one instruction) drops NaNs, so they are noted in a mask of their own.
+  const zero = (local: number): void => emit(simd(V128_CONST), new Array<number>(16).fill(0), set(local));
+  zero(BACC);
+  zero(BNAN);
+  emit(i32c(0), set(BROW));
+  rowLoop(4, () => {
+    emit(...at(BX), simd(V128_LOAD), mem(2, 0), set(BVV));
+    emit(get(BACC), get(BVV), simd(F32X4_ABS), simd(F32X4_PMAX), set(BACC));
+    emit(get(BNAN), get(BVV), get(BVV), simd(F32X4_NE), simd(V128_OR), set(BNAN));
+  });
   emit(get(BACC), simd(F32X4_EXTRACT_LANE), [0], get(BACC), simd(F32X4_EXTRACT_LANE), [1], [F32_MAX]);
   emit(get(BACC), simd(F32X4_EXTRACT_LANE), [2], get(BACC), simd(F32X4_EXTRACT_LANE), [3], [F32_MAX, F32_MAX], set(BMF));
+  emit(get(BNAN), simd(V128_ANY_TRUE), [IF, EMPTY], f64c(NaN), [F32_DEMOTE_F64], set(BMF), [END]);
   rowLoop(1, () => emit(get(BMF), ...at(BX), [F32_LOAD], mem(2, 0), [F32_ABS, F32_MAX], set(BMF)));
   emit(get(BMF), [F64_PROMOTE_F32], set(BM), get(BXMAX), get(BB), i32c(3), [I32_SHL, I32_ADD], get(BM), [F64_STORE], mem(3, 0));
   // special = !(m != 0 && m < ∞): zeros; else the DAC
@@ -236,7 +245,7 @@ function dacBatchKernel(): number[] {
   const step: number[][] = [get(BROWS), i32c(2), [I32_SHL]];
   for (const base of [BX, BOUT, BOUT2]) emit(get(base), ...step, [I32_ADD], set(base));
   emit(get(BB), i32c(1), [I32_ADD], set(BB), [BR, 0, END, END]);
-  return functionBody([[3, I32], [3, F64], [1, F32], [4, V128]], code);
+  return functionBody([[3, I32], [3, F64], [1, F32], [5, V128]], code);
 }
 
 
@@ -277,7 +286,7 @@ function adcKernel(): number[] {
     emit(get(AHASVAR), [IF, V128], ...pair(AVAR), get(AVOUTVAR), simd(F64X2_ADD), simd(F64X2_SQRT), [ELSE], get(AVSIGMA), [END]);
     emit(...at(ANORM, 3), simd(V128_LOAD), mem(3, 0), simd(F64X2_MUL), simd(F64X2_ADD), set(AVV));
     emit(get(AVSAT), get(AVV), get(AVBOUND), simd(F64X2_GT), get(AVV), get(AVNEG), simd(F64X2_LT), simd(V128_OR), simd(V128_OR), set(AVSAT));
-    emit(get(AVV), get(AVBOUND), simd(F64X2_MIN), get(AVNEG), simd(F64X2_MAX), set(AVV));
+    emit(get(AVV), get(AVBOUND), simd(F64X2_PMIN), get(AVNEG), simd(F64X2_PMAX), set(AVV));
     emit(get(ASTEP), f64c(0), [F64_NE, IF, EMPTY], get(AVV), get(AVINV), simd(F64X2_MUL), f64c(0.5), simd(F64X2_SPLAT), simd(F64X2_ADD), simd(F64X2_FLOOR));
     emit(get(AVSTEP), simd(F64X2_MUL), set(AVV), [END]);
     emit(...at(AOUT, 2), get(AVV), get(AVBACK), simd(F64X2_MUL), ...pair(ASCALE), simd(F64X2_MUL), ...pair(AGDC), simd(F64X2_MUL));

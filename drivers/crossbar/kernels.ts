@@ -106,12 +106,10 @@ export function kernels(arena: Arena): Kernels {
       }
     },
     normals: (state, _tables, out, n) => {
-      // Random's own loop: its slow path included, so it never stops early.
       const { f64, i32 } = arena;
       generator.loadState(i32, state >> 2);
       generator.fillNormals(f64, n, out >> 3);
       generator.saveState(i32, state >> 2);
-      return n;
     },
     gemm32: (x, xStride, blocks, rows, w, stride, acc, accStride, pairs) => {
       const { f32 } = arena;

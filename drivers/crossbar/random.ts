@@ -89,11 +89,6 @@ export class Random {
     s[0] = a; s[1] = b; s[2] = c; s[3] = d;
   }
 
-  /** The slow path for a draw whose 32-bit output `u` missed the ziggurat's fast path (see fillNormals). */
-  slowNormal(u: number): number {
-    return this.#normalSlow(u >> 7, u & 127);
-  }
-
   /** Copies the generator's state (four i32) to `into` at `at`, e.g. for a WebAssembly kernel. */
   saveState(into: Int32Array, at: number): void {
     const s = this.#s;
@@ -160,11 +155,12 @@ const FN = new Float64Array(128);
   }
 }
 
-/** KN then WN (128 float64 each): the tables a WebAssembly ziggurat reads. */
+/** KN, WN then FN (128 float64 each): the tables a WebAssembly ziggurat reads. */
 export function zigguratTables(): Float64Array {
-  const t = new Float64Array(256);
+  const t = new Float64Array(384);
   t.set(KN, 0);
   t.set(WN, 128);
+  t.set(FN, 256);
   return t;
 }
 

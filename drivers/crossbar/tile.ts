@@ -388,8 +388,7 @@ export class Tile {
 
   /**
    * Standard normals for `n` outputs at arena address `at` (zeros when the profile has no noise):
-   * the read stream's draws, the ziggurat's fast path in the WebAssembly module and its rare slow
-   * path (about 1 draw in 100) here, so the sequence is fillNormals' exactly.
+   * the read stream's next draws, Random.fillNormals' sequence, by the normals kernel.
    */
   #noise(at: number, n: number, withVar: boolean): void {
     const { arena, work } = this.ctx;
@@ -397,17 +396,10 @@ export class Tile {
       arena.f64.fill(0, at >> 3, (at >> 3) + n);
       return;
     }
-    const rng = this.#readRng;
     const state = work.rngState >> 2;
-    rng.saveState(arena.i32, state);
-    for (let k = 0; ; k++) {
-      k += arena.kernels.normals(work.rngState, work.tables, at + 8 * k, n - k);
-      if (k >= n) break;
-      rng.loadState(arena.i32, state);
-      arena.f64[(at >> 3) + k] = rng.slowNormal(arena.i32[state + 4]!);
-      rng.saveState(arena.i32, state);
-    }
-    rng.loadState(arena.i32, state);
+    this.#readRng.saveState(arena.i32, state);
+    arena.kernels.normals(work.rngState, work.tables, at, n);
+    this.#readRng.loadState(arena.i32, state);
   }
 
   /** The ADC kernel over `batch` conversions (accumulators `stride` apart), outputs in model units. */

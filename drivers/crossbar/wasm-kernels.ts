@@ -49,6 +49,7 @@ import {
   F32, F32_ADD, F32_MUL, F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
   I32_LT_S, F32_NE, F32_ABS, F32_MAX, F64X2_SQRT, F64X2_GT, F64X2_LT, V128_OR, V128_ANY_TRUE, V128_LOAD64_ZERO, V128_STORE64_LANE, F32X4_EXTRACT_LANE, F32X4_ABS, F32X4_MAX, F32X4_DEMOTE_F64X2_ZERO,
   F64X2_SPLAT, F64X2_PROMOTE_LOW_F32X4, F64X2_FLOOR, F64X2_ADD, F64X2_MUL, F64X2_DIV, F64X2_PMIN, F64X2_PMAX, F32X4_PMAX, F32X4_NE,
+  CALL, I32_EQ, F64_NEG, F64_CONVERT_I32_U,
   simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, type WasmMemory,
 } from '../../runtime/wasm/assembler.js';
 
@@ -317,34 +318,79 @@ function adcKernel(): number[] {
 }
 
 
-// normals(state, tables, out, n) → done: the ziggurat's fast path of random.ts (xoshiro128** state
-// of four i32 at `state`, KN then WN, 128 f64 each, at `tables`), standard normals into out[0..n).
-// It stops at the first draw that needs the slow path: the state is stored past that draw, its
-// 32-bit output at state + 16, and the count done is returned (n when none did).
-const NSTATE = 0, NTABLES = 1, NOUT = 2, NN = 3, NA = 4, NB = 5, NC = 6, ND = 7, NK = 8, NU = 9, NT = 10, NI = 11, NH = 12;
+// normals(state, tables, out, n): random.ts's fillNormals — xoshiro128** (state of four i32 at
+// `state`, stored back at the end) and the ziggurat (KN, WN, FN, 128 f64 each, at `tables`) — into
+// out[0..n), standard normals in the same sequence bit for bit. The fast path (about 99 draws in
+// 100) is one draw, a compare and a multiply; the slow path (wedges and the tail, #normalSlow's
+// steps in order) calls the imported exp and log, which are JS's Math.exp and Math.log.
+const NSTATE = 0, NTABLES = 1, NOUT = 2, NN = 3, NA = 4, NB = 5, NC = 6, ND = 7, NK = 8, NU = 9, NT = 10, NI = 11;
+const NH = 12, NX = 13, NTAIL = 14, NY = 15, NRES = 16;
+/** Function indices of the module's imports (see kernelModuleBytes). */
+const EXP = 0, LOG = 1;
+/** The ziggurat's R (random.ts) and 2^−32. */
+const ZIGGURAT_R = 3.442619855899;
+const TWO_TO_MINUS_32 = 2.3283064365386963e-10;
 
 function normalsKernel(): number[] {
   const { code, emit } = codeBuffer();
-  const store = (): void => { [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), get(l), [I32_STORE], mem(2, 4 * j))); };
+  // u = rotl(b·5, 7)·9; t = b << 9; c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = rotl(d, 11)
+  const next = (): void => {
+    emit(get(NB), i32c(5), [I32_MUL], i32c(7), [I32_ROTL], i32c(9), [I32_MUL], set(NU), get(NB), i32c(9), [I32_SHL], set(NT));
+    emit(get(NC), get(NA), [I32_XOR], set(NC), get(ND), get(NB), [I32_XOR], set(ND), get(NB), get(NC), [I32_XOR], set(NB));
+    emit(get(NA), get(ND), [I32_XOR], set(NA), get(NC), get(NT), [I32_XOR], set(NC), get(ND), i32c(11), [I32_ROTL], set(ND));
+  };
+  // i = u & 127 (as the byte address of KN[i]); h = u >> 7 (signed)
+  const layer = (): void => emit(get(NU), i32c(127), [I32_AND], i32c(3), [I32_SHL], get(NTABLES), [I32_ADD], set(NI), get(NU), i32c(7), [I32_SHR_S, F64_CONVERT_I32_S], set(NH));
+  // |h| < KN[i]: the draw is h·WN[i]
+  const fast = (): void => emit(get(NH), [F64_ABS], get(NI), [F64_LOAD], mem(3, 0), [F64_LT]);
+  const hw = (): void => emit(get(NH), get(NI), [F64_LOAD], mem(3, 1024), [F64_MUL]);
+  // uniform in [0, 1) and in (0, 1), from the next draw
+  const uniform = (half: boolean): void => {
+    next();
+    emit(get(NU), [F64_CONVERT_I32_U]);
+    if (half) emit(f64c(0.5), [F64_ADD]);
+    emit(f64c(TWO_TO_MINUS_32), [F64_MUL]);
+  };
   [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), [I32_LOAD], mem(2, 4 * j), set(l)));
   emit(i32c(0), set(NK), [BLOCK, EMPTY, LOOP, EMPTY], get(NK), get(NN), [I32_GE_U, BR_IF, 1]);
-  // u = rotl(b·5, 7)·9; t = b << 9; c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = rotl(d, 11)
-  emit(get(NB), i32c(5), [I32_MUL], i32c(7), [I32_ROTL], i32c(9), [I32_MUL], set(NU), get(NB), i32c(9), [I32_SHL], set(NT));
-  emit(get(NC), get(NA), [I32_XOR], set(NC), get(ND), get(NB), [I32_XOR], set(ND), get(NB), get(NC), [I32_XOR], set(NB));
-  emit(get(NA), get(ND), [I32_XOR], set(NA), get(NC), get(NT), [I32_XOR], set(NC), get(ND), i32c(11), [I32_ROTL], set(ND));
-  // i = u & 127; h = u >> 7; |h| < KN[i] ? out[k] = h·WN[i] : stop
-  emit(get(NU), i32c(127), [I32_AND], i32c(3), [I32_SHL], get(NTABLES), [I32_ADD], set(NI), get(NU), i32c(7), [I32_SHR_S, F64_CONVERT_I32_S], set(NH));
-  emit(get(NH), [F64_ABS], get(NI), [F64_LOAD], mem(3, 0), [F64_LT, IF, EMPTY]);
-  emit(get(NOUT), get(NK), i32c(3), [I32_SHL, I32_ADD], get(NH), get(NI), [F64_LOAD], mem(3, 1024), [F64_MUL, F64_STORE], mem(3, 0), [ELSE]);
-  store();
-  emit(get(NSTATE), get(NU), [I32_STORE], mem(2, 16), get(NK), [RETURN, END]);
+  next();
+  layer();
+  fast();
+  emit([IF, EMPTY]);
+  hw();
+  emit(set(NRES), [ELSE]);
+  // The slow path: block $done { loop $again { … } }, a result leaves by br to $done.
+  emit([BLOCK, EMPTY, LOOP, EMPTY]);
+  hw();
+  emit(set(NX), get(NI), get(NTABLES), [I32_EQ, IF, EMPTY]);
+  // Layer 0: the tail beyond R by Marsaglia's exponential method.
+  emit([LOOP, EMPTY]);
+  uniform(true);
+  emit([CALL, LOG, F64_NEG], f64c(ZIGGURAT_R), [F64_DIV], set(NTAIL));
+  uniform(true);
+  emit([CALL, LOG, F64_NEG], set(NY), get(NY), get(NY), [F64_ADD], get(NTAIL), get(NTAIL), [F64_MUL, F64_LT, BR_IF, 0, END]);
+  emit(f64c(ZIGGURAT_R), get(NTAIL), [F64_ADD], f64c(-ZIGGURAT_R), get(NTAIL), [F64_SUB], get(NH), f64c(0), [F64_GT, SELECT], set(NRES), [BR, 2, END]);
+  // A wedge: FN[i] + U·(FN[i−1] − FN[i]) < exp(−x²/2) accepts x.
+  emit(get(NI), [F64_LOAD], mem(3, 2048));
+  uniform(false);
+  emit(get(NI), [F64_LOAD], mem(3, 2040), get(NI), [F64_LOAD], mem(3, 2048), [F64_SUB, F64_MUL, F64_ADD]);
+  emit(f64c(-0.5), get(NX), [F64_MUL], get(NX), [F64_MUL, CALL, EXP, F64_LT, IF, EMPTY], get(NX), set(NRES), [BR, 2, END]);
+  // Else a fresh draw, through the fast path if it can.
+  next();
+  layer();
+  fast();
+  emit([IF, EMPTY]);
+  hw();
+  emit(set(NRES), [BR, 2, END]);
+  emit([BR, 0, END, END]);
+  emit([END]);
+  emit(get(NOUT), get(NK), i32c(3), [I32_SHL, I32_ADD], get(NRES), [F64_STORE], mem(3, 0));
   emit(get(NK), i32c(1), [I32_ADD], set(NK), [BR, 0, END, END]);
-  store();
-  emit(get(NN));
-  return functionBody([[8, I32], [1, F64]], code);
+  [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), get(l), [I32_STORE], mem(2, 4 * j)));
+  return functionBody([[8, I32], [5, F64]], code);
 }
 
-/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, nonZero, dacBatch, adc, normals, column32, dacScaled. */
+/** The module's bytes: memory imported as e.m, exp and log as e.exp and e.log; kernels exported as mvm32, gemm32, nonZero, dacBatch, adc, normals, column32, dacScaled. */
 export function kernelModuleBytes(): Uint8Array {
   const none: number[] = [];
   return moduleBytes([
@@ -353,10 +399,10 @@ export function kernelModuleBytes(): Uint8Array {
     { name: 'nonZero', params: new Array(5).fill(I32), results: [I32], body: nonZeroKernel() },
     { name: 'dacBatch', params: [I32, I32, I32, F64, I32, I32, I32], results: none, body: dacBatchKernel() },
     { name: 'adc', params: [...new Array(11).fill(I32), F64, F64, F64], results: none, body: adcKernel() },
-    { name: 'normals', params: [I32, I32, I32, I32], results: [I32], body: normalsKernel() },
+    { name: 'normals', params: [I32, I32, I32, I32], results: none, body: normalsKernel() },
     { name: 'column32', params: new Array(6).fill(I32), results: [F32], body: columnKernel() },
     { name: 'dacScaled', params: [I32, I32, F64, F64, I32, I32], results: none, body: dacScaledKernel() },
-  ]);
+  ], [{ name: 'exp', params: [F64], results: [F64] }, { name: 'log', params: [F64], results: [F64] }]);
 }
 
 export type KernelFn = (w: number, stride: number, idx: number, xv: number, n: number, acc: number, vecs: number) => void;
@@ -367,8 +413,8 @@ export type NonZeroFn = (x: number, rows: number, idx: number, xs: number, xmax:
 export type DacBatchFn = (x: number, rows: number, batch: number, levels: number, out: number, out2: number, xmax: number) => void;
 /** The ADC and the way back to model units for `batch` vectors; flags[b] = 1 where one saturated. */
 export type AdcFn = (acc: number, stride: number, variance: number, normals: number, batch: number, cols: number, backs: number, scale: number, gdc: number, out: number, flags: number, outVar: number, step: number, bound: number) => void;
-/** Standard normals by the ziggurat's fast path; stops (returning the count done) at a slow-path draw. */
-export type NormalsFn = (state: number, tables: number, out: number, n: number) => number;
+/** `n` standard normals (Random.fillNormals' sequence) from the generator state at `state`, which it advances. */
+export type NormalsFn = (state: number, tables: number, out: number, n: number) => void;
 /** One vector's DAC codes of x·inv and their squares, densely. */
 export type DacScaledFn = (x: number, rows: number, inv: number, levels: number, out: number, out2: number) => void;
 /** One column of mvm32's sums (`col` in bytes), bit-identical to it. */
@@ -381,6 +427,6 @@ let compiled: object | null | undefined;
 export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   if (compiled === undefined) compiled = compile(kernelModuleBytes());
   if (!compiled) return null;
-  const exports = instantiate(compiled, memory) as unknown as Omit<Kernels, 'simd'>;
+  const exports = instantiate(compiled, memory, { exp: Math.exp, log: Math.log }) as unknown as Omit<Kernels, 'simd'>;
   return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, nonZero: exports.nonZero, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, adc: exports.adc, normals: exports.normals, simd: true };
 }

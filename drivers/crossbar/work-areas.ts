@@ -44,7 +44,7 @@ export interface BatchAreas {
 
 export class WorkAreas {
   readonly single: SingleAreas;
-  /** The normals kernel's ziggurat tables (f64) and a generator's state while it runs (5 i32). */
+  /** The normals kernel's ziggurat tables (f64) and a generator's state while it runs (4 i32). */
   readonly tables: number;
   readonly rngState: number;
   #batch: BatchAreas | null = null;
@@ -60,7 +60,7 @@ export class WorkAreas {
     const tables = zigguratTables();
     this.tables = a.alloc(tables.byteLength);
     a.f64.set(tables, this.tables >> 3);
-    this.rngState = a.alloc(20);
+    this.rngState = a.alloc(16);
   }
 
   /** Areas for `n` vectors (rounded up to a multiple of four, gemm32's block). */

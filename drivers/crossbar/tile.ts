@@ -460,6 +460,8 @@ export class Tile {
   /** Column c's part of #certainlySaturates, its sum given. */
   #columnSaturates(c: number, sum: number, f: number, varKnown: boolean, varAt: number): boolean {
     const per = this.ctx.periphery;
+    // The margins below are ≥ 0, so a sum inside the bound decides at once (most columns; NaN goes on and fails there too).
+    if (Math.abs(sum) * f <= per.bound) return false;
     const d = f === 1 ? 0 : per.dacLevels ? 0.75 / per.dacLevels : 1e-6; // without a DAC only float rounding differs
     const device = this.#varPtr === 0 ? 0 : varKnown ? 2 * this.ctx.arena.f32[varAt + c]! + 2 * d * d * this.#colVar[c]! : this.#colVar[c]!;
     return Math.abs(sum) * f - d * this.#colAbs[c]! - SKIP_SIGMAS * Math.sqrt(device + per.outputVar) > per.bound;

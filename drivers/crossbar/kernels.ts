@@ -89,6 +89,10 @@ export function kernels(arena: Arena): Kernels {
       }
     },
     dacScaled: (x, rows, inv, levels, out, out2) => denseDac(arena.f32, x, rows, inv, levels, out, out2),
+    dacPicked: (x, rows, n, picks, invs, levels, out, out2) => {
+      const { f32, f64, i32 } = arena;
+      for (let j = 0; j < n; j++) denseDac(f32, x + 4 * rows * i32[(picks >> 2) + j]!, rows, f64[(invs >> 3) + j]!, levels, out + 4 * rows * j, out2 + 4 * rows * j);
+    },
     adc: (acc, stride, variance, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, bound) => {
       const { f32, f64, i32 } = arena;
       if (converted.length < cols) converted = new Float64Array(cols);

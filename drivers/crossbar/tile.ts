@@ -290,12 +290,14 @@ export class Tile {
     const pending = this.#pending;
     const reduction = this.#reduction;
     const converts = this.#converts;
-    const f64 = arena.f64;
+    const { f64, i32 } = arena;
     let rounds = n;
     for (let j = 0; j < n; j++) {
       const b = pending[j]!;
-      kernels.dacScaled(a.raw + 4 * b * rows, rows, 1 / (f64[(a.xmax >> 3) + b]! * reduction[j]!), per.dacLevels, a.x + 4 * j * rows, a.x2 + 4 * j * rows);
+      i32[(a.picks >> 2) + j] = b;
+      f64[(a.invs >> 3) + j] = 1 / (f64[(a.xmax >> 3) + b]! * reduction[j]!);
     }
+    kernels.dacPicked(a.raw, rows, n, a.picks, a.invs, per.dacLevels, a.x, a.x2);
     this.#zeroPadding(a, n);
     this.#gemm(a.x, a.acc, this.#wPtr, n, stride);
     for (let j = 0; j < n; j++) {
@@ -307,7 +309,7 @@ export class Tile {
     if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, n, stride);
     this.#noise(a.normals, n * cols, withVar);
     this.#adc(a.acc, withVar ? a.accVar : 0, a.normals, n, a.backs, a.out, a.flags);
-    const { f32, i32 } = arena;
+    const f32 = arena.f32;
     let m = 0;
     for (let j = 0; j < n; j++) {
       const b = pending[j]!;

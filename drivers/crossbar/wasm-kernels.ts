@@ -3,7 +3,7 @@
  * (no toolchain, nothing downloaded: the bytes are built at load time and checked with
  * WebAssembly.validate; without SIMD support the caller falls back to kernels.ts). The MVM kernels
  * are described here; the others where they are assembled: column32 (one column of mvm32's sums),
- * nonZero, dacBatch, dacScaled, adc and normals (float64 as the JS they replaced, bit for bit; the
+ * nonZero, dacBatch, dacScaled, dacPicked, adc and normals (float64 as the JS they replaced, bit for bit; the
  * DAC and ADC two lanes at a time).
  *
  * Weights are float32 rows of `stride` bytes (columns padded with zeros to a multiple of eight).
@@ -204,6 +204,25 @@ function dacScaledKernel(): number[] {
   return functionBody([[1, I32], [1, F64], [3, V128]], code);
 }
 
+// dacPicked(x, rows, n, picks, invs, levels, out, out2): dacScaled for n vectors of a batch at once —
+// vector picks[j] (i32) of x (rows floats each) times invs[j] (f64) into slot j of out and out2 —
+// one call for a bound-management round instead of one per vector.
+const PX = 0, PROWS = 1, PN = 2, PPICKS = 3, PINVS = 4, PLEVELS = 5, POUT = 6, POUT2 = 7;
+const PJ = 8, PSRC = 9, PDST = 10, PDST2 = 11, PROW = 12, PINV = 13, PV = 14, PVINV = 15, PVL = 16, PVV = 17;
+
+function dacPickedKernel(): number[] {
+  const { code, emit } = codeBuffer();
+  const rowBytes: number[][] = [get(PROWS), i32c(2), [I32_SHL]];
+  emit(get(POUT), set(PDST), get(POUT2), set(PDST2), i32c(0), set(PJ));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(PJ), get(PN), [I32_GE_U, BR_IF, 1]);
+  emit(get(PX), get(PPICKS), get(PJ), i32c(2), [I32_SHL, I32_ADD, I32_LOAD], mem(2, 0), ...rowBytes, [I32_MUL, I32_ADD], set(PSRC));
+  emit(get(PINVS), get(PJ), i32c(3), [I32_SHL, I32_ADD, F64_LOAD], mem(3, 0), set(PINV));
+  emitDenseDac(emit, { x: PSRC, rows: PROWS, levels: PLEVELS, out: PDST, out2: PDST2, row: PROW, inv: PINV, v: PV, vinv: PVINV, vl: PVL, vv: PVV });
+  emit(get(PDST), ...rowBytes, [I32_ADD], set(PDST), get(PDST2), ...rowBytes, [I32_ADD], set(PDST2));
+  emit(get(PJ), i32c(1), [I32_ADD], set(PJ), [BR, 0, END, END]);
+  return functionBody([[5, I32], [2, F64], [3, V128]], code);
+}
+
 // dacBatch(x, rows, batch, levels, out, out2, xmax): every vector's |x|max (float64, NaN if it
 // holds a NaN) into xmax[b], and its codes and squares densely for gemm32 (zeros for an all-zero or
 // non-finite vector). |x|max four inputs at a time (f32x4: max of float32 magnitudes, NaN
@@ -391,7 +410,7 @@ function normalsKernel(): number[] {
   return functionBody([[8, I32], [5, F64]], code);
 }
 
-/** The module's bytes: memory imported as e.m, exp and log as e.exp and e.log; kernels exported as mvm32, gemm32, nonZero, dacBatch, adc, normals, column32, dacScaled. */
+/** The module's bytes: memory imported as e.m, exp and log as e.exp and e.log; kernels exported as mvm32, gemm32, nonZero, dacBatch, adc, normals, column32, dacScaled, dacPicked. */
 export function kernelModuleBytes(): Uint8Array {
   const none: number[] = [];
   return moduleBytes([
@@ -403,6 +422,7 @@ export function kernelModuleBytes(): Uint8Array {
     { name: 'normals', params: [I32, I32, I32, I32], results: none, body: normalsKernel() },
     { name: 'column32', params: new Array(6).fill(I32), results: [F32], body: columnKernel() },
     { name: 'dacScaled', params: [I32, I32, F64, F64, I32, I32], results: none, body: dacScaledKernel() },
+    { name: 'dacPicked', params: [I32, I32, I32, I32, I32, F64, I32, I32], results: none, body: dacPickedKernel() },
   ], [{ name: 'exp', params: [F64], results: [F64] }, { name: 'log', params: [F64], results: [F64] }]);
 }
 
@@ -418,9 +438,11 @@ export type AdcFn = (acc: number, stride: number, variance: number, normals: num
 export type NormalsFn = (state: number, tables: number, out: number, n: number) => void;
 /** One vector's DAC codes of x·inv and their squares, densely. */
 export type DacScaledFn = (x: number, rows: number, inv: number, levels: number, out: number, out2: number) => void;
+/** dacScaled for n vectors of a batch (`picks`, i32) at their own factors (`invs`, f64), into consecutive slots. */
+export type DacPickedFn = (x: number, rows: number, n: number, picks: number, invs: number, levels: number, out: number, out2: number) => void;
 /** One column of mvm32's sums (`col` in bytes), bit-identical to it. */
 export type ColumnFn = (w: number, stride: number, idx: number, xv: number, n: number, col: number) => number;
-export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; nonZero: NonZeroFn; dacBatch: DacBatchFn; dacScaled: DacScaledFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
+export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; nonZero: NonZeroFn; dacBatch: DacBatchFn; dacScaled: DacScaledFn; dacPicked: DacPickedFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
 
 let compiled: object | null | undefined;
 
@@ -429,5 +451,5 @@ export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   if (compiled === undefined) compiled = compile(kernelModuleBytes());
   if (!compiled) return null;
   const exports = instantiate(compiled, memory, { exp: Math.exp, log: Math.log }) as unknown as Omit<Kernels, 'simd'>;
-  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, nonZero: exports.nonZero, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, adc: exports.adc, normals: exports.normals, simd: true };
+  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, nonZero: exports.nonZero, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, dacPicked: exports.dacPicked, adc: exports.adc, normals: exports.normals, simd: true };
 }

@@ -26,7 +26,7 @@ describe('crossbar converter kernels', () => {
   /** The bytes at [at, at + bytes) of each arena's memory. */
   const bytes = (arena: Arena, at: number, n: number): Uint8Array => new Uint8Array(arena.memory.buffer, at, n).slice();
 
-  it('DAC (dacBatch, dacScaled) and ADC give the same bits in SIMD and plain JS on NaN, ±Infinity, −0, clamped and odd-sized data', () => {
+  it('DAC (dacBatch, dacScaled, dacPicked) and ADC give the same bits in SIMD and plain JS on NaN, ±Infinity, −0, clamped and odd-sized data', () => {
     const rows = 13, batch = 7, cols = 11, stride = 16;
     const x = Float32Array.from(randomMatrix(batch, rows, 17, 2));
     x[1 * rows + 2] = NaN; // in the SIMD part of |x|max
@@ -67,6 +67,10 @@ describe('crossbar converter kernels', () => {
         // 3·x/|x|max: codes beyond ±1 are clamped
         k.dacScaled(at.x + 4 * rows * 5, rows, 3 / arena.f64[(at.xmax >> 3) + 5]!, levels, at.codes, at.squares);
         run.push(bytes(arena, at.codes, 4 * rows), bytes(arena, at.squares, 4 * rows));
+        // dacPicked: vectors 5, 0 and 6 at their own factors, into consecutive slots
+        [5, 0, 6].forEach((v, j) => { arena.i32[(at.flags >> 2) + j] = v; arena.f64[(at.backs >> 3) + j] = (j + 1) / arena.f64[(at.xmax >> 3) + v]!; });
+        k.dacPicked(at.x, rows, 3, at.flags, at.backs, levels, at.codes, at.squares);
+        run.push(bytes(arena, at.codes, 4 * rows * 3), bytes(arena, at.squares, 4 * rows * 3));
       }
       for (const [variance, step, bound] of [[at.variance, 2 / 127, 2], [0, 2 / 127, 2], [at.variance, 0, Infinity]] as const) {
         k.adc(at.acc, 4 * stride, variance, at.normals, batch, cols, at.backs, at.scale, at.gdc, at.out, at.flags, 0.01, step, bound);
@@ -78,7 +82,7 @@ describe('crossbar converter kernels', () => {
     expect(maxima.slice(2)).toEqual(maxima.slice(0, 2));
     // The cases are there: NaN and Infinity maxima, a zero vector, clamped codes, saturated and NaN outputs.
     expect(maxima[0]).toEqual([expect.any(Number), NaN, NaN, Infinity, 0, expect.any(Number), Infinity]);
-    const [, , clamped, , , , , , out, flags] = seen[0]!;
+    const [, , clamped, , , , , , , , , , out, flags] = seen[0]!;
     expect(new Float32Array(clamped!.buffer).filter((v) => v === 1).length).toBeGreaterThan(0);
     expect(Array.from(new Int32Array(flags!.buffer))).toContain(1);
     expect(Array.from(new Float32Array(out!.buffer)).some(Number.isNaN)).toBe(true);

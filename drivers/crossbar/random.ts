@@ -1,7 +1,7 @@
 /**
  * Seeded randomness for device instances: xoshiro128** (Blackman & Vigna; 128-bit state, passes
  * BigCrush, only 32-bit integer ops so it stays in V8's fast int paths) and standard normals by the
- * ziggurat method (Marsaglia & Tsang, J. Stat. Softw. 2000, 128 layers; ~99 % of draws cost one
+ * ziggurat method (Marsaglia & Tsang, J. Stat. Softw. 2000, 128 layers; ~97 % of draws cost one
  * 32-bit integer, a compare and a multiply — read and output noise need one normal per output).
  * The layer index and the magnitude come from disjoint bits (Doornik 2005's fix of the original).
  * Same seed → same device; different seeds → independent devices.

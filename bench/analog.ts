@@ -4,8 +4,14 @@
  * trained models and a zoo-scale ResNet; and raw MVMs/s of one 256×256 tile. Inputs are
  * the first 64 Fashion-MNIST test images in turn, as a device sees them: how many pixels are zero
  * and how often bound management repeats a conversion depend on the data.
+ *
+ * EDGERUN_BENCH_BASELINE=<another edgerun checkout, e.g. the commit before a change>: also times
+ * that checkout's hybrid backend and emulator against this tree's on the trained models, in the
+ * same process and alternating rounds, so a shared, noisy machine affects both alike.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { loadModel, type LoadedModel } from '../runtime/model/load.js';
 import { parseTensorFile } from '../runtime/model/tensor.js';
 import type { Feeds } from '../runtime/model/feeds.js';
@@ -35,6 +41,8 @@ export async function main(): Promise<void> {
     const model = loadModel(await readFile(new URL(`../models/${name}.onnx`, import.meta.url)), { source: name });
     await sideBySide(digital, model, name, () => imageFeeds(pixels), name === 'mlp' ? 192 : 128);
   }
+  const baseline = process.env.EDGERUN_BENCH_BASELINE;
+  if (baseline) await againstBaseline(baseline, digital, pixels);
   // A zoo-scale model: the torch-zoo ResNet of models/conformance (stem, SE blocks, BatchNorm as Mul/Add), on its test input.
   const zoo = new URL('../models/conformance/torch-zoo-resnet/', import.meta.url);
   const input = parseTensorFile(await readFile(new URL('test_data_set_0/input_0.pb', zoo)), 'zoo input');
@@ -76,6 +84,43 @@ async function sideBySide(digital: DigitalBackend, model: LoadedModel, name: str
     }
   }
   await d.dispose();
+}
+
+/** The analog backend and emulator of another checkout (same constructor shapes as this tree's). */
+async function baselineParts(dir: string): Promise<{ Backend: typeof AnalogBackend; Emulator: typeof CrossbarEmulator }> {
+  const from = (file: string): string => pathToFileURL(join(dir, file)).href;
+  const { AnalogBackend: Backend } = (await import(from('runtime/hybrid/analog-backend.ts'))) as { AnalogBackend: typeof AnalogBackend };
+  const { CrossbarEmulator: Emulator } = (await import(from('drivers/crossbar/emulator.ts'))) as { CrossbarEmulator: typeof CrossbarEmulator };
+  return { Backend, Emulator };
+}
+
+/** This tree's analog inference and the baseline checkout's, each against digital and against each other, periphery on. */
+async function againstBaseline(dir: string, digital: DigitalBackend, pixels: Float32Array): Promise<void> {
+  console.log(`\n# analog inference, this tree vs the baseline checkout ${dir} (same process, alternating rounds, periphery on)`);
+  const { Backend, Emulator } = await baselineParts(dir);
+  for (const name of ['mlp', 'cnn']) {
+    const model = loadModel(await readFile(new URL(`../models/${name}.onnx`, import.meta.url)), { source: name });
+    const d = await digital.load(model);
+    for (const profile of ['ideal', 'pcm']) {
+      const before = new Backend({ digital, driver: new Emulator(profile, { seed: 1 }) });
+      const after = new AnalogBackend({ digital, driver: new CrossbarEmulator(profile, { seed: 1 }) });
+      const [b, a] = [await before.load(model), await after.load(model)];
+      const feeds = { d: imageFeeds(pixels), b: imageFeeds(pixels), a: imageFeeds(pixels) };
+      const perRound = name === 'mlp' ? 192 : 96;
+      const runD = (): Promise<unknown> => d.run(feeds.d());
+      const runB = (): Promise<unknown> => b.run(feeds.b());
+      const runA = (): Promise<unknown> => a.run(feeds.a());
+      const vsBefore = await compare({ baseline: runB, candidate: runA }, 11, perRound, perRound);
+      const beforeVsDigital = await compare({ baseline: runD, candidate: runB }, 7, perRound, perRound);
+      const afterVsDigital = await compare({ baseline: runD, candidate: runA }, 7, perRound, perRound);
+      const label = `${name} ${profile}`;
+      report(`${label}: baseline analog / digital`, `${fmt(beforeVsDigital.ratio)}×`);
+      report(`${label}: this tree's analog / digital`, `${fmt(afterVsDigital.ratio)}×`);
+      report(`${label}: this tree / baseline (analog µs)`, `${fmt(vsBefore.ratio)}× (${fmt(vsBefore.candidateUs, 0)} / ${fmt(vsBefore.baselineUs, 0)})`);
+      await Promise.all([before.dispose(), after.dispose()]);
+    }
+    await d.dispose();
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -37,9 +37,10 @@ export async function main(): Promise<void> {
     await emulator.setAge(3600);
     for (const batch of [1, 64]) {
       const perRound = batch === 1 ? 200 : 8;
+      const inputs = x.subarray(0, batch * ROWS); // the emulator takes exactly batch × rows values
       const r = await compare({
         baseline: async () => plainMatmul(w, x, y, batch),
-        candidate: () => emulator.mvm(0, x, batch),
+        candidate: () => emulator.mvm(0, inputs, batch),
       }, 11, perRound, perRound);
       const plainRate = (batch * 1e6) / r.baselineUs;
       const rate = (batch * 1e6) / r.candidateUs;

@@ -89,6 +89,10 @@ export function kernels(arena: Arena): Kernels {
       }
     },
     dacScaled: (x, rows, inv, levels, out, out2) => denseDac(arena.f32, x, rows, inv, levels, out, out2),
+    dacPicked: (x, rows, n, picks, invs, levels, out, out2) => {
+      const { f32, f64, i32 } = arena;
+      for (let j = 0; j < n; j++) denseDac(f32, x + 4 * rows * i32[(picks >> 2) + j]!, rows, f64[(invs >> 3) + j]!, levels, out + 4 * rows * j, out2 + 4 * rows * j);
+    },
     adc: (acc, stride, variance, normals, batch, cols, backs, scale, gdc, out, flags, outVar, step, bound) => {
       const { f32, f64, i32 } = arena;
       if (converted.length < cols) converted = new Float64Array(cols);
@@ -106,12 +110,10 @@ export function kernels(arena: Arena): Kernels {
       }
     },
     normals: (state, _tables, out, n) => {
-      // Random's own loop: its slow path included, so it never stops early.
       const { f64, i32 } = arena;
       generator.loadState(i32, state >> 2);
       generator.fillNormals(f64, n, out >> 3);
       generator.saveState(i32, state >> 2);
-      return n;
     },
     gemm32: (x, xStride, blocks, rows, w, stride, acc, accStride, pairs) => {
       const { f32 } = arena;

@@ -1,7 +1,7 @@
 /**
  * Seeded randomness for device instances: xoshiro128** (Blackman & Vigna; 128-bit state, passes
  * BigCrush, only 32-bit integer ops so it stays in V8's fast int paths) and standard normals by the
- * ziggurat method (Marsaglia & Tsang, J. Stat. Softw. 2000, 128 layers; ~99 % of draws cost one
+ * ziggurat method (Marsaglia & Tsang, J. Stat. Softw. 2000, 128 layers; ~97 % of draws cost one
  * 32-bit integer, a compare and a multiply — read and output noise need one normal per output).
  * The layer index and the magnitude come from disjoint bits (Doornik 2005's fix of the original).
  * Same seed → same device; different seeds → independent devices.
@@ -89,11 +89,6 @@ export class Random {
     s[0] = a; s[1] = b; s[2] = c; s[3] = d;
   }
 
-  /** The slow path for a draw whose 32-bit output `u` missed the ziggurat's fast path (see fillNormals). */
-  slowNormal(u: number): number {
-    return this.#normalSlow(u >> 7, u & 127);
-  }
-
   /** Copies the generator's state (four i32) to `into` at `at`, e.g. for a WebAssembly kernel. */
   saveState(into: Int32Array, at: number): void {
     const s = this.#s;
@@ -160,11 +155,12 @@ const FN = new Float64Array(128);
   }
 }
 
-/** KN then WN (128 float64 each): the tables a WebAssembly ziggurat reads. */
+/** KN, WN then FN (128 float64 each): the tables a WebAssembly ziggurat reads. */
 export function zigguratTables(): Float64Array {
-  const t = new Float64Array(256);
+  const t = new Float64Array(384);
   t.set(KN, 0);
   t.set(WN, 128);
+  t.set(FN, 256);
   return t;
 }
 

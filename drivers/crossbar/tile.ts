@@ -290,12 +290,14 @@ export class Tile {
     const pending = this.#pending;
     const reduction = this.#reduction;
     const converts = this.#converts;
-    const f64 = arena.f64;
+    const { f64, i32 } = arena;
     let rounds = n;
     for (let j = 0; j < n; j++) {
       const b = pending[j]!;
-      kernels.dacScaled(a.raw + 4 * b * rows, rows, 1 / (f64[(a.xmax >> 3) + b]! * reduction[j]!), per.dacLevels, a.x + 4 * j * rows, a.x2 + 4 * j * rows);
+      i32[(a.picks >> 2) + j] = b;
+      f64[(a.invs >> 3) + j] = 1 / (f64[(a.xmax >> 3) + b]! * reduction[j]!);
     }
+    kernels.dacPicked(a.raw, rows, n, a.picks, a.invs, per.dacLevels, a.x, a.x2);
     this.#zeroPadding(a, n);
     this.#gemm(a.x, a.acc, this.#wPtr, n, stride);
     for (let j = 0; j < n; j++) {
@@ -307,7 +309,7 @@ export class Tile {
     if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, n, stride);
     this.#noise(a.normals, n * cols, withVar);
     this.#adc(a.acc, withVar ? a.accVar : 0, a.normals, n, a.backs, a.out, a.flags);
-    const { f32, i32 } = arena;
+    const f32 = arena.f32;
     let m = 0;
     for (let j = 0; j < n; j++) {
       const b = pending[j]!;
@@ -388,8 +390,7 @@ export class Tile {
 
   /**
    * Standard normals for `n` outputs at arena address `at` (zeros when the profile has no noise):
-   * the read stream's draws, the ziggurat's fast path in the WebAssembly module and its rare slow
-   * path (about 1 draw in 100) here, so the sequence is fillNormals' exactly.
+   * the read stream's next draws, Random.fillNormals' sequence, by the normals kernel.
    */
   #noise(at: number, n: number, withVar: boolean): void {
     const { arena, work } = this.ctx;
@@ -397,17 +398,10 @@ export class Tile {
       arena.f64.fill(0, at >> 3, (at >> 3) + n);
       return;
     }
-    const rng = this.#readRng;
     const state = work.rngState >> 2;
-    rng.saveState(arena.i32, state);
-    for (let k = 0; ; k++) {
-      k += arena.kernels.normals(work.rngState, work.tables, at + 8 * k, n - k);
-      if (k >= n) break;
-      rng.loadState(arena.i32, state);
-      arena.f64[(at >> 3) + k] = rng.slowNormal(arena.i32[state + 4]!);
-      rng.saveState(arena.i32, state);
-    }
-    rng.loadState(arena.i32, state);
+    this.#readRng.saveState(arena.i32, state);
+    arena.kernels.normals(work.rngState, work.tables, at, n);
+    this.#readRng.loadState(arena.i32, state);
   }
 
   /** The ADC kernel over `batch` conversions (accumulators `stride` apart), outputs in model units. */
@@ -468,6 +462,8 @@ export class Tile {
   /** Column c's part of #certainlySaturates, its sum given. */
   #columnSaturates(c: number, sum: number, f: number, varKnown: boolean, varAt: number): boolean {
     const per = this.ctx.periphery;
+    // The margins below are ≥ 0, so a sum inside the bound decides at once (most columns; NaN goes on and fails there too).
+    if (Math.abs(sum) * f <= per.bound) return false;
     const d = f === 1 ? 0 : per.dacLevels ? 0.75 / per.dacLevels : 1e-6; // without a DAC only float rounding differs
     const device = this.#varPtr === 0 ? 0 : varKnown ? 2 * this.ctx.arena.f32[varAt + c]! + 2 * d * d * this.#colVar[c]! : this.#colVar[c]!;
     return Math.abs(sum) * f - d * this.#colAbs[c]! - SKIP_SIGMAS * Math.sqrt(device + per.outputVar) > per.bound;

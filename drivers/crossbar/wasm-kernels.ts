@@ -3,7 +3,7 @@
  * (no toolchain, nothing downloaded: the bytes are built at load time and checked with
  * WebAssembly.validate; without SIMD support the caller falls back to kernels.ts). The MVM kernels
  * are described here; the others where they are assembled: column32 (one column of mvm32's sums),
- * nonZero, dacBatch, dacScaled, adc and normals (float64 as the JS they replaced, bit for bit; the
+ * nonZero, dacBatch, dacScaled, dacPicked, adc and normals (float64 as the JS they replaced, bit for bit; the
  * DAC and ADC two lanes at a time).
  *
  * Weights are float32 rows of `stride` bytes (columns padded with zeros to a multiple of eight).
@@ -11,8 +11,8 @@
  * vector gets bit-identical sums from either (a zero input adds an exact zero).
  *
  *   mvm32(w, stride, idx, xv, n, acc, vecs)  one vector, over its list of active (non-zero) rows:
- *       acc[c] = Σ_k xv[k]·w[idx[k]][c]; four rows per pass over the columns, so each accumulator
- *       vector is loaded and stored once per four rows; `vecs` = padded columns / 4.
+ *       acc[c] = Σ_k xv[k]·w[idx[k]][c]; eight rows per pass over the columns, so each accumulator
+ *       vector is loaded and stored once per eight rows; `vecs` = padded columns / 4.
  *   gemm32(x, xStride, blocks, rows, w, stride, acc, accStride, pairs)  a batch, dense, four
  *       vectors at a time: vector v's inputs at x + v·xStride, its sums at acc + v·accStride, and
  *       acc[v][c] = Σ_r x[v][r]·w[r][c]; per block of four vectors and column pair (8 columns) the
@@ -21,10 +21,10 @@
  * All arguments are i32 byte addresses or counts. In text form, mvm32:
  *
  *   end = vecs << 4;  for (cb = 0; cb < end; cb += 16) v128.store(acc + cb, 0)
- *   for (k = 0; k + 4 <= n; k += 4) {
- *     p_j = w + i32.load(idx + 4k + 4j)·stride;  x_j = v128.load32_splat(xv + 4k + 4j)   (j = 0..3)
+ *   for (k = 0; k + 8 <= n; k += 8) {
+ *     p_j = w + i32.load(idx + 4k + 4j)·stride;  x_j = v128.load32_splat(xv + 4k + 4j)   (j = 0..7)
  *     for (cb = 0; cb < end; cb += 16)
- *       v128.store(acc + cb, acc[cb] + x_0·v128.load(p_0 + cb) + … + x_3·v128.load(p_3 + cb))
+ *       v128.store(acc + cb, acc[cb] + x_0·v128.load(p_0 + cb) + … + x_7·v128.load(p_7 + cb))
  *   }
  *   for (; k < n; k++) { the same with one row }
  *
@@ -48,13 +48,16 @@ import {
   F64_CONVERT_I32_S, F64_LOAD, F64_SQRT, F64_EQ, F64_NE, F64_LT, F64_GT, F64_ABS, F64_FLOOR, F64_ADD, F64_SUB, F64_MUL, F64_DIV, F64_MIN, F64_MAX,
   F32, F32_ADD, F32_MUL, F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
   I32_LT_S, F32_NE, F32_ABS, F32_MAX, F64X2_SQRT, F64X2_GT, F64X2_LT, V128_OR, V128_ANY_TRUE, V128_LOAD64_ZERO, V128_STORE64_LANE, F32X4_EXTRACT_LANE, F32X4_ABS, F32X4_MAX, F32X4_DEMOTE_F64X2_ZERO,
-  F64X2_SPLAT, F64X2_PROMOTE_LOW_F32X4, F64X2_FLOOR, F64X2_ADD, F64X2_MUL, F64X2_DIV, F64X2_MIN, F64X2_MAX,
+  F64X2_SPLAT, F64X2_PROMOTE_LOW_F32X4, F64X2_FLOOR, F64X2_ADD, F64X2_MUL, F64X2_DIV, F64X2_PMIN, F64X2_PMAX, F32X4_PMAX, F32X4_NE,
+  CALL, I32_EQ, F64_NEG, F64_CONVERT_I32_U,
   simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, type WasmMemory,
 } from '../../runtime/wasm/assembler.js';
 
 // mvm32's parameters and locals.
 const W = 0, STRIDE = 1, IDX = 2, XV = 3, N = 4, ACC = 5, VECS = 6;
-const K = 7, CB = 8, END_ = 9, P0 = 10, A = 14, X0 = 15; // p0..p3 = 10..13, x0..x3 = 15..18
+/** Active rows per pass over the columns: each accumulator vector is loaded and stored once per pass. */
+const ROWS_PER_PASS = 8;
+const K = 7, CB = 8, END_ = 9, P0 = 10, A = P0 + ROWS_PER_PASS, X0 = A + 1; // p_j = P0 + j, x_j = X0 + j
 
 function mvmKernel(): number[] {
   const { code, emit } = codeBuffer();
@@ -75,17 +78,16 @@ function mvmKernel(): number[] {
     emit(simd(V128_STORE), mem(0, 0));
     emit(get(CB), i32c(16), [I32_ADD], set(CB), [BR, 0, END, END]);
   };
-  // Four active rows at a time.
-  emit(i32c(0), set(K), [BLOCK, EMPTY, LOOP, EMPTY], get(K), i32c(4), [I32_ADD], get(N), [I32_GT_U, BR_IF, 1]);
-  for (let j = 0; j < 4; j++) rowSetup(j);
-  columns(4);
-  emit(get(K), i32c(4), [I32_ADD], set(K), [BR, 0, END, END]);
-  // The remaining rows one by one.
-  emit([BLOCK, EMPTY, LOOP, EMPTY], get(K), get(N), [I32_GE_U, BR_IF, 1]);
-  rowSetup(0);
-  columns(1);
-  emit(get(K), i32c(1), [I32_ADD], set(K), [BR, 0, END, END]);
-  return functionBody([[8, I32], [4, V128]], code);
+  // ROWS_PER_PASS active rows at a time, then the remaining rows one by one (a stage of four in
+  // between measured slower: 1.0–1.2× on 128–250 active rows, as V8 then allocates registers).
+  emit(i32c(0), set(K));
+  for (const rows of [ROWS_PER_PASS, 1]) {
+    emit([BLOCK, EMPTY, LOOP, EMPTY], get(K), i32c(rows), [I32_ADD], get(N), [I32_GT_U, BR_IF, 1]);
+    for (let j = 0; j < rows; j++) rowSetup(j);
+    columns(rows);
+    emit(get(K), i32c(rows), [I32_ADD], set(K), [BR, 0, END, END]);
+  }
+  return functionBody([[4 + ROWS_PER_PASS, I32], [ROWS_PER_PASS, V128]], code);
 }
 
 // column32(w, stride, idx, xv, n, col) → f32: one column of mvm32's sums, alone: Σ_k xv[k]·w[idx[k]][col]
@@ -181,7 +183,7 @@ function emitDenseDac(emit: (...parts: number[][]) => void, l: DenseDacLocals): 
   emit(...at(l.x), simd(V128_LOAD64_ZERO), mem(2, 0), simd(F64X2_PROMOTE_LOW_F32X4), get(l.vinv), simd(F64X2_MUL), set(l.vv));
   emit(get(l.levels), f64c(0), [F64_NE, IF, EMPTY]);
   emit(get(l.vv), get(l.vl), simd(F64X2_MUL), ...splat(0.5), simd(F64X2_ADD), simd(F64X2_FLOOR), get(l.vl), simd(F64X2_DIV));
-  emit(...splat(1), simd(F64X2_MIN), ...splat(-1), simd(F64X2_MAX), set(l.vv), [END]);
+  emit(...splat(1), simd(F64X2_PMIN), ...splat(-1), simd(F64X2_PMAX), set(l.vv), [END]);
   emit(...at(l.out), get(l.vv), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
   emit(...at(l.out2), get(l.vv), get(l.vv), simd(F64X2_MUL), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
   emit(get(l.row), i32c(2), [I32_ADD], set(l.row), [BR, 0, END, END]);
@@ -202,12 +204,31 @@ function dacScaledKernel(): number[] {
   return functionBody([[1, I32], [1, F64], [3, V128]], code);
 }
 
+// dacPicked(x, rows, n, picks, invs, levels, out, out2): dacScaled for n vectors of a batch at once —
+// vector picks[j] (i32) of x (rows floats each) times invs[j] (f64) into slot j of out and out2 —
+// one call for a bound-management round instead of one per vector.
+const PX = 0, PROWS = 1, PN = 2, PPICKS = 3, PINVS = 4, PLEVELS = 5, POUT = 6, POUT2 = 7;
+const PJ = 8, PSRC = 9, PDST = 10, PDST2 = 11, PROW = 12, PINV = 13, PV = 14, PVINV = 15, PVL = 16, PVV = 17;
+
+function dacPickedKernel(): number[] {
+  const { code, emit } = codeBuffer();
+  const rowBytes: number[][] = [get(PROWS), i32c(2), [I32_SHL]];
+  emit(get(POUT), set(PDST), get(POUT2), set(PDST2), i32c(0), set(PJ));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(PJ), get(PN), [I32_GE_U, BR_IF, 1]);
+  emit(get(PX), get(PPICKS), get(PJ), i32c(2), [I32_SHL, I32_ADD, I32_LOAD], mem(2, 0), ...rowBytes, [I32_MUL, I32_ADD], set(PSRC));
+  emit(get(PINVS), get(PJ), i32c(3), [I32_SHL, I32_ADD, F64_LOAD], mem(3, 0), set(PINV));
+  emitDenseDac(emit, { x: PSRC, rows: PROWS, levels: PLEVELS, out: PDST, out2: PDST2, row: PROW, inv: PINV, v: PV, vinv: PVINV, vl: PVL, vv: PVV });
+  emit(get(PDST), ...rowBytes, [I32_ADD], set(PDST), get(PDST2), ...rowBytes, [I32_ADD], set(PDST2));
+  emit(get(PJ), i32c(1), [I32_ADD], set(PJ), [BR, 0, END, END]);
+  return functionBody([[5, I32], [2, F64], [3, V128]], code);
+}
+
 // dacBatch(x, rows, batch, levels, out, out2, xmax): every vector's |x|max (float64, NaN if it
 // holds a NaN) into xmax[b], and its codes and squares densely for gemm32 (zeros for an all-zero or
 // non-finite vector). |x|max four inputs at a time (f32x4: max of float32 magnitudes, NaN
 // propagating, is the float64 scan's result), then the dense DAC with inv = 1/|x|max.
 const BX = 0, BROWS = 1, BBATCH = 2, BLEVELS = 3, BOUT = 4, BOUT2 = 5, BXMAX = 6;
-const BB = 7, BROW = 8, BSPECIAL = 9, BM = 10, BINV = 11, BV = 12, BMF = 13, BACC = 14, BVINV = 15, BVL = 16, BVV = 17;
+const BB = 7, BROW = 8, BSPECIAL = 9, BM = 10, BINV = 11, BV = 12, BMF = 13, BACC = 14, BVINV = 15, BVL = 16, BVV = 17, BNAN = 18;
 
 function dacBatchKernel(): number[] {
   const { code, emit } = codeBuffer();
@@ -219,10 +240,19 @@ function dacBatchKernel(): number[] {
   };
   emit(i32c(0), set(BB), [BLOCK, EMPTY, LOOP, EMPTY], get(BB), get(BBATCH), [I32_GE_U, BR_IF, 1]);
   // |x|max
-  emit(simd(V128_CONST), new Array<number>(16).fill(0), set(BACC), i32c(0), set(BROW));
-  rowLoop(4, () => emit(get(BACC), ...at(BX), simd(V128_LOAD), mem(2, 0), simd(F32X4_ABS), simd(F32X4_MAX), set(BACC)));
+  // pmax (one instruction) drops NaNs, so they are noted in a mask of their own.
+  const zero = (local: number): void => emit(simd(V128_CONST), new Array<number>(16).fill(0), set(local));
+  zero(BACC);
+  zero(BNAN);
+  emit(i32c(0), set(BROW));
+  rowLoop(4, () => {
+    emit(...at(BX), simd(V128_LOAD), mem(2, 0), set(BVV));
+    emit(get(BACC), get(BVV), simd(F32X4_ABS), simd(F32X4_PMAX), set(BACC));
+    emit(get(BNAN), get(BVV), get(BVV), simd(F32X4_NE), simd(V128_OR), set(BNAN));
+  });
   emit(get(BACC), simd(F32X4_EXTRACT_LANE), [0], get(BACC), simd(F32X4_EXTRACT_LANE), [1], [F32_MAX]);
   emit(get(BACC), simd(F32X4_EXTRACT_LANE), [2], get(BACC), simd(F32X4_EXTRACT_LANE), [3], [F32_MAX, F32_MAX], set(BMF));
+  emit(get(BNAN), simd(V128_ANY_TRUE), [IF, EMPTY], f64c(NaN), [F32_DEMOTE_F64], set(BMF), [END]);
   rowLoop(1, () => emit(get(BMF), ...at(BX), [F32_LOAD], mem(2, 0), [F32_ABS, F32_MAX], set(BMF)));
   emit(get(BMF), [F64_PROMOTE_F32], set(BM), get(BXMAX), get(BB), i32c(3), [I32_SHL, I32_ADD], get(BM), [F64_STORE], mem(3, 0));
   // special = !(m != 0 && m < ∞): zeros; else the DAC
@@ -236,7 +266,7 @@ function dacBatchKernel(): number[] {
   const step: number[][] = [get(BROWS), i32c(2), [I32_SHL]];
   for (const base of [BX, BOUT, BOUT2]) emit(get(base), ...step, [I32_ADD], set(base));
   emit(get(BB), i32c(1), [I32_ADD], set(BB), [BR, 0, END, END]);
-  return functionBody([[3, I32], [3, F64], [1, F32], [4, V128]], code);
+  return functionBody([[3, I32], [3, F64], [1, F32], [5, V128]], code);
 }
 
 
@@ -277,7 +307,7 @@ function adcKernel(): number[] {
     emit(get(AHASVAR), [IF, V128], ...pair(AVAR), get(AVOUTVAR), simd(F64X2_ADD), simd(F64X2_SQRT), [ELSE], get(AVSIGMA), [END]);
     emit(...at(ANORM, 3), simd(V128_LOAD), mem(3, 0), simd(F64X2_MUL), simd(F64X2_ADD), set(AVV));
     emit(get(AVSAT), get(AVV), get(AVBOUND), simd(F64X2_GT), get(AVV), get(AVNEG), simd(F64X2_LT), simd(V128_OR), simd(V128_OR), set(AVSAT));
-    emit(get(AVV), get(AVBOUND), simd(F64X2_MIN), get(AVNEG), simd(F64X2_MAX), set(AVV));
+    emit(get(AVV), get(AVBOUND), simd(F64X2_PMIN), get(AVNEG), simd(F64X2_PMAX), set(AVV));
     emit(get(ASTEP), f64c(0), [F64_NE, IF, EMPTY], get(AVV), get(AVINV), simd(F64X2_MUL), f64c(0.5), simd(F64X2_SPLAT), simd(F64X2_ADD), simd(F64X2_FLOOR));
     emit(get(AVSTEP), simd(F64X2_MUL), set(AVV), [END]);
     emit(...at(AOUT, 2), get(AVV), get(AVBACK), simd(F64X2_MUL), ...pair(ASCALE), simd(F64X2_MUL), ...pair(AGDC), simd(F64X2_MUL));
@@ -308,34 +338,79 @@ function adcKernel(): number[] {
 }
 
 
-// normals(state, tables, out, n) → done: the ziggurat's fast path of random.ts (xoshiro128** state
-// of four i32 at `state`, KN then WN, 128 f64 each, at `tables`), standard normals into out[0..n).
-// It stops at the first draw that needs the slow path: the state is stored past that draw, its
-// 32-bit output at state + 16, and the count done is returned (n when none did).
-const NSTATE = 0, NTABLES = 1, NOUT = 2, NN = 3, NA = 4, NB = 5, NC = 6, ND = 7, NK = 8, NU = 9, NT = 10, NI = 11, NH = 12;
+// normals(state, tables, out, n): random.ts's fillNormals — xoshiro128** (state of four i32 at
+// `state`, stored back at the end) and the ziggurat (KN, WN, FN, 128 f64 each, at `tables`) — into
+// out[0..n), standard normals in the same sequence bit for bit. The fast path (about 99 draws in
+// 100) is one draw, a compare and a multiply; the slow path (wedges and the tail, #normalSlow's
+// steps in order) calls the imported exp and log, which are JS's Math.exp and Math.log.
+const NSTATE = 0, NTABLES = 1, NOUT = 2, NN = 3, NA = 4, NB = 5, NC = 6, ND = 7, NK = 8, NU = 9, NT = 10, NI = 11;
+const NH = 12, NX = 13, NTAIL = 14, NY = 15, NRES = 16;
+/** Function indices of the module's imports (see kernelModuleBytes). */
+const EXP = 0, LOG = 1;
+/** The ziggurat's R (random.ts) and 2^−32. */
+const ZIGGURAT_R = 3.442619855899;
+const TWO_TO_MINUS_32 = 2.3283064365386963e-10;
 
 function normalsKernel(): number[] {
   const { code, emit } = codeBuffer();
-  const store = (): void => { [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), get(l), [I32_STORE], mem(2, 4 * j))); };
+  // u = rotl(b·5, 7)·9; t = b << 9; c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = rotl(d, 11)
+  const next = (): void => {
+    emit(get(NB), i32c(5), [I32_MUL], i32c(7), [I32_ROTL], i32c(9), [I32_MUL], set(NU), get(NB), i32c(9), [I32_SHL], set(NT));
+    emit(get(NC), get(NA), [I32_XOR], set(NC), get(ND), get(NB), [I32_XOR], set(ND), get(NB), get(NC), [I32_XOR], set(NB));
+    emit(get(NA), get(ND), [I32_XOR], set(NA), get(NC), get(NT), [I32_XOR], set(NC), get(ND), i32c(11), [I32_ROTL], set(ND));
+  };
+  // i = u & 127 (as the byte address of KN[i]); h = u >> 7 (signed)
+  const layer = (): void => emit(get(NU), i32c(127), [I32_AND], i32c(3), [I32_SHL], get(NTABLES), [I32_ADD], set(NI), get(NU), i32c(7), [I32_SHR_S, F64_CONVERT_I32_S], set(NH));
+  // |h| < KN[i]: the draw is h·WN[i]
+  const fast = (): void => emit(get(NH), [F64_ABS], get(NI), [F64_LOAD], mem(3, 0), [F64_LT]);
+  const hw = (): void => emit(get(NH), get(NI), [F64_LOAD], mem(3, 1024), [F64_MUL]);
+  // uniform in [0, 1) and in (0, 1), from the next draw
+  const uniform = (half: boolean): void => {
+    next();
+    emit(get(NU), [F64_CONVERT_I32_U]);
+    if (half) emit(f64c(0.5), [F64_ADD]);
+    emit(f64c(TWO_TO_MINUS_32), [F64_MUL]);
+  };
   [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), [I32_LOAD], mem(2, 4 * j), set(l)));
   emit(i32c(0), set(NK), [BLOCK, EMPTY, LOOP, EMPTY], get(NK), get(NN), [I32_GE_U, BR_IF, 1]);
-  // u = rotl(b·5, 7)·9; t = b << 9; c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = rotl(d, 11)
-  emit(get(NB), i32c(5), [I32_MUL], i32c(7), [I32_ROTL], i32c(9), [I32_MUL], set(NU), get(NB), i32c(9), [I32_SHL], set(NT));
-  emit(get(NC), get(NA), [I32_XOR], set(NC), get(ND), get(NB), [I32_XOR], set(ND), get(NB), get(NC), [I32_XOR], set(NB));
-  emit(get(NA), get(ND), [I32_XOR], set(NA), get(NC), get(NT), [I32_XOR], set(NC), get(ND), i32c(11), [I32_ROTL], set(ND));
-  // i = u & 127; h = u >> 7; |h| < KN[i] ? out[k] = h·WN[i] : stop
-  emit(get(NU), i32c(127), [I32_AND], i32c(3), [I32_SHL], get(NTABLES), [I32_ADD], set(NI), get(NU), i32c(7), [I32_SHR_S, F64_CONVERT_I32_S], set(NH));
-  emit(get(NH), [F64_ABS], get(NI), [F64_LOAD], mem(3, 0), [F64_LT, IF, EMPTY]);
-  emit(get(NOUT), get(NK), i32c(3), [I32_SHL, I32_ADD], get(NH), get(NI), [F64_LOAD], mem(3, 1024), [F64_MUL, F64_STORE], mem(3, 0), [ELSE]);
-  store();
-  emit(get(NSTATE), get(NU), [I32_STORE], mem(2, 16), get(NK), [RETURN, END]);
+  next();
+  layer();
+  fast();
+  emit([IF, EMPTY]);
+  hw();
+  emit(set(NRES), [ELSE]);
+  // The slow path: block $done { loop $again { … } }, a result leaves by br to $done.
+  emit([BLOCK, EMPTY, LOOP, EMPTY]);
+  hw();
+  emit(set(NX), get(NI), get(NTABLES), [I32_EQ, IF, EMPTY]);
+  // Layer 0: the tail beyond R by Marsaglia's exponential method.
+  emit([LOOP, EMPTY]);
+  uniform(true);
+  emit([CALL, LOG, F64_NEG], f64c(ZIGGURAT_R), [F64_DIV], set(NTAIL));
+  uniform(true);
+  emit([CALL, LOG, F64_NEG], set(NY), get(NY), get(NY), [F64_ADD], get(NTAIL), get(NTAIL), [F64_MUL, F64_LT, BR_IF, 0, END]);
+  emit(f64c(ZIGGURAT_R), get(NTAIL), [F64_ADD], f64c(-ZIGGURAT_R), get(NTAIL), [F64_SUB], get(NH), f64c(0), [F64_GT, SELECT], set(NRES), [BR, 2, END]);
+  // A wedge: FN[i] + U·(FN[i−1] − FN[i]) < exp(−x²/2) accepts x.
+  emit(get(NI), [F64_LOAD], mem(3, 2048));
+  uniform(false);
+  emit(get(NI), [F64_LOAD], mem(3, 2040), get(NI), [F64_LOAD], mem(3, 2048), [F64_SUB, F64_MUL, F64_ADD]);
+  emit(f64c(-0.5), get(NX), [F64_MUL], get(NX), [F64_MUL, CALL, EXP, F64_LT, IF, EMPTY], get(NX), set(NRES), [BR, 2, END]);
+  // Else a fresh draw, through the fast path if it can.
+  next();
+  layer();
+  fast();
+  emit([IF, EMPTY]);
+  hw();
+  emit(set(NRES), [BR, 2, END]);
+  emit([BR, 0, END, END]);
+  emit([END]);
+  emit(get(NOUT), get(NK), i32c(3), [I32_SHL, I32_ADD], get(NRES), [F64_STORE], mem(3, 0));
   emit(get(NK), i32c(1), [I32_ADD], set(NK), [BR, 0, END, END]);
-  store();
-  emit(get(NN));
-  return functionBody([[8, I32], [1, F64]], code);
+  [NA, NB, NC, ND].forEach((l, j) => emit(get(NSTATE), get(l), [I32_STORE], mem(2, 4 * j)));
+  return functionBody([[8, I32], [5, F64]], code);
 }
 
-/** The module's bytes: memory imported as e.m; kernels exported as mvm32, gemm32, nonZero, dacBatch, adc, normals, column32, dacScaled. */
+/** The module's bytes: memory imported as e.m, exp and log as e.exp and e.log; kernels exported as mvm32, gemm32, nonZero, dacBatch, adc, normals, column32, dacScaled, dacPicked. */
 export function kernelModuleBytes(): Uint8Array {
   const none: number[] = [];
   return moduleBytes([
@@ -344,10 +419,11 @@ export function kernelModuleBytes(): Uint8Array {
     { name: 'nonZero', params: new Array(5).fill(I32), results: [I32], body: nonZeroKernel() },
     { name: 'dacBatch', params: [I32, I32, I32, F64, I32, I32, I32], results: none, body: dacBatchKernel() },
     { name: 'adc', params: [...new Array(11).fill(I32), F64, F64, F64], results: none, body: adcKernel() },
-    { name: 'normals', params: [I32, I32, I32, I32], results: [I32], body: normalsKernel() },
+    { name: 'normals', params: [I32, I32, I32, I32], results: none, body: normalsKernel() },
     { name: 'column32', params: new Array(6).fill(I32), results: [F32], body: columnKernel() },
     { name: 'dacScaled', params: [I32, I32, F64, F64, I32, I32], results: none, body: dacScaledKernel() },
-  ]);
+    { name: 'dacPicked', params: [I32, I32, I32, I32, I32, F64, I32, I32], results: none, body: dacPickedKernel() },
+  ], [{ name: 'exp', params: [F64], results: [F64] }, { name: 'log', params: [F64], results: [F64] }]);
 }
 
 export type KernelFn = (w: number, stride: number, idx: number, xv: number, n: number, acc: number, vecs: number) => void;
@@ -358,13 +434,15 @@ export type NonZeroFn = (x: number, rows: number, idx: number, xs: number, xmax:
 export type DacBatchFn = (x: number, rows: number, batch: number, levels: number, out: number, out2: number, xmax: number) => void;
 /** The ADC and the way back to model units for `batch` vectors; flags[b] = 1 where one saturated. */
 export type AdcFn = (acc: number, stride: number, variance: number, normals: number, batch: number, cols: number, backs: number, scale: number, gdc: number, out: number, flags: number, outVar: number, step: number, bound: number) => void;
-/** Standard normals by the ziggurat's fast path; stops (returning the count done) at a slow-path draw. */
-export type NormalsFn = (state: number, tables: number, out: number, n: number) => number;
+/** `n` standard normals (Random.fillNormals' sequence) from the generator state at `state`, which it advances. */
+export type NormalsFn = (state: number, tables: number, out: number, n: number) => void;
 /** One vector's DAC codes of x·inv and their squares, densely. */
 export type DacScaledFn = (x: number, rows: number, inv: number, levels: number, out: number, out2: number) => void;
+/** dacScaled for n vectors of a batch (`picks`, i32) at their own factors (`invs`, f64), into consecutive slots. */
+export type DacPickedFn = (x: number, rows: number, n: number, picks: number, invs: number, levels: number, out: number, out2: number) => void;
 /** One column of mvm32's sums (`col` in bytes), bit-identical to it. */
 export type ColumnFn = (w: number, stride: number, idx: number, xv: number, n: number, col: number) => number;
-export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; nonZero: NonZeroFn; dacBatch: DacBatchFn; dacScaled: DacScaledFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
+export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; nonZero: NonZeroFn; dacBatch: DacBatchFn; dacScaled: DacScaledFn; dacPicked: DacPickedFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
 
 let compiled: object | null | undefined;
 
@@ -372,6 +450,6 @@ let compiled: object | null | undefined;
 export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   if (compiled === undefined) compiled = compile(kernelModuleBytes());
   if (!compiled) return null;
-  const exports = instantiate(compiled, memory) as unknown as Omit<Kernels, 'simd'>;
-  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, nonZero: exports.nonZero, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, adc: exports.adc, normals: exports.normals, simd: true };
+  const exports = instantiate(compiled, memory, { exp: Math.exp, log: Math.log }) as unknown as Omit<Kernels, 'simd'>;
+  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, nonZero: exports.nonZero, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, dacPicked: exports.dacPicked, adc: exports.adc, normals: exports.normals, simd: true };
 }

@@ -32,6 +32,9 @@ export interface BatchAreas {
   /** DAC codes and squared codes (f32), vector v's at +v·rows elements. */
   x: number;
   x2: number;
+  /** A bound-management round's vectors (i32) and their DAC factors (f64), for dacPicked. */
+  picks: number;
+  invs: number;
   /** Accumulators and variances (f32), vector v's at +v·stride elements (or denser). */
   acc: number;
   accVar: number;
@@ -44,7 +47,7 @@ export interface BatchAreas {
 
 export class WorkAreas {
   readonly single: SingleAreas;
-  /** The normals kernel's ziggurat tables (f64) and a generator's state while it runs (5 i32). */
+  /** The normals kernel's ziggurat tables (f64) and a generator's state while it runs (4 i32). */
   readonly tables: number;
   readonly rngState: number;
   #batch: BatchAreas | null = null;
@@ -60,7 +63,7 @@ export class WorkAreas {
     const tables = zigguratTables();
     this.tables = a.alloc(tables.byteLength);
     a.f64.set(tables, this.tables >> 3);
-    this.rngState = a.alloc(20);
+    this.rngState = a.alloc(16);
   }
 
   /** Areas for `n` vectors (rounded up to a multiple of four, gemm32's block). */
@@ -71,7 +74,7 @@ export class WorkAreas {
       const s = this.#sizes(this.#capacity);
       const a = this.arena;
       this.#batch = {
-        raw: a.alloc(s.raw), xmax: a.alloc(s.xmax), x: a.alloc(s.x), x2: a.alloc(s.x2), acc: a.alloc(s.acc), accVar: a.alloc(s.accVar),
+        raw: a.alloc(s.raw), xmax: a.alloc(s.xmax), x: a.alloc(s.x), x2: a.alloc(s.x2), picks: a.alloc(s.picks), invs: a.alloc(s.invs), acc: a.alloc(s.acc), accVar: a.alloc(s.accVar),
         normals: a.alloc(s.normals), backs: a.alloc(s.backs), out: a.alloc(s.out), flags: a.alloc(s.flags),
       };
     }
@@ -80,6 +83,6 @@ export class WorkAreas {
 
   #sizes(n: number): Record<keyof BatchAreas, number> {
     const { rows, stride } = this;
-    return { raw: 4 * n * rows, xmax: 8 * n, x: 4 * n * rows, x2: 4 * n * rows, acc: 4 * n * stride, accVar: 4 * n * stride, normals: 8 * n * stride, backs: 8 * n, out: 4 * n * stride, flags: 4 * n };
+    return { raw: 4 * n * rows, xmax: 8 * n, x: 4 * n * rows, x2: 4 * n * rows, picks: 4 * n, invs: 8 * n, acc: 4 * n * stride, accVar: 4 * n * stride, normals: 8 * n * stride, backs: 8 * n, out: 4 * n * stride, flags: 4 * n };
   }
 }

@@ -1,10 +1,12 @@
 /**
- * Conv's data movement around the crossbar as scalar WebAssembly kernels in a memory of their own:
+ * Conv's data movement around the crossbar as WebAssembly kernels in a memory of their own:
  * im2col's gather, the way back from patch-major outputs to ONNX's channel-major layout with the
  * bias added and the periphery's clamp (Relu, Clip) applied on the way, and the periphery's pooling.
  * These loops move every activation of a conv layer; in plain JS the gather cost 5.6 ns per element
  * on the CI machine, the kernel 1.9 ns (bench/analog's CNN went from 2.8× to 1.6× of digital). They
  * copy, add and divide in float32 and compare as JS does, so results are bit-identical to JS loops.
+ * toChannels goes four channels at a time in SIMD (2026-12-07: 0.44–0.49× the scalar kernel's time
+ * on the CNN's two conv layers, alternating in one process).
  *
  *   gather(src, offsets, n, dst)                      dst[i] = f32 at src + offsets[i]   (offsets in bytes)
  *   toChannels(src, positions, m, bias, dst, lo, hi)  dst[c·positions + p] = clamp(src[p·m + c] + bias[c], lo, hi)
@@ -20,7 +22,7 @@
  */
 import {
   BLOCK, LOOP, END, BR, BR_IF, I32_LOAD, I32_GE_U, I32_ADD, I32_MUL, I32_SHL, EMPTY, I32, F32, F32_LOAD, F32_STORE, F32_ADD,
-  F32_DIV, F32_LT, F32_GT, F32_DEMOTE_F64, SELECT, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, wasmApi,
+  F32_DIV, F32_LT, F32_GT, F32_DEMOTE_F64, SELECT, I32_AND, V128, V128_LOAD, F32X4_ADD, F32X4_PMAX, F32X4_PMIN, F32X4_SPLAT, V128_STORE32_LANE, simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, wasmApi,
   type WasmMemory,
 } from '../wasm/assembler.js';
 
@@ -38,24 +40,36 @@ function gatherKernel(): number[] {
   return functionBody([[1, I32]], code);
 }
 
-// toChannels' parameters and locals
-const TSRC = 0, TPOS = 1, TM = 2, TBIAS = 3, TDST = 4, TLO = 5, THI = 6, TC = 7, TS = 8, TP = 9, TROW = 10, TB = 11, TV = 12;
+// toChannels' parameters and locals. Position by position, four channels at a time (f32x4: the
+// add, then the clamp as pmax/pmin, which are `v < lo ? lo : v` and `v > hi ? hi : v` exactly),
+// each lane stored to its channel's row; the channels beyond a multiple of four one by one.
+const TSRC = 0, TPOS = 1, TM = 2, TBIAS = 3, TDST = 4, TLO = 5, THI = 6, TC = 7, TS = 8, TP = 9, TCOL = 10, TD = 11, TM4 = 12, TV = 13;
+const TVLO = 14, TVHI = 15, TVV = 16;
 
 function toChannelsKernel(): number[] {
   const { code, emit } = codeBuffer();
-  emit(get(TM), i32c(2), [I32_SHL], set(TROW), i32c(0), set(TC));
-  emit([BLOCK, EMPTY, LOOP, EMPTY], get(TC), get(TM), [I32_GE_U, BR_IF, 1]);
-  emit(get(TBIAS), get(TC), i32c(2), [I32_SHL, I32_ADD, F32_LOAD], mem(2, 0), set(TB));
-  emit(get(TSRC), get(TC), i32c(2), [I32_SHL, I32_ADD], set(TS), i32c(0), set(TP));
+  const biasAt = (): number[][] => [get(TBIAS), get(TC), i32c(2), [I32_SHL, I32_ADD]];
+  const nextRow = (): void => emit(get(TD), get(TCOL), [I32_ADD], set(TD));
+  emit(get(TPOS), i32c(2), [I32_SHL], set(TCOL), get(TM), i32c(-4), [I32_AND], set(TM4), get(TSRC), set(TS), i32c(0), set(TP));
+  emit(get(TLO), simd(F32X4_SPLAT), set(TVLO), get(THI), simd(F32X4_SPLAT), set(TVHI));
   emit([BLOCK, EMPTY, LOOP, EMPTY], get(TP), get(TPOS), [I32_GE_U, BR_IF, 1]);
-  emit(get(TS), [F32_LOAD], mem(2, 0), get(TB), [F32_ADD], set(TV));
-  // v < lo ? lo : v, then v > hi ? hi : v
+  emit(get(TDST), get(TP), i32c(2), [I32_SHL, I32_ADD], set(TD), i32c(0), set(TC));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(TC), get(TM4), [I32_GE_U, BR_IF, 1]);
+  emit(get(TS), simd(V128_LOAD), mem(0, 0), ...biasAt(), simd(V128_LOAD), mem(0, 0), simd(F32X4_ADD));
+  emit(get(TVLO), simd(F32X4_PMAX), get(TVHI), simd(F32X4_PMIN), set(TVV));
+  for (let lane = 0; lane < 4; lane++) {
+    emit(get(TD), get(TVV), simd(V128_STORE32_LANE), mem(2, 0), [lane]);
+    nextRow();
+  }
+  emit(get(TS), i32c(16), [I32_ADD], set(TS), get(TC), i32c(4), [I32_ADD], set(TC), [BR, 0, END, END]);
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(TC), get(TM), [I32_GE_U, BR_IF, 1]);
+  emit(get(TS), [F32_LOAD], mem(2, 0), ...biasAt(), [F32_LOAD], mem(2, 0), [F32_ADD], set(TV));
   emit(get(TLO), get(TV), get(TV), get(TLO), [F32_LT, SELECT], set(TV));
-  emit(get(TDST), get(THI), get(TV), get(TV), get(THI), [F32_GT, SELECT, F32_STORE], mem(2, 0));
-  emit(get(TDST), i32c(4), [I32_ADD], set(TDST), get(TS), get(TROW), [I32_ADD], set(TS));
+  emit(get(TD), get(THI), get(TV), get(TV), get(THI), [F32_GT, SELECT, F32_STORE], mem(2, 0));
+  nextRow();
+  emit(get(TS), i32c(4), [I32_ADD], set(TS), get(TC), i32c(1), [I32_ADD], set(TC), [BR, 0, END, END]);
   emit(get(TP), i32c(1), [I32_ADD], set(TP), [BR, 0, END, END]);
-  emit(get(TC), i32c(1), [I32_ADD], set(TC), [BR, 0, END, END]);
-  return functionBody([[4, I32], [2, F32]], code);
+  return functionBody([[6, I32], [1, F32], [3, V128]], code);
 }
 
 // maxPool's parameters and locals
@@ -121,7 +135,7 @@ function convModule(): object {
       { name: 'averagePool', params: new Array(10).fill(I32), results: [], body: averagePoolKernel() },
     ]));
   }
-  if (!compiled) throw new Error('analog Conv layers need WebAssembly (as onnxruntime-web does)');
+  if (!compiled) throw new Error('analog Conv layers need WebAssembly with SIMD (as onnxruntime-web does)');
   return compiled;
 }
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../drivers/crossbar/random.js';
+import { Arena } from '../../drivers/crossbar/arena.js';
+import { WorkAreas } from '../../drivers/crossbar/work-areas.js';
 
 describe('Random (xoshiro128** + ziggurat normals)', () => {
   it('is deterministic per seed, and streams differ', () => {
@@ -43,5 +45,27 @@ describe('Random (xoshiro128** + ziggurat normals)', () => {
     expect(Math.abs(s4 / n - 3)).toBeLessThan(0.1); // Gaussian kurtosis
     expect(beyond3 / n).toBeGreaterThan(0.0022); // P(|x| > 3) = 0.0027
     expect(beyond3 / n).toBeLessThan(0.0032);
+  });
+
+  it('the WebAssembly normals kernel draws fillNormals\' sequence bit for bit, wedges and tail included, in chunks of any size', () => {
+    const n = 400_000;
+    const expected = new Float64Array(n);
+    new Random(9).fillNormals(expected, n);
+    const arena = new Arena();
+    expect(arena.kernels.simd).toBe(true);
+    const work = new WorkAreas(arena, 1, 8);
+    const out = arena.alloc(8 * n);
+    const rng = new Random(9);
+    for (let done = 0, size = 1; done < n; done += size, size = Math.min(2 * size + 1, n - done)) {
+      rng.saveState(arena.i32, work.rngState >> 2);
+      arena.kernels.normals(work.rngState, work.tables, out + 8 * done, size);
+      rng.loadState(arena.i32, work.rngState >> 2);
+    }
+    const got = arena.f64.slice(out >> 3, (out >> 3) + n);
+    expect(got.findIndex((x, i) => !Object.is(x, expected[i]))).toBe(-1);
+    // The slow path ran: draws beyond the ziggurat's R = 3.44 come only from its tail (P ≈ 5.8e-4).
+    expect(got.filter((x) => Math.abs(x) > 3.442619855899).length).toBeGreaterThan(120);
+    // The generator continues where the kernel left it.
+    expect(rng.nextUint32()).toBe((() => { const r = new Random(9); r.fillNormals(new Float64Array(n), n); return r.nextUint32(); })());
   });
 });

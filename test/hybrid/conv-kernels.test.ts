@@ -36,6 +36,33 @@ describe('conv kernels (im2col gather, back to channel-major, pooling)', () => {
     expect(out[4]).toBeNaN();
   });
 
+  it('toChannels gives the JS loop\'s bits for any channel count (four at a time in SIMD, the rest one by one), clamped or not', () => {
+    const k = new ConvKernels();
+    const positions = 9, src = 0, bias = 1024, dst = 2048;
+    for (const m of [4, 8, 11]) {
+      const y = Float32Array.from({ length: positions * m }, (_, i) => Math.fround(Math.sin(i * 0.7) * 9));
+      y[5] = NaN;
+      y[m + 1] = -0;
+      y[2 * m + 2] = Infinity;
+      const b = Float32Array.from({ length: m }, (_, c) => (c % 3 === 1 ? -0 : Math.fround(Math.cos(c))));
+      k.f32.set(y, src >> 2);
+      k.f32.set(b, bias >> 2);
+      for (const [lo, hi] of [[-Infinity, Infinity], [0, Infinity], [-1, 6]] as const) {
+        k.toChannels(src, positions, m, bias, dst, lo, hi);
+        const expected = new Float32Array(positions * m);
+        for (let c = 0; c < m; c++) {
+          for (let p = 0; p < positions; p++) {
+            let v = Math.fround(y[p * m + c]! + b[c]!);
+            v = v < lo ? lo : v;
+            expected[c * positions + p] = v > hi ? hi : v;
+          }
+        }
+        const got = k.f32.subarray(dst >> 2, (dst >> 2) + positions * m);
+        expect(Array.from(got).findIndex((v, i) => !Object.is(v, expected[i])), `m ${m}, [${lo}, ${hi}]`).toBe(-1);
+      }
+    }
+  });
+
   it('maxPool takes the max of each window of every plane; averagePool sums its groups in order, adds the term, divides once', () => {
     const k = new ConvKernels();
     const planes = 3, planeSize = 7, src = 0, starts = 256, groups = 384, offsets = 512, terms = 640, divisors = 768, dst = 1024;

@@ -18,6 +18,16 @@ export class LatencyRecorder {
     this.#histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
   }
 
+  /** The histogram in HdrHistogram's compressed base64 form, to be added to another recorder exactly (add()). */
+  encode(): string {
+    return hdr.encodeIntoCompressedBase64(this.#histogram);
+  }
+
+  /** Adds the counts of an encoded histogram (encode()): the same buckets, so percentiles of the sum are exact. */
+  add(encoded: string): void {
+    this.#histogram.add(hdr.decodeFromCompressedBase64(encoded));
+  }
+
   /** Milliseconds at `percentile` (0..100). */
   at(percentile: number): number {
     return Math.round(this.#histogram.getValueAtPercentile(percentile)) / 1000;

@@ -13,7 +13,8 @@
  * that number again, under a new sequence number (at-least-once; consumers see a repeated `n`).
  */
 import { basename } from 'node:path';
-import type { BackendRegistry } from '../../../runtime/backend.js';
+import { DIGITAL, type BackendRegistry } from '../../../runtime/backend.js';
+import { AnalogBackend } from '../../../runtime/hybrid/analog-backend.js';
 import type { Config } from '../../../runtime/config.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import type { Storage } from '../../../runtime/ports.js';
@@ -24,6 +25,11 @@ import type { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import type { Dataset } from '../../../runtime/dataset.js';
 import type { PowerSensor } from '../../../runtime/power/sensor.js';
 import { StreamPipeline, type PipelineStream, type Publisher } from '../../../runtime/pipeline/stream-pipeline.js';
+
+/** Takes the energy each inference cost (a simulated battery, drivers/power/simulated-battery.ts). */
+export interface EnergySink {
+  consume(joules: number): void;
+}
 
 export interface DeviceOptions {
   config: Config;
@@ -43,6 +49,8 @@ export interface DeviceOptions {
   canary?: Dataset;
   /** The sensor that stands for the device's power (battery, board monitor, RAPL), read every governor tick. */
   sensor?: PowerSensor;
+  /** Drained by each inference's modelled energy. */
+  battery?: EnergySink;
   /** Bundle version of models that came from a deployment (runtime/deploy); named in their results. */
   versions?: ReadonlyMap<string, string>;
   /** Extra sections of the telemetry body (reporter and command counters). */
@@ -130,6 +138,18 @@ export class Device {
     this.#doneResolve();
   }
 
+  /**
+   * Sets the emulated accelerator's device age (seconds since programming: drift, and drift
+   * compensation refreshed), when a model is served on it; a fleet's devices start at the age
+   * their fleet file gives.
+   */
+  async ageAccelerator(seconds: number): Promise<void> {
+    const onAccelerator = this.pipeline.streamNames.some((s) => this.pipeline.model(this.pipeline.modelOf(s)).current.lane !== DIGITAL);
+    if (!onAccelerator) return;
+    const backend = await this.options.registry.get('analog');
+    if (backend instanceof AnalogBackend) await backend.driver.setAge(seconds);
+  }
+
   publishSnapshot(): Promise<{ seq?: number }> {
     return this.pipeline.publishSnapshot();
   }
@@ -200,6 +220,7 @@ export class Device {
   #resultBody(stream: string, n: number, sample: ReturnType<DatasetSource['sample']>, r: InferenceResult): Record<string, unknown> {
     const { cls, score } = top1(r);
     const energyJ = this.pipeline.account(stream, r);
+    if (energyJ !== undefined) this.options.battery?.consume(energyJ);
     const names = this.options.source.classNames;
     return {
       n, stream, model: this.pipeline.modelOf(stream), ...(r.modelVersion !== undefined ? { modelVersion: r.modelVersion } : {}), sample: sample.index, item: sample.item,

@@ -18,6 +18,7 @@ import type { Clock } from '../ports.js';
 import type { ReplayMemory, TrustLookup } from '../telemetry/commands.js';
 import { EnvelopeError, decodeMessage, encodeMessage, type SignatureVerifier, type SigningKey } from '../telemetry/envelope.js';
 import { fingerprint } from '../telemetry/keys.js';
+import type { DeviceSpec } from './fleet-file.js';
 
 const LEVEL = /^[A-Za-z0-9_.-]+$/;
 const level = z.string().min(1).max(64).regex(LEVEL, 'letters, digits, "_", "." and "-" only');
@@ -43,9 +44,19 @@ export function parseAgentTopic(prefix: string, fleet: string, topic: string): {
   return { agent, kind };
 }
 
-/** A device of the fleet as the scenario carries it: the fleet host's DeviceSpec; only `id` is read here. */
-const deviceSpecSchema = z.looseObject({ id: level });
-export type ScenarioDevice = z.infer<typeof deviceSpecSchema>;
+/** A device of the fleet as the scenario carries it: the fleet file's DeviceSpec, checked field by field (an agent builds what it says). */
+const deviceSpecSchema = z.strictObject({
+  id: level,
+  group: level,
+  profile: z.string().min(1).max(1024),
+  seed: z.number().int().min(0).max(0xffffffff),
+  ageS: z.number().min(0).finite(),
+  models: z.array(z.string().min(1).max(1024)).min(1).max(16),
+  rateHz: z.number().positive().max(1000),
+  sign: z.boolean(),
+  battery: z.strictObject({ capacityWh: z.number().positive().max(1e6), initialPct: z.number().min(0).max(100), idleW: z.number().min(0).max(1e4) }).optional(),
+}) satisfies z.ZodType<DeviceSpec>;
+export type ScenarioDevice = DeviceSpec;
 
 const shareSchema = z.strictObject({ agent: level, from: z.number().int().min(0), to: z.number().int().min(0) });
 export type Share = z.infer<typeof shareSchema>;

@@ -80,7 +80,7 @@ async function stopOne(id: string, drainMs = input.drainMs): Promise<void> {
   if (!device) return;
   running.delete(id);
   await device.stop({ drainMs }).catch(() => undefined);
-  send({ type: 'exited', id, reason: 'stopped' });
+  send({ type: 'exited', id, reason: 'stopped', stats: { id, results: device.device.produced, pending: device.reporter.counters.pending } });
 }
 
 async function main(): Promise<void> {

@@ -139,6 +139,12 @@ program.command('power')
   .option('--json', 'one JSON object per list or per round of readings')
   .action(async (opts) => (await import('./commands/power.js')).powerCommand(opts, globals()));
 
+// Not .choices(): a later .argParser() replaces its check.
+const protocolVersion = (v: string): 4 | 5 => {
+  if (v !== '4' && v !== '5') throw new InvalidArgumentError('4 (MQTT 3.1.1) or 5; MQTT 3.1 (3) is not supported');
+  return Number(v) as 4 | 5;
+};
+const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').argParser(protocolVersion);
 const fleet = program.command('fleet').description('benchmarks after MLPerf LoadGen, design-space exploration and their reports');
 const quickOption = (): Option => new Option('--quick', 'scale LoadGen\'s minimums down for a smoke test (10 s, 64/662 queries; not a valid result)');
 const dataOption = (): Option => new Option('-d, --data <file>', 'EDGD data set (labels for accuracy)').default('models/data/fashion-mnist-test-2000.bin');
@@ -193,7 +199,37 @@ fleet.command('collect')
   .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
   .option('-o, --out <file>', 'JSON result', 'fleet-metrics.json')
   .option('--html <file>', 'also write the self-contained HTML report')
+  .option('--partial <file>', 'also write what this consumer saw in mergeable form (histograms, seq ranges), for `fleet bench`')
   .action(async (opts) => { await (await import('./commands/fleet-collect.js')).fleetCollectCommand(opts, globals()); });
+
+fleet.command('agent')
+  .description('run a share of a fleet for `fleet bench` coordinators over the broker: announce this machine, take signed scenarios, run the devices, report back (until Ctrl-C)')
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .requiredOption('--fleet <fleet>', 'fleet (as the fleet file names it)')
+  .option('--id <id>', 'agent id (default: the host name)')
+  .option('--workers <n>', 'worker threads for the devices (default: one per core); the coordinator gives agents shares in proportion', int(1))
+  .option('--state-dir <dir>', 'devices\' state, one directory per run', 'fleet-agent-state')
+  .option('--key-dir <dir>', 'trust store directory: with keys in it, only scenarios they signed run (default: config security.keyDir, else <state-dir>/keys)')
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .addOption(protocolOption())
+  .action(async (opts) => (await import('./commands/fleet-agent.js')).fleetAgentCommand(opts, globals()));
+
+fleet.command('bench')
+  .description('coordinate a fleet benchmark over the broker: wait for N agents, split the fleet file among them, publish the signed scenario, measure through shared-subscription consumers, merge the report')
+  .requiredOption('--devices <file>', 'fleet file (YAML or JSON)')
+  .option('--agents <n>', 'agents to wait for', int(1), 1)
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .option('--duration <s>', 'seconds each agent runs its devices', aboveZero, 60)
+  .option('--consumers <n>', 'consumer processes on the shared subscription', int(1), 2)
+  .option('--wait-agents <s>', 'give up when the agents are not there after s seconds', aboveZero, 120)
+  .option('--grace <s>', 'an agent silent this long after the duration is lost', aboveZero, 60)
+  .option('--key <file>', 'operator key file signing the scenario (agents with a trust store need it)')
+  .option('--run <id>', 'run id (default: from the time)')
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .option('-o, --out <file>', 'JSON result', 'fleet-bench.json')
+  .option('--html <file>', 'also write the self-contained HTML report')
+  .option('--no-progress', 'no progress bar')
+  .action(async (opts) => { await (await import('./commands/fleet-bench.js')).fleetBenchCommand({ ...opts, durationS: opts.duration }, globals()); });
 
 fleet.command('compare')
   .description('compare two fleet results figure by figure; exit 1 when one got worse by more than --threshold')
@@ -256,12 +292,6 @@ program.command('dashboard')
   .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
   .action(async (opts) => (await import('./commands/dashboard.js')).dashboardCommand(opts, globals()));
 
-// Not .choices(): a later .argParser() replaces its check.
-const protocolVersion = (v: string): 4 | 5 => {
-  if (v !== '4' && v !== '5') throw new InvalidArgumentError('4 (MQTT 3.1.1) or 5; MQTT 3.1 (3) is not supported');
-  return Number(v) as 4 | 5;
-};
-const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').argParser(protocolVersion);
 program.command('listen')
   .description('print what a fleet publishes as JSON lines {topic, device, session, seq, ts, kind, body, signedBy?}, deduplicated on (device, signer, session, seq), with a summary')
   .option('--url <url>', 'broker: mqtt://, mqtts://, ws:// or wss://, optionally user:password@ (default: config mqtt.url, else mqtt://127.0.0.1:1883)')

@@ -6,6 +6,7 @@
  */
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { FleetMetricsCollector } from '../../../runtime/fleet/metrics.js';
 import { fleetReport, type FleetReport } from '../../../runtime/fleet/report.js';
@@ -24,6 +25,8 @@ export interface CollectOptions {
   out: string;
   html?: string;
   prefix?: string;
+  /** Also write what this consumer saw in the mergeable form (one of a --share group: `fleet bench` merges them). */
+  partial?: string;
 }
 
 export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOptions): Promise<FleetReport> {
@@ -63,6 +66,7 @@ export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOp
   const metrics = collector.summary({ loadGeneratorCpuShare: share });
   const report: FleetReport = { kind: 'edgerun-fleet-report', created: new Date().toISOString(), scenarios: [], metrics };
   await writeReport(opts.out, report, opts.html, fleetReport(report));
+  if (opts.partial) await writeFile(opts.partial, JSON.stringify(collector.partial({ cpuShare: share })));
   const f = metrics.fleet;
   console.log(`${Object.keys(metrics.devices).length} device(s), ${f.results} results, end-to-end p50 ${f.latency.p50Ms} ms p99 ${f.latency.p99Ms} ms, `
     + `lost ${f.lost}, duplicated ${f.duplicated}, rejected ${metrics.rejected}${f.accuracy !== undefined ? `, accuracy ${(f.accuracy * 100).toFixed(1)} %` : ''}, consumer CPU ${(share * 100).toFixed(1)} %`);

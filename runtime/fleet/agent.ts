@@ -118,6 +118,7 @@ export class FleetAgent {
       });
       const { produced } = await share.stop();
       share = undefined;
+      if (this.#stopping) throw new Error(`agent ${this.o.id} was stopped before the end of the run`);
       await this.#report({ type: 'done', run: s.run, devices: devices.map((d) => d.id), ...(produced ? { produced } : {}) });
       log(`run ${s.run}: done`);
     } catch (e) {

@@ -193,6 +193,7 @@ class Host extends EventEmitter implements FleetHost {
         this.emit('device-exit', { id: m.id, reason: 'failed', error: m.error } satisfies DeviceExit);
         break;
       case 'exited':
+        this.#update(m.stats);
         this.#settle(m.id, 'stopped');
         this.emit('device-exit', { id: m.id, reason: m.reason } satisfies DeviceExit);
         break;

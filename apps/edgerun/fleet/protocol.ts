@@ -24,7 +24,7 @@ export interface DeviceStats { id: string; results: number; pending: number }
 export type FromWorker =
   | { type: 'online'; id: string }
   | { type: 'failed'; id: string; error: string }
-  | { type: 'exited'; id: string; reason: 'stopped' }
+  | { type: 'exited'; id: string; reason: 'stopped'; stats: DeviceStats }
   | { type: 'stats'; devices: DeviceStats[] }
   | { type: 'stopped' }
   | { type: 'fatal'; error: string };

@@ -30,6 +30,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export class SharedBackend {
   /** By CRC-32 of the model bytes; equal CRCs are told apart by comparing the bytes. */
   readonly #entries = new Map<number, Entry[]>();
+  /** The same bytes object again (the worker's loaded models): no checksum over a megabyte per device. */
+  readonly #byIdentity = new WeakMap<Uint8Array, Entry>();
   #disposed = false;
 
   constructor(readonly inner: Backend) {}
@@ -44,15 +46,24 @@ export class SharedBackend {
   /** The prepared model for these bytes: loaded on first use, shared afterwards. */
   prepared(model: LoadedModel): Promise<PreparedModel> {
     if (this.#disposed) return Promise.reject(new Error(`the shared ${this.inner.name} backend is disposed`));
+    const known = this.#byIdentity.get(model.bytes);
+    if (known) return known.prepared;
     const key = crc32(model.bytes);
     const list = this.#entries.get(key) ?? [];
     const hit = list.find((e) => sameBytes(e.bytes, model.bytes));
-    if (hit) return hit.prepared;
+    if (hit) {
+      this.#byIdentity.set(model.bytes, hit);
+      return hit.prepared;
+    }
     const entry: Entry = { bytes: model.bytes, prepared: this.inner.load(model) };
     list.push(entry);
+    this.#byIdentity.set(model.bytes, entry);
     this.#entries.set(key, list);
     // A model that failed to load is tried again by the next caller.
-    entry.prepared.catch(() => { list.splice(list.indexOf(entry), 1); });
+    entry.prepared.catch(() => {
+      list.splice(list.indexOf(entry), 1);
+      this.#byIdentity.delete(model.bytes);
+    });
     return entry.prepared;
   }
 

@@ -17,6 +17,11 @@ const backendOption = (): Option => new Option('-b, --backend <name>', 'backend:
 const profileOption = (): Option => new Option('-p, --profile <name|file>', 'analog device profile: ideal, pcm, flash or a JSON file (default: config analog.profile = pcm)');
 const peripheryOption = (): Option => new Option('--periphery <on|off>', 'analog: apply BatchNormalization, activations and pooling in the device\'s digital periphery (default: config analog.periphery = on)').choices(['on', 'off']);
 const seedOption = (): Option => new Option('--seed <n>', 'analog device instance (default: config analog.seed = 0)').argParser(int(0));
+const protocolVersion = (v: string): 4 | 5 => {
+  if (v !== '4' && v !== '5') throw new InvalidArgumentError('4 (MQTT 3.1.1) or 5; MQTT 3.1 (3) is not supported');
+  return Number(v) as 4 | 5;
+};
+const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').argParser(protocolVersion);
 
 const program = new Command('edgerun')
   .description('Edge inference on analog in-memory-computing accelerators, with digital fallback.')
@@ -139,12 +144,6 @@ program.command('power')
   .option('--json', 'one JSON object per list or per round of readings')
   .action(async (opts) => (await import('./commands/power.js')).powerCommand(opts, globals()));
 
-// Not .choices(): a later .argParser() replaces its check.
-const protocolVersion = (v: string): 4 | 5 => {
-  if (v !== '4' && v !== '5') throw new InvalidArgumentError('4 (MQTT 3.1.1) or 5; MQTT 3.1 (3) is not supported');
-  return Number(v) as 4 | 5;
-};
-const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').argParser(protocolVersion);
 const fleet = program.command('fleet').description('benchmarks after MLPerf LoadGen, design-space exploration and their reports');
 const quickOption = (): Option => new Option('--quick', 'scale LoadGen\'s minimums down for a smoke test (10 s, 64/662 queries; not a valid result)');
 const dataOption = (): Option => new Option('-d, --data <file>', 'EDGD data set (labels for accuracy)').default('models/data/fashion-mnist-test-2000.bin');
@@ -196,6 +195,7 @@ fleet.command('collect')
   .option('--share <group>', 'one of a shared-subscription group (MQTT 5): consumers of a group split the messages')
   .option('--results <n>', 'stop after N results', int(1))
   .option('--seconds <s>', 'stop after s seconds (exit 1 if --results was not reached)', positive)
+  .addOption(protocolOption())
   .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
   .option('-o, --out <file>', 'JSON result', 'fleet-metrics.json')
   .option('--html <file>', 'also write the self-contained HTML report')
@@ -230,6 +230,21 @@ fleet.command('bench')
   .option('--html <file>', 'also write the self-contained HTML report')
   .option('--no-progress', 'no progress bar')
   .action(async (opts) => { await (await import('./commands/fleet-bench.js')).fleetBenchCommand({ ...opts, durationS: opts.duration }, globals()); });
+
+fleet.command('devices')
+  .description('the emulated devices of a fleet file (YAML/JSON), many per worker thread, each a whole edgerun device on the broker; until Ctrl-C or --seconds')
+  .argument('<fleet-file>', 'fleet file: groups (count, profile, age, models, rateHz, seed, sign, battery) or generate: {devices, seed}')
+  .option('--url <url>', 'broker (default: config mqtt.url)')
+  .addOption(protocolOption())
+  .option('--workers <n>', 'worker threads (default: one per core)', int(1))
+  .option('--state-dir <dir>', 'each device keeps its outbox, progress and keys in <dir>/<device>/', 'fleet-state')
+  .option('--seconds <s>', 'stop after s seconds', positive)
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .option('--sign', 'sign every device\'s messages (default: as the fleet file says per group)')
+  .option('-d, --data <file>', 'EDGD data set each device replays (default: the bundled Fashion-MNIST subset)')
+  .option('--interval <s>', 'seconds between progress lines', aboveZero, 5)
+  .option('--drain-ms <ms>', 'on stop, wait at most this long per device for its outbox to be acknowledged', int(0), 10_000)
+  .action(async (file: string, opts) => { await (await import('./commands/fleet-devices.js')).fleetDevicesCommand(file, opts, globals()); });
 
 fleet.command('compare')
   .description('compare two fleet results figure by figure; exit 1 when one got worse by more than --threshold')

@@ -25,8 +25,6 @@ import { parseAges } from '../hybrid/drift-sweep.js';
 
 /** More devices than this in one file is a typo, not a fleet one machine (or agent) hosts. */
 export const MAX_FLEET_DEVICES = 100_000;
-/** Fleet files are small; a larger one is refused before parsing. */
-export const MAX_FLEET_FILE_BYTES = 1024 * 1024;
 
 const name = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only').max(64);
 const age = z.union([z.number().nonnegative().finite(), z.string()]).transform((v, ctx) => {

@@ -13,16 +13,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
-import { Random } from '../../../drivers/crossbar/random.js';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { FleetCoordinator, type AgentOutcome } from '../../../runtime/fleet/coordinator.js';
-import { expandFleet, MAX_FLEET_FILE_BYTES, parseFleetFile } from '../../../runtime/fleet/fleet-file.js';
 import { mergePartials, type CollectorPartial } from '../../../runtime/fleet/metrics.js';
 import { fleetReport, type AgentSection, type FleetReport } from '../../../runtime/fleet/report.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { parseKeyFile } from '../../../runtime/telemetry/keys.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
+import { loadFleetFile } from '../fleet/load-fleet.js';
 import { formatTable } from '../table.js';
 import { writeReport } from './fleet-files.js';
 import { toolClient } from './listen.js';
@@ -72,8 +71,8 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
   const config = await loadConfig(global);
   const prefix = opts.prefix ?? config.mqtt.prefix;
   const url = opts.url ?? config.mqtt.url ?? 'mqtt://127.0.0.1:1883';
-  const text = new TextDecoder().decode(await readFileLimited(opts.devices, MAX_FLEET_FILE_BYTES, 'fleet file'));
-  const fleet = expandFleet(parseFleetFile(text, opts.devices), (seed) => { const r = new Random(seed); return () => r.uniform(); });
+  // Model and profile files in it are resolved by each agent, against its own working directory.
+  const fleet = await loadFleetFile(opts.devices);
   const signer = opts.key ? nativeSigner(parseKeyFile(await readFileLimited(opts.key, FILE_LIMITS.small, 'key file'), `key file ${opts.key}`)) : undefined;
   const run = opts.run ?? `run-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   const log = (line: string): void => console.error(`edgerun bench: ${line}`);

@@ -27,10 +27,13 @@ export interface CollectOptions {
   prefix?: string;
   /** Also write what this consumer saw in the mergeable form (one of a --share group: `fleet bench` merges them). */
   partial?: string;
+  /** MQTT protocol version (4 for an Aedes broker); a shared subscription needs 5. */
+  protocol?: 4 | 5;
 }
 
 export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOptions): Promise<FleetReport> {
   if (opts.results === undefined && opts.seconds === undefined) throw new Error('say when to stop: --results N and/or --seconds S');
+  if (opts.share && opts.protocol === 4) throw new Error('--share needs MQTT 5 (shared subscriptions): drop --protocol 4');
   const config = await loadConfig(global);
   const prefix = opts.prefix ?? config.mqtt.prefix;
   const url = opts.url ?? config.mqtt.url ?? DEFAULT_URL;
@@ -41,7 +44,7 @@ export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOp
   const finished = new Promise<void>((resolve) => { finish = resolve; });
   let refused: string | undefined;
   const mqtt = toolClient(config, {
-    url, clientId: `edgerun-collect-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.share ? 5 : undefined,
+    url, clientId: `edgerun-collect-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.share ? 5 : opts.protocol,
     onRefused: (reason) => { refused = reason; finish(); },
   });
   mqtt.onMessage((m) => {

@@ -24,7 +24,6 @@ export interface DeviceStats { id: string; results: number; pending: number }
 export type FromWorker =
   | { type: 'online'; id: string }
   | { type: 'failed'; id: string; error: string }
-  /** With the device's last counts (after its outbox drained). */
   | { type: 'exited'; id: string; reason: 'stopped'; stats: DeviceStats }
   | { type: 'stats'; devices: DeviceStats[] }
   | { type: 'stopped' }

@@ -22,7 +22,7 @@ import { SharedBackend } from '../../../runtime/shared-backend.js';
 import { createRegistry, readModel } from '../context.js';
 import { modelIdOf } from '../device/device.js';
 import { runDevice, type RunningDevice } from '../device/running-device.js';
-import type { FromWorker, ToWorker, WorkerInput } from './protocol.js';
+import type { DeviceStats, FromWorker, ToWorker, WorkerInput } from './protocol.js';
 
 const input = workerData as WorkerInput;
 const port = parentPort!;
@@ -75,12 +75,16 @@ async function startOne(spec: DeviceSpec, source: DatasetSource): Promise<void> 
   else send({ type: 'online', id: spec.id });
 }
 
+function statsOf(id: string, d: RunningDevice): DeviceStats {
+  return { id, results: d.device.produced, pending: d.reporter.counters.pending };
+}
+
 async function stopOne(id: string, drainMs = input.drainMs): Promise<void> {
   const device = running.get(id);
   if (!device) return;
   running.delete(id);
   await device.stop({ drainMs }).catch(() => undefined);
-  send({ type: 'exited', id, reason: 'stopped', stats: { id, results: device.device.produced, pending: device.reporter.counters.pending } });
+  send({ type: 'exited', id, reason: 'stopped', stats: statsOf(id, device) });
 }
 
 async function main(): Promise<void> {
@@ -93,7 +97,7 @@ async function main(): Promise<void> {
     }
   });
   const stats = setInterval(() => {
-    send({ type: 'stats', devices: [...running].map(([id, d]) => ({ id, results: d.device.produced, pending: d.reporter.counters.pending })) });
+    send({ type: 'stats', devices: [...running].map(([id, d]) => statsOf(id, d)) });
   }, 1000);
   port.on('message', (m: ToWorker) => {
     if (m.type !== 'stop') return;

@@ -31,6 +31,8 @@ export interface FleetBenchOptions {
   agents: number;
   url?: string;
   durationS: number;
+  /** Inferences per second per stream for every device, instead of the fleet file's rates. */
+  rate?: number;
   consumers: number;
   waitAgents: number;
   grace: number;
@@ -100,7 +102,8 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
       ? new SingleBar({ stream: process.stderr, format: `${run} [{bar}] {value}/{total} s, ${fleet.devices.length} devices on ${agents.length} agent(s)` }, Presets.shades_classic)
       : undefined;
     bar?.start(opts.durationS, 0);
-    const { outcomes } = await coordinator.run({ run, devices: fleet.devices, agents, durationS: opts.durationS, graceS: opts.grace });
+    const devices = opts.rate === undefined ? fleet.devices : fleet.devices.map((d) => ({ ...d, rateHz: opts.rate! }));
+    const { outcomes } = await coordinator.run({ run, devices, agents, durationS: opts.durationS, graceS: opts.grace });
     bar?.stop();
     bar = undefined;
     // Messages published just before the agents' done reports are still on their way to the consumers.

@@ -45,6 +45,8 @@ export class FleetAgent {
   #running: string | undefined;
   #current: Promise<void> = Promise.resolve();
   #stopping = false;
+  /** Ends the run's wait at once (stop()). */
+  #interrupt: (() => void) | undefined;
 
   constructor(private readonly o: FleetAgentOptions) {}
 
@@ -67,6 +69,7 @@ export class FleetAgent {
   /** Finishes the run under way (its devices stopped), says offline, disconnects. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#interrupt?.();
     await this.#current;
     await this.#status({ state: 'offline' }).catch(() => undefined);
     await this.o.mqtt.end();
@@ -101,20 +104,24 @@ export class FleetAgent {
     await this.#status({ state: 'running', run: s.run });
     log(`run ${s.run}: starting ${devices.length} device(s) for ${s.durationS} s`);
     let share: RunningShare | undefined;
+    let t0: number | undefined;
+    // A heartbeat from the start on (devices starting, running, draining): the coordinator takes a silent agent for lost.
+    const every = this.o.progressIntervalMs ?? 5000;
+    let cancelBeat = (): void => undefined;
+    const beat = (): void => {
+      void this.#report({ type: 'progress', run: s.run, online: share?.online() ?? 0, elapsedS: t0 === undefined ? 0 : Math.round((timeline.now() - t0) / 100) / 10 }).catch(() => undefined);
+      cancelBeat = timeline.at(timeline.now() + every, beat);
+    };
+    cancelBeat = timeline.at(timeline.now() + every, beat);
     try {
       share = await this.o.host.start(devices, s.run);
       await this.#report({ type: 'started', run: s.run, devices: devices.map((d) => d.id) });
-      const t0 = timeline.now();
-      const every = this.o.progressIntervalMs ?? 5000;
-      // The run's length is kept on the agent's own timeline; progress says how the devices stand.
+      t0 = timeline.now();
+      // The run's length is kept on the agent's own timeline, from when its devices are up.
       await new Promise<void>((resolve) => {
-        const tick = (): void => {
-          const elapsed = timeline.now() - t0;
-          if (elapsed >= s.durationS * 1000 || this.#stopping) return resolve();
-          void this.#report({ type: 'progress', run: s.run, online: share!.online(), elapsedS: Math.round(elapsed / 100) / 10 }).catch(() => undefined);
-          timeline.at(Math.min(t0 + s.durationS * 1000, timeline.now() + every), tick);
-        };
-        timeline.at(timeline.now() + Math.min(every, s.durationS * 1000), tick);
+        const cancel = timeline.at(t0! + s.durationS * 1000, () => { this.#interrupt = undefined; resolve(); });
+        this.#interrupt = () => { cancel(); this.#interrupt = undefined; resolve(); };
+        if (this.#stopping) this.#interrupt();
       });
       const { produced } = await share.stop();
       share = undefined;
@@ -127,6 +134,7 @@ export class FleetAgent {
       await share?.stop().catch(() => undefined);
       await this.#report({ type: 'failed', run: s.run, error }).catch(() => undefined);
     } finally {
+      cancelBeat();
       if (!this.#stopping) await this.#status({ state: 'idle' }).catch(() => undefined);
     }
   }

@@ -44,6 +44,8 @@ interface ActiveRun {
   scenario: Scenario;
   outcomes: Map<string, AgentOutcome>;
   pending: Set<string>;
+  /** When each agent was last heard from (timeline ms). */
+  heard: Map<string, number>;
   settle: () => void;
 }
 
@@ -78,11 +80,13 @@ export class FleetCoordinator {
     const deadline = timeline.now() + timeoutMs;
     return new Promise((resolve, reject) => {
       let done = false;
+      let cancel = (): void => undefined;
       const check = (): void => {
         if (done) return;
         const idle = [...this.#agents].filter(([, s]) => s.state === 'idle').sort(([a], [b]) => a.localeCompare(b));
         if (idle.length >= n) {
           done = true;
+          cancel();
           resolve(idle.slice(0, n).map(([id, s]) => ({ id, workers: s.capacity?.workers ?? 1 })));
         } else if (timeline.now() >= deadline) {
           done = true;
@@ -91,14 +95,15 @@ export class FleetCoordinator {
           this.#changed.push(check);
         }
       };
-      timeline.at(deadline, check);
+      cancel = timeline.at(deadline, check);
       check();
     });
   }
 
   /**
    * Splits `devices` among `agents`, publishes the scenario and resolves with each agent's outcome
-   * once all are settled; an agent silent for `durationS` + `graceS` is lost.
+   * once all are settled. An agent is lost when its will says offline, or when it is silent for
+   * `graceS` (agents send a heartbeat every few seconds while they start, run and stop their devices).
    */
   async run(o: { run: string; devices: ScenarioDevice[]; agents: { id: string; workers: number }[]; durationS: number; graceS: number }): Promise<{ scenario: Scenario; outcomes: AgentOutcome[] }> {
     if (this.#active) throw new Error(`run ${this.#active.scenario.run} is under way`);
@@ -107,16 +112,22 @@ export class FleetCoordinator {
     const scenario: Scenario = { run: o.run, nonce: newNonce(), devices: o.devices, shares, durationS: o.durationS };
     const outcomes = new Map(shares.map((s) => [s.agent, { agent: s.agent, devices: o.devices.slice(s.from, s.to).map((d) => d.id), state: 'lost' as AgentOutcome['state'] }]));
     const settled = new Promise<void>((resolve) => {
-      this.#active = { scenario, outcomes, pending: new Set(outcomes.keys()), settle: resolve };
+      this.#active = { scenario, outcomes, pending: new Set(outcomes.keys()), heard: new Map([...outcomes.keys()].map((a) => [a, timeline.now()])), settle: resolve };
     });
     const payload = encodeScenario(scenario, { sender: this.o.id, ...(this.o.signer ? { signer: this.o.signer } : {}), ts: (this.o.wallClock ?? { now: () => Date.now() }).now() });
     await mqtt.publish(scenarioTopic(prefix, fleet, o.run), payload, { qos: 1 });
     this.o.log(`run ${o.run}: ${o.devices.length} device(s) to ${shares.map((s) => `${s.agent} [${s.from}, ${s.to})`).join(', ')}`);
     const active = this.#active!;
-    timeline.at(timeline.now() + (o.durationS + o.graceS) * 1000, () => {
-      for (const agent of active.pending) this.#settle(active, agent, { state: 'lost', detail: `no done report within ${o.durationS + o.graceS} s` });
-    });
+    let cancel = (): void => undefined;
+    const watch = (): void => {
+      for (const agent of [...active.pending]) {
+        if (timeline.now() - active.heard.get(agent)! > o.graceS * 1000) this.#settle(active, agent, { state: 'lost', detail: `silent for ${o.graceS} s` });
+      }
+      if (active.pending.size) cancel = timeline.at(timeline.now() + 1000, watch);
+    };
+    cancel = timeline.at(timeline.now() + 1000, watch);
     await settled;
+    cancel();
     this.#active = undefined;
     return { scenario, outcomes: [...outcomes.values()] };
   }
@@ -133,6 +144,7 @@ export class FleetCoordinator {
   #report(agent: string, r: AgentReport): void {
     const a = this.#active;
     if (!a || (r.run !== undefined && r.run !== a.scenario.run)) return;
+    if (a.heard.has(agent)) a.heard.set(agent, this.o.timeline.now());
     this.o.onReport?.(agent, r);
     if (!a.pending.has(agent)) return;
     if (r.type === 'done') this.#settle(a, agent, { state: 'done', ...(r.produced ? { produced: r.produced } : {}) });

@@ -200,6 +200,7 @@ fleet.command('collect')
   .option('-o, --out <file>', 'JSON result', 'fleet-metrics.json')
   .option('--html <file>', 'also write the self-contained HTML report')
   .option('--partial <file>', 'also write what this consumer saw in mergeable form (histograms, seq ranges), for `fleet bench`')
+  .option('--stop-on <topic>', 'stop when a message arrives on this topic (`fleet bench` ends its consumers so)')
   .action(async (opts) => { await (await import('./commands/fleet-collect.js')).fleetCollectCommand(opts, globals()); });
 
 fleet.command('agent')

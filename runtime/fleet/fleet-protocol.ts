@@ -6,7 +6,8 @@
  *
  *   <prefix>/<fleet>/$fleet/scenario/<run>   the scenario, signed by the coordinator (QoS 1)
  *   <prefix>/<fleet>/$agents/<agent>/status  retained: the agent's state and capacity; will: offline
- *   <prefix>/<fleet>/$agents/<agent>/report  QoS 1: started, progress, done, failed, refused
+ *   <prefix>/<fleet>/$agents/<agent>/report  QoS 1: started, progress (heartbeat), done, failed, refused
+ *   <prefix>/<fleet>/$fleet/stop/<run>       QoS 1: the coordinator's end-of-run marker to its consumers
  *
  * Payloads are edgerun envelopes (runtime/telemetry/envelope.ts): the message's `device` is the
  * sender (coordinator or agent id). An agent with a trust store runs only scenarios signed by a
@@ -30,6 +31,7 @@ function checkLevel(what: string, value: string): string {
 
 const root = (prefix: string, fleet: string): string => `${prefix}/${checkLevel('fleet', fleet)}`;
 export const scenarioTopic = (prefix: string, fleet: string, run: string): string => `${root(prefix, fleet)}/$fleet/scenario/${checkLevel('run id', run)}`;
+export const stopTopic = (prefix: string, fleet: string, run: string): string => `${root(prefix, fleet)}/$fleet/stop/${checkLevel('run id', run)}`;
 export const scenarioFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$fleet/scenario/+`;
 export const agentStatusTopic = (prefix: string, fleet: string, agent: string): string => `${root(prefix, fleet)}/$agents/${checkLevel('agent id', agent)}/status`;
 export const agentReportTopic = (prefix: string, fleet: string, agent: string): string => `${root(prefix, fleet)}/$agents/${checkLevel('agent id', agent)}/report`;

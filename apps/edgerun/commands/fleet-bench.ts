@@ -18,6 +18,7 @@ import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file
 import { FleetCoordinator, type AgentOutcome } from '../../../runtime/fleet/coordinator.js';
 import { mergePartials, type CollectorPartial } from '../../../runtime/fleet/metrics.js';
 import { fleetReport, type AgentSection, type FleetReport } from '../../../runtime/fleet/report.js';
+import { stopTopic } from '../../../runtime/fleet/fleet-protocol.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { parseKeyFile } from '../../../runtime/telemetry/keys.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
@@ -49,10 +50,10 @@ const cli = (): string[] => [...process.execArgv, process.argv[1]!];
 
 interface Consumer { proc: ChildProcess; partial: string; log: () => string; exit: Promise<number | null> }
 
-function startConsumer(o: { url: string; fleet: string; group: string; prefix: string; dir: string; k: number; config?: string }): Consumer {
+function startConsumer(o: { url: string; fleet: string; group: string; prefix: string; stopOn: string; dir: string; k: number; config?: string }): Consumer {
   const partial = join(o.dir, `consumer-${o.k}.partial.json`);
   const args = [...cli(), ...(o.config ? ['--config', o.config] : []), 'fleet', 'collect', '--url', o.url, '--fleet', o.fleet, '--share', o.group, '--prefix', o.prefix,
-    '--seconds', String(7 * 86_400), '--out', join(o.dir, `consumer-${o.k}.json`), '--partial', partial];
+    '--stop-on', o.stopOn, '--out', join(o.dir, `consumer-${o.k}.json`), '--partial', partial];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
@@ -85,7 +86,7 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
   let bar: SingleBar | undefined;
   try {
     // Consumers first: they must hear every device from its birth on.
-    for (let k = 0; k < opts.consumers; k++) consumers.push(startConsumer({ url, fleet: fleet.fleet, group: run, prefix, dir, k, ...(global.config ? { config: global.config } : {}) }));
+    for (let k = 0; k < opts.consumers; k++) consumers.push(startConsumer({ url, fleet: fleet.fleet, group: run, prefix, stopOn: stopTopic(prefix, fleet.fleet, run), dir, k, ...(global.config ? { config: global.config } : {}) }));
     await Promise.all(consumers.map((c) => subscribed(c, 60_000)));
     const coordinator = new FleetCoordinator({
       mqtt, prefix, fleet: fleet.fleet, id: `bench-${run}`, ...(signer ? { signer } : {}), timeline: realTimeline, log,
@@ -106,10 +107,12 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     const { outcomes } = await coordinator.run({ run, devices, agents, durationS: opts.durationS, graceS: opts.grace });
     bar?.stop();
     bar = undefined;
-    // Messages published just before the agents' done reports are still on their way to the consumers.
-    await new Promise((r) => setTimeout(r, 2000));
-    for (const c of consumers) c.proc.kill('SIGINT');
+    // Every device's messages reached the broker before its agent's done report: the broker queues
+    // them for each consumer ahead of this marker, which ends the consumer.
+    await mqtt.publish(stopTopic(prefix, fleet.fleet, run), new TextEncoder().encode(run), { qos: 1 });
+    const stragglers = setTimeout(() => { for (const c of consumers) c.proc.kill('SIGINT'); }, 60_000);
     const codes = await Promise.all(consumers.map((c) => c.exit));
+    clearTimeout(stragglers);
     if (codes.some((code) => code !== 0)) throw new Error(`a consumer process failed: ${consumers.find((_, i) => codes[i] !== 0)!.log().trim().split('\n').pop()}`);
     const partials = await Promise.all(consumers.map(async (c) => JSON.parse(await readFile(c.partial, 'utf8')) as CollectorPartial));
     const report = benchReport(partials, outcomes);

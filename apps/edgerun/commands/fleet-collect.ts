@@ -27,12 +27,14 @@ export interface CollectOptions {
   prefix?: string;
   /** Also write what this consumer saw in the mergeable form (one of a --share group: `fleet bench` merges them). */
   partial?: string;
+  /** Stop when a message arrives on this topic (subscribed on its own, after the fleet's: what the broker queued before it arrives first). */
+  stopOn?: string;
   /** MQTT protocol version (4 for an Aedes broker); a shared subscription needs 5. */
   protocol?: 4 | 5;
 }
 
 export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOptions): Promise<FleetReport> {
-  if (opts.results === undefined && opts.seconds === undefined) throw new Error('say when to stop: --results N and/or --seconds S');
+  if (opts.results === undefined && opts.seconds === undefined && opts.stopOn === undefined) throw new Error('say when to stop: --results N, --seconds S and/or --stop-on topic');
   if (opts.share && opts.protocol === 4) throw new Error('--share needs MQTT 5 (shared subscriptions): drop --protocol 4');
   const config = await loadConfig(global);
   const prefix = opts.prefix ?? config.mqtt.prefix;
@@ -48,12 +50,14 @@ export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOp
     onRefused: (reason) => { refused = reason; finish(); },
   });
   mqtt.onMessage((m) => {
+    if (m.topic === opts.stopOn) return finish();
     const o = collector.offer(m.topic, m.payload, { retained: m.retain });
     if (o.status === 'new' && o.message.kind === 'results' && opts.results !== undefined && ++results >= opts.results) finish();
   });
   const filter = fleetFilter(prefix, opts.fleet, '+', opts.share);
   mqtt.onConnect(() => {
-    void mqtt.subscribe(filter, 1).then(() => console.error(`collecting on ${redactUrl(url)} from ${filter}`), (e: Error) => console.error(`edgerun: subscribe failed: ${e.message}`));
+    void mqtt.subscribe(filter, 1).then(() => (opts.stopOn === undefined ? undefined : mqtt.subscribe(opts.stopOn, 1)))
+      .then(() => console.error(`collecting on ${redactUrl(url)} from ${filter}`), (e: Error) => console.error(`edgerun: subscribe failed: ${e.message}`));
   });
   const timer = opts.seconds !== undefined ? setTimeout(finish, opts.seconds * 1000) : undefined;
   process.once('SIGINT', finish);

@@ -86,7 +86,7 @@ describeMosquitto('fleet agents over one Mosquitto: split, merged report, a kill
     watcher.on('message', (topic) => heard.add(topic.split('/')[2]!));
     await watcher.subscribeAsync('edgerun/lab/+/results', { qos: 0 });
     const out = join(dir, 'kill.json');
-    const b = bench(out, ['--agents', '2', '--duration', '40', '--html', join(dir, 'kill.html')]);
+    const b = bench(out, ['--agents', '2', '--duration', '25', '--html', join(dir, 'kill.html')]);
     // a2 runs b-0..b-2: killed once they have all sent results
     await until('a2\'s devices reporting', () => (['b-0', 'b-1', 'b-2'].every((d) => heard.has(d)) ? true : undefined), 120_000, b.log);
     a2.proc.kill('SIGKILL');

@@ -15,7 +15,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { loadProfile } from '../../../drivers/crossbar/profile.js';
 import { resolveConfig, type Config } from '../../../runtime/config.js';
@@ -91,7 +91,7 @@ function modelPath(model: string, baseDir: string): string {
 
 /** A profile name as it is, a profile file resolved against baseDir (loadProfile's own test for a path). */
 function profilePath(profile: string, baseDir: string): string {
-  return /[/\\]/.test(profile) || profile.endsWith('.json') ? (isAbsolute(profile) ? profile : resolve(baseDir, profile)) : profile;
+  return /[/\\]/.test(profile) || profile.endsWith('.json') ? resolve(baseDir, profile) : profile;
 }
 
 /**

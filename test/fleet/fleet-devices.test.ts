@@ -201,6 +201,7 @@ describe('edgerun fleet devices refuses bad fleet files with one line, exit 2, n
     ['duplicate group', 'bad7.yaml', 'groups:\n  - { name: a, count: 1 }\n  - { name: a, count: 2 }\n', /group 'a' appears twice/],
     ['missing model', 'bad8.yaml', 'groups:\n  - { name: a, count: 1, models: [nowhere.onnx] }\n', /nowhere\.onnx/],
     ['unknown profile', 'bad9.yaml', 'groups:\n  - { name: a, count: 1, profile: quantum }\n', /unknown device profile 'quantum'/],
+    ['one model twice', 'bad10.yaml', `groups:\n  - { name: a, count: 1, models: [mlp, ${join(repoRoot, 'models/mlp.onnx')}] }\n`, /group 'a': two models named 'mlp'/],
   ];
   it.each(cases)('%s', async (_what, name, text, message) => {
     const file = join(dir, name);

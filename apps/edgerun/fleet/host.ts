@@ -21,6 +21,7 @@ import { loadProfile } from '../../../drivers/crossbar/profile.js';
 import { resolveConfig, type Config } from '../../../runtime/config.js';
 import type { DeviceSpec } from '../../../runtime/fleet/fleet-file.js';
 import { readModel } from '../context.js';
+import { modelIdOf } from '../device/device.js';
 import { packageRoot } from '../package-info.js';
 import { BUNDLED_DATA } from '../commands/serve.js';
 import type { DeviceStats, FromWorker, ToWorker, WorkerInput } from './protocol.js';
@@ -104,6 +105,9 @@ export async function resolveFleetSpecs(devices: DeviceSpec[], baseDir: string, 
   for (const d of resolved) {
     if (ids.has(d.id)) throw new Error(`device '${d.id}' appears twice in the fleet`);
     ids.add(d.id);
+    const modelIds = d.models.map(modelIdOf);
+    const twice = modelIds.find((id, i) => modelIds.indexOf(id) !== i);
+    if (twice !== undefined) throw new Error(`group '${d.group}': two models named '${twice}' (${d.models.join(', ')})`);
   }
   for (const path of new Set(resolved.flatMap((d) => d.models))) await readModel(path, config, () => undefined);
   for (const profile of new Set(resolved.map((d) => d.profile))) {

@@ -138,7 +138,7 @@ const GENERATED = {
  * The groups `generate` makes: up to four, sizes as even as possible, each with a profile, age,
  * rate, battery and first seed drawn from `uniform` (seeded by the caller from generate.seed).
  */
-export function generatedGroups(devices: number, uniform: () => number): FleetGroup[] {
+function generatedGroups(devices: number, uniform: () => number): FleetGroup[] {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(uniform() * xs.length)]!;
   const groups = Math.min(4, devices);
   return Array.from({ length: groups }, (_, g) => ({

@@ -24,6 +24,7 @@ class FleetWatcher {
   readonly results = new Map<string, number[]>();
   readonly signedResults = new Map<string, number>();
   readonly sessions = new Map<string, Set<string>>();
+  readonly telemetry = new Map<string, Record<string, unknown>>();
   readonly listener = new Listener({ prefix: PREFIX, verify: nativeVerify });
   rejected = 0;
   #client: mqtt.MqttClient | undefined;
@@ -41,6 +42,7 @@ class FleetWatcher {
     const m: ListenedMessage = o.message;
     if (m.session) (this.sessions.get(m.device) ?? this.sessions.set(m.device, new Set()).get(m.device)!).add(m.session);
     if (m.kind === 'status') (this.statuses.get(m.device) ?? this.statuses.set(m.device, []).get(m.device)!).push(m.body as Record<string, unknown>);
+    if (m.kind === 'telemetry') this.telemetry.set(m.device, m.body as Record<string, unknown>);
     if (m.kind === 'results') {
       (this.results.get(m.device) ?? this.results.set(m.device, []).get(m.device)!).push((m.body as { n: number }).n);
       if (m.signedBy) this.signedResults.set(m.device, (this.signedResults.get(m.device) ?? 0) + 1);
@@ -60,9 +62,9 @@ class FleetWatcher {
   }
 }
 
-function runFleet(args: string[]): { proc: ChildProcess; log: () => string; exit: Promise<number | null> } {
+function runFleet(args: string[], globalArgs: string[] = []): { proc: ChildProcess; log: () => string; exit: Promise<number | null> } {
   let log = '';
-  const proc = spawn(process.execPath, ['bin/edgerun.js', 'fleet', 'devices', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['bin/edgerun.js', ...globalArgs, 'fleet', 'devices', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
   proc.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
   const exit = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
@@ -94,7 +96,7 @@ describeMosquitto('edgerun fleet devices on a real Mosquitto', () => {
       '    age: 1d',
       '    rateHz: 4',
       '    seed: 100',
-      '    battery: { capacityWh: 5, initialPct: 80 }',
+      '    battery: { capacityWh: 5, initialPct: 80, idleW: 2 }',
       '  - name: dock',
       '    count: 2',
       '    profile: ideal',
@@ -103,11 +105,15 @@ describeMosquitto('edgerun fleet devices on a real Mosquitto', () => {
     ].join('\n'));
     const watcher = new FleetWatcher();
     await watcher.start(broker.url, 'plant');
-    const fleet = runFleet([file, '--url', broker.url, '--workers', '2', '--state-dir', join(dir, 'plant-state'), '--interval', '1']);
+    // The fleet's devices start from the --config file: telemetry every second here.
+    const config = join(dir, 'edgerun.json');
+    writeFileSync(config, JSON.stringify({ mqtt: { telemetryIntervalMs: 1000 } }));
+    const fleet = runFleet([file, '--url', broker.url, '--workers', '2', '--state-dir', join(dir, 'plant-state'), '--interval', '1'], ['--config', config]);
     procs.push(fleet.proc);
     const ids = ['line-0', 'line-1', 'line-2', 'line-3', 'dock-0', 'dock-1'];
+    const battery = (id: string): number | undefined => (watcher.telemetry.get(id)?.power as { batteryPct?: number } | undefined)?.batteryPct;
     try {
-      await until('3 results from every device, and a progress line with all 6 online', () => (ids.every((id) => watcher.count(id) >= 3) && /6\/6 online, [\d.]+ results\/s, \d+ unacknowledged, RSS \d+ MiB/.test(fleet.log()) ? true : undefined), 150_000,
+      await until('3 results from every device, battery figures from the line, and a progress line with all 6 online', () => (ids.every((id) => watcher.count(id) >= 3) && ids.slice(0, 4).every((id) => battery(id) !== undefined) && /6\/6 online, [\d.]+ results\/s, \d+ unacknowledged, RSS \d+ MiB/.test(fleet.log()) ? true : undefined), 150_000,
         () => `${fleet.log()}\nresults: ${ids.map((id) => `${id} ${watcher.count(id)}`).join(', ')}`);
     } finally {
       fleet.proc.kill('SIGTERM');
@@ -125,6 +131,13 @@ describeMosquitto('edgerun fleet devices on a real Mosquitto', () => {
     // Devices are their own instances: seeds of the group in order, the fleet file's age.
     expect(ids.slice(0, 4).map((id) => watcher.statuses.get(id)![0]!.seed)).toEqual([100, 101, 102, 103]);
     expect(watcher.statuses.get('line-0')![0]!.ageS).toBe(86_400);
+    // The emulated device runs at its age; the simulated battery (80 % at start) is drained by the inferences.
+    for (const id of ids.slice(0, 4)) {
+      expect(watcher.telemetry.get(id)!.deviceAgeS as number, id).toBeGreaterThanOrEqual(86_400);
+      expect(battery(id), id).toBeGreaterThan(0);
+      expect(battery(id), id).toBeLessThan(80);
+    }
+    expect(battery('dock-0')).toBeUndefined();
     // Signed where the fleet file says so, and the signatures verify (a forged one would be rejected).
     expect(watcher.signedResults.get('dock-0')).toBe(watcher.count('dock-0'));
     expect(watcher.signedResults.get('dock-1')).toBe(watcher.count('dock-1'));
@@ -188,6 +201,7 @@ describe('edgerun fleet devices refuses bad fleet files with one line, exit 2, n
     ['duplicate group', 'bad7.yaml', 'groups:\n  - { name: a, count: 1 }\n  - { name: a, count: 2 }\n', /group 'a' appears twice/],
     ['missing model', 'bad8.yaml', 'groups:\n  - { name: a, count: 1, models: [nowhere.onnx] }\n', /nowhere\.onnx/],
     ['unknown profile', 'bad9.yaml', 'groups:\n  - { name: a, count: 1, profile: quantum }\n', /unknown device profile 'quantum'/],
+    ['one model twice', 'bad10.yaml', `groups:\n  - { name: a, count: 1, models: [mlp, ${join(repoRoot, 'models/mlp.onnx')}] }\n`, /group 'a': two models named 'mlp'/],
   ];
   it.each(cases)('%s', async (_what, name, text, message) => {
     const file = join(dir, name);

@@ -13,8 +13,7 @@
  * that number again, under a new sequence number (at-least-once; consumers see a repeated `n`).
  */
 import { basename } from 'node:path';
-import { DIGITAL, type BackendRegistry } from '../../../runtime/backend.js';
-import { AnalogBackend } from '../../../runtime/hybrid/analog-backend.js';
+import type { BackendRegistry } from '../../../runtime/backend.js';
 import type { Config } from '../../../runtime/config.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import type { Storage } from '../../../runtime/ports.js';
@@ -136,18 +135,6 @@ export class Device {
     await this.#progress.close();
     await this.pipeline.close();
     this.#doneResolve();
-  }
-
-  /**
-   * Sets the emulated accelerator's device age (seconds since programming: drift, and drift
-   * compensation refreshed), when a model is served on it; a fleet's devices start at the age
-   * their fleet file gives.
-   */
-  async ageAccelerator(seconds: number): Promise<void> {
-    const onAccelerator = this.pipeline.streamNames.some((s) => this.pipeline.model(this.pipeline.modelOf(s)).current.lane !== DIGITAL);
-    if (!onAccelerator) return;
-    const backend = await this.options.registry.get('analog');
-    if (backend instanceof AnalogBackend) await backend.driver.setAge(seconds);
   }
 
   publishSnapshot(): Promise<{ seq?: number }> {

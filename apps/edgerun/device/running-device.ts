@@ -71,6 +71,8 @@ export interface RunDeviceOptions extends Connection {
   canary?: Dataset;
   /** Birth fields besides runtime, group, models and profile. */
   birth?: Record<string, unknown>;
+  /** How the outbox and progress logs are appended (drivers/storage/fs-storage.ts; default 'async'). */
+  appends?: 'async' | 'sync';
   /** Runs once the models are placed (programmed), before the first inference: e.g. ageing the emulated device. */
   beforeStart?: (device: Device) => Promise<void>;
 }
@@ -92,7 +94,7 @@ export async function runDevice(o: RunDeviceOptions): Promise<RunningDevice> {
   const { config, registry } = o;
   const log = o.log ?? (() => undefined);
   const reporting = await openReporting({
-    config, stateDir: o.stateDir, outboxDir: o.outboxDir ?? join(o.stateDir, 'outbox'), url: o.url, protocolVersion: o.protocolVersion, log,
+    config, stateDir: o.stateDir, outboxDir: o.outboxDir ?? join(o.stateDir, 'outbox'), url: o.url, protocolVersion: o.protocolVersion, log, appends: o.appends,
     birth: { models: [...o.models.keys()], ...o.birth },
   }).catch(async (e: unknown) => { await registry.dispose(); throw e; });
   const { reporter, mqtt, address, broker, url, keyDir } = reporting;
@@ -101,7 +103,7 @@ export async function runDevice(o: RunDeviceOptions): Promise<RunningDevice> {
   let commands: AttachedCommands | undefined;
   let agent: DeployAgent | undefined;
   try {
-    const deviceStorage = new FsStorage(join(o.stateDir, 'device'));
+    const deviceStorage = new FsStorage(join(o.stateDir, 'device'), undefined, undefined, o.appends);
     // Deployed versions serve in place of the given models (apps/edgerun/device/deployment.ts).
     const deployment = await openDeployment({ config, stateDir: o.stateDir, publisher: reporter, log, onActive: (active) => reporter.setBirth({ modelVersions: active }) }, o.models);
     device = await Device.create({

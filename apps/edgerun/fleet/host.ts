@@ -15,12 +15,13 @@
  */
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { loadProfile } from '../../../drivers/crossbar/profile.js';
 import { resolveConfig, type Config } from '../../../runtime/config.js';
 import type { DeviceSpec } from '../../../runtime/fleet/fleet-file.js';
 import { readModel } from '../context.js';
+import { modelIdOf } from '../device/device.js';
 import { packageRoot } from '../package-info.js';
 import { BUNDLED_DATA } from '../commands/serve.js';
 import type { DeviceStats, FromWorker, ToWorker, WorkerInput } from './protocol.js';
@@ -91,7 +92,7 @@ function modelPath(model: string, baseDir: string): string {
 
 /** A profile name as it is, a profile file resolved against baseDir (loadProfile's own test for a path). */
 function profilePath(profile: string, baseDir: string): string {
-  return /[/\\]/.test(profile) || profile.endsWith('.json') ? (isAbsolute(profile) ? profile : resolve(baseDir, profile)) : profile;
+  return /[/\\]/.test(profile) || profile.endsWith('.json') ? resolve(baseDir, profile) : profile;
 }
 
 /**
@@ -104,6 +105,9 @@ export async function resolveFleetSpecs(devices: DeviceSpec[], baseDir: string, 
   for (const d of resolved) {
     if (ids.has(d.id)) throw new Error(`device '${d.id}' appears twice in the fleet`);
     ids.add(d.id);
+    const modelIds = d.models.map(modelIdOf);
+    const twice = modelIds.find((id, i) => modelIds.indexOf(id) !== i);
+    if (twice !== undefined) throw new Error(`group '${d.group}': two models named '${twice}' (${d.models.join(', ')})`);
   }
   for (const path of new Set(resolved.flatMap((d) => d.models))) await readModel(path, config, () => undefined);
   for (const profile of new Set(resolved.map((d) => d.profile))) {

@@ -82,7 +82,10 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
 
   const dir = await mkdtemp(join(tmpdir(), 'edgerun-bench-'));
   const consumers: Consumer[] = [];
-  const mqtt = toolClient(config, { url, clientId: `edgerun-bench-${run}`, clean: true, protocol: 5, onRefused: (r) => log(`the broker refused the connection: ${r}`) });
+  let refuse!: (e: Error) => void;
+  const refused = new Promise<never>((_, reject) => { refuse = reject; });
+  refused.catch(() => undefined);
+  const mqtt = toolClient(config, { url, clientId: `edgerun-bench-${run}`, clean: true, protocol: 5, onRefused: (r) => refuse(new Error(`the broker at ${redactUrl(url)} refused the connection: ${r}`)) });
   let bar: SingleBar | undefined;
   try {
     // Consumers first: they must hear every device from its birth on.
@@ -98,7 +101,7 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     mqtt.connect();
     await coordinator.start();
     log(`${consumers.length} consumer(s) on ${redactUrl(url)} ($share/${run}); waiting for ${opts.agents} agent(s) of fleet ${fleet.fleet}`);
-    const agents = await coordinator.waitForAgents(opts.agents, opts.waitAgents * 1000);
+    const agents = await Promise.race([coordinator.waitForAgents(opts.agents, opts.waitAgents * 1000), refused]);
     bar = opts.progress !== false && process.stderr.isTTY
       ? new SingleBar({ stream: process.stderr, format: `${run} [{bar}] {value}/{total} s, ${fleet.devices.length} devices on ${agents.length} agent(s)` }, Presets.shades_classic)
       : undefined;

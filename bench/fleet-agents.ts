@@ -57,7 +57,7 @@ try {
   for (const { agents, r } of runs) {
     const f = r.metrics!.fleet;
     console.log(`  ${agents} agent(s) × ${Math.max(1, Math.floor(cores / agents))} worker thread(s)`);
-    report('    results, results/s', `${f.results}, ${fmt(f.resultsPerSecond, 1)}`, { text: `≈ ${fmt(devices * rate, 0)}/s`, met: f.resultsPerSecond >= devices * rate * 0.99 });
+    report('    results, results/s', `${f.results}, ${fmt(f.resultsPerSecond, 1)}`, { text: `≈ ${fmt(devices * rate, 0)}/s`, met: f.resultsPerSecond >= devices * rate * 0.95 });
     report('    end-to-end p50 / p99, ms', `${fmt(f.latency.p50Ms, 1)} / ${fmt(f.latency.p99Ms, 1)}`, { text: 'p99 < 100', met: f.latency.p99Ms < 100 });
     report('    lost / duplicated', `${f.lost} / ${f.duplicated}`, { text: '0 lost', met: f.lost === 0 });
     report('    agents done', `${r.agents!.filter((a) => a.state === 'done').length} of ${agents}`);

@@ -84,7 +84,7 @@ export function parseKeyFile(bytes: Uint8Array, source = 'key file'): NamedKey {
   try {
     json = JSON.parse(fromUtf8.decode(bytes));
   } catch (e) {
-    throw new KeyError(`${source}: not valid JSON (${(e as Error).message})`);
+    throw new KeyError(`${source}: not valid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
   }
   const r = keyFileSchema.safeParse(json);
   if (!r.success) throw new KeyError(`${source}: not an ed25519 key file: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
@@ -110,7 +110,7 @@ export function parsePublicKey(text: string, source = 'public key'): { publicKey
     try {
       json = JSON.parse(t);
     } catch (e) {
-      throw new KeyError(`${source}: not valid JSON (${(e as Error).message})`);
+      throw new KeyError(`${source}: not valid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
     }
     const r = z.object({ publicKey: base64Bytes(nacl.sign.publicKeyLength), name: nameSchema.optional() }).safeParse(json);
     if (!r.success) throw new KeyError(`${source}: needs a "publicKey" field with base64 of ${nacl.sign.publicKeyLength} bytes`);
@@ -172,7 +172,7 @@ export class TrustStore {
     try {
       json = JSON.parse(fromUtf8.decode(bytes));
     } catch (e) {
-      throw new KeyError(`trust store '${this.file}': not valid JSON (${(e as Error).message})`);
+      throw new KeyError(`trust store '${this.file}': not valid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
     }
     const r = trustFileSchema.safeParse(json);
     if (!r.success) throw new KeyError(`trust store '${this.file}': ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);

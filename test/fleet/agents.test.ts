@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
@@ -10,7 +11,7 @@ import { agentReportTopic, encodeScenario, scenarioTopic } from '../../runtime/f
 import type { FleetReport } from '../../runtime/fleet/report.js';
 import { encodeKeyFile, generateKeyPair, TrustStore } from '../../runtime/telemetry/keys.js';
 import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
-import { repoRoot } from '../helpers/cli.js';
+import { edgerun, repoRoot } from '../helpers/cli.js';
 import { until } from '../helpers/until.js';
 
 /** 6 devices (two groups of 3), MLP on pcm, 4 inferences/s each. */
@@ -19,6 +20,33 @@ groups:
   - { name: a, count: 3, profile: pcm, models: [mlp], rateHz: 4, seed: 10 }
   - { name: b, count: 3, profile: pcm, models: [mlp], rateHz: 4, seed: 20 }
 `;
+
+describe('fleet agent and fleet bench: bad input', () => {
+  it('exit 2 with one line and nothing created', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgerun-agents-bad-'));
+    try {
+      writeFileSync(join(dir, 'bad.yaml'), 'fleet: x\ngroups:\n  - { name: a, count: -1 }\n');
+      writeFileSync(join(dir, 'ok.yaml'), FLEET);
+      const cases: [string[], RegExp][] = [
+        [['fleet', 'agent', '--fleet', 'a/b', '--url', 'mqtt://127.0.0.1:1', '--state-dir', join(dir, 'state')], /invalid fleet "a\/b"/],
+        [['fleet', 'agent', '--fleet', 'lab', '--id', '$x', '--url', 'mqtt://127.0.0.1:1', '--state-dir', join(dir, 'state')], /invalid agent id "\$x"/],
+        [['fleet', 'bench', '--devices', join(dir, 'bad.yaml')], /bad\.yaml: groups\.0\.count/],
+        [['fleet', 'bench', '--devices', join(dir, 'missing.yaml')], /fleet file not found/],
+        [['fleet', 'bench', '--devices', join(dir, 'ok.yaml'), '--key', join(dir, 'ok.yaml')], /key file .*not valid JSON/],
+        [['fleet', 'bench', '--devices', join(dir, 'ok.yaml'), '--agents', '0'], /--agents/],
+      ];
+      for (const [args, message] of cases) {
+        const r = await edgerun(args);
+        expect(r.code, args.join(' ')).toBe(2);
+        expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+        expect(r.stderr).toMatch(message);
+      }
+      expect(existsSync(join(dir, 'state'))).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
 
 describeMosquitto('fleet agents over one Mosquitto: split, merged report, a killed agent, refused scenarios', () => {
   let broker: Mosquitto;

@@ -12,6 +12,7 @@ import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { FleetAgent, type RunningShare, type ShareHost } from '../../../runtime/fleet/agent.js';
+import { agentStatusTopic } from '../../../runtime/fleet/fleet-protocol.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { ReplayMemory } from '../../../runtime/telemetry/commands.js';
 import { TrustStore } from '../../../runtime/telemetry/keys.js';
@@ -70,6 +71,7 @@ export async function fleetAgentCommand(opts: FleetAgentOptions, global: GlobalO
   const workers = opts.workers ?? availableParallelism();
   const url = opts.url ?? config.mqtt.url ?? 'mqtt://127.0.0.1:1883';
   const log = (line: string): void => console.error(`edgerun agent ${id}: ${line}`);
+  agentStatusTopic(prefix, opts.fleet, id); // a fleet or id that cannot be a topic level is refused before anything is created
   const keys = new FsStorage(opts.keyDir ?? keyDirOf(config, opts.stateDir), 0o600, FILE_LIMITS.small);
   const trust = await TrustStore.open(keys, config.security.trustedKeysFile);
   const trusted = trust.list().length > 0;

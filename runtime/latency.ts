@@ -10,6 +10,12 @@ export interface LatencySummary {
   maxMs: number;
 }
 
+/** A LatencyRecorder as JSON: its histogram, encoded, and the sum of what it recorded (µs). */
+export interface EncodedLatency {
+  hdr: string;
+  sumUs: number;
+}
+
 export class LatencyRecorder {
   readonly #histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
   /**
@@ -25,14 +31,15 @@ export class LatencyRecorder {
     this.#sumUs += us;
   }
 
-  /** The histogram in HdrHistogram's compressed base64 form, to be added to another recorder exactly (add()). */
-  encode(): string {
-    return hdr.encodeIntoCompressedBase64(this.#histogram);
+  /** The histogram (HdrHistogram's compressed base64 form) and the sum, to be added to another recorder exactly (add()). */
+  encode(): EncodedLatency {
+    return { hdr: hdr.encodeIntoCompressedBase64(this.#histogram), sumUs: this.#sumUs };
   }
 
-  /** Adds the counts of an encoded histogram (encode()): the same buckets, so percentiles of the sum are exact. */
-  add(encoded: string): void {
-    this.#histogram.add(hdr.decodeFromCompressedBase64(encoded));
+  /** Adds an encoded recorder (encode()): the same buckets, so percentiles and mean of the sum are exact. */
+  add(encoded: EncodedLatency): void {
+    this.#histogram.add(hdr.decodeFromCompressedBase64(encoded.hdr));
+    this.#sumUs += encoded.sumUs;
   }
 
   /** Milliseconds at `percentile` (0..100). */

@@ -6,7 +6,7 @@
  * its breakdown, average power, battery left, fallbacks, guard and governor events, messages lost
  * (sequence gaps) and duplicated.
  */
-import { LatencyRecorder, type LatencySummary } from '../latency.js';
+import { LatencyRecorder, type EncodedLatency, type LatencySummary } from '../latency.js';
 import { addBreakdown, ZERO_BREAKDOWN, type EnergyBreakdown } from '../power/energy-model.js';
 import type { Clock } from '../ports.js';
 import type { ListenOutcome, Listener } from '../telemetry/listener.js';
@@ -96,7 +96,7 @@ export interface DevicePartial {
   results: number; judged: number; correct: number; energyJ: number; energyCounted: number;
   fallbacks: number; events: number; firstTs: number | null; lastTs: number | null;
   telemetryTs?: number; breakdownJ?: EnergyBreakdown; batteryPercent?: number;
-  latency: string;
+  latency: EncodedLatency;
   /** Duplicates this consumer's listener caught by itself. */
   duplicated: number;
   streams: Record<string, { seqs: number[]; results: number[]; reserved: number[] }>;

@@ -143,7 +143,8 @@ export class FleetCoordinator {
 
   #report(agent: string, r: AgentReport): void {
     const a = this.#active;
-    if (!a || (r.run !== undefined && r.run !== a.scenario.run)) return;
+    // A refusal without a run id is of some message that was not a readable scenario: not ours to settle on.
+    if (!a || r.run !== a.scenario.run) return;
     if (a.heard.has(agent)) a.heard.set(agent, this.o.timeline.now());
     this.o.onReport?.(agent, r);
     if (!a.pending.has(agent)) return;

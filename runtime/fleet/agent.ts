@@ -75,11 +75,6 @@ export class FleetAgent {
     await this.o.mqtt.end();
   }
 
-  /** Resolves when the scenario under way (if any) has finished. */
-  get idle(): Promise<void> {
-    return this.#current;
-  }
-
   async #offer(payload: Uint8Array): Promise<void> {
     const verdict = await checkScenario(payload, this.o.check);
     if (!verdict.ok) {

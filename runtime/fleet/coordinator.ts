@@ -69,11 +69,6 @@ export class FleetCoordinator {
     await mqtt.subscribe(agentsFilter(prefix, fleet), 1);
   }
 
-  /** The agents known now and their last status. */
-  agents(): ReadonlyMap<string, AgentStatus> {
-    return this.#agents;
-  }
-
   /** Resolves with `n` idle agents (the first by id) once there are that many; rejects after `timeoutMs`. */
   waitForAgents(n: number, timeoutMs: number): Promise<{ id: string; workers: number }[]> {
     const { timeline } = this.o;

@@ -63,7 +63,7 @@ export type ScenarioDevice = DeviceSpec;
 const shareSchema = z.strictObject({ agent: level, from: z.number().int().min(0), to: z.number().int().min(0) });
 export type Share = z.infer<typeof shareSchema>;
 
-export const scenarioSchema = z.strictObject({
+const scenarioSchema = z.strictObject({
   run: level,
   /** Random per message: with the signer, what the replay memory remembers. */
   nonce: z.string().min(8).max(128).regex(/^[A-Za-z0-9_.:+/=-]+$/),
@@ -84,7 +84,7 @@ export const scenarioSchema = z.strictObject({
 });
 export type Scenario = z.infer<typeof scenarioSchema>;
 
-export const agentStatusSchema = z.strictObject({
+const agentStatusSchema = z.strictObject({
   state: z.enum(['idle', 'running', 'offline']),
   /** What the agent offers: worker threads (the coordinator splits the fleet in proportion). */
   capacity: z.strictObject({ workers: z.number().int().min(1).max(1024), cpus: z.number().int().min(1).max(4096) }).optional(),
@@ -92,7 +92,7 @@ export const agentStatusSchema = z.strictObject({
 });
 export type AgentStatus = z.infer<typeof agentStatusSchema>;
 
-export const agentReportSchema = z.discriminatedUnion('type', [
+const agentReportSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('started'), run: level, devices: z.array(level) }),
   z.strictObject({ type: z.literal('progress'), run: level, online: z.number().int().min(0), elapsedS: z.number().min(0) }),
   /** `produced`: results each device had accepted into its outbox when it stopped (all of them drained to the broker). */
@@ -128,21 +128,13 @@ export function shareOf(s: Scenario, agent: string): ScenarioDevice[] {
   return sh ? s.devices.slice(sh.from, sh.to) : [];
 }
 
-/** Device id → the agent that runs it. */
-export function agentOfDevice(s: Scenario): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const sh of s.shares) for (const d of s.devices.slice(sh.from, sh.to)) m.set(d.id, sh.agent);
-  return m;
-}
-
 /** The coordinator's signed scenario message (`sender` names the coordinator in the envelope). */
 export function encodeScenario(s: Scenario, o: { sender: string; signer?: SigningKey; ts?: number }): Uint8Array {
   const ts = o.ts ?? Date.now();
   return encodeMessage({ device: o.sender, seq: ts, ts, kind: 'fleet-scenario', body: scenarioSchema.parse(s) }, { ...(o.signer ? { signer: o.signer } : {}) });
 }
 
-export const SCENARIO_REFUSALS = ['oversized', 'malformed', 'forged-signature', 'unsigned', 'unknown-key', 'stale', 'replayed', 'storage-error'] as const;
-export type ScenarioRefusal = (typeof SCENARIO_REFUSALS)[number];
+export type ScenarioRefusal = 'oversized' | 'malformed' | 'forged-signature' | 'unsigned' | 'unknown-key' | 'stale' | 'replayed' | 'storage-error';
 
 export type ScenarioVerdict =
   | { ok: true; scenario: Scenario; signer?: { name: string; fingerprint: string } }

@@ -13,8 +13,10 @@ import {
 } from './fleet-protocol.js';
 import type { Timeline } from './timeline.js';
 
-/** The devices of a share, running (apps/ wire the fleet host behind it). */
+/** The devices of a share, starting then running (apps/ wire the fleet host behind it). */
 export interface RunningShare {
+  /** Resolves once every device is up; rejects when one cannot start. */
+  readonly started: Promise<void>;
   /** Devices connected to the broker now. */
   online(): number;
   /** Stops the devices (outboxes drained, bounded); the results each had accepted, when known. */
@@ -22,8 +24,8 @@ export interface RunningShare {
 }
 
 export interface ShareHost {
-  /** Starts these devices; resolves once every one is up. */
-  start(devices: ScenarioDevice[], run: string): Promise<RunningShare>;
+  /** Starts these devices (at once: `started` says when they are all up). */
+  start(devices: ScenarioDevice[], run: string): RunningShare;
 }
 
 export interface FleetAgentOptions {
@@ -109,7 +111,17 @@ export class FleetAgent {
     };
     cancelBeat = timeline.at(timeline.now() + every, beat);
     try {
-      share = await this.o.host.start(devices, s.run);
+      share = this.o.host.start(devices, s.run);
+      // Devices that cannot reach the broker would keep an agent starting for ever: bounded by the scenario.
+      let cancelStart = (): void => undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        cancelStart = timeline.at(timeline.now() + s.startTimeoutS * 1000, () => reject(new Error(`${share!.online()} of ${devices.length} device(s) up after ${s.startTimeoutS} s`)));
+      });
+      try {
+        await Promise.race([share.started, timedOut]);
+      } finally {
+        cancelStart();
+      }
       await this.#report({ type: 'started', run: s.run, devices: devices.map((d) => d.id) });
       t0 = timeline.now();
       // The run's length is kept on the agent's own timeline, from when its devices are up.

@@ -72,6 +72,8 @@ const scenarioSchema = z.strictObject({
   shares: z.array(shareSchema).min(1),
   /** How long each agent runs its devices once they are all up, seconds. */
   durationS: z.number().positive().max(86_400),
+  /** An agent whose devices are not all up this long after the scenario fails its run, seconds. */
+  startTimeoutS: z.number().positive().max(86_400),
 }).superRefine((s, ctx) => {
   let next = 0;
   for (const sh of s.shares) {

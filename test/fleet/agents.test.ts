@@ -151,7 +151,7 @@ describeMosquitto('fleet agents over one Mosquitto: split, merged report, a kill
     expect(await unsigned.exit, unsigned.log()).toBe(1);
     expect(unsigned.log()).toMatch(/agent a3 refused \(unsigned/);
     // a forged one: signed by the operator, then altered
-    const s = { run: 'forged', nonce: 'nonce-forged-1', devices: [{ id: 'x-0', group: 'x', profile: 'pcm', seed: 0, ageS: 0, models: ['mlp'], rateHz: 1, sign: false }], shares: [{ agent: 'a3', from: 0, to: 1 }], durationS: 5 };
+    const s = { run: 'forged', nonce: 'nonce-forged-1', devices: [{ id: 'x-0', group: 'x', profile: 'pcm', seed: 0, ageS: 0, models: ['mlp'], rateHz: 1, sign: false }], shares: [{ agent: 'a3', from: 0, to: 1 }], durationS: 5, startTimeoutS: 60 };
     const forged = encodeScenario(s, { sender: 'mallory', signer: operator });
     forged[new TextDecoder().decode(forged).indexOf('durationS') + 13] = '9'.charCodeAt(0);
     await watcher.publishAsync(scenarioTopic('edgerun', 'lab', 'forged'), Buffer.from(forged), { qos: 1 });

@@ -53,7 +53,7 @@ describe('checkScenario', () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
   const operator = generateKeyPair();
   const stranger = generateKeyPair();
-  const scenario = (run: string, nonce = `nonce-for-${run}`): Scenario => ({ run, nonce, devices: [0, 1, 2, 3, 4].map(device), shares: [{ agent: 'a1', from: 0, to: 2 }, { agent: 'a2', from: 2, to: 5 }], durationS: 10 });
+  const scenario = (run: string, nonce = `nonce-for-${run}`): Scenario => ({ run, nonce, devices: [0, 1, 2, 3, 4].map(device), shares: [{ agent: 'a1', from: 0, to: 2 }, { agent: 'a2', from: 2, to: 5 }], durationS: 10, startTimeoutS: 60 });
   const now = 1_800_000_000_000;
   const clock = { now: () => now };
 

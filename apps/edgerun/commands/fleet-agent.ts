@@ -38,22 +38,15 @@ const defaultId = (): string => hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slic
 /** The fleet host behind the agent's ShareHost port: each run in <stateDir>/<run>/. */
 function fleetHostShare(o: { config: Config; url: string; protocol?: 4 | 5; prefix: string; fleet: string; workers: number; stateDir: string; log: (l: string) => void }): ShareHost {
   return {
-    async start(devices, run): Promise<RunningShare> {
+    start(devices, run): RunningShare {
       const host = startFleetHost({
         devices, url: o.url, protocolVersion: o.protocol, workers: o.workers, stateDir: join(o.stateDir, run), prefix: o.prefix, fleet: o.fleet, config: o.config, log: o.log,
       });
-      try {
-        await host.started;
-      } catch (e) {
-        await host.stop();
-        throw e;
-      }
-      const failed = host.devices().filter((d) => d.state === 'failed');
-      if (failed.length) {
-        await host.stop();
-        throw new Error(`${failed.length} device(s) failed to start: ${failed[0]!.id}: ${failed[0]!.error ?? 'unknown error'}`);
-      }
       return {
+        started: host.started.then(() => {
+          const failed = host.devices().filter((d) => d.state === 'failed');
+          if (failed.length) throw new Error(`${failed.length} device(s) failed to start: ${failed[0]!.id}: ${failed[0]!.error ?? 'unknown error'}`);
+        }),
         online: () => host.devices().filter((d) => d.state === 'online').length,
         async stop() {
           await host.stop();

@@ -32,6 +32,7 @@ export interface FleetBenchOptions {
   agents: number;
   url?: string;
   durationS: number;
+  startTimeout: number;
   /** Inferences per second per stream for every device, instead of the fleet file's rates. */
   rate?: number;
   consumers: number;
@@ -107,7 +108,7 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
       : undefined;
     bar?.start(opts.durationS, 0);
     const devices = opts.rate === undefined ? fleet.devices : fleet.devices.map((d) => ({ ...d, rateHz: opts.rate! }));
-    const { outcomes } = await coordinator.run({ run, devices, agents, durationS: opts.durationS, graceS: opts.grace });
+    const { outcomes } = await coordinator.run({ run, devices, agents, durationS: opts.durationS, startTimeoutS: opts.startTimeout, graceS: opts.grace });
     bar?.stop();
     bar = undefined;
     // Every device's messages reached the broker before its agent's done report: the broker queues

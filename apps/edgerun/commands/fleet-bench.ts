@@ -94,10 +94,8 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     await Promise.all(consumers.map((c) => subscribed(c, 60_000)));
     const coordinator = new FleetCoordinator({
       mqtt, prefix, fleet: fleet.fleet, id: `bench-${run}`, ...(signer ? { signer } : {}), timeline: realTimeline, log,
-      onReport: (agent, r) => {
-        if (r.type === 'progress') bar?.update(Math.min(opts.durationS, r.elapsedS));
-        else if (r.type !== 'started') log(`agent ${agent}: ${r.type}${r.type === 'refused' ? ` (${r.reason}: ${r.detail})` : r.type === 'failed' ? ` (${r.error})` : ''}`);
-      },
+      // The coordinator logs each agent's outcome; the bar follows the run's time.
+      onReport: (_agent, r) => { if (r.type === 'progress') bar?.update(Math.min(opts.durationS, r.elapsedS)); },
     });
     mqtt.connect();
     await coordinator.start();

@@ -69,12 +69,12 @@ interface Row {
   rssPerDeviceMB: number; cpuMsPerDeviceS: number; load: number; consumerCpu: number;
 }
 
-async function runOne(make: () => Promise<Broker>, devices: number, workers: number, seconds: number): Promise<Row> {
+/** `rss0`: the bench process before any fleet ran (a later fleet reuses memory the allocator kept from an earlier one). */
+async function runOne(make: () => Promise<Broker>, devices: number, workers: number, seconds: number, rss0: number): Promise<Row> {
   const broker = await make();
   const dir = mkdtempSync(join(tmpdir(), 'edgerun-fleet-scale-'));
   const fleetName = 'scale';
   const fleet = expandFleet(parseFleetFile(JSON.stringify({ fleet: fleetName, groups: [{ name: 'd', count: devices, profile: 'pcm', models: ['mlp'], rateHz: 1, seed: 1 }] }), 'fleet-scale.json'), () => Math.random);
-  const rss0 = process.memoryUsage.rss();
   const t0 = performance.now();
   const host = startFleetHost({ devices: fleet.devices, fleet: fleetName, url: broker.url, protocolVersion: broker.protocol, workers, stateDir: join(dir, 'state'), log: (l) => console.error(`  ${l}`) });
   try {
@@ -132,7 +132,8 @@ export async function main(argv: string[] = []): Promise<void> {
   });
   console.log(`\nfleet-scale: ${devices} devices × 1 MLP inference/s on pcm, ${workers} worker threads, QoS 1 results; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   // Each broker's figures as soon as they are measured: a long run keeps what it has.
-  for (const make of brokers) printRow(await runOne(make, devices, workers, seconds));
+  const rss0 = process.memoryUsage.rss();
+  for (const make of brokers) printRow(await runOne(make, devices, workers, seconds, rss0));
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main(process.argv.slice(2));

@@ -208,8 +208,6 @@ class Host extends EventEmitter implements FleetHost {
         this.options.log?.(`worker ${worker}: ${m.error}`);
         this.#startedReject(new Error(`fleet worker ${worker}: ${m.error}`));
         break;
-      case 'stopped':
-        break;
     }
   }
 

@@ -26,5 +26,4 @@ export type FromWorker =
   | { type: 'failed'; id: string; error: string }
   | { type: 'exited'; id: string; reason: 'stopped'; stats: DeviceStats }
   | { type: 'stats'; devices: DeviceStats[] }
-  | { type: 'stopped' }
   | { type: 'fatal'; error: string };

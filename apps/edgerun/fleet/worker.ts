@@ -6,7 +6,8 @@
  * birth and will, signing key when it signs. What the thread shares between its devices: the
  * loaded models, the data set, and one onnxruntime session per distinct model (runtime/shared-backend.ts).
  *
- * Messages: host → worker `stop`; worker → host `online`, `failed`, `exited`, `stats` (every second).
+ * Messages: host → worker `stop`; worker → host `online`, `failed`, `exited`, `stats` (every second),
+ * `fatal` (the thread could not start).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { join } from 'node:path';
@@ -109,7 +110,6 @@ async function main(): Promise<void> {
       await Promise.all([...running.keys()].map((id) => stopOne(id, m.drainMs)));
       clearInterval(stats);
       await shared.dispose();
-      send({ type: 'stopped' });
       port.close();
     });
   });

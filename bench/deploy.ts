@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import nacl from 'tweetnacl';
-import { startDevice } from '../apps/edgerun/commands/serve.js';
+import { startDevice } from '../apps/edgerun/device/running-device.js';
 import { DigitalBackend } from '../drivers/digital/ort-backend.js';
 import { MqttClient } from '../drivers/mqtt/mqtt-client.js';
 import { FsStorage } from '../drivers/storage/fs-storage.js';

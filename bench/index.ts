@@ -17,6 +17,7 @@ const benches: Record<string, () => Promise<{ main: () => Promise<void> }>> = {
   zoo: () => import('./zoo.js'),
   deploy: () => import('./deploy.js'),
   detect: () => import('./detect.js'),
+  'fleet-scale': () => import('./fleet-scale.js'),
 };
 
 const wanted = process.argv.slice(2);

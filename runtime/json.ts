@@ -24,7 +24,8 @@ export function parseJson(text: string, source: string, maxDepth = MAX_JSON_DEPT
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new JsonError(`${source}: not valid JSON: ${(e as Error).message}`);
+    // One line: V8's message can hold a newline and a quoted excerpt of the text.
+    throw new JsonError(`${source}: not valid JSON: ${(e as Error).message.replace(/\s+/g, ' ')}`);
   }
   const bad = forbiddenKeyPath(value);
   if (bad) throw new JsonError(`${source}: key "${bad.key}"${bad.at ? ` in ${bad.at}` : ''} is not allowed`, bad);

@@ -1,6 +1,6 @@
 /** What every command needs: the resolved config, the backend registry and model loading. */
 import { join } from 'node:path';
-import { BackendRegistry } from '../../runtime/backend.js';
+import { BackendRegistry, type BackendFactory } from '../../runtime/backend.js';
 import { resolveConfig, type Config } from '../../runtime/config.js';
 import { loadModel, OLDEST_GUARANTEED_OPSET, type LoadedModel } from '../../runtime/model/load.js';
 import { ModelError } from '../../runtime/model/errors.js';
@@ -39,11 +39,12 @@ export async function loadConfig(opts: GlobalOptions & DeviceOptions, flags: Rec
 /**
  * Digital always; `analog` = the hybrid backend on the accelerator: the process behind
  * config.remote.socket when set (drivers/remote), else the in-process crossbar emulator of
- * config.analog.
+ * config.analog. `digital` replaces the device's own onnxruntime backend (a fleet worker's devices
+ * share one: runtime/shared-backend.ts).
  */
-export function createRegistry(config: Config, deviceOverrides: DeepPartial<DeviceProfile> = {}): BackendRegistry {
+export function createRegistry(config: Config, deviceOverrides: DeepPartial<DeviceProfile> = {}, digital: BackendFactory = () => new DigitalBackend(config.digital)): BackendRegistry {
   const registry = new BackendRegistry();
-  registry.register(DIGITAL_BACKEND, () => new DigitalBackend(config.digital), 0);
+  registry.register(DIGITAL_BACKEND, digital, 0);
   registry.register('analog', async () => new AnalogBackend({
     digital: await registry.get(DIGITAL_BACKEND),
     driver: await createAcceleratorDriver(config, deviceOverrides),

@@ -17,6 +17,11 @@ const backendOption = (): Option => new Option('-b, --backend <name>', 'backend:
 const profileOption = (): Option => new Option('-p, --profile <name|file>', 'analog device profile: ideal, pcm, flash or a JSON file (default: config analog.profile = pcm)');
 const peripheryOption = (): Option => new Option('--periphery <on|off>', 'analog: apply BatchNormalization, activations and pooling in the device\'s digital periphery (default: config analog.periphery = on)').choices(['on', 'off']);
 const seedOption = (): Option => new Option('--seed <n>', 'analog device instance (default: config analog.seed = 0)').argParser(int(0));
+const protocolVersion = (v: string): 4 | 5 => {
+  if (v !== '4' && v !== '5') throw new InvalidArgumentError('4 (MQTT 3.1.1) or 5; MQTT 3.1 (3) is not supported');
+  return Number(v) as 4 | 5;
+};
+const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').argParser(protocolVersion);
 
 const program = new Command('edgerun')
   .description('Edge inference on analog in-memory-computing accelerators, with digital fallback.')
@@ -190,10 +195,59 @@ fleet.command('collect')
   .option('--share <group>', 'one of a shared-subscription group (MQTT 5): consumers of a group split the messages')
   .option('--results <n>', 'stop after N results', int(1))
   .option('--seconds <s>', 'stop after s seconds (exit 1 if --results was not reached)', positive)
+  .addOption(protocolOption())
   .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
   .option('-o, --out <file>', 'JSON result', 'fleet-metrics.json')
   .option('--html <file>', 'also write the self-contained HTML report')
+  .option('--partial <file>', 'also write what this consumer saw in mergeable form (histograms, seq ranges), for `fleet bench`')
+  .option('--stop-on <topic>', 'stop when a message arrives on this topic (`fleet bench` ends its consumers so)')
   .action(async (opts) => { await (await import('./commands/fleet-collect.js')).fleetCollectCommand(opts, globals()); });
+
+fleet.command('agent')
+  .description('run a share of a fleet for `fleet bench` coordinators over the broker: announce this machine, take signed scenarios, run the devices, report back (until Ctrl-C)')
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .requiredOption('--fleet <fleet>', 'fleet (as the fleet file names it)')
+  .option('--id <id>', 'agent id (default: the host name)')
+  .option('--workers <n>', 'worker threads for the devices (default: one per core); the coordinator gives agents shares in proportion', int(1))
+  .option('--state-dir <dir>', 'devices\' state, one directory per run', 'fleet-agent-state')
+  .option('--key-dir <dir>', 'trust store directory: with keys in it, only scenarios they signed run (default: config security.keyDir, else <state-dir>/keys)')
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .addOption(protocolOption())
+  .action(async (opts) => (await import('./commands/fleet-agent.js')).fleetAgentCommand(opts, globals()));
+
+fleet.command('bench')
+  .description('coordinate a fleet benchmark over the broker: wait for N agents, split the fleet file among them, publish the signed scenario, measure through shared-subscription consumers, merge the report')
+  .requiredOption('--devices <file>', 'fleet file (YAML or JSON)')
+  .option('--agents <n>', 'agents to wait for', int(1), 1)
+  .option('--url <url>', 'broker (default: config mqtt.url, else mqtt://127.0.0.1:1883)')
+  .option('--duration <s>', 'seconds each agent runs its devices', aboveZero, 60)
+  .option('--rate <hz>', 'inferences per second per device stream, for every device (default: the fleet file\'s rates)', aboveZero)
+  .option('--consumers <n>', 'consumer processes on the shared subscription', int(1), 2)
+  .option('--wait-agents <s>', 'give up when the agents are not there after s seconds', aboveZero, 120)
+  .option('--start-timeout <s>', 'an agent whose devices are not all up this long after the scenario fails its run', aboveZero, 300)
+  .option('--grace <s>', 'an agent silent this long (no heartbeat) is lost', aboveZero, 60)
+  .option('--key <file>', 'operator key file signing the scenario (agents with a trust store need it)')
+  .option('--run <id>', 'run id (default: from the time)')
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .option('-o, --out <file>', 'JSON result', 'fleet-bench.json')
+  .option('--html <file>', 'also write the self-contained HTML report')
+  .option('--no-progress', 'no progress bar')
+  .action(async (opts) => { await (await import('./commands/fleet-bench.js')).fleetBenchCommand({ ...opts, durationS: opts.duration }, globals()); });
+
+fleet.command('devices')
+  .description('the emulated devices of a fleet file (YAML/JSON), many per worker thread, each a whole edgerun device on the broker; until Ctrl-C or --seconds')
+  .argument('<fleet-file>', 'fleet file: groups (count, profile, age, models, rateHz, seed, sign, battery) or generate: {devices, seed}')
+  .option('--url <url>', 'broker (default: config mqtt.url)')
+  .addOption(protocolOption())
+  .option('--workers <n>', 'worker threads (default: one per core)', int(1))
+  .option('--state-dir <dir>', 'each device keeps its outbox, progress and keys in <dir>/<device>/', 'fleet-state')
+  .option('--seconds <s>', 'stop after s seconds', positive)
+  .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
+  .option('--sign', 'sign every device\'s messages (default: as the fleet file says per group)')
+  .option('-d, --data <file>', 'EDGD data set each device replays (default: the bundled Fashion-MNIST subset)')
+  .option('--interval <s>', 'seconds between progress lines', aboveZero, 5)
+  .option('--drain-ms <ms>', 'on stop, wait at most this long per device for its outbox to be acknowledged', int(0), 10_000)
+  .action(async (file: string, opts) => { await (await import('./commands/fleet-devices.js')).fleetDevicesCommand(file, opts, globals()); });
 
 fleet.command('compare')
   .description('compare two fleet results figure by figure; exit 1 when one got worse by more than --threshold')
@@ -256,12 +310,6 @@ program.command('dashboard')
   .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')
   .action(async (opts) => (await import('./commands/dashboard.js')).dashboardCommand(opts, globals()));
 
-// Not .choices(): a later .argParser() replaces its check.
-const protocolVersion = (v: string): 4 | 5 => {
-  if (v !== '4' && v !== '5') throw new InvalidArgumentError('4 (MQTT 3.1.1) or 5; MQTT 3.1 (3) is not supported');
-  return Number(v) as 4 | 5;
-};
-const protocolOption = (): Option => new Option('--protocol <v>', 'MQTT protocol version: 5, or 4 (3.1.1; the embedded Aedes broker) (default: config mqtt.protocolVersion)').argParser(protocolVersion);
 program.command('listen')
   .description('print what a fleet publishes as JSON lines {topic, device, session, seq, ts, kind, body, signedBy?}, deduplicated on (device, signer, session, seq), with a summary')
   .option('--url <url>', 'broker: mqtt://, mqtts://, ws:// or wss://, optionally user:password@ (default: config mqtt.url, else mqtt://127.0.0.1:1883)')

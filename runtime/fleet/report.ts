@@ -6,7 +6,7 @@
 import type { EnergyBreakdown } from '../power/energy-model.js';
 import type { DseResult, DsePoint } from './dse.js';
 import type { ScenarioResult } from './loadgen.js';
-import type { FleetMetrics } from './metrics.js';
+import type { DeviceFigures, FleetMetrics } from './metrics.js';
 
 export interface FleetReport {
   kind: 'edgerun-fleet-report';
@@ -15,6 +15,23 @@ export interface FleetReport {
   dse?: DseResult;
   /** Figures collected from the devices' MQTT messages, when the run had devices. */
   metrics?: FleetMetrics;
+  /** A run over the broker (`fleet bench`): each agent's share, its outcome and its figures; `metrics` is the whole fleet. */
+  agents?: AgentSection[];
+}
+
+export interface AgentSection {
+  agent: string;
+  /** done: ran its share to the end; lost: went offline (its will) or fell silent; failed / refused: said so. */
+  state: 'done' | 'failed' | 'lost' | 'refused';
+  detail?: string;
+  /** The devices of its share. */
+  devices: string[];
+  /** Devices of its share that no consumer heard a result from. */
+  silent: string[];
+  /** Its devices' figures merged (hdr histograms added, counts summed). */
+  figures: DeviceFigures;
+  /** Results its devices said they produced (done agents) that no consumer received. */
+  unreceived?: number;
 }
 
 export const REPORT_PLOTS = ['latency', 'throughput', 'pareto', 'energy'] as const;
@@ -124,6 +141,7 @@ export function fleetReport(report: FleetReport): string {
       : '<p class="none">no scenario in this run</p>',
     latencyPlot(report.scenarios),
     bars('throughput', 'Throughput, samples per second', report.scenarios.map((s) => ({ label: label(s), parts: [s.samplesPerSecond] })), ['samples/s'], 'samples/s'),
+    ...(report.agents ? [agentsSection(report.agents)] : []),
     ...(report.metrics ? [metricsSection(report.metrics)] : []),
     '<h2>Design space</h2>',
     report.dse ? `<p>${report.dse.points.length} points, accuracy on ${report.dse.samples} samples.</p>` : '<p class="none">no design-space sweep in this run</p>',
@@ -142,6 +160,13 @@ body{font:14px system-ui,sans-serif;margin:2em;max-width:980px}table{border-coll
 td:first-child,th:first-child{text-align:left}figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}.legend span{margin-right:1em}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px}.none{color:#777}
 </style></head><body>${sections.join('\n')}</body></html>\n`;
+}
+
+function agentsSection(agents: AgentSection[]): string {
+  return '<h2>Agents (each runs a share of the fleet)</h2>'
+    + table(['agent', 'state', 'devices', 'silent devices', 'results', 'p50 ms', 'p99 ms', 'results/s', 'lost', 'unreceived', 'duplicated', 'detail'],
+      agents.map((a) => [a.agent, a.state, a.devices.length, a.silent.length, a.figures.results, a.figures.latency.p50Ms, a.figures.latency.p99Ms, fmt(a.figures.resultsPerSecond),
+        a.figures.lost, a.unreceived ?? '-', a.figures.duplicated, [a.detail, a.state === 'done' ? '' : `its devices: ${a.devices.join(', ')}`].filter(Boolean).join('; ')]), 'agents');
 }
 
 function metricsSection(m: FleetMetrics): string {

@@ -7,21 +7,22 @@ import { monotonicClock, type Clock } from '../ports.js';
 import { ManualClock } from '../power/clock.js';
 
 export interface Timeline extends Clock {
-  /** Calls `fn` at `ms` on this timeline's clock (at once, asynchronously, when `ms` is past). */
-  at(ms: number, fn: () => void): void;
+  /** Calls `fn` at `ms` on this timeline's clock (at once, asynchronously, when `ms` is past); the result cancels the call. */
+  at(ms: number, fn: () => void): () => void;
 }
 
 export const realTimeline: Timeline = {
   now: () => monotonicClock.now(),
   at: (ms, fn) => {
-    setTimeout(fn, Math.max(0, ms - monotonicClock.now()));
+    const timer = setTimeout(fn, Math.max(0, ms - monotonicClock.now()));
+    return () => clearTimeout(timer);
   },
 };
 
 /** Events in time order (ties in scheduling order); the clock jumps from one event to the next. */
 export class VirtualTimeline implements Timeline {
   readonly clock: ManualClock;
-  readonly #events: { ms: number; order: number; fn: () => void }[] = [];
+  readonly #events: { ms: number; order: number; fn: (() => void) | undefined }[] = [];
   #order = 0;
 
   constructor(startMs = 0) {
@@ -32,8 +33,8 @@ export class VirtualTimeline implements Timeline {
     return this.clock.now();
   }
 
-  at(ms: number, fn: () => void): void {
-    const event = { ms: Math.max(ms, this.clock.now()), order: this.#order++, fn };
+  at(ms: number, fn: () => void): () => void {
+    const event: { ms: number; order: number; fn: (() => void) | undefined } = { ms: Math.max(ms, this.clock.now()), order: this.#order++, fn };
     // binary-heap push
     const h = this.#events;
     h.push(event);
@@ -43,12 +44,15 @@ export class VirtualTimeline implements Timeline {
       [h[i], h[parent]] = [h[parent]!, h[i]!];
       i = parent;
     }
+    // A cancelled event stays in the heap and is skipped when its time comes.
+    return () => { event.fn = undefined; };
   }
 
   /** Runs events until none is left; returns how many ran. */
   run(): number {
     let ran = 0;
     for (let e = this.#pop(); e; e = this.#pop()) {
+      if (!e.fn) continue;
       this.clock.set(e.ms);
       e.fn();
       ran++;
@@ -56,7 +60,7 @@ export class VirtualTimeline implements Timeline {
     return ran;
   }
 
-  #pop(): { ms: number; order: number; fn: () => void } | undefined {
+  #pop(): { ms: number; order: number; fn: (() => void) | undefined } | undefined {
     const h = this.#events;
     const top = h[0];
     const last = h.pop();

@@ -173,6 +173,20 @@ export class StreamPipeline implements CommandTarget {
     this.governor.on((e) => this.event({ type: 'governor', ...governorEventBody(e) }));
   }
 
+  /**
+   * Sets the analog device's age (seconds since programming: drift, drift compensation refreshed)
+   * when a model is served on it, e.g. a fleet device that starts at the age its fleet file gives;
+   * telemetry's deviceAgeS counts on from there.
+   */
+  async ageAccelerator(seconds: number): Promise<void> {
+    const lanes = new Set([...this.#models.values()].map((m) => m.current.lane).filter((lane) => lane !== DIGITAL));
+    for (const lane of lanes) {
+      const backend = await this.options.registry.get(lane);
+      if (backend instanceof AnalogBackend) await backend.driver.setAge(seconds);
+    }
+    if (this.#programmedAt !== undefined) this.#programmedAt = performance.now() - seconds * 1000;
+  }
+
   /** The power governor (set up by create()). */
   get governor(): Governor { return this.#governor!; }
 

@@ -28,7 +28,8 @@ import { loadConfig, type GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
 import { LatencyRecorder } from '../../../runtime/latency.js';
 import { packageRoot } from '../package-info.js';
-import { BUNDLED_DATA, BUNDLED_MODELS, startDevice } from './serve.js';
+import { BUNDLED_DATA, BUNDLED_MODELS } from './serve.js';
+import { startDevice } from '../device/running-device.js';
 import { BUNDLED_DETECTOR, startDetector } from './detect.js';
 
 export interface DemoOptions {

@@ -6,6 +6,7 @@
  */
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { FleetMetricsCollector } from '../../../runtime/fleet/metrics.js';
 import { fleetReport, type FleetReport } from '../../../runtime/fleet/report.js';
@@ -24,10 +25,17 @@ export interface CollectOptions {
   out: string;
   html?: string;
   prefix?: string;
+  /** Also write what this consumer saw in the mergeable form (one of a --share group: `fleet bench` merges them). */
+  partial?: string;
+  /** Stop when a message arrives on this topic (subscribed on its own, after the fleet's: what the broker queued before it arrives first). */
+  stopOn?: string;
+  /** MQTT protocol version (4 for an Aedes broker); a shared subscription needs 5. */
+  protocol?: 4 | 5;
 }
 
 export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOptions): Promise<FleetReport> {
-  if (opts.results === undefined && opts.seconds === undefined) throw new Error('say when to stop: --results N and/or --seconds S');
+  if (opts.results === undefined && opts.seconds === undefined && opts.stopOn === undefined) throw new Error('say when to stop: --results N, --seconds S and/or --stop-on topic');
+  if (opts.share && opts.protocol === 4) throw new Error('--share needs MQTT 5 (shared subscriptions): drop --protocol 4');
   const config = await loadConfig(global);
   const prefix = opts.prefix ?? config.mqtt.prefix;
   const url = opts.url ?? config.mqtt.url ?? DEFAULT_URL;
@@ -38,16 +46,18 @@ export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOp
   const finished = new Promise<void>((resolve) => { finish = resolve; });
   let refused: string | undefined;
   const mqtt = toolClient(config, {
-    url, clientId: `edgerun-collect-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.share ? 5 : undefined,
+    url, clientId: `edgerun-collect-${randomBytes(6).toString('hex')}`, clean: true, protocol: opts.share ? 5 : opts.protocol,
     onRefused: (reason) => { refused = reason; finish(); },
   });
   mqtt.onMessage((m) => {
+    if (m.topic === opts.stopOn) return finish();
     const o = collector.offer(m.topic, m.payload, { retained: m.retain });
     if (o.status === 'new' && o.message.kind === 'results' && opts.results !== undefined && ++results >= opts.results) finish();
   });
   const filter = fleetFilter(prefix, opts.fleet, '+', opts.share);
   mqtt.onConnect(() => {
-    void mqtt.subscribe(filter, 1).then(() => console.error(`collecting on ${redactUrl(url)} from ${filter}`), (e: Error) => console.error(`edgerun: subscribe failed: ${e.message}`));
+    void mqtt.subscribe(filter, 1).then(() => (opts.stopOn === undefined ? undefined : mqtt.subscribe(opts.stopOn, 1)))
+      .then(() => console.error(`collecting on ${redactUrl(url)} from ${filter}`), (e: Error) => console.error(`edgerun: subscribe failed: ${e.message}`));
   });
   const timer = opts.seconds !== undefined ? setTimeout(finish, opts.seconds * 1000) : undefined;
   process.once('SIGINT', finish);
@@ -63,6 +73,7 @@ export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOp
   const metrics = collector.summary({ loadGeneratorCpuShare: share });
   const report: FleetReport = { kind: 'edgerun-fleet-report', created: new Date().toISOString(), scenarios: [], metrics };
   await writeReport(opts.out, report, opts.html, fleetReport(report));
+  if (opts.partial) await writeFile(opts.partial, JSON.stringify(collector.partial({ cpuShare: share })));
   const f = metrics.fleet;
   console.log(`${Object.keys(metrics.devices).length} device(s), ${f.results} results, end-to-end p50 ${f.latency.p50Ms} ms p99 ${f.latency.p99Ms} ms, `
     + `lost ${f.lost}, duplicated ${f.duplicated}, rejected ${metrics.rejected}${f.accuracy !== undefined ? `, accuracy ${(f.accuracy * 100).toFixed(1)} %` : ''}, consumer CPU ${(share * 100).toFixed(1)} %`);

@@ -32,6 +32,8 @@ export interface ReportingOptions {
   url?: string;
   /** Overrides config.mqtt.protocolVersion (4 for an Aedes broker). */
   protocolVersion?: 4 | 5;
+  /** How the outbox journal is appended (drivers/storage/fs-storage.ts; default 'async'). */
+  appends?: 'async' | 'sync';
   /** Birth fields besides the runtime version and pid (e.g. models, camera). */
   birth: Record<string, unknown>;
   log: (line: string) => void;
@@ -53,7 +55,7 @@ export interface Reporting {
 export async function openReporting(o: ReportingOptions): Promise<Reporting> {
   const { config } = o;
   // State before the broker: a blocked state directory or a refused key file fails with nothing started.
-  const outbox = new FsStorage(o.outboxDir);
+  const outbox = new FsStorage(o.outboxDir, undefined, undefined, o.appends);
   const keyDir = keyDirOf(config, o.stateDir);
   let signer: SigningKey | undefined;
   // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.

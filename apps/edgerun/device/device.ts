@@ -25,6 +25,11 @@ import type { Dataset } from '../../../runtime/dataset.js';
 import type { PowerSensor } from '../../../runtime/power/sensor.js';
 import { StreamPipeline, type PipelineStream, type Publisher } from '../../../runtime/pipeline/stream-pipeline.js';
 
+/** Takes the energy each inference cost (a simulated battery, drivers/power/simulated-battery.ts). */
+export interface EnergySink {
+  consume(joules: number): void;
+}
+
 export interface DeviceOptions {
   config: Config;
   registry: BackendRegistry;
@@ -43,6 +48,8 @@ export interface DeviceOptions {
   canary?: Dataset;
   /** The sensor that stands for the device's power (battery, board monitor, RAPL), read every governor tick. */
   sensor?: PowerSensor;
+  /** Drained by each inference's modelled energy. */
+  battery?: EnergySink;
   /** Bundle version of models that came from a deployment (runtime/deploy); named in their results. */
   versions?: ReadonlyMap<string, string>;
   /** Extra sections of the telemetry body (reporter and command counters). */
@@ -200,6 +207,7 @@ export class Device {
   #resultBody(stream: string, n: number, sample: ReturnType<DatasetSource['sample']>, r: InferenceResult): Record<string, unknown> {
     const { cls, score } = top1(r);
     const energyJ = this.pipeline.account(stream, r);
+    if (energyJ !== undefined) this.options.battery?.consume(energyJ);
     const names = this.options.source.classNames;
     return {
       n, stream, model: this.pipeline.modelOf(stream), ...(r.modelVersion !== undefined ? { modelVersion: r.modelVersion } : {}), sample: sample.index, item: sample.item,

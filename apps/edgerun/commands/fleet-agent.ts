@@ -1,0 +1,93 @@
+/**
+ * `edgerun fleet agent`: this machine's part of a fleet benchmark. It announces itself on the
+ * broker, waits for scenarios from `edgerun fleet bench` (runtime/fleet/agent.ts), runs each share
+ * of devices through the fleet host (apps/edgerun/fleet/host.ts) with a fresh state directory per
+ * run, and reports back — until SIGINT/SIGTERM. With keys in its trust store it runs only scenarios
+ * signed by one of them, fresh and not replayed.
+ */
+import { availableParallelism, hostname } from 'node:os';
+import { join } from 'node:path';
+import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
+import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
+import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
+import { FsStorage } from '../../../drivers/storage/fs-storage.js';
+import { FleetAgent, type RunningShare, type ShareHost } from '../../../runtime/fleet/agent.js';
+import { agentStatusTopic } from '../../../runtime/fleet/fleet-protocol.js';
+import { realTimeline } from '../../../runtime/fleet/timeline.js';
+import { ReplayMemory } from '../../../runtime/telemetry/commands.js';
+import { TrustStore } from '../../../runtime/telemetry/keys.js';
+import type { Config } from '../../../runtime/config.js';
+import { keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
+import { startFleetHost } from '../fleet/host.js';
+import { toolClient } from './listen.js';
+
+export interface FleetAgentOptions {
+  url?: string;
+  fleet: string;
+  id?: string;
+  workers?: number;
+  stateDir: string;
+  keyDir?: string;
+  prefix?: string;
+  protocol?: 4 | 5;
+}
+
+/** The agent's id when none is given: the host name, made a topic level. */
+const defaultId = (): string => hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'agent';
+
+/** The fleet host behind the agent's ShareHost port: each run in <stateDir>/<run>/. */
+function fleetHostShare(o: { config: Config; url: string; protocol?: 4 | 5; prefix: string; fleet: string; workers: number; stateDir: string; log: (l: string) => void }): ShareHost {
+  return {
+    start(devices, run): RunningShare {
+      const host = startFleetHost({
+        devices, url: o.url, protocolVersion: o.protocol, workers: o.workers, stateDir: join(o.stateDir, run), prefix: o.prefix, fleet: o.fleet, config: o.config, log: o.log,
+      });
+      return {
+        started: host.started.then(() => {
+          const failed = host.devices().filter((d) => d.state === 'failed');
+          if (failed.length) throw new Error(`${failed.length} device(s) failed to start: ${failed[0]!.id}: ${failed[0]!.error ?? 'unknown error'}`);
+        }),
+        online: () => host.devices().filter((d) => d.state === 'online').length,
+        async stop() {
+          await host.stop();
+          return { produced: Object.fromEntries(host.devices().map((d) => [d.id, d.results])) };
+        },
+      };
+    },
+  };
+}
+
+export async function fleetAgentCommand(opts: FleetAgentOptions, global: GlobalOptions): Promise<void> {
+  const config = await loadConfig(global);
+  const prefix = opts.prefix ?? config.mqtt.prefix;
+  const id = opts.id ?? defaultId();
+  const workers = opts.workers ?? availableParallelism();
+  const url = opts.url ?? config.mqtt.url ?? 'mqtt://127.0.0.1:1883';
+  const log = (line: string): void => console.error(`edgerun agent ${id}: ${line}`);
+  agentStatusTopic(prefix, opts.fleet, id); // a fleet or id that cannot be a topic level is refused before anything is created
+  const keys = new FsStorage(opts.keyDir ?? keyDirOf(config, opts.stateDir), 0o600, FILE_LIMITS.small);
+  const trust = await TrustStore.open(keys, config.security.trustedKeysFile);
+  const trusted = trust.list().length > 0;
+  let refused: string | undefined;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => { finish = resolve; });
+  const mqtt = toolClient(config, { url, clientId: `edgerun-agent-${id}`, clean: true, ...(opts.protocol ? { protocol: opts.protocol } : {}), onRefused: (r) => { refused = r; finish(); } });
+  const agent = new FleetAgent({
+    mqtt, prefix, fleet: opts.fleet, id, capacity: { workers, cpus: availableParallelism() },
+    host: fleetHostShare({ config, url, protocol: opts.protocol, prefix, fleet: opts.fleet, workers, stateDir: opts.stateDir, log }),
+    check: {
+      clock: { now: () => Date.now() }, verify: nativeVerify,
+      ...(trusted ? { trust, replay: await ReplayMemory.open(keys, 'scenario-replay.json') } : {}),
+    },
+    timeline: realTimeline, log,
+  });
+  process.once('SIGINT', finish);
+  process.once('SIGTERM', finish);
+  agent.start();
+  log(`on ${redactUrl(url)}, fleet ${opts.fleet}, ${workers} worker(s); ${trusted ? `scenarios signed by ${trust.list().map((k) => k.name).join(', ')} only` : 'no trust store: unsigned scenarios accepted'}`);
+  await finished;
+  process.off('SIGINT', finish);
+  process.off('SIGTERM', finish);
+  await agent.stop();
+  if (refused !== undefined) throw new Error(`the broker at ${redactUrl(url)} refused the connection: ${refused}`);
+}

@@ -1,0 +1,29 @@
+/** Messages between the fleet host (main thread) and its worker threads. */
+import type { Config } from '../../../runtime/config.js';
+import type { DeviceSpec } from '../../../runtime/fleet/fleet-file.js';
+
+/** workerData: the worker's share of the fleet and how to reach the broker. */
+export interface WorkerInput {
+  fleet: string;
+  /** Model and profile paths already resolved (absolute). */
+  devices: DeviceSpec[];
+  config: Config;
+  url: string;
+  protocolVersion?: 4 | 5;
+  prefix?: string;
+  stateDir: string;
+  data: string;
+  /** Bounded wait for each device's outbox to drain when it stops. */
+  drainMs: number;
+}
+
+export type ToWorker = { type: 'stop'; drainMs: number };
+
+export interface DeviceStats { id: string; results: number; pending: number }
+
+export type FromWorker =
+  | { type: 'online'; id: string }
+  | { type: 'failed'; id: string; error: string }
+  | { type: 'exited'; id: string; reason: 'stopped'; stats: DeviceStats }
+  | { type: 'stats'; devices: DeviceStats[] }
+  | { type: 'fatal'; error: string };

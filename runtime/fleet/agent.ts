@@ -1,0 +1,159 @@
+/**
+ * A fleet agent: one machine's part of a fleet benchmark (fleet-protocol.ts). It announces itself
+ * (retained status with its capacity, will "offline"), waits for scenarios, checks each (signature,
+ * freshness, replay when it has a trust store), runs its share of the devices through the fleet
+ * host for the scenario's duration on its own timeline, and reports started, progress, done or
+ * failed — or why it refused a scenario. The devices' results go to the broker by themselves; the
+ * agent never measures them (the coordinator's consumers do).
+ */
+import type { MqttPort } from '../telemetry/mqtt-port.js';
+import {
+  agentReportTopic, agentStatusTopic, checkScenario, encodeFleetMessage, scenarioFilter, shareOf,
+  type AgentReport, type AgentStatus, type Scenario, type ScenarioCheckOptions, type ScenarioDevice,
+} from './fleet-protocol.js';
+import type { Timeline } from './timeline.js';
+
+/** The devices of a share, starting then running (apps/ wire the fleet host behind it). */
+export interface RunningShare {
+  /** Resolves once every device is up; rejects when one cannot start. */
+  readonly started: Promise<void>;
+  /** Devices connected to the broker now. */
+  online(): number;
+  /** Stops the devices (outboxes drained, bounded); the results each had accepted, when known. */
+  stop(): Promise<{ produced?: Record<string, number> }>;
+}
+
+export interface ShareHost {
+  /** Starts these devices (at once: `started` says when they are all up). */
+  start(devices: ScenarioDevice[], run: string): RunningShare;
+}
+
+export interface FleetAgentOptions {
+  mqtt: MqttPort;
+  prefix: string;
+  fleet: string;
+  id: string;
+  capacity: NonNullable<AgentStatus['capacity']>;
+  host: ShareHost;
+  check: ScenarioCheckOptions;
+  timeline: Timeline;
+  progressIntervalMs?: number;
+  log: (line: string) => void;
+}
+
+export class FleetAgent {
+  /** Monotonic across restarts of the agent (wall-clock based). */
+  #seq = Date.now();
+  #running: string | undefined;
+  #current: Promise<void> = Promise.resolve();
+  #stopping = false;
+  /** Ends the run's wait at once (stop()). */
+  #interrupt: (() => void) | undefined;
+
+  constructor(private readonly o: FleetAgentOptions) {}
+
+  /** Connects, announces itself and takes scenarios until stop(). */
+  start(): void {
+    const { mqtt, prefix, fleet, id } = this.o;
+    mqtt.setWill(() => ({ topic: agentStatusTopic(prefix, fleet, id), payload: encodeFleetMessage(id, this.#seq++, 'agent-status', { state: 'offline' }), qos: 1, retain: true }));
+    mqtt.onConnect(() => {
+      void mqtt.subscribe(scenarioFilter(prefix, fleet), 1)
+        .then(() => this.#status(this.#running ? { state: 'running', run: this.#running } : { state: 'idle' }))
+        .catch((e: Error) => this.o.log(`cannot subscribe to scenarios: ${e.message}`));
+    });
+    mqtt.onMessage((m) => {
+      if (m.retain || this.#stopping) return; // a retained scenario is an old one: never run it again
+      void this.#offer(m.payload).catch((e: Error) => this.o.log(`scenario not handled: ${e.message}`));
+    });
+    mqtt.connect();
+  }
+
+  /** Finishes the run under way (its devices stopped), says offline, disconnects. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#interrupt?.();
+    await this.#current;
+    await this.#status({ state: 'offline' }).catch(() => undefined);
+    await this.o.mqtt.end();
+  }
+
+  async #offer(payload: Uint8Array): Promise<void> {
+    const verdict = await checkScenario(payload, this.o.check);
+    if (!verdict.ok) {
+      this.o.log(`scenario${verdict.run ? ` ${verdict.run}` : ''} refused: ${verdict.reason}: ${verdict.detail}`);
+      await this.#report({ type: 'refused', ...(verdict.run ? { run: verdict.run } : {}), reason: verdict.reason, detail: verdict.detail });
+      return;
+    }
+    const s = verdict.scenario;
+    const devices = shareOf(s, this.o.id);
+    if (!devices.length) return;
+    if (this.#running) {
+      await this.#report({ type: 'failed', run: s.run, error: `agent ${this.o.id} is busy with run ${this.#running}` });
+      return;
+    }
+    this.#running = s.run;
+    this.#current = this.#run(s, devices).finally(() => { this.#running = undefined; });
+    await this.#current;
+  }
+
+  async #run(s: Scenario, devices: ScenarioDevice[]): Promise<void> {
+    const { timeline, log } = this.o;
+    await this.#status({ state: 'running', run: s.run });
+    log(`run ${s.run}: starting ${devices.length} device(s) for ${s.durationS} s`);
+    let share: RunningShare | undefined;
+    let t0: number | undefined;
+    // A heartbeat from the start on (devices starting, running, draining): the coordinator takes a silent agent for lost.
+    const every = this.o.progressIntervalMs ?? 5000;
+    let cancelBeat = (): void => undefined;
+    const beat = (): void => {
+      void this.#report({ type: 'progress', run: s.run, online: share?.online() ?? 0, elapsedS: t0 === undefined ? 0 : Math.round((timeline.now() - t0) / 100) / 10 }).catch(() => undefined);
+      cancelBeat = timeline.at(timeline.now() + every, beat);
+    };
+    cancelBeat = timeline.at(timeline.now() + every, beat);
+    try {
+      share = this.o.host.start(devices, s.run);
+      // Devices that cannot reach the broker would keep an agent starting for ever: bounded by the scenario.
+      let cancelStart = (): void => undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        cancelStart = timeline.at(timeline.now() + s.startTimeoutS * 1000, () => reject(new Error(`${share!.online()} of ${devices.length} device(s) up after ${s.startTimeoutS} s`)));
+      });
+      try {
+        await Promise.race([share.started, timedOut]);
+      } finally {
+        cancelStart();
+      }
+      await this.#report({ type: 'started', run: s.run, devices: devices.map((d) => d.id) });
+      t0 = timeline.now();
+      // The run's length is kept on the agent's own timeline, from when its devices are up.
+      await new Promise<void>((resolve) => {
+        const cancel = timeline.at(t0! + s.durationS * 1000, () => { this.#interrupt = undefined; resolve(); });
+        this.#interrupt = () => { cancel(); this.#interrupt = undefined; resolve(); };
+        if (this.#stopping) this.#interrupt();
+      });
+      const { produced } = await share.stop();
+      share = undefined;
+      if (this.#stopping) throw new Error(`agent ${this.o.id} was stopped before the end of the run`);
+      await this.#report({ type: 'done', run: s.run, devices: devices.map((d) => d.id), ...(produced ? { produced } : {}) });
+      log(`run ${s.run}: done`);
+    } catch (e) {
+      const error = (e as Error).message;
+      log(`run ${s.run} failed: ${error}`);
+      await share?.stop().catch(() => undefined);
+      await this.#report({ type: 'failed', run: s.run, error }).catch(() => undefined);
+    } finally {
+      cancelBeat();
+      if (!this.#stopping) await this.#status({ state: 'idle' }).catch(() => undefined);
+    }
+  }
+
+  #status(s: AgentStatus): Promise<void> {
+    const { mqtt, prefix, fleet, id, capacity } = this.o;
+    const body: AgentStatus = s.state === 'offline' ? s : { ...s, capacity };
+    return mqtt.publish(agentStatusTopic(prefix, fleet, id), encodeFleetMessage(id, this.#seq++, 'agent-status', body), { qos: 1, retain: true });
+  }
+
+  #report(r: AgentReport): Promise<void> {
+    const { mqtt, prefix, fleet, id } = this.o;
+    return mqtt.publish(agentReportTopic(prefix, fleet, id), encodeFleetMessage(id, this.#seq++, 'agent-report', r), { qos: 1 });
+  }
+}

@@ -378,7 +378,7 @@ def main():
     metrics['detector'] = {
         'recipe': {'epochs_run': epochs_run, 'scenes_per_epoch': args.scenes_per_epoch, 'weight_noise': args.weight_noise,
                    'out_noise': args.out_noise, 'clip_std': args.clip, 'seed': args.seed, 'max_lr': args.max_lr,
-                   'init': os.path.basename(args.init) if args.init else None},
+                   'init': os.path.basename(args.init) if args.init else None, 'batchnorm': args.batchnorm},
         'params': params,
         'heldout_scenes': args.heldout,
         'heldout_map50_voc': heldout_map,

@@ -20,7 +20,8 @@ per cell; per cell the channels are [objectness, tx, ty, tw, th, class logits...
 (sigmoid offsets in the cell, w = anchor * exp(tw)) is done by the runtime, not in the graph, so
 the graph is Conv + Relu + MaxPool only: all of it can run on analog tiles and their periphery.
 Training is hardware-aware as for the classifiers (models/train.py): weight noise, analog output
-noise and weight clipping.
+noise and weight clipping; a first, noise-free stage may train with BatchNorm (--batchnorm), which
+the export folds into the convs (models/README.md gives the stages of the committed model).
 """
 import argparse
 import gzip
@@ -140,7 +141,6 @@ class Detector(nn.Module):
     maps cost most of the training time (element-wise ops, noise) for little gain at 20-40 px.
     With batchnorm=True each conv is followed by BatchNorm (a noise-free warm-up stage trains
     faster with it); export() folds it into the conv weights, so the graph stays Conv/Relu/MaxPool."""
-    WIDTHS = [(1, 16), (16, 32), (32, 64), (64, 96), (96, 96)]
 
     def __init__(self, classes, batchnorm=False):
         super().__init__()
@@ -150,7 +150,7 @@ class Detector(nn.Module):
         self.c4 = NoisyConv2d(64, 96, 3, padding=1)           # 12
         self.c5 = NoisyConv2d(96, 96, 3, padding=1)           # 12 (receptive field 59 px)
         self.head = NoisyConv2d(96, 5 + classes, 1)
-        self.bn = nn.ModuleList([nn.BatchNorm2d(c) for _, c in self.WIDTHS]) if batchnorm else None
+        self.bn = nn.ModuleList([nn.BatchNorm2d(c.out_channels) for c in self.convs()]) if batchnorm else None
 
     def convs(self):
         return [self.c1, self.c2, self.c3, self.c4, self.c5]
@@ -339,7 +339,7 @@ def main():
         import onnx
         from onnx import numpy_helper
         weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(args.init).graph.initializer}
-        model.load_state_dict({k: weights[k] for k in model.state_dict() if not k.startswith("bn.")}, strict=args.batchnorm is False)
+        model.load_state_dict({k: weights[k] for k in model.state_dict() if not k.startswith('bn.')}, strict=not args.batchnorm)
         print(f'starting from {args.init}', flush=True)
     for m in analog_layers(model):
         m.noise, m.out_noise = args.weight_noise, args.out_noise
@@ -368,10 +368,9 @@ def main():
             total += loss.item()
         epochs_run = epoch + 1
         minutes = (time.time() - start) / 60
-        print(f'  epoch {epochs_run}/{args.epochs}: loss {total / (len(x) // 64):.3f}, {minutes:.1f} min, '
-              f'held-out mAP@0.5 {evaluate(model, held_frames, held_gts):.4f}', flush=True)
+        heldout_map = evaluate(model, held_frames, held_gts)
+        print(f'  epoch {epochs_run}/{args.epochs}: loss {total / (len(x) // 64):.3f}, {minutes:.1f} min, held-out mAP@0.5 {heldout_map:.4f}', flush=True)
         export(model, os.path.join(args.out, 'detector.onnx'))  # a usable model after every epoch
-    heldout_map = evaluate(model, held_frames, held_gts)
     print(f'held-out mAP@0.5 (VOC all-point): {heldout_map:.4f}', flush=True)
     metrics_path = os.path.join(args.out, 'metrics.json')
     metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}

@@ -20,7 +20,8 @@ per cell; per cell the channels are [objectness, tx, ty, tw, th, class logits...
 (sigmoid offsets in the cell, w = anchor * exp(tw)) is done by the runtime, not in the graph, so
 the graph is Conv + Relu + MaxPool only: all of it can run on analog tiles and their periphery.
 Training is hardware-aware as for the classifiers (models/train.py): weight noise, analog output
-noise and weight clipping.
+noise and weight clipping; a first, noise-free stage may train with BatchNorm (--batchnorm), which
+the export folds into the convs (models/README.md gives the stages of the committed model).
 """
 import argparse
 import gzip
@@ -136,22 +137,45 @@ def targets(boxes, kinds):
 
 
 class Detector(nn.Module):
-    def __init__(self, classes):
+    """Conv 1->16 stride 2 (96 -> 48) replaces a full-resolution conv + pool: the 96x96 feature
+    maps cost most of the training time (element-wise ops, noise) for little gain at 20-40 px.
+    With batchnorm=True each conv is followed by BatchNorm (a noise-free warm-up stage trains
+    faster with it); export() folds it into the conv weights, so the graph stays Conv/Relu/MaxPool."""
+
+    def __init__(self, classes, batchnorm=False):
         super().__init__()
-        self.c1 = NoisyConv2d(1, 12, 3, padding=1)    # 96, pool -> 48
-        self.c2 = NoisyConv2d(12, 24, 3, padding=1)   # 48, pool -> 24
-        self.c3 = NoisyConv2d(24, 48, 3, padding=1)   # 24, pool -> 12
-        self.c4 = NoisyConv2d(48, 64, 3, padding=1)   # 12
-        self.c5 = NoisyConv2d(64, 64, 3, padding=1)   # 12 (receptive field ~70 px)
-        self.head = NoisyConv2d(64, 5 + classes, 1)
+        self.c1 = NoisyConv2d(1, 16, 3, stride=2, padding=1)  # 96 -> 48
+        self.c2 = NoisyConv2d(16, 32, 3, padding=1)           # 48, pool -> 24
+        self.c3 = NoisyConv2d(32, 64, 3, padding=1)           # 24, pool -> 12
+        self.c4 = NoisyConv2d(64, 96, 3, padding=1)           # 12
+        self.c5 = NoisyConv2d(96, 96, 3, padding=1)           # 12 (receptive field 59 px)
+        self.head = NoisyConv2d(96, 5 + classes, 1)
+        self.bn = nn.ModuleList([nn.BatchNorm2d(c.out_channels) for c in self.convs()]) if batchnorm else None
+
+    def convs(self):
+        return [self.c1, self.c2, self.c3, self.c4, self.c5]
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.c1(x)), 2)
-        x = F.max_pool2d(F.relu(self.c2(x)), 2)
-        x = F.max_pool2d(F.relu(self.c3(x)), 2)
-        x = F.relu(self.c4(x))
-        x = F.relu(self.c5(x))
+        for i, conv in enumerate(self.convs()):
+            x = conv(x)
+            if self.bn is not None:
+                x = self.bn[i](x)
+            x = F.relu(x)
+            if i in (1, 2):
+                x = F.max_pool2d(x, 2)
         return self.head(x)
+
+    def folded(self):
+        """A copy without BatchNorm whose convs compute what conv + BatchNorm (eval mode) compute."""
+        plain = Detector(self.head.out_channels - 5)
+        plain.load_state_dict({k: v for k, v in self.state_dict().items() if not k.startswith('bn.')})
+        if self.bn is not None:
+            with torch.no_grad():
+                for conv, bn in zip(plain.convs(), self.bn):
+                    g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                    conv.weight.mul_(g.view(-1, 1, 1, 1))
+                    conv.bias.copy_((conv.bias - bn.running_mean) * g + bn.bias)
+        return plain
 
 
 def loss_fn(out, obj, box, cls):
@@ -256,6 +280,7 @@ def write_edgs(path, frames, gts):
 
 def export(model, path):
     import onnx
+    model = model.folded()
     model.eval()
     torch.onnx.export(
         model, torch.zeros(1, 1, SIZE, SIZE), path, opset_version=17,
@@ -293,10 +318,12 @@ def main():
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--max-lr', type=float, default=3e-3, help='peak learning rate of the one-cycle schedule')
     ap.add_argument('--init', help='start from the weights of a detector ONNX file exported by this script (a further training stage)')
+    ap.add_argument('--batchnorm', action='store_true', help='train with BatchNorm after every conv (folded into the convs on export); for a noise-free warm-up stage')
+    ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--out', default=HERE)
     args = ap.parse_args()
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -307,12 +334,12 @@ def main():
     os.makedirs(os.path.join(args.out, 'data'), exist_ok=True)
     write_edgs(os.path.join(args.out, 'data', f'scenes-{args.heldout}.bin'), held_frames, held_gts)
 
-    model = Detector(len(LABELS))
+    model = Detector(len(LABELS), batchnorm=args.batchnorm)
     if args.init:
         import onnx
         from onnx import numpy_helper
         weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(args.init).graph.initializer}
-        model.load_state_dict({k: weights[k] for k in model.state_dict()})
+        model.load_state_dict({k: weights[k] for k in model.state_dict() if not k.startswith('bn.')}, strict=not args.batchnorm)
         print(f'starting from {args.init}', flush=True)
     for m in analog_layers(model):
         m.noise, m.out_noise = args.weight_noise, args.out_noise
@@ -341,19 +368,16 @@ def main():
             total += loss.item()
         epochs_run = epoch + 1
         minutes = (time.time() - start) / 60
-        line = f'  epoch {epochs_run}/{args.epochs}: loss {total / (len(x) // 64):.3f}, {minutes:.1f} min'
-        if epochs_run == args.epochs:
-            line += f', held-out mAP@0.5 {evaluate(model, held_frames, held_gts):.4f}'
-        print(line, flush=True)
+        heldout_map = evaluate(model, held_frames, held_gts)
+        print(f'  epoch {epochs_run}/{args.epochs}: loss {total / (len(x) // 64):.3f}, {minutes:.1f} min, held-out mAP@0.5 {heldout_map:.4f}', flush=True)
         export(model, os.path.join(args.out, 'detector.onnx'))  # a usable model after every epoch
-    heldout_map = evaluate(model, held_frames, held_gts)
     print(f'held-out mAP@0.5 (VOC all-point): {heldout_map:.4f}', flush=True)
     metrics_path = os.path.join(args.out, 'metrics.json')
     metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
     metrics['detector'] = {
         'recipe': {'epochs_run': epochs_run, 'scenes_per_epoch': args.scenes_per_epoch, 'weight_noise': args.weight_noise,
                    'out_noise': args.out_noise, 'clip_std': args.clip, 'seed': args.seed, 'max_lr': args.max_lr,
-                   'init': os.path.basename(args.init) if args.init else None},
+                   'init': os.path.basename(args.init) if args.init else None, 'batchnorm': args.batchnorm},
         'params': params,
         'heldout_scenes': args.heldout,
         'heldout_map50_voc': heldout_map,

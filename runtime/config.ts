@@ -149,8 +149,8 @@ export const configSchema = z.strictObject({
     stallMs: z.number().int().min(100).default(5000),
     /** Detector ONNX file with a grid head (default: the bundled models/detector.onnx). */
     model: z.string().min(1).optional(),
-    /** Detections below this score are discarded (0.3 suits the bundled detector, whose scores run low). */
-    scoreThreshold: z.number().min(0).max(1).default(0.3),
+    /** Detections below this score are discarded (Frigate's min_score default; below it the bundled detector's label guesses on partly visible objects open wrong-label tracks). */
+    scoreThreshold: z.number().min(0).max(1).default(0.5),
     /** Class-wise NMS: boxes of one label overlapping more than this are one object. */
     nmsIou: z.number().min(0).max(1).default(0.45),
     tracker: z.strictObject({

@@ -32,5 +32,6 @@ describe('edgerun detect / eval --task detect (CLI)', () => {
     expect(out.scenes).toBe(300);
     expect(out.digital.perLabel.reduce((a, l) => a + l.positives, 0)).toBe(902);
     expect(Math.abs(out.digital.map - metrics.detector.heldout_map50_voc)).toBeLessThanOrEqual(0.01);
+    expect(out.digital.map, 'issue 15: the bundled detector reaches digital mAP@0.5 >= 0.80').toBeGreaterThanOrEqual(0.8);
   });
 });

@@ -71,11 +71,11 @@ describeMosquitto('frame sources', () => {
     }
     for (const f of h.got.frames) expect([f.frame.width, f.frame.height, f.frame.pixels.length]).toEqual([96, 96, 96 * 96]);
     // Detected: most announced boxes are the video's objects (IoU ≥ 0.5 with an object of the label in some frame);
-    // "most" is a majority: the bundled detector's mAP@0.5 is 0.41 (models/README.md).
+    // the bundled detector's held-out mAP@0.5 is 0.91 (models/README.md): every announced box matched in runs of it.
     const created = h.events('new');
     expect(created.length).toBeGreaterThan(0);
     const real = created.filter((e: Body) => frames.some((f) => f.truth!.some((t) => t.label === e.after.label && iou(t.box, e.after.box as Box) >= 0.5)));
-    expect(real.length / created.length, `${real.length} of ${created.length}`).toBeGreaterThan(0.5);
+    expect(real.length / created.length, `${real.length} of ${created.length}`).toBeGreaterThanOrEqual(0.8);
   });
 
   it('a frame of the wrong size is skipped with a frame-error event; the stream continues', { timeout: 120_000 }, async () => {

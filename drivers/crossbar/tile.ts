@@ -263,8 +263,17 @@ export class Tile {
     if (live === batch) {
       out.set(f32.subarray(a.out >> 2, (a.out >> 2) + batch * cols));
     } else {
-      for (let b = 0; b < batch; b++) out.fill(f64[(a.xmax >> 3) + b] === 0 ? 0 : NaN, b * cols, (b + 1) * cols);
-      for (let j = 0; j < live; j++) out.set(f32.subarray((a.out >> 2) + j * cols, (a.out >> 2) + (j + 1) * cols), vectors[j]! * cols);
+      // Plain loops, not a subarray and a call per vector: conv patches are many and short.
+      const converted = a.out >> 2;
+      for (let b = 0, j = 0; b < batch; b++) {
+        const to = b * cols;
+        if (j < live && vectors[j] === b) {
+          for (let c = 0, from = converted + j++ * cols; c < cols; c++) out[to + c] = f32[from + c]!;
+        } else {
+          const value = f64[(a.xmax >> 3) + b] === 0 ? 0 : NaN;
+          for (let c = 0; c < cols; c++) out[to + c] = value;
+        }
+      }
     }
     // The hardware converts every vector, all-zero ones included: they count as one round each.
     if (!per.boundManagement || 1 > per.maxReduction) return batch;

@@ -263,16 +263,21 @@ export class Tile {
     if (live === batch) {
       out.set(f32.subarray(a.out >> 2, (a.out >> 2) + batch * cols));
     } else {
-      // Plain loops, not a subarray and a call per vector: conv patches are many and short.
+      // Run by run (image backgrounds are contiguous runs of patches): a copy per run of converted
+      // vectors, a fill per gap, NaN over the gap's non-finite vectors.
       const converted = a.out >> 2;
-      for (let b = 0, j = 0; b < batch; b++) {
-        const to = b * cols;
-        if (j < live && vectors[j] === b) {
-          for (let c = 0, from = converted + j++ * cols; c < cols; c++) out[to + c] = f32[from + c]!;
-        } else {
-          const value = f64[(a.xmax >> 3) + b] === 0 ? 0 : NaN;
-          for (let c = 0; c < cols; c++) out[to + c] = value;
+      for (let j = 0, b = 0; b < batch;) {
+        const end = j < live ? vectors[j]! : batch;
+        if (b < end) {
+          out.fill(0, b * cols, end * cols);
+          for (; b < end; b++) if (f64[(a.xmax >> 3) + b] !== 0) out.fill(NaN, b * cols, (b + 1) * cols);
+          continue;
         }
+        let n = 1;
+        while (j + n < live && vectors[j + n] === b + n) n++;
+        out.set(f32.subarray(converted + j * cols, converted + (j + n) * cols), b * cols);
+        j += n;
+        b += n;
       }
     }
     // The hardware converts every vector, all-zero ones included: they count as one round each.
@@ -362,17 +367,23 @@ export class Tile {
     if (this.#live.length < batch) this.#live = new Int32Array(batch);
     const x = a.x >> 2;
     const x2 = a.x2 >> 2;
+    const xmax = a.xmax >> 3;
     let live = 0;
-    for (let b = 0; b < batch; b++) {
-      const xmax = f64[(a.xmax >> 3) + b]!;
-      if (!(xmax !== 0 && xmax < Infinity)) continue;
-      if (live !== b) {
-        // Plain loops: for the short vectors of a first conv layer they beat copyWithin's call.
-        for (let r = 0, from = x + b * rows, to = x + live * rows; r < rows; r++) f32[to + r] = f32[from + r]!;
-        if (withVar) for (let r = 0, from = x2 + b * rows, to = x2 + live * rows; r < rows; r++) f32[to + r] = f32[from + r]!;
+    // Run by run (image backgrounds are contiguous runs of patches): one copy per run.
+    for (let b = 0; b < batch;) {
+      const m = f64[xmax + b]!;
+      if (!(m !== 0 && m < Infinity)) { b++; continue; }
+      const start = b;
+      for (b++; b < batch; b++) {
+        const next = f64[xmax + b]!;
+        if (!(next !== 0 && next < Infinity)) break;
       }
-      f64[(a.backs >> 3) + live] = xmax;
-      this.#live[live++] = b;
+      if (live !== start) {
+        f32.copyWithin(x + live * rows, x + start * rows, x + b * rows);
+        if (withVar) f32.copyWithin(x2 + live * rows, x2 + start * rows, x2 + b * rows);
+      }
+      f64.copyWithin((a.backs >> 3) + live, xmax + start, xmax + b);
+      for (let v = start; v < b; v++) this.#live[live++] = v;
     }
     return live;
   }

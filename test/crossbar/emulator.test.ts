@@ -177,7 +177,7 @@ describe('crossbar emulator', () => {
     const zeros = new Float32Array(R);
     const nan = new Float32Array(R).fill(1);
     nan[5] = NaN;
-    const mixed = [vec(0), zeros, vec(1), zeros, nan, vec(2), zeros, vec(3), zeros];
+    const mixed = [zeros, vec(0), vec(1), zeros, nan, zeros, vec(2), vec(3), zeros]; // runs of each kind, both ends special
     for (const profile of ['pcm', 'flash']) {
       const run = async (vectors: Float32Array[]): Promise<{ y: Float32Array; counters: { dacConversions: number; adcConversions: number } }> => {
         const emu = new CrossbarEmulator(profile, { seed: 5 });

@@ -62,7 +62,7 @@ export class Tile {
   #reduction = new Float64Array(0);
   #converts = new Uint8Array(0);
   #stillPending = 0;
-  /** A batch's vectors that are not all zero, in order (#compactLive). */
+  /** A batch's vectors that are converted (finite, not all zero), in order (#compactLive). */
   #live = new Int32Array(0);
   readonly #programRng: Random;
   readonly #readRng: Random;
@@ -228,7 +228,7 @@ export class Tile {
     arena.f32.set(x.subarray(0, this.rows), a.x >> 2);
     const n = arena.kernels.nonZero(a.x, this.rows, a.idx, a.xs, a.xmax);
     const xmax = arena.f64[a.xmax >> 3]!;
-    if (xmax === 0 || !(xmax < Infinity)) {
+    if (!converted(xmax)) {
       // As aihwkit, an all-zero input short-cuts to zero; NaN or ±Infinity in gives NaN out.
       out.fill(xmax === 0 ? 0 : NaN, 0, this.cols);
       return 1;
@@ -265,7 +265,7 @@ export class Tile {
     } else {
       // Run by run (image backgrounds are contiguous runs of patches): a copy per run of converted
       // vectors, a fill per gap, NaN over the gap's non-finite vectors.
-      const converted = a.out >> 2;
+      const outAt = a.out >> 2;
       for (let j = 0, b = 0; b < batch;) {
         const end = j < live ? vectors[j]! : batch;
         if (b < end) {
@@ -275,7 +275,7 @@ export class Tile {
         }
         let n = 1;
         while (j + n < live && vectors[j + n] === b + n) n++;
-        out.set(f32.subarray(converted + j * cols, converted + (j + n) * cols), b * cols);
+        out.set(f32.subarray(outAt + j * cols, outAt + (j + n) * cols), b * cols);
         j += n;
         b += n;
       }
@@ -371,13 +371,9 @@ export class Tile {
     let live = 0;
     // Run by run (image backgrounds are contiguous runs of patches): one copy per run.
     for (let b = 0; b < batch;) {
-      const m = f64[xmax + b]!;
-      if (!(m !== 0 && m < Infinity)) { b++; continue; }
+      if (!converted(f64[xmax + b]!)) { b++; continue; }
       const start = b;
-      for (b++; b < batch; b++) {
-        const next = f64[xmax + b]!;
-        if (!(next !== 0 && next < Infinity)) break;
-      }
+      for (b++; b < batch && converted(f64[xmax + b]!); b++);
       if (live !== start) {
         f32.copyWithin(x + live * rows, x + start * rows, x + b * rows);
         if (withVar) f32.copyWithin(x2 + live * rows, x2 + start * rows, x2 + b * rows);
@@ -603,6 +599,11 @@ export class Tile {
     if (!this.#block) throw new Error(`tile ${this.id} is not programmed`);
     return this.#block;
   }
+}
+
+/** Whether a vector with this |x|max is converted: an all-zero one outputs 0, a non-finite one NaNs, without a draw. */
+function converted(xmax: number): boolean {
+  return xmax !== 0 && xmax < Infinity;
 }
 
 /** Columns of a block as laid out in the arena: a multiple of eight, gemm32's column pair. */

@@ -62,6 +62,8 @@ export class Tile {
   #reduction = new Float64Array(0);
   #converts = new Uint8Array(0);
   #stillPending = 0;
+  /** A batch's vectors that are converted (finite, not all zero), in order (#compactLive). */
+  #live = new Int32Array(0);
   readonly #programRng: Random;
   readonly #readRng: Random;
 
@@ -226,7 +228,7 @@ export class Tile {
     arena.f32.set(x.subarray(0, this.rows), a.x >> 2);
     const n = arena.kernels.nonZero(a.x, this.rows, a.idx, a.xs, a.xmax);
     const xmax = arena.f64[a.xmax >> 3]!;
-    if (xmax === 0 || !(xmax < Infinity)) {
+    if (!converted(xmax)) {
       // As aihwkit, an all-zero input short-cuts to zero; NaN or ±Infinity in gives NaN out.
       out.fill(xmax === 0 ? 0 : NaN, 0, this.cols);
       return 1;
@@ -248,22 +250,47 @@ export class Tile {
     arena.f32.set(x.subarray(0, batch * rows), a.raw >> 2);
     // ABS_MAX noise management and the DAC for every vector (an all-zero or non-finite one enters as zeros)
     arena.kernels.dacBatch(a.raw, rows, batch, per.dacLevels, a.x, a.x2, a.xmax);
-    this.#zeroPadding(a, batch);
-    this.#gemm(a.x, a.acc, this.#wPtr, batch, stride);
-    if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, batch, stride); // Σ x_r²·σ²_rc
-    this.#noise(a.normals, batch * cols, withVar);
-    this.#adc(a.acc, withVar ? a.accVar : 0, a.normals, batch, a.xmax, a.out, a.flags);
-    const { f32, i32 } = arena;
-    out.set(f32.subarray(a.out >> 2, (a.out >> 2) + batch * cols));
+    // An all-zero vector outputs exactly 0 whatever the noise (the ADC scales back by |x|max = 0), a
+    // non-finite one NaNs: only the others are summed, drawn noise for and converted (as #analogOne).
+    const live = this.#compactLive(a, batch, withVar);
+    this.#zeroPadding(a, live);
+    this.#gemm(a.x, a.acc, this.#wPtr, live, stride);
+    if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, live, stride); // Σ x_r²·σ²_rc
+    this.#noise(a.normals, live * cols, withVar);
+    this.#adc(a.acc, withVar ? a.accVar : 0, a.normals, live, a.backs, a.out, a.flags);
+    const { f32, f64, i32 } = arena;
+    const vectors = this.#live;
+    if (live === batch) {
+      out.set(f32.subarray(a.out >> 2, (a.out >> 2) + batch * cols));
+    } else {
+      // Run by run (image backgrounds are contiguous runs of patches): a copy per run of converted
+      // vectors, a fill per gap, NaN over the gap's non-finite vectors.
+      const outAt = a.out >> 2;
+      for (let j = 0, b = 0; b < batch;) {
+        const end = j < live ? vectors[j]! : batch;
+        if (b < end) {
+          out.fill(0, b * cols, end * cols);
+          for (; b < end; b++) if (f64[(a.xmax >> 3) + b] !== 0) out.fill(NaN, b * cols, (b + 1) * cols);
+          continue;
+        }
+        let n = 1;
+        while (j + n < live && vectors[j + n] === b + n) n++;
+        out.set(f32.subarray(outAt + j * cols, outAt + (j + n) * cols), b * cols);
+        j += n;
+        b += n;
+      }
+    }
+    // The hardware converts every vector, all-zero ones included: they count as one round each.
     if (!per.boundManagement || 1 > per.maxReduction) return batch;
     // Saturated: bound management takes these vectors on, each at its own input reduction.
     let rounds = batch;
     let n = 0;
     if (this.#pending.length < batch) { this.#pending = new Int32Array(batch); this.#reduction = new Float64Array(batch); this.#converts = new Uint8Array(batch); }
-    for (let b = 0; b < batch; b++) {
-      if (!i32[(a.flags >> 2) + b]) continue;
+    for (let j = 0; j < live; j++) {
+      if (!i32[(a.flags >> 2) + j]) continue;
+      const b = vectors[j]!;
       let next = 2;
-      while (next <= per.maxReduction && this.#certainlySaturates(1 / next, true, (a.acc >> 2) + b * stride, (a.accVar >> 2) + b * stride)) { rounds++; next *= 2; }
+      while (next <= per.maxReduction && this.#certainlySaturates(1 / next, true, (a.acc >> 2) + j * stride, (a.accVar >> 2) + j * stride)) { rounds++; next *= 2; }
       this.#pending[n] = b;
       this.#reduction[n++] = next;
     }
@@ -327,6 +354,34 @@ export class Tile {
     }
     this.#stillPending = m;
     return rounds;
+  }
+
+  /**
+   * Lists the batch's vectors with a finite, non-zero |x|max in #live, moves their DAC codes (and
+   * squares, `withVar`) to the front of the batch areas in that order and their |x|max to `backs`;
+   * returns how many.
+   */
+  #compactLive(a: BatchAreas, batch: number, withVar: boolean): number {
+    const rows = this.rows;
+    const { f32, f64 } = this.ctx.arena;
+    if (this.#live.length < batch) this.#live = new Int32Array(batch);
+    const x = a.x >> 2;
+    const x2 = a.x2 >> 2;
+    const xmax = a.xmax >> 3;
+    let live = 0;
+    // Run by run (image backgrounds are contiguous runs of patches): one copy per run.
+    for (let b = 0; b < batch;) {
+      if (!converted(f64[xmax + b]!)) { b++; continue; }
+      const start = b;
+      for (b++; b < batch && converted(f64[xmax + b]!); b++);
+      if (live !== start) {
+        f32.copyWithin(x + live * rows, x + start * rows, x + b * rows);
+        if (withVar) f32.copyWithin(x2 + live * rows, x2 + start * rows, x2 + b * rows);
+      }
+      f64.copyWithin((a.backs >> 3) + live, xmax + start, xmax + b);
+      for (let v = start; v < b; v++) this.#live[live++] = v;
+    }
+    return live;
   }
 
   /** gemm32 of the batch's input vectors at `x` (rows apart) with the matrix at `w` into `acc`, accStride floats apart. */
@@ -544,6 +599,11 @@ export class Tile {
     if (!this.#block) throw new Error(`tile ${this.id} is not programmed`);
     return this.#block;
   }
+}
+
+/** Whether a vector with this |x|max is converted: an all-zero one outputs 0, a non-finite one NaNs, without a draw. */
+function converted(xmax: number): boolean {
+  return xmax !== 0 && xmax < Infinity;
 }
 
 /** Columns of a block as laid out in the arena: a multiple of eight, gemm32's column pair. */

@@ -169,6 +169,43 @@ describe('crossbar emulator', () => {
     expect(c).toEqual({ tileId: 2, mvms: 4, macs: 4 * R * C, dacConversions: 4 * R, adcConversions: 4 * C, cellsProgrammed: 2 * R * C });
   });
 
+  it('all-zero and non-finite vectors of a batch: exactly 0 / NaN, no noise drawn, the other vectors unchanged, every vector converted', async () => {
+    // Column 0 all positive: with positive inputs it saturates the ADC, so bound management runs too.
+    const w = W.slice();
+    for (let r = 0; r < R; r++) w[r * C] = 0.2;
+    const vec = (i: number): Float32Array => X.subarray(i * R, (i + 1) * R);
+    const zeros = new Float32Array(R);
+    const nan = new Float32Array(R).fill(1);
+    nan[5] = NaN;
+    const mixed = [zeros, vec(0), vec(1), zeros, nan, zeros, vec(2), vec(3), zeros]; // runs of each kind, both ends special
+    for (const profile of ['pcm', 'flash']) {
+      const run = async (vectors: Float32Array[]): Promise<{ y: Float32Array; counters: { dacConversions: number; adcConversions: number } }> => {
+        const emu = new CrossbarEmulator(profile, { seed: 5 });
+        await emu.program(0, w, R, C);
+        await emu.setAge(3600);
+        const x = new Float32Array(vectors.length * R);
+        vectors.forEach((v, i) => x.set(v, i * R));
+        const y = (await emu.mvm(0, x, vectors.length)).slice();
+        const [counters] = await emu.counters();
+        return { y, counters: counters! };
+      };
+      const dense = await run([vec(0), vec(1), vec(2), vec(3)]);
+      const withSpecial = await run(mixed);
+      let d = 0;
+      mixed.forEach((v, i) => {
+        const y = withSpecial.y.subarray(i * C, (i + 1) * C);
+        if (v === zeros) expect(y.every((o) => Object.is(o, 0)), `${profile} vector ${i}`).toBe(true);
+        else if (v === nan) expect(y.every((o) => Number.isNaN(o)), `${profile} vector ${i}`).toBe(true);
+        else expect(y, `${profile} vector ${i}`).toEqual(dense.y.subarray(d * C, (d++ + 1) * C));
+      });
+      expect(dense.y.subarray(0, C).some((o) => o !== 0)).toBe(true);
+      // The saturating vectors took bound-management rounds; the five special ones one round each.
+      expect(dense.counters.adcConversions).toBeGreaterThan(4 * C);
+      expect(withSpecial.counters.adcConversions).toBe(dense.counters.adcConversions + 5 * C);
+      expect(withSpecial.counters.dacConversions).toBe(dense.counters.dacConversions + 5 * R);
+    }
+  });
+
   it('refuses unknown profiles, invalid constants and matrices too large for the device', async () => {
     expect(listProfiles()).toEqual(expect.arrayContaining(['ideal', 'pcm', 'flash']));
     expect(() => loadProfile('memristor')).toThrow(/unknown device profile 'memristor'; known profiles: .*flash.*ideal.*pcm/);

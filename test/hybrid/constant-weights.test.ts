@@ -246,6 +246,10 @@ describe('the committed QDQ CNN (models/cnn-qdq.onnx) on the subset', () => {
       loss += (qdq - at1h!.accuracy) * 100 / 2;
       await analog.dispose();
     }
-    expect(loss).toBeLessThanOrEqual(1.0);
+    // The loss is a random variable of the device instances and their read noise: over seeds 0-23
+    // (batch 100, 2026-12-07) it was 0.84 ± 0.33 points per instance with the code before pcm-zero
+    // and 0.92 ± 0.38 after it moved the read-noise stream, and the mean of a pair of seeds exceeded
+    // 1.0 for 4 of the 12 pairs either way; 1.5 is about the mean + 2.5 standard deviations of a pair's mean.
+    expect(loss).toBeLessThanOrEqual(1.5);
   }, 300_000);
 });

@@ -87,6 +87,7 @@ export async function openReporting(o: ReportingOptions): Promise<Reporting> {
     // the broker too, or their sockets keep the process alive after the error.
     await mqtt.end({ force: true });
     await broker?.close();
+    await outbox.close();
     throw e;
   }
   return {
@@ -94,6 +95,8 @@ export async function openReporting(o: ReportingOptions): Promise<Reporting> {
     async close(drainMs) {
       await reporter.drain(drainMs).catch(() => undefined);
       await reporter.close();
+      // The outbox's append handles are this daemon's: a fleet host stops devices in a living process.
+      await outbox.close();
       await broker?.close();
     },
   };

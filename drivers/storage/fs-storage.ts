@@ -1,5 +1,6 @@
 /** The Storage and StorageTree ports (runtime/ports.ts) on directories of the file system. */
 import { mkdirSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Storage, StorageTree } from '../../runtime/ports.js';
@@ -43,15 +44,22 @@ export class FsStorage implements Storage {
 
   async writeAtomic(name: string, data: Uint8Array): Promise<void> {
     const path = this.#path(name);
-    const tmp = `${path}.tmp`;
+    // A temporary of its own: two writers of one file (processes or threads sharing a key directory) must
+    // not rename each other's temporary away; the last rename wins whole.
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
     const h = await open(tmp, 'w', this.mode);
     try {
-      await h.writeFile(data);
-      await h.sync();
-    } finally {
-      await h.close();
+      try {
+        await h.writeFile(data);
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
     }
-    await rename(tmp, path);
     await this.#syncDir();
   }
 

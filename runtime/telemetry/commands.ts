@@ -333,7 +333,12 @@ export class CommandVerifier {
     if (!args.success) return reject('bad-args', args.error.issues.map((i) => `${i.path.join('.') || '(args)'}: ${i.message}`).join('; '), whose);
 
     // Skew can be up to the window into the future: keep the entry as long as the command could still be fresh.
-    await this.o.replay.record(key, Math.max(message.ts, now));
+    try {
+      await this.o.replay.record(key, Math.max(message.ts, now));
+    } catch (e) {
+      // Refuse what could not be recorded, naming the nonce so the sender hears of it at once.
+      return reject('storage-error', `could not record the command: ${(e as Error).message}`, whose);
+    }
     return { ok: true, command: { name, args: args.data, nonce: body.data.nonce, ts: message.ts, seq: message.seq, signer: { name: trusted.name, fingerprint: trusted.fingerprint } } };
   }
 }
@@ -407,8 +412,7 @@ export class CommandProcessor {
     try {
       verdict = await this.verifier.verify(topic, payload, contentType);
     } catch (e) {
-      // Only the replay memory's write can throw here: refuse what could not be recorded.
-      verdict = { ok: false, reason: 'storage-error', detail: `could not record the command: ${(e as Error).message}` };
+      verdict = { ok: false, reason: 'storage-error', detail: `could not check the command: ${(e as Error).message}` };
     }
     if (!verdict.ok) return this.#rejected(topic, verdict);
     const c = verdict.command;

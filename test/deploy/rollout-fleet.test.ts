@@ -36,18 +36,21 @@ const results = new Map<string, Body[]>();
 
 function startDevice(id: string, group: string, profile: string): void {
   procs.set(id, startEdgerun(['serve', '--url', broker.url, '--model', 'models/cnn.onnx', '--rate', '4', '--state-dir', join(dir, id)], {
-    EDGERUN_DEVICE__ID: id, EDGERUN_DEVICE__FLEET: FLEET, EDGERUN_DEVICE__GROUP: group, EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'),
+    EDGERUN_DEVICE__ID: id, EDGERUN_DEVICE__FLEET: FLEET, EDGERUN_DEVICE__GROUP: group, EDGERUN_SECURITY__KEY_DIR: join(dir, id, 'keys'),
     EDGERUN_PLACEMENT__DEFAULT: 'analog', EDGERUN_ANALOG__PROFILE: profile, EDGERUN_POWER__SENSOR: 'none', EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '60000',
-  }, 1500));
+  }, 6000));
 }
 
 const context = (): string => [...procs].map(([id, p]) => `--- ${id} ---\n${p.log()}`).join('\n');
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'edgerun-rollout-'));
-  const keys = new FsStorage(join(dir, 'keys'), 0o600);
-  await (await TrustStore.open(keys)).add('operator', operator.publicKey);
-  await keys.close();
+  // Each device its own key directory (its replay state is its own), each trusting the operator.
+  for (const id of [...DEVICES, OUTSIDER]) {
+    const keys = new FsStorage(join(dir, id, 'keys'), 0o600);
+    await (await TrustStore.open(keys)).add('operator', operator.publicKey);
+    await keys.close();
+  }
   writeFileSync(join(dir, 'operator.key'), encodeKeyFile(operator, 'operator'), { mode: 0o600 });
   // The PCM profile with 20 times its programming noise: the CNN cannot pass its canaries on it.
   const pcm = JSON.parse(readFileSync(join(repoRoot, 'drivers/crossbar/profiles/pcm.json'), 'utf8')) as Body;
@@ -101,7 +104,7 @@ describeMosquitto('deploy rollout over a fleet', () => {
 
     const report = JSON.parse(readFileSync(reportFile, 'utf8')) as RolloutReport;
     expect(report).toMatchObject({ model: 'cnn', version: '2.0.0', fleet: FLEET, group: 'line', halted: true });
-    expect(report.waves, JSON.stringify(report.devices, null, 1)).toEqual([
+    expect(report.waves, `${JSON.stringify(report.devices, null, 1)}\n${context()}`).toEqual([
       { wave: 1, devices: ['d0'], failureRate: 0, halted: false },
       { wave: 2, devices: ['d1', 'd2'], failureRate: 0.5, halted: true },
     ]);

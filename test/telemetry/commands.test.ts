@@ -3,7 +3,7 @@
  * still runs a good command afterwards; replays are refused across a restart (real files); the
  * handlers reach the target; end to end over a real broker with `edgerun cmd` as a subprocess.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -266,15 +266,17 @@ describe('command verification', () => {
     chmodSync(d.dir, 0o500);
     const canWrite = (() => { try { writeFileSync(join(d.dir, 'probe'), ''); return true; } catch { return false; } })();
     if (canWrite) {
-      // Running as root: permissions do not stop writes; make the replay file's temporary name a directory instead.
+      // Running as root: permissions do not stop writes; make the replay file a directory instead.
       rmSync(join(d.dir, 'probe'));
-      mkdirSync(join(d.dir, 'command-replay.json.tmp'));
+      mkdirSync(join(d.dir, 'command-replay.json'));
     }
     const e = await d.processor.handle(topic('pause-stream'), payload);
-    expect(e).toMatchObject({ type: 'command-rejected', reason: 'storage-error' });
+    // The nonce comes with it: the sender learns at once that this command was refused.
+    expect(e).toMatchObject({ type: 'command-rejected', reason: 'storage-error', nonce: expect.any(String) });
     expect(d.target.calls).toEqual([]);
     chmodSync(d.dir, 0o700);
-    rmSync(join(d.dir, 'command-replay.json.tmp'), { recursive: true, force: true });
+    rmSync(join(d.dir, 'command-replay.json'), { recursive: true, force: true });
+    expect(readdirSync(d.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]); // no temporary left behind
     expect(await d.processor.handle(topic('pause-stream'), payload)).toMatchObject({ ok: true });
     expect(d.target.calls).toEqual([['pauseStream', 'camera']]);
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { agentReportTopic, encodeScenario, scenarioTopic } from '../../runtime/f
 import type { FleetReport } from '../../runtime/fleet/report.js';
 import { encodeKeyFile, generateKeyPair, TrustStore } from '../../runtime/telemetry/keys.js';
 import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
-import { edgerun, repoRoot } from '../helpers/cli.js';
+import { edgerun, startEdgerun, type EdgerunProcess } from '../helpers/cli.js';
 import { until } from '../helpers/until.js';
 
 /** 6 devices (two groups of 3), MLP on pcm, 4 inferences/s each. */
@@ -63,14 +63,10 @@ describeMosquitto('fleet agents over one Mosquitto: split, merged report, a kill
     await rm(dir, { recursive: true, force: true });
   });
 
-  const run = (args: string[]) => {
-    let log = '';
-    const proc = spawn(process.execPath, ['bin/edgerun.js', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.push(proc);
-    proc.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
-    proc.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
-    const exit = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-    return { proc, log: () => log, exit };
+  const run = (args: string[]): EdgerunProcess => {
+    const p = startEdgerun(args, {}, 1 << 20);
+    procs.push(p.proc);
+    return p;
   };
   const agent = (id: string, extra: string[] = []) => {
     const a = run(['fleet', 'agent', '--url', broker.url, '--fleet', 'lab', '--id', id, '--workers', '1', '--state-dir', join(dir, id), ...extra]);
@@ -85,7 +81,7 @@ describeMosquitto('fleet agents over one Mosquitto: split, merged report, a kill
     a2 = agent('a2');
     const out = join(dir, 'two.json');
     const b = bench(out, ['--agents', '2', '--duration', '6', '--html', join(dir, 'two.html')]);
-    expect(await b.exit, b.log()).toBe(0);
+    expect((await b.exit).code, b.log()).toBe(0);
     const r = JSON.parse(await readFile(out, 'utf8')) as FleetReport;
     const [x, y] = r.agents!;
     expect(r.agents!.map((a) => [a.agent, a.state])).toEqual([['a1', 'done'], ['a2', 'done']]);
@@ -118,7 +114,7 @@ describeMosquitto('fleet agents over one Mosquitto: split, merged report, a kill
     // a2 runs b-0..b-2: killed once they have all sent results
     await until('a2\'s devices reporting', () => (['b-0', 'b-1', 'b-2'].every((d) => heard.has(d)) ? true : undefined), 120_000, b.log);
     a2.proc.kill('SIGKILL');
-    expect(await b.exit, b.log()).toBe(1); // the run is incomplete
+    expect((await b.exit).code, b.log()).toBe(1); // the run is incomplete
     await watcher.endAsync();
     const r = JSON.parse(await readFile(out, 'utf8')) as FleetReport;
     const lost = r.agents!.find((a) => a.agent === 'a2')!, kept = r.agents!.find((a) => a.agent === 'a1')!;
@@ -141,14 +137,14 @@ describeMosquitto('fleet agents over one Mosquitto: split, merged report, a kill
     const a3 = agent('a3', ['--key-dir', keyDir]);
     await until('a3 up', () => (a3.log().includes('scenarios signed by operator only') ? true : undefined), 60_000, a3.log);
     a1.proc.kill('SIGINT'); // only a3 is idle now
-    expect(await a1.exit).toBe(0);
+    expect((await a1.exit).code).toBe(0);
 
     const refusals: string[] = [];
     const watcher = mqtt.connect(broker.url, { clientId: 'trust-watcher', reconnectPeriod: 0 });
     watcher.on('message', (_t, payload) => refusals.push((JSON.parse(payload.toString()) as { body: { type: string; reason?: string } }).body.reason ?? ''));
     await watcher.subscribeAsync(agentReportTopic('edgerun', 'lab', 'a3'), { qos: 1 });
     const unsigned = bench(join(dir, 'unsigned.json'), ['--agents', '1', '--duration', '3']);
-    expect(await unsigned.exit, unsigned.log()).toBe(1);
+    expect((await unsigned.exit).code, unsigned.log()).toBe(1);
     expect(unsigned.log()).toMatch(/agent a3 refused \(unsigned/);
     // a forged one: signed by the operator, then altered
     const s = { run: 'forged', nonce: 'nonce-forged-1', devices: [{ id: 'x-0', group: 'x', profile: 'pcm', seed: 0, ageS: 0, models: ['mlp'], rateHz: 1, sign: false }], shares: [{ agent: 'a3', from: 0, to: 1 }], durationS: 5, startTimeoutS: 60 };
@@ -159,11 +155,11 @@ describeMosquitto('fleet agents over one Mosquitto: split, merged report, a kill
     expect(a3.log()).not.toMatch(/run forged: starting/);
 
     const signed = bench(join(dir, 'signed.json'), ['--agents', '1', '--duration', '3', '--key', join(dir, 'operator.key')]);
-    expect(await signed.exit, signed.log()).toBe(0);
+    expect((await signed.exit).code, signed.log()).toBe(0);
     const r = JSON.parse(await readFile(join(dir, 'signed.json'), 'utf8')) as FleetReport;
     expect(r.agents!.map((a) => [a.agent, a.state, a.devices.length])).toEqual([['a3', 'done', 6]]);
     await watcher.endAsync();
     a3.proc.kill('SIGINT');
-    expect(await a3.exit).toBe(0);
+    expect((await a3.exit).code).toBe(0);
   }, 240_000);
 });

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
-import { repoRoot } from '../helpers/cli.js';
+import { repoRoot, startEdgerun, type EdgerunProcess } from '../helpers/cli.js';
 import { until } from '../helpers/until.js';
 import type { FleetReport } from '../../runtime/fleet/report.js';
 
@@ -20,14 +20,10 @@ describeMosquitto('edgerun fleet collect against a real device over Mosquitto', 
     await rm(dir, { recursive: true, force: true });
   });
 
-  const run = (args: string[], env: Record<string, string> = {}) => {
-    let log = '';
-    const proc = spawn(process.execPath, ['bin/edgerun.js', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    procs.push(proc);
-    proc.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
-    proc.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
-    const exit = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-    return { log: () => log, exit };
+  const run = (args: string[], env: Record<string, string> = {}): EdgerunProcess => {
+    const p = startEdgerun(args, env, 1 << 20);
+    procs.push(p.proc);
+    return p;
   };
 
   it('collects a device\'s results, energy and battery from its messages; nothing lost', async () => {
@@ -38,7 +34,7 @@ describeMosquitto('edgerun fleet collect against a real device over Mosquitto', 
       EDGERUN_DEVICE__ID: 'dev-1', EDGERUN_DEVICE__FLEET: 'lab', EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '300', EDGERUN_PLACEMENT__DEFAULT: 'digital',
       EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'), EDGERUN_POWER__ROOT: join(repoRoot, 'test/power/fixtures/laptop/sys'),
     });
-    expect(await collect.exit, collect.log()).toBe(0);
+    expect((await collect.exit).code, collect.log()).toBe(0);
     await device.exit;
     const report = JSON.parse(await readFile(out, 'utf8')) as FleetReport;
     const m = report.metrics!;

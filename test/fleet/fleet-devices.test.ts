@@ -4,14 +4,14 @@
  * births, results, signatures, wills; and a SIGKILLed fleet process restarted on its state dir.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
-import { edgerun, repoRoot } from '../helpers/cli.js';
+import { edgerun, repoRoot, startEdgerun, type EdgerunProcess } from '../helpers/cli.js';
 import { until } from '../helpers/until.js';
 import { Listener, type ListenedMessage } from '../../runtime/telemetry/listener.js';
 import { nativeVerify } from '../../drivers/crypto/ed25519.js';
@@ -62,14 +62,7 @@ class FleetWatcher {
   }
 }
 
-function runFleet(args: string[], globalArgs: string[] = []): { proc: ChildProcess; log: () => string; exit: Promise<number | null> } {
-  let log = '';
-  const proc = spawn(process.execPath, ['bin/edgerun.js', ...globalArgs, 'fleet', 'devices', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
-  proc.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
-  const exit = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return { proc, log: () => log, exit };
-}
+const runFleet = (args: string[], globalArgs: string[] = []): EdgerunProcess => startEdgerun([...globalArgs, 'fleet', 'devices', ...args], {}, 1 << 20);
 
 describeMosquitto('edgerun fleet devices on a real Mosquitto', () => {
   let broker: Mosquitto;
@@ -118,7 +111,7 @@ describeMosquitto('edgerun fleet devices on a real Mosquitto', () => {
     } finally {
       fleet.proc.kill('SIGTERM');
     }
-    expect(await fleet.exit, fleet.log()).toBe(0);
+    expect((await fleet.exit).code, fleet.log()).toBe(0);
     await watcher.stop();
 
     for (const id of ids) {
@@ -158,7 +151,7 @@ describeMosquitto('edgerun fleet devices on a real Mosquitto', () => {
     procs.push(first.proc);
     await until('5 results from every device', () => (ids.every((id) => watcher.count(id) >= 5) ? true : undefined), 150_000, first.log);
     first.proc.kill('SIGKILL');
-    expect(await first.exit).toBe(null);
+    expect((await first.exit).code).toBe(null);
     // The broker publishes each device's will: lost.
     await until('every device offline by its will', () => (ids.every((id) => watcher.lastState(id) === 'offline') ? true : undefined), 60_000,
       () => ids.map((id) => `${id}: ${JSON.stringify(watcher.statuses.get(id)?.at(-1))}`).join('\n'));
@@ -173,7 +166,7 @@ describeMosquitto('edgerun fleet devices on a real Mosquitto', () => {
     } finally {
       second.proc.kill('SIGTERM');
     }
-    expect(await second.exit, second.log()).toBe(0);
+    expect((await second.exit).code, second.log()).toBe(0);
     await watcher.stop();
     for (const id of ids) {
       expect(watcher.sessions.get(id)!.size, id).toBe(2);

@@ -3,13 +3,12 @@
  * publish it (QoS 1) to `<prefix>/<fleet>/<device>/cmd/<name>`. With --wait, waits for the device's
  * `events` report of that command (matched by nonce) and exits 1 unless it ran successfully.
  */
-import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { randomBytes } from 'node:crypto';
 import { buildCommand } from '../../../runtime/telemetry/commands.js';
 import { decodeMessage } from '../../../runtime/telemetry/envelope.js';
-import { fingerprint, parseKeyFile } from '../../../runtime/telemetry/keys.js';
+import { fingerprint } from '../../../runtime/telemetry/keys.js';
 import { commandTopic, deviceTopic, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
-import { loadConfig, type GlobalOptions } from '../context.js';
+import { loadConfig, readKeyFile, type GlobalOptions } from '../context.js';
 import { checkBrokerUrl, redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { DEFAULT_URL, toolClient } from './listen.js';
 
@@ -41,7 +40,7 @@ export async function cmdCommand(device: string, name: string, opts: CmdOptions,
       throw new Error(`--args is not valid JSON: ${(e as Error).message}`);
     }
   }
-  const signer = parseKeyFile(await readFileLimited(opts.key, FILE_LIMITS.small, 'key file'), `key file ${opts.key}`);
+  const signer = await readKeyFile(opts.key);
   const address: DeviceAddress = { prefix: opts.prefix ?? config.mqtt.prefix, fleet: opts.fleet ?? config.device.fleet, device };
   const topic = commandTopic(address, name);
   const nonce = randomBytes(16).toString('hex');

@@ -14,14 +14,12 @@ import { join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
-import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { FleetCoordinator, type AgentOutcome } from '../../../runtime/fleet/coordinator.js';
 import { mergePartials, type CollectorPartial } from '../../../runtime/fleet/metrics.js';
 import { fleetReport, type AgentSection, type FleetReport } from '../../../runtime/fleet/report.js';
 import { stopTopic } from '../../../runtime/fleet/fleet-protocol.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
-import { parseKeyFile } from '../../../runtime/telemetry/keys.js';
-import { loadConfig, type GlobalOptions } from '../context.js';
+import { loadConfig, readKeyFile, type GlobalOptions } from '../context.js';
 import { loadFleetFile } from '../fleet/load-fleet.js';
 import { formatTable } from '../table.js';
 import { writeReport } from './fleet-files.js';
@@ -77,7 +75,7 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
   const url = opts.url ?? config.mqtt.url ?? 'mqtt://127.0.0.1:1883';
   // Model and profile files in it are resolved by each agent, against its own working directory.
   const fleet = await loadFleetFile(opts.devices);
-  const signer = opts.key ? nativeSigner(parseKeyFile(await readFileLimited(opts.key, FILE_LIMITS.small, 'key file'), `key file ${opts.key}`)) : undefined;
+  const signer = opts.key ? nativeSigner(await readKeyFile(opts.key)) : undefined;
   const run = opts.run ?? `run-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   const log = (line: string): void => console.error(`edgerun bench: ${line}`);
 

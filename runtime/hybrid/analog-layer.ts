@@ -4,7 +4,7 @@
  * alpha/beta/C and Conv bias, then the fused periphery (folded BatchNormalization, activations,
  * pooling) — digitally, writing the ONNX output layout.
  */
-import { poolGeometry, type Activation, type PeripheryLayer, type PoolGeometry } from './periphery-plan.js';
+import { halvingMaxPool, poolGeometry, type Activation, type PeripheryLayer, type PoolGeometry } from './periphery-plan.js';
 import { applyActivations, scaleColumns } from './periphery.js';
 import { convGeometry, type ConvGeometry } from '../model/conv-geometry.js';
 import type { AnalogMatrix } from '../analog/analog-matrix.js';
@@ -120,7 +120,8 @@ export class AnalogLayerRunner {
     const pool = im2col.pool;
     if (!pool) return { type: 'float32', data: f32.slice(out, out + size), dims: [batch, outChannels, ...outSpatial] };
     const planes = batch * outChannels;
-    if (this.layer.periphery!.pool!.op === 'MaxPool') kernels.maxPool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.pooled);
+    if (im2col.halving) kernels.maxPool2x2(at.out, planes, 4 * positions, 4 * outSpatial[1]!, pool.outSpatial[0]!, pool.outSpatial[1]!, at.pooled);
+    else if (this.layer.periphery!.pool!.op === 'MaxPool') kernels.maxPool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.pooled);
     else kernels.averagePool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolGroups, at.poolOffsets, at.poolTerms, at.poolDivisors, at.pooled);
     const pooled = at.pooled >> 2;
     return { type: 'float32', data: f32.slice(pooled, pooled + planes * pool.positions), dims: [batch, outChannels, ...pool.outSpatial] };
@@ -134,7 +135,7 @@ export class AnalogLayerRunner {
     if (!stage) return im2col;
     const pool = poolGeometry(stage, im2col.geometry.outSpatial);
     if (typeof pool === 'string') throw new Error(`${this.layer.name}: ${stage.op} after it on [${im2col.geometry.outSpatial.join(', ')}]: ${pool}`);
-    return { ...im2col, pool };
+    return { ...im2col, pool, halving: halvingMaxPool(stage, im2col.geometry.outSpatial, pool.outSpatial) };
   }
 
   /** Byte addresses in the conv kernels' memory for a run over `batch` images; laid out again when the shape changes. */
@@ -203,6 +204,8 @@ interface Im2col {
   groupSize: number;
   /** The fused pool's windows over one output channel. */
   pool?: PoolGeometry;
+  /** The pool is a MaxPool of whole 2×2 windows at stride 2: maxPool2x2 takes it, four outputs at a time. */
+  halving?: boolean;
 }
 
 function patchOffsets(geometry: ConvGeometry, perGroup: number): Im2col {

@@ -20,6 +20,8 @@ export const V128_OR = 0x50, V128_ANY_TRUE = 0x53, F64X2_LT = 0x49, F64X2_GT = 0
 export const F64X2_SPLAT = 0x14, F64X2_PROMOTE_LOW_F32X4 = 0x5f, F64X2_FLOOR = 0x75, F64X2_ADD = 0xf0, F64X2_MUL = 0xf2, F64X2_DIV = 0xf3, F64X2_MIN = 0xf4, F64X2_MAX = 0xf5;
 /** pmin(a, b) = b < a ? b : a and pmax(a, b) = a < b ? b : a: one instruction each on x64, where min/max need ~8 for NaN and ±0. */
 export const F64X2_PMIN = 0xf6, F64X2_PMAX = 0xf7, F32X4_PMIN = 0xea, F32X4_PMAX = 0xeb, F32X4_NE = 0x42, F32X4_SPLAT = 0x13, V128_STORE32_LANE = 0x5a;
+/** i8x16.shuffle, followed by its 16 lane indices into the two operands' 32 bytes. */
+export const I8X16_SHUFFLE = 0x0d;
 
 export function uleb(n: number): number[] {
   const out: number[] = [];

@@ -29,8 +29,9 @@ export class AnalogLayerRunner {
     this.#activations = this.#clamp[0] === -Infinity && this.#clamp[1] === Infinity ? activations : activations.slice(1);
   }
 
-  async run(x: TensorData): Promise<TensorData> {
-    if (x.type !== 'float32') throw new Error(`${this.layer.name}: analog layers take float32 activations, got ${x.type}`);
+  /** Not itself async: the layer's promise is returned as it is (an async wrapper would add microtask turns to every layer). */
+  run(x: TensorData): Promise<TensorData> {
+    if (x.type !== 'float32') return Promise.reject(new Error(`${this.layer.name}: analog layers take float32 activations, got ${x.type}`));
     switch (this.layer.kind) {
       case 'matmul': return this.#matmul(x);
       case 'gemm': return this.#gemm(x);

@@ -62,8 +62,6 @@ export class Tile {
   #reduction = new Float64Array(0);
   #converts = new Uint8Array(0);
   #stillPending = 0;
-  /** Rounds #setAsideSaturating counted without computing them. */
-  #skippedRounds = 0;
   /** A batch's vectors that are converted (finite, not all zero), in order (#compactLive). */
   #live = new Int32Array(0);
   readonly #programRng: Random;
@@ -241,8 +239,6 @@ export class Tile {
   /**
    * A batch: every vector's first round at once — DAC, gemm32 (sums bit-identical to mvm32's),
    * noise and ADC — then the vectors whose outputs saturate go through bound management together.
-   * A first round that saturates whatever the noise is counted but not converted, as #analogRounds
-   * decides for one vector (#setAsideSaturating).
    */
   #analogBatch(x: Float32Array, batch: number, out: Float32Array): number {
     const { rows, cols } = this;
@@ -259,47 +255,38 @@ export class Tile {
     const live = this.#compactLive(a, batch, withVar);
     this.#zeroPadding(a, live);
     this.#gemm(a.x, a.acc, this.#wPtr, live, stride);
-    if (this.#pending.length < batch) { this.#pending = new Int32Array(batch); this.#reduction = new Float64Array(batch); this.#converts = new Uint8Array(batch); }
-    const bm = per.boundManagement && 1 <= per.maxReduction;
-    // The hardware converts every vector, all-zero ones included: they count as one round each.
-    let rounds = batch;
-    let n = 0;
-    let converted = live;
-    if (bm) {
-      converted = this.#setAsideSaturating(a, live, withVar);
-      rounds += this.#skippedRounds;
-      n = this.#stillPending;
-      this.#zeroPadding(a, converted);
-    }
-    if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, converted, stride); // Σ x_r²·σ²_rc
-    this.#noise(a.normals, converted * cols, withVar);
-    this.#adc(a.acc, withVar ? a.accVar : 0, a.normals, converted, a.backs, a.out, a.flags);
+    if (withVar) this.#gemm(a.x2, a.accVar, this.#varPtr, live, stride); // Σ x_r²·σ²_rc
+    this.#noise(a.normals, live * cols, withVar);
+    this.#adc(a.acc, withVar ? a.accVar : 0, a.normals, live, a.backs, a.out, a.flags);
     const { f32, f64, i32 } = arena;
     const vectors = this.#live;
-    if (converted === batch) {
+    if (live === batch) {
       out.set(f32.subarray(a.out >> 2, (a.out >> 2) + batch * cols));
     } else {
       // Run by run (image backgrounds are contiguous runs of patches): a copy per run of converted
-      // vectors, a fill per gap, NaN over the gap's non-finite vectors; a vector set aside for bound
-      // management gets its output there.
+      // vectors, a fill per gap, NaN over the gap's non-finite vectors.
       const outAt = a.out >> 2;
       for (let j = 0, b = 0; b < batch;) {
-        const end = j < converted ? vectors[j]! : batch;
+        const end = j < live ? vectors[j]! : batch;
         if (b < end) {
           out.fill(0, b * cols, end * cols);
-          for (; b < end; b++) if (!(f64[(a.xmax >> 3) + b]! < Infinity)) out.fill(NaN, b * cols, (b + 1) * cols);
+          for (; b < end; b++) if (f64[(a.xmax >> 3) + b] !== 0) out.fill(NaN, b * cols, (b + 1) * cols);
           continue;
         }
-        let m = 1;
-        while (j + m < converted && vectors[j + m] === b + m) m++;
-        out.set(f32.subarray(outAt + j * cols, outAt + (j + m) * cols), b * cols);
-        j += m;
-        b += m;
+        let n = 1;
+        while (j + n < live && vectors[j + n] === b + n) n++;
+        out.set(f32.subarray(outAt + j * cols, outAt + (j + n) * cols), b * cols);
+        j += n;
+        b += n;
       }
     }
-    if (!bm) return batch;
+    // The hardware converts every vector, all-zero ones included: they count as one round each.
+    if (!per.boundManagement || 1 > per.maxReduction) return batch;
     // Saturated: bound management takes these vectors on, each at its own input reduction.
-    for (let j = 0; j < converted; j++) {
+    let rounds = batch;
+    let n = 0;
+    if (this.#pending.length < batch) { this.#pending = new Int32Array(batch); this.#reduction = new Float64Array(batch); this.#converts = new Uint8Array(batch); }
+    for (let j = 0; j < live; j++) {
       if (!i32[(a.flags >> 2) + j]) continue;
       const b = vectors[j]!;
       let next = 2;
@@ -312,48 +299,6 @@ export class Tile {
       n = this.#stillPending;
     }
     return rounds;
-  }
-
-  /**
-   * Bound management's first decision for a batch's `live` vectors (summed, not yet converted): a
-   * vector whose first round saturates whatever the noise (#certainlySaturates without its read-noise
-   * variance, as #analogRounds decides before a round's noise) is converted by the hardware but not
-   * computed — it goes to #pending at once, past the further rounds that would saturate as surely
-   * (counted in #skippedRounds). The others keep their order, moved to the front (sums, squares of
-   * the codes, back factors, #live); returns how many.
-   */
-  #setAsideSaturating(a: BatchAreas, live: number, withVar: boolean): number {
-    const per = this.ctx.periphery;
-    const { f32, f64 } = this.ctx.arena;
-    const rows = this.rows;
-    const stride = this.#stride;
-    const acc = a.acc >> 2;
-    const x2 = a.x2 >> 2;
-    const backs = a.backs >> 3;
-    const vectors = this.#live;
-    let kept = 0;
-    let n = 0;
-    let skipped = 0;
-    for (let j = 0; j < live; j++) {
-      const at = acc + j * stride;
-      if (this.#certainlySaturates(1, false, at, 0)) {
-        let next = 2;
-        while (next <= per.maxReduction && this.#certainlySaturates(1 / next, false, at, 0)) { skipped++; next *= 2; }
-        this.#pending[n] = vectors[j]!;
-        this.#reduction[n++] = next;
-        continue;
-      }
-      if (kept !== j) {
-        f32.copyWithin(acc + kept * stride, at, at + stride);
-        if (withVar) f32.copyWithin(x2 + kept * rows, x2 + j * rows, x2 + (j + 1) * rows);
-        f64[backs + kept] = f64[backs + j]!;
-        vectors[kept] = vectors[j]!;
-      }
-      kept++;
-    }
-    this.#stillPending = n;
-    this.#skippedRounds = skipped;
-    return kept;
   }
 
   /**

@@ -5,6 +5,9 @@
  * the first 64 Fashion-MNIST test images in turn, as a device sees them: how many pixels are zero
  * and how often bound management repeats a conversion depend on the data.
  *
+ * Each ratio is also given over CPU time (process.cpuUsage per round): on a machine shared with
+ * other jobs that one moves far less than the wall-clock ratio.
+ *
  * EDGERUN_BENCH_BASELINE=<another edgerun checkout, e.g. the commit before a change>: also times
  * that checkout's hybrid backend and emulator against this tree's on the trained models, in the
  * same process and alternating rounds, so a shared, noisy machine affects both alike.
@@ -80,6 +83,7 @@ async function sideBySide(digital: DigitalBackend, model: LoadedModel, name: str
       const label = `${name} ${profile}, periphery ${periphery ? 'on' : 'off'}`;
       report(`${label}: digital µs / analog µs`, `${fmt(r.baselineUs, 0)} / ${fmt(r.candidateUs, 0)}`);
       report(`${label}: analog / digital`, `${fmt(r.ratio)}×`, goal && periphery ? { text: '≤ 2×', met: r.ratio <= 2 } : undefined);
+      report(`${label}: analog / digital, CPU time`, `${fmt(r.cpuRatio)}×`);
       await analog.dispose();
     }
   }
@@ -117,6 +121,8 @@ async function againstBaseline(dir: string, digital: DigitalBackend, pixels: Flo
       report(`${label}: baseline analog / digital`, `${fmt(beforeVsDigital.ratio)}×`);
       report(`${label}: this tree's analog / digital`, `${fmt(afterVsDigital.ratio)}×`);
       report(`${label}: this tree / baseline (analog µs)`, `${fmt(vsBefore.ratio)}× (${fmt(vsBefore.candidateUs, 0)} / ${fmt(vsBefore.baselineUs, 0)})`);
+      report(`${label}: this tree / baseline, CPU time`, `${fmt(vsBefore.cpuRatio)}×`);
+      report(`${label}: analog / digital, CPU time: baseline / this tree`, `${fmt(beforeVsDigital.cpuRatio)}× / ${fmt(afterVsDigital.cpuRatio)}×`);
       await Promise.all([before.dispose(), after.dispose()]);
     }
     await d.dispose();

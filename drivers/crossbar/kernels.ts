@@ -115,6 +115,11 @@ export function kernels(arena: Arena): Kernels {
       generator.fillNormals(f64, n, out >> 3);
       generator.saveState(i32, state >> 2);
     },
+    overBound: (acc, from, cols, factor, bound) => {
+      const { f32 } = arena;
+      for (let c = from; c < cols; c++) if (!(Math.abs(f32[(acc >> 2) + c]!) * factor <= bound)) return c;
+      return cols;
+    },
     gemm32: (x, xStride, blocks, rows, w, stride, acc, accStride, pairs) => {
       const { f32 } = arena;
       const cols = pairs * 8;

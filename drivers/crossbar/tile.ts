@@ -504,8 +504,11 @@ export class Tile {
    * read-noise variance var_c (at `varAt`) is known, else below Σ_r σ²_rc + σ_out² (inputs ≤ 1).
    */
   #certainlySaturates(f: number, varKnown: boolean, accAt: number, varAt: number): boolean {
-    const f32 = this.ctx.arena.f32;
-    for (let c = 0, cols = this.cols; c < cols; c++) {
+    const { f32, kernels } = this.ctx.arena;
+    const bound = this.ctx.periphery.bound;
+    const cols = this.cols;
+    // Most columns are inside the bound, which decides at once: the kernel skips them, the JS checks the rest.
+    for (let c = kernels.overBound(4 * accAt, 0, cols, f, bound); c < cols; c = kernels.overBound(4 * accAt, c + 1, cols, f, bound)) {
       if (this.#columnSaturates(c, f32[accAt + c]!, f, varKnown, varAt)) {
         this.#probe = c;
         return true;

@@ -3,7 +3,7 @@
  * (no toolchain, nothing downloaded: the bytes are built at load time and checked with
  * WebAssembly.validate; without SIMD support the caller falls back to kernels.ts). The MVM kernels
  * are described here; the others where they are assembled: column32 (one column of mvm32's sums),
- * nonZero, dacBatch, dacScaled, dacPicked, adc and normals (float64 as the JS they replaced, bit for bit; the
+ * overBound, nonZero, dacBatch, dacScaled, dacPicked, adc and normals (float64 as the JS they replaced, bit for bit; the
  * DAC and ADC two lanes at a time).
  *
  * Weights are float32 rows of `stride` bytes (columns padded with zeros to a multiple of eight).
@@ -45,7 +45,7 @@
 import {
   BLOCK, LOOP, END, BR, BR_IF, LOCAL_TEE, I32_LOAD, I32_GE_U, I32_LE_S, I32_GT_U, I32_ADD, I32_SUB, I32_MUL, I32_SHL, EMPTY, I32, F64, V128,
   IF, ELSE, SELECT, I32_STORE, F32_LOAD, F32_STORE, F64_STORE, I32_EQZ, I32_AND, I32_XOR, I32_SHR_S, I32_ROTL, I32_NE, RETURN,
-  F64_CONVERT_I32_S, F64_LOAD, F64_SQRT, F64_EQ, F64_NE, F64_LT, F64_GT, F64_ABS, F64_FLOOR, F64_ADD, F64_SUB, F64_MUL, F64_DIV, F64_MIN, F64_MAX,
+  F64_CONVERT_I32_S, F64_LOAD, F64_SQRT, F64_EQ, F64_NE, F64_LT, F64_GT, F64_LE, F64_ABS, F64_FLOOR, F64_ADD, F64_SUB, F64_MUL, F64_DIV, F64_MIN, F64_MAX,
   F32, F32_ADD, F32_MUL, F32_DEMOTE_F64, F64_PROMOTE_F32, V128_LOAD, V128_LOAD32_SPLAT, V128_STORE, V128_CONST, F32X4_ADD, F32X4_MUL,
   I32_LT_S, F32_NE, F32_ABS, F32_MAX, F64X2_SQRT, F64X2_GT, F64X2_LT, V128_OR, V128_ANY_TRUE, V128_LOAD64_ZERO, V128_STORE64_LANE, F32X4_EXTRACT_LANE, F32X4_ABS, F32X4_MAX, F32X4_DEMOTE_F64X2_ZERO,
   F64X2_SPLAT, F64X2_PROMOTE_LOW_F32X4, F64X2_FLOOR, F64X2_ADD, F64X2_MUL, F64X2_DIV, F64X2_PMIN, F64X2_PMAX, F32X4_PMAX, F32X4_NE,
@@ -101,6 +101,21 @@ function columnKernel(): number[] {
   emit(get(CW), get(CIDX), get(CK), i32c(2), [I32_SHL, I32_ADD, I32_LOAD], mem(2, 0), get(CSTRIDE), [I32_MUL, I32_ADD], get(CCOL), [I32_ADD, F32_LOAD], mem(2, 0));
   emit([F32_MUL, F32_ADD], set(CS), get(CK), i32c(1), [I32_ADD], set(CK), [BR, 0, END, END], get(CS));
   return functionBody([[1, I32], [1, F32]], code);
+}
+
+// overBound(acc, from, cols, f, bound) → the first column c ≥ from whose sum (f32 at acc) is not
+// inside the bound when scaled: !(|acc[c]|·f ≤ bound) in float64, as tile.ts's bound-management
+// check tests it first (NaN included); `cols` if there is none. It scans the columns the JS
+// then examines one by one.
+const OACC = 0, OFROM = 1, OCOLS = 2, OF = 3, OBOUND = 4;
+
+function overBoundKernel(): number[] {
+  const { code, emit } = codeBuffer();
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(OFROM), get(OCOLS), [I32_GE_U, BR_IF, 1]);
+  emit(get(OACC), get(OFROM), i32c(2), [I32_SHL, I32_ADD, F32_LOAD], mem(2, 0), [F64_PROMOTE_F32, F64_ABS], get(OF), [F64_MUL], get(OBOUND), [F64_LE, I32_EQZ]);
+  emit([IF, EMPTY], get(OFROM), [RETURN, END]);
+  emit(get(OFROM), i32c(1), [I32_ADD], set(OFROM), [BR, 0, END, END], get(OFROM));
+  return functionBody([], code);
 }
 
 // gemm32's parameters and locals.
@@ -410,7 +425,7 @@ function normalsKernel(): number[] {
   return functionBody([[8, I32], [5, F64]], code);
 }
 
-/** The module's bytes: memory imported as e.m, exp and log as e.exp and e.log; kernels exported as mvm32, gemm32, nonZero, dacBatch, adc, normals, column32, dacScaled, dacPicked. */
+/** The module's bytes: memory imported as e.m, exp and log as e.exp and e.log; kernels exported as mvm32, gemm32, nonZero, dacBatch, adc, normals, column32, dacScaled, dacPicked, overBound. */
 export function kernelModuleBytes(): Uint8Array {
   const none: number[] = [];
   return moduleBytes([
@@ -423,6 +438,7 @@ export function kernelModuleBytes(): Uint8Array {
     { name: 'column32', params: new Array(6).fill(I32), results: [F32], body: columnKernel() },
     { name: 'dacScaled', params: [I32, I32, F64, F64, I32, I32], results: none, body: dacScaledKernel() },
     { name: 'dacPicked', params: [I32, I32, I32, I32, I32, F64, I32, I32], results: none, body: dacPickedKernel() },
+    { name: 'overBound', params: [I32, I32, I32, F64, F64], results: [I32], body: overBoundKernel() },
   ], [{ name: 'exp', params: [F64], results: [F64] }, { name: 'log', params: [F64], results: [F64] }]);
 }
 
@@ -442,7 +458,9 @@ export type DacScaledFn = (x: number, rows: number, inv: number, levels: number,
 export type DacPickedFn = (x: number, rows: number, n: number, picks: number, invs: number, levels: number, out: number, out2: number) => void;
 /** One column of mvm32's sums (`col` in bytes), bit-identical to it. */
 export type ColumnFn = (w: number, stride: number, idx: number, xv: number, n: number, col: number) => number;
-export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; nonZero: NonZeroFn; dacBatch: DacBatchFn; dacScaled: DacScaledFn; dacPicked: DacPickedFn; adc: AdcFn; normals: NormalsFn; simd: boolean }
+/** The first column from `from` on whose sum at `acc` (f32) is not within the bound when scaled, !(|sum|·f ≤ bound); `cols` if none. */
+export type OverBoundFn = (acc: number, from: number, cols: number, f: number, bound: number) => number;
+export interface Kernels { mvm32: KernelFn; gemm32: GemmFn; column32: ColumnFn; nonZero: NonZeroFn; dacBatch: DacBatchFn; dacScaled: DacScaledFn; dacPicked: DacPickedFn; adc: AdcFn; normals: NormalsFn; overBound: OverBoundFn; simd: boolean }
 
 let compiled: object | null | undefined;
 
@@ -451,5 +469,5 @@ export function instantiateSimdKernels(memory: WasmMemory): Kernels | null {
   if (compiled === undefined) compiled = compile(kernelModuleBytes());
   if (!compiled) return null;
   const exports = instantiate(compiled, memory, { exp: Math.exp, log: Math.log }) as unknown as Omit<Kernels, 'simd'>;
-  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, nonZero: exports.nonZero, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, dacPicked: exports.dacPicked, adc: exports.adc, normals: exports.normals, simd: true };
+  return { mvm32: exports.mvm32, gemm32: exports.gemm32, column32: exports.column32, nonZero: exports.nonZero, dacBatch: exports.dacBatch, dacScaled: exports.dacScaled, dacPicked: exports.dacPicked, adc: exports.adc, normals: exports.normals, overBound: exports.overBound, simd: true };
 }

@@ -96,7 +96,8 @@ export class AnalogMatrix {
     return out;
   }
 
-  async #product(x: Float32Array, batch: number): Promise<Float32Array> {
+  /** Not async: one tile's promise goes back as it is, several are combined in one `then`. */
+  #product(x: Float32Array, batch: number): Promise<Float32Array> {
     const { k, n } = this;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a whole number ≥ 1, got ${batch}`);
     if (x.length < batch * k) throw new RangeError(`${batch} input vectors of ${k} need ${batch * k} values, got ${x.length}`);
@@ -114,7 +115,15 @@ export class AnalogMatrix {
       const input = single ? (x.length === batch * k ? x : x.subarray(0, batch * k)) : batch === 1 ? x.subarray(band.row0, band.row0 + band.rows) : gather(x, k, batch, band);
       for (const b of band.blocks) calls.push(this.driver.mvm(b.tileId, input, batch));
     }
-    const parts = await Promise.all(calls);
+    return Promise.all(calls).then((parts) => this.#combine(parts, batch));
+  }
+
+  /** The tiles' outputs (in block order) as y: column blocks side by side, row bands' partial sums added. */
+  #combine(parts: Float32Array[], batch: number): Float32Array {
+    const n = this.n;
+    const size = batch * n;
+    const bands = this.#bands;
+    const single = bands.length === 1;
     const y = this.#yView;
     if (single) {
       for (let i = 0; i < parts.length; i++) scatter(parts[i]!, this.blocks[i]!, batch, n, y);

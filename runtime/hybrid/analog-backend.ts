@@ -149,6 +149,12 @@ export class HybridModel implements PreparedModel {
   readonly inputs;
   readonly outputs;
   readonly #runnerOf: ReadonlyMap<number, AnalogLayerRunner>;
+  /**
+   * The model outputs, which the caller receives. Every other analog layer output lives only within
+   * a run (a layout view never yields a model output, segments.ts), so its runner writes it into a
+   * buffer of its own: allocating a typed array per layer costs about a microsecond.
+   */
+  readonly #returned: ReadonlySet<string>;
   #idle: Promise<void> = Promise.resolve();
 
   constructor(
@@ -164,6 +170,7 @@ export class HybridModel implements PreparedModel {
     this.inputs = model.inputs;
     this.outputs = model.outputs;
     this.#runnerOf = new Map(runners.map((r) => [r.layer.nodeIndex, r]));
+    this.#returned = new Set(model.outputs.map((o) => o.name));
   }
 
   /**
@@ -194,7 +201,7 @@ export class HybridModel implements PreparedModel {
       if (step.kind === 'analog') {
         const x = values.get(step.layer.input);
         if (!x) throw new Error(`${this.model.source}: value '${step.layer.input}' is missing before node '${step.layer.name}'`);
-        const y = await runnerOf.get(step.layer.nodeIndex)!.run(x);
+        const y = await runnerOf.get(step.layer.nodeIndex)!.run(x, !this.#returned.has(step.layer.output));
         checkFiniteOutput(x, y, step.layer.name, this.model.source);
         values.set(step.layer.output, y);
       } else if (step.view && sameDims(values.get(step.view.input)?.dims, step.view.inDims)) {

@@ -4,7 +4,7 @@
  * alpha/beta/C and Conv bias, then the fused periphery (folded BatchNormalization, activations,
  * pooling) — digitally, writing the ONNX output layout.
  */
-import { poolGeometry, type Activation, type PeripheryLayer, type PoolGeometry } from './periphery-plan.js';
+import { halvingMaxPool, poolGeometry, type Activation, type PeripheryLayer, type PoolGeometry } from './periphery-plan.js';
 import { applyActivations, scaleColumns } from './periphery.js';
 import { convGeometry, type ConvGeometry } from '../model/conv-geometry.js';
 import type { AnalogMatrix } from '../analog/analog-matrix.js';
@@ -20,6 +20,8 @@ export class AnalogLayerRunner {
   /** Conv layers: a leading Relu or Clip is applied as toChannels' clamp, the other activations after it. */
   readonly #clamp: [number, number] = [-Infinity, Infinity];
   readonly #activations: readonly Activation[];
+  /** The output buffer a run with `reuse` writes (and the next such run overwrites). */
+  #reused = new Float32Array(0);
 
   constructor(readonly layer: PeripheryLayer, readonly matrices: AnalogMatrix[]) {
     const activations = layer.periphery?.activations ?? [];
@@ -29,28 +31,49 @@ export class AnalogLayerRunner {
     this.#activations = this.#clamp[0] === -Infinity && this.#clamp[1] === Infinity ? activations : activations.slice(1);
   }
 
-  async run(x: TensorData): Promise<TensorData> {
-    if (x.type !== 'float32') throw new Error(`${this.layer.name}: analog layers take float32 activations, got ${x.type}`);
+  /**
+   * The layer's output for `x`: in a new array, or with `reuse` in this runner's own buffer, valid
+   * until its next run with `reuse` (for a value that lives only within one inference). Not itself
+   * async: the layer's promise is returned as it is (an async wrapper would add microtask turns).
+   */
+  run(x: TensorData, reuse = false): Promise<TensorData> {
+    if (x.type !== 'float32') return Promise.reject(new Error(`${this.layer.name}: analog layers take float32 activations, got ${x.type}`));
     switch (this.layer.kind) {
-      case 'matmul': return this.#matmul(x);
-      case 'gemm': return this.#gemm(x);
-      case 'conv': return this.#conv(x);
+      case 'matmul': return this.#matmul(x, reuse);
+      case 'gemm': return this.#gemm(x, reuse);
+      case 'conv': return this.#conv(x, reuse);
     }
   }
 
+  /** `values` copied out of the kernels' memory into the output (#output). */
+  #copy(values: Float32Array, reuse: boolean): Float32Array {
+    const y = this.#output(values.length, reuse);
+    y.set(values);
+    return y;
+  }
+
+  /** `size` floats for the output: a new array, or with `reuse` this runner's buffer. */
+  #output(size: number, reuse: boolean): Float32Array {
+    if (!reuse) return new Float32Array(size);
+    if (this.#reused.length !== size) this.#reused = new Float32Array(size);
+    return this.#reused;
+  }
+
   /** [..., K] · [K, N] → [..., N]; leading dims are the MVM batch. */
-  async #matmul(x: TensorData): Promise<TensorData> {
+  async #matmul(x: TensorData, reuse: boolean): Promise<TensorData> {
     const { k, n } = this.layer;
     const dims = x.dims;
     if (dims[dims.length - 1] !== k) throw new Error(`${this.layer.name}: MatMul needs a last dim of ${k}, got [${dims.join(', ')}]`);
     const batch = x.data.length / k;
-    const y = (await this.matrices[0]!.run(x.data as Float32Array, batch)).slice();
+    const product = await this.matrices[0]!.run(x.data as Float32Array, batch);
+    const y = this.#output(product.length, reuse);
+    y.set(product);
     this.#rowPeriphery(y, batch);
     return { type: 'float32', data: y, dims: dims.length === 1 ? [n] : [...dims.slice(0, -1), n] };
   }
 
   /** Y = alpha·A'·B' + beta·C with C broadcast to [M, N]. */
-  async #gemm(x: TensorData): Promise<TensorData> {
+  async #gemm(x: TensorData, reuse: boolean): Promise<TensorData> {
     const { k, n, gemm } = this.layer;
     if (x.dims.length !== 2) throw new Error(`${this.layer.name}: Gemm needs a 2-D input, got [${x.dims.join(', ')}]`);
     let a = x.data as Float32Array;
@@ -64,7 +87,8 @@ export class AnalogLayerRunner {
     if (a.length !== m * k) throw new Error(`${this.layer.name}: Gemm needs ${k} inputs per row, got [${x.dims.join(', ')}]`);
     const product = await this.matrices[0]!.run(a, m);
     const { alpha, beta, c } = gemm!;
-    const y = product.slice(0, m * n);
+    const y = this.#output(m * n, reuse);
+    y.set(product.subarray(0, m * n));
     if (alpha !== 1) for (let i = 0; i < y.length; i++) y[i] = y[i]! * alpha;
     if (c && beta !== 0) addBroadcast(y, m, n, c, beta);
     this.#rowPeriphery(y, m);
@@ -80,7 +104,7 @@ export class AnalogLayerRunner {
   }
 
   /** X [N, C, ...spatial] → Y [N, M, ...outSpatial] through im2col patches per group. */
-  async #conv(x: TensorData): Promise<TensorData> {
+  async #conv(x: TensorData, reuse: boolean): Promise<TensorData> {
     const { conv } = this.layer;
     const { attributes, inChannels, outChannels } = conv!;
     const [batch = 0, channels = 0, ...spatial] = x.dims;
@@ -118,12 +142,13 @@ export class AnalogLayerRunner {
     const size = batch * outChannels * positions;
     if (this.#activations.length) applyActivations(f32, out, out + size, this.#activations);
     const pool = im2col.pool;
-    if (!pool) return { type: 'float32', data: f32.slice(out, out + size), dims: [batch, outChannels, ...outSpatial] };
+    if (!pool) return { type: 'float32', data: this.#copy(f32.subarray(out, out + size), reuse), dims: [batch, outChannels, ...outSpatial] };
     const planes = batch * outChannels;
-    if (this.layer.periphery!.pool!.op === 'MaxPool') kernels.maxPool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.pooled);
+    if (im2col.halving) kernels.maxPool2x2(at.out, planes, 4 * positions, 4 * outSpatial[1]!, pool.outSpatial[0]!, pool.outSpatial[1]!, at.pooled);
+    else if (this.layer.periphery!.pool!.op === 'MaxPool') kernels.maxPool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolOffsets, at.pooled);
     else kernels.averagePool(at.out, planes, 4 * positions, pool.positions, at.poolStarts, at.poolGroups, at.poolOffsets, at.poolTerms, at.poolDivisors, at.pooled);
     const pooled = at.pooled >> 2;
-    return { type: 'float32', data: f32.slice(pooled, pooled + planes * pool.positions), dims: [batch, outChannels, ...pool.outSpatial] };
+    return { type: 'float32', data: this.#copy(f32.subarray(pooled, pooled + planes * pool.positions), reuse), dims: [batch, outChannels, ...pool.outSpatial] };
   }
 
   /** im2col's offsets for inputs of `spatial`, and the fused pool's windows over the Conv's output. */
@@ -134,7 +159,7 @@ export class AnalogLayerRunner {
     if (!stage) return im2col;
     const pool = poolGeometry(stage, im2col.geometry.outSpatial);
     if (typeof pool === 'string') throw new Error(`${this.layer.name}: ${stage.op} after it on [${im2col.geometry.outSpatial.join(', ')}]: ${pool}`);
-    return { ...im2col, pool };
+    return { ...im2col, pool, halving: halvingMaxPool(stage, im2col.geometry.outSpatial, pool.outSpatial) };
   }
 
   /** Byte addresses in the conv kernels' memory for a run over `batch` images; laid out again when the shape changes. */
@@ -203,6 +228,8 @@ interface Im2col {
   groupSize: number;
   /** The fused pool's windows over one output channel. */
   pool?: PoolGeometry;
+  /** The pool is a MaxPool of whole 2×2 windows at stride 2: maxPool2x2 takes it, four outputs at a time. */
+  halving?: boolean;
 }
 
 function patchOffsets(geometry: ConvGeometry, perGroup: number): Im2col {

@@ -14,6 +14,11 @@
  *   maxPool(src, planes, planeBytes, positions, starts, offsets, dst)
  *        per plane and output position p: the max of the f32 at src + plane·planeBytes + offsets[t]
  *        for t in starts[p] … starts[p+1]
+ *   maxPool2x2(src, planes, planeBytes, rowBytes, outH, outW, dst)
+ *        maxPool for 2×2 windows at stride 2 without padding (the common CNN pool): output (y, x) of
+ *        each plane is the max of the f32 at rows 2y, 2y+1 and columns 2x, 2x+1, taken in maxPool's
+ *        order; four outputs at a time (two loads per input row, split into even and odd columns by
+ *        a shuffle, then f32x4.pmax, which is `v > m ? v : m` lane by lane), the rest one by one
  *   averagePool(src, planes, planeBytes, positions, starts, groups, offsets, terms, divisors, dst)
  *        per plane and output position p: (Σ over its groups g in starts[p] … starts[p+1] of the
  *        float32 sum of the f32 at src + plane·planeBytes + offsets[t] for t in groups[g] … groups[g+1])
@@ -22,7 +27,7 @@
  */
 import {
   BLOCK, LOOP, END, BR, BR_IF, I32_LOAD, I32_GE_U, I32_ADD, I32_MUL, I32_SHL, EMPTY, I32, F32, F32_LOAD, F32_STORE, F32_ADD,
-  F32_DIV, F32_LT, F32_GT, F32_DEMOTE_F64, SELECT, I32_AND, V128, V128_LOAD, F32X4_ADD, F32X4_PMAX, F32X4_PMIN, F32X4_SPLAT, V128_STORE32_LANE, simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, wasmApi,
+  F32_DIV, F32_LT, F32_GT, F32_DEMOTE_F64, SELECT, I32_AND, V128, V128_LOAD, V128_STORE, F32X4_ADD, F32X4_PMAX, F32X4_PMIN, F32X4_SPLAT, V128_STORE32_LANE, I8X16_SHUFFLE, simd, mem, get, set, i32c, f64c, codeBuffer, functionBody, moduleBytes, compile, instantiate, wasmApi,
   type WasmMemory,
 } from '../wasm/assembler.js';
 
@@ -96,6 +101,40 @@ function maxPoolKernel(): number[] {
   return functionBody([[6, I32], [2, F32]], code);
 }
 
+// maxPool2x2's parameters and locals
+const HSRC = 0, HPLANES = 1, HPLANE = 2, HROW = 3, HOUTH = 4, HOUTW = 5, HDST = 6;
+const HL = 7, HY = 8, HX = 9, HX4 = 10, HR0 = 11, HR1 = 12, HM = 13, HV = 14, HA = 15, HB = 16;
+/** The even (0, 2, 4, 6) and odd (1, 3, 5, 7) float lanes of two vectors, as i8x16.shuffle's byte indices. */
+const EVEN_LANES = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27];
+const ODD_LANES = EVEN_LANES.map((b) => b + 4);
+
+function maxPool2x2Kernel(): number[] {
+  const { code, emit } = codeBuffer();
+  // the two input rows' columns 2x … 2x+7 (bytes 8x on), split into their even and odd columns
+  const half = (row: number, lanes: number[]): number[][] => [get(row), get(HX), i32c(3), [I32_SHL, I32_ADD], simd(V128_LOAD), mem(0, 0),
+    get(row), get(HX), i32c(3), [I32_SHL, I32_ADD], simd(V128_LOAD), mem(0, 16), simd(I8X16_SHUFFLE), lanes];
+  // the scalar max of column 2x of `row` (offset 0) or 2x+1 (offset 4) into m
+  const one = (row: number, offset: number): number[][] => [get(row), get(HX), i32c(3), [I32_SHL, I32_ADD, F32_LOAD], mem(2, offset), set(HV), get(HV), get(HM), get(HV), get(HM), [F32_GT, SELECT], set(HM)];
+  emit(get(HOUTW), i32c(-4), [I32_AND], set(HX4), i32c(0), set(HL));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(HL), get(HPLANES), [I32_GE_U, BR_IF, 1]);
+  emit(i32c(0), set(HY));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(HY), get(HOUTH), [I32_GE_U, BR_IF, 1]);
+  emit(get(HSRC), get(HL), get(HPLANE), [I32_MUL, I32_ADD], get(HY), i32c(1), [I32_SHL], get(HROW), [I32_MUL, I32_ADD], set(HR0), get(HR0), get(HROW), [I32_ADD], set(HR1));
+  emit(i32c(0), set(HX));
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(HX), get(HX4), [I32_GE_U, BR_IF, 1]);
+  emit(...half(HR0, EVEN_LANES), set(HA), ...half(HR0, ODD_LANES), set(HB), get(HA), get(HB), simd(F32X4_PMAX));
+  emit(...half(HR1, EVEN_LANES), simd(F32X4_PMAX), ...half(HR1, ODD_LANES), simd(F32X4_PMAX), set(HA));
+  emit(get(HDST), get(HA), simd(V128_STORE), mem(0, 0), get(HDST), i32c(16), [I32_ADD], set(HDST));
+  emit(get(HX), i32c(4), [I32_ADD], set(HX), [BR, 0, END, END]);
+  emit([BLOCK, EMPTY, LOOP, EMPTY], get(HX), get(HOUTW), [I32_GE_U, BR_IF, 1]);
+  emit(get(HR0), get(HX), i32c(3), [I32_SHL, I32_ADD, F32_LOAD], mem(2, 0), set(HM), ...one(HR0, 4), ...one(HR1, 0), ...one(HR1, 4));
+  emit(get(HDST), get(HM), [F32_STORE], mem(2, 0), get(HDST), i32c(4), [I32_ADD], set(HDST));
+  emit(get(HX), i32c(1), [I32_ADD], set(HX), [BR, 0, END, END]);
+  emit(get(HY), i32c(1), [I32_ADD], set(HY), [BR, 0, END, END]);
+  emit(get(HL), i32c(1), [I32_ADD], set(HL), [BR, 0, END, END]);
+  return functionBody([[6, I32], [2, F32], [2, V128]], code);
+}
+
 // averagePool's parameters and locals
 const ASRC = 0, APLANES = 1, APLANE = 2, APOS = 3, ASTARTS = 4, AGROUPS = 5, AOFF = 6, ATERMS = 7, ADIV = 8, ADST = 9;
 const AL = 10, AP = 11, AG = 12, AGEND = 13, AT = 14, ATEND = 15, ABASE = 16, ASP = 17, ATP = 18, ADP = 19, AM = 20, AS = 21;
@@ -132,6 +171,7 @@ function convModule(): object {
       { name: 'gather', params: [I32, I32, I32, I32], results: [], body: gatherKernel() },
       { name: 'toChannels', params: [I32, I32, I32, I32, I32, F32, F32], results: [], body: toChannelsKernel() },
       { name: 'maxPool', params: new Array(7).fill(I32), results: [], body: maxPoolKernel() },
+      { name: 'maxPool2x2', params: new Array(7).fill(I32), results: [], body: maxPool2x2Kernel() },
       { name: 'averagePool', params: new Array(10).fill(I32), results: [], body: averagePoolKernel() },
     ]));
   }
@@ -144,6 +184,7 @@ export class ConvKernels {
   readonly gather: (src: number, offsets: number, n: number, dst: number) => void;
   readonly toChannels: (src: number, positions: number, m: number, bias: number, dst: number, lo: number, hi: number) => void;
   readonly maxPool: (src: number, planes: number, planeBytes: number, positions: number, starts: number, offsets: number, dst: number) => void;
+  readonly maxPool2x2: (src: number, planes: number, planeBytes: number, rowBytes: number, outH: number, outW: number, dst: number) => void;
   readonly averagePool: (src: number, planes: number, planeBytes: number, positions: number, starts: number, groups: number, offsets: number, terms: number, divisors: number, dst: number) => void;
   readonly #memory: WasmMemory;
   f32!: Float32Array;
@@ -152,10 +193,11 @@ export class ConvKernels {
   constructor() {
     const module = convModule();
     this.#memory = new wasmApi!.Memory({ initial: 1 });
-    const exports = instantiate(module, this.#memory) as Pick<ConvKernels, 'gather' | 'toChannels' | 'maxPool' | 'averagePool'>;
+    const exports = instantiate(module, this.#memory) as Pick<ConvKernels, 'gather' | 'toChannels' | 'maxPool' | 'maxPool2x2' | 'averagePool'>;
     this.gather = exports.gather;
     this.toChannels = exports.toChannels;
     this.maxPool = exports.maxPool;
+    this.maxPool2x2 = exports.maxPool2x2;
     this.averagePool = exports.averagePool;
     this.#views();
   }

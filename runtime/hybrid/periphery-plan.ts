@@ -263,6 +263,12 @@ export interface PoolGeometry {
  * of it; other pools add the window row-major from 0. Either divides once by the count of real
  * elements, or with count_include_pad by the kernel's size (even where ceil_mode runs past the pads).
  */
+/** Whether `pool` is a MaxPool of 2×2 windows at stride 2 over a plane of `inSpatial` whose every window is whole (maxPool2x2's case). */
+export function halvingMaxPool(pool: PoolStage, inSpatial: readonly number[], outSpatial: readonly number[]): boolean {
+  return pool.op === 'MaxPool' && inSpatial.length === 2 && [pool.kernel, pool.strides].every((v) => v[0] === 2 && v[1] === 2)
+    && pool.dilations.every((d) => d === 1) && pool.pads.every((p) => p === 0) && outSpatial.every((o, d) => 2 * o <= inSpatial[d]!);
+}
+
 export function poolGeometry(pool: PoolStage, inSpatial: readonly number[]): PoolGeometry | string {
   const rank = inSpatial.length;
   const outSpatial = inSpatial.map((size, d) => {

@@ -11,7 +11,7 @@ export const EMPTY = 0x40, I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
 export const CALL = 0x10, I32_EQ = 0x46, F64_NEG = 0x9a, F64_CONVERT_I32_U = 0xb8;
 export const IF = 0x04, ELSE = 0x05, SELECT = 0x1b, I32_STORE = 0x36, F32_LOAD = 0x2a, F32_STORE = 0x38, F64_STORE = 0x39, F64_CONST = 0x44;
 export const I32_LT_S = 0x48, F32_NE = 0x5c, F32_LT = 0x5d, F32_GT = 0x5e, F32_DIV = 0x95;
-export const I32_EQZ = 0x45, I32_AND = 0x71, I32_XOR = 0x73, I32_SHR_S = 0x75, I32_ROTL = 0x77, I32_NE = 0x47, RETURN = 0x0f, F64_CONVERT_I32_S = 0xb7, F64_LOAD = 0x2b, F64_SQRT = 0x9f, F64_EQ = 0x61, F64_NE = 0x62, F64_LT = 0x63, F64_GT = 0x64;
+export const I32_EQZ = 0x45, I32_AND = 0x71, I32_XOR = 0x73, I32_SHR_S = 0x75, I32_ROTL = 0x77, I32_NE = 0x47, RETURN = 0x0f, F64_CONVERT_I32_S = 0xb7, F64_LOAD = 0x2b, F64_SQRT = 0x9f, F64_EQ = 0x61, F64_NE = 0x62, F64_LT = 0x63, F64_GT = 0x64, F64_LE = 0x65;
 export const F64_ABS = 0x99, F64_FLOOR = 0x9c, F64_ADD = 0xa0, F64_SUB = 0xa1, F64_MUL = 0xa2, F64_DIV = 0xa3, F64_MIN = 0xa4, F64_MAX = 0xa5;
 export const F32_ABS = 0x8b, F32_MAX = 0x97, F32_ADD = 0x92, F32_MUL = 0x94, F32_DEMOTE_F64 = 0xb6, F64_PROMOTE_F32 = 0xbb;
 export const V128_LOAD = 0x00, V128_LOAD32_SPLAT = 0x09, V128_STORE = 0x0b, V128_CONST = 0x0c, V128_LOAD64_ZERO = 0x5d, V128_STORE64_LANE = 0x5b;
@@ -20,6 +20,8 @@ export const V128_OR = 0x50, V128_ANY_TRUE = 0x53, F64X2_LT = 0x49, F64X2_GT = 0
 export const F64X2_SPLAT = 0x14, F64X2_PROMOTE_LOW_F32X4 = 0x5f, F64X2_FLOOR = 0x75, F64X2_ADD = 0xf0, F64X2_MUL = 0xf2, F64X2_DIV = 0xf3, F64X2_MIN = 0xf4, F64X2_MAX = 0xf5;
 /** pmin(a, b) = b < a ? b : a and pmax(a, b) = a < b ? b : a: one instruction each on x64, where min/max need ~8 for NaN and ±0. */
 export const F64X2_PMIN = 0xf6, F64X2_PMAX = 0xf7, F32X4_PMIN = 0xea, F32X4_PMAX = 0xeb, F32X4_NE = 0x42, F32X4_SPLAT = 0x13, V128_STORE32_LANE = 0x5a;
+/** i8x16.shuffle, followed by its 16 lane indices into the two operands' 32 bytes. */
+export const I8X16_SHUFFLE = 0x0d;
 
 export function uleb(n: number): number[] {
   const out: number[] = [];

@@ -20,6 +20,25 @@ describe('crossbar kernels', () => {
       expect(new Set(sums).size).toBe(stride);
     }
   });
+
+  it('overBound finds the columns whose scaled sum leaves the bound (NaN included), exactly as the float64 test |sum|·f ≤ bound, SIMD and plain JS', () => {
+    const bound = 2.5;
+    const sums = [0.5, -2.5, 2.5000002, 5, -5.0000005, NaN, 1.25, Infinity, -0, -Infinity, 10.000001, 0];
+    for (const simd of [true, false]) {
+      const arena = new Arena({ simd });
+      const acc = arena.alloc(4 * sums.length);
+      arena.f32.set(sums, acc >> 2);
+      for (const f of [1, 0.5, 0.25]) {
+        const expected = sums.map((_, c) => c).filter((c) => !(Math.abs(arena.f32[(acc >> 2) + c]!) * f <= bound));
+        const found: number[] = [];
+        for (let c = arena.kernels.overBound(acc, 0, sums.length, f, bound); c < sums.length; c = arena.kernels.overBound(acc, c + 1, sums.length, f, bound)) found.push(c);
+        expect(found, `simd ${simd}, f ${f}`).toEqual(expected);
+        expect(found.length, `f ${f} finds some columns and skips others`).toBeGreaterThan(2);
+        expect(found.length).toBeLessThan(sums.length - 2);
+      }
+      expect(arena.kernels.overBound(acc, 0, 1, 1, bound)).toBe(1); // none within [0, 1): cols
+    }
+  });
 });
 
 describe('crossbar converter kernels', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConvKernels } from '../../runtime/hybrid/conv-kernels.js';
+import { halvingMaxPool, poolGeometry, type PoolStage } from '../../runtime/hybrid/periphery-plan.js';
 
 describe('conv kernels (im2col gather, back to channel-major, pooling)', () => {
   it('gather copies the element at each byte offset', () => {
@@ -96,6 +97,36 @@ describe('conv kernels (im2col gather, back to channel-major, pooling)', () => {
     const avg = Array.from(k.f32.subarray(dst >> 2, (dst >> 2) + 9));
     expect(avg).toEqual(expectAvg);
     expect(Object.is(avg[2], -0)).toBe(true); // −0 alone with a −0 term stays −0 (a sum from +0 would give +0)
+  });
+
+  it('maxPool2x2 gives maxPool\'s bits on whole 2×2 windows at stride 2 (four outputs at a time, the rest one by one), NaN, ±0 and ties included', () => {
+    const k = new ConvKernels();
+    const stage: PoolStage = { op: 'MaxPool', kernel: [2, 2], strides: [2, 2], dilations: [1, 1], pads: [0, 0, 0, 0], ceilMode: false, countIncludePad: false };
+    for (const [h, w] of [[26, 26], [11, 11], [9, 14], [2, 2], [5, 19]] as const) {
+      const pool = poolGeometry(stage, [h, w]);
+      if (typeof pool === 'string') throw new Error(pool);
+      expect(halvingMaxPool(stage, [h, w], pool.outSpatial)).toBe(true);
+      const planes = 3, planeSize = h * w, src = 0;
+      const starts = 4 * planes * planeSize, offsets = starts + 4 * (pool.positions + 1), general = offsets + 4 * pool.offsets.length, fast = general + 4 * planes * pool.positions;
+      k.reserve(fast + 4 * planes * pool.positions);
+      // values from a few levels (ties), with NaN, −0 and +0 sprinkled over the windows
+      const special = [NaN, -0, 0, -0, Infinity, -Infinity];
+      const x = Float32Array.from({ length: planes * planeSize }, (_, i) => (i % 7 === 3 ? special[(i >> 3) % special.length]! : Math.round(Math.sin(i * 1.3) * 3) / 2));
+      k.f32.set(x, src >> 2);
+      k.i32.set(pool.starts.map((g) => pool.groups[g]!), starts >> 2);
+      k.i32.set(Array.from(pool.offsets, (o) => 4 * o), offsets >> 2);
+      k.maxPool(src, planes, 4 * planeSize, pool.positions, starts, offsets, general);
+      k.maxPool2x2(src, planes, 4 * planeSize, 4 * w, pool.outSpatial[0]!, pool.outSpatial[1]!, fast);
+      const a = k.f32.subarray(general >> 2, (general >> 2) + planes * pool.positions);
+      const b = k.f32.subarray(fast >> 2, (fast >> 2) + planes * pool.positions);
+      expect(Array.from(b).findIndex((v, i) => !Object.is(v, a[i])), `${h}×${w}`).toBe(-1);
+      expect(a.some(Number.isNaN) && a.some((v) => Object.is(v, -0)), `${h}×${w} exercises NaN and −0`).toBe(h * w > 20);
+    }
+    // Windows that are not whole 2×2 at stride 2 stay with maxPool.
+    expect(halvingMaxPool({ ...stage, strides: [1, 1] }, [6, 6], [5, 5])).toBe(false);
+    expect(halvingMaxPool({ ...stage, pads: [0, 0, 1, 1] }, [5, 5], [3, 3])).toBe(false);
+    expect(halvingMaxPool({ ...stage, ceilMode: true }, [5, 5], [3, 3])).toBe(false);
+    expect(halvingMaxPool({ ...stage, op: 'AveragePool' }, [6, 6], [3, 3])).toBe(false);
   });
 
   it('reserve grows the memory and renews the views, keeping the contents', () => {

@@ -129,6 +129,35 @@ describe('hybrid plan, ideal profile ≡ onnxruntime', () => {
     await analog.dispose();
   });
 
+  it('outputs a caller receives are not overwritten by the next run (layers reuse buffers only for values inside a run)', async () => {
+    const model = loadModel(buildModel({
+      nodes: [
+        { op: 'Gemm', inputs: ['x', 'W1'], outputs: ['g'] }, { op: 'Reshape', inputs: ['g', 'shape'], outputs: ['r'] },
+        { op: 'MatMul', inputs: ['r', 'W2'], outputs: ['m'] }, { op: 'MatMul', inputs: ['m', 'W3'], outputs: ['y'] },
+      ],
+      initializers: [{ name: 'W1', dims: [12, 6], data: randn(72) }, { name: 'W2', dims: [3, 5], data: randn(15) }, { name: 'W3', dims: [5, 4], data: randn(20) }, { name: 'shape', dims: [3], data: [-1, 2, 3], int64: true }],
+      inputs: [{ name: 'x', dims: ['N', 12] }], outputs: [{ name: 'g', dims: ['N', 6] }, { name: 'y', dims: ['N', 2, 4] }],
+    }));
+    const analog = new AnalogBackend({ digital, driver: new CrossbarEmulator('ideal') });
+    const hybrid = await analog.load(model);
+    expect(hybrid.plan.steps.map((s) => (s.kind === 'digital' ? (s.view ? 'view' : 'digital') : s.kind))).toEqual(['analog', 'view', 'analog', 'analog']);
+    const first = await hybrid.run(feed([1, 12]));
+    const kept = { g: Array.from(first.g!.data as Float32Array), y: Array.from(first.y!.data as Float32Array) };
+    const feeds = feed([1, 12]);
+    const second = await hybrid.run(feeds);
+    expect(Array.from(first.g!.data as Float32Array)).toEqual(kept.g); // a model output that later layers read too
+    expect(Array.from(first.y!.data as Float32Array)).toEqual(kept.y);
+    expect(Array.from(second.g!.data as Float32Array)).not.toEqual(kept.g);
+    expect(Array.from(second.y!.data as Float32Array)).not.toEqual(kept.y);
+    // m, inside the run, went through the runner's reused buffer; the outputs still equal onnxruntime's.
+    const d = await (await digital.load(model)).run(feeds);
+    for (const name of ['g', 'y']) {
+      const want = d[name]!.data as Float32Array;
+      expect(Math.max(...Array.from(second[name]!.data as Float32Array, (v, i) => Math.abs(v - want[i]!))), name).toBeLessThanOrEqual(1e-4);
+    }
+    await analog.dispose();
+  });
+
   it.each(['mlp', 'cnn'])('trained %s: runs started together give what they give one after another', async (name) => {
     const model = loadModel(await readFile(`models/${name}.onnx`), { source: name });
     const analog = new AnalogBackend({ digital, driver: new CrossbarEmulator('ideal') });

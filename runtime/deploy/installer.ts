@@ -67,8 +67,11 @@ export interface DeployStatus {
   detail?: string;
   signer?: { name: string; fingerprint: string };
   selfTest?: SelfTestFigures;
-  /** While receiving: bytes so far, of the announced size, and the next chunk the device needs. */
-  transfer?: { received: number; size: number; next?: number; resumed?: boolean };
+  /**
+   * While receiving: bytes so far, of the announced size, and the next chunk the device needs;
+   * `resumed` after a restart, `resend` when it asks again for chunks that did not arrive.
+   */
+  transfer?: { received: number; size: number; next?: number; resumed?: boolean; resend?: boolean };
   /** Milliseconds per step so far: transfer, verify, stage, selfTest, switch. */
   timings?: Record<string, number>;
   /** Versions each model serves after this step (models absent serve what the daemon was started with). */

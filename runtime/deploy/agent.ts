@@ -86,8 +86,13 @@ export class DeployAgent {
     if (pending) await this.#begin(pending.id, pending.transfer, true);
   }
 
-  /** The `deploy` command: starts receiving; resolves once the transfer is under way. */
-  async start(args: DeployArgs): Promise<{ id: string; state: 'receiving' }> {
+  /** The `deploy` command: starts receiving (resolves once the transfer is under way), or refuses a bundle too large to hold. */
+  async start(args: DeployArgs): Promise<{ id: string; state: 'receiving' | 'failed' }> {
+    const max = this.o.deployer.maxBundleBytes;
+    if (args.size > max) {
+      await this.o.deployer.refuse(args.id, 'too-large', `the deploy command announces ${args.size} bytes, more than the ${max} this device accepts (deploy.maxBundleMiB)`);
+      return { id: args.id, state: 'failed' };
+    }
     const spec: TransferSpec = {
       sha256: args.sha256, size: args.size,
       ...(args.url !== undefined ? { url: args.url } : { chunkSize: args.chunkSize! }),

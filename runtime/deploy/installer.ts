@@ -34,7 +34,7 @@ import { MANIFEST_ENTRY, readBundle, SIGNATURE_ENTRY, type Bundle, type BundleLi
 import { DeployError, type DeployReason } from './errors.js';
 import { CANARY_EXPECTED_PART, CANARY_INPUTS_PART, MODEL_PART, PART_NAMES, parseManifest, sha256Hex, versionDirName, type Manifest } from './manifest.js';
 import { selfTest, type SelfTestFigures } from './self-test.js';
-import { checkFit, verifyBundle, verifyParts, type DeviceFacts } from './verify.js';
+import { checkDescribes, checkFit, verifyBundle, verifyParts, type DeviceFacts } from './verify.js';
 
 export const DEPLOY_PHASES = ['receiving', 'verifying', 'staged', 'self-test', 'switching'] as const;
 export type DeployPhase = (typeof DEPLOY_PHASES)[number];
@@ -255,6 +255,7 @@ export class Deployer {
       const signer = verifyBundle(bundle, this.o.trust, this.o.verify);
       checkFit(m, host, opts.allowDowngrade);
       const model = loadModel(bundle.parts[MODEL_PART], { source: `${m.model.id} ${m.model.version}`, maxBytes: this.o.limits.maxModelBytes });
+      checkDescribes(m, model);
       // A kept version (a downgrade to it) is on disk already: its directory is used as it is.
       const kept = await this.#sameAsKept(m.model.id, m.model.version, bundle.manifestBytes);
       timings.verifyMs = round(this.#clock.now() - t);

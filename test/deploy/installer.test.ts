@@ -13,12 +13,16 @@ import { DigitalBackend } from '../../drivers/digital/ort-backend.js';
 import { MqttClient } from '../../drivers/mqtt/mqtt-client.js';
 import { FsStorage, FsStorageTree } from '../../drivers/storage/fs-storage.js';
 import { DeployAgent } from '../../runtime/deploy/agent.js';
-import { packBundle } from '../../runtime/deploy/bundle.js';
+import { parseDataset } from '../../runtime/dataset.js';
+import { buildBundle } from '../../runtime/deploy/build.js';
+import { packBundle, readBundle } from '../../runtime/deploy/bundle.js';
 import { Deployer, type DeployHost, type DeployStatus } from '../../runtime/deploy/installer.js';
 import { encodeManifest, parseManifest } from '../../runtime/deploy/manifest.js';
 import { signManifest } from '../../runtime/deploy/signature.js';
-import type { LoadedModel } from '../../runtime/model/load.js';
+import { loadModel, type LoadedModel } from '../../runtime/model/load.js';
 import { DigitalModel } from '../../runtime/scheduler/placement.js';
+import { repoRoot } from '../helpers/cli.js';
+import { buildModel } from '../helpers/onnx-builder.js';
 import { signedBundle, trustOnly, type SignedBundle } from './signed-bundle.js';
 
 const key = nacl.sign.keyPair();
@@ -45,7 +49,7 @@ function host(deployer: Deployer, o: { failPlace?: boolean } = {}): DeployHost &
   return {
     serving,
     runtimeVersion: '0.1.0',
-    streamInputs: (id) => (id === 'cnn' ? [[1, 1, 28, 28]] : undefined),
+    streamInputs: (id) => (id === 'cnn' ? [{ name: 'input', dims: [1, 1, 28, 28] }] : undefined),
     activeVersion: (id) => deployer.active[id],
     place: async (id: string, model: LoadedModel) => {
       if (o.failPlace) throw new Error('the accelerator is gone');
@@ -164,6 +168,31 @@ describe('Deployer', () => {
     await expect(agent.start({ id: 'third', sha256: 'c'.repeat(64), size: 1000, chunkSize: 1024 })).rejects.toThrow(/another deployment is in progress/);
     await agent.close();
     expect(existsSync(join(dir, 'deploy', 'versions'))).toBe(true);
+    expect(dirs(dir)).toEqual([]);
+  });
+
+  it('refuses a model whose input has another name than the one the streams feed, and a manifest that misdescribes its model', async () => {
+    const dir = join(root, 'describe');
+    const { deployer } = await open(dir);
+    deployer.attach(host(deployer));
+    // The same shape as the CNN's input, under another name: a request built just before the switch would not fit.
+    const renamed = loadModel(buildModel({
+      nodes: [{ op: 'Flatten', inputs: ['x'], outputs: ['f'] }, { op: 'MatMul', inputs: ['f', 'w'], outputs: ['logits'] }],
+      initializers: [{ name: 'w', dims: [784, 10], data: new Float32Array(7840).map((_, i) => Math.sin(i)) }],
+      inputs: [{ name: 'x', dims: ['N', 1, 28, 28] }], outputs: [{ name: 'logits', dims: ['N', 10] }],
+    }));
+    const canary = parseDataset(new Uint8Array(readFileSync(join(repoRoot, 'models/data/canary-64.bin'))));
+    const b = await readBundle(await buildBundle({ id: 'cnn', version: '2.0.0', model: renamed, digital, canary, canaryCount: 4, minRuntime: '0.1.0', minAgreement: 0.9, minCosine: 0.9 }), limits);
+    const status = await deployer.install(await packBundle({ ...b, signature: signManifest(b.manifestBytes, key) }), { id: 'renamed' });
+    expect(status).toMatchObject({ state: 'failed', reason: 'input-shape' });
+    expect(status.detail).toBe("the model's input is named 'x', the device's stream feeds 'input'");
+
+    // A signed manifest whose input spec is not the model's (the checks go by the manifest): refused before staging.
+    const cnn = bundles.get('1.0.0')!.bundle;
+    const lying = encodeManifest({ ...cnn.manifest, model: { ...cnn.manifest.model, inputs: [{ name: 'input', type: 'float32', dims: [1, 1, 28, 28] }] } });
+    const lied = await deployer.install(await packBundle({ ...cnn, manifestBytes: lying, signature: signManifest(lying, key) }), { id: 'lying' });
+    expect(lied).toMatchObject({ state: 'failed', reason: 'malformed' });
+    expect(lied.detail).toMatch(/^manifest\.json names inputs input float32\[1, 1, 28, 28\]; model\.onnx has input float32\[/);
     expect(dirs(dir)).toEqual([]);
   });
 });

@@ -98,6 +98,8 @@ export interface DeployerOptions {
   report(status: DeployStatus): void | Promise<void>;
   /** Called after each phase is persisted, before its work (failpoints for crash tests, logging). */
   onPhase?(phase: DeployPhase, deployment: string): void | Promise<void>;
+  /** Called once the pointer names the new version, before the daemon swaps the model (a failpoint). */
+  onPointerMoved?(deployment: string): void | Promise<void>;
   clock?: Clock;
 }
 
@@ -283,6 +285,7 @@ export class Deployer {
       await this.#writePointer({
         v: 1, models: { ...this.#pointer.models, [m.model.id]: { version: m.model.version, previous: previous ? [previous.version, ...previous.previous.filter((v) => v !== m.model.version)] : [] } },
       });
+      await this.o.onPointerMoved?.(opts.id);
       await host.activate(m.model.id, model, placed, m.model.version);
       placed = undefined;
       timings.switchMs = round(this.#clock.now() - t);

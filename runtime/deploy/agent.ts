@@ -49,6 +49,10 @@ interface Active {
   stall?: ReturnType<typeof setTimeout>;
   /** Asks for the missing window again while no chunk arrives (MQTT chunks only). */
   ask?: ReturnType<typeof setInterval>;
+  /** Why the last download attempt broke off (named when the transfer is given up). */
+  lastError?: string;
+  /** Set when the stall timer gave up on the transfer. */
+  stalled?: DeployError;
   /** The chunk a gap or a damaged chunk already made the device ask for (asked once per chunk). */
   askedFor?: number;
   abort: AbortController;
@@ -148,10 +152,11 @@ export class DeployAgent {
     clearTimeout(a.stall);
     if (a.done) return;
     a.stall = setTimeout(() => {
+      a.stalled = new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes, nothing more for ${Math.round(this.o.stallMs / 1000)} s${a.lastError ? ` (last error: ${a.lastError})` : ''}`);
+      // Ends a download in progress too (it then fails with this error, not the abort's).
+      a.abort.abort();
       a.chain = a.chain.then(() => {
-        if (a.done) return;
-        a.abort.abort();
-        throw new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes, nothing more for ${Math.round(this.o.stallMs / 1000)} s`);
+        if (!a.done) throw a.stalled;
       }).catch((e: unknown) => this.#fail(a, e));
     }, this.o.stallMs);
     a.stall.unref?.();
@@ -209,7 +214,7 @@ export class DeployAgent {
     let reported = a.file.length;
     // A broken connection resumes from the bytes held (HTTP Range) until the stall timer gives up.
     for (let delayMs = 250; !a.file.complete; delayMs = Math.min(delayMs * 2, 5_000)) {
-      if (a.abort.signal.aborted) throw new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes`);
+      if (a.abort.signal.aborted) throw a.stalled ?? new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes`);
       try {
         await download(a.spec.url!, a.file.length, async (data) => {
           await a.file.append(data);
@@ -220,7 +225,9 @@ export class DeployAgent {
           }
         }, a.abort.signal);
       } catch (e) {
-        if (e instanceof DeployError || a.abort.signal.aborted) throw e;
+        if (a.abort.signal.aborted) throw a.stalled ?? e;
+        if (e instanceof DeployError) throw e;
+        a.lastError = (e as Error).message;
         this.o.log?.(`deployment ${a.id}: download interrupted at ${a.file.length} of ${a.spec.size} bytes (${(e as Error).message}); resuming`);
       }
       if (!a.file.complete) await new Promise((r) => setTimeout(r, delayMs));

@@ -5,17 +5,21 @@
  * the middle of such a downgrade, and a deploy command announcing more bytes than the device takes.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DigitalBackend } from '../../drivers/digital/ort-backend.js';
 import { MqttClient } from '../../drivers/mqtt/mqtt-client.js';
+import { httpDownload } from '../../drivers/http/download.js';
 import { FsStorage, FsStorageTree } from '../../drivers/storage/fs-storage.js';
 import { DeployAgent } from '../../runtime/deploy/agent.js';
 import { parseDataset } from '../../runtime/dataset.js';
 import { buildBundle } from '../../runtime/deploy/build.js';
 import { packBundle, readBundle } from '../../runtime/deploy/bundle.js';
+import { sha256Hex } from '../../runtime/deploy/manifest.js';
 import { Deployer, type DeployHost, type DeployStatus } from '../../runtime/deploy/installer.js';
 import { encodeManifest, parseManifest } from '../../runtime/deploy/manifest.js';
 import { signManifest } from '../../runtime/deploy/signature.js';
@@ -194,5 +198,79 @@ describe('Deployer', () => {
     expect(lied).toMatchObject({ state: 'failed', reason: 'malformed' });
     expect(lied.detail).toMatch(/^manifest\.json names inputs input float32\[1, 1, 28, 28\]; model\.onnx has input float32\[/);
     expect(dirs(dir)).toEqual([]);
+  });
+});
+
+/** A local HTTP server answering with `handle` (per request, counted from 0); resolves with its URL. */
+async function serveHttp(handle: (req: IncomingMessage, res: ServerResponse, n: number) => void): Promise<{ url: string; ranges: (string | undefined)[]; close(): Promise<void> }> {
+  const ranges: (string | undefined)[] = [];
+  const server = createServer((req, res) => handle(req, res, ranges.push(req.headers.range) - 1));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/cnn.bundle`, ranges,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+describe('DeployAgent by URL (drivers/http/download.ts on a real HTTP server)', () => {
+  async function deployFrom(dir: string, url: string, bytes: Uint8Array, stallMs: number): Promise<DeployStatus | undefined> {
+    const { deployer } = await open(dir);
+    deployer.attach(host(deployer));
+    const agent = new DeployAgent({
+      deployer, mqtt: new MqttClient({ url: 'mqtt://127.0.0.1:1', clientId: 'unused' }), address: { prefix: 'edgerun', fleet: 'f', device: 'd' },
+      storage: new FsStorage(join(dir, 'deploy')), download: httpDownload, stallMs,
+    });
+    try {
+      await agent.start({ id: 'u', sha256: sha256Hex(bytes), size: bytes.byteLength, url });
+      return await agent.finished;
+    } finally {
+      await agent.close();
+    }
+  }
+
+  it('a server that ignores Range (200, the whole file again) after a cut: the bytes held are skipped and the bundle installs', async () => {
+    const bytes = bundles.get('1.3.0')!.signed;
+    const http = await serveHttp((_req, res, n) => {
+      res.writeHead(200, { 'content-length': bytes.byteLength });
+      if (n === 0) res.write(Buffer.from(bytes.subarray(0, 100_000)), () => res.destroy());
+      else res.end(Buffer.from(bytes));
+    });
+    try {
+      expect(await deployFrom(join(root, 'url-200'), http.url, bytes, 60_000)).toMatchObject({ state: 'active', version: '1.3.0' });
+      expect(http.ranges[0]).toBeUndefined();
+      expect(http.ranges[1]).toMatch(/^bytes=[1-9]\d*-$/);
+    } finally {
+      await http.close();
+    }
+  });
+
+  it('a 404 ends the transfer at once, naming the HTTP status; nothing is left on disk', async () => {
+    const bytes = bundles.get('1.3.0')!.signed;
+    const http = await serveHttp((_req, res) => { res.writeHead(404, 'Not Found'); res.end(); });
+    try {
+      // The stall timer (10 min) is not what ends it.
+      const status = await deployFrom(join(root, 'url-404'), http.url, bytes, 600_000);
+      expect(status).toMatchObject({ state: 'failed', reason: 'transfer' });
+      expect(status!.detail).toBe(`GET ${http.url}: HTTP 404 Not Found`);
+      expect(http.ranges).toHaveLength(1);
+      expect(existsSync(join(root, 'url-404', 'deploy', 'incoming.bundle'))).toBe(false);
+    } finally {
+      await http.close();
+    }
+  });
+
+  it('a server that goes silent mid-body: given up after the stall time as a truncated transfer, with the bytes it got', async () => {
+    const bytes = bundles.get('1.3.0')!.signed;
+    const http = await serveHttp((_req, res) => {
+      res.writeHead(200, { 'content-length': bytes.byteLength });
+      res.write(Buffer.from(bytes.subarray(0, 50_000))); // and then nothing, connection open
+    });
+    try {
+      const status = await deployFrom(join(root, 'url-silent'), http.url, bytes, 1500);
+      expect(status).toMatchObject({ state: 'failed', reason: 'transfer' });
+      expect(status!.detail).toMatch(/^truncated transfer: 50000 of \d+ bytes, nothing more for 2 s$/);
+    } finally {
+      await http.close();
+    }
   });
 });

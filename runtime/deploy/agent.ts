@@ -4,6 +4,12 @@
  * bytes go into one Storage file as they arrive, and the complete, checked bundle goes to the
  * Deployer (verify → stage → self-test → switch). A transfer that stalls longer than `stallMs` is
  * abandoned (reported as `transfer`: truncated); one a restart interrupted continues from its bytes.
+ *
+ * Chunks can be lost without either end restarting: a broker that lost the device's session, a
+ * pusher whose connection dropped (its publishes in flight fail), a damaged chunk refused on
+ * arrival. So the device asks again (`transfer.resend` on deploy/status) for the window from the
+ * chunk it needs: at once when it reconnects or sees a gap or a damaged chunk, and every
+ * `stallMs / 4` (at most 5 s) while nothing arrives, until the stall timer gives up.
  */
 import type { Clock, Storage } from '../ports.js';
 import { monotonicClock } from '../ports.js';
@@ -41,6 +47,14 @@ interface Active {
   file: IncomingFile;
   started: number;
   stall?: ReturnType<typeof setTimeout>;
+  /** Asks for the missing window again while no chunk arrives (MQTT chunks only). */
+  ask?: ReturnType<typeof setInterval>;
+  /** Why the last download attempt broke off (named when the transfer is given up). */
+  lastError?: string;
+  /** Set when the stall timer gave up on the transfer. */
+  stalled?: DeployError;
+  /** The chunk a gap or a damaged chunk already made the device ask for (asked once per chunk). */
+  askedFor?: number;
   abort: AbortController;
   /** Chunks are appended one at a time, in order. */
   chain: Promise<void>;
@@ -51,6 +65,7 @@ interface Active {
 export class DeployAgent {
   #active: Active | undefined;
   #off: (() => void) | undefined;
+  #offConnect: (() => void) | undefined;
   #closed = false;
   readonly #clock: Clock;
   /** Settles when the current deployment has finished (tests, shutdown). */
@@ -67,12 +82,21 @@ export class DeployAgent {
       if (m.topic.startsWith(filter.slice(0, -1))) this.#chunk(m.topic.slice(filter.length - 1), m.payload);
     });
     await this.o.mqtt.subscribe(filter, 1).catch(() => undefined); // re-subscribed by the port on reconnect
+    // Back on the broker (whose session may be gone with the chunks it held): ask where we stand.
+    this.#offConnect = this.o.mqtt.onConnect(() => {
+      if (this.#active) this.#resend(this.#active);
+    });
     const pending = this.o.deployer.pendingTransfer();
     if (pending) await this.#begin(pending.id, pending.transfer, true);
   }
 
-  /** The `deploy` command: starts receiving; resolves once the transfer is under way. */
-  async start(args: DeployArgs): Promise<{ id: string; state: 'receiving' }> {
+  /** The `deploy` command: starts receiving (resolves once the transfer is under way), or refuses a bundle too large to hold. */
+  async start(args: DeployArgs): Promise<{ id: string; state: 'receiving' | 'failed' }> {
+    const max = this.o.deployer.maxBundleBytes;
+    if (args.size > max) {
+      await this.o.deployer.refuse(args.id, 'too-large', `the deploy command announces ${args.size} bytes, more than the ${max} this device accepts (deploy.maxBundleMiB)`);
+      return { id: args.id, state: 'failed' };
+    }
     const spec: TransferSpec = {
       sha256: args.sha256, size: args.size,
       ...(args.url !== undefined ? { url: args.url } : { chunkSize: args.chunkSize! }),
@@ -90,9 +114,11 @@ export class DeployAgent {
   async close(): Promise<void> {
     this.#closed = true;
     this.#off?.();
+    this.#offConnect?.();
     const a = this.#active;
     if (a) {
       clearTimeout(a.stall);
+      clearInterval(a.ask);
       a.abort.abort();
       await a.chain.catch(() => undefined);
     }
@@ -107,7 +133,7 @@ export class DeployAgent {
     const a: Active = { id, spec, file, started: this.#clock.now(), abort: new AbortController(), chain: Promise.resolve(), done: false, settle };
     this.#active = a;
     a.chain = a.chain.then(async () => {
-      await this.#progress(a, resume);
+      await this.#progress(a, resume ? { resumed: true } : {});
       if (file.complete) return this.#install(a);
       if (spec.url !== undefined) return this.#download(a);
     }).catch((e: unknown) => this.#fail(a, e));
@@ -117,6 +143,7 @@ export class DeployAgent {
   #end(a: Active, status: DeployStatus | undefined): void {
     a.done = true;
     clearTimeout(a.stall);
+    clearInterval(a.ask);
     if (this.#active === a) this.#active = undefined;
     a.settle(status);
   }
@@ -125,13 +152,26 @@ export class DeployAgent {
     clearTimeout(a.stall);
     if (a.done) return;
     a.stall = setTimeout(() => {
+      a.stalled = new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes, nothing more for ${Math.round(this.o.stallMs / 1000)} s${a.lastError ? ` (last error: ${a.lastError})` : ''}`);
+      // Ends a download in progress too (it then fails with this error, not the abort's).
+      a.abort.abort();
       a.chain = a.chain.then(() => {
-        if (a.done) return;
-        a.abort.abort();
-        throw new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes, nothing more for ${Math.round(this.o.stallMs / 1000)} s`);
+        if (!a.done) throw a.stalled;
       }).catch((e: unknown) => this.#fail(a, e));
     }, this.o.stallMs);
     a.stall.unref?.();
+    if (a.spec.chunkSize === undefined) return;
+    clearInterval(a.ask);
+    a.ask = setInterval(() => this.#resend(a), Math.max(50, Math.min(5_000, this.o.stallMs / 4)));
+    a.ask.unref?.();
+  }
+
+  /** Asks the pusher for the window from the next chunk needed (once a status is out, the pusher resends it). */
+  #resend(a: Active): void {
+    if (a.spec.chunkSize === undefined) return;
+    a.chain = a.chain.then(async () => {
+      if (!a.done) await this.#progress(a, { resend: true });
+    }).catch((e: unknown) => this.#fail(a, e));
   }
 
   #chunk(id: string, payload: Uint8Array): void {
@@ -140,16 +180,32 @@ export class DeployAgent {
     const chunkSize = a.spec.chunkSize;
     a.chain = a.chain.then(async () => {
       if (a.done) return;
-      const { index, data } = decodeChunk(payload);
       const next = a.file.length / chunkSize;
-      if (index !== next) return; // a duplicate (QoS 1 redelivery) or ahead of a gap: the next report re-asks
+      let chunk: { index: number; data: Uint8Array };
+      try {
+        chunk = decodeChunk(payload);
+      } catch (e) {
+        // Damaged on its way: refused; the pusher sends it again when asked.
+        this.o.log?.(`deployment ${a.id}: ${(e as Error).message}; asking for chunk ${next} again`);
+        return this.#askOnce(a, next);
+      }
+      const { index, data } = chunk;
+      if (index < next) return; // a duplicate (QoS 1 redelivery, a window sent twice)
+      if (index > next) return this.#askOnce(a, next); // a chunk before it was lost
       const last = index === chunkCount(a.spec.size, chunkSize) - 1;
       if (data.byteLength !== (last ? a.spec.size - index * chunkSize : chunkSize)) throw new DeployError('transfer', `chunk ${index} has ${data.byteLength} bytes, expected ${last ? a.spec.size - index * chunkSize : chunkSize}`);
       await a.file.append(data);
       this.#armStall(a);
       if (a.file.complete) return this.#install(a);
-      if ((index + 1) % CHUNK_WINDOW === 0) await this.#progress(a, false);
+      if ((index + 1) % CHUNK_WINDOW === 0) await this.#progress(a, {});
     }).catch((e: unknown) => this.#fail(a, e));
+  }
+
+  /** One resend request per missing chunk for gaps and damage (the rest of a window would repeat it). */
+  async #askOnce(a: Active, next: number): Promise<void> {
+    if (a.askedFor === next) return;
+    a.askedFor = next;
+    await this.#progress(a, { resend: true });
   }
 
   async #download(a: Active): Promise<void> {
@@ -158,18 +214,20 @@ export class DeployAgent {
     let reported = a.file.length;
     // A broken connection resumes from the bytes held (HTTP Range) until the stall timer gives up.
     for (let delayMs = 250; !a.file.complete; delayMs = Math.min(delayMs * 2, 5_000)) {
-      if (a.abort.signal.aborted) throw new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes`);
+      if (a.abort.signal.aborted) throw a.stalled ?? new DeployError('transfer', `truncated transfer: ${a.file.length} of ${a.spec.size} bytes`);
       try {
         await download(a.spec.url!, a.file.length, async (data) => {
           await a.file.append(data);
           this.#armStall(a);
           if (a.file.length - reported >= 1 << 20) {
             reported = a.file.length;
-            await this.#progress(a, false);
+            await this.#progress(a, {});
           }
         }, a.abort.signal);
       } catch (e) {
-        if (e instanceof DeployError || a.abort.signal.aborted) throw e;
+        if (a.abort.signal.aborted) throw a.stalled ?? e;
+        if (e instanceof DeployError) throw e;
+        a.lastError = (e as Error).message;
         this.o.log?.(`deployment ${a.id}: download interrupted at ${a.file.length} of ${a.spec.size} bytes (${(e as Error).message}); resuming`);
       }
       if (!a.file.complete) await new Promise((r) => setTimeout(r, delayMs));
@@ -177,13 +235,14 @@ export class DeployAgent {
     await this.#install(a);
   }
 
-  #progress(a: Active, resumed: boolean): Promise<DeployStatus> {
+  #progress(a: Active, flags: { resumed?: true; resend?: true }): Promise<DeployStatus> {
     const next = a.spec.chunkSize !== undefined ? a.file.length / a.spec.chunkSize : undefined;
-    return this.o.deployer.progress(a.id, { received: a.file.length, size: a.spec.size, ...(next !== undefined ? { next } : {}), ...(resumed ? { resumed } : {}) });
+    return this.o.deployer.progress(a.id, { received: a.file.length, size: a.spec.size, ...(next !== undefined ? { next } : {}), ...flags });
   }
 
   async #install(a: Active): Promise<void> {
     clearTimeout(a.stall);
+    clearInterval(a.ask);
     const bytes = await a.file.bytes();
     // Held in memory from here: a restart before `verifying` is persisted asks for the bytes again.
     await a.file.remove();

@@ -4,7 +4,7 @@
  */
 export const DEPLOY_REASONS = [
   'malformed', 'too-large', 'unsigned', 'unknown-key', 'forged-signature', 'hash-mismatch', 'transfer',
-  'runtime-too-old', 'wrong-model', 'input-shape', 'downgrade', 'profile', 'self-test-failed', 'canary-failed',
+  'runtime-too-old', 'wrong-model', 'input-shape', 'downgrade', 'version-conflict', 'profile', 'self-test-failed', 'canary-failed',
   'interrupted', 'no-previous-version', 'storage-error', 'busy',
 ] as const;
 export type DeployReason = (typeof DEPLOY_REASONS)[number];

@@ -32,9 +32,9 @@ import { monotonicClock, type Clock, type Storage, type StorageTree } from '../p
 import type { PlacedModel } from '../scheduler/types.js';
 import { MANIFEST_ENTRY, readBundle, SIGNATURE_ENTRY, type Bundle, type BundleLimits } from './bundle.js';
 import { DeployError, type DeployReason } from './errors.js';
-import { CANARY_EXPECTED_PART, CANARY_INPUTS_PART, MODEL_PART, PART_NAMES, parseManifest, versionDirName, type Manifest } from './manifest.js';
+import { CANARY_EXPECTED_PART, CANARY_INPUTS_PART, MODEL_PART, PART_NAMES, parseManifest, sha256Hex, versionDirName, type Manifest } from './manifest.js';
 import { selfTest, type SelfTestFigures } from './self-test.js';
-import { checkFit, verifyBundle, verifyParts, type DeviceFacts } from './verify.js';
+import { checkDescribes, checkFit, verifyBundle, verifyParts, type DeviceFacts } from './verify.js';
 
 export const DEPLOY_PHASES = ['receiving', 'verifying', 'staged', 'self-test', 'switching'] as const;
 export type DeployPhase = (typeof DEPLOY_PHASES)[number];
@@ -67,8 +67,11 @@ export interface DeployStatus {
   detail?: string;
   signer?: { name: string; fingerprint: string };
   selfTest?: SelfTestFigures;
-  /** While receiving: bytes so far, of the announced size, and the next chunk the device needs. */
-  transfer?: { received: number; size: number; next?: number; resumed?: boolean };
+  /**
+   * While receiving: bytes so far, of the announced size, and the next chunk the device needs;
+   * `resumed` after a restart, `resend` when it asks again for chunks that did not arrive.
+   */
+  transfer?: { received: number; size: number; next?: number; resumed?: boolean; resend?: boolean };
   /** Milliseconds per step so far: transfer, verify, stage, selfTest, switch. */
   timings?: Record<string, number>;
   /** Versions each model serves after this step (models absent serve what the daemon was started with). */
@@ -95,6 +98,8 @@ export interface DeployerOptions {
   report(status: DeployStatus): void | Promise<void>;
   /** Called after each phase is persisted, before its work (failpoints for crash tests, logging). */
   onPhase?(phase: DeployPhase, deployment: string): void | Promise<void>;
+  /** Called once the pointer names the new version, before the daemon swaps the model (a failpoint). */
+  onPointerMoved?(deployment: string): void | Promise<void>;
   clock?: Clock;
 }
 
@@ -203,6 +208,16 @@ export class Deployer {
     }
   }
 
+  /** The largest bundle this device accepts (bytes): a deploy command announcing more is refused before any byte is stored. */
+  get maxBundleBytes(): number {
+    return this.o.limits.maxBytes;
+  }
+
+  /** Reports a deployment refused before it started (it claims nothing: one under way goes on). */
+  refuse(id: string, reason: DeployReason, detail: string): Promise<DeployStatus> {
+    return this.#report({ id, state: 'failed', reason, detail });
+  }
+
   /** A transfer a restart interrupted, to be resumed (the device stays busy with it until then). */
   pendingTransfer(): { id: string; transfer: TransferSpec } | undefined {
     return this.#pending;
@@ -242,11 +257,16 @@ export class Deployer {
       const signer = verifyBundle(bundle, this.o.trust, this.o.verify);
       checkFit(m, host, opts.allowDowngrade);
       const model = loadModel(bundle.parts[MODEL_PART], { source: `${m.model.id} ${m.model.version}`, maxBytes: this.o.limits.maxModelBytes });
+      checkDescribes(m, model);
+      // A kept version (a downgrade to it) is on disk already: its directory is used as it is.
+      const kept = await this.#sameAsKept(m.model.id, m.model.version, bundle.manifestBytes);
       timings.verifyMs = round(this.#clock.now() - t);
 
       t = this.#clock.now();
-      dir = versionDirName(m.model.id, m.model.version);
-      await this.#stage(dir, bundle);
+      if (!kept) {
+        dir = versionDirName(m.model.id, m.model.version);
+        await this.#stage(dir, bundle);
+      }
       await this.#enter('staged', base);
       timings.stageMs = round(this.#clock.now() - t);
       await this.#report({ ...base, state: 'staged', signer, timings });
@@ -265,6 +285,7 @@ export class Deployer {
       await this.#writePointer({
         v: 1, models: { ...this.#pointer.models, [m.model.id]: { version: m.model.version, previous: previous ? [previous.version, ...previous.previous.filter((v) => v !== m.model.version)] : [] } },
       });
+      await this.o.onPointerMoved?.(opts.id);
       await host.activate(m.model.id, model, placed, m.model.version);
       placed = undefined;
       timings.switchMs = round(this.#clock.now() - t);
@@ -273,7 +294,7 @@ export class Deployer {
       return await this.#report({ ...base, state: 'active', signer, selfTest: figures, timings });
     } catch (e) {
       if (placed) await placed.dispose().catch(() => undefined);
-      if (dir !== undefined && this.#pointer.models[base.model!]?.version !== base.version) await this.o.versions.remove(dir).catch(() => undefined);
+      if (dir !== undefined && !this.#isKept(base.model!, base.version!)) await this.o.versions.remove(dir).catch(() => undefined);
       await this.#enter('idle');
       const err = e instanceof DeployError ? e : new DeployError('storage-error', (e as Error).message);
       return await this.#report({ ...base, state: 'failed', reason: err.reason, detail: err.message, ...(err.figures ? { selfTest: err.figures as unknown as SelfTestFigures } : {}), timings });
@@ -367,8 +388,8 @@ export class Deployer {
       await this.#report({ id: d.id, model: d.model, version: d.version, from: d.from, state: 'active', detail: 'the switch completed before a restart' });
       return;
     }
-    // Before the pointer changed: the staged files go, the old version serves.
-    if (d.model !== undefined && d.version !== undefined && serving !== d.version) await this.o.versions.remove(versionDirName(d.model, d.version));
+    // Before the pointer changed: the staged files go (unless they are a kept version), the old version serves.
+    if (d.model !== undefined && d.version !== undefined && !this.#isKept(d.model, d.version)) await this.o.versions.remove(versionDirName(d.model, d.version));
     await this.#enter('idle');
     await this.#report({ id: d.id, model: d.model, version: d.version, from: d.from, state: 'rolled-back', reason: 'interrupted', detail: `the device restarted during ${s.phase}; ${d.model ?? 'the model'} still serves ${serving ?? 'the version it was started with'}` });
   }
@@ -382,6 +403,25 @@ export class Deployer {
   async #writePointer(p: Pointer): Promise<void> {
     await this.o.root.writeAtomic(POINTER_FILE, utf8.encode(`${JSON.stringify(p, null, 2)}\n`));
     this.#pointer = p;
+  }
+
+  /** Whether the pointer names this version of the model (active or kept to roll back to). */
+  #isKept(model: string, version: string): boolean {
+    const e = this.#pointer.models[model];
+    return e !== undefined && (e.version === version || e.previous.includes(version));
+  }
+
+  /**
+   * True when the version is kept on disk with exactly this signed manifest (so exactly these
+   * parts). A version's contents never change: the same version with another manifest is refused,
+   * and the active version is never installed over itself.
+   */
+  async #sameAsKept(model: string, version: string, manifestBytes: Uint8Array): Promise<boolean> {
+    if (!this.#isKept(model, version)) return false;
+    if (this.#pointer.models[model]!.version === version) throw new DeployError('downgrade', `version ${version} of '${model}' is already active`);
+    const stored = await this.o.versions.open(versionDirName(model, version)).read(MANIFEST_ENTRY);
+    if (stored !== undefined && sha256Hex(stored) === sha256Hex(manifestBytes)) return true;
+    throw new DeployError('version-conflict', `version ${version} of '${model}' is kept on this device with other contents; a version does not change: build a new version`);
   }
 
   async #stage(dir: string, b: Bundle): Promise<void> {

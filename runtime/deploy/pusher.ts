@@ -84,7 +84,7 @@ export async function pushBundle(o: PushOptions): Promise<DeployStatus> {
           return;
         }
         const next = status.transfer?.next;
-        if (o.url === undefined && status.state === 'receiving' && next !== undefined && next < total && (next !== lastNext || status.transfer?.resumed)) {
+        if (o.url === undefined && status.state === 'receiving' && next !== undefined && next < total && (next !== lastNext || status.transfer?.resumed || status.transfer?.resend)) {
           lastNext = next;
           sendWindow(next).catch(() => undefined); // a lost connection: the device's next report re-asks
         }

@@ -6,6 +6,7 @@
 import semver from 'semver';
 import type { SignatureVerifier } from '../telemetry/envelope.js';
 import type { TrustLookup } from '../telemetry/commands.js';
+import type { IOSpec } from '../model/load.js';
 import type { Bundle } from './bundle.js';
 import { DeployError } from './errors.js';
 import { PART_NAMES, sha256Hex, type Manifest } from './manifest.js';
@@ -28,13 +29,23 @@ export function verifyParts(manifest: Manifest, parts: Record<(typeof PART_NAMES
   }
 }
 
+/** The manifest's inputs and outputs are the model's own (the fit checks and the self-test go by them). */
+type Spec = Pick<IOSpec, 'name' | 'dims' | 'anyRank'> & { type: string };
+
+export function checkDescribes(m: Manifest, model: { inputs: readonly Spec[]; outputs: readonly Spec[] }): void {
+  const text = (specs: readonly Spec[]) => specs.map((s) => `${s.name} ${s.type}[${s.dims.join(', ')}]${s.anyRank ? ' (any rank)' : ''}`).join('; ');
+  for (const side of ['inputs', 'outputs'] as const) {
+    if (text(m.model[side]) !== text(model[side])) throw new DeployError('malformed', `manifest.json names ${side} ${text(m.model[side])}; model.onnx has ${text(model[side])}`);
+  }
+}
+
 /** What the device is, for the fit checks. */
 export interface DeviceFacts {
   runtimeVersion: string;
   /** The analog device profile, when the model would run on the accelerator. */
   profile?: string;
-  /** Models the device serves: id → the input dims its streams feed (one entry per stream). */
-  streamInputs(model: string): number[][] | undefined;
+  /** Models the device serves: id → the input name and dims its streams feed (one entry per stream). */
+  streamInputs(model: string): { name: string; dims: number[] }[] | undefined;
   /** The version now active for a model (undefined: the model the daemon was started with). */
   activeVersion(model: string): string | undefined;
 }
@@ -49,7 +60,9 @@ export function checkFit(m: Manifest, device: DeviceFacts, allowDowngrade = fals
     throw new DeployError('profile', `the bundle targets profiles ${m.profiles.join(', ')}; this device's accelerator is '${device.profile}'`);
   }
   const input = m.model.inputs[0]!;
-  for (const dims of feeds) {
+  for (const { name, dims } of feeds) {
+    // Same name too: a request built for the old model may run on the new one right after the switch.
+    if (input.name !== name) throw new DeployError('input-shape', `the model's input is named '${input.name}', the device's stream feeds '${name}'`);
     const fits = input.anyRank === true || (input.dims.length === dims.length && input.dims.every((d, i) => typeof d === 'string' || d === dims[i]));
     if (!fits) throw new DeployError('input-shape', `input '${input.name}' takes [${input.dims.join(', ')}], the device's stream feeds [${dims.join(', ')}]`);
   }

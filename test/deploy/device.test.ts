@@ -288,7 +288,8 @@ describeMosquitto('deploy to a device', () => {
 });
 
 describeMosquitto('SIGKILL of the device during a deployment', () => {
-  for (const phase of ['receiving', 'staged', 'self-test', 'switching'] as const) {
+  // 'switched': in switching, after the pointer names 2.0.0 and before the model is swapped.
+  for (const phase of ['receiving', 'staged', 'self-test', 'switching', 'switched'] as const) {
     it(`killed in ${phase}: after a restart it runs one version consistently and reports it`, { timeout: 300_000 }, async () => {
       const dev = new Dev(`crash-${phase}`);
       try {
@@ -307,10 +308,13 @@ describeMosquitto('SIGKILL of the device during a deployment', () => {
           // The transfer resumed where the received bytes ended and the deployment finished.
           expect(status, dev.ctx()).toMatchObject({ state: 'active', version: '2.0.0' });
           expect(dev.of('deploy/status', mark).some((s) => s.transfer?.resumed === true)).toBe(true);
+        } else if (phase === 'switched') {
+          // The pointer had moved: the new version is what serves, and that is reported.
+          expect(status, dev.ctx()).toMatchObject({ state: 'active', version: '2.0.0', detail: 'the switch completed before a restart' });
         } else {
           expect(status, dev.ctx()).toMatchObject({ state: 'rolled-back', reason: 'interrupted', version: '2.0.0' });
         }
-        const expected = phase === 'receiving' ? '2.0.0' : null;
+        const expected = phase === 'receiving' || phase === 'switched' ? '2.0.0' : null;
         expect(serving).toBe(expected);
         expect(dev.active()?.cnn === undefined ? null : (dev.active()!.cnn as { version: string }).version).toBe(expected);
         expect(dev.versionDirs()).toEqual(expected ? ['cnn-2.0.0'] : []);

@@ -4,7 +4,8 @@
  * Every status goes out on `deploy/status` (retained); each change of state also on `events`.
  *
  * Failpoint for crash tests: FAILPOINT_EDGERUN_DEPLOY=<phase> (receiving, verifying, staged,
- * self-test, switching) SIGKILLs the process right after that phase is persisted.
+ * self-test, switching) SIGKILLs the process right after that phase is persisted; `switched`, in
+ * `switching` right after the pointer names the new version, before the model is swapped.
  */
 import { join } from 'node:path';
 import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
@@ -66,6 +67,9 @@ export async function openDeployment(o: DeploymentOptions, given: ReadonlyMap<st
     onPhase: async (phase: DeployPhase) => {
       if (phase === 'verifying') await trust.reload();
       if (crashIn === phase) process.kill(process.pid, 'SIGKILL');
+    },
+    onPointerMoved: () => {
+      if (crashIn === 'switched') process.kill(process.pid, 'SIGKILL');
     },
   });
   const models = new Map(given);

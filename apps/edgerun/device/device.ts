@@ -151,10 +151,15 @@ export class Device {
     return this.pipeline.swapModel(id, model, placed, version);
   }
 
-  /** Input dims the streams that use model `id` feed (undefined when no stream uses it). */
-  streamInputs(id: string): number[][] | undefined {
+  /** The input name and dims the streams that use model `id` feed (undefined when no stream uses it). */
+  streamInputs(id: string): { name: string; dims: number[] }[] | undefined {
     const users = this.pipeline.streamNames.filter((s) => this.pipeline.modelOf(s) === id);
-    return users.length ? users.map(() => this.options.source.sample(0).shape) : undefined;
+    return users.length ? users.map(() => ({ name: this.#inputName(id), dims: this.options.source.sample(0).shape })) : undefined;
+  }
+
+  /** Samples go to the model's (first) input under its own name: other people's models call it what they like. */
+  #inputName(id: string): string {
+    return this.pipeline.model(id).inputs[0]!.name;
   }
 
   /** Every result number is handed out. */
@@ -173,7 +178,7 @@ export class Device {
       const sample = this.options.source.sample(this.#next.get(stream)!);
       let result: InferenceResult;
       try {
-        result = await pipeline.infer(stream, { input: { type: 'float32', data: sample.input, dims: sample.shape } });
+        result = await pipeline.infer(stream, { [this.#inputName(pipeline.modelOf(stream))]: { type: 'float32', data: sample.input, dims: sample.shape } });
       } catch (e) {
         if (pipeline.stopping) break;
         pipeline.event({ type: 'inference-failed', stream, error: (e as Error).message });

@@ -47,7 +47,8 @@ function deviceConfig(spec: DeviceSpec): Config {
     flags: {
       ...base,
       device: { ...base.device, id: spec.id, fleet: input.fleet, group: spec.group },
-      analog: { ...base.analog, profile: spec.profile, seed: spec.seed },
+      // Hundreds of emulated devices in one thread: each keeps only what its inferences read.
+      analog: { ...base.analog, profile: spec.profile, seed: spec.seed, lean: true },
       mqtt: { ...base.mqtt, prefix: input.prefix ?? base.mqtt.prefix },
       // Each device its own key, in its state dir (a configured keyDir would give them all one).
       security: { ...base.security, sign: spec.sign, keyDir: undefined },

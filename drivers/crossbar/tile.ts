@@ -11,7 +11,7 @@ import { conductancesAt, evaluate, type DeviceState } from './device-state.js';
 import type { Periphery } from './periphery.js';
 import type { DeviceProfile } from './profile.js';
 import { Random } from './random.js';
-import { sharedWeights } from './weight-pool.js';
+import { sharedWeights } from '../../runtime/shared-weights.js';
 import type { BatchAreas, WorkAreas } from './work-areas.js';
 
 /** aihwkit GlobalDriftCompensation clamps read-outs at 1e-4 so a dead array cannot divide by 0. */
@@ -38,7 +38,7 @@ export interface TileContext {
 interface Recipe {
   rows: number;
   cols: number;
-  /** The block (shared by content, weight-pool.ts) when the tile is lean, else not kept. */
+  /** The block (shared by content, runtime/shared-weights.ts) when the tile is lean, else not kept. */
   weights: Float32Array | null;
   /** The programming stream's state before the draws. */
   rng: Int32Array;

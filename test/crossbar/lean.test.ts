@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CrossbarEmulator } from '../../drivers/crossbar/emulator.js';
 import { Random } from '../../drivers/crossbar/random.js';
-import { sharedWeights } from '../../drivers/crossbar/weight-pool.js';
+import { sharedWeights } from '../../runtime/shared-weights.js';
 
 const rng = new Random(7);
 const normals = (n: number, s: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * s);
@@ -56,7 +56,7 @@ describe('lean crossbar emulator', () => {
     });
   }
 
-  it('lean tiles share a weight block by its bits', () => {
+  it('weight matrices are shared by their bits', () => {
     const a = sharedWeights(W1);
     expect(a).not.toBe(W1);
     expect(sharedWeights(W1.slice())).toBe(a);

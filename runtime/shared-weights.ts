@@ -1,8 +1,9 @@
 /**
- * Weight blocks shared by content across every emulator of the process. A lean tile (see
- * tile.ts) keeps the block it was programmed with to re-draw its devices from the seed; a fleet
- * thread runs hundreds of emulated devices programmed with the same model, so they hold one copy
- * of each block, not one each. Entries are weakly held: a block no tile holds is collected.
+ * Weight matrices shared by content across the process. A fleet thread runs hundreds of emulated
+ * devices placing the same model: each device's analog layers (runtime/model/partition.ts, kept
+ * to program the tiles again) and lean crossbar tiles (drivers/crossbar/tile.ts, kept to re-draw their
+ * devices from the seed) hold one copy of each matrix between them, not one each. Entries are
+ * weakly held: a matrix nobody holds is collected.
  */
 const byHash = new Map<number, WeakRef<Float32Array>[]>();
 const collected = new FinalizationRegistry<number>((hash) => {

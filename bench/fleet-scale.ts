@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Mosquitto } from '../test/helpers/mosquitto.js';
-import { startFleetHost } from '../apps/edgerun/fleet/host.js';
+import { startFleetHost, type ThreadFigures } from '../apps/edgerun/fleet/host.js';
+import { resolveConfig, type Config } from '../runtime/config.js';
 import { expandFleet, parseFleetFile } from '../runtime/fleet/fleet-file.js';
 import type { FleetReport } from '../runtime/fleet/report.js';
 import { fmt, report } from './measure.js';
@@ -66,17 +67,17 @@ function collect(broker: Broker, fleet: string, seconds: number, out: string): {
 
 interface Row {
   broker: string; devices: number; online: number; startS: number; resultsPerS: number; p50: number; p99: number; lost: number; duplicated: number;
-  rssPerDeviceMB: number; cpuMsPerDeviceS: number; load: number; consumerCpu: number;
+  rssPerDeviceMB: number; cpuMsPerDeviceS: number; load: number; consumerCpu: number; threads: ThreadFigures[];
 }
 
 /** `rss0`: the bench process before any fleet ran (a later fleet reuses memory the allocator kept from an earlier one). */
-async function runOne(make: () => Promise<Broker>, devices: number, workers: number, seconds: number, rss0: number): Promise<Row> {
+async function runOne(make: () => Promise<Broker>, devices: number, workers: number, seconds: number, rss0: number, config: Config): Promise<Row> {
   const broker = await make();
   const dir = mkdtempSync(join(tmpdir(), 'edgerun-fleet-scale-'));
   const fleetName = 'scale';
   const fleet = expandFleet(parseFleetFile(JSON.stringify({ fleet: fleetName, groups: [{ name: 'd', count: devices, profile: 'pcm', models: ['mlp'], rateHz: 1, seed: 1 }] }), 'fleet-scale.json'), () => Math.random);
   const t0 = performance.now();
-  const host = startFleetHost({ devices: fleet.devices, fleet: fleetName, url: broker.url, protocolVersion: broker.protocol, workers, stateDir: join(dir, 'state'), log: (l) => console.error(`  ${l}`) });
+  const host = startFleetHost({ devices: fleet.devices, fleet: fleetName, url: broker.url, protocolVersion: broker.protocol, workers, config, stateDir: join(dir, 'state'), log: (l) => console.error(`  ${l}`) });
   try {
     await host.started;
     const startS = (performance.now() - t0) / 1000;
@@ -93,7 +94,7 @@ async function runOne(make: () => Promise<Broker>, devices: number, workers: num
     return {
       broker: broker.name, devices, online, startS, resultsPerS: f.resultsPerSecond, p50: f.latency.p50Ms, p99: f.latency.p99Ms, lost: f.lost, duplicated: f.duplicated,
       rssPerDeviceMB: (rss - rss0) / MB / devices, cpuMsPerDeviceS: (cpu.user + cpu.system) / 1000 / (online * wallS), load: loadavg()[0]!,
-      consumerCpu: result.metrics!.loadGeneratorCpuShare ?? NaN,
+      consumerCpu: result.metrics!.loadGeneratorCpuShare ?? NaN, threads: host.threads(w0),
     };
   } finally {
     await host.stop({ drainMs: 10_000 });
@@ -112,12 +113,22 @@ function printRow(r: Row): void {
   report('    RSS growth per device, MB', fmt(r.rssPerDeviceMB), { text: '≤ 5', met: r.rssPerDeviceMB <= 5 });
   // 2 cores give 2,000 ms of CPU per second: 1,000 devices fit only well under 2 ms each.
   report('    device CPU per device-second, ms (host process)', fmt(r.cpuMsPerDeviceS, 3), { text: '< 2', met: r.cpuMsPerDeviceS < 2 });
+  // What a result can wait behind on its device's thread: timers firing late, GC pauses.
+  for (const t of r.threads) {
+    report(`    thread ${t.worker}: event-loop delay worst-second p99 / max, ms`, `${fmt(t.loopDelayP99Ms, 1)} / ${fmt(t.loopDelayMaxMs, 1)}`);
+    report(`    thread ${t.worker}: seconds with a delay > 100 ms`, `${t.slowSeconds} of ${t.seconds}`);
+    report(`    thread ${t.worker}: GC pauses, share of time / longest, ms`, `${fmt(t.gcShare * 100, 1)} % / ${fmt(t.gcMaxMs, 1)}`);
+  }
 }
 
 export async function main(argv: string[] = []): Promise<void> {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { devices: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' }, seconds: { type: 'string', default: '60' }, brokers: { type: 'string', default: 'mosquitto,aedes' } },
+    options: {
+      devices: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' }, seconds: { type: 'string', default: '60' }, brokers: { type: 'string', default: 'mosquitto,aedes' },
+      // The devices' outbox fsync policy (config mqtt.outbox.fsync), to tell the disk's share of the tail.
+      fsync: { type: 'string', default: 'interval' },
+    },
   });
   const devices = Number(values.devices);
   const workers = Number(values.workers);
@@ -125,15 +136,17 @@ export async function main(argv: string[] = []): Promise<void> {
   for (const [flag, n] of [['--devices', devices], ['--workers', workers], ['--seconds', seconds]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a whole number ≥ 1`);
   }
+  if (!['always', 'interval', 'never'].includes(values.fsync)) throw new Error(`--fsync: expected always, interval or never`);
+  const config = resolveConfig({ flags: { mqtt: { outbox: { fsync: values.fsync as Config['mqtt']['outbox']['fsync'] } } } });
   const makers: Record<string, () => Promise<Broker>> = { mosquitto, aedes };
   const brokers = values.brokers.split(',').map((b) => {
     if (!(b in makers)) throw new Error(`--brokers: unknown '${b}' (mosquitto, aedes)`);
     return makers[b]!;
   });
-  console.log(`\nfleet-scale: ${devices} devices × 1 MLP inference/s on pcm, ${workers} worker threads, QoS 1 results; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`\nfleet-scale: ${devices} devices × 1 MLP inference/s on pcm, ${workers} worker threads, QoS 1 results, outbox fsync ${values.fsync}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   // Each broker's figures as soon as they are measured: a long run keeps what it has.
   const rss0 = process.memoryUsage.rss();
-  for (const make of brokers) printRow(await runOne(make, devices, workers, seconds, rss0));
+  for (const make of brokers) printRow(await runOne(make, devices, workers, seconds, rss0, config));
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main(process.argv.slice(2));

@@ -39,6 +39,12 @@ export const configSchema = z.strictObject({
     fallbackOversized: z.boolean().default(true),
     /** Apply BatchNormalization, activations and pooling after an analog layer in the device's digital periphery (false: in onnxruntime). */
     periphery: z.boolean().default(true),
+    /**
+     * Keep only what inference reads of the emulated device: its programmed conductances and drift
+     * exponents are drawn again from the seed when its age or temperature changes (same outputs; a
+     * third of the memory, more CPU per age change). Fleet devices run lean.
+     */
+    lean: z.boolean().default(false),
   }).prefault({}),
   model: z.strictObject({
     /** Largest ONNX file accepted, in MiB (at most 2047: protobuf's 2 GiB limit). */

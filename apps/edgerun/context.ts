@@ -58,7 +58,7 @@ export function createRegistry(config: Config, deviceOverrides: DeepPartial<Devi
 
 async function createAcceleratorDriver(config: Config, deviceOverrides: DeepPartial<DeviceProfile>): Promise<CrossbarDriver> {
   const { socket, timeoutMs } = config.remote;
-  if (socket === undefined) return new CrossbarEmulator(loadProfile(config.analog.profile, deviceOverrides), { seed: config.analog.seed });
+  if (socket === undefined) return new CrossbarEmulator(loadProfile(config.analog.profile, deviceOverrides), { seed: config.analog.seed, lean: config.analog.lean });
   return RemoteCrossbarClient.connect(unixSocketTransport(socket), { timeoutMs });
 }
 

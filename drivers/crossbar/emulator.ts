@@ -23,6 +23,13 @@ export interface EmulatorOptions {
   calibrateOnSetAge?: boolean;
   /** Use the WebAssembly SIMD kernels when the engine has them (default true); false: plain JS. */
   simd?: boolean;
+  /**
+   * Keep only what an MVM reads (default false): once a tile computes, its programmed
+   * conductances and drift exponents (16 of its 24 bytes per weight) are dropped and drawn again
+   * from the seed when the age or temperature changes or they are read. Outputs are bit-identical;
+   * each such change costs a re-draw. For many emulated devices in one process (a fleet).
+   */
+  lean?: boolean;
 }
 
 export class AcceleratorFault extends Error {
@@ -47,7 +54,7 @@ export class CrossbarEmulator implements CrossbarDriver {
       : Object.keys(overrides).length ? withOverrides(profile, overrides) : profile;
     const arena = new Arena({ simd: options.simd ?? true });
     const work = new WorkAreas(arena, p.tile.rows, paddedColumns(p.tile.cols));
-    this.#ctx = { profile: p, device: new DeviceModel(p), periphery: new Periphery(p), arena, work, exact: isDigitalExact(p) };
+    this.#ctx = { profile: p, device: new DeviceModel(p), periphery: new Periphery(p), arena, work, exact: isDigitalExact(p), lean: options.lean ?? false };
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
     this.#seed = seed >>> 0;
@@ -108,6 +115,7 @@ export class CrossbarEmulator implements CrossbarDriver {
     // Exactly batch × the programmed rows (PROTOCOL.md): a vector of another length is a caller's
     // mistake, never something to truncate.
     if (x.length !== batch * t.rows) throw new RangeError(`tile ${tileId} is programmed with ${t.rows} rows: ${batch} input vector(s) need ${batch * t.rows} values, got ${x.length}`);
+    t.dropDevices();
     return t.mvm(x, batch);
   }
 

@@ -11,6 +11,7 @@ import { conductancesAt, evaluate, type DeviceState } from './device-state.js';
 import type { Periphery } from './periphery.js';
 import type { DeviceProfile } from './profile.js';
 import { Random } from './random.js';
+import { sharedWeights } from '../../runtime/shared-weights.js';
 import type { BatchAreas, WorkAreas } from './work-areas.js';
 
 /** aihwkit GlobalDriftCompensation clamps read-outs at 1e-4 so a dead array cannot divide by 0. */
@@ -26,10 +27,27 @@ export interface TileContext {
   work: WorkAreas;
   /** Every non-ideality off: the tile computes x·W from the weights themselves (float32, as onnxruntime). */
   exact: boolean;
+  /**
+   * Lean: the programmed devices (G±, ν: 16 bytes per weight) are dropped once the tile computes
+   * and drawn again from the seed when the age or temperature changes (same outputs, more CPU per change).
+   */
+  lean: boolean;
+}
+
+/** What a tile was programmed with: enough to draw its devices again, bit for bit. */
+interface Recipe {
+  rows: number;
+  cols: number;
+  /** The block (shared by content, runtime/shared-weights.ts) when the tile is lean, else not kept. */
+  weights: Float32Array | null;
+  /** The programming stream's state before the draws. */
+  rng: Int32Array;
 }
 
 export class Tile {
   readonly counters: TileCounters;
+  #recipe: Recipe | null = null;
+  /** The programmed devices; null while a lean tile has dropped them (see #devices). */
   #block: ProgrammedBlock | null = null;
   /** Columns padded to a multiple of eight (gemm32's column pair). */
   #stride = 0;
@@ -76,20 +94,23 @@ export class Tile {
   }
 
   get rows(): number {
-    return this.#block?.rows ?? 0;
+    return this.#recipe?.rows ?? 0;
   }
 
   get cols(): number {
-    return this.#block?.cols ?? 0;
+    return this.#recipe?.cols ?? 0;
   }
 
   get programmed(): boolean {
-    return this.#block !== null;
+    return this.#recipe !== null;
   }
 
   /** Writes a block (row-major rows × cols) at die temperature `kelvin`; the tile's age restarts at 0. */
   program(weights: Float32Array, rows: number, cols: number, kelvin: number): void {
-    const { profile, device, exact } = this.ctx;
+    const { profile, device, exact, lean } = this.ctx;
+    const rng = new Int32Array(4);
+    this.#programRng.saveState(rng, 0);
+    this.#recipe = { rows, cols, weights: lean ? sharedWeights(weights) : null, rng };
     this.#block = programBlock(weights, rows, cols, profile, device, this.#programRng);
     this.#kelvin = kelvin;
     this.#age = 0;
@@ -122,13 +143,18 @@ export class Tile {
   update(ageSeconds: number, kelvin: number): void {
     this.#age = ageSeconds;
     this.#kelvin = kelvin;
-    if (this.#block && !this.ctx.exact) this.#evaluate();
+    if (this.#recipe && !this.ctx.exact) this.#evaluate();
+  }
+
+  /** A lean tile drops its programmed devices (they are drawn again when next needed); others keep them. */
+  dropDevices(): void {
+    if (this.#recipe?.weights) this.#block = null;
   }
 
   /** Drift compensation: a calibration read now, outputs scaled by reference / now. */
   calibrate(): void {
     const mode = this.ctx.profile.gdc;
-    if (mode === 'off' || this.ctx.exact || !this.#block) return;
+    if (mode === 'off' || this.ctx.exact || !this.#recipe) return;
     const now = this.#readout;
     this.#read(now);
     const ref = this.#gdcReference;
@@ -155,7 +181,8 @@ export class Tile {
   }
 
   conductances(): ConductanceReadout {
-    const b = this.#need();
+    this.#need();
+    const b = this.#devices();
     return { rows: b.rows, cols: b.cols, ...conductancesAt(b, this.ctx.profile, this.ctx.device, this.#age, this.#kelvin) };
   }
 
@@ -163,6 +190,7 @@ export class Tile {
   release(): void {
     this.#freeRegions();
     this.#block = null;
+    this.#recipe = null;
   }
 
   /** y = x·W for `batch` vectors of `rows` inputs; returns a reused batch × cols buffer. */
@@ -554,7 +582,7 @@ export class Tile {
   #evaluate(): void {
     const { profile, device, arena } = this.ctx;
     const state: DeviceState = { mem: arena.f32, w: this.#wPtr >> 2, readVar: this.#varPtr ? this.#varPtr >> 2 : null, stride: this.#stride };
-    evaluate(this.#block!, profile, device, this.#age, this.#kelvin, state);
+    evaluate(this.#devices(), profile, device, this.#age, this.#kelvin, state);
     // Column sums that bound how much bound-management rounds can differ (see #certainlySaturates).
     const { rows, cols } = this;
     const mem = arena.f32;
@@ -598,8 +626,18 @@ export class Tile {
     this.#regionBytes = 0;
   }
 
-  #need(): ProgrammedBlock {
-    if (!this.#block) throw new Error(`tile ${this.id} is not programmed`);
+  #need(): Recipe {
+    if (!this.#recipe) throw new Error(`tile ${this.id} is not programmed`);
+    return this.#recipe;
+  }
+
+  /** The programmed devices; a lean tile that dropped them draws them again from the recipe (same stream state, same block). */
+  #devices(): ProgrammedBlock {
+    if (this.#block) return this.#block;
+    const { rows, cols, weights, rng } = this.#recipe!;
+    const stream = new Random(0);
+    stream.loadState(rng, 0);
+    this.#block = programBlock(weights!, rows, cols, this.ctx.profile, this.ctx.device, stream);
     return this.#block;
   }
 }

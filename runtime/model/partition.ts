@@ -10,6 +10,7 @@ import { floatAttr, intAttr, intsAttr, type NodeProto } from './onnx.js';
 import { decodeTensor, type TensorData } from './tensor.js';
 import { convAttributes, type ConvAttributes } from './conv-geometry.js';
 import type { ValueFacts } from './observe.js';
+import { sharedWeights } from '../shared-weights.js';
 
 export type AnalogKind = 'matmul' | 'gemm' | 'conv';
 
@@ -95,6 +96,8 @@ export function partitionModel(model: LoadedModel, options: PartitionOptions): P
       continue;
     }
     freeTiles -= candidate.tiles;
+    // Many devices of one process place the same model: they hold its weights once between them.
+    candidate.groupWeights = candidate.groupWeights.map(sharedWeights);
     layers.push(candidate);
     placements.push({ index, name, op, target: 'analog', reason: describe(candidate) });
   }

@@ -235,6 +235,12 @@ export class Outbox {
    */
   #ackDue = false;
   #pumping: Promise<void> | undefined;
+  /**
+   * The group commit in flight (fsync 'interval'). It runs beside the writer: a message written
+   * meanwhile is published without waiting for the disk to flush (a device's fsync can queue
+   * behind hundreds of others on a fleet host); it is made durable by the next commit.
+   */
+  #committing: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #failure: Error | undefined;
@@ -375,7 +381,7 @@ export class Outbox {
     this.#syncDue = this.#fsync !== 'never';
     this.#ackDue = true;
     this.#kick();
-    while (this.#pumping) await this.#pumping;
+    while (this.#pumping || this.#committing) await (this.#pumping ?? this.#committing);
     if (this.#failure) throw this.#failure;
   }
 
@@ -433,17 +439,34 @@ export class Outbox {
 
   #kick(): void {
     if (this.#pumping || this.#closed) return;
-    this.#pumping = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#pump()).catch((err: Error) => {
-      this.#failure = new Error(`outbox journal write failed: ${err.message}`);
-      // Settled promises ignore this; everything still waiting learns the journal is broken.
-      for (const e of this.#pending.values()) e.failWrite(this.#failure);
-      this.#batchOwners = [];
-      this.#unsynced = [];
-    }).finally(() => {
+    this.#pumping = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#pump()).catch((err: Error) => this.#fail(err)).finally(() => {
       this.#pumping = undefined;
-      // Work that arrived while the writer was finishing would otherwise wait for the next kick.
-      if (!this.#failure && (this.#batch.length || this.#ackDue || this.#syncDue)) this.#kick();
+      // Work that arrived while the writer was finishing would otherwise wait for the next kick
+      // (a commit due while one is in flight starts when that one ends).
+      if (!this.#failure && (this.#batch.length || this.#ackDue || (this.#syncDue && !this.#committing))) this.#kick();
     });
+  }
+
+  #fail(err: Error): void {
+    if (this.#failure) return;
+    this.#failure = new Error(`outbox journal write failed: ${err.message}`);
+    // Settled promises ignore this; everything still waiting learns the journal is broken.
+    for (const e of this.#pending.values()) e.failWrite(this.#failure);
+    this.#batchOwners = [];
+    this.#unsynced = [];
+  }
+
+  /** A group commit: syncs the segments written since the last one, then their entries are stored. */
+  #commit(entries: Entry[], segs: Segment[]): void {
+    const commit: Promise<void> = (async () => {
+      for (const s of segs) if (this.#segments.includes(s)) await this.#storage.sync(s.name);
+      if (segs.length) this.#counters.syncs++;
+      for (const e of entries) e.markStored();
+    })().catch((err: Error) => this.#fail(err)).finally(() => {
+      if (this.#committing === commit) this.#committing = undefined;
+      if (!this.#failure && this.#syncDue) this.#kick();
+    });
+    this.#committing = commit;
   }
 
   /** The single writer: batches, rotation, group commits and segment deletion, one at a time. */
@@ -497,20 +520,18 @@ export class Outbox {
         }
         continue;
       }
-      if (this.#syncDue) {
+      if (this.#syncDue && !this.#committing) {
         this.#syncDue = false;
         const entries = this.#unsynced;
         const segs = [...this.#unsyncedSegments];
         this.#unsynced = [];
         this.#unsyncedSegments.clear();
-        for (const s of segs) if (this.#segments.includes(s)) await this.#storage.sync(s.name);
-        if (segs.length) this.#counters.syncs++;
-        for (const e of entries) e.markStored();
+        this.#commit(entries, segs);
         continue;
       }
       this.#ackDue = false;
       await this.#deleteDone();
-      if (!this.#batch.length && !this.#ackDue && !this.#syncDue) return;
+      if (!this.#batch.length && !this.#ackDue && !(this.#syncDue && !this.#committing)) return;
     }
   }
 
@@ -527,6 +548,8 @@ export class Outbox {
   async #deleteDone(): Promise<void> {
     while (this.#segments.length > 1 && this.#segments[0]!.live <= 0 && this.#segments[0] !== this.#active) {
       const s = this.#segments[0]!;
+      // Not under a commit in flight (it may be syncing this segment).
+      if (this.#committing) { await this.#committing; continue; }
       // Entries written there but not yet synced are settled (live 0): nothing to wait for.
       this.#unsyncedSegments.delete(s);
       await this.#storage.remove(s.name);

@@ -6,6 +6,7 @@ import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import { crc32, encodeData, parseSegment } from '../../runtime/telemetry/journal.js';
 import { DroppedError, Outbox, OutboxFullError, type OutboxOptions } from '../../runtime/telemetry/outbox.js';
 import { crc32 as zlibCrc32 } from 'node:zlib';
+import type { Storage } from '../../runtime/ports.js';
 
 const dirs: string[] = [];
 const storages: FsStorage[] = [];
@@ -103,6 +104,40 @@ describe('Outbox', () => {
       expect(o.counters.syncs).toBeLessThan(20);
       await o.close();
     }
+  });
+
+  it('"interval": a message is written while a group commit is still flushing, and stored by the next commit', async () => {
+    const dir = tempDir();
+    // A real directory whose fsync waits until the test lets it go: a disk queue behind other devices.
+    const disk = new FsStorage(dir);
+    storages.push(disk);
+    const syncs: (() => void)[] = [];
+    let gated = true;
+    const slow: Storage = {
+      list: () => disk.list(), read: (n) => disk.read(n), writeAtomic: (n, d) => disk.writeAtomic(n, d), append: (n, d) => disk.append(n, d), remove: (n) => disk.remove(n),
+      sync: async (name) => { if (gated) await new Promise<void>((r) => syncs.push(r)); await disk.sync(name); },
+    };
+    const o = await Outbox.open(slow, { fsync: 'interval', fsyncIntervalMs: 5 });
+    const a = o.append(0, 'results', bytes('a'));
+    await a.written;
+    while (syncs.length === 0) await new Promise((r) => setTimeout(r, 5)); // a's commit is flushing
+    let aStored = false;
+    void a.stored.then(() => { aStored = true; });
+    const b = o.append(1, 'results', bytes('b'));
+    await b.written; // not held behind the commit in flight
+    expect(aStored).toBe(false);
+    expect(parseSegment(readFileSync(join(dir, segFiles(dir)[0]!))).records.map((r) => (r.type === 1 ? r.seq : -1))).toContain(1);
+    let bStored = false;
+    void b.stored.then(() => { bStored = true; });
+    syncs.shift()!();
+    await a.stored;
+    expect(bStored).toBe(false); // b was written after that commit began: the next one makes it durable
+    while (syncs.length === 0) await new Promise((r) => setTimeout(r, 5));
+    syncs.shift()!();
+    await b.stored;
+    gated = false;
+    await o.close();
+    expect(o.counters.syncs).toBeGreaterThanOrEqual(2);
   });
 
   it('recovers the valid records from a truncated tail and from garbage, counting the damage', async () => {

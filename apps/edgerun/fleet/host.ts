@@ -5,7 +5,7 @@
  *   const host = startFleetHost({ devices, url: 'mqtt://127.0.0.1:1883', stateDir: 'fleet-state', log });
  *   host.on('device-exit', (e) => …);       // { id, reason: 'stopped' | 'failed' | 'worker-lost', error? }
  *   await host.started;                     // every device online or failed
- *   host.devices(); host.rssBytes();
+ *   host.devices(); host.rssBytes(); host.threads(since);   // event-loop delay and GC pauses per thread
  *   await host.stop();                      // devices drain their outboxes (bounded), go offline, threads end
  *
  * Devices are spread round-robin, so each group is split across the threads. Model and profile
@@ -24,7 +24,7 @@ import { readModel } from '../context.js';
 import { modelIdOf } from '../device/device.js';
 import { packageRoot } from '../package-info.js';
 import { BUNDLED_DATA } from '../commands/serve.js';
-import type { DeviceStats, FromWorker, ToWorker, WorkerInput } from './protocol.js';
+import type { DeviceStats, FromWorker, ThreadStats, ToWorker, WorkerInput } from './protocol.js';
 
 export interface FleetHostOptions {
   devices: DeviceSpec[];
@@ -66,6 +66,21 @@ export interface HostedDevice {
   error?: string;
 }
 
+/** A worker thread's event loop over a window (from its per-second reports). */
+export interface ThreadFigures {
+  worker: number;
+  /** Seconds reported in the window. */
+  seconds: number;
+  /** The worst second's event-loop delay p99, and the longest delay, ms. */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  /** Seconds whose longest event-loop delay passed 100 ms. */
+  slowSeconds: number;
+  /** Share of the window spent in GC pauses, and the longest pause (ms). */
+  gcShare: number;
+  gcMaxMs: number;
+}
+
 export interface DeviceExit { id: string; reason: 'stopped' | 'failed' | 'worker-lost'; error?: string }
 
 export interface FleetHostEvents {
@@ -80,6 +95,8 @@ export interface FleetHost {
   devices(): HostedDevice[];
   /** Resident set size of the host process (every worker thread included). */
   rssBytes(): number;
+  /** Each worker thread's event loop since `sinceMs` (performance.now() of this thread; default: from the start). */
+  threads(sinceMs?: number): ThreadFigures[];
   stop(opts?: { drainMs?: number }): Promise<void>;
   on<E extends keyof FleetHostEvents>(event: E, listener: (...args: FleetHostEvents[E]) => void): this;
   off<E extends keyof FleetHostEvents>(event: E, listener: (...args: FleetHostEvents[E]) => void): this;
@@ -133,6 +150,8 @@ class Host extends EventEmitter implements FleetHost {
   readonly started: Promise<void>;
   readonly #devices = new Map<string, HostedDevice>();
   readonly #workers: Worker[] = [];
+  /** Per worker, its per-second thread reports and when they arrived (the last hour). */
+  readonly #threadStats: { at: number; s: ThreadStats }[][] = [];
   readonly #exited: Promise<void>[] = [];
   #stopping: Promise<void> | undefined;
   #drainMs: number;
@@ -201,9 +220,13 @@ class Host extends EventEmitter implements FleetHost {
         this.#settle(m.id, 'stopped');
         this.emit('device-exit', { id: m.id, reason: m.reason } satisfies DeviceExit);
         break;
-      case 'stats':
+      case 'stats': {
         for (const s of m.devices) this.#update(s);
+        const log = (this.#threadStats[worker] ??= []);
+        log.push({ at: performance.now(), s: m.thread });
+        if (log.length > 3600) log.shift();
         break;
+      }
       case 'fatal':
         this.options.log?.(`worker ${worker}: ${m.error}`);
         this.#startedReject(new Error(`fleet worker ${worker}: ${m.error}`));
@@ -232,6 +255,21 @@ class Host extends EventEmitter implements FleetHost {
 
   rssBytes(): number {
     return process.memoryUsage.rss();
+  }
+
+  threads(sinceMs = 0): ThreadFigures[] {
+    return this.#workers.map((_, worker) => {
+      const window = (this.#threadStats[worker] ?? []).filter((r) => r.at >= sinceMs).map((r) => r.s);
+      const periodMs = window.reduce((t, s) => t + s.periodMs, 0);
+      return {
+        worker, seconds: window.length,
+        loopDelayP99Ms: Math.max(0, ...window.map((s) => s.loopDelayP99Ms)),
+        loopDelayMaxMs: Math.max(0, ...window.map((s) => s.loopDelayMaxMs)),
+        slowSeconds: window.filter((s) => s.loopDelayMaxMs > 100).length,
+        gcShare: periodMs > 0 ? window.reduce((t, s) => t + s.gcMs, 0) / periodMs : 0,
+        gcMaxMs: Math.max(0, ...window.map((s) => s.gcMaxMs)),
+      };
+    });
   }
 
   stop(opts: { drainMs?: number } = {}): Promise<void> {

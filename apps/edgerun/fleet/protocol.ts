@@ -21,9 +21,20 @@ export type ToWorker = { type: 'stop'; drainMs: number };
 
 export interface DeviceStats { id: string; results: number; pending: number }
 
+/** A worker thread's event loop over one stats period: what its devices' results waited behind. */
+export interface ThreadStats {
+  /** Event-loop delay (perf_hooks.monitorEventLoopDelay) p99 and max, ms. */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  /** Garbage-collection pauses (PerformanceObserver 'gc'): total and longest, ms. */
+  gcMs: number;
+  gcMaxMs: number;
+  periodMs: number;
+}
+
 export type FromWorker =
   | { type: 'online'; id: string }
   | { type: 'failed'; id: string; error: string }
   | { type: 'exited'; id: string; reason: 'stopped'; stats: DeviceStats }
-  | { type: 'stats'; devices: DeviceStats[] }
+  | { type: 'stats'; devices: DeviceStats[]; thread: ThreadStats }
   | { type: 'fatal'; error: string };

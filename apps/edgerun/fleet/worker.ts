@@ -11,6 +11,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { join } from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { CrossbarEmulator } from '../../../drivers/crossbar/emulator.js';
 import { DigitalBackend } from '../../../drivers/digital/ort-backend.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
@@ -23,7 +24,7 @@ import { SharedBackend } from '../../../runtime/shared-backend.js';
 import { createRegistry, readModel } from '../context.js';
 import { modelIdOf } from '../device/device.js';
 import { runDevice, type RunningDevice } from '../device/running-device.js';
-import type { DeviceStats, FromWorker, ToWorker, WorkerInput } from './protocol.js';
+import type { DeviceStats, FromWorker, ThreadStats, ToWorker, WorkerInput } from './protocol.js';
 
 const input = workerData as WorkerInput;
 const port = parentPort!;
@@ -47,7 +48,8 @@ function deviceConfig(spec: DeviceSpec): Config {
     flags: {
       ...base,
       device: { ...base.device, id: spec.id, fleet: input.fleet, group: spec.group },
-      analog: { ...base.analog, profile: spec.profile, seed: spec.seed },
+      // Hundreds of emulated devices in one thread: each keeps only what its inferences read.
+      analog: { ...base.analog, profile: spec.profile, seed: spec.seed, lean: true },
       mqtt: { ...base.mqtt, prefix: input.prefix ?? base.mqtt.prefix },
       // Each device its own key, in its state dir (a configured keyDir would give them all one).
       security: { ...base.security, sign: spec.sign, keyDir: undefined },
@@ -91,6 +93,31 @@ async function stopOne(id: string, drainMs = input.drainMs): Promise<void> {
   send({ type: 'exited', id, reason: 'stopped', stats: statsOf(id, device) });
 }
 
+/** This thread's event-loop delay and GC pauses, period by period (reported with the stats). */
+function threadMonitor(): { take(): ThreadStats; close(): void } {
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  let gcMs = 0;
+  let gcMaxMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) { gcMs += e.duration; gcMaxMs = Math.max(gcMaxMs, e.duration); }
+  });
+  gc.observe({ entryTypes: ['gc'] });
+  let since = performance.now();
+  return {
+    take() {
+      const now = performance.now();
+      const s: ThreadStats = { loopDelayP99Ms: delay.percentile(99) / 1e6, loopDelayMaxMs: delay.max / 1e6, gcMs, gcMaxMs, periodMs: now - since };
+      delay.reset();
+      gcMs = 0;
+      gcMaxMs = 0;
+      since = now;
+      return s;
+    },
+    close() { delay.disable(); gc.disconnect(); },
+  };
+}
+
 async function main(): Promise<void> {
   const source = await DatasetSource.open(input.data);
   // A few devices at a time: their start is mostly waiting on the broker and the disk.
@@ -100,8 +127,9 @@ async function main(): Promise<void> {
       await startOne(spec, source).catch((e: Error) => send({ type: 'failed', id: spec!.id, error: e.message.split('\n')[0]! }));
     }
   });
+  const monitor = threadMonitor();
   const stats = setInterval(() => {
-    send({ type: 'stats', devices: [...running].map(([id, d]) => statsOf(id, d)) });
+    send({ type: 'stats', devices: [...running].map(([id, d]) => statsOf(id, d)), thread: monitor.take() });
   }, 1000);
   port.on('message', (m: ToWorker) => {
     if (m.type !== 'stop') return;
@@ -109,6 +137,7 @@ async function main(): Promise<void> {
     void Promise.all(starters).then(async () => {
       await Promise.all([...running.keys()].map((id) => stopOne(id, m.drainMs)));
       clearInterval(stats);
+      monitor.close();
       await shared.dispose();
       port.close();
     });

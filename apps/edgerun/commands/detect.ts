@@ -219,7 +219,7 @@ export async function detectCommand(opts: DetectOptions, global: GlobalOptions):
   });
   const [width, height] = opts.size ? numberList(opts.size, '--size') : [undefined, undefined];
   const stateDir = resolve(opts.stateDir ?? config.mqtt.stateDir);
-  const outboxDir = opts.stateDir ? undefined : resolve(config.mqtt.outbox.dir);
+  const outboxDir = opts.stateDir || config.mqtt.outbox.dir === undefined ? undefined : resolve(config.mqtt.outbox.dir);
   const log = opts.quiet ? undefined : (line: string): void => console.log(line);
   const running = await startDetector({ config, stateDir, outboxDir, url: opts.url, log, synthetic: { width, height, seed: opts.seed, frames: opts.frames } });
   if (running.broker) console.log(`embedded MQTT broker: ${running.broker.url}  ${running.broker.wsUrl ?? ''}`);

@@ -223,7 +223,7 @@ describe('a laptop on its adapter: the battery has no draw reading, so RAPL stan
     const gpu = join(root, 'devices/pci0000:00/0000:00:08.1/0000:05:00.0/hwmon/hwmon5');
     await cp(join(root, 'devices/platform/coretemp.0/hwmon/hwmon2'), gpu, { recursive: true });
     await rm(join(gpu, 'device')); // the copy's link points at coretemp; the chip's device is its PCI address
-    for (const [f, v] of [['name', 'amdgpu'], ['power1_input', '9000000'], ['in0_input', '775']]) await writeFile(join(gpu, f), `${v}\n`);
+    for (const [f, v] of [['name', 'amdgpu'], ['power1_input', '9000000'], ['in0_input', '775']] as const) await writeFile(join(gpu, f), `${v}\n`);
     await symlink('../../devices/pci0000:00/0000:00:08.1/0000:05:00.0/hwmon/hwmon5', join(root, 'class/hwmon/hwmon5'));
     const sensors = await detectSensors(root);
     const amdgpu = byId(sensors, 'hwmon:amdgpu@0000:05:00.0');

@@ -173,7 +173,9 @@ export class Device {
       const sample = this.options.source.sample(this.#next.get(stream)!);
       let result: InferenceResult;
       try {
-        result = await pipeline.infer(stream, { input: { type: 'float32', data: sample.input, dims: sample.shape } });
+        // The model's own input name (other people's models call it 'data', 'x', 'images', …); looked up each time: a deployment may swap the model.
+        const input = pipeline.model(pipeline.modelOf(stream)).inputs[0]!.name;
+        result = await pipeline.infer(stream, { [input]: { type: 'float32', data: sample.input, dims: sample.shape } });
       } catch (e) {
         if (pipeline.stopping) break;
         pipeline.event({ type: 'inference-failed', stream, error: (e as Error).message });

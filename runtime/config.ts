@@ -113,7 +113,8 @@ export const configSchema = z.strictObject({
     /** Device state (relative to the working directory): the daemon keeps its outbox and progress here. */
     stateDir: z.string().min(1).default('state'),
     outbox: z.strictObject({
-      dir: z.string().min(1).default('state/outbox'),
+      /** Unset: `outbox` in the device's state dir (mqtt.stateDir, or serve/detect --state-dir). */
+      dir: z.string().min(1).optional(),
       /** Unacknowledged bytes kept at most. */
       maxBytes: z.number().int().min(4096).default(64 * 2 ** 20),
       /** At most 256 MiB: a segment is read whole when the outbox opens. */

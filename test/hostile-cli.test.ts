@@ -93,6 +93,27 @@ describe('files that are not what they claim', () => {
   });
 });
 
+describe('files above their cap are refused from their size, without being read (sparse: nothing on disk)', () => {
+  it('key, trust store, TLS, .pb input and data set files', SLOW, async () => {
+    const sparse = (name: string, bytes: number): string => {
+      writeFileSync(at(name), '');
+      truncateSync(at(name), bytes);
+      return at(name);
+    };
+    const key = sparse('big.key', 2 * 2 ** 30); // the issue's 2 GB key file took 4.2 GB of memory
+    refused(await edgerun(['keys', 'trust', key]), /key file .*big\.key is 2147483648 bytes, more than the limit of 1048576 bytes \(1 MiB\)/);
+    refused(await edgerun(['cmd', 'edge-1', 'pause-stream', '--key', key, '--url', 'mqtt://127.0.0.1:1']), /key file .*big\.key is 2147483648 bytes/);
+    mkdirSync(at('big-trust'));
+    sparse('big-trust/trusted-keys.json', 2 ** 30);
+    // `keys list` and `listen` read trust stores with the 1 GiB cap of outbox segments: V8's "Cannot create a string longer than…".
+    refused(await edgerun(['keys', 'list', '--dir', at('big-trust')]), /trusted-keys\.json is 1073741824 bytes, more than the limit of 1048576 bytes/);
+    refused(await edgerun(['listen', '--key-dir', at('big-trust'), '--url', 'mqtt://127.0.0.1:1', '--timeout', '1']), /trusted-keys\.json is 1073741824 bytes, more than the limit of 1048576 bytes/);
+    refused(await edgerun(['listen', '--url', 'mqtts://127.0.0.1:1', '--timeout', '1'], { EDGERUN_MQTT__CA: key }), /TLS file .*big\.key is 2147483648 bytes, more than the limit of 1048576 bytes/);
+    refused(await edgerun(['run', at('lin.onnx'), '--input', sparse('big.pb', 2 * 2 ** 30)]), /big\.pb is 2147483648 bytes, more than the limit of 1073741824 bytes/);
+    refused(await edgerun(['eval', 'models/mlp.onnx', '--data', sparse('big.bin', 2 * 2 ** 30)]), /big\.bin is 2147483648 bytes, more than the limit of 1073741824 bytes/);
+  });
+});
+
 describe('run', () => {
   it('refuses to make up an input of the size a model declares when it is huge, and a huge --batch', SLOW, async () => {
     refused(await edgerun(['run', at('huge-input.onnx')]), /--random input 'x' of shape \[40000, 40000\] would have 1\.600e\+9 values \(5\.960 GiB\), more than the limit of 1 GiB/);

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import type { Clock } from '../../runtime/power/clock.js';
 import type { PowerSensor } from '../../runtime/power/sensor.js';
+import { BatteryDrawSensor } from '../../runtime/power/battery-draw-sensor.js';
 import { SumSensor } from '../../runtime/power/sum-sensor.js';
 import { HwmonSensor, hwmonIdentity, hwmonRole } from './hwmon.js';
 import { findIioIna3221, IioIna3221Sensor } from './iio-ina3221.js';
@@ -51,15 +52,23 @@ export async function detectSensors(root = '/sys', options: DetectOptions = {}):
 }
 
 /**
- * The sensor whose power best stands for the whole device: a battery; else a board power monitor
- * that reads the input rail, or the sum of the board's monitors; else RAPL psys, or the sum of the
- * packages (each with its DRAM). External supplies (mains, USB-C) never: they do not measure the draw.
+ * The sensor whose power best stands for the whole device: a battery (with the board's draw sensor
+ * standing in while it does not discharge: on mains it has no draw reading); else a board power
+ * monitor that reads the input rail, or the sum of the board's monitors; else RAPL psys, or the sum
+ * of the packages (each with its DRAM). External supplies (mains, USB-C) never: they do not measure
+ * the draw; nor monitors of one component (a GPU's hwmon power, an AMD CPU's): they measure a part.
  */
 export function primarySensor(sensors: readonly PowerSensor[]): PowerSensor | undefined {
   const available = sensors.filter((s) => s.describe().available);
   const battery = available.find((s) => s.describe().kind === 'battery');
-  if (battery) return battery;
-  const monitors = available.filter((s): s is HwmonSensor | IioIna3221Sensor => s instanceof HwmonSensor || s instanceof IioIna3221Sensor);
+  const draw = drawSensor(available);
+  if (battery) return draw ? new BatteryDrawSensor(battery, draw) : battery;
+  return draw;
+}
+
+/** The board's draw without a battery: its input rail, its monitors summed, else RAPL. */
+function drawSensor(available: readonly PowerSensor[]): PowerSensor | undefined {
+  const monitors = available.filter((s): s is HwmonSensor | IioIna3221Sensor => (s instanceof HwmonSensor && !s.measuresComponent) || s instanceof IioIna3221Sensor);
   const board = monitors.find((m) => m.readsInputRail) ?? oneOrSum(monitors);
   if (board) return board;
   const rapl = available.filter((s) => s.describe().kind === 'rapl');

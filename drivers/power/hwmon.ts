@@ -22,6 +22,13 @@ const SHUNT_INPUTS: Record<string, readonly number[]> = {
   ina209: [0], ina219: [0], ina220: [0], ina226: [0], ina230: [0], ina231: [0], ina238: [0],
 };
 
+/**
+ * Chips whose power inputs measure one component, not the board: GPU drivers (amdgpu and radeon
+ * report the GPU's or APU SoC's power1_input, nouveau, i915 and xe the card's) and AMD CPU power
+ * (fam15h_power). Listed, never the device's power sensor.
+ */
+const COMPONENT_CHIPS = new Set(['amdgpu', 'radeon', 'nouveau', 'i915', 'xe', 'fam15h_power']);
+
 export interface HwmonOptions extends SysfsSensorOptions {
   /** The channel whose power is the reading's: its label (e.g. "VDD_IN") or index. */
   channel?: string | number;
@@ -31,6 +38,7 @@ export interface HwmonOptions extends SysfsSensorOptions {
 
 export class HwmonSensor extends SysfsSensor {
   #inputRail = false;
+  #component = false;
 
   constructor(dir: string, private readonly options: HwmonOptions = {}) {
     super(options.id ?? `hwmon:${basename(dir)}`, 'hwmon', dir, options);
@@ -39,6 +47,7 @@ export class HwmonSensor extends SysfsSensor {
   protected async sample(): Promise<Omit<PowerReading, 'ts'>> {
     await this.requireDir();
     const name = await readRequired(join(this.dir, 'name'));
+    this.#component = COMPONENT_CHIPS.has(name);
     const files = await readdir(this.dir);
     const indices = new Set<number>();
     for (const f of files) {
@@ -66,8 +75,13 @@ export class HwmonSensor extends SysfsSensor {
     if ('error' in rail) throw new SysfsError(this.dir, `'${name}': ${rail.error}${this.options.channel === undefined ? ' (power*_input, or in*_input with curr*_input)' : ''}`);
     this.#inputRail = rail.inputRail;
     const { reading, detail } = railReading(name, channels, rail);
-    this.detail = detail;
+    this.detail = this.#component ? `${detail} (one component's power, not the board's)` : detail;
     return reading;
+  }
+
+  /** The chip measures one component (a GPU, a CPU), not the board (known from its last reading). */
+  get measuresComponent(): boolean {
+    return this.#component;
   }
 
   /** The last reading was the board's input rail (the whole board's power), not a rail or a sum of rails. */

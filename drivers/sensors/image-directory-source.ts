@@ -34,7 +34,10 @@ export class ImageDirectorySource implements FrameSource {
   }
 
   async start(sink: FrameSink): Promise<void> {
-    const files = (await readdir(this.#o.dir)).filter((f) => EXTENSIONS.has(extname(f).toLowerCase())).sort();
+    const entries = await readdir(this.#o.dir).catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`image directory ${this.#o.dir}: ${e.code === 'ENOENT' ? 'does not exist' : e.code === 'ENOTDIR' ? 'is not a directory' : e.message}`);
+    });
+    const files = entries.filter((f) => EXTENSIONS.has(extname(f).toLowerCase())).sort();
     if (files.length === 0) throw new Error(`${this.#o.dir}: no .png, .jpg or .jpeg files`);
     this.#stopped = false;
     let i = 0;

@@ -60,6 +60,9 @@ const MASK_LEVEL = 16;
 /** An object counts as in view while this share of its box is inside the frame. */
 const VISIBLE_SHARE = 0.5;
 
+/** Frames larger than a 4K camera's are a typo, not a camera (and past ~46,000² no typed array holds one). */
+const MAX_SIDE = 4096;
+
 export class SyntheticCamera implements FrameSource {
   readonly description: string;
   readonly width: number;
@@ -83,7 +86,9 @@ export class SyntheticCamera implements FrameSource {
     this.width = this.#o.width;
     this.height = this.#o.height;
     this.fps = this.#o.fps;
-    if (!(this.width >= 32 && this.height >= 32 && Number.isInteger(this.width) && Number.isInteger(this.height))) throw new Error(`synthetic camera: size ${this.width}×${this.height} (at least 32×32)`);
+    if (!(this.width >= 32 && this.height >= 32 && this.width <= MAX_SIDE && this.height <= MAX_SIDE && Number.isInteger(this.width) && Number.isInteger(this.height))) {
+      throw new Error(`synthetic camera: size ${this.width}×${this.height} (at least 32×32, at most ${MAX_SIDE}×${MAX_SIDE})`);
+    }
     if (!(this.fps > 0)) throw new Error(`synthetic camera: fps must be > 0 (got ${this.fps})`);
     this.description = `synthetic ${this.width}x${this.height}@${this.fps}`;
     this.#rng = new Random(this.#o.seed);

@@ -18,9 +18,9 @@
  * ages, rates and batteries drawn from the seed, the same fleet for the same seed. Either form
  * expands to one DeviceSpec per device, in a stable order (group by group).
  */
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { Lexer, parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { parseJson } from '../json.js';
+import { MAX_JSON_DEPTH, parseJson } from '../json.js';
 import { parseAges } from '../hybrid/drift-sweep.js';
 
 /** More devices than this in one file is a typo, not a fleet one machine (or agent) hosts. */
@@ -107,14 +107,36 @@ export class FleetFileError extends Error {
   override readonly name = 'FleetFileError';
 }
 
+/**
+ * YAML's parser slows down with each level of nesting (100,000 `[` take seconds) and its composer
+ * recurses per level until the stack overflows, so deep nesting is refused from the tokens first
+ * (the lexer is linear): flow collections deeper than MAX_JSON_DEPTH, a line with more block
+ * indicators (`- - - …`) than that, or indentation wider than four columns per level.
+ */
+function checkYamlNesting(text: string, source: string): string {
+  let flow = 0, indicators = 0, lineStart = true;
+  const tooDeep = (): never => { throw new FleetFileError(`${source}: not a readable fleet file: nested more than ${MAX_JSON_DEPTH} levels deep`); };
+  for (const token of new Lexer().lex(text)) {
+    if (token === '\n') { lineStart = true; indicators = 0; continue; }
+    if (lineStart && token.trim() === '' && token.length > 4 * MAX_JSON_DEPTH) tooDeep();
+    lineStart = false;
+    if (token === '[' || token === '{') { if (++flow > MAX_JSON_DEPTH) tooDeep(); }
+    else if (token === ']' || token === '}') flow--;
+    else if ((token === '-' || token === '?' || token === ':') && ++indicators > MAX_JSON_DEPTH) tooDeep();
+  }
+  return text;
+}
+
 /** Parses and checks a fleet file (YAML, or JSON when the name ends in .json); one-line errors. */
 export function parseFleetFile(text: string, source: string): FleetFile {
   let raw: unknown;
   try {
     raw = source.toLowerCase().endsWith('.json') ? parseJson(text, source)
-      // A handful of anchors is plenty for a fleet file; many more is an alias bomb.
-      : parseYaml(text, { maxAliasCount: 50, uniqueKeys: true, prettyErrors: false });
+      // A handful of anchors is plenty for a fleet file; many more is an alias bomb. Warnings (an
+      // unknown tag such as !!js/function) are not printed: the schema below refuses what they leave.
+      : parseYaml(checkYamlNesting(text, source), { maxAliasCount: 50, uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
   } catch (e) {
+    if (e instanceof FleetFileError) throw e;
     const why = e instanceof YAMLParseError ? e.message.split('\n')[0] : (e as Error).message;
     throw new FleetFileError(`${source}: not a readable fleet file: ${why}`);
   }

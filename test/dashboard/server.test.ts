@@ -14,7 +14,8 @@ import { startDashboard, type Dashboard } from '../../apps/dashboard/server.js';
 import { buildCommand } from '../../runtime/telemetry/commands.js';
 import { decodeMessage } from '../../runtime/telemetry/envelope.js';
 import { encodeKeyFile, fingerprint, generateKeyPair } from '../../runtime/telemetry/keys.js';
-import { edgerun, repoRoot } from '../helpers/cli.js';
+import { edgerun, repoRoot, startEdgerun } from '../helpers/cli.js';
+import { until } from '../helpers/until.js';
 
 /** A raw request (fetch would normalise "/../" away before it reaches the server). */
 function get(d: Dashboard, path: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ status: number; type?: string; body: Buffer; headers: Record<string, unknown> }> {
@@ -99,5 +100,19 @@ describe('dashboard server', () => {
     const ws = await edgerun(['dashboard', '--port', '0', '--broker-ws', 'http://127.0.0.1:8883']);
     expect(ws.code).toBe(2);
     expect(ws.stderr.trim()).toBe('edgerun: --broker-ws http://127.0.0.1:8883: expected a ws:// or wss:// URL');
+  });
+});
+
+describe('edgerun dashboard', () => {
+  it('never prints the password of a ws:// broker URL taken from config mqtt.url', { timeout: 60_000 }, async () => {
+    const run = startEdgerun(['dashboard', '--port', '0'], { EDGERUN_MQTT__URL: 'ws://viewer:s3cret-pw@127.0.0.1:9001/mqtt' });
+    try {
+      await until('the dashboard line', () => /the page connects to/.test(run.log()), 45_000);
+      expect(run.log()).toContain('the page connects to ws://viewer:***@127.0.0.1:9001/mqtt');
+      expect(run.log()).not.toContain('s3cret-pw');
+    } finally {
+      run.proc.kill('SIGTERM');
+      await run.exit;
+    }
   });
 });

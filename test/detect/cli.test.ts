@@ -24,6 +24,19 @@ describe('edgerun detect / eval --task detect (CLI)', () => {
     expect(scenesAsClassifier.stderr.trim()).toBe('edgerun: models/data/fashion-mnist-test-2000.bin: not an EDGS scene set (expected the magic bytes "EDGS")');
   });
 
+  it('a source that cannot start ends the process: exit 2, one line (it stayed alive on the embedded broker, or retried a missing file forever)', { timeout: 180_000 }, async () => {
+    const oneLine = async (args: string[], want: RegExp): Promise<void> => {
+      const r = await edgerun(['detect', ...args, '--frames', '1', '--quiet', '--state-dir', join(dir, 's3')], env);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(want)]);
+    };
+    await oneLine(['--source', `dir:${join(dir, 'no-such-dir')}`], /^edgerun: image directory .*no-such-dir: does not exist$/);
+    writeFileSync(join(dir, 'a-file'), 'not a directory');
+    await oneLine(['--source', `dir:${join(dir, 'a-file')}`], /^edgerun: image directory .*a-file: is not a directory$/);
+    await oneLine(['--source', join(dir, 'no-such-video.mp4')], /^edgerun: --source .*no-such-video\.mp4: no such file/);
+    await oneLine(['--size', '100000x100000'], /^edgerun: synthetic camera: size 100000×100000 \(at least 32×32, at most 4096×4096\)$/);
+  });
+
   it('eval --task detect reproduces the digital mAP@0.5 recorded by training (PyTorch, same decoding)', { timeout: 180_000 }, async () => {
     const metrics = JSON.parse(await readFile('models/metrics.json', 'utf8')) as { detector: { heldout_map50_voc: number } };
     const r = await edgerun(['eval', 'models/detector.onnx', '--task', 'detect', '--data', 'models/data/scenes-300.bin', '--batch', '50', '--json'], env);

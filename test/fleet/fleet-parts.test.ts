@@ -3,7 +3,7 @@
  * session shared by many devices, the outbox on a storage that appends on the calling thread, and
  * the latency mean every device's telemetry reports.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,6 +52,23 @@ describe('fleet files', () => {
     expect(() => parseFleetFile('{"__proto__": {"x": 1}, "generate": {"devices": 1}}', 'p.json')).toThrow(FleetFileError);
     const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(', ')}]`)].join('\n');
     expect(() => parseFleetFile(bomb, 'bomb.yaml')).toThrow(/not a readable fleet file: .*alias/i);
+  });
+
+  it('deep nesting (flow, block or compact) is refused from the tokens, in one line, not with the engine\'s stack message; a foreign tag prints no warning', () => {
+    const flow = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const block = ['fleet: f', 'devices:', ...Array.from({ length: 1400 }, (_, i) => `${' '.repeat(i)}-`)].join('\n');
+    const compact = `devices:\n  ${'- '.repeat(5000)}x`;
+    for (const [text, name] of [[flow, 'flow.yaml'], [block, 'block.yaml'], [compact, 'compact.yaml']] as const) {
+      expect(() => parseFleetFile(text, name)).toThrow(new RegExp(`^${name}: not a readable fleet file: nested more than 64 levels deep$`));
+      expect(() => parseFleetFile(text, name)).not.toThrow(/Maximum call stack/);
+    }
+    const warn = vi.spyOn(process, 'emitWarning');
+    try {
+      expect(() => parseFleetFile('!!js/function "x"', 'tag.yaml')).toThrow(/tag\.yaml: \(top level\): Invalid input: expected object/);
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
 

@@ -187,6 +187,52 @@ describe('supplies that are not the device\'s draw', () => {
   });
 });
 
+describe('a laptop on its adapter: the battery has no draw reading, so RAPL stands in', () => {
+  const BAT = 'devices/LNXSYSTM:00/LNXSYBUS:00/PNP0C0A:00/power_supply/BAT0';
+  const PSYS = 'devices/virtual/powercap/intel-rapl/intel-rapl:1/energy_uj';
+
+  it('discharging: the battery\'s power; charging: RAPL psys\'s, with the battery\'s charge state either way', async () => {
+    const root = await copyOf('laptop');
+    const clock = new ManualClock(0);
+    const primary = primarySensor(await detectSensors(root, { clock }))!;
+    expect(primary.describe()).toMatchObject({ id: 'power_supply:BAT0', kind: 'battery', available: true });
+    expect(primary.describe().detail).toMatch(/the draw is read from rapl:intel-rapl:1$/);
+    clock.advance(1000);
+    expect(await primary.read()).toMatchObject({ watts: 8.456, batteryPct: 66, status: 'Discharging' });
+    // Plugged in: before the fix a charging battery left the device with no power figure at all.
+    await writeFile(join(root, BAT, 'status'), 'Charging\n');
+    await writeFile(join(root, PSYS), `${91624405273 + 15_000_000}\n`);
+    clock.advance(1000);
+    const charging = await primary.read();
+    expect(charging).toMatchObject({ batteryPct: 66, status: 'Charging' });
+    expect(charging.watts).toBeCloseTo(15, 9);
+    expect(charging.joules).toBeUndefined(); // RAPL's counter also ran while the battery was the draw
+    // The battery pulled out: RAPL alone.
+    await rm(join(root, 'class/power_supply/BAT0'));
+    await writeFile(join(root, PSYS), `${91624405273 + 25_000_000}\n`);
+    clock.advance(1000);
+    const pulled = await primary.read();
+    expect(pulled.error).toBeUndefined();
+    expect(pulled.watts).toBeCloseTo(10, 9);
+    expect(pulled.batteryPct).toBeUndefined();
+  });
+
+  it('a GPU\'s hwmon power (amdgpu power1_input) is listed but never stands for the device: RAPL does', async () => {
+    const root = await copyOf('laptop');
+    await rm(join(root, 'class/power_supply/BAT0'));
+    const gpu = join(root, 'devices/pci0000:00/0000:00:08.1/0000:05:00.0/hwmon/hwmon5');
+    await cp(join(root, 'devices/platform/coretemp.0/hwmon/hwmon2'), gpu, { recursive: true });
+    await rm(join(gpu, 'device')); // the copy's link points at coretemp; the chip's device is its PCI address
+    for (const [f, v] of [['name', 'amdgpu'], ['power1_input', '9000000'], ['in0_input', '775']] as const) await writeFile(join(gpu, f), `${v}\n`);
+    await symlink('../../devices/pci0000:00/0000:00:08.1/0000:05:00.0/hwmon/hwmon5', join(root, 'class/hwmon/hwmon5'));
+    const sensors = await detectSensors(root);
+    const amdgpu = byId(sensors, 'hwmon:amdgpu@0000:05:00.0');
+    expect(amdgpu.describe()).toMatchObject({ kind: 'hwmon', available: true });
+    expect(amdgpu.describe().detail).toMatch(/one component's power, not the board's/);
+    expect(primarySensor(sensors)!.describe().id).toBe('rapl:intel-rapl:1');
+  });
+});
+
 describe('hwmon identity', () => {
   it('a battery\'s own hwmon entry is not listed (the battery is read through power_supply), let alone as broken', async () => {
     const sensors = await detectSensors(sys('laptop'));

@@ -2,6 +2,7 @@
  * `edgerun dashboard`: serves the fleet dashboard (apps/dashboard) over HTTP until Ctrl-C. The page
  * connects to the broker's MQTT-over-WebSocket listener itself; this process only serves files.
  */
+import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { startDashboard } from '../../dashboard/server.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
 
@@ -19,7 +20,7 @@ export async function dashboardCommand(opts: DashboardCommandOptions, global: Gl
   const config = await loadConfig(global);
   const brokerWs = opts.brokerWs ?? defaultBrokerWs(config.mqtt.url);
   const dashboard = await startDashboard({ port: opts.port, host: opts.host, brokerWs, prefix: opts.prefix ?? config.mqtt.prefix });
-  console.log(`edgerun dashboard: ${dashboard.url}  (the page connects to ${brokerWs})`);
+  console.log(`edgerun dashboard: ${dashboard.url}  (the page connects to ${redactUrl(brokerWs)})`);
   console.log('Ctrl-C stops it.');
   await new Promise<void>((resolve) => {
     const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };

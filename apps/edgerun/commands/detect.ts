@@ -6,6 +6,7 @@
  * `events` in Frigate's shape, optional rate-limited `detections`, retained JPEG snapshots and
  * per-label counts, telemetry (energy per frame), signed commands, optional Home Assistant discovery.
  */
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../../../runtime/config.js';
 import { parseDataset } from '../../../runtime/dataset.js';
@@ -89,6 +90,9 @@ export async function frameSourceOf(config: Config, head: GridHead, synthetic: S
   }
   if (source.startsWith('dir:')) return new ImageDirectorySource({ dir: source.slice(4), fps });
   if (channels !== 1 && channels !== 3) throw new Error(`the detector takes ${channels} channels; ffmpeg delivers 1 (grey) or 3 (RGB)`);
+  // ffmpeg is restarted when it exits (a stream that drops, a camera unplugged), so a video file
+  // that is not there would be retried forever: say so at once. Devices (/dev/video0) may come back.
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(source) && !source.startsWith('/dev/') && !existsSync(source)) throw new Error(`--source ${source}: no such file (a video file, an rtsp:// or http(s):// URL, /dev/videoN, dir:<path> or synthetic)`);
   return new FfmpegSource({ input: source, width, height, channels, fps, stallMs: config.detect.stallMs });
 }
 
@@ -170,28 +174,32 @@ export async function startDetector(o: StartDetectorOptions): Promise<RunningDet
     mqtt.onConnect(announce);
     if (mqtt.connected) announce();
   }
-  pipeline.start();
-  await stream.start();
-  await source.start(stream);
-  log(`camera ${d.camera} (${source.description}) → ${id} → ${deviceTopic(address, 'events')} on ${redactUrl(url)}`);
-
   let stopping: Promise<void> | undefined;
-  return {
-    pipeline, stream, source, reporter, address, broker, url,
-    stop(opts = {}) {
-      stopping ??= (async () => {
-        await source.stop();
-        await stream.close();
-        pipeline.halt();
-        await pipeline.publishSnapshot().catch(() => undefined);
-        await pipeline.close();
-        await commands!.detach();
-        await reporting.close(opts.drainMs ?? 10_000);
-        await registry.dispose();
-      })();
-      return stopping;
-    },
+  const stop = (opts: { drainMs?: number } = {}): Promise<void> => {
+    stopping ??= (async () => {
+      await source.stop();
+      await stream.close();
+      pipeline.halt();
+      await pipeline.publishSnapshot().catch(() => undefined);
+      await pipeline.close();
+      await commands!.detach();
+      await reporting.close(opts.drainMs ?? 10_000);
+      await registry.dispose();
+    })();
+    return stopping;
   };
+  try {
+    pipeline.start();
+    await stream.start();
+    await source.start(stream);
+  } catch (e) {
+    // A source that cannot start (a missing image directory) must not leave the broker, the
+    // pipeline and the reporter running: the process could never exit.
+    await stop({ drainMs: 0 }).catch(() => undefined);
+    throw e;
+  }
+  log(`camera ${d.camera} (${source.description}) → ${id} → ${deviceTopic(address, 'events')} on ${redactUrl(url)}`);
+  return { pipeline, stream, source, reporter, address, broker, url, stop };
 }
 
 const numberList = (s: string, what: string): [number, number] => {
@@ -219,7 +227,7 @@ export async function detectCommand(opts: DetectOptions, global: GlobalOptions):
   });
   const [width, height] = opts.size ? numberList(opts.size, '--size') : [undefined, undefined];
   const stateDir = resolve(opts.stateDir ?? config.mqtt.stateDir);
-  const outboxDir = opts.stateDir ? undefined : resolve(config.mqtt.outbox.dir);
+  const outboxDir = opts.stateDir || config.mqtt.outbox.dir === undefined ? undefined : resolve(config.mqtt.outbox.dir);
   const log = opts.quiet ? undefined : (line: string): void => console.log(line);
   const running = await startDetector({ config, stateDir, outboxDir, url: opts.url, log, synthetic: { width, height, seed: opts.seed, frames: opts.frames } });
   if (running.broker) console.log(`embedded MQTT broker: ${running.broker.url}  ${running.broker.wsUrl ?? ''}`);

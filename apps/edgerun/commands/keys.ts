@@ -73,7 +73,7 @@ export async function keysListCommand(opts: KeysOptions, global: GlobalOptions):
   const config = await loadConfig(global);
   const dir = opts.dir ?? keyDirOf(config);
   const trustFile = config.security.trustedKeysFile;
-  const keys = existsSync(dir) ? (await TrustStore.open(new FsStorage(dir, 0o600), trustFile)).list() : [];
+  const keys = existsSync(dir) ? (await TrustStore.open(new FsStorage(dir, 0o600, FILE_LIMITS.small), trustFile)).list() : [];
   if (opts.json) {
     console.log(JSON.stringify({ file: `${dir}/${trustFile}`, keys }));
     return;

@@ -1,6 +1,7 @@
 /** `edgerun power --list | --watch`: the board's power sensors and their live readings. */
 import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
 import type { PowerReading, PowerSensor } from '../../../runtime/power/sensor.js';
+import { BatteryDrawSensor } from '../../../runtime/power/battery-draw-sensor.js';
 import { SumSensor } from '../../../runtime/power/sum-sensor.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
@@ -35,14 +36,16 @@ function list(root: string, sensors: PowerSensor[], json = false): void {
     console.log(`no power sensors under ${root} (no class/power_supply battery, hwmon power monitor, RAPL zone or thermal zone)`);
     return;
   }
-  // A sum (two monitors, two sockets) marks each of its parts.
-  const counted = new Set<PowerSensor>(primary instanceof SumSensor ? primary.parts : primary ? [primary] : []);
+  // A sum (two monitors, two sockets) or a battery with its stand-in marks each of its parts.
+  const partsOf = (s: PowerSensor): PowerSensor[] => (s instanceof SumSensor || s instanceof BatteryDrawSensor ? s.parts.flatMap(partsOf) : [s]);
+  const counted = new Set<PowerSensor>(primary ? partsOf(primary) : []);
   const rows = sensors.map((s) => {
     const d = s.describe();
     return [`${counted.has(s) ? '*' : ' '} ${d.id}`, d.kind, d.available ? 'ok' : 'unavailable', d.available ? d.detail : d.error ?? ''];
   });
   console.log(formatTable(['sensor', 'kind', 'state', 'detail'], rows));
-  console.log(primary ? `\n* device power is read from ${primary.describe().id}` : '\nno available sensor measures the device\'s power');
+  const onMains = primary instanceof BatteryDrawSensor ? ` (from ${primary.draw.describe().id} while the battery does not discharge)` : '';
+  console.log(primary ? `\n* device power is read from ${primary.describe().id}${onMains}` : '\nno available sensor measures the device\'s power');
 }
 
 function select(sensors: PowerSensor[], ids: string[] | undefined): PowerSensor[] {

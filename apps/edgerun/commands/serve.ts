@@ -37,8 +37,9 @@ export async function serveCommand(opts: ServeOptions, global: GlobalOptions): P
   const models = opts.model?.length ? opts.model : BUNDLED_MODELS.map((m) => join(packageRoot, m));
   const data = opts.data ?? join(packageRoot, BUNDLED_DATA);
   const stateDir = resolve(opts.stateDir ?? config.mqtt.stateDir);
-  // The configured outbox dir, unless --state-dir puts everything of this device in one place.
-  const outboxDir = opts.stateDir ? undefined : resolve(config.mqtt.outbox.dir);
+  // config mqtt.outbox.dir when set, unless --state-dir puts everything of this device in one place;
+  // otherwise startDevice keeps it in <stateDir>/outbox.
+  const outboxDir = opts.stateDir || config.mqtt.outbox.dir === undefined ? undefined : resolve(config.mqtt.outbox.dir);
   const log = opts.quiet ? undefined : (line: string): void => console.log(line);
   const running = await startDevice({
     config, models, data, rateHz: opts.rate, count: opts.count, stateDir, outboxDir, url: opts.url, log,

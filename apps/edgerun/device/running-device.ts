@@ -14,6 +14,7 @@ import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import type { BackendRegistry } from '../../../runtime/backend.js';
 import type { Config } from '../../../runtime/config.js';
 import type { Dataset } from '../../../runtime/dataset.js';
+import { validateFeeds } from '../../../runtime/model/feeds.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import type { PowerSensor } from '../../../runtime/power/sensor.js';
 import type { DeployAgent } from '../../../runtime/deploy/agent.js';
@@ -87,7 +88,15 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     models.set(id, await readModel(path, config));
   }
   const source = await DatasetSource.open(o.data);
+  for (const [id, model] of models) checkFedByDataset(id, model, source, o.data);
   return runDevice({ ...o, registry, models, source, sensor: await deviceSensor(config), canary: await guardCanary(config) });
+}
+
+/** Each inference feeds one data-set sample to the model's one input: refuse at start a model it cannot feed, rather than fail every inference. */
+function checkFedByDataset(id: string, model: LoadedModel, source: DatasetSource, data: string): void {
+  if (model.inputs.length !== 1) throw new Error(`model '${id}' takes ${model.inputs.length} inputs (${model.inputs.map((i) => i.name).join(', ')}); serve feeds it one sample of ${data} per inference`);
+  const sample = source.sample(0);
+  validateFeeds(model.inputs, { [model.inputs[0]!.name]: { type: 'float32', data: sample.input, dims: sample.shape } }, `model '${id}' fed from ${data}`);
 }
 
 export async function runDevice(o: RunDeviceOptions): Promise<RunningDevice> {

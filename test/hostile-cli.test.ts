@@ -165,7 +165,7 @@ describe('config', () => {
 
 describe('serve exits on a fatal start-up error with the embedded broker running', () => {
   // Before the fix each of these printed the error and then stayed alive on the broker's sockets.
-  const serve = (stateDir: string): Promise<CliResult> => edgerun(['serve', '--model', at('lin.onnx'), '--state-dir', stateDir, '--count', '1', '--quiet'], { EDGERUN_POWER__SENSOR: 'none' });
+  const serve = (stateDir: string): Promise<CliResult> => edgerun(['serve', '--model', 'models/mlp.onnx', '--state-dir', stateDir, '--count', '1', '--quiet'], { EDGERUN_POWER__SENSOR: 'none' });
 
   it('state dir is a file', SLOW, async () => {
     writeFileSync(at('state-file'), 'not a directory');

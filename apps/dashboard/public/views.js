@@ -368,22 +368,28 @@ const MAX_REPORT_BYTES = 16 * 1024 * 1024;
 const scalar = (v) => v === null || typeof v !== 'object';
 const cell = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? int(v) : String(Number(v.toPrecision(4)))) : scalar(v) ? esc(v) : `<code>${esc(JSON.stringify(v).slice(0, 120))}</code>`);
 
-/** Any JSON shown as it is shaped: scalars as a list, arrays of objects as tables, objects as sections. */
+const MAX_ITEMS = 500;       // rows or items of one array shown (a report of 100,000 devices stays readable and fast)
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const nestedJson = (v, depth) => (depth < 5 ? renderJson(v, depth + 1) : `<code>${esc(JSON.stringify(v).slice(0, 200))}</code>`);
+
+/** Any JSON shown as it is shaped: scalars as figures, arrays of objects as tables, other arrays as lists, objects as sections. */
 function renderJson(value, depth = 0) {
   if (scalar(value)) return `<p>${cell(value)}</p>`;
   if (Array.isArray(value)) {
-    if (value.every(scalar)) return `<p>${value.map(cell).join(', ')}</p>`;
-    const rows = value.filter((r) => r && typeof r === 'object' && !Array.isArray(r));
-    const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+    const shown = value.slice(0, MAX_ITEMS);
+    const more = value.length > shown.length ? `<p class="muted">… ${int(value.length - shown.length)} more of ${int(value.length)} not shown</p>` : '';
+    if (shown.every(scalar)) return `<p>${shown.map(cell).join(', ')}</p>${more}`;
+    if (!shown.every(isObject)) return `<ol class="report-list">${shown.map((v) => `<li>${nestedJson(v, depth)}</li>`).join('')}</ol>${more}`;
+    const cols = [...new Set(shown.flatMap((r) => Object.keys(r)))];
     return `<div class="table-wrap"><table><thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${
-      rows.map((r) => `<tr>${cols.map((c) => `<td class="${typeof r[c] === 'number' ? 'n' : ''}">${c in r ? cell(r[c]) : ''}</td>`).join('')}</tr>`).join('')}</tbody></table></div>`;
+      shown.map((r) => `<tr>${cols.map((c) => `<td class="${typeof r[c] === 'number' ? 'n' : ''}">${Object.hasOwn(r, c) ? cell(r[c]) : ''}</td>`).join('')}</tr>`).join('')}</tbody></table></div>${more}`;
   }
   const entries = Object.entries(value);
-  const flat = entries.filter(([, v]) => scalar(v) || (Array.isArray(v) && v.every(scalar)));
+  const flat = entries.filter(([, v]) => scalar(v) || (Array.isArray(v) && v.length <= MAX_ITEMS && v.every(scalar)));
   const nested = entries.filter(([, v]) => !flat.some(([, f]) => f === v));
   const tag = `h${Math.min(6, depth + 2)}`;
   return `${flat.length ? `<dl class="kv">${flat.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${Array.isArray(v) ? v.map(cell).join(', ') : cell(v)}</dd></div>`).join('')}</dl>` : ''}${
-    nested.map(([k, v]) => `<section class="report-part"><${tag}>${esc(k)}</${tag}>${depth < 5 ? renderJson(v, depth + 1) : `<code>${esc(JSON.stringify(v).slice(0, 200))}</code>`}</section>`).join('')}`;
+    nested.map(([k, v]) => `<section class="report-part"><${tag}>${esc(k)}</${tag}>${nestedJson(v, depth)}</section>`).join('')}`;
 }
 
 export function reportView(app) {

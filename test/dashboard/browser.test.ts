@@ -94,6 +94,7 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
         ...process.env, EDGERUN_DEVICE__ID: DEVICE, EDGERUN_DEVICE__FLEET: FLEET, EDGERUN_MQTT__PROTOCOL_VERSION: '4',
         EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '400', EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'),
         EDGERUN_PLACEMENT__DEFAULT: 'analog', EDGERUN_REMOTE__SOCKET: accel.socket,
+        EDGERUN_GUARD__ENABLED: 'true', EDGERUN_GUARD__INTERVAL_MS: '2000',
         // A laptop's sysfs tree (battery BAT0): the device's power sensor.
         EDGERUN_POWER__ROOT: join(repoRoot, 'test/power/fixtures/laptop/sys'),
       },
@@ -148,9 +149,19 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     await card.locator('.model', { hasText: 'mlp' }).locator('.badge.analog').waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'fleet.png'), fullPage: true });
 
-    // The device view; read-only without a key: every command control is disabled.
+    // The device view: where the model runs, its accuracy guard with the canary agreement, the
+    // analog profile and device age, battery (the laptop fixture's BAT0), energy by part, queues.
     await card.click();
-    await page.locator('#dev-models tr[data-model=mlp] .badge.analog').waitFor({ timeout: 30_000 });
+    const mlpRow = page.locator('#dev-models tr[data-model=mlp]');
+    await mlpRow.locator('.badge.analog').waitFor({ timeout: 30_000 });
+    await mlpRow.locator('.badge.ok', { hasText: 'ok' }).waitFor({ timeout: 60_000 });
+    await mlpRow.locator('td', { hasText: / agree$/ }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-meta', { hasText: /profile pcm · .* analog device age / }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-stats .stat', { hasText: 'Battery' }).locator('.value', { hasText: /^\d+(\.\d)? %$/ }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-energy .legend li', { hasText: 'analog MAC' }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-streams tr', { hasText: 'mlp' }).locator('td', { hasText: /^\d+ \/ \d+$/ }).waitFor({ timeout: 30_000 });
+
+    // Read-only without a key: every command control is disabled.
     expect(await page.locator('#commands').getAttribute('disabled')).not.toBeNull();
     for (const b of await page.locator('#commands button, #commands select, #commands input').all()) expect(await b.isDisabled()).toBe(true);
     expect(await page.locator('#cmd-hint').textContent()).toMatch(/^Read-only/);

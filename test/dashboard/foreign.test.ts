@@ -2,7 +2,8 @@
  * The dashboard in a real Chromium against foreign MQTT clients: publishers that speak the topic
  * and envelope contract but are not edgerun (a real embedded broker, the real dashboard server,
  * plain mqtt.js clients). What they send is not trusted: bodies of the wrong shape, HTML in every
- * string the page shows, a hundred and fifty devices at once, devices dropping off; the page must
+ * string the page shows, ever new label names, a hundred and fifty devices at once, devices
+ * dropping off; the page must
  * keep rendering what is well formed, show text as text, fetch nothing but its own files, survive a
  * malformed address, keep keyboard focus while the lists move, and refuse a bad key file.
  */
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { encode as jpegEncode } from 'jpeg-js';
 import { startDashboard, type Dashboard } from '../../apps/dashboard/server.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../drivers/mqtt/embedded-broker.js';
 import { encodeMessage } from '../../runtime/telemetry/envelope.js';
@@ -68,7 +70,7 @@ describe('dashboard in Chromium with foreign publishers', () => {
     return page;
   };
 
-  it('shows bodies of the wrong shape and HTML in every string as text, and keeps rendering', { timeout: 120_000 }, async () => {
+  it('shows bodies of the wrong shape and HTML in every string as text, keeps the newest 64 labels of a device, and keeps rendering', { timeout: 120_000 }, async () => {
     const page = await openPage(1366, 900);
     // Wrong shapes everywhere a device's body is read (every field the views use).
     await online('hostile', 'shapes', { models: 'not-a-list', modelVersions: null, profile: { a: 1 }, runtime: 42, pid: [1] });
@@ -101,6 +103,15 @@ describe('dashboard in Chromium with foreign publishers', () => {
     await send('hostile', 'html', 'events', { type: 'command-rejected', command: XSS, reason: XSS, detail: XSS });
     await send('hostile', 'html', 'events', { type: 'deploy', id: XSS, state: 'failed', model: XSS, version: XSS, reason: XSS, detail: XSS });
 
+    // Ever new label names (count/<label>, snapshot/<label>): the page keeps the newest 64 per device.
+    await online('hostile', 'flood');
+    await send('hostile', 'flood', 'detections', { camera: 'door', detections: [{ label: 'l-99', score: 0.9, box: [0.1, 0.1, 0.5, 0.5] }] });
+    const jpeg = Buffer.from(jpegEncode({ width: 8, height: 6, data: Buffer.alloc(8 * 6 * 4, 128) }, 80).data);
+    for (let i = 0; i < 100; i++) {
+      await pub.publishAsync(`edgerun/hostile/flood/count/l-${i}`, Buffer.from(String(i)), { qos: 1, retain: true });
+      await pub.publishAsync(`edgerun/hostile/flood/snapshot/l-${i}`, jpeg, { qos: 1 });
+    }
+
     // A well-formed device published after all that still shows, with live figures.
     await online('hostile', 'good', { models: ['mlp'], profile: 'pcm' });
     for (let i = 0; i < 3; i++) await send('hostile', 'good', 'results', { model: 'mlp', backend: 'analog' });
@@ -114,6 +125,15 @@ describe('dashboard in Chromium with foreign publishers', () => {
       expect(await page.evaluate('window.__pwned')).toBeUndefined();
       expect(await page.locator('main img[src="x"], main script').count()).toBe(0);
     }
+    await page.goto(`${dashboard.url}#/device/hostile/flood`);
+    const inView = page.locator('[data-field=in-view]');
+    await until('the newest label in view', async () => (await inView.count()) && (await inView.textContent())!.includes('l-99 99') || undefined, 30_000, () => errors.join('\n'));
+    const shown = (await inView.textContent())!.replace(/^in view now: /, '').split(' · ');
+    expect(shown).toHaveLength(64);
+    expect(shown).toContain('l-36 36');
+    expect(shown).not.toContain('l-35 35');
+    await until('the newest snapshot drawn', async () => (await page.locator('#dev-detections .frame img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) === 8 || undefined, 30_000);
+
     // The markup is shown as the text it is.
     await page.goto(`${dashboard.url}#/device/hostile/html`);
     await page.locator('#dev-models td', { hasText: XSS }).first().waitFor({ timeout: 10_000 });

@@ -44,8 +44,8 @@ client.on('message', (topic, payload, packet) => {
     createImageBitmap(blob).then((bitmap) => {
       const size = { width: bitmap.width, height: bitmap.height };
       bitmap.close();
-      const old = state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
-      if (old) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
+      const stale = state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
+      for (const old of stale) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
     }, () => undefined);
     return;
   }

@@ -7,6 +7,20 @@ import { readBody } from '/edgerun.js';
 const HISTORY = 180;          // telemetry points kept per device for the sparklines
 const EVENT_LOG = 1000;       // events kept for the log
 const TRACKS = 200;           // tracked objects kept per device
+const NAMES = 64;             // labels and cameras kept per device: a publisher of ever new names cannot grow the page without end
+
+/** Sets `key` in `map` as its newest entry, keeping at most `max` (the oldest go); returns the values that went. */
+function keep(map, key, value, max) {
+  map.delete(key);
+  map.set(key, value);
+  const gone = [];
+  for (const [k, v] of map) {
+    if (map.size <= max) break;
+    map.delete(k);
+    gone.push(v);
+  }
+  return gone;
+}
 
 /** The backend a result ran on, as the page names it. */
 const backendClass = (b) => (b === 'digital-fallback' ? 'fallback' : b === 'analog' ? 'analog' : b === 'digital' ? 'digital' : 'unknown');
@@ -36,7 +50,7 @@ export class FleetState {
         telemetry: undefined, telemetryTs: undefined, history: newHistory(),
         // Keyed by names devices choose: no prototype, so "__proto__" is a name like any other.
         results: 0, correct: 0, backends: Object.create(null),
-        detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: Object.create(null), inView: Object.create(null),
+        detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: new Map(), inView: new Map(),
       };
       this.devices.set(key, d);
     }
@@ -120,7 +134,7 @@ export class FleetState {
     const id = String(after.id ?? e.before?.id ?? `${m.seq}`);
     d.tracks.set(id, { ...after, id, type: e.type, ts: m.ts, ended: e.type === 'end' });
     if (d.tracks.size > TRACKS) d.tracks.delete(d.tracks.keys().next().value);
-    if (e.type === 'new' && after.label !== undefined) d.labelCounts[after.label] = (d.labelCounts[after.label] ?? 0) + 1;
+    if (e.type === 'new' && after.label !== undefined) keep(d.labelCounts, after.label, (d.labelCounts.get(after.label) ?? 0) + 1, NAMES);
   }
 
   /** Per-frame detections: {camera?, width?, height?, detections: [{label, score, box}]}. */
@@ -128,23 +142,22 @@ export class FleetState {
     const camera = String(body.camera ?? 'camera');
     const list = Array.isArray(body.detections) ? body.detections : Array.isArray(body.objects) ? body.objects : [];
     const size = (v) => (Number.isFinite(v) && v > 0 ? v : undefined);  // drawn into a style attribute: numbers only
-    d.detections.set(camera, { ts: m.ts, width: size(body.width), height: size(body.height), objects: list });
+    keep(d.detections, camera, { ts: m.ts, width: size(body.width), height: size(body.height), objects: list }, NAMES);
   }
 
   /** Objects of a label in view now, from <root>/count/<label>. */
   inView(fleet, id, label, n) {
-    this.device(fleet, id).inView[label] = n;
+    keep(this.device(fleet, id).inView, label, n, NAMES);
     this.changed = true;
   }
 
-  /** A decoded JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes what is returned. */
+  /** A decoded JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes the URLs returned (replaced or dropped). */
   snapshot(fleet, id, label, url, { width, height }) {
     const d = this.device(fleet, id);
     const old = d.snapshots.get(label);
-    d.snapshots.delete(label);  // re-inserted: the newest snapshot is the map's last
-    d.snapshots.set(label, { url, width, height, ts: Date.now() });
+    const gone = keep(d.snapshots, label, { url, width, height, ts: Date.now() }, NAMES);  // the newest snapshot is the map's last
     this.changed = true;
-    return old?.url;
+    return [old, ...gone].filter(Boolean).map((s) => s.url);
   }
 
   #log(d, ts, type, text, body) {

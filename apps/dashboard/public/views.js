@@ -81,7 +81,7 @@ export function fleetView(app) {
           <div class="models">${modelRows(d).map((m) => `<span class="model">${esc(m.id)}${m.version ? ` <span class="muted">${esc(m.version)}</span>` : ''} ${m.backend === 'unknown' ? '' : badge(m.backend, m.backend)}${m.guard !== 'off' && m.guard !== 'ok' ? badge('warn', `guard ${m.guard}`) : ''}</span>`).join('')}</div>
           <dl class="mini">
             <div><dt>results</dt><dd data-field="results">${int(d.results)}</dd></div>
-            ${d.tracks.size ? `<div><dt>objects</dt><dd data-field="objects">${int(Object.values(d.labelCounts).reduce((a, n) => a + n, 0))}</dd></div>` : ''}
+            ${d.tracks.size ? `<div><dt>objects</dt><dd data-field="objects">${int([...d.labelCounts.values()].reduce((a, n) => a + n, 0))}</dd></div>` : ''}
             <div><dt>inf/s</dt><dd>${fixed(resultsPerSecond(d), 1)}</dd></div>
             <div><dt>p99</dt><dd>${p99 ? `${ms(p99)} ms` : '–'}</dd></div>
             <div><dt>power</dt><dd>${si(t.power?.measuredW ?? t.power?.modelledW, 'W')}</dd></div>
@@ -341,8 +341,8 @@ function detectionPanel(d) {
       <div class="frame" style="aspect-ratio:${w > 1 && h > 1 ? `${w} / ${h}` : '1 / 1'}">${snap ? `<img src="${esc(snap.url)}" alt="latest snapshot">` : '<div class="noimg">no snapshot yet</div>'}${boxes}</div>
       <ul class="tracks">${tracks.slice(0, 12).map((t) => `<li class="${t.ended ? 'ended' : ''}">${d.snapshots.get(t.label) ? `<img src="${esc(d.snapshots.get(t.label).url)}" alt="${esc(t.label)} snapshot">` : ''}<b>${esc(t.label)}</b> ${esc(t.id)} ${badge(t.ended ? 'unknown' : 'online', t.ended ? 'ended' : t.type)} <span class="muted">${typeof t.top_score === 'number' ? `top ${pct(t.top_score * 100)}` : ''}</span></li>`).join('')}</ul></div>`);
   }
-  const counts = Object.entries(d.labelCounts).map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
-  const inView = Object.entries(d.inView).map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
+  const counts = [...d.labelCounts].map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
+  const inView = [...d.inView].map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
   return `${counts ? `<p class="meta">objects seen: ${counts}</p>` : ''}${inView ? `<p class="meta" data-field="in-view">in view now: ${inView}</p>` : ''}<div class="cameras">${out.join('')}</div>`;
 }
 

@@ -160,6 +160,12 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     await page.locator('#dev-stats .stat', { hasText: 'Battery' }).locator('.value', { hasText: /^\d+(\.\d)? %$/ }).waitFor({ timeout: 30_000 });
     await page.locator('#dev-energy .legend li', { hasText: 'analog MAC' }).waitFor({ timeout: 30_000 });
     await page.locator('#dev-streams tr', { hasText: 'mlp' }).locator('td', { hasText: /^\d+ \/ \d+$/ }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-stats .stat', { hasText: 'Power' }).locator('.sub', { hasText: /^measured · modelled \d/ }).waitFor({ timeout: 30_000 });
+    // The sparklines: throughput, p50/p99 per stream, power measured and modelled (uPlot's legends name the series).
+    for (const [chart, series] of [['#ch-throughput', ['inf/s']], ['#ch-latency', ['mlp p50', 'mlp p99']], ['#ch-power', ['measured', 'modelled']]] as const) {
+      await page.locator(`${chart} canvas`).waitFor({ timeout: 30_000 });
+      for (const name of series) await page.locator(`${chart} .u-legend .u-label`, { hasText: name }).first().waitFor({ timeout: 30_000 });
+    }
 
     // Read-only without a key: every command control is disabled.
     expect(await page.locator('#commands').getAttribute('disabled')).not.toBeNull();

@@ -293,6 +293,8 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     await until('the object counter rising', async () => (await seen()) > firstSeen || undefined, 90_000, camLog);
     await page.goto(`${dashboardUrl}#/detections`);
     await cam.locator('.tracks li.ended').first().waitFor({ timeout: 90_000 });
+    // The track list carries the snapshot of each track's label.
+    await until('a track with its snapshot', async () => (await cam.locator('.tracks li img').count()) > 0 && (await cam.locator('.tracks li img').first().evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0 || undefined, 60_000, camLog);
     // The camera's retained per-label counts (count/<label>: objects in view now).
     await page.locator('[data-field=in-view]').first().waitFor({ timeout: 60_000 });
     expect(await page.locator('[data-field=in-view]').first().textContent()).toMatch(/^in view now: [a-z]+ \d+/);

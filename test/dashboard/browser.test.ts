@@ -5,7 +5,8 @@
  * `edgerun accel-emulator` process, and `edgerun dashboard` as a process serving the page. The
  * page must load without console errors, show the device online with its result counter rising,
  * show a killed accelerator as a fallback (backend change and event), keep commands disabled
- * without a key, sign a command with a loaded key that the device executes, show a real
+ * without a key, sign a command with a loaded key that the device executes (and show the refusal
+ * of one signed with a key it does not trust), show a real deployment and its rollback, a real
  * `edgerun detect` camera (synthetic scene: boxes over its decoded snapshot, tracks new, updated and
  * ended, counters rising), open a JSON report, call a SIGSTOPped device silent and turn it offline
  * when it is SIGKILLed, and work on a phone-sized screen. Screenshots go to
@@ -81,7 +82,8 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
 
     broker = await startBroker();
     watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: 'dashboard-test-watch', reconnectPeriod: 0 });
-    watcher.on('message', (topic, payload) => { if (!topic.includes('/snapshot/')) got.push({ topic, m: decodeMessage<Body>(payload).message }); });
+    // Snapshots are JPEGs and deploy chunks raw bytes: every other topic carries an envelope.
+    watcher.on('message', (topic, payload) => { if (!/\/(snapshot|deploy\/chunk)\//.test(topic)) got.push({ topic, m: decodeMessage<Body>(payload).message }); });
     await watcher.subscribeAsync(`${ROOT}/#`, { qos: 1 });
 
     accel = new DeviceProcess(tempSocketPath(), ['--profile', 'pcm']);
@@ -92,6 +94,7 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
         ...process.env, EDGERUN_DEVICE__ID: DEVICE, EDGERUN_DEVICE__FLEET: FLEET, EDGERUN_MQTT__PROTOCOL_VERSION: '4',
         EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '400', EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'),
         EDGERUN_PLACEMENT__DEFAULT: 'analog', EDGERUN_REMOTE__SOCKET: accel.socket,
+        EDGERUN_GUARD__ENABLED: 'true', EDGERUN_GUARD__INTERVAL_MS: '2000',
         // A laptop's sysfs tree (battery BAT0): the device's power sensor.
         EDGERUN_POWER__ROOT: join(repoRoot, 'test/power/fixtures/laptop/sys'),
       },
@@ -146,9 +149,25 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     await card.locator('.model', { hasText: 'mlp' }).locator('.badge.analog').waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'fleet.png'), fullPage: true });
 
-    // The device view; read-only without a key: every command control is disabled.
+    // The device view: where the model runs, its accuracy guard with the canary agreement, the
+    // analog profile and device age, battery (the laptop fixture's BAT0), energy by part, queues.
     await card.click();
-    await page.locator('#dev-models tr[data-model=mlp] .badge.analog').waitFor({ timeout: 30_000 });
+    const mlpRow = page.locator('#dev-models tr[data-model=mlp]');
+    await mlpRow.locator('.badge.analog').waitFor({ timeout: 30_000 });
+    await mlpRow.locator('.badge.ok', { hasText: 'ok' }).waitFor({ timeout: 60_000 });
+    await mlpRow.locator('td', { hasText: / agree$/ }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-meta', { hasText: /profile pcm · .* analog device age / }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-stats .stat', { hasText: 'Battery' }).locator('.value', { hasText: /^\d+(\.\d)? %$/ }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-energy .legend li', { hasText: 'analog MAC' }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-streams tr', { hasText: 'mlp' }).locator('td', { hasText: /^\d+ \/ \d+$/ }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-stats .stat', { hasText: 'Power' }).locator('.sub', { hasText: /^measured · modelled \d/ }).waitFor({ timeout: 30_000 });
+    // The sparklines: throughput, p50/p99 per stream, power measured and modelled (uPlot's legends name the series).
+    for (const [chart, series] of [['#ch-throughput', ['inf/s']], ['#ch-latency', ['mlp p50', 'mlp p99']], ['#ch-power', ['measured', 'modelled']]] as const) {
+      await page.locator(`${chart} canvas`).waitFor({ timeout: 30_000 });
+      for (const name of series) await page.locator(`${chart} .u-legend .u-label`, { hasText: name }).first().waitFor({ timeout: 30_000 });
+    }
+
+    // Read-only without a key: every command control is disabled.
     expect(await page.locator('#commands').getAttribute('disabled')).not.toBeNull();
     for (const b of await page.locator('#commands button, #commands select, #commands input').all()) expect(await b.isDisabled()).toBe(true);
     expect(await page.locator('#cmd-hint').textContent()).toMatch(/^Read-only/);
@@ -190,16 +209,47 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     await page.locator('form[data-command=set-power-budget] button:not([name=clear])').click();
     await page.locator('#dev-events .ev[data-type=governor]').first().waitFor({ timeout: 30_000 });
     expect(await page.locator('#cmd-outcomes .outcome.ok').count()).toBe(4);
-    // Rollback: signed in the page and answered by the device's deployer (nothing was deployed
-    // here, so the model it was started with keeps serving, or the deployer says why not).
-    expect(await page.locator('#dev-models tr[data-model=mlp] td').nth(1).textContent()).toBe('as started');
+    // A deployment: mlp 1.1.0 built, signed by the operator and pushed by `edgerun deploy push`;
+    // the page shows its steps in the log, the last one under the models and the version the
+    // device's new birth names. Then a rollback signed in the page puts back the model the device
+    // was started with. (The cap is cleared first, from the page.)
+    await page.locator('form[data-command=set-power-budget] button[name=clear]').click();
+    await until('the cap cleared', async () => (await page.locator('#cmd-outcomes .outcome.ok').count()) === 5 || undefined, 30_000, ctx);
+    const version = () => page.locator('#dev-models tr[data-model=mlp] td').nth(1).textContent();
+    expect(await version()).toBe('as started');
+    const bundle = join(dir, 'mlp-1.1.0.bundle');
+    const built = await edgerun(['deploy', 'build', 'models/mlp.onnx', '--version', '1.1.0', '--canary', 'models/data/canary-64.bin', '-o', bundle, '--min-agreement', '0.75', '--min-cosine', '0.9']);
+    expect(built.code, built.stderr).toBe(0);
+    const signed = await edgerun(['deploy', 'sign', bundle, '--key', join(dir, 'operator.key')]);
+    expect(signed.code, signed.stderr).toBe(0);
+    const pushed = await edgerun(['deploy', 'push', bundle, '--to', DEVICE, '--fleet', FLEET, '--url', broker.url, '--key', join(dir, 'operator.key'), '--json'], { EDGERUN_MQTT__PROTOCOL_VERSION: '4' });
+    expect(pushed.code, `${pushed.stdout}${pushed.stderr}\n${ctx()}`).toBe(0);
+    await until('version 1.1.0 on the page', async () => (await version()) === '1.1.0' || undefined, 30_000, ctx);
+    await page.locator('#dev-deploy', { hasText: 'mlp 1.1.0 active' }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-events .ev[data-type=deploy]', { hasText: 'mlp 1.1.0 active' }).waitFor({ timeout: 30_000 });
     const rollbackMark = got.length;
     await page.locator('form[data-command=rollback] select[name=rollbackModel]').selectOption('mlp');
     await page.locator('form[data-command=rollback] button').click();
     const rolled = await until('the device\'s rollback result', () => got.slice(rollbackMark).find((g) => g.topic === `${ROOT}/events` && g.m.body.type === 'command-result' && g.m.body.command === 'rollback'), 30_000, ctx);
-    expect(rolled.m.body).toMatchObject({ signer: { name: 'operator' } });
-    await page.locator(`#cmd-outcomes .outcome[data-nonce="${rolled.m.body.nonce}"]`).filter({ hasText: 'rollback' }).waitFor({ timeout: 30_000 });
-    expect(await page.locator(`#cmd-outcomes .outcome[data-nonce="${rolled.m.body.nonce}"]`).getAttribute('class')).toContain(rolled.m.body.ok ? 'ok' : 'failed');
+    expect(rolled.m.body).toMatchObject({ ok: true, signer: { name: 'operator' } });
+    await page.locator(`#cmd-outcomes .outcome.ok[data-nonce="${rolled.m.body.nonce}"]`).waitFor({ timeout: 30_000 });
+    await until('the started version back on the page', async () => (await version()) === 'as started' || undefined, 30_000, ctx);
+    await page.locator('#dev-deploy', { hasText: 'mlp rolled-back (was 1.1.0)' }).waitFor({ timeout: 30_000 });
+
+    // A key the device does not trust: the page signs, the device refuses, the page says why; the
+    // device runs nothing. Forgetting the key makes the page read-only again.
+    const stranger = generateKeyPair();
+    writeFileSync(join(dir, 'stranger.key'), encodeKeyFile(stranger, 'stranger'));
+    await page.locator('#key-file').setInputFiles(join(dir, 'stranger.key'));
+    await page.locator('#key-state', { hasText: 'signing as stranger' }).waitFor({ timeout: 10_000 });
+    const strangerMark = got.length;
+    await page.locator('form[data-command=stream] button[value=pause-stream]').click();
+    await page.locator('#cmd-outcomes .outcome.rejected', { hasText: 'unknown-key' }).waitFor({ timeout: 30_000 });
+    await page.locator('#dev-events .ev[data-type=command-rejected]', { hasText: 'unknown-key' }).waitFor({ timeout: 30_000 });
+    expect(got.slice(strangerMark).filter((g) => g.m.body.type === 'command-result' || (g.m.body.type === 'stream' && g.m.body.state === 'paused'))).toEqual([]);
+    await page.locator('#key-forget').click();
+    await page.locator('#key-state', { hasText: 'read-only' }).waitFor({ timeout: 10_000 });
+    for (const b of await page.locator('#commands button, #commands select, #commands input').all()) expect(await b.isDisabled()).toBe(true);
 
     // Phone-sized: the same view in one column, nothing wider than the screen.
     await page.setViewportSize({ width: 390, height: 844 });
@@ -243,6 +293,8 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     await until('the object counter rising', async () => (await seen()) > firstSeen || undefined, 90_000, camLog);
     await page.goto(`${dashboardUrl}#/detections`);
     await cam.locator('.tracks li.ended').first().waitFor({ timeout: 90_000 });
+    // The track list carries the snapshot of each track's label.
+    await until('a track with its snapshot', async () => (await cam.locator('.tracks li img').count()) > 0 && (await cam.locator('.tracks li img').first().evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0 || undefined, 60_000, camLog);
     // The camera's retained per-label counts (count/<label>: objects in view now).
     await page.locator('[data-field=in-view]').first().waitFor({ timeout: 60_000 });
     expect(await page.locator('[data-field=in-view]').first().textContent()).toMatch(/^in view now: [a-z]+ \d+/);
@@ -257,6 +309,12 @@ describe.each(BROKERS.filter(([name]) => name !== 'Mosquitto' || mosquittoBinary
     await until('only command events listed', async () => {
       const types = await page.locator('#ev-list .ev .type').allTextContents();
       return types.length > 0 && types.every((t) => t.startsWith('command-')) || undefined;
+    }, 10_000);
+    await page.locator('select[name=group]').selectOption('deploy');
+    await until('only the deployment\'s steps listed', async () => {
+      const texts = await page.locator('#ev-list .ev').allTextContents();
+      const types = await page.locator('#ev-list .ev .type').allTextContents();
+      return types.every((t) => t === 'deploy') && texts.some((t) => t.includes('mlp 1.1.0 active')) && texts.some((t) => t.includes('mlp rolled-back (was 1.1.0)')) || undefined;
     }, 10_000);
     await page.locator('select[name=group]').selectOption('');
     await page.locator('select[name=device]').selectOption(`${FLEET}/${CAMERA}`);

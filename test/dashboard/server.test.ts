@@ -1,7 +1,8 @@
 /**
  * The dashboard's HTTP server over real sockets: the page's files with their content types, the
  * browser builds straight from the npm packages, nothing else reachable (traversal, hidden files,
- * other methods), and the bundled runtime module signing byte for byte as the CLI's code does.
+ * other methods), the bundled runtime module signing byte for byte as the CLI's code does, and its
+ * body types.
  */
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,6 +95,20 @@ describe('dashboard server', () => {
     expect(Buffer.from(fromPage).equals(Buffer.from(buildCommand({ ...o, signer: key })))).toBe(true);
     expect(decodeMessage(fromPage).message.body).toEqual({ name: 'set-placement', args: o.args, nonce: o.nonce });
     expect(() => page.parseKeyFile(new TextEncoder().encode('{"type":"ed25519","publicKey":"AAAA","secretKey":"AAAA"}'), 'bad.key')).toThrow(/bad.key: not an ed25519 key file/);
+  });
+
+  it('serves the body types the page reads with: fields of the wrong type left out, names kept as plain keys', async () => {
+    const file = join(dir, 'edgerun-bodies.mjs');
+    writeFileSync(file, (await get(d, '/edgerun.js')).body);
+    const page = await import(pathToFileURL(file).href) as typeof import('../../apps/dashboard/page-modules.js');
+    expect(page.readBody('telemetry', { completed: 'many', streams: { a: null, b: { depth: 2, paused: 'yes' } }, power: 5 })).toEqual({ streams: { b: { depth: 2 } }, models: {}, guards: {} });
+    expect(page.readBody('status', '<b>offline</b>')).toEqual({ modelVersions: {} });
+    expect(page.readBody('detections', { detections: [null, { label: 7, box: [0, 0, 1, 'x'] }] })).toEqual({ detections: [{ label: '7' }] });
+    const named = page.readBody('telemetry', JSON.parse('{"streams": {"__proto__": {"depth": 1}}}'));
+    expect(Object.keys(named.streams)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(named.streams)).toBe(Object.prototype);
+    // Events keep their other fields (the log shows them); the ones the page reads are typed.
+    expect(page.readBody('events', { type: 'deploy', state: 'active', ok: 'yes', after: 'x', extra: { a: 1 } })).toEqual({ type: 'deploy', state: 'active', extra: { a: 1 } });
   });
 
   it('edgerun dashboard refuses a broker URL that is not a WebSocket one with a one-line error and exit code 2', async () => {

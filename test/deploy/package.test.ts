@@ -1,9 +1,10 @@
 /**
  * The runtime as a device gets it: `npm run build` → `npm pack` → `npm install <tarball>` into a
  * scratch directory (dependencies from the npm registry, or its local cache) → `edgerun serve
- * --count 10` from there against a real Mosquitto, checked by a real MQTT subscriber.
+ * --count 10` from there against a real Mosquitto, checked by a real MQTT subscriber; then
+ * `edgerun dashboard` from there, its page and scripts fetched.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { decodeMessage } from '../../runtime/telemetry/envelope.js';
 import { repoRoot } from '../helpers/cli.js';
+import { until } from '../helpers/until.js';
 import { describeMosquitto, Mosquitto } from '../helpers/mosquitto.js';
 
 const run = promisify(execFile);
@@ -19,7 +21,7 @@ const dir = mkdtempSync(join(tmpdir(), 'edgerun-pack-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describeMosquitto('the packed runtime', () => {
-  it('installs from its tarball and serves 10 results from there', { timeout: 900_000 }, async () => {
+  it('installs from its tarball, serves 10 results and the dashboard from there', { timeout: 900_000 }, async () => {
     await run('npm', ['run', 'build'], { cwd: repoRoot, maxBuffer: 16 << 20 });
     await run('npm', ['pack', '--pack-destination', dir], { cwd: repoRoot, maxBuffer: 16 << 20 });
     const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
@@ -47,6 +49,23 @@ describeMosquitto('the packed runtime', () => {
     } finally {
       await watch.endAsync(true);
       await broker.dispose();
+    }
+
+    // The dashboard ships too: the installed package serves the page, its runtime bundle (built by
+    // esbuild from dist/ at start) and the browser builds of mqtt.js and uPlot from its dependencies.
+    const dashboard = spawn(join(scratch, 'node_modules', '.bin', 'edgerun'), ['dashboard', '--port', '0', '--broker-ws', 'ws://127.0.0.1:9'], { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    dashboard.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    dashboard.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+    try {
+      const url = await until('the dashboard URL', () => /edgerun dashboard: (http:\/\/\S+)/.exec(out)?.[1], 60_000, () => out);
+      for (const [path, has] of [['/', '<script type="module" src="/app.js">'], ['/app.js', "from '/edgerun.js'"], ['/edgerun.js', 'readBody'], ['/vendor/mqtt.js', 'MqttClient'], ['/vendor/uplot.js', 'uPlot']]) {
+        const r = await fetch(new URL(path!, url));
+        expect([path, r.status]).toEqual([path, 200]);
+        expect(await r.text()).toContain(has);
+      }
+    } finally {
+      dashboard.kill('SIGTERM');
     }
   });
 });

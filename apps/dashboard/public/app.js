@@ -24,7 +24,7 @@ const app = { state, commands, prefix, mqtt: client, flash };
 const setConn = (cls, text) => { $('#conn').className = `conn ${cls}`; $('#conn-text').textContent = text; };
 client.on('connect', () => {
   setConn('up', `broker ${config.brokerWs}`);
-  const kinds = ['status', 'telemetry', 'results', 'events', 'detections'].map((k) => `${prefix}/+/+/${k}`);
+  const kinds = ['status', 'telemetry', 'results', 'events', 'detections', 'deploy/status'].map((k) => `${prefix}/+/+/${k}`);
   client.subscribe([...kinds, `${prefix}/+/+/snapshot/+`, `${prefix}/+/+/count/+`], { qos: 1 });
 });
 client.on('reconnect', () => setConn('retry', `reconnecting to ${config.brokerWs}…`));
@@ -44,8 +44,8 @@ client.on('message', (topic, payload, packet) => {
     createImageBitmap(blob).then((bitmap) => {
       const size = { width: bitmap.width, height: bitmap.height };
       bitmap.close();
-      const old = state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
-      if (old) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
+      const stale = state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
+      for (const old of stale) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
     }, () => undefined);
     return;
   }
@@ -58,8 +58,8 @@ client.on('message', (topic, payload, packet) => {
   const o = listener.accept(topic, payload, { retained: packet.retain });
   if (o.status !== 'new' && o.status !== 'retained') return;
   const fleet = topic.slice(prefix.length + 1).split('/')[0];
-  state.apply(fleet, o.message.kind, o.message, o.status === 'retained');
-  if (o.message.kind === 'events') commands.outcome(o.message.body);
+  const body = state.apply(fleet, o.message.kind, o.message, o.status === 'retained');
+  if (o.message.kind === 'events') commands.outcome(body);
 });
 
 // ---- signing key --------------------------------------------------------------------------------
@@ -95,8 +95,10 @@ commands.onChange(() => {
 // ---- routing and rendering ----------------------------------------------------------------------
 
 let view;
+// A hand-edited or cut link may not decode: that part reads as absent (the fleet view).
+const decode = (part) => { try { return decodeURIComponent(part); } catch { return undefined; } };
 function route() {
-  const [, page, fleet, id] = location.hash.replace(/^#\/?/, '/').split('/').map(decodeURIComponent);
+  const [, page, fleet, id] = location.hash.replace(/^#\/?/, '/').split('/').map(decode);
   view?.unmount?.();
   view = page === 'device' && fleet && id ? deviceView(app, fleet, id) : page === 'events' ? eventsView(app) : page === 'detections' ? detectionsView(app) : page === 'report' ? reportView(app) : fleetView(app);
   const main = $('#main');

@@ -1,10 +1,26 @@
 // What the page knows about the fleet, built only from what devices publish (the MQTT contract of
 // runtime/telemetry/topics.ts): status birth/will, telemetry, results, events, detections and
-// snapshots. No DOM here: views.js renders it.
+// snapshots. Every body is typed first (readBody, apps/dashboard/bodies.ts): what is kept here has
+// the shape the views expect, whatever a publisher sent. No DOM here: views.js renders it.
+import { readBody } from '/edgerun.js';
 
 const HISTORY = 180;          // telemetry points kept per device for the sparklines
 const EVENT_LOG = 1000;       // events kept for the log
 const TRACKS = 200;           // tracked objects kept per device
+const NAMES = 64;             // labels and cameras kept per device: a publisher of ever new names cannot grow the page without end
+
+/** Sets `key` in `map` as its newest entry, keeping at most `max` (the oldest go); returns the values that went. */
+function keep(map, key, value, max) {
+  map.delete(key);
+  map.set(key, value);
+  const gone = [];
+  for (const [k, v] of map) {
+    if (map.size <= max) break;
+    map.delete(k);
+    gone.push(v);
+  }
+  return gone;
+}
 
 /** The backend a result ran on, as the page names it. */
 const backendClass = (b) => (b === 'digital-fallback' ? 'fallback' : b === 'analog' ? 'analog' : b === 'digital' ? 'digital' : 'unknown');
@@ -14,6 +30,7 @@ function eventGroup(type) {
   if (type === 'fallback' || type === 'backend' || type === 'placement') return 'backend';
   if (type === 'command-result' || type === 'command-rejected') return 'command';
   if (type === 'new' || type === 'update' || type === 'end') return 'detection';
+  if (type === 'deploy') return 'deploy';
   if (type === 'guard' || type === 'governor' || type === 'stream' || type === 'status') return type;
   return 'other';
 }
@@ -31,28 +48,31 @@ export class FleetState {
       d = {
         key, fleet, id, online: undefined, status: undefined, since: undefined, lastSeen: undefined, heardAt: undefined,
         telemetry: undefined, telemetryTs: undefined, history: newHistory(),
-        results: 0, correct: 0, backends: {},
-        detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: {}, inView: {},
+        // Keyed by names devices choose: no prototype, so "__proto__" is a name like any other.
+        results: 0, correct: 0, backends: Object.create(null),
+        detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: new Map(), inView: new Map(),
       };
       this.devices.set(key, d);
     }
     return d;
   }
 
-  /** A decoded message of an edgerun topic (runtime Listener outcome 'new' or 'retained'). */
+  /** A decoded message of an edgerun topic (runtime Listener outcome 'new' or 'retained'); returns its typed body. */
   apply(fleet, kind, message, retained = false) {
     const d = this.device(fleet, message.device);
-    const body = message.body ?? {};
+    const body = readBody(kind, message.body);
     d.lastSeen = Math.max(d.lastSeen ?? 0, message.ts);
     if (!retained) d.heardAt = Date.now();
     this.changed = true;
     switch (kind) {
-      case 'status': return this.#status(d, message, body, retained);
-      case 'telemetry': return this.#telemetry(d, message, body);
-      case 'results': return this.#result(d, message, body);
-      case 'events': return this.#event(d, message, body);
-      case 'detections': return this.#detections(d, message, body);
+      case 'status': this.#status(d, message, body, retained); break;
+      case 'telemetry': this.#telemetry(d, message, body); break;
+      case 'results': this.#result(d, message, body); break;
+      case 'events': this.#event(d, message, body); break;
+      case 'detections': this.#detections(d, message, body); break;
+      case 'deploy/status': if (!(d.deploy?.ts > message.ts)) d.deploy = { ...body, ts: message.ts }; break;
     }
+    return body;
   }
 
   #status(d, m, body, retained) {
@@ -114,7 +134,7 @@ export class FleetState {
     const id = String(after.id ?? e.before?.id ?? `${m.seq}`);
     d.tracks.set(id, { ...after, id, type: e.type, ts: m.ts, ended: e.type === 'end' });
     if (d.tracks.size > TRACKS) d.tracks.delete(d.tracks.keys().next().value);
-    if (e.type === 'new' && after.label !== undefined) d.labelCounts[after.label] = (d.labelCounts[after.label] ?? 0) + 1;
+    if (e.type === 'new' && after.label !== undefined) keep(d.labelCounts, after.label, (d.labelCounts.get(after.label) ?? 0) + 1, NAMES);
   }
 
   /** Per-frame detections: {camera?, width?, height?, detections: [{label, score, box}]}. */
@@ -122,23 +142,22 @@ export class FleetState {
     const camera = String(body.camera ?? 'camera');
     const list = Array.isArray(body.detections) ? body.detections : Array.isArray(body.objects) ? body.objects : [];
     const size = (v) => (Number.isFinite(v) && v > 0 ? v : undefined);  // drawn into a style attribute: numbers only
-    d.detections.set(camera, { ts: m.ts, width: size(body.width), height: size(body.height), objects: list });
+    keep(d.detections, camera, { ts: m.ts, width: size(body.width), height: size(body.height), objects: list }, NAMES);
   }
 
   /** Objects of a label in view now, from <root>/count/<label>. */
   inView(fleet, id, label, n) {
-    this.device(fleet, id).inView[label] = n;
+    keep(this.device(fleet, id).inView, label, n, NAMES);
     this.changed = true;
   }
 
-  /** A decoded JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes what is returned. */
+  /** A decoded JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes the URLs returned (replaced or dropped). */
   snapshot(fleet, id, label, url, { width, height }) {
     const d = this.device(fleet, id);
     const old = d.snapshots.get(label);
-    d.snapshots.delete(label);  // re-inserted: the newest snapshot is the map's last
-    d.snapshots.set(label, { url, width, height, ts: Date.now() });
+    const gone = keep(d.snapshots, label, { url, width, height, ts: Date.now() }, NAMES);  // the newest snapshot is the map's last
     this.changed = true;
-    return old?.url;
+    return [old, ...gone].filter(Boolean).map((s) => s.url);
   }
 
   #log(d, ts, type, text, body) {
@@ -190,11 +209,24 @@ export function silent(d, now = Date.now()) {
   return now - d.heardAt > silentAfterMs(d);
 }
 
-const newHistory = () => ({ ts: [], throughput: [], measuredW: [], modelledW: [], streams: {} });
+const newHistory = () => ({ ts: [], throughput: [], measuredW: [], modelledW: [], streams: Object.create(null) });
+
+/** Any value of a body as text for the log. */
+const j = (v) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+
+/** A deployment step (deploy/status, or its `deploy` event) in words: "cnn 1.1.0 active (was 1.0.0)". */
+export function deployment(s) {
+  const t = s.transfer;
+  return [
+    `${j(s.model) || 'model'} ${j(s.version)}`.trim(), j(s.state),
+    s.state === 'receiving' && typeof t?.received === 'number' && t.size > 0 ? `${Math.floor((100 * t.received) / t.size)} %` : '',
+    s.from !== undefined ? `(was ${j(s.from) || 'the model it started with'})` : '',
+    s.reason ? `— ${j(s.reason)}${s.detail ? `: ${j(s.detail)}` : ''}` : s.detail ? `— ${j(s.detail)}` : '',
+  ].filter(Boolean).join(' ');
+}
 
 /** One line for the event log, from the event bodies apps/edgerun/device and commands.ts publish. */
 function describeEvent(e) {
-  const j = (v) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   switch (e.type) {
     case 'fallback': return `${j(e.model)} fell back to digital${e.reason ? `: ${j(e.reason)}` : ''}`;
     case 'backend': return `${j(e.model)} now runs on ${j(e.to)} (was ${j(e.from) || 'nothing'})`;
@@ -204,6 +236,7 @@ function describeEvent(e) {
     case 'guard': return `guard ${j(e.model)} ${j(e.step)}${e.before?.agreement !== undefined && e.after?.agreement !== undefined ? `: agreement ${(e.before.agreement * 100).toFixed(1)} → ${(e.after.agreement * 100).toFixed(1)} %` : ''}${e.restored === false ? ' (not restored)' : ''}`;
     case 'command-result': return `command ${j(e.command)} ${e.ok ? 'ok' : `failed: ${j(e.error)}`}${e.signer?.name ? ` (signed by ${j(e.signer.name)})` : ''}`;
     case 'command-rejected': return `command ${j(e.command) || '?'} rejected: ${j(e.reason)} — ${j(e.detail)}`;
+    case 'deploy': return `${deployment(e)} (deployment ${j(e.id)})`;
     case 'new': case 'update': case 'end': {
       const o = e.after ?? e.before ?? {};
       return `${e.type === 'new' ? 'new' : e.type === 'end' ? 'ended' : 'updated'} ${j(o.label)} ${j(o.id)}${o.camera ? ` on ${j(o.camera)}` : ''}${typeof o.score === 'number' ? ` (${(o.score * 100).toFixed(0)} %)` : ''}`;

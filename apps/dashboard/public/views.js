@@ -2,7 +2,7 @@
 // refreshes only its data regions on update().
 import { COLORS, sparkline } from './charts.js';
 import { ago, clock, duration, esc, fixed, int, ms, pct, si } from './format.js';
-import { silent, silentAfterMs } from './fleet-state.js';
+import { deployment, silent, silentAfterMs } from './fleet-state.js';
 
 const badge = (cls, text) => `<span class="badge ${esc(cls)}">${esc(text)}</span>`;
 const onlineBadge = (d) => (silent(d) ? badge('warn', `silent ${duration((Date.now() - d.heardAt) / 1000)}`)
@@ -10,6 +10,17 @@ const onlineBadge = (d) => (silent(d) ? badge('warn', `silent ${duration((Date.n
 const deviceHref = (d) => `#/device/${encodeURIComponent(d.fleet)}/${encodeURIComponent(d.id)}`;
 const stat = (label, value, sub = '') => `<div class="stat"><div class="label">${esc(label)}</div><div class="value">${value}</div>${sub ? `<div class="sub">${sub}</div>` : ''}</div>`;
 const resultsPerSecond = (d) => (d.online && typeof d.throughput === 'number' ? d.throughput : undefined);
+
+/**
+ * Replaces a live region's markup. A keyboard user's focus inside it moves to the element with
+ * the same data-focus key in the new markup (the lists re-render as messages arrive, and focus on
+ * a removed element would fall back to the page's start).
+ */
+function render(el, html) {
+  const focused = el.contains(document.activeElement) ? document.activeElement.dataset.focus : undefined;
+  el.innerHTML = html;
+  if (focused !== undefined) el.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
+}
 
 /** Per model: where it runs now (the last result's backend, else the telemetry's) and the guard. */
 function modelRows(d) {
@@ -70,7 +81,7 @@ export function fleetView(app) {
           <div class="models">${modelRows(d).map((m) => `<span class="model">${esc(m.id)}${m.version ? ` <span class="muted">${esc(m.version)}</span>` : ''} ${m.backend === 'unknown' ? '' : badge(m.backend, m.backend)}${m.guard !== 'off' && m.guard !== 'ok' ? badge('warn', `guard ${m.guard}`) : ''}</span>`).join('')}</div>
           <dl class="mini">
             <div><dt>results</dt><dd data-field="results">${int(d.results)}</dd></div>
-            ${d.tracks.size ? `<div><dt>objects</dt><dd data-field="objects">${int(Object.values(d.labelCounts).reduce((a, n) => a + n, 0))}</dd></div>` : ''}
+            ${d.tracks.size ? `<div><dt>objects</dt><dd data-field="objects">${int([...d.labelCounts.values()].reduce((a, n) => a + n, 0))}</dd></div>` : ''}
             <div><dt>inf/s</dt><dd>${fixed(resultsPerSecond(d), 1)}</dd></div>
             <div><dt>p99</dt><dd>${p99 ? `${ms(p99)} ms` : '–'}</dd></div>
             <div><dt>power</dt><dd>${si(t.power?.measuredW ?? t.power?.modelledW, 'W')}</dd></div>
@@ -79,14 +90,14 @@ export function fleetView(app) {
           <div class="seen">${d.online === false ? `offline ${ago(d.statusTs)}` : `seen ${ago(d.lastSeen)}`}</div>`;
         charts.get(d.key).update(d.history.ts, [d.history.throughput]);
       }
-      root.querySelector('#fleet-events').innerHTML = eventItems(app.state.events.slice(-8).reverse());
+      render(root.querySelector('#fleet-events'), eventItems(app.state.events.slice(-8).reverse()));
     },
     unmount() { for (const c of charts.values()) c.destroy(); charts = new Map(); },
   };
 }
 
 function eventItems(events) {
-  return events.map((e) => `<li class="ev g-${esc(e.group)}" data-type="${esc(e.type)}"><time>${clock(e.ts)}</time><a class="dev" href="#/device/${encodeURIComponent(e.fleet)}/${encodeURIComponent(e.device)}">${esc(e.device)}</a><span class="type">${esc(e.type)}</span><span class="text">${esc(e.text)}</span></li>`).join('') || '<li class="empty">No events yet.</li>';
+  return events.map((e) => `<li class="ev g-${esc(e.group)}" data-type="${esc(e.type)}"><time>${clock(e.ts)}</time><a class="dev" data-focus="ev-${e.n}" href="#/device/${encodeURIComponent(e.fleet)}/${encodeURIComponent(e.device)}">${esc(e.device)}</a><span class="type">${esc(e.type)}</span><span class="text">${esc(e.text)}</span></li>`).join('') || '<li class="empty">No events yet.</li>';
 }
 
 // ---- one device ---------------------------------------------------------------------------------
@@ -143,7 +154,7 @@ export function deviceView(app, fleet, id) {
           <figure class="chart"><figcaption>Power (W, log scale)</figcaption><div id="ch-power"></div></figure>
         </section>
         <div class="columns">
-          <section><h2>Models</h2><div class="table-wrap"><table id="dev-models"></table></div>
+          <section><h2>Models</h2><div class="table-wrap"><table id="dev-models"></table></div><p class="meta" id="dev-deploy"></p>
             <h2>Streams</h2><div class="table-wrap"><table id="dev-streams"></table></div>
             <h2>Energy per inference</h2><div id="dev-energy"></div>
             <h2>Power governor</h2><p id="dev-governor" class="meta"></p></section>
@@ -235,6 +246,7 @@ export function deviceView(app, fleet, id) {
     const models = modelRows(d);
     root.querySelector('#dev-models').innerHTML = `<thead><tr><th>model</th><th>version</th><th>runs on</th><th>policy</th><th>accelerator</th><th>guard</th><th class="n">fallbacks</th></tr></thead><tbody>${
       models.map((m) => `<tr data-model="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.version ?? 'as started')}</td><td>${badge(m.backend, m.backend)}${m.reason ? ` <span class="muted">${esc(m.reason)}</span>` : ''}</td><td>${esc(m.policy ?? '–')}</td><td>${esc(m.accelerator ?? '–')}</td><td>${badge(m.guard === 'ok' ? 'ok' : m.guard === 'off' ? 'unknown' : 'warn', m.guard)}${m.agreement !== undefined ? ` <span class="muted">${pct(m.agreement * 100)} agree</span>` : ''}</td><td class="n">${int(m.fallbacks)}</td></tr>`).join('')}</tbody>`;
+    root.querySelector('#dev-deploy').innerHTML = d.deploy ? `last deployment: ${esc(deployment(d.deploy))} <span class="muted">${clock(d.deploy.ts)}</span>` : '';
     const streams = Object.entries(t.streams ?? {});
     root.querySelector('#dev-streams').innerHTML = `<thead><tr><th>stream</th><th class="n">queue</th><th class="n">wait p50/p99</th><th class="n">service p50/p90/p99</th><th class="n">done</th><th class="n">dropped</th><th class="n">expired</th></tr></thead><tbody>${
       streams.map(([n, st]) => `<tr><td>${esc(n)}${st.paused ? ` ${badge('warn', 'paused')}` : ''}</td><td class="n">${int(st.depth)} / ${int(st.capacity)}</td><td class="n">${ms(st.waitMs?.p50Ms)} / ${ms(st.waitMs?.p99Ms)}</td><td class="n">${ms(st.serviceMs?.p50Ms)} / ${ms(st.serviceMs?.p90Ms)} / ${ms(st.serviceMs?.p99Ms)}</td><td class="n">${int(st.completed)}</td><td class="n">${int(st.dropped)}</td><td class="n">${int(st.expired)}</td></tr>`).join('')}</tbody>`;
@@ -249,7 +261,7 @@ export function deviceView(app, fleet, id) {
     fillSelect(root.querySelector('select[name=rollbackModel]'), models.map((m) => m.id));
     fillSelect(root.querySelector('select[name=stream]'), streams.map(([n]) => n));
     commands();
-    root.querySelector('#dev-events').innerHTML = eventItems(app.state.events.filter((ev) => ev.key === key).slice(-12).reverse());
+    render(root.querySelector('#dev-events'), eventItems(app.state.events.filter((ev) => ev.key === key).slice(-12).reverse()));
     root.querySelector('#dev-detections').innerHTML = d.tracks.size || d.detections.size || d.snapshots.size ? `<h2>Detections</h2>${detectionPanel(d)}` : '';
   }
 }
@@ -267,7 +279,7 @@ function energyBar(e) {
 
 // ---- events -----------------------------------------------------------------------------------
 
-const GROUPS = [['', 'all types'], ['backend', 'backend & placement'], ['command', 'commands'], ['guard', 'accuracy guard'], ['governor', 'power governor'], ['stream', 'streams'], ['status', 'online / offline'], ['detection', 'detections'], ['other', 'other']];
+const GROUPS = [['', 'all types'], ['backend', 'backend & placement'], ['command', 'commands'], ['deploy', 'deployments & rollbacks'], ['guard', 'accuracy guard'], ['governor', 'power governor'], ['stream', 'streams'], ['status', 'online / offline'], ['detection', 'detections'], ['other', 'other']];
 
 export function eventsView(app) {
   let root;
@@ -301,7 +313,7 @@ export function eventsView(app) {
       root.querySelector('#ev-count').textContent = `${shown.length} of ${app.state.events.length}`;
       const scroll = root.querySelector('#ev-scroll');
       const atTop = scroll.scrollTop < 8;
-      root.querySelector('#ev-list').innerHTML = eventItems(shown.slice(-300).reverse());
+      render(root.querySelector('#ev-list'), eventItems(shown.slice(-300).reverse()));
       if (atTop) scroll.scrollTop = 0;
     },
   };
@@ -329,8 +341,8 @@ function detectionPanel(d) {
       <div class="frame" style="aspect-ratio:${w > 1 && h > 1 ? `${w} / ${h}` : '1 / 1'}">${snap ? `<img src="${esc(snap.url)}" alt="latest snapshot">` : '<div class="noimg">no snapshot yet</div>'}${boxes}</div>
       <ul class="tracks">${tracks.slice(0, 12).map((t) => `<li class="${t.ended ? 'ended' : ''}">${d.snapshots.get(t.label) ? `<img src="${esc(d.snapshots.get(t.label).url)}" alt="${esc(t.label)} snapshot">` : ''}<b>${esc(t.label)}</b> ${esc(t.id)} ${badge(t.ended ? 'unknown' : 'online', t.ended ? 'ended' : t.type)} <span class="muted">${typeof t.top_score === 'number' ? `top ${pct(t.top_score * 100)}` : ''}</span></li>`).join('')}</ul></div>`);
   }
-  const counts = Object.entries(d.labelCounts).map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
-  const inView = Object.entries(d.inView).map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
+  const counts = [...d.labelCounts].map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
+  const inView = [...d.inView].map(([l, n]) => `${esc(l)} ${n}`).join(' · ');
   return `${counts ? `<p class="meta">objects seen: ${counts}</p>` : ''}${inView ? `<p class="meta" data-field="in-view">in view now: ${inView}</p>` : ''}<div class="cameras">${out.join('')}</div>`;
 }
 
@@ -344,8 +356,8 @@ export function detectionsView(app) {
     },
     update() {
       const devices = [...app.state.devices.values()].filter((d) => d.tracks.size || d.detections.size || d.snapshots.size);
-      root.querySelector('#det-all').innerHTML = devices.map((d) => `<section class="det-device"><h2><a href="${deviceHref(d)}">${esc(d.id)}</a> ${onlineBadge(d)}</h2>${detectionPanel(d)}</section>`).join('')
-        || `<p class="empty">No detections yet: cameras publish tracked objects on <code>events</code> (<code>{type: new|update|end, before, after}</code>), per-frame boxes on <code>detections</code> and JPEG snapshots on <code>snapshot/&lt;label&gt;</code>.</p>`;
+      render(root.querySelector('#det-all'), devices.map((d) => `<section class="det-device"><h2><a data-focus="${esc(d.key)}" href="${deviceHref(d)}">${esc(d.id)}</a> ${onlineBadge(d)}</h2>${detectionPanel(d)}</section>`).join('')
+        || `<p class="empty">No detections yet: cameras publish tracked objects on <code>events</code> (<code>{type: new|update|end, before, after}</code>), per-frame boxes on <code>detections</code> and JPEG snapshots on <code>snapshot/&lt;label&gt;</code>.</p>`);
     },
   };
 }
@@ -356,22 +368,28 @@ const MAX_REPORT_BYTES = 16 * 1024 * 1024;
 const scalar = (v) => v === null || typeof v !== 'object';
 const cell = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? int(v) : String(Number(v.toPrecision(4)))) : scalar(v) ? esc(v) : `<code>${esc(JSON.stringify(v).slice(0, 120))}</code>`);
 
-/** Any JSON shown as it is shaped: scalars as a list, arrays of objects as tables, objects as sections. */
+const MAX_ITEMS = 500;       // rows or items of one array shown (a report of 100,000 devices stays readable and fast)
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const nestedJson = (v, depth) => (depth < 5 ? renderJson(v, depth + 1) : `<code>${esc(JSON.stringify(v).slice(0, 200))}</code>`);
+
+/** Any JSON shown as it is shaped: scalars as figures, arrays of objects as tables, other arrays as lists, objects as sections. */
 function renderJson(value, depth = 0) {
   if (scalar(value)) return `<p>${cell(value)}</p>`;
   if (Array.isArray(value)) {
-    if (value.every(scalar)) return `<p>${value.map(cell).join(', ')}</p>`;
-    const rows = value.filter((r) => r && typeof r === 'object' && !Array.isArray(r));
-    const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+    const shown = value.slice(0, MAX_ITEMS);
+    const more = value.length > shown.length ? `<p class="muted">… ${int(value.length - shown.length)} more of ${int(value.length)} not shown</p>` : '';
+    if (shown.every(scalar)) return `<p>${shown.map(cell).join(', ')}</p>${more}`;
+    if (!shown.every(isObject)) return `<ol class="report-list">${shown.map((v) => `<li>${nestedJson(v, depth)}</li>`).join('')}</ol>${more}`;
+    const cols = [...new Set(shown.flatMap((r) => Object.keys(r)))];
     return `<div class="table-wrap"><table><thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${
-      rows.map((r) => `<tr>${cols.map((c) => `<td class="${typeof r[c] === 'number' ? 'n' : ''}">${c in r ? cell(r[c]) : ''}</td>`).join('')}</tr>`).join('')}</tbody></table></div>`;
+      shown.map((r) => `<tr>${cols.map((c) => `<td class="${typeof r[c] === 'number' ? 'n' : ''}">${Object.hasOwn(r, c) ? cell(r[c]) : ''}</td>`).join('')}</tr>`).join('')}</tbody></table></div>${more}`;
   }
   const entries = Object.entries(value);
-  const flat = entries.filter(([, v]) => scalar(v) || (Array.isArray(v) && v.every(scalar)));
+  const flat = entries.filter(([, v]) => scalar(v) || (Array.isArray(v) && v.length <= MAX_ITEMS && v.every(scalar)));
   const nested = entries.filter(([, v]) => !flat.some(([, f]) => f === v));
   const tag = `h${Math.min(6, depth + 2)}`;
   return `${flat.length ? `<dl class="kv">${flat.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${Array.isArray(v) ? v.map(cell).join(', ') : cell(v)}</dd></div>`).join('')}</dl>` : ''}${
-    nested.map(([k, v]) => `<section class="report-part"><${tag}>${esc(k)}</${tag}>${depth < 5 ? renderJson(v, depth + 1) : `<code>${esc(JSON.stringify(v).slice(0, 200))}</code>`}</section>`).join('')}`;
+    nested.map(([k, v]) => `<section class="report-part"><${tag}>${esc(k)}</${tag}>${nestedJson(v, depth)}</section>`).join('')}`;
 }
 
 export function reportView(app) {

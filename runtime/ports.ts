@@ -18,8 +18,11 @@ export const monotonicClock: Clock = { now: () => performance.now() };
 export interface Storage {
   /** Names of the files present, sorted. */
   list(): Promise<string[]>;
-  /** The whole file, or undefined when it does not exist. */
-  read(name: string): Promise<Uint8Array | undefined>;
+  /**
+   * The whole file, or undefined when it does not exist. A file larger than maxBytes (default: the
+   * storage's own cap) is an error naming its size, before it is read.
+   */
+  read(name: string, maxBytes?: number): Promise<Uint8Array | undefined>;
   /** Replaces the file atomically (temporary file, fsync, rename): a crash leaves the old or the new content. */
   writeAtomic(name: string, data: Uint8Array): Promise<void>;
   /** Appends to the file (creating it); durable only after sync(). */
@@ -29,6 +32,9 @@ export interface Storage {
   /** Deletes the file; no error when it is already gone. */
   remove(name: string): Promise<void>;
 }
+
+/** The cap for small JSON state files (sequence lease, progress, replay memory, deploy pointer): a planted huge one is refused, not read. */
+export const STATE_FILE_MAX_BYTES = 16 * 2 ** 20;
 
 /**
  * Named sub-storages under one root, one per installed bundle version (runtime/deploy). Names are

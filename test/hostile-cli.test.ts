@@ -64,6 +64,8 @@ describe('usage errors', () => {
     refused(await edgerun(['eval', 'models/mlp.onnx']), /required option '-d, --data <file>' not specified \(see `edgerun eval --help`\)/);
     refused(await edgerun(['--threads', '2', 'keys', 'trust']), /missing required argument 'key' \(see `edgerun keys trust --help`\)/);
     refused(await edgerun(['run', 'models/mlp.onnx', '--batch', '0']), /--batch <n>' argument '0' is invalid/);
+    refused(await edgerun(['eval', 'models/mlp.onnx', '--data', 'x.bin', '--seeds', '1000000000']), /--seeds <k>' argument '1000000000' is invalid\. expected an integer from 1 to 1000/);
+    refused(await edgerun(['broker', '--port', '70000']), /--port <n>' argument '70000' is invalid\. expected an integer from 0 to 65535/);
     const help = await edgerun(['run', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: edgerun run/);
@@ -175,6 +177,14 @@ describe('serve exits on a fatal start-up error with the embedded broker running
   it('outbox/seq.state is a directory', SLOW, async () => {
     mkdirSync(at('state-seq/outbox/seq.state'), { recursive: true });
     refused(await serve(at('state-seq')), /state file .*seq\.state is a directory, not a file/);
+  });
+
+  it('a planted huge state file is refused from its size, not read', SLOW, async () => {
+    mkdirSync(at('state-big/outbox'), { recursive: true });
+    const seq = at('state-big/outbox/seq.state');
+    writeFileSync(seq, '');
+    truncateSync(seq, 900 * 2 ** 20);
+    refused(await serve(at('state-big')), /seq\.state is 943718400 bytes, more than the limit of 16777216 bytes/);
   });
 
   it('an outbox segment above the size limit is refused from its size', SLOW, async () => {

@@ -3,11 +3,14 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { DeviceOptions, GlobalOptions } from './context.js';
 import { version } from './package-info.js';
 
-const int = (min: number) => (v: string): number => {
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `expected an integer ≥ ${min}` : `expected an integer from ${min} to ${max}`);
   return n;
 };
+const PORT_MAX = 65_535;
+/** Each device instance is a full emulator programmed and evaluated over the data set: beyond this a run would not end in a day. */
+const SEEDS_MAX = 1000;
 const positive = (v: string): number => {
   const n = Number(v);
   if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a non-negative number');
@@ -105,7 +108,7 @@ program.command('eval')
   .addOption(peripheryOption())
   .addOption(seedOption())
   .option('--age <list>', 'analog: device ages to evaluate, e.g. 1s,1h,1d,1y (s, m, h, d, y)')
-  .option('--seeds <k>', 'analog: device instances per age (seed, seed+1, …); mean ± std', int(1), 1)
+  .option('--seeds <k>', 'analog: device instances per age (seed, seed+1, …); mean ± std', int(1, SEEDS_MAX), 1)
   .option('--gdc <on|off>', 'analog: global drift compensation (default: the profile\'s)')
   .option('--adc-bits <n>', 'analog: ADC resolution override', int(1))
   .option('--no-progress', 'no progress bar')
@@ -296,15 +299,15 @@ keys.command('list')
 
 program.command('broker')
   .description('run the embedded MQTT broker (Aedes; TCP and WebSocket listeners) until Ctrl-C')
-  .option('--port <n>', 'MQTT TCP port (0 = a free port)', int(0), 1883)
-  .option('--ws-port <n>', 'MQTT over WebSocket port (0 = a free port)', int(0), 8883)
+  .option('--port <n>', 'MQTT TCP port (0 = a free port)', int(0, PORT_MAX), 1883)
+  .option('--ws-port <n>', 'MQTT over WebSocket port (0 = a free port)', int(0, PORT_MAX), 8883)
   .option('--no-ws', 'no WebSocket listener')
   .option('--host <addr>', 'interface to listen on (0.0.0.0 = every interface)', '127.0.0.1')
   .action(async (opts) => (await import('./commands/broker.js')).brokerCommand(opts));
 
 program.command('dashboard')
   .description('serve the live fleet dashboard (a web page talking to the broker over MQTT-over-WebSocket) until Ctrl-C')
-  .option('--port <n>', 'HTTP port (0 = a free port)', int(0), 8080)
+  .option('--port <n>', 'HTTP port (0 = a free port)', int(0, PORT_MAX), 8080)
   .option('--host <addr>', 'interface to listen on (0.0.0.0 = every interface)', '127.0.0.1')
   .option('--broker-ws <url>', 'the broker\'s WebSocket URL the page connects to (default: config mqtt.url if ws:// or wss://, else ws://127.0.0.1:8883)')
   .option('--prefix <prefix>', 'topic prefix (default: config mqtt.prefix)')

@@ -33,9 +33,9 @@ export class FsStorage implements Storage {
     return (await readdir(this.dir)).filter((n) => NAME.test(n) && !n.endsWith('.tmp')).sort();
   }
 
-  async read(name: string): Promise<Uint8Array | undefined> {
+  async read(name: string, maxBytes = this.maxReadBytes): Promise<Uint8Array | undefined> {
     try {
-      return await readFileLimited(this.#path(name), this.maxReadBytes, 'state file');
+      return await readFileLimited(this.#path(name), Math.min(maxBytes, this.maxReadBytes), 'state file');
     } catch (e) {
       if (e instanceof FileError && e.missing) return undefined;
       throw e;

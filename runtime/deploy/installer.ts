@@ -28,7 +28,7 @@ import { parseJson } from '../json.js';
 import type { SignatureVerifier } from '../telemetry/envelope.js';
 import type { TrustLookup } from '../telemetry/commands.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { monotonicClock, type Clock, type Storage, type StorageTree } from '../ports.js';
+import { STATE_FILE_MAX_BYTES, monotonicClock, type Clock, type Storage, type StorageTree } from '../ports.js';
 import type { PlacedModel } from '../scheduler/types.js';
 import { MANIFEST_ENTRY, readBundle, SIGNATURE_ENTRY, type Bundle, type BundleLimits } from './bundle.js';
 import { DeployError, type DeployReason } from './errors.js';
@@ -132,7 +132,7 @@ type Pointer = z.infer<typeof pointerSchema>;
 const utf8 = new TextEncoder();
 
 async function readJson<T>(storage: Storage, file: string, schema: z.ZodType<T>, fallback: T): Promise<T> {
-  const bytes = await storage.read(file);
+  const bytes = await storage.read(file, STATE_FILE_MAX_BYTES);
   if (bytes === undefined) return fallback;
   // parseJson: a damaged or planted state file cannot recurse the parser deep or carry prototype keys.
   const r = schema.safeParse(parseJson(new TextDecoder().decode(bytes), `deploy state '${file}'`));

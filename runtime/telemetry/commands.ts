@@ -29,7 +29,7 @@
 import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { parseJson } from '../json.js';
-import type { Clock, Storage } from '../ports.js';
+import { STATE_FILE_MAX_BYTES, type Clock, type Storage } from '../ports.js';
 import type { PlacementPolicy } from '../backend.js';
 import { governorPolicySchema, type GovernorPolicyInput } from '../power/policy.js';
 import { decode as cborDecode } from 'cborg';
@@ -144,7 +144,7 @@ export class ReplayMemory {
   /** Loads the memory; a damaged file is a clear error (delete it only if no replay can be in flight). */
   static async open(storage: Storage, file = 'command-replay.json', capacity = 4096): Promise<ReplayMemory> {
     const m = new ReplayMemory(storage, file, capacity);
-    const bytes = await storage.read(file);
+    const bytes = await storage.read(file, STATE_FILE_MAX_BYTES);
     if (bytes !== undefined) {
       const r = replayFileSchema.safeParse(parseJson(new TextDecoder().decode(bytes), `replay state '${file}'`));
       if (!r.success) throw new Error(`replay state '${file}' has the wrong shape`);

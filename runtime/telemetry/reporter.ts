@@ -39,7 +39,7 @@
  *
  * `storage` holds the journal and `seq.state`: give the reporter a directory of its own.
  */
-import type { Storage } from '../ports.js';
+import { STATE_FILE_MAX_BYTES, type Storage } from '../ports.js';
 import { CONTENT_TYPE, encodeMessage, type Encoding, type SigningKey } from './envelope.js';
 import { NotConnectedError, PublishRejectedError, type ConnectInfo, type MqttPort, type PublishOptions } from './mqtt-port.js';
 import { Outbox, OutboxFullError, type OutboxEntry, type OutboxOptions } from './outbox.js';
@@ -311,7 +311,7 @@ export class Reporter {
   // --- sequence numbers -------------------------------------------------------------------------
 
   async #initSeq(): Promise<void> {
-    const raw = await this.#storage.read(SEQ_FILE);
+    const raw = await this.#storage.read(SEQ_FILE, STATE_FILE_MAX_BYTES);
     let leased = 0;
     if (raw) {
       try {

@@ -10,7 +10,7 @@
  * state is written atomically to `progress.json` and older logs are removed. A torn last line (power
  * loss mid-append) is ignored.
  */
-import type { Storage } from '../../../runtime/ports.js';
+import { STATE_FILE_MAX_BYTES, type Storage } from '../../../runtime/ports.js';
 import { parseJson } from '../../../runtime/json.js';
 
 const SNAPSHOT = 'progress.json';
@@ -33,7 +33,7 @@ export class Progress {
 
   static async open(storage: Storage, compactEvery = 1000): Promise<Progress> {
     const p = new Progress(storage, compactEvery);
-    const snap = await storage.read(SNAPSHOT);
+    const snap = await storage.read(SNAPSHOT, STATE_FILE_MAX_BYTES);
     if (snap) {
       try {
         const s = parseJson(fromUtf8.decode(snap), SNAPSHOT) as Partial<Snapshot>;
@@ -45,7 +45,7 @@ export class Progress {
     const logs = (await storage.list()).filter((f) => LOG.test(f));
     for (const f of logs) {
       p.#gen = Math.max(p.#gen, Number(LOG.exec(f)![1]));
-      const text = fromUtf8.decode((await storage.read(f)) ?? new Uint8Array());
+      const text = fromUtf8.decode((await storage.read(f, STATE_FILE_MAX_BYTES)) ?? new Uint8Array());
       const lines = text.split('\n');
       lines.pop(); // after the last newline: '' or a torn append
       for (const line of lines) {

@@ -308,7 +308,8 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
 function getPath(target: Record<string, unknown>, path: string[]): unknown {
   let node: unknown = target;
   for (const k of path) {
-    if (!isObject(node)) return undefined;
+    // Own keys only: 'constructor' is on every object, and would name the wrong layer as its origin.
+    if (!isObject(node) || !Object.hasOwn(node, k)) return undefined;
     node = node[k];
   }
   return node;

@@ -67,6 +67,9 @@ describe('resolveConfig', () => {
     }
     const env = configError(() => resolveConfig({ env: { EDGERUN_DIGITAL: '{"__proto__": {"threads": 8}}' } }));
     expect(env.issues[0]!.origin).toBe('environment variable EDGERUN_DIGITAL');
+    // A key every object inherits is named with the layer that really set it.
+    const inherited = configError(() => resolveConfig({ env: { EDGERUN_CONSTRUCTOR__PROTOTYPE__X: '1' }, flags: { digital: { threads: 2 } } }));
+    expect(inherited.issues[0]!.origin).toBe('environment variable EDGERUN_CONSTRUCTOR');
     // What used to happen: the key became the merged object's prototype and vanished unchecked.
     expect(Object.getPrototypeOf(resolveConfig().digital)).toBe(Object.prototype);
   });

@@ -66,6 +66,7 @@ describe('usage errors', () => {
     refused(await edgerun(['run', 'models/mlp.onnx', '--batch', '0']), /--batch <n>' argument '0' is invalid/);
     refused(await edgerun(['eval', 'models/mlp.onnx', '--data', 'x.bin', '--seeds', '1000000000']), /--seeds <k>' argument '1000000000' is invalid\. expected an integer from 1 to 1000/);
     refused(await edgerun(['broker', '--port', '70000']), /--port <n>' argument '70000' is invalid\. expected an integer from 0 to 65535/);
+    refused(await edgerun(['listen', '--client-id', '']), /--client-id <id>' argument '' is invalid\. expected 1–128 printable ASCII/);
     const help = await edgerun(['run', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: edgerun run/);

@@ -8,6 +8,11 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number 
   if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `expected an integer ≥ ${min}` : `expected an integer from ${min} to ${max}`);
   return n;
 };
+/** A persistent session needs an id the broker can find it under again (MQTT 5 §3.1.3.1: 1–23 bytes is what every broker must take; longer is common). */
+const clientId = (v: string): string => {
+  if (!/^[\x21-\x7e]{1,128}$/.test(v)) throw new InvalidArgumentError('expected 1–128 printable ASCII characters without spaces');
+  return v;
+};
 const PORT_MAX = 65_535;
 /** Each device instance is a full emulator programmed and evaluated over the data set: beyond this a run would not end in a day. */
 const SEEDS_MAX = 1000;
@@ -319,7 +324,7 @@ program.command('listen')
   .option('--fleet <fleet>', 'fleet, or + for every fleet', '+')
   .option('--kinds <list>', 'comma-separated kinds: status, results, detections, telemetry, events (default: all)')
   .option('--share <group>', 'shared subscription ($share/<group>/...): the listeners of one group split the messages (Mosquitto, EMQX, HiveMQ; the embedded Aedes has none)')
-  .option('--client-id <id>', 'persistent session under this client id: messages queued while away arrive on return')
+  .option('--client-id <id>', 'persistent session under this client id: messages queued while away arrive on return', clientId)
   .option('--out <file>', 'append the JSON lines to this file instead of stdout')
   .option('--count <n>', 'exit after N unique messages', int(1))
   .option('--timeout <s>', 'exit after s seconds (exit 1 if --count was not reached or the broker was never reached)', positive)

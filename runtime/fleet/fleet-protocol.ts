@@ -57,6 +57,7 @@ const deviceSpecSchema = z.strictObject({
   rateHz: z.number().positive().max(1000),
   sign: z.boolean(),
   battery: z.strictObject({ capacityWh: z.number().positive().max(1e6), initialPct: z.number().min(0).max(100), idleW: z.number().min(0).max(1e4) }).optional(),
+  serviceTime: z.strictObject({ distribution: z.enum(['fixed', 'exponential']), meanMs: z.number().positive().max(60_000) }).optional(),
 }) satisfies z.ZodType<DeviceSpec>;
 export type ScenarioDevice = DeviceSpec;
 

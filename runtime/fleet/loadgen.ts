@@ -12,7 +12,7 @@
  * Modes: performance (random samples, latency) and accuracy (every sample of the library once,
  * predictions compared with the labels; latency not judged).
  */
-import { LatencyRecorder, type LatencySummary } from '../latency.js';
+import { LatencyRecorder, type EncodedLatency, type LatencySummary } from '../latency.js';
 import type { Timeline } from './timeline.js';
 
 export const SCENARIOS = ['SingleStream', 'MultiStream', 'Server', 'Offline'] as const;
@@ -105,6 +105,8 @@ export interface ScenarioResult {
   invalidBecause: string[];
   /** Latency (ms) at percentiles 0..99.9 for plots. */
   distribution: { percentile: number; ms: number }[];
+  /** The query latencies' histogram, encoded: runs of several load generators (fleet agents) add up exactly. */
+  histogram?: EncodedLatency;
 }
 
 /** Runs one scenario to the end; resolves once the last query has completed. */
@@ -195,7 +197,7 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
       samplesPerSecond: durationMs > 0 ? samples / (durationMs / 1000) : 0,
       ...(o.scenario === 'Server' ? { targetQps: s.targetQps } : {}),
       ...(accuracyMode ? { accuracy: samples ? correct / samples : 0 } : {}),
-      valid: invalidBecause.length === 0, invalidBecause, distribution: recorder.distribution(),
+      valid: invalidBecause.length === 0, invalidBecause, distribution: recorder.distribution(), histogram: recorder.encode(),
     };
   }
 }

@@ -21,6 +21,8 @@ export interface SchedulerOptions {
   clock?: Clock;
   /** Jobs each backend lane may run at once, by lane name (default 1 each). */
   concurrency?: Record<string, number>;
+  /** A modelled service time (runtime/service-time.ts): a job holds its lane slot at least this many ms, drawn per job. */
+  serviceTimeMs?: () => number;
 }
 
 interface Request extends Queued {
@@ -85,6 +87,7 @@ export interface SchedulerSnapshot {
 export class Scheduler {
   readonly #clock: Clock;
   readonly #concurrency: Record<string, number>;
+  readonly #serviceTimeMs: (() => number) | undefined;
   readonly #models = new Map<string, PlacedModel>();
   readonly #streams = new Map<string, Stream>();
   readonly #lanes = new Map<string, Lane>();
@@ -96,6 +99,7 @@ export class Scheduler {
   constructor(options: SchedulerOptions = {}) {
     this.#clock = options.clock ?? monotonicClock;
     this.#concurrency = options.concurrency ?? {};
+    this.#serviceTimeMs = options.serviceTimeMs;
   }
 
   addModel(model: PlacedModel): void {
@@ -344,6 +348,10 @@ export class Scheduler {
       stream.metrics.failed += requests.length;
       stream.lane.metrics.failed += requests.length;
       return;
+    }
+    if (this.#serviceTimeMs) {
+      const left = start + this.#serviceTimeMs() - this.#clock.now();
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
     }
     this.#complete(stream, requests, runs, start, done);
   }

@@ -128,6 +128,11 @@ export async function resolveFleetSpecs(devices: DeviceSpec[], baseDir: string, 
   return resolved;
 }
 
+/** The data set the devices replay: options.data against baseDir, else the bundled Fashion-MNIST subset. */
+export function fleetDataPath(options: Pick<FleetHostOptions, 'data' | 'baseDir'>): string {
+  return options.data ? resolve(options.baseDir ?? process.cwd(), options.data) : join(packageRoot, BUNDLED_DATA);
+}
+
 /** Where the worker entry is: the compiled .js beside this file, or the .ts source through tsx. */
 function spawnWorker(input: WorkerInput): Worker {
   const compiled = import.meta.url.endsWith('.js');
@@ -171,7 +176,7 @@ class Host extends EventEmitter implements FleetHost {
     });
     this.#starting = specs.length;
     if (specs.length === 0) this.#startedResolve();
-    const data = options.data ? resolve(options.baseDir ?? process.cwd(), options.data) : join(packageRoot, BUNDLED_DATA);
+    const data = fleetDataPath(options);
     shares.forEach((devices, w) => {
       const worker = spawnWorker({
         fleet: options.fleet ?? 'default', devices, config, url: options.url, protocolVersion: options.protocolVersion, prefix: options.prefix,

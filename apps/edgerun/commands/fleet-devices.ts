@@ -9,10 +9,9 @@
 import { resolve } from 'node:path';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
-import type { FleetMetrics } from '../../../runtime/fleet/metrics.js';
-import { fleetReport, scenarioMetric, type FleetReport, type FleetScenarioSection } from '../../../runtime/fleet/report.js';
+import { fleetReport, type FleetReport } from '../../../runtime/fleet/report.js';
 import { fleetDataPath, startFleetHost, type FleetHost } from '../fleet/host.js';
-import { FleetLoadGenerator, fleetScenarioSpec, startScenarioConsumer, type FleetLoadOutcome, type FleetLoadSpec } from '../fleet/fleet-loadgen.js';
+import { FleetLoadGenerator, fleetScenarioSpec, scenarioReport, startScenarioConsumer } from '../fleet/fleet-loadgen.js';
 import { writeReport } from './fleet-files.js';
 import { loadFleetFile } from '../fleet/load-fleet.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
@@ -148,7 +147,7 @@ async function fleetScenarioCommand(file: string, opts: FleetDevicesOptions, glo
     const outcome = await load.run(spec);
     await host.stop();
     await consumer.settle(run);
-    const report = scenarioReport(spec, outcome, devices.length, consumer.collector.summary({ loadGeneratorCpuShare: outcome.busyShare }));
+    const report = scenarioReport(spec, outcome, devices.length, { kind: 'edgerun-fleet-report', created: new Date().toISOString(), scenarios: [], metrics: consumer.collector.summary({ loadGeneratorCpuShare: outcome.busyShare }) });
     await writeReport(out, report, opts.html, fleetReport(report));
     printScenario(report);
     console.log(`result: ${out}${opts.html ? `, report: ${opts.html}` : ''}`);
@@ -160,17 +159,8 @@ async function fleetScenarioCommand(file: string, opts: FleetDevicesOptions, glo
   }
 }
 
-/** The report of a scenario across a fleet: its runs, its LoadGen figure, the queries' accounting, the devices' figures. */
-export function scenarioReport(spec: FleetLoadSpec, outcome: FleetLoadOutcome, devices: number, metrics: FleetMetrics): FleetReport {
-  const r = outcome.result;
-  const fleetScenario: FleetScenarioSection = {
-    scenario: spec.scenario, mode: spec.mode, devices, metric: scenarioMetric(r, outcome.search), ...(r?.accuracy !== undefined ? { accuracy: r.accuracy } : {}),
-    valid: r?.valid ?? false, ...(outcome.search ? { search: outcome.search } : {}), queries: outcome.queries, loadGeneratorBusyShare: outcome.busyShare,
-  };
-  return { kind: 'edgerun-fleet-report', created: new Date().toISOString(), scenarios: r ? [r] : [], metrics, fleetScenario };
-}
-
-function printScenario(report: FleetReport): void {
+/** The scenario's lines on the console. */
+export function printScenario(report: FleetReport): void {
   const f = report.fleetScenario!;
   const m = report.metrics!.fleet;
   const r = report.scenarios[0];

@@ -26,7 +26,7 @@ import {
 } from '../../../runtime/fleet/loadgen.js';
 import { FleetMetricsCollector } from '../../../runtime/fleet/metrics.js';
 import { stopTopic } from '../../../runtime/fleet/fleet-protocol.js';
-import type { QpsSearchSummary } from '../../../runtime/fleet/report.js';
+import { scenarioMetric, type FleetReport, type FleetScenarioSection, type QpsSearchSummary } from '../../../runtime/fleet/report.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { Listener } from '../../../runtime/telemetry/listener.js';
 import { fleetFilter } from '../../../runtime/telemetry/topics.js';
@@ -38,8 +38,8 @@ export interface FleetLoadSpec {
   mode: 'performance' | 'accuracy';
   /** Server: targetQps for one run; without it, a search for the highest QPS meeting latencyBoundMs. */
   settings: ScenarioSettings;
-  /** Server search: first rate tried, the bracket's relative width to stop at, and at most this many runs. */
-  search: { startQps: number; tolerance: number; maxRuns: number };
+  /** Server without a target QPS: first rate tried, the bracket's relative width to stop at, and at most this many runs. */
+  search?: { startQps: number; tolerance: number; maxRuns: number };
   /** Sample choice and Server arrivals. */
   seed: number;
 }
@@ -176,6 +176,7 @@ export class FleetLoadGenerator {
     let search: QpsSearchSummary | undefined;
     try {
       if (spec.scenario === 'Server' && spec.settings.targetQps === undefined) {
+        if (!spec.search) throw new Error('Server needs a target QPS, or a search for one');
         const s = await searchServerQps((qps) => once({ ...spec.settings, targetQps: qps }), spec.search);
         search = { qps: s.qps, boundMs: spec.settings.latencyBoundMs!, bracketed: s.bracketed, tried: s.tried };
         result = s.best;
@@ -227,4 +228,14 @@ export class FleetLoadGenerator {
       for (const k of Object.keys(c) as (keyof FleetSutCounters)[]) this.#totals[k] += c[k];
     }
   }
+}
+
+/** A fleet report with the scenario added: its run, its LoadGen figure, the queries' accounting, the load generator's busy share. */
+export function scenarioReport(spec: FleetLoadSpec, outcome: FleetLoadOutcome, devices: number, report: FleetReport): FleetReport {
+  const r = outcome.result;
+  const fleetScenario: FleetScenarioSection = {
+    scenario: spec.scenario, mode: spec.mode, devices, metric: scenarioMetric(r, outcome.search), ...(r?.accuracy !== undefined ? { accuracy: r.accuracy } : {}),
+    valid: r?.valid ?? false, ...(outcome.search ? { search: outcome.search } : {}), queries: outcome.queries, loadGeneratorBusyShare: outcome.busyShare,
+  };
+  return { ...report, scenarios: r ? [r] : [], fleetScenario };
 }

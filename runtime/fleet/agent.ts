@@ -132,7 +132,7 @@ export class FleetAgent {
       if (s.loadgen) {
         // This agent's part of the scenario: its share of the rate and of the minimum counts.
         const index = s.shares.findIndex((sh) => sh.agent === this.o.id);
-        loadgen = await share.runLoad(loadShare(s.loadgen, devices.length / s.devices.length, index));
+        loadgen = await share.runLoad(loadShare(s.loadgen, { ...s.shares[index]!, total: s.devices.length }, index));
       } else {
         // The run's length is kept on the agent's own timeline, from when its devices are up.
         await new Promise<void>((resolve) => {

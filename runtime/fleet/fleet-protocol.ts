@@ -79,15 +79,22 @@ const loadSpecSchema = z.strictObject({
     expectedQps: z.number().positive().max(1e9).optional(),
   }),
   seed: z.number().int().min(0).max(0xffffffff),
+  /** Accuracy mode: the part of the sample library this load generator covers, as fractions of it (agents: their share). */
+  librarySlice: z.strictObject({ from: z.number().min(0).max(1), to: z.number().min(0).max(1) }).optional(),
 });
 export type AgentLoadSpec = z.infer<typeof loadSpecSchema>;
 
-/** An agent's part of a scenario: the rate and the minimum counts in proportion to its devices (`fraction` of the fleet's), its own seed. */
-export function loadShare(load: AgentLoadSpec, fraction: number, agentIndex: number): AgentLoadSpec {
+/**
+ * An agent's part of a scenario, for its devices [from, to) of `total`: the rate and the minimum
+ * counts in proportion, its own seed, and in accuracy mode the same slice of the sample library
+ * (the agents together cover it once).
+ */
+export function loadShare(load: AgentLoadSpec, share: { from: number; to: number; total: number }, agentIndex: number): AgentLoadSpec {
   const s = load.settings;
+  const fraction = (share.to - share.from) / share.total;
   const min = Math.max(1, Math.ceil(s.minQueryCount * fraction));
   return {
-    ...load, seed: (load.seed + agentIndex * 7919) >>> 0,
+    ...load, seed: (load.seed + agentIndex * 7919) >>> 0, librarySlice: { from: share.from / share.total, to: share.to / share.total },
     settings: {
       ...s, minQueryCount: min, ...(load.scenario === 'Offline' ? { samplesPerQuery: min } : {}),
       ...(s.targetQps !== undefined ? { targetQps: s.targetQps * fraction } : {}), ...(s.expectedQps !== undefined ? { expectedQps: s.expectedQps * fraction } : {}),

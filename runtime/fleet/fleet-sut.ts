@@ -72,6 +72,8 @@ export class FleetSut implements SystemUnderTest {
     wallClock: Clock;
     /** Queries larger than this are cut into parts, one per device in turn (Offline's single query). */
     maxSamplesPerDevice?: number;
+    /** Added to the query's sample indices (a load generator covering a slice of the devices' data set). */
+    sampleOffset?: number;
   }) {
     if (!o.devices.length) throw new Error('a fleet under test needs at least one device');
   }
@@ -87,7 +89,8 @@ export class FleetSut implements SystemUnderTest {
     const part = n > (this.o.maxSamplesPerDevice ?? 64) ? Math.ceil(n / devices.length) : n;
     for (let offset = 0; offset < n; offset += part) {
       const device = devices[this.#next++ % devices.length]!;
-      this.o.dispatch(device, { run: this.o.run, id: query.id, samples: query.samples.slice(offset, offset + part), offset, of: n, issuedAt });
+      const samples = query.samples.slice(offset, offset + part).map((i) => i + (this.o.sampleOffset ?? 0));
+      this.o.dispatch(device, { run: this.o.run, id: query.id, samples, offset, of: n, issuedAt });
     }
   }
 

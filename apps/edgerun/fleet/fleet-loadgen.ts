@@ -42,6 +42,8 @@ export interface FleetLoadSpec {
   search?: { startQps: number; tolerance: number; maxRuns: number };
   /** Sample choice and Server arrivals. */
   seed: number;
+  /** The part of the sample library this load generator covers, as fractions (fleet agents in accuracy mode); default all of it. */
+  librarySlice?: { from: number; to: number };
 }
 
 export interface FleetLoadOutcome {
@@ -193,8 +195,12 @@ export class FleetLoadGenerator {
   }
 
   async #once(spec: FleetLoadSpec, settings: ScenarioSettings, run: string, uniform: () => number): Promise<ScenarioResult> {
-    const { host, devices, library } = this.o;
-    const sut = new FleetSut({ run, devices, dispatch: (device, q) => host.issue(device, q), wallClock: { now: () => Date.now() } });
+    const { host, devices } = this.o;
+    const whole = this.o.library;
+    const from = Math.round(whole.count * (spec.librarySlice?.from ?? 0));
+    const to = Math.round(whole.count * (spec.librarySlice?.to ?? 1));
+    const library: SampleLibrary = { count: to - from, label: (i) => whole.label(from + i) };
+    const sut = new FleetSut({ run, devices, dispatch: (device, q) => host.issue(device, q), wallClock: { now: () => Date.now() }, sampleOffset: from });
     this.#sut = sut;
     const queries = spec.mode === 'accuracy'
       ? Math.ceil(library.count / (spec.scenario === 'MultiStream' ? settings.samplesPerQuery : spec.scenario === 'Offline' ? Infinity : 1))

@@ -56,6 +56,9 @@ export interface FleetBenchOptions {
   offlineQps?: number;
   startQps?: number;
   seed?: number;
+  /** LoadGen's user.conf overrides: minimum run time (s) and minimum queries (Offline: samples). */
+  minDuration?: number;
+  minQueries?: number;
 }
 
 /** The `edgerun` CLI as this process was started (bin/edgerun.js under node), for the consumer processes. */

@@ -38,6 +38,9 @@ export interface FleetDevicesOptions {
   offlineQps?: number;
   startQps?: number;
   seed?: number;
+  /** LoadGen's user.conf overrides: minimum run time (s) and minimum queries (Offline: samples). */
+  minDuration?: number;
+  minQueries?: number;
   out?: string;
   html?: string;
   progress?: boolean;

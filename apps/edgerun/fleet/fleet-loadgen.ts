@@ -66,6 +66,8 @@ export function scenarioNamed(name: string): Scenario {
 /** A scenario's settings from the command line's flags, checked: LoadGen's defaults, or --quick's. */
 export function fleetScenarioSpec(o: {
   scenario: string; mode?: string; quick?: boolean; targetQps?: number; p99Bound?: number; offlineQps?: number; startQps?: number; seed?: number;
+  /** LoadGen's user.conf overrides of min_duration (s) and min_query_count. */
+  minDuration?: number; minQueries?: number;
 }): FleetLoadSpec {
   const scenario = scenarioNamed(o.scenario);
   const mode = o.mode ?? 'performance';
@@ -78,6 +80,8 @@ export function fleetScenarioSpec(o: {
     ...(o.p99Bound !== undefined ? { latencyBoundMs: o.p99Bound } : {}),
     ...(o.offlineQps !== undefined ? { expectedQps: o.offlineQps } : {}),
     ...(scenario === 'Server' && o.targetQps !== undefined ? { targetQps: o.targetQps } : {}),
+    ...(o.minDuration !== undefined ? { minDurationMs: o.minDuration * 1000 } : {}),
+    ...(o.minQueries !== undefined ? { minQueryCount: o.minQueries } : {}),
   };
   return { scenario, mode, settings, search: { startQps: o.startQps ?? 10, tolerance: 0.03, maxRuns: o.quick ? 14 : 30 }, seed: o.seed ?? 1 };
 }

@@ -122,13 +122,15 @@ describeMosquitto('LoadGen scenarios across a fleet on a real Mosquitto', () => 
   }, 240_000);
 
   it('Server on 16 devices with exponential 200 ms service times: the search finds the p99 bound\'s QPS within 10 % of the analytic one', async () => {
-    // ρ ≈ 0.7 at the bound: p99 is steep enough in the rate for the search, and 30 s runs hold several
-    // of the queue's relaxation times (a p99 from 10 s near saturation is too optimistic).
-    const boundMs = 1800;
+    // ρ ≈ 0.8 at the bound: p99 rises steeply with the rate there, so the p99's noise (and the
+    // transport's share of it on a loaded machine) moves the rate found little; 30 s runs hold
+    // a couple of the queue's relaxation times (a p99 from 10 s near saturation is too optimistic).
+    const boundMs = 2600;
     const expected = serverBound(16, 200, boundMs);
     const { report } = await scenario('server', fleetFile('server', 16, '{ distribution: exponential, meanMs: 200 }'),
       ['--scenario', 'server', '--p99-bound', String(boundMs), '--start-qps', '40', '--min-duration', '30']);
     const f = report.fleetScenario!;
+    console.log(`Server search: ${f.search!.qps} QPS found, analytic ${expected.toFixed(1)}; runs ${JSON.stringify(f.search!.tried)}`);
     expect(f.search!.bracketed).toBe(true);
     expect(Math.abs(f.search!.qps - expected) / expected, `found ${f.search!.qps} QPS, analytic ${expected.toFixed(1)}; runs ${JSON.stringify(f.search!.tried)}`).toBeLessThan(0.1);
     expect(f.metric.value).toBe(f.search!.qps);

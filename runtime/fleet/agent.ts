@@ -4,12 +4,14 @@
  * freshness, replay when it has a trust store), runs its share of the devices through the fleet
  * host for the scenario's duration on its own timeline, and reports started, progress, done or
  * failed — or why it refused a scenario. The devices' results go to the broker by themselves; the
- * agent never measures them (the coordinator's consumers do).
+ * agent never measures them (the coordinator's consumers do). A scenario with `loadgen` is a LoadGen
+ * scenario: the agent's load generator issues its share of it to its devices (which then do not
+ * pace themselves) and reports the result with its done.
  */
 import type { MqttPort } from '../telemetry/mqtt-port.js';
 import {
-  agentReportTopic, agentStatusTopic, checkScenario, encodeFleetMessage, scenarioFilter, shareOf,
-  type AgentReport, type AgentStatus, type Scenario, type ScenarioCheckOptions, type ScenarioDevice,
+  agentReportTopic, agentStatusTopic, checkScenario, encodeFleetMessage, loadShare, scenarioFilter, shareOf,
+  type AgentLoadReport, type AgentLoadSpec, type AgentReport, type AgentStatus, type Scenario, type ScenarioCheckOptions, type ScenarioDevice,
 } from './fleet-protocol.js';
 import type { Timeline } from './timeline.js';
 
@@ -21,11 +23,13 @@ export interface RunningShare {
   online(): number;
   /** Stops the devices (outboxes drained, bounded); the results each had accepted, when known. */
   stop(): Promise<{ produced?: Record<string, number> }>;
+  /** Scenario mode (started with queries): a load generator apart from the devices issues them this scenario and judges it from their results on the broker. */
+  runLoad(load: AgentLoadSpec): Promise<AgentLoadReport>;
 }
 
 export interface ShareHost {
-  /** Starts these devices (at once: `started` says when they are all up). */
-  start(devices: ScenarioDevice[], run: string): RunningShare;
+  /** Starts these devices (at once: `started` says when they are all up); with `queries` they run only a load generator's queries. */
+  start(devices: ScenarioDevice[], run: string, o: { queries: boolean }): RunningShare;
 }
 
 export interface FleetAgentOptions {
@@ -111,7 +115,7 @@ export class FleetAgent {
     };
     cancelBeat = timeline.at(timeline.now() + every, beat);
     try {
-      share = this.o.host.start(devices, s.run);
+      share = this.o.host.start(devices, s.run, { queries: s.loadgen !== undefined });
       // Devices that cannot reach the broker would keep an agent starting for ever: bounded by the scenario.
       let cancelStart = (): void => undefined;
       const timedOut = new Promise<never>((_, reject) => {
@@ -124,16 +128,23 @@ export class FleetAgent {
       }
       await this.#report({ type: 'started', run: s.run, devices: devices.map((d) => d.id) });
       t0 = timeline.now();
-      // The run's length is kept on the agent's own timeline, from when its devices are up.
-      await new Promise<void>((resolve) => {
-        const cancel = timeline.at(t0! + s.durationS * 1000, () => { this.#interrupt = undefined; resolve(); });
-        this.#interrupt = () => { cancel(); this.#interrupt = undefined; resolve(); };
-        if (this.#stopping) this.#interrupt();
-      });
+      let loadgen: AgentLoadReport | undefined;
+      if (s.loadgen) {
+        // This agent's part of the scenario: its share of the rate and of the minimum counts.
+        const index = s.shares.findIndex((sh) => sh.agent === this.o.id);
+        loadgen = await share.runLoad(loadShare(s.loadgen, { ...s.shares[index]!, total: s.devices.length }, index));
+      } else {
+        // The run's length is kept on the agent's own timeline, from when its devices are up.
+        await new Promise<void>((resolve) => {
+          const cancel = timeline.at(t0! + s.durationS * 1000, () => { this.#interrupt = undefined; resolve(); });
+          this.#interrupt = () => { cancel(); this.#interrupt = undefined; resolve(); };
+          if (this.#stopping) this.#interrupt();
+        });
+      }
       const { produced } = await share.stop();
       share = undefined;
       if (this.#stopping) throw new Error(`agent ${this.o.id} was stopped before the end of the run`);
-      await this.#report({ type: 'done', run: s.run, devices: devices.map((d) => d.id), ...(produced ? { produced } : {}) });
+      await this.#report({ type: 'done', run: s.run, devices: devices.map((d) => d.id), ...(produced ? { produced } : {}), ...(loadgen ? { loadgen } : {}) });
       log(`run ${s.run}: done`);
     } catch (e) {
       const error = (e as Error).message;

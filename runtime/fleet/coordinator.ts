@@ -11,7 +11,7 @@ import { newNonce } from '../telemetry/build-command.js';
 import type { SigningKey } from '../telemetry/envelope.js';
 import {
   agentsFilter, decodeAgentMessage, encodeScenario, parseAgentTopic, scenarioTopic, splitFleet,
-  type AgentReport, type AgentStatus, type Scenario, type ScenarioDevice,
+  type AgentLoadReport, type AgentLoadSpec, type AgentReport, type AgentStatus, type Scenario, type ScenarioDevice,
 } from './fleet-protocol.js';
 import type { Timeline } from './timeline.js';
 
@@ -23,6 +23,8 @@ export interface AgentOutcome {
   detail?: string;
   /** Results each device had accepted when it stopped (from the agent's done report). */
   produced?: Record<string, number>;
+  /** A LoadGen scenario's part the agent ran (from its done report). */
+  loadgen?: AgentLoadReport;
 }
 
 export interface CoordinatorOptions {
@@ -100,11 +102,11 @@ export class FleetCoordinator {
    * once all are settled. An agent is lost when its will says offline, or when it is silent for
    * `graceS` (agents send a heartbeat every few seconds while they start, run and stop their devices).
    */
-  async run(o: { run: string; devices: ScenarioDevice[]; agents: { id: string; workers: number }[]; durationS: number; startTimeoutS: number; graceS: number }): Promise<{ scenario: Scenario; outcomes: AgentOutcome[] }> {
+  async run(o: { run: string; devices: ScenarioDevice[]; agents: { id: string; workers: number }[]; durationS: number; startTimeoutS: number; graceS: number; loadgen?: AgentLoadSpec }): Promise<{ scenario: Scenario; outcomes: AgentOutcome[] }> {
     if (this.#active) throw new Error(`run ${this.#active.scenario.run} is under way`);
     const { mqtt, prefix, fleet, timeline } = this.o;
     const shares = splitFleet(o.devices.length, o.agents).filter((s) => s.to > s.from);
-    const scenario: Scenario = { run: o.run, nonce: newNonce(), devices: o.devices, shares, durationS: o.durationS, startTimeoutS: o.startTimeoutS };
+    const scenario: Scenario = { run: o.run, nonce: newNonce(), devices: o.devices, shares, durationS: o.durationS, startTimeoutS: o.startTimeoutS, ...(o.loadgen ? { loadgen: o.loadgen } : {}) };
     const outcomes = new Map(shares.map((s) => [s.agent, { agent: s.agent, devices: o.devices.slice(s.from, s.to).map((d) => d.id), state: 'lost' as AgentOutcome['state'] }]));
     const settled = new Promise<void>((resolve) => {
       this.#active = { scenario, outcomes, pending: new Set(outcomes.keys()), heard: new Map([...outcomes.keys()].map((a) => [a, timeline.now()])), settle: resolve };
@@ -143,7 +145,7 @@ export class FleetCoordinator {
     if (a.heard.has(agent)) a.heard.set(agent, this.o.timeline.now());
     this.o.onReport?.(agent, r);
     if (!a.pending.has(agent)) return;
-    if (r.type === 'done') this.#settle(a, agent, { state: 'done', ...(r.produced ? { produced: r.produced } : {}) });
+    if (r.type === 'done') this.#settle(a, agent, { state: 'done', ...(r.produced ? { produced: r.produced } : {}), ...(r.loadgen ? { loadgen: r.loadgen } : {}) });
     else if (r.type === 'failed') this.#settle(a, agent, { state: 'failed', detail: r.error });
     else if (r.type === 'refused') this.#settle(a, agent, { state: 'refused', detail: `${r.reason}: ${r.detail}` });
   }

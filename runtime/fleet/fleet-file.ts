@@ -13,6 +13,7 @@
  *       seed: 1000            # device i of the group is instance seed + i
  *       sign: false           # sign outgoing messages (a key per device)
  *       battery: { capacityWh: 10, initialPct: 100, idleW: 0.5 }
+ *       serviceTime: { distribution: exponential, meanMs: 20 }   # optional: a chip's latency per inference
  *
  * or generated from a seed (`generate: { devices: 1000, seed: 7 }`): a few groups with profiles,
  * ages, rates and batteries drawn from the seed, the same fleet for the same seed. Either form
@@ -22,6 +23,7 @@ import { Lexer, parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { MAX_JSON_DEPTH, parseJson } from '../json.js';
 import { parseAges } from '../hybrid/drift-sweep.js';
+import type { ServiceTime } from '../service-time.js';
 
 /** More devices than this in one file is a typo, not a fleet one machine (or agent) hosts. */
 export const MAX_FLEET_DEVICES = 100_000;
@@ -45,6 +47,12 @@ const battery = z.strictObject({
   idleW: z.number().nonnegative().max(1e4).default(0),
 });
 
+/** A modelled accelerator latency per inference (runtime/service-time.ts), for emulating a chip slower than this CPU. */
+const serviceTime = z.strictObject({
+  distribution: z.enum(['fixed', 'exponential']).default('fixed'),
+  meanMs: z.number().positive().max(60_000),
+});
+
 const group = z.strictObject({
   name,
   count: z.number().int().min(1).max(MAX_FLEET_DEVICES),
@@ -55,6 +63,7 @@ const group = z.strictObject({
   seed: z.number().int().min(0).max(0xffffffff).default(0),
   sign: z.boolean().default(false),
   battery: battery.optional(),
+  serviceTime: serviceTime.optional(),
 });
 
 const fleetFileSchema = z.strictObject({
@@ -96,6 +105,8 @@ export interface DeviceSpec {
   rateHz: number;
   sign: boolean;
   battery?: BatterySpec;
+  /** Each inference occupies the device at least a draw of this (a chip's latency); absent: the emulator's own speed. */
+  serviceTime?: ServiceTime;
 }
 
 export interface Fleet {
@@ -185,7 +196,7 @@ export function expandFleet(file: FleetFile, rng: (seed: number) => () => number
     for (let i = 0; i < g.count; i++) {
       devices.push({
         id: `${g.name}-${String(i).padStart(width, '0')}`, group: g.name, profile: g.profile, seed: (g.seed + i) >>> 0, ageS: g.age,
-        models: g.models, rateHz: g.rateHz, sign: g.sign, ...(g.battery ? { battery: g.battery } : {}),
+        models: g.models, rateHz: g.rateHz, sign: g.sign, ...(g.battery ? { battery: g.battery } : {}), ...(g.serviceTime ? { serviceTime: g.serviceTime } : {}),
       });
     }
   }

@@ -20,6 +20,7 @@ import type { ReplayMemory, TrustLookup } from '../telemetry/commands.js';
 import { EnvelopeError, decodeMessage, encodeMessage, type SignatureVerifier, type SigningKey } from '../telemetry/envelope.js';
 import { fingerprint } from '../telemetry/keys.js';
 import type { DeviceSpec } from './fleet-file.js';
+import { SCENARIOS, type ScenarioResult } from './loadgen.js';
 
 const LEVEL = /^[A-Za-z0-9_.-]+$/;
 const level = z.string().min(1).max(64).regex(LEVEL, 'letters, digits, "_", "." and "-" only');
@@ -57,11 +58,49 @@ const deviceSpecSchema = z.strictObject({
   rateHz: z.number().positive().max(1000),
   sign: z.boolean(),
   battery: z.strictObject({ capacityWh: z.number().positive().max(1e6), initialPct: z.number().min(0).max(100), idleW: z.number().min(0).max(1e4) }).optional(),
+  serviceTime: z.strictObject({ distribution: z.enum(['fixed', 'exponential']), meanMs: z.number().positive().max(60_000) }).optional(),
 }) satisfies z.ZodType<DeviceSpec>;
 export type ScenarioDevice = DeviceSpec;
 
 const shareSchema = z.strictObject({ agent: level, from: z.number().int().min(0), to: z.number().int().min(0) });
 export type Share = z.infer<typeof shareSchema>;
+
+/** A LoadGen scenario for the agents' load generators: each runs it over its share, at its share of the rate and of the minimum counts (loadShare). */
+const loadSpecSchema = z.strictObject({
+  scenario: z.enum(SCENARIOS),
+  mode: z.enum(['performance', 'accuracy']),
+  settings: z.strictObject({
+    minDurationMs: z.number().min(0).max(86_400_000),
+    minQueryCount: z.number().int().min(1).max(100_000_000),
+    samplesPerQuery: z.number().int().min(1).max(100_000_000),
+    latencyPercentile: z.union([z.literal(90), z.literal(99)]),
+    targetQps: z.number().positive().max(1e7).optional(),
+    latencyBoundMs: z.number().positive().max(86_400_000).optional(),
+    expectedQps: z.number().positive().max(1e9).optional(),
+  }),
+  seed: z.number().int().min(0).max(0xffffffff),
+  /** Accuracy mode: the part of the sample library this load generator covers, as fractions of it (agents: their share). */
+  librarySlice: z.strictObject({ from: z.number().min(0).max(1), to: z.number().min(0).max(1) }).optional(),
+});
+export type AgentLoadSpec = z.infer<typeof loadSpecSchema>;
+
+/**
+ * An agent's part of a scenario, for its devices [from, to) of `total`: the rate and the minimum
+ * counts in proportion, its own seed, and in accuracy mode the same slice of the sample library
+ * (the agents together cover it once).
+ */
+export function loadShare(load: AgentLoadSpec, share: { from: number; to: number; total: number }, agentIndex: number): AgentLoadSpec {
+  const s = load.settings;
+  const fraction = (share.to - share.from) / share.total;
+  const min = Math.max(1, Math.ceil(s.minQueryCount * fraction));
+  return {
+    ...load, seed: (load.seed + agentIndex * 7919) >>> 0, librarySlice: { from: share.from / share.total, to: share.to / share.total },
+    settings: {
+      ...s, minQueryCount: min, ...(load.scenario === 'Offline' ? { samplesPerQuery: min } : {}),
+      ...(s.targetQps !== undefined ? { targetQps: s.targetQps * fraction } : {}), ...(s.expectedQps !== undefined ? { expectedQps: s.expectedQps * fraction } : {}),
+    },
+  };
+}
 
 const scenarioSchema = z.strictObject({
   run: level,
@@ -74,6 +113,8 @@ const scenarioSchema = z.strictObject({
   durationS: z.number().positive().max(86_400),
   /** An agent whose devices are not all up this long after the scenario fails its run, seconds. */
   startTimeoutS: z.number().positive().max(86_400),
+  /** A LoadGen scenario each agent's load generator issues to its devices (they do not pace themselves); durationS is then unused. */
+  loadgen: loadSpecSchema.optional(),
 }).superRefine((s, ctx) => {
   let next = 0;
   for (const sh of s.shares) {
@@ -94,11 +135,25 @@ const agentStatusSchema = z.strictObject({
 });
 export type AgentStatus = z.infer<typeof agentStatusSchema>;
 
+const count = z.number().int().min(0);
+/** What an agent's load generator measured over its share: its scenario result (with the latency histogram, to be merged), the queries' accounting, its thread's busy share. */
+const agentLoadSchema = z.strictObject({
+  result: z.looseObject({
+    scenario: z.enum(SCENARIOS), mode: z.enum(['performance', 'accuracy']), queries: count, samples: count, durationMs: z.number().min(0),
+    percentileMs: z.number().min(0), samplesPerSecond: z.number().min(0), valid: z.boolean(), invalidBecause: z.array(z.string().max(500)).max(20),
+    targetQps: z.number().min(0).optional(), accuracy: z.number().min(0).max(1).optional(),
+    histogram: z.strictObject({ hdr: z.string().max(1 << 20), sumUs: z.number().min(0) }),
+  }).transform((r) => r as unknown as ScenarioResult).optional(),
+  queries: z.strictObject({ issued: count, samples: count, completed: count, lost: count, duplicated: count, unknown: count }),
+  busyShare: z.number().min(0).max(1),
+});
+export type AgentLoadReport = z.infer<typeof agentLoadSchema>;
+
 const agentReportSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('started'), run: level, devices: z.array(level) }),
   z.strictObject({ type: z.literal('progress'), run: level, online: z.number().int().min(0), elapsedS: z.number().min(0) }),
   /** `produced`: results each device had accepted into its outbox when it stopped (all of them drained to the broker). */
-  z.strictObject({ type: z.literal('done'), run: level, devices: z.array(level), produced: z.record(z.string(), z.number().int().min(0)).optional() }),
+  z.strictObject({ type: z.literal('done'), run: level, devices: z.array(level), produced: z.record(z.string(), z.number().int().min(0)).optional(), loadgen: agentLoadSchema.optional() }),
   z.strictObject({ type: z.literal('failed'), run: level, error: z.string().max(2000) }),
   z.strictObject({ type: z.literal('refused'), run: z.string().max(200).optional(), reason: z.string(), detail: z.string().max(2000) }),
 ]);

@@ -12,7 +12,7 @@
  * Modes: performance (random samples, latency) and accuracy (every sample of the library once,
  * predictions compared with the labels; latency not judged).
  */
-import { LatencyRecorder, type LatencySummary } from '../latency.js';
+import { LatencyRecorder, type EncodedLatency, type LatencySummary } from '../latency.js';
 import type { Timeline } from './timeline.js';
 
 export const SCENARIOS = ['SingleStream', 'MultiStream', 'Server', 'Offline'] as const;
@@ -105,6 +105,8 @@ export interface ScenarioResult {
   invalidBecause: string[];
   /** Latency (ms) at percentiles 0..99.9 for plots. */
   distribution: { percentile: number; ms: number }[];
+  /** The query latencies' histogram, encoded: runs of several load generators (fleet agents) add up exactly. */
+  histogram?: EncodedLatency;
 }
 
 /** Runs one scenario to the end; resolves once the last query has completed. */
@@ -195,7 +197,7 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
       samplesPerSecond: durationMs > 0 ? samples / (durationMs / 1000) : 0,
       ...(o.scenario === 'Server' ? { targetQps: s.targetQps } : {}),
       ...(accuracyMode ? { accuracy: samples ? correct / samples : 0 } : {}),
-      valid: invalidBecause.length === 0, invalidBecause, distribution: recorder.distribution(),
+      valid: invalidBecause.length === 0, invalidBecause, distribution: recorder.distribution(), histogram: recorder.encode(),
     };
   }
 }
@@ -240,4 +242,38 @@ export async function searchServerQps(
     else hi = mid;
   }
   return { qps: lo, bracketed: tried.some((t) => !t.valid), tried, ...(best ? { best } : {}) };
+}
+
+/**
+ * One result from several load generators' runs of one scenario over disjoint parts of a fleet
+ * (fleet agents, each with its share of the devices and of the rate): queries and samples add,
+ * latency histograms add bucket by bucket (so the percentiles are the whole fleet's), the duration
+ * is the longest part's, the offered QPS adds. Valid when every part met its minimums and the merged
+ * percentile meets the bound.
+ */
+export function mergeScenarioResults(parts: readonly ScenarioResult[], settings: ScenarioSettings): ScenarioResult {
+  const first = parts[0];
+  if (!first) throw new Error('no scenario result to merge');
+  const recorder = new LatencyRecorder();
+  for (const p of parts) {
+    if (!p.histogram) throw new Error(`a ${p.scenario} result without its latency histogram cannot be merged`);
+    if (p.scenario !== first.scenario || p.mode !== first.mode) throw new Error(`cannot merge a ${p.scenario} (${p.mode}) result with a ${first.scenario} (${first.mode}) one`);
+    recorder.add(p.histogram);
+  }
+  const sum = (f: (p: ScenarioResult) => number): number => parts.reduce((a, p) => a + f(p), 0);
+  const samples = sum((p) => p.samples);
+  const durationMs = Math.max(...parts.map((p) => p.durationMs));
+  const percentileMs = recorder.at(settings.latencyPercentile);
+  const invalidBecause = parts.flatMap((p) => p.invalidBecause.filter((why) => !why.startsWith(`p${settings.latencyPercentile} `)));
+  if (first.mode === 'performance' && settings.latencyBoundMs !== undefined && first.scenario !== 'Offline' && percentileMs > settings.latencyBoundMs) {
+    invalidBecause.push(`p${settings.latencyPercentile} ${percentileMs} ms > bound ${settings.latencyBoundMs} ms`);
+  }
+  const accuracy = first.mode === 'accuracy' && samples ? sum((p) => (p.accuracy ?? 0) * p.samples) / samples : undefined;
+  return {
+    scenario: first.scenario, mode: first.mode, queries: sum((p) => p.queries), samples, durationMs, latency: recorder.summary(), percentileMs,
+    samplesPerSecond: durationMs > 0 ? samples / (durationMs / 1000) : 0,
+    ...(first.scenario === 'Server' ? { targetQps: sum((p) => p.targetQps ?? 0) } : {}),
+    ...(accuracy !== undefined ? { accuracy } : {}),
+    valid: invalidBecause.length === 0, invalidBecause, distribution: recorder.distribution(), histogram: recorder.encode(),
+  };
 }

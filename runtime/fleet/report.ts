@@ -5,7 +5,7 @@
  */
 import type { EnergyBreakdown } from '../power/energy-model.js';
 import type { DseResult, DsePoint } from './dse.js';
-import type { ScenarioResult } from './loadgen.js';
+import type { Scenario, ScenarioResult } from './loadgen.js';
 import type { DeviceFigures, FleetMetrics } from './metrics.js';
 
 export interface FleetReport {
@@ -17,6 +17,47 @@ export interface FleetReport {
   metrics?: FleetMetrics;
   /** A run over the broker (`fleet bench`): each agent's share, its outcome and its figures; `metrics` is the whole fleet. */
   agents?: AgentSection[];
+  /** A LoadGen scenario issued to the fleet's devices by a load generator (`fleet devices --scenario`); its runs are in `scenarios`. */
+  fleetScenario?: FleetScenarioSection;
+}
+
+export interface QpsSearchSummary {
+  /** The highest QPS tried whose p99 met the bound (0 when none did). */
+  qps: number;
+  boundMs: number;
+  /** False when every rate tried met the bound: qps is then only a lower bound. */
+  bracketed: boolean;
+  tried: { qps: number; percentileMs: number; valid: boolean }[];
+}
+
+export interface FleetScenarioSection {
+  scenario: Scenario;
+  mode: 'performance' | 'accuracy';
+  /** Devices the queries went to. */
+  devices: number;
+  /** The scenario's figure per LoadGen (scenarioMetric). */
+  metric: ScenarioMetric;
+  accuracy?: number;
+  valid: boolean;
+  search?: QpsSearchSummary;
+  /** Over every run: queries issued, completed (every sample's result received), lost (issued, never completed), results duplicated or naming no issued query. */
+  queries: { issued: number; samples: number; completed: number; lost: number; duplicated: number; unknown: number };
+  /** The load generator's thread busy over wall time during the runs (event-loop utilisation). */
+  loadGeneratorBusyShare: number;
+}
+
+export interface ScenarioMetric { name: string; value: number; unit: string }
+
+/** LoadGen's figure of a scenario: SingleStream p90 latency, MultiStream p99, Server the QPS (found, or run) meeting its p99 bound, Offline samples/s. */
+export function scenarioMetric(r: ScenarioResult | undefined, search?: QpsSearchSummary): ScenarioMetric {
+  if (search) return { name: `highest QPS with p99 ≤ ${search.boundMs} ms${search.bracketed ? '' : ' (at least)'}`, value: search.qps, unit: 'queries/s' };
+  if (!r) return { name: 'no run', value: 0, unit: '' };
+  switch (r.scenario) {
+    case 'SingleStream': return { name: 'p90 latency', value: r.percentileMs, unit: 'ms' };
+    case 'MultiStream': return { name: 'p99 latency (8 samples per query)', value: r.percentileMs, unit: 'ms' };
+    case 'Server': return { name: `p99 latency at ${r.targetQps} QPS`, value: r.percentileMs, unit: 'ms' };
+    case 'Offline': return { name: 'throughput', value: r.samplesPerSecond, unit: 'samples/s' };
+  }
 }
 
 export interface AgentSection {
@@ -141,6 +182,7 @@ export function fleetReport(report: FleetReport): string {
       : '<p class="none">no scenario in this run</p>',
     latencyPlot(report.scenarios),
     bars('throughput', 'Throughput, samples per second', report.scenarios.map((s) => ({ label: label(s), parts: [s.samplesPerSecond] })), ['samples/s'], 'samples/s'),
+    ...(report.fleetScenario ? [fleetScenarioSection(report.fleetScenario)] : []),
     ...(report.agents ? [agentsSection(report.agents)] : []),
     ...(report.metrics ? [metricsSection(report.metrics)] : []),
     '<h2>Design space</h2>',
@@ -160,6 +202,15 @@ body{font:14px system-ui,sans-serif;margin:2em;max-width:980px}table{border-coll
 td:first-child,th:first-child{text-align:left}figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}.legend span{margin-right:1em}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px}.none{color:#777}
 </style></head><body>${sections.join('\n')}</body></html>\n`;
+}
+
+function fleetScenarioSection(f: FleetScenarioSection): string {
+  const q = f.queries;
+  return `<h2>Scenario across the fleet: ${esc(f.scenario)} (${esc(f.mode)}) over ${f.devices} devices</h2>`
+    + table(['metric', 'value', 'accuracy %', 'valid', 'queries issued', 'completed', 'lost', 'duplicated results', 'unknown results', 'load generator busy %'],
+      [[f.metric.name, `${fmt(f.metric.value)} ${f.metric.unit}`, f.accuracy === undefined ? '-' : (f.accuracy * 100).toFixed(1), f.valid ? 'yes' : 'no', q.issued, q.completed, q.lost, q.duplicated, q.unknown, (f.loadGeneratorBusyShare * 100).toFixed(1)]], 'fleet-scenario')
+    + (f.search ? `<p>Server search, p99 bound ${f.search.boundMs} ms: each rate one run</p>`
+      + table(['QPS', 'p99 ms', 'meets the bound'], f.search.tried.map((t) => [fmt(t.qps), t.percentileMs, t.valid ? 'yes' : 'no']), 'qps-search') : '');
 }
 
 function agentsSection(agents: AgentSection[]): string {

@@ -81,6 +81,8 @@ export interface StreamPipelineOptions {
   sensor?: PowerSensor;
   /** Extra sections of the telemetry body (results produced, reporter and command counters). */
   extraTelemetry?: () => Record<string, unknown>;
+  /** A modelled service time per inference, ms (runtime/service-time.ts): the device is busy at least that long. */
+  serviceTimeMs?: () => number;
   log?: (line: string) => void;
 }
 
@@ -130,7 +132,7 @@ export class StreamPipeline implements CommandTarget {
       supervisor: { healthIntervalMs: f.healthIntervalMs, healthTimeoutMs: f.healthTimeoutMs, probeInitialMs: f.probeInitialMs, probeMaxMs: f.probeMaxMs },
       fallback: { runTimeoutMs: f.runTimeoutMs },
     });
-    this.scheduler = new Scheduler({ concurrency: options.config.scheduler.concurrency });
+    this.scheduler = new Scheduler({ concurrency: options.config.scheduler.concurrency, ...(options.serviceTimeMs ? { serviceTimeMs: options.serviceTimeMs } : {}) });
     // Wall-clock ms for the power side: sensors stamp their readings with it.
     this.ledger = new EnergyLedger(systemClock);
     this.meter = options.sensor ? new PowerMeter({ sensor: options.sensor.describe().id }) : undefined;

@@ -21,6 +21,8 @@ export interface SchedulerOptions {
   clock?: Clock;
   /** Jobs each backend lane may run at once, by lane name (default 1 each). */
   concurrency?: Record<string, number>;
+  /** A modelled service time (runtime/service-time.ts): a job holds its lane slot at least this many ms, drawn per job. */
+  serviceTimeMs?: () => number;
 }
 
 interface Request extends Queued {
@@ -62,6 +64,13 @@ interface Lane {
   readonly streams: Stream[];
   readonly metrics: LaneMetrics;
   running: number;
+  /**
+   * With a modelled service time: when each of the lane's slots is free on the modelled device's own
+   * schedule. A job starts at its arrival or when a slot frees, whichever is later, and ends a draw
+   * after; a timer that fires late delays that job's result, not the jobs after it (the chip's
+   * timing is not the host's timers').
+   */
+  readonly freeAt: number[];
 }
 
 interface Snapshotting { snapshot(): unknown }
@@ -85,6 +94,7 @@ export interface SchedulerSnapshot {
 export class Scheduler {
   readonly #clock: Clock;
   readonly #concurrency: Record<string, number>;
+  readonly #serviceTimeMs: (() => number) | undefined;
   readonly #models = new Map<string, PlacedModel>();
   readonly #streams = new Map<string, Stream>();
   readonly #lanes = new Map<string, Lane>();
@@ -96,6 +106,7 @@ export class Scheduler {
   constructor(options: SchedulerOptions = {}) {
     this.#clock = options.clock ?? monotonicClock;
     this.#concurrency = options.concurrency ?? {};
+    this.#serviceTimeMs = options.serviceTimeMs;
   }
 
   addModel(model: PlacedModel): void {
@@ -257,7 +268,7 @@ export class Scheduler {
     if (lane) return lane;
     const concurrency = this.#concurrency[name] ?? 1;
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`backend '${name}': concurrency must be an integer ≥ 1, got ${concurrency}`);
-    const created: Lane = { name, streams: [], metrics: new LaneMetrics(), running: 0, queue: fastq<unknown, null, void>((_t, done) => this.#work(created, done), concurrency) };
+    const created: Lane = { name, streams: [], metrics: new LaneMetrics(), running: 0, freeAt: new Array<number>(concurrency).fill(-Infinity), queue: fastq<unknown, null, void>((_t, done) => this.#work(created, done), concurrency) };
     this.#lanes.set(name, created);
     return (lane = created);
   }
@@ -344,6 +355,16 @@ export class Scheduler {
       stream.metrics.failed += requests.length;
       stream.lane.metrics.failed += requests.length;
       return;
+    }
+    if (this.#serviceTimeMs) {
+      const free = stream.lane.freeAt;
+      let slot = 0;
+      for (let i = 1; i < free.length; i++) if (free[i]! < free[slot]!) slot = i;
+      // From its arrival, not its pick-up: a late pick-up is the host's delay, not the modelled device's.
+      const end = Math.max(requests[0]!.submittedAt, free[slot]!) + this.#serviceTimeMs();
+      free[slot] = end;
+      const left = end - this.#clock.now();
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
     }
     this.#complete(stream, requests, runs, start, done);
   }

@@ -19,6 +19,7 @@ function share(up: boolean): ShareHost & { stops: number } {
         started: up ? Promise.resolve() : new Promise(() => undefined),
         online: () => (up ? 2 : 0),
         stop: async () => { host.stops++; return { produced: {} }; },
+        runLoad: () => Promise.reject(new Error('these failure paths run no LoadGen scenario')),
       };
     },
   };

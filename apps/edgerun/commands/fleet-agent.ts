@@ -18,7 +18,9 @@ import { ReplayMemory } from '../../../runtime/telemetry/commands.js';
 import { TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { Config } from '../../../runtime/config.js';
 import { keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
-import { startFleetHost } from '../fleet/host.js';
+import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
+import { fleetDataPath, startFleetHost } from '../fleet/host.js';
+import { FleetLoadGenerator, startScenarioConsumer } from '../fleet/fleet-loadgen.js';
 import { toolClient } from './listen.js';
 
 export interface FleetAgentOptions {
@@ -36,11 +38,11 @@ export interface FleetAgentOptions {
 const defaultId = (): string => hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'agent';
 
 /** The fleet host behind the agent's ShareHost port: each run in <stateDir>/<run>/. */
-function fleetHostShare(o: { config: Config; url: string; protocol?: 4 | 5; prefix: string; fleet: string; workers: number; stateDir: string; log: (l: string) => void }): ShareHost {
+function fleetHostShare(o: { id: string; config: Config; url: string; protocol?: 4 | 5; prefix: string; fleet: string; workers: number; stateDir: string; log: (l: string) => void }): ShareHost {
   return {
-    start(devices, run): RunningShare {
+    start(devices, run, { queries }): RunningShare {
       const host = startFleetHost({
-        devices, url: o.url, protocolVersion: o.protocol, workers: o.workers, stateDir: join(o.stateDir, run), prefix: o.prefix, fleet: o.fleet, config: o.config, log: o.log,
+        devices, url: o.url, protocolVersion: o.protocol, workers: o.workers, stateDir: join(o.stateDir, run), prefix: o.prefix, fleet: o.fleet, config: o.config, log: o.log, queries,
       });
       return {
         started: host.started.then(() => {
@@ -51,6 +53,20 @@ function fleetHostShare(o: { config: Config; url: string; protocol?: 4 | 5; pref
         async stop() {
           await host.stop();
           return { produced: Object.fromEntries(host.devices().map((d) => [d.id, d.results])) };
+        },
+        // The load generator on this process's main thread, its own consumer on the broker for the completions.
+        async runLoad(load) {
+          const consumer = await startScenarioConsumer({ config: o.config, url: o.url, prefix: o.prefix, fleet: o.fleet, ...(o.protocol ? { protocol: o.protocol } : {}) });
+          try {
+            const library = await DatasetSource.open(fleetDataPath({}));
+            const online = host.devices().filter((d) => d.state === 'online').map((d) => d.id);
+            const generator = new FleetLoadGenerator({ host, devices: online, library: { count: library.count, label: (i) => library.dataset.labels[i]! }, run: `${run}/${o.id}`, log: o.log, progress: false });
+            consumer.onResult((body) => generator.offer(body));
+            const outcome = await generator.run(load);
+            return { ...(outcome.result ? { result: outcome.result } : {}), queries: outcome.queries, busyShare: outcome.busyShare };
+          } finally {
+            await consumer.end();
+          }
         },
       };
     },
@@ -74,7 +90,7 @@ export async function fleetAgentCommand(opts: FleetAgentOptions, global: GlobalO
   const mqtt = toolClient(config, { url, clientId: `edgerun-agent-${id}`, clean: true, ...(opts.protocol ? { protocol: opts.protocol } : {}), onRefused: (r) => { refused = r; finish(); } });
   const agent = new FleetAgent({
     mqtt, prefix, fleet: opts.fleet, id, capacity: { workers, cpus: availableParallelism() },
-    host: fleetHostShare({ config, url, protocol: opts.protocol, prefix, fleet: opts.fleet, workers, stateDir: opts.stateDir, log }),
+    host: fleetHostShare({ id, config, url, protocol: opts.protocol, prefix, fleet: opts.fleet, workers, stateDir: opts.stateDir, log }),
     check: {
       clock: { now: () => Date.now() }, verify: nativeVerify,
       ...(trusted ? { trust, replay: await ReplayMemory.open(keys, 'scenario-replay.json') } : {}),

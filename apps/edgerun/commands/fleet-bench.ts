@@ -21,6 +21,11 @@ import { stopTopic } from '../../../runtime/fleet/fleet-protocol.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { loadConfig, readKeyFile, type GlobalOptions } from '../context.js';
 import { loadFleetFile } from '../fleet/load-fleet.js';
+import { fleetScenarioSpec, scenarioReport, type FleetLoadOutcome, type FleetLoadSpec } from '../fleet/fleet-loadgen.js';
+import { mergeScenarioResults, searchServerQps, type ScenarioResult, type ScenarioSettings } from '../../../runtime/fleet/loadgen.js';
+import type { QpsSearchSummary } from '../../../runtime/fleet/report.js';
+import type { AgentLoadSpec } from '../../../runtime/fleet/fleet-protocol.js';
+import { printScenario } from './fleet-devices.js';
 import { formatTable } from '../table.js';
 import { writeReport } from './fleet-files.js';
 import { toolClient } from './listen.js';
@@ -42,6 +47,18 @@ export interface FleetBenchOptions {
   out: string;
   html?: string;
   progress?: boolean;
+  /** A LoadGen scenario each agent's load generator issues to its share (singlestream, multistream, server, offline) instead of the devices' own streams for --duration. */
+  scenario?: string;
+  mode?: string;
+  quick?: boolean;
+  targetQps?: number;
+  p99Bound?: number;
+  offlineQps?: number;
+  startQps?: number;
+  seed?: number;
+  /** LoadGen's user.conf overrides: minimum run time (s) and minimum queries (Offline: samples). */
+  minDuration?: number;
+  minQueries?: number;
 }
 
 /** The `edgerun` CLI as this process was started (bin/edgerun.js under node), for the consumer processes. */
@@ -75,6 +92,7 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
   const url = opts.url ?? config.mqtt.url ?? 'mqtt://127.0.0.1:1883';
   // Model and profile files in it are resolved by each agent, against its own working directory.
   const fleet = await loadFleetFile(opts.devices);
+  const spec = opts.scenario === undefined ? undefined : fleetScenarioSpec({ ...opts, scenario: opts.scenario });
   const signer = opts.key ? nativeSigner(await readKeyFile(opts.key)) : undefined;
   const run = opts.run ?? `run-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   const log = (line: string): void => console.error(`edgerun bench: ${line}`);
@@ -99,12 +117,15 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     await coordinator.start();
     log(`${consumers.length} consumer(s) on ${redactUrl(url)} ($share/${run}); waiting for ${opts.agents} agent(s) of fleet ${fleet.fleet}`);
     const agents = await Promise.race([coordinator.waitForAgents(opts.agents, opts.waitAgents * 1000), refused]);
-    bar = opts.progress !== false && process.stderr.isTTY
+    // A scenario's runs end with LoadGen's minimums, not after --duration: no time bar then.
+    bar = opts.progress !== false && process.stderr.isTTY && !spec
       ? new SingleBar({ stream: process.stderr, format: `${run} [{bar}] {value}/{total} s, ${fleet.devices.length} devices on ${agents.length} agent(s)` }, Presets.shades_classic)
       : undefined;
     bar?.start(opts.durationS, 0);
     const devices = opts.rate === undefined ? fleet.devices : fleet.devices.map((d) => ({ ...d, rateHz: opts.rate! }));
-    const { outcomes } = await coordinator.run({ run, devices, agents, durationS: opts.durationS, startTimeoutS: opts.startTimeout, graceS: opts.grace });
+    const common = { devices, agents, durationS: opts.durationS, startTimeoutS: opts.startTimeout, graceS: opts.grace };
+    const scenario = spec ? await scenarioOverAgents(spec, (step, loadgen) => coordinator.run({ ...common, run: `${run}-${step}`, loadgen }), log) : undefined;
+    const outcomes = scenario ? scenario.outcomes : (await coordinator.run({ ...common, run })).outcomes;
     bar?.stop();
     bar = undefined;
     // Every device's messages reached the broker before its agent's done report: the broker queues
@@ -115,11 +136,13 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     clearTimeout(stragglers);
     if (codes.some((code) => code !== 0)) throw new Error(`a consumer process failed: ${consumers.find((_, i) => codes[i] !== 0)!.log().trim().split('\n').pop()}`);
     const partials = await Promise.all(consumers.map(async (c) => JSON.parse(await readFile(c.partial, 'utf8')) as CollectorPartial));
-    const report = benchReport(partials, outcomes);
+    const bench = benchReport(partials, outcomes);
+    const report = spec && scenario ? scenarioReport(spec, scenario.outcome, devices.length, bench) : bench;
     await writeReport(opts.out, report, opts.html, fleetReport(report));
     printSummary(report);
+    if (report.fleetScenario) printScenario(report);
     console.log(`result: ${opts.out}${opts.html ? `, report: ${opts.html}` : ''}`);
-    if (outcomes.some((o) => o.state !== 'done')) process.exitCode = 1;
+    if (outcomes.some((o) => o.state !== 'done') || (scenario && (scenario.outcome.queries.lost || scenario.outcome.queries.duplicated))) process.exitCode = 1;
     return report;
   } finally {
     bar?.stop();
@@ -127,6 +150,46 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     await mqtt.end();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A LoadGen scenario over the agents: each run (`run(step, loadgen)`, one coordinator run) has every
+ * agent's load generator issue its share of it (rate and minimum counts in proportion to its devices)
+ * and report its result; the results merge exactly (histograms added). A Server search is one such
+ * run per rate tried. Resolves with the merged outcome and the last run's agent outcomes.
+ */
+async function scenarioOverAgents(
+  spec: FleetLoadSpec,
+  run: (step: number, loadgen: AgentLoadSpec) => Promise<{ outcomes: AgentOutcome[] }>,
+  log: (line: string) => void,
+): Promise<{ outcome: FleetLoadOutcome; outcomes: AgentOutcome[] }> {
+  let step = 0;
+  let last: AgentOutcome[] = [];
+  const queries = { issued: 0, samples: 0, completed: 0, lost: 0, duplicated: 0, unknown: 0 };
+  let busyShare = 0;
+  const once = async (settings: ScenarioSettings): Promise<ScenarioResult> => {
+    const { outcomes } = await run(step++, { scenario: spec.scenario, mode: spec.mode, settings, seed: spec.seed });
+    last = outcomes;
+    for (const o of outcomes) {
+      const q = o.loadgen?.queries;
+      if (q) for (const k of Object.keys(queries) as (keyof typeof queries)[]) queries[k] += q[k];
+      busyShare = Math.max(busyShare, o.loadgen?.busyShare ?? 0);
+    }
+    const missing = outcomes.filter((o) => o.state !== 'done' || !o.loadgen?.result);
+    if (missing.length) throw new Error(`agent(s) without a scenario result: ${missing.map((o) => `${o.agent} ${o.state}${o.detail ? ` (${o.detail})` : ''}`).join(', ')}`);
+    return mergeScenarioResults(outcomes.map((o) => o.loadgen!.result!), settings);
+  };
+  let result: ScenarioResult | undefined;
+  let search: QpsSearchSummary | undefined;
+  if (spec.scenario === 'Server' && spec.settings.targetQps === undefined) {
+    const s = await searchServerQps((qps) => once({ ...spec.settings, targetQps: qps }), spec.search!);
+    search = { qps: s.qps, boundMs: spec.settings.latencyBoundMs!, bracketed: s.bracketed, tried: s.tried };
+    result = s.best;
+    log(`server: highest QPS meeting p99 ≤ ${search.boundMs} ms over the agents: ${s.bracketed ? '' : 'at least '}${s.qps.toFixed(1)} (${s.tried.length} runs)`);
+  } else {
+    result = await once(spec.settings);
+  }
+  return { outcome: { ...(result ? { result } : {}), ...(search ? { search } : {}), queries, busyShare }, outcomes: last };
 }
 
 /** The merged report: the whole fleet from every consumer's partial, and each agent's share on its own. */

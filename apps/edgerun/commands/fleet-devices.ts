@@ -8,7 +8,11 @@
  */
 import { resolve } from 'node:path';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
-import { startFleetHost, type FleetHost } from '../fleet/host.js';
+import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
+import { fleetReport, type FleetReport } from '../../../runtime/fleet/report.js';
+import { fleetDataPath, startFleetHost, type FleetHost } from '../fleet/host.js';
+import { FleetLoadGenerator, fleetScenarioSpec, scenarioReport, startScenarioConsumer } from '../fleet/fleet-loadgen.js';
+import { writeReport } from './fleet-files.js';
 import { loadFleetFile } from '../fleet/load-fleet.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
 
@@ -25,6 +29,21 @@ export interface FleetDevicesOptions {
   /** Seconds between progress lines. */
   interval: number;
   drainMs: number;
+  /** A LoadGen scenario issued to the devices (they do not pace themselves), then stop: singlestream, multistream, server, offline. */
+  scenario?: string;
+  mode?: string;
+  quick?: boolean;
+  targetQps?: number;
+  p99Bound?: number;
+  offlineQps?: number;
+  startQps?: number;
+  seed?: number;
+  /** LoadGen's user.conf overrides: minimum run time (s) and minimum queries (Offline: samples). */
+  minDuration?: number;
+  minQueries?: number;
+  out?: string;
+  html?: string;
+  progress?: boolean;
 }
 
 const MB = 1024 * 1024;
@@ -41,6 +60,10 @@ function progressLine(host: FleetHost, fleet: string, resultsPerS: number, rss0:
 }
 
 export async function fleetDevicesCommand(file: string, opts: FleetDevicesOptions, global: GlobalOptions): Promise<void> {
+  if (opts.scenario !== undefined) {
+    await fleetScenarioCommand(file, opts, global);
+    return;
+  }
   const config = await loadConfig(global);
   const fleet = await loadFleetFile(file);
   const url = opts.url ?? config.mqtt.url;
@@ -88,4 +111,66 @@ export async function fleetDevicesCommand(file: string, opts: FleetDevicesOption
   const devices = host.devices();
   const pending = devices.reduce((n, d) => n + d.pending, 0);
   console.log(`fleet ${fleet.fleet}: stopped; ${results()} results over every run on this state dir, ${pending} message(s) left in outboxes for the next start`);
+}
+
+/**
+ * `edgerun fleet devices <fleet.yaml> --scenario …`: the devices run only the queries a load
+ * generator on this (main) thread issues them (apps/edgerun/fleet/fleet-loadgen.ts), by LoadGen's
+ * rules; the load generator times each query from its issue to its last result heard on the broker.
+ * Then the devices stop (outboxes drained) and the report holds the scenario's figure, its runs and
+ * the fleet's figures from its MQTT messages (energy per inference, lost, duplicated).
+ */
+async function fleetScenarioCommand(file: string, opts: FleetDevicesOptions, global: GlobalOptions): Promise<FleetReport> {
+  if (opts.seconds !== undefined) throw new Error('--seconds is for the devices\' own streams; a scenario runs to LoadGen\'s minimums (--quick for a short run)');
+  const spec = fleetScenarioSpec({ ...opts, scenario: opts.scenario! });
+  const config = await loadConfig(global);
+  const fleet = await loadFleetFile(file);
+  const url = opts.url ?? config.mqtt.url;
+  if (!url) throw new Error('say which broker: --url mqtt://host:port (or config mqtt.url)');
+  const prefix = opts.prefix ?? config.mqtt.prefix;
+  const out = opts.out ?? 'fleet-scenario.json';
+  const log = (line: string): void => console.error(`edgerun: ${line}`);
+  const library = await DatasetSource.open(fleetDataPath({ data: opts.data, baseDir: fleet.baseDir }));
+  // Subscribed before the devices start: it hears every device from its birth on.
+  const consumer = await startScenarioConsumer({ config, url, prefix, fleet: fleet.fleet, ...(opts.protocol ? { protocol: opts.protocol } : {}) });
+  const run = `${fleet.fleet}-${spec.scenario.toLowerCase()}-${Date.now().toString(36)}`;
+  let host: FleetHost | undefined;
+  try {
+    host = startFleetHost({
+      devices: fleet.devices, fleet: fleet.fleet, url, protocolVersion: opts.protocol, workers: opts.workers, stateDir: resolve(opts.stateDir),
+      prefix: opts.prefix, signing: opts.sign ? true : undefined, config, baseDir: fleet.baseDir, data: opts.data, drainMs: opts.drainMs, queries: true, log,
+    });
+    console.log(`fleet ${fleet.fleet}: starting ${fleet.devices.length} device(s) on ${redactUrl(url)} for ${spec.scenario} (${spec.mode})`);
+    await host.started;
+    const devices = host.devices().filter((d) => d.state === 'online').map((d) => d.id);
+    if (!devices.length) throw new Error(`no device of fleet ${fleet.fleet} started: ${host.devices()[0]?.error ?? 'unknown'}`);
+    console.log(`fleet ${fleet.fleet}: ${devices.length} device(s) online; load generator on the main thread, queries in turn to each`);
+    const load = new FleetLoadGenerator({ host, devices, library: { count: library.count, label: (i) => library.dataset.labels[i]! }, run, log, progress: opts.progress });
+    consumer.onResult((body) => load.offer(body));
+    const outcome = await load.run(spec);
+    await host.stop();
+    await consumer.settle(run);
+    const report = scenarioReport(spec, outcome, devices.length, { kind: 'edgerun-fleet-report', created: new Date().toISOString(), scenarios: [], metrics: consumer.collector.summary({ loadGeneratorCpuShare: outcome.busyShare }) });
+    await writeReport(out, report, opts.html, fleetReport(report));
+    printScenario(report);
+    console.log(`result: ${out}${opts.html ? `, report: ${opts.html}` : ''}`);
+    if (outcome.queries.lost || outcome.queries.duplicated || report.metrics!.fleet.lost) process.exitCode = 1;
+    return report;
+  } finally {
+    await host?.stop();
+    await consumer.end();
+  }
+}
+
+/** The scenario's lines on the console. */
+export function printScenario(report: FleetReport): void {
+  const f = report.fleetScenario!;
+  const m = report.metrics!.fleet;
+  const r = report.scenarios[0];
+  console.log(`${f.scenario} (${f.mode}) over ${f.devices} devices: ${f.metric.name} ${Number(f.metric.value.toFixed(3))} ${f.metric.unit}`
+    + `${r ? `; ${r.queries} queries, ${r.samples} samples in ${(r.durationMs / 1000).toFixed(1)} s, p50 ${r.latency.p50Ms} ms p90 ${r.latency.p90Ms} ms p99 ${r.latency.p99Ms} ms` : ''}`
+    + `${f.accuracy !== undefined ? `, accuracy ${(f.accuracy * 100).toFixed(2)} %` : ''}; valid: ${f.valid ? 'yes' : `no${r ? `: ${r.invalidBecause.join('; ')}` : ''}`}`);
+  console.log(`queries: ${f.queries.issued} issued, ${f.queries.completed} completed, ${f.queries.lost} lost, ${f.queries.duplicated} duplicated results, ${f.queries.unknown} unknown; `
+    + `messages: lost ${m.lost}, duplicated ${m.duplicated}; energy per inference ${m.energyPerInferenceJ === undefined ? '-' : `${(m.energyPerInferenceJ * 1e6).toPrecision(3)} µJ`}; `
+    + `load generator thread busy ${(f.loadGeneratorBusyShare * 100).toFixed(1)} %`);
 }

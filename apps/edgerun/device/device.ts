@@ -24,6 +24,7 @@ import type { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import type { Dataset } from '../../../runtime/dataset.js';
 import type { PowerSensor } from '../../../runtime/power/sensor.js';
 import { StreamPipeline, type PipelineStream, type Publisher } from '../../../runtime/pipeline/stream-pipeline.js';
+import type { DeviceQuery, ResultQuery } from '../../../runtime/fleet/fleet-sut.js';
 
 /** Takes the energy each inference cost (a simulated battery, drivers/power/simulated-battery.ts). */
 export interface EnergySink {
@@ -41,6 +42,13 @@ export interface DeviceOptions {
   storage: Storage;
   /** Inferences per second per stream; 0 = as fast as the device goes (one request in flight per stream). */
   rateHz: number;
+  /**
+   * streams (default): the device replays its data set on every stream at rateHz. queries: it runs
+   * only what a load generator asks (query()), no stream of its own.
+   */
+  drive?: 'streams' | 'queries';
+  /** A modelled service time per inference, ms (runtime/service-time.ts). */
+  serviceTimeMs?: () => number;
   /** Produce exactly this many results over all runs (with the state dir), then stop. */
   count?: number;
   telemetryIntervalMs: number;
@@ -90,6 +98,8 @@ export class Device {
   /** Next result number to hand out. */
   #nextN: number;
   #loops: Promise<void>[] = [];
+  /** Load-generator queries being served. */
+  readonly #queries = new Set<Promise<void>>();
   #doneResolve!: () => void;
   /** Resolves when `count` results are produced (accepted by the publisher), or the device stopped. */
   readonly done: Promise<void>;
@@ -106,7 +116,7 @@ export class Device {
     const pipeline = await StreamPipeline.create({
       config: options.config, registry: options.registry, models: options.models, versions: options.versions, streams: streamsOf(options),
       profile: loadProfile(options.config.analog.profile), publisher: options.publisher, telemetryIntervalMs: options.telemetryIntervalMs,
-      canary: options.canary, sensor: options.sensor, log: options.log,
+      canary: options.canary, sensor: options.sensor, log: options.log, ...(options.serviceTimeMs ? { serviceTimeMs: options.serviceTimeMs } : {}),
       extraTelemetry: () => ({ results: progress.results, ...options.extraTelemetry?.() }),
     });
     return new Device(options, pipeline, progress);
@@ -121,7 +131,58 @@ export class Device {
       return;
     }
     this.pipeline.start();
+    if (this.options.drive === 'queries') return;
     for (const name of this.pipeline.streamNames) this.#loops.push(this.#loop(name));
+  }
+
+  /**
+   * A load generator's query (drive: 'queries'): its samples through the pipeline on the first
+   * stream, each result published with the query's run, id, the sample's place in it and the issue
+   * time, so a consumer of the broker completes the query and times it. A sample whose inference
+   * fails still gets its result (class -1, the error): every sample asked has exactly one.
+   */
+  query(q: DeviceQuery): Promise<void> {
+    const stream = this.pipeline.streamNames[0]!;
+    const served = Promise.all(q.samples.map(async (index, k) => {
+      const sample = this.options.source.sample(index);
+      const query: ResultQuery = { run: q.run, id: q.id, k: q.offset + k, of: q.of, issuedAt: q.issuedAt };
+      let body: Record<string, unknown>;
+      try {
+        const result = await this.pipeline.infer(stream, { input: { type: 'float32', data: sample.input, dims: sample.shape } });
+        body = { ...this.#resultBody(stream, this.#takeNumber(), sample, result), query };
+      } catch (e) {
+        if (this.pipeline.stopping) return;
+        body = { n: this.#takeNumber(), stream, model: this.pipeline.modelOf(stream), sample: sample.index, item: sample.item, class: -1, label: sample.label, correct: false, error: (e as Error).message, query };
+      }
+      await this.#publishResult(body, stream);
+    })).then(() => undefined);
+    this.#queries.add(served);
+    void served.finally(() => this.#queries.delete(served));
+    return served;
+  }
+
+  /** The next result number not yet accepted (a previous run may have had later ones accepted). */
+  #takeNumber(): number {
+    while (this.#progress.isAccepted(this.#nextN)) this.#nextN++;
+    return this.#nextN++;
+  }
+
+  /** Publishes a result until the outbox takes it (retrying while it is full), then records it; false when the device stopped first. */
+  async #publishResult(body: Record<string, unknown>, stream: string): Promise<boolean> {
+    for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2000)) {
+      try {
+        await this.options.publisher.publish('results', body);
+        break;
+      } catch (e) {
+        // The outbox refused it (full, or closing): keep the result and try again; nothing accepted is lost.
+        this.options.log?.(`result ${String(body.n)} not accepted yet: ${(e as Error).message}`);
+        if (this.pipeline.stopping) return false;
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+    await this.#markAccepted(body.n as number, stream);
+    void this.pipeline.governor.tick().catch(() => undefined);
+    return true;
   }
 
   /**
@@ -131,7 +192,7 @@ export class Device {
    */
   async stop(): Promise<void> {
     this.pipeline.halt();
-    await Promise.all(this.#loops);
+    await Promise.all([...this.#loops, ...this.#queries]);
     await this.#progress.close();
     await this.pipeline.close();
     this.#doneResolve();
@@ -191,20 +252,7 @@ export class Device {
       const n = this.#nextN++;
       this.#next.set(stream, this.#next.get(stream)! + 1);
       // Accounted once (energy, backend change); only the publish is retried.
-      const body = this.#resultBody(stream, n, sample, result);
-      for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2000)) {
-        try {
-          await this.options.publisher.publish('results', body);
-          break;
-        } catch (e) {
-          // The outbox refused it (full, or closing): keep the result and try again; nothing accepted is lost.
-          this.options.log?.(`result ${n} not accepted yet: ${(e as Error).message}`);
-          if (pipeline.stopping) return;
-          await new Promise((r) => setTimeout(r, delayMs));
-        }
-      }
-      await this.#markAccepted(n, stream);
-      void pipeline.governor.tick().catch(() => undefined);
+      if (!await this.#publishResult(this.#resultBody(stream, n, sample, result), stream)) return;
     }
   }
 

@@ -76,6 +76,10 @@ export interface RunDeviceOptions extends Connection {
   appends?: 'async' | 'sync';
   /** Runs once the models are placed (programmed), before the first inference: e.g. ageing the emulated device. */
   beforeStart?: (device: Device) => Promise<void>;
+  /** Its own streams (default), or only a load generator's queries (Device.query). */
+  drive?: 'streams' | 'queries';
+  /** A modelled service time per inference, ms (runtime/service-time.ts). */
+  serviceTimeMs?: () => number;
 }
 
 export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice> {
@@ -117,7 +121,7 @@ export async function runDevice(o: RunDeviceOptions): Promise<RunningDevice> {
     const deployment = await openDeployment({ config, stateDir: o.stateDir, publisher: reporter, log, onActive: (active) => reporter.setBirth({ modelVersions: active }) }, o.models);
     device = await Device.create({
       config, registry, models: deployment.models, versions: deployment.versions, source: o.source, publisher: reporter, storage: deviceStorage,
-      rateHz: o.rateHz, count: o.count, telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor: o.sensor, battery: o.battery, canary: o.canary, log,
+      rateHz: o.rateHz, count: o.count, drive: o.drive, ...(o.serviceTimeMs ? { serviceTimeMs: o.serviceTimeMs } : {}), telemetryIntervalMs: config.mqtt.telemetryIntervalMs, sensor: o.sensor, battery: o.battery, canary: o.canary, log,
       extraTelemetry: () => ({ reporter: reporter.counters, ...(commands ? { commands: commands.processor.counters() } : {}) }),
     });
     deployment.deployer.attach(deviceHost(device, o.models, deployment.deployer, { runtimeVersion: version, profile: config.analog.profile }));

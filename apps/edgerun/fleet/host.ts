@@ -6,6 +6,7 @@
  *   host.on('device-exit', (e) => …);       // { id, reason: 'stopped' | 'failed' | 'worker-lost', error? }
  *   await host.started;                     // every device online or failed
  *   host.devices(); host.rssBytes(); host.threads(since);   // event-loop delay and GC pauses per thread
+ *   host.issue(id, query);                  // scenario mode (queries: true): a load generator's query to one device
  *   await host.stop();                      // devices drain their outboxes (bounded), go offline, threads end
  *
  * Devices are spread round-robin, so each group is split across the threads. Model and profile
@@ -24,6 +25,7 @@ import { readModel } from '../context.js';
 import { modelIdOf } from '../device/device.js';
 import { packageRoot } from '../package-info.js';
 import { BUNDLED_DATA } from '../commands/serve.js';
+import type { DeviceQuery } from '../../../runtime/fleet/fleet-sut.js';
 import type { DeviceStats, FromWorker, ThreadStats, ToWorker, WorkerInput } from './protocol.js';
 
 export interface FleetHostOptions {
@@ -50,6 +52,8 @@ export interface FleetHostOptions {
   data?: string;
   /** Bounded wait per device for its outbox to drain on stop (default 10 s). */
   drainMs?: number;
+  /** Scenario mode: the devices run only the queries issue() gives them, not their own streams at their rates. */
+  queries?: boolean;
 }
 
 export type HostedState = 'starting' | 'online' | 'failed' | 'stopped' | 'lost';
@@ -87,6 +91,8 @@ export interface FleetHostEvents {
   'device-online': [id: string];
   'device-exit': [exit: DeviceExit];
   'worker-exit': [exit: { worker: number; code: number; error?: string }];
+  /** A query issue() sent to a device its thread does not run (any more): no result will come for it. */
+  'query-refused': [refusal: { device: string; run: string; id: number; error: string }];
 }
 
 export interface FleetHost {
@@ -98,6 +104,8 @@ export interface FleetHost {
   /** Each worker thread's event loop since `sinceMs` (performance.now() of this thread; default: from the start). */
   threads(sinceMs?: number): ThreadFigures[];
   stop(opts?: { drainMs?: number }): Promise<void>;
+  /** Hands a load generator's query to a device (scenario mode): it runs it and publishes the results like any other. */
+  issue(device: string, query: DeviceQuery): void;
   on<E extends keyof FleetHostEvents>(event: E, listener: (...args: FleetHostEvents[E]) => void): this;
   off<E extends keyof FleetHostEvents>(event: E, listener: (...args: FleetHostEvents[E]) => void): this;
 }
@@ -135,6 +143,11 @@ export async function resolveFleetSpecs(devices: DeviceSpec[], baseDir: string, 
     }
   }
   return resolved;
+}
+
+/** The data set the devices replay: options.data against baseDir, else the bundled Fashion-MNIST subset. */
+export function fleetDataPath(options: Pick<FleetHostOptions, 'data' | 'baseDir'>): string {
+  return options.data ? resolve(options.baseDir ?? process.cwd(), options.data) : join(packageRoot, BUNDLED_DATA);
 }
 
 /** Where the worker entry is: the compiled .js beside this file, or the .ts source through tsx. */
@@ -182,11 +195,11 @@ class Host extends EventEmitter implements FleetHost {
     });
     this.#starting = specs.length;
     if (specs.length === 0) this.#startedResolve();
-    const data = options.data ? resolve(options.baseDir ?? process.cwd(), options.data) : join(packageRoot, BUNDLED_DATA);
+    const data = fleetDataPath(options);
     shares.forEach((devices, w) => {
       const worker = spawnWorker({
         fleet: options.fleet ?? 'default', devices, config, url: options.url, protocolVersion: options.protocolVersion, prefix: options.prefix,
-        stateDir: resolve(options.stateDir), data, drainMs: this.#drainMs,
+        stateDir: resolve(options.stateDir), data, drainMs: this.#drainMs, ...(options.queries ? { queries: true } : {}),
       });
       this.#workers.push(worker);
       worker.on('message', (m: FromWorker) => this.#onMessage(w, m));
@@ -231,6 +244,9 @@ class Host extends EventEmitter implements FleetHost {
         this.options.log?.(`worker ${worker}: ${m.error}`);
         this.#startedReject(new Error(`fleet worker ${worker}: ${m.error}`));
         break;
+      case 'query-refused':
+        this.emit('query-refused', { device: m.device, run: m.run, id: m.id, error: m.error });
+        break;
     }
   }
 
@@ -251,6 +267,13 @@ class Host extends EventEmitter implements FleetHost {
 
   devices(): HostedDevice[] {
     return [...this.#devices.values()].map((d) => ({ ...d }));
+  }
+
+  issue(device: string, query: DeviceQuery): void {
+    const d = this.#devices.get(device);
+    if (!d) throw new Error(`no device '${device}' in this fleet`);
+    const message: ToWorker = { type: 'query', device, query };
+    this.#workers[d.worker]!.postMessage(message);
   }
 
   rssBytes(): number {

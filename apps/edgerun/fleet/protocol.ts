@@ -1,6 +1,7 @@
 /** Messages between the fleet host (main thread) and its worker threads. */
 import type { Config } from '../../../runtime/config.js';
 import type { DeviceSpec } from '../../../runtime/fleet/fleet-file.js';
+import type { DeviceQuery } from '../../../runtime/fleet/fleet-sut.js';
 
 /** workerData: the worker's share of the fleet and how to reach the broker. */
 export interface WorkerInput {
@@ -15,9 +16,13 @@ export interface WorkerInput {
   data: string;
   /** Bounded wait for each device's outbox to drain when it stops. */
   drainMs: number;
+  /** The devices run a load generator's queries only (the host's issue()), not their own streams. */
+  queries?: boolean;
 }
 
-export type ToWorker = { type: 'stop'; drainMs: number };
+export type ToWorker =
+  | { type: 'stop'; drainMs: number }
+  | { type: 'query'; device: string; query: DeviceQuery };
 
 export interface DeviceStats { id: string; results: number; pending: number }
 
@@ -37,4 +42,6 @@ export type FromWorker =
   | { type: 'failed'; id: string; error: string }
   | { type: 'exited'; id: string; reason: 'stopped'; stats: DeviceStats }
   | { type: 'stats'; devices: DeviceStats[]; thread: ThreadStats }
-  | { type: 'fatal'; error: string };
+  | { type: 'fatal'; error: string }
+  /** A query for a device this thread does not run (not online, stopped): no result will come. */
+  | { type: 'query-refused'; device: string; run: string; id: number; error: string };

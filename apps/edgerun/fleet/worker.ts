@@ -6,8 +6,9 @@
  * birth and will, signing key when it signs. What the thread shares between its devices: the
  * loaded models, the data set, and one onnxruntime session per distinct model (runtime/shared-backend.ts).
  *
- * Messages: host → worker `stop`; worker → host `online`, `failed`, `exited`, `stats` (every second),
- * `fatal` (the thread could not start).
+ * Messages: host → worker `stop`, `query` (a load generator's, to one device: input.queries);
+ * worker → host `online`, `failed`, `exited`, `stats` (every second), `fatal` (the thread could not
+ * start), `query-refused` (no such device running here).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ import { CrossbarEmulator } from '../../../drivers/crossbar/emulator.js';
 import { DigitalBackend } from '../../../drivers/digital/ort-backend.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { SimulatedBattery } from '../../../drivers/power/simulated-battery.js';
+import { Random } from '../../../drivers/crossbar/random.js';
+import { serviceTimeDraw } from '../../../runtime/service-time.js';
 import { resolveConfig, type Config } from '../../../runtime/config.js';
 import type { DeviceSpec } from '../../../runtime/fleet/fleet-file.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
@@ -68,6 +71,7 @@ async function startOne(spec: DeviceSpec, source: DatasetSource): Promise<void> 
   const device = await runDevice({
     config, registry: createRegistry(config, {}, () => shared.user()), models: loaded, source, sensor: battery, battery,
     rateHz: spec.rateHz, stateDir, url: input.url, protocolVersion: input.protocolVersion,
+    drive: input.queries ? 'queries' : 'streams', ...(spec.serviceTime ? { serviceTimeMs: serviceTimeOf(spec) } : {}),
     // Hundreds of outboxes in one thread: appends on the thread cost a fraction of thread-pool round trips.
     appends: 'sync',
     birth: { seed: spec.seed, ageS: spec.ageS },
@@ -79,6 +83,12 @@ async function startOne(spec: DeviceSpec, source: DatasetSource): Promise<void> 
   running.set(spec.id, device);
   if (stopping) await stopOne(spec.id);
   else send({ type: 'online', id: spec.id });
+}
+
+/** The device's modelled service time, drawn from its own seed. */
+function serviceTimeOf(spec: DeviceSpec): () => number {
+  const rng = new Random((spec.seed ^ 0x5e7c1ce) >>> 0);
+  return serviceTimeDraw(spec.serviceTime!, () => rng.uniform());
 }
 
 function statsOf(id: string, d: RunningDevice): DeviceStats {
@@ -132,7 +142,12 @@ async function main(): Promise<void> {
     send({ type: 'stats', devices: [...running].map(([id, d]) => statsOf(id, d)), thread: monitor.take() });
   }, 1000);
   port.on('message', (m: ToWorker) => {
-    if (m.type !== 'stop') return;
+    if (m.type === 'query') {
+      const device = stopping ? undefined : running.get(m.device);
+      if (device) void device.device.query(m.query);
+      else send({ type: 'query-refused', device: m.device, run: m.query.run, id: m.query.id, error: `device ${m.device} is not running in this thread` });
+      return;
+    }
     stopping = true;
     void Promise.all(starters).then(async () => {
       await Promise.all([...running.keys()].map((id) => stopOne(id, m.drainMs)));

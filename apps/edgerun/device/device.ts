@@ -235,6 +235,7 @@ export class Device {
 
   async #loop(stream: string): Promise<void> {
     const pipeline = this.pipeline;
+    let failures = 0;
     while (!this.#countReached() && await pipeline.turn(stream)) {
       const sample = this.options.source.sample(this.#next.get(stream)!);
       let result: InferenceResult;
@@ -244,8 +245,12 @@ export class Device {
         if (pipeline.stopping) break;
         pipeline.event({ type: 'inference-failed', stream, error: (e as Error).message });
         this.#next.set(stream, this.#next.get(stream)! + 1);
+        // Back off while every inference fails: at --rate 0 a failing model would otherwise loop on
+        // microtasks, flood events and never let a signal handler run.
+        await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** failures++, 1000)));
         continue;
       }
+      failures = 0;
       // Numbers a previous run already got accepted out of order are skipped.
       while (this.#progress.isAccepted(this.#nextN)) this.#nextN++;
       if (this.#countReached()) break;

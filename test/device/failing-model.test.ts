@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startEdgerun } from '../helpers/cli.js';
 import { buildModel } from '../helpers/onnx-builder.js';
 
@@ -29,6 +29,7 @@ describe('serve with a model that fails every inference', () => {
       inputs: [{ name: 'input', dims: [1, 1, 28, 28] }], outputs: [{ name: 'output', dims: [1, 1] }],
     }));
     const serve = startEdgerun(['serve', '--model', model, '--rate', '0', '--state-dir', join(dir, 'state')], { EDGERUN_POWER__SENSOR: 'none' });
+    onTestFinished(() => { if (serve.proc.exitCode === null && serve.proc.signalCode === null) serve.proc.kill('SIGKILL'); });
     let failures = 0;
     serve.proc.stdout!.on('data', (b: Buffer) => { failures += b.toString().split('"inference-failed"').length - 1; });
     for (let i = 0; i < 600 && failures === 0 && serve.proc.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
@@ -38,7 +39,6 @@ describe('serve with a model that fails every inference', () => {
     expect(failures, serve.log()).toBeLessThan(200);
     serve.proc.kill('SIGTERM');
     const exited = await Promise.race([serve.exit, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 30_000))]);
-    if (exited === 'hung') serve.proc.kill('SIGKILL');
     expect(exited, serve.log()).toEqual({ code: 0, signal: null });
   });
 });

@@ -154,6 +154,18 @@ program.command('power')
 
 const fleet = program.command('fleet').description('benchmarks after MLPerf LoadGen, design-space exploration and their reports');
 const quickOption = (): Option => new Option('--quick', 'scale LoadGen\'s minimums down for a smoke test (10 s, 64/662 queries; not a valid result)');
+/** Adds the LoadGen flags `fleet devices --scenario` and `fleet bench --scenario` share; `scope` says whose rate a QPS is. */
+const withScenarioOptions = (cmd: Command, scope: string): Command => [
+  new Option('--mode <mode>', 'with --scenario: performance (latency, throughput) or accuracy (every sample once)').choices(['performance', 'accuracy']).default('performance'),
+  quickOption(),
+  new Option('--target-qps <n>', `server: one run at this Poisson arrival rate${scope}`).argParser(aboveZero),
+  new Option('--p99-bound <ms>', `server: p99 bound; without --target-qps, search the highest rate${scope} that meets it (one run per rate)`).argParser(aboveZero),
+  new Option('--start-qps <n>', 'server search: the first rate tried (doubled until one fails, then bisected)').argParser(aboveZero).default(10),
+  new Option('--offline-qps <n>', `offline: expected samples/s${scope}; the one query is sized to last 1.1 × the minimum duration`).argParser(aboveZero),
+  new Option('--seed <n>', 'with --scenario: seed of sample choice and arrivals').argParser(int(0)).default(1),
+  new Option('--min-duration <s>', 'with --scenario: LoadGen\'s minimum run time instead of the default (600 s, --quick 10 s)').argParser(aboveZero),
+  new Option('--min-queries <n>', 'with --scenario: LoadGen\'s minimum query count (offline: samples) instead of the default').argParser(int(1)),
+].reduce((c, o) => c.addOption(o), cmd);
 const dataOption = (): Option => new Option('-d, --data <file>', 'EDGD data set (labels for accuracy)').default('models/data/fashion-mnist-test-2000.bin');
 const aboveZero = (v: string): number => {
   const n = Number(v);
@@ -223,7 +235,7 @@ fleet.command('agent')
   .addOption(protocolOption())
   .action(async (opts) => (await import('./commands/fleet-agent.js')).fleetAgentCommand(opts, globals()));
 
-fleet.command('bench')
+withScenarioOptions(fleet.command('bench')
   .description('coordinate a fleet benchmark over the broker: wait for N agents, split the fleet file among them, publish the signed scenario, measure through shared-subscription consumers, merge the report')
   .requiredOption('--devices <file>', 'fleet file (YAML or JSON)')
   .option('--agents <n>', 'agents to wait for', int(1), 1)
@@ -240,19 +252,11 @@ fleet.command('bench')
   .option('-o, --out <file>', 'JSON result', 'fleet-bench.json')
   .option('--html <file>', 'also write the self-contained HTML report')
   .option('--no-progress', 'no progress bar')
-  .option('--scenario <name>', 'a LoadGen scenario instead of the devices\' own streams: each agent\'s load generator issues its share (singlestream, multistream, server, offline)')
-  .addOption(new Option('--mode <mode>', 'with --scenario: performance or accuracy').choices(['performance', 'accuracy']).default('performance'))
-  .addOption(quickOption())
-  .option('--target-qps <n>', 'server: one run at this fleet-wide Poisson rate (split among the agents in proportion to their devices)', aboveZero)
-  .option('--p99-bound <ms>', 'server: p99 bound; without --target-qps, search the highest fleet-wide rate meeting it (one run per rate)', aboveZero)
-  .option('--start-qps <n>', 'server search: the first rate tried', aboveZero, 10)
-  .option('--offline-qps <n>', 'offline: expected fleet-wide samples/s', aboveZero)
-  .option('--seed <n>', 'with --scenario: seed of sample choice and arrivals', int(0), 1)
-  .option('--min-duration <s>', 'with --scenario: LoadGen\'s minimum run time instead of the default (600 s, --quick 10 s)', aboveZero)
-  .option('--min-queries <n>', 'with --scenario: LoadGen\'s minimum query count (offline: samples) instead of the default', int(1))
+  .option('--scenario <name>', 'a LoadGen scenario instead of the devices\' own streams: each agent\'s load generator issues its share (singlestream, multistream, server, offline)'),
+  ' fleet-wide (split among the agents in proportion to their devices)')
   .action(async (opts) => { await (await import('./commands/fleet-bench.js')).fleetBenchCommand({ ...opts, durationS: opts.duration }, globals()); });
 
-fleet.command('devices')
+withScenarioOptions(fleet.command('devices')
   .description('the emulated devices of a fleet file (YAML/JSON), many per worker thread, each a whole edgerun device on the broker; until Ctrl-C or --seconds')
   .argument('<fleet-file>', 'fleet file: groups (count, profile, age, models, rateHz, seed, sign, battery) or generate: {devices, seed}')
   .option('--url <url>', 'broker (default: config mqtt.url)')
@@ -265,16 +269,7 @@ fleet.command('devices')
   .option('-d, --data <file>', 'EDGD data set each device replays (default: the bundled Fashion-MNIST subset)')
   .option('--interval <s>', 'seconds between progress lines', aboveZero, 5)
   .option('--drain-ms <ms>', 'on stop, wait at most this long per device for its outbox to be acknowledged', int(0), 10_000)
-  .option('--scenario <name>', 'a LoadGen scenario issued to the devices by a load generator (they do not pace themselves): singlestream, multistream, server, offline; then stop')
-  .addOption(new Option('--mode <mode>', 'with --scenario: performance (latency, throughput) or accuracy (every sample once)').choices(['performance', 'accuracy']).default('performance'))
-  .addOption(quickOption())
-  .option('--target-qps <n>', 'server: one run at this Poisson arrival rate', aboveZero)
-  .option('--p99-bound <ms>', 'server: p99 bound; without --target-qps, search the highest rate that meets it (one run per rate)', aboveZero)
-  .option('--start-qps <n>', 'server search: the first rate tried (doubled until one fails, then bisected)', aboveZero, 10)
-  .option('--offline-qps <n>', 'offline: expected samples/s; the one query is sized to last 1.1 × the minimum duration', aboveZero)
-  .option('--seed <n>', 'with --scenario: seed of sample choice and arrivals', int(0), 1)
-  .option('--min-duration <s>', 'with --scenario: LoadGen\'s minimum run time instead of the default (600 s, --quick 10 s)', aboveZero)
-  .option('--min-queries <n>', 'with --scenario: LoadGen\'s minimum query count (offline: samples) instead of the default', int(1))
+  .option('--scenario <name>', 'a LoadGen scenario issued to the devices by a load generator (they do not pace themselves): singlestream, multistream, server, offline; then stop'), '')
   .option('-o, --out <file>', 'with --scenario: JSON result', 'fleet-scenario.json')
   .option('--html <file>', 'with --scenario: also write the self-contained HTML report')
   .option('--no-progress', 'no progress bar')

@@ -21,7 +21,7 @@ import { stopTopic } from '../../../runtime/fleet/fleet-protocol.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { loadConfig, readKeyFile, type GlobalOptions } from '../context.js';
 import { loadFleetFile } from '../fleet/load-fleet.js';
-import { fleetScenarioSpec, scenarioReport, type FleetLoadOutcome, type FleetLoadSpec } from '../fleet/fleet-loadgen.js';
+import { fleetScenarioSpec, scenarioReport, type FleetLoadOutcome, type FleetLoadSpec, type ScenarioFlags } from '../fleet/fleet-loadgen.js';
 import { mergeScenarioResults, searchServerQps, type ScenarioResult, type ScenarioSettings } from '../../../runtime/fleet/loadgen.js';
 import type { QpsSearchSummary } from '../../../runtime/fleet/report.js';
 import type { AgentLoadSpec } from '../../../runtime/fleet/fleet-protocol.js';
@@ -30,7 +30,8 @@ import { formatTable } from '../table.js';
 import { writeReport } from './fleet-files.js';
 import { toolClient } from './listen.js';
 
-export interface FleetBenchOptions {
+/** With `scenario`: a LoadGen scenario each agent's load generator issues to its share instead of the devices' own streams for --duration. */
+export interface FleetBenchOptions extends ScenarioFlags {
   devices: string;
   agents: number;
   url?: string;
@@ -47,18 +48,6 @@ export interface FleetBenchOptions {
   out: string;
   html?: string;
   progress?: boolean;
-  /** A LoadGen scenario each agent's load generator issues to its share (singlestream, multistream, server, offline) instead of the devices' own streams for --duration. */
-  scenario?: string;
-  mode?: string;
-  quick?: boolean;
-  targetQps?: number;
-  p99Bound?: number;
-  offlineQps?: number;
-  startQps?: number;
-  seed?: number;
-  /** LoadGen's user.conf overrides: minimum run time (s) and minimum queries (Offline: samples). */
-  minDuration?: number;
-  minQueries?: number;
 }
 
 /** The `edgerun` CLI as this process was started (bin/edgerun.js under node), for the consumer processes. */

@@ -11,12 +11,13 @@ import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { fleetReport, type FleetReport } from '../../../runtime/fleet/report.js';
 import { fleetDataPath, startFleetHost, type FleetHost } from '../fleet/host.js';
-import { FleetLoadGenerator, fleetScenarioSpec, scenarioReport, startScenarioConsumer } from '../fleet/fleet-loadgen.js';
+import { FleetLoadGenerator, fleetScenarioSpec, scenarioReport, startScenarioConsumer, type ScenarioFlags } from '../fleet/fleet-loadgen.js';
 import { writeReport } from './fleet-files.js';
 import { loadFleetFile } from '../fleet/load-fleet.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
 
-export interface FleetDevicesOptions {
+/** With `scenario`: issued to the devices (they do not pace themselves), then stop. */
+export interface FleetDevicesOptions extends ScenarioFlags {
   url?: string;
   protocol?: 4 | 5;
   workers?: number;
@@ -29,18 +30,6 @@ export interface FleetDevicesOptions {
   /** Seconds between progress lines. */
   interval: number;
   drainMs: number;
-  /** A LoadGen scenario issued to the devices (they do not pace themselves), then stop: singlestream, multistream, server, offline. */
-  scenario?: string;
-  mode?: string;
-  quick?: boolean;
-  targetQps?: number;
-  p99Bound?: number;
-  offlineQps?: number;
-  startQps?: number;
-  seed?: number;
-  /** LoadGen's user.conf overrides: minimum run time (s) and minimum queries (Offline: samples). */
-  minDuration?: number;
-  minQueries?: number;
   out?: string;
   html?: string;
   progress?: boolean;

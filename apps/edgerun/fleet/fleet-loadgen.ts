@@ -63,12 +63,24 @@ export function scenarioNamed(name: string): Scenario {
   return s;
 }
 
+/** The command line's scenario flags (`fleet devices` and `fleet bench`). */
+export interface ScenarioFlags {
+  /** singlestream, multistream, server, offline. */
+  scenario?: string;
+  mode?: string;
+  quick?: boolean;
+  targetQps?: number;
+  p99Bound?: number;
+  offlineQps?: number;
+  startQps?: number;
+  seed?: number;
+  /** LoadGen's user.conf overrides of min_duration (s) and min_query_count (Offline: samples). */
+  minDuration?: number;
+  minQueries?: number;
+}
+
 /** A scenario's settings from the command line's flags, checked: LoadGen's defaults, or --quick's. */
-export function fleetScenarioSpec(o: {
-  scenario: string; mode?: string; quick?: boolean; targetQps?: number; p99Bound?: number; offlineQps?: number; startQps?: number; seed?: number;
-  /** LoadGen's user.conf overrides of min_duration (s) and min_query_count. */
-  minDuration?: number; minQueries?: number;
-}): FleetLoadSpec {
+export function fleetScenarioSpec(o: ScenarioFlags & { scenario: string }): FleetLoadSpec {
   const scenario = scenarioNamed(o.scenario);
   const mode = o.mode ?? 'performance';
   if (mode !== 'performance' && mode !== 'accuracy') throw new Error(`--mode must be performance or accuracy, got '${mode}'`);

@@ -25,6 +25,7 @@ import type { Dataset } from '../../../runtime/dataset.js';
 import type { PowerSensor } from '../../../runtime/power/sensor.js';
 import { StreamPipeline, type PipelineStream, type Publisher } from '../../../runtime/pipeline/stream-pipeline.js';
 import type { DeviceQuery, ResultQuery } from '../../../runtime/fleet/fleet-sut.js';
+import type { Feeds } from '../../../runtime/model/feeds.js';
 
 /** Takes the energy each inference cost (a simulated battery, drivers/power/simulated-battery.ts). */
 export interface EnergySink {
@@ -148,7 +149,7 @@ export class Device {
       const query: ResultQuery = { run: q.run, id: q.id, k: q.offset + k, of: q.of, issuedAt: q.issuedAt };
       let body: Record<string, unknown>;
       try {
-        const result = await this.pipeline.infer(stream, { input: { type: 'float32', data: sample.input, dims: sample.shape } });
+        const result = await this.pipeline.infer(stream, this.#feeds(stream, sample));
         body = { ...this.#resultBody(stream, this.#takeNumber(), sample, result), query };
       } catch (e) {
         if (this.pipeline.stopping) return;
@@ -223,6 +224,11 @@ export class Device {
     return this.pipeline.model(id).inputs[0]!.name;
   }
 
+  /** One sample as the feeds of the model `stream` runs (looked up each time: a deployment may swap the model). */
+  #feeds(stream: string, sample: ReturnType<DatasetSource['sample']>): Feeds {
+    return { [this.#inputName(this.pipeline.modelOf(stream))]: { type: 'float32', data: sample.input, dims: sample.shape } };
+  }
+
   /** Every result number is handed out. */
   #countReached(): boolean {
     return this.options.count !== undefined && this.#nextN >= this.options.count;
@@ -240,7 +246,7 @@ export class Device {
       const sample = this.options.source.sample(this.#next.get(stream)!);
       let result: InferenceResult;
       try {
-        result = await pipeline.infer(stream, { [this.#inputName(pipeline.modelOf(stream))]: { type: 'float32', data: sample.input, dims: sample.shape } });
+        result = await pipeline.infer(stream, this.#feeds(stream, sample));
       } catch (e) {
         if (pipeline.stopping) break;
         pipeline.event({ type: 'inference-failed', stream, error: (e as Error).message });

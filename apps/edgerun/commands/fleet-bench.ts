@@ -21,9 +21,8 @@ import { stopTopic } from '../../../runtime/fleet/fleet-protocol.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { loadConfig, readKeyFile, type GlobalOptions } from '../context.js';
 import { loadFleetFile } from '../fleet/load-fleet.js';
-import { fleetScenarioSpec, scenarioReport, type FleetLoadOutcome, type FleetLoadSpec, type ScenarioFlags } from '../fleet/fleet-loadgen.js';
-import { mergeScenarioResults, searchServerQps, type ScenarioResult, type ScenarioSettings } from '../../../runtime/fleet/loadgen.js';
-import type { QpsSearchSummary } from '../../../runtime/fleet/report.js';
+import { fleetScenarioSpec, runOrSearch, scenarioReport, type FleetLoadOutcome, type FleetLoadSpec, type ScenarioFlags } from '../fleet/fleet-loadgen.js';
+import { mergeScenarioResults, type ScenarioResult, type ScenarioSettings } from '../../../runtime/fleet/loadgen.js';
 import type { AgentLoadSpec } from '../../../runtime/fleet/fleet-protocol.js';
 import { printScenario } from './fleet-devices.js';
 import { formatTable } from '../table.js';
@@ -168,17 +167,8 @@ async function scenarioOverAgents(
     if (missing.length) throw new Error(`agent(s) without a scenario result: ${missing.map((o) => `${o.agent} ${o.state}${o.detail ? ` (${o.detail})` : ''}`).join(', ')}`);
     return mergeScenarioResults(outcomes.map((o) => o.loadgen!.result!), settings);
   };
-  let result: ScenarioResult | undefined;
-  let search: QpsSearchSummary | undefined;
-  if (spec.scenario === 'Server' && spec.settings.targetQps === undefined) {
-    const s = await searchServerQps((qps) => once({ ...spec.settings, targetQps: qps }), spec.search!);
-    search = { qps: s.qps, boundMs: spec.settings.latencyBoundMs!, bracketed: s.bracketed, tried: s.tried };
-    result = s.best;
-    log(`server: highest QPS meeting p99 ≤ ${search.boundMs} ms over the agents: ${s.bracketed ? '' : 'at least '}${s.qps.toFixed(1)} (${s.tried.length} runs)`);
-  } else {
-    result = await once(spec.settings);
-  }
-  return { outcome: { ...(result ? { result } : {}), ...(search ? { search } : {}), queries, busyShare }, outcomes: last };
+  const runs = await runOrSearch(spec, once, log, ' over the agents');
+  return { outcome: { ...runs, queries, busyShare }, outcomes: last };
 }
 
 /** The merged report: the whole fleet from every consumer's partial, and each agent's share on its own. */

@@ -190,24 +190,15 @@ export class FleetLoadGenerator {
     const elu0 = performance.eventLoopUtilization();
     let step = 0;
     const once = (settings: ScenarioSettings): Promise<ScenarioResult> => this.#once(spec, settings, `${this.o.run}-${step++}`, uniform);
-    let result: ScenarioResult | undefined;
-    let search: QpsSearchSummary | undefined;
+    let runs: { result?: ScenarioResult; search?: QpsSearchSummary };
     try {
-      if (spec.scenario === 'Server' && spec.settings.targetQps === undefined) {
-        if (!spec.search) throw new Error('Server needs a target QPS, or a search for one');
-        const s = await searchServerQps((qps) => once({ ...spec.settings, targetQps: qps }), spec.search);
-        search = { qps: s.qps, boundMs: spec.settings.latencyBoundMs!, bracketed: s.bracketed, tried: s.tried };
-        result = s.best;
-        this.o.log(`server: highest QPS meeting p99 ≤ ${search.boundMs} ms: ${s.bracketed ? '' : 'at least '}${s.qps.toFixed(1)} (${s.tried.length} runs: ${s.tried.map((t) => `${t.qps.toFixed(1)}→${t.percentileMs} ms${t.valid ? '' : ' ✗'}`).join(', ')})`);
-      } else {
-        result = await once(spec.settings);
-      }
+      runs = await runOrSearch(spec, once, this.o.log, '');
     } finally {
       this.#sut = undefined;
     }
     const busyShare = performance.eventLoopUtilization(elu0).utilization;
     const t = this.#totals;
-    return { ...(result ? { result } : {}), ...(search ? { search } : {}), queries: { ...t, lost: t.issued - t.completed }, busyShare };
+    return { ...runs, queries: { ...t, lost: t.issued - t.completed }, busyShare };
   }
 
   async #once(spec: FleetLoadSpec, settings: ScenarioSettings, run: string, uniform: () => number): Promise<ScenarioResult> {
@@ -250,6 +241,19 @@ export class FleetLoadGenerator {
       for (const k of Object.keys(c) as (keyof FleetSutCounters)[]) this.#totals[k] += c[k];
     }
   }
+}
+
+/**
+ * A scenario's runs through `once`: for Server without a target rate, the search for the highest
+ * QPS whose p99 meets the bound (one run per rate tried); otherwise one run. `where` ends the log line.
+ */
+export async function runOrSearch(spec: FleetLoadSpec, once: (settings: ScenarioSettings) => Promise<ScenarioResult>, log: (line: string) => void, where: string): Promise<{ result?: ScenarioResult; search?: QpsSearchSummary }> {
+  if (spec.scenario !== 'Server' || spec.settings.targetQps !== undefined) return { result: await once(spec.settings) };
+  if (!spec.search) throw new Error('Server needs a target QPS, or a search for one');
+  const s = await searchServerQps((qps) => once({ ...spec.settings, targetQps: qps }), spec.search);
+  const search: QpsSearchSummary = { qps: s.qps, boundMs: spec.settings.latencyBoundMs!, bracketed: s.bracketed, tried: s.tried };
+  log(`server: highest QPS meeting p99 ≤ ${search.boundMs} ms${where}: ${s.bracketed ? '' : 'at least '}${s.qps.toFixed(1)} (${s.tried.length} runs: ${s.tried.map((t) => `${t.qps.toFixed(1)}→${t.percentileMs} ms${t.valid ? '' : ' ✗'}`).join(', ')})`);
+  return { ...(s.best ? { result: s.best } : {}), search };
 }
 
 /** A fleet report with the scenario added: its run, its LoadGen figure, the queries' accounting, the load generator's busy share. */

@@ -41,6 +41,7 @@ import type { InferenceResult, PlacedModel, StreamOptions } from '../scheduler/t
 import type { CommandTarget } from '../telemetry/commands.js';
 import { telemetrySnapshot, type TelemetryBody } from '../telemetry/telemetry-snapshot.js';
 import type { OutgoingKind } from '../telemetry/topics.js';
+import { every, type Periodic } from '../periodic.js';
 
 /** Where the device's messages go: the Reporter (durable outbox) in the daemon. */
 export interface Publisher {
@@ -106,8 +107,8 @@ export class StreamPipeline implements CommandTarget {
   readonly ledger: EnergyLedger;
   readonly meter: PowerMeter | undefined;
   #governor: Governor | undefined;
-  #sensorTimer: ReturnType<typeof setInterval> | undefined;
-  #telemetryTimer: ReturnType<typeof setInterval> | undefined;
+  #sensorTimer: Periodic | undefined;
+  #telemetryTimer: Periodic | undefined;
   readonly #guards = new Map<string, AccuracyGuard>();
   readonly #models = new Map<string, SwitchableModel>();
   /** What each model id serves (a deployment replaces entries), and the bundle version of each deployed one. */
@@ -242,19 +243,17 @@ export class StreamPipeline implements CommandTarget {
         void sensor.read().then((r) => { meter.observe(r); return this.governor.tick(); }).catch(() => undefined);
       };
       read();
-      this.#sensorTimer = setInterval(read, Math.max(100, this.governor.policy.tickS * 1000));
-      this.#sensorTimer.unref?.();
+      this.#sensorTimer = every(Math.max(100, this.governor.policy.tickS * 1000), read);
     }
-    this.#telemetryTimer = setInterval(() => { void this.publishSnapshot().catch(() => undefined); }, this.options.telemetryIntervalMs);
-    this.#telemetryTimer.unref?.();
+    this.#telemetryTimer = every(this.options.telemetryIntervalMs, () => { void this.publishSnapshot().catch(() => undefined); });
     void this.publishSnapshot().catch(() => undefined);
   }
 
   /** Stops producing: timers and guards stop, every waiting turn() returns false. */
   halt(): void {
     this.#stopping = true;
-    clearInterval(this.#telemetryTimer);
-    clearInterval(this.#sensorTimer);
+    this.#telemetryTimer?.stop();
+    this.#sensorTimer?.stop();
     for (const guard of this.#guards.values()) guard.stop();
     for (const s of this.#streams.values()) s.wake?.();
   }

@@ -27,6 +27,7 @@
  */
 import type { Storage } from '../ports.js';
 import { encodeData, encodeSeqList, parseSegment, RecordType } from './journal.js';
+import { every, type Periodic } from '../periodic.js';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
 export type OverflowPolicy = 'drop-oldest-telemetry' | 'drop-oldest-results';
@@ -241,7 +242,7 @@ export class Outbox {
    * behind hundreds of others on a fleet host); it is made durable by the next commit.
    */
   #committing: Promise<void> | undefined;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: Periodic | undefined;
   #closed = false;
   #failure: Error | undefined;
   readonly #counters = { appended: 0, acked: 0, overflowed: 0, refused: 0, dropped: 0, recovered: 0, corruptRegions: 0, corruptBytes: 0, syncs: 0, writes: 0 };
@@ -257,13 +258,12 @@ export class Outbox {
     this.#now = o.now ?? Date.now;
     this.#onOverflow = o.onOverflow;
     // Group commits ('interval') and the coalesced ACK records (every policy) on one timer.
-    this.#timer = setInterval(() => {
+    // Unref'd (every()): a pending commit must not keep a finished process alive; close() flushes anyway.
+    this.#timer = every(o.fsyncIntervalMs ?? 50, () => {
       if (this.#fsync === 'interval' && (this.#unsynced.length || this.#unsyncedSegments.size)) this.#syncDue = true;
       if (this.#acks.length || this.#drops.length) this.#ackDue = true;
       if (this.#syncDue || this.#ackDue) this.#kick();
-    }, o.fsyncIntervalMs ?? 50);
-    // A pending commit must not keep a finished process alive; close() flushes anyway.
-    (this.#timer as { unref?: () => void }).unref?.();
+    });
   }
 
   /** Opens the journal in `storage`, replaying what was not acknowledged. Corruption is counted, not thrown. */
@@ -389,7 +389,7 @@ export class Outbox {
     if (this.#closed) return;
     await this.flush();
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.#timer?.stop();
   }
 
   #makeRoom(kind: string, bytes: number): boolean {

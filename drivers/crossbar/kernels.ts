@@ -14,7 +14,7 @@ const f = Math.fround;
 /** The DAC: 2·levels + 1 codes over [−1, 1] (levels 0: unquantised), rounding half up. */
 function dac(v: number, levels: number): number {
   if (!levels) return v;
-  v = Math.floor(v * levels + 0.5) / levels;
+  v = Math.floor(v * levels + 0.5) * (1 / levels);
   return v > 1 ? 1 : v < -1 ? -1 : v;
 }
 

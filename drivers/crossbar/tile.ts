@@ -193,7 +193,7 @@ export class Tile {
     this.#recipe = null;
   }
 
-  /** y = x·W for `batch` vectors of `rows` inputs; returns a reused batch × cols buffer. */
+  /** y = x·W for `batch` vectors of `rows` inputs (x holds exactly batch × rows: the emulator checks); returns a reused batch × cols buffer. */
   mvm(x: Float32Array, batch: number): Float32Array {
     const { rows, cols } = this.#need();
     const size = batch * cols;
@@ -220,7 +220,7 @@ export class Tile {
     const { arena, work } = this.ctx;
     const a = work.single;
     const f32 = arena.f32;
-    f32.set(x.subarray(0, rows), a.x >> 2);
+    f32.set(x, a.x >> 2);
     const n = arena.kernels.nonZero(a.x, rows, a.idx, a.xs, a.xmax);
     arena.kernels.mvm32(this.#wPtr, this.#stride * 4, a.idx, a.xs, n, a.acc, this.#stride >> 2);
     out.set(f32.subarray(a.acc >> 2, (a.acc >> 2) + cols));
@@ -233,7 +233,7 @@ export class Tile {
     const { arena, work } = this.ctx;
     const a = work.batch(batch); // may grow the memory: views are taken below
     const f32 = arena.f32;
-    f32.set(x.subarray(0, batch * rows), a.x >> 2);
+    f32.set(x, a.x >> 2);
     this.#zeroPadding(a, batch);
     // Whole column pairs: the sums land densely, as the caller wants them.
     const dense = cols % 8 === 0;
@@ -253,7 +253,7 @@ export class Tile {
   #analogOne(x: Float32Array, out: Float32Array): number {
     const { arena, work } = this.ctx;
     const a = work.single;
-    arena.f32.set(x.subarray(0, this.rows), a.x >> 2);
+    arena.f32.set(x, a.x >> 2);
     const n = arena.kernels.nonZero(a.x, this.rows, a.idx, a.xs, a.xmax);
     const xmax = arena.f64[a.xmax >> 3]!;
     if (!converted(xmax)) {
@@ -275,7 +275,7 @@ export class Tile {
     const a = work.batch(batch); // may grow the memory: views are taken below
     const stride = this.#stride;
     const withVar = this.#varPtr !== 0;
-    arena.f32.set(x.subarray(0, batch * rows), a.raw >> 2);
+    arena.f32.set(x, a.raw >> 2);
     // ABS_MAX noise management and the DAC for every vector (an all-zero or non-finite one enters as zeros)
     arena.kernels.dacBatch(a.raw, rows, batch, per.dacLevels, a.x, a.x2, a.xmax);
     // An all-zero vector outputs exactly 0 whatever the noise (the ADC scales back by |x|max = 0), a

@@ -153,14 +153,17 @@ function gemmKernel(): number[] {
 
 
 /**
- * The DAC's arithmetic as tile.ts wrote it in JS, in float64 so every code is bit-identical:
- * v = x·inv; with `levels` > 0, v = floor(v·levels + 0.5) / levels clamped to [−1, 1]; codes and
- * their squares stored as float32. `value(p)` pushes v for the input at address p.
+ * The DAC's arithmetic as tile.ts wrote it in JS, in float64: v = x·inv; with `levels` > 0,
+ * v = floor(v·levels + 0.5)·(1/levels) clamped to [−1, 1]; codes and their squares stored as
+ * float32. The product by 1/levels replaced a division (the f64x2 divide bounded the DAC's speed):
+ * for every resolution a profile allows (2–24 bits) and every code, its float32 code and square
+ * equal those of code/levels (checked for all of them in test/crossbar/kernels.test.ts).
+ * `value(p)` pushes v for the input at address p.
  */
 function emitDac(emit: (...parts: number[][]) => void, levels: number, v: number, value: number[][]): void {
   emit(...value, set(v));
   emit(get(levels), f64c(0), [F64_NE, IF, EMPTY]);
-  emit(get(v), get(levels), [F64_MUL], f64c(0.5), [F64_ADD, F64_FLOOR], get(levels), [F64_DIV], f64c(1), [F64_MIN], f64c(-1), [F64_MAX], set(v));
+  emit(get(v), get(levels), [F64_MUL], f64c(0.5), [F64_ADD, F64_FLOOR], f64c(1), get(levels), [F64_DIV, F64_MUL], f64c(1), [F64_MIN], f64c(-1), [F64_MAX], set(v));
   emit([END]);
 }
 
@@ -183,8 +186,8 @@ function nonZeroKernel(): number[] {
   return functionBody([[2, I32], [2, F32]], code);
 }
 
-/** Local indices of a dense-DAC loop: one vector's inputs x (f32), codes out and squares out2 (f32). */
-interface DenseDacLocals { x: number; rows: number; levels: number; out: number; out2: number; row: number; inv: number; v: number; vinv: number; vl: number; vv: number }
+/** Local indices of a dense-DAC loop: one vector's inputs x (f32), codes out and squares out2 (f32); vinv, vl, vstep and vv are v128. */
+interface DenseDacLocals { x: number; rows: number; levels: number; out: number; out2: number; row: number; inv: number; v: number; vinv: number; vl: number; vv: number; vstep: number }
 
 /**
  * One vector's codes and squares, densely: two inputs at a time in float64 (f64x2), so every code is
@@ -194,10 +197,11 @@ function emitDenseDac(emit: (...parts: number[][]) => void, l: DenseDacLocals): 
   const at = (base: number): number[][] => [get(base), get(l.row), i32c(2), [I32_SHL, I32_ADD]];
   const splat = (v: number): number[][] => [f64c(v), simd(F64X2_SPLAT)];
   emit(get(l.inv), simd(F64X2_SPLAT), set(l.vinv), get(l.levels), simd(F64X2_SPLAT), set(l.vl), i32c(0), set(l.row));
+  emit(f64c(1), get(l.levels), [F64_DIV], simd(F64X2_SPLAT), set(l.vstep));
   emit([BLOCK, EMPTY, LOOP, EMPTY], get(l.row), i32c(2), [I32_ADD], get(l.rows), [I32_GT_U, BR_IF, 1]);
   emit(...at(l.x), simd(V128_LOAD64_ZERO), mem(2, 0), simd(F64X2_PROMOTE_LOW_F32X4), get(l.vinv), simd(F64X2_MUL), set(l.vv));
   emit(get(l.levels), f64c(0), [F64_NE, IF, EMPTY]);
-  emit(get(l.vv), get(l.vl), simd(F64X2_MUL), ...splat(0.5), simd(F64X2_ADD), simd(F64X2_FLOOR), get(l.vl), simd(F64X2_DIV));
+  emit(get(l.vv), get(l.vl), simd(F64X2_MUL), ...splat(0.5), simd(F64X2_ADD), simd(F64X2_FLOOR), get(l.vstep), simd(F64X2_MUL));
   emit(...splat(1), simd(F64X2_PMIN), ...splat(-1), simd(F64X2_PMAX), set(l.vv), [END]);
   emit(...at(l.out), get(l.vv), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
   emit(...at(l.out2), get(l.vv), get(l.vv), simd(F64X2_MUL), simd(F32X4_DEMOTE_F64X2_ZERO), simd(V128_STORE64_LANE), mem(2, 0), [0]);
@@ -215,8 +219,8 @@ const SX = 0, SROWS = 1, SINV = 2, SLEVELS = 3, SOUT = 4, SOUT2 = 5, SROW = 6, S
 
 function dacScaledKernel(): number[] {
   const { code, emit } = codeBuffer();
-  emitDenseDac(emit, { x: SX, rows: SROWS, levels: SLEVELS, out: SOUT, out2: SOUT2, row: SROW, inv: SINV, v: SV, vinv: SVINV, vl: SVL, vv: SVV });
-  return functionBody([[1, I32], [1, F64], [3, V128]], code);
+  emitDenseDac(emit, { x: SX, rows: SROWS, levels: SLEVELS, out: SOUT, out2: SOUT2, row: SROW, inv: SINV, v: SV, vinv: SVINV, vl: SVL, vv: SVV, vstep: SVV + 1 });
+  return functionBody([[1, I32], [1, F64], [4, V128]], code);
 }
 
 // dacPicked(x, rows, n, picks, invs, levels, out, out2): dacScaled for n vectors of a batch at once —
@@ -232,10 +236,10 @@ function dacPickedKernel(): number[] {
   emit([BLOCK, EMPTY, LOOP, EMPTY], get(PJ), get(PN), [I32_GE_U, BR_IF, 1]);
   emit(get(PX), get(PPICKS), get(PJ), i32c(2), [I32_SHL, I32_ADD, I32_LOAD], mem(2, 0), ...rowBytes, [I32_MUL, I32_ADD], set(PSRC));
   emit(get(PINVS), get(PJ), i32c(3), [I32_SHL, I32_ADD, F64_LOAD], mem(3, 0), set(PINV));
-  emitDenseDac(emit, { x: PSRC, rows: PROWS, levels: PLEVELS, out: PDST, out2: PDST2, row: PROW, inv: PINV, v: PV, vinv: PVINV, vl: PVL, vv: PVV });
+  emitDenseDac(emit, { x: PSRC, rows: PROWS, levels: PLEVELS, out: PDST, out2: PDST2, row: PROW, inv: PINV, v: PV, vinv: PVINV, vl: PVL, vv: PVV, vstep: PVV + 1 });
   emit(get(PDST), ...rowBytes, [I32_ADD], set(PDST), get(PDST2), ...rowBytes, [I32_ADD], set(PDST2));
   emit(get(PJ), i32c(1), [I32_ADD], set(PJ), [BR, 0, END, END]);
-  return functionBody([[5, I32], [2, F64], [3, V128]], code);
+  return functionBody([[5, I32], [2, F64], [4, V128]], code);
 }
 
 // dacBatch(x, rows, batch, levels, out, out2, xmax): every vector's |x|max (float64, NaN if it
@@ -275,13 +279,13 @@ function dacBatchKernel(): number[] {
   emit(get(BSPECIAL), [IF, EMPTY]);
   rowLoop(1, () => emit(...at(BOUT), f64c(0), [F32_DEMOTE_F64, F32_STORE], mem(2, 0), ...at(BOUT2), f64c(0), [F32_DEMOTE_F64, F32_STORE], mem(2, 0)));
   emit([ELSE], f64c(1), get(BM), [F64_DIV], set(BINV));
-  emitDenseDac(emit, { x: BX, rows: BROWS, levels: BLEVELS, out: BOUT, out2: BOUT2, row: BROW, inv: BINV, v: BV, vinv: BVINV, vl: BVL, vv: BVV });
+  emitDenseDac(emit, { x: BX, rows: BROWS, levels: BLEVELS, out: BOUT, out2: BOUT2, row: BROW, inv: BINV, v: BV, vinv: BVINV, vl: BVL, vv: BVV, vstep: BNAN + 1 });
   emit([END]);
   // next vector
   const step: number[][] = [get(BROWS), i32c(2), [I32_SHL]];
   for (const base of [BX, BOUT, BOUT2]) emit(get(base), ...step, [I32_ADD], set(base));
   emit(get(BB), i32c(1), [I32_ADD], set(BB), [BR, 0, END, END]);
-  return functionBody([[3, I32], [3, F64], [1, F32], [5, V128]], code);
+  return functionBody([[3, I32], [3, F64], [1, F32], [6, V128]], code);
 }
 
 

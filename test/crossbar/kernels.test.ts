@@ -106,4 +106,40 @@ describe('crossbar converter kernels', () => {
     expect(Array.from(new Int32Array(flags!.buffer))).toContain(1);
     expect(Array.from(new Float32Array(out!.buffer)).some(Number.isNaN)).toBe(true);
   });
+  it('the dense DAC gives the same bits in SIMD and plain JS at every vector length (four inputs at a time, then a pair, then one)', () => {
+    const seen: Uint8Array[][] = [];
+    for (const simd of [true, false]) {
+      const arena = new Arena({ simd });
+      const k = arena.kernels;
+      const run: Uint8Array[] = [];
+      for (let rows = 1; rows <= 11; rows++) {
+        const at = { x: arena.alloc(4 * rows), codes: arena.alloc(4 * rows), squares: arena.alloc(4 * rows) };
+        arena.f32.set(randomMatrix(1, rows, 41 + rows, 2), at.x >> 2);
+        for (const levels of [63, 0]) {
+          // 1.5/|x|max: some codes beyond ±1 are clamped
+          k.dacScaled(at.x, rows, 1.5, levels, at.codes, at.squares);
+          run.push(bytes(arena, at.codes, 4 * rows), bytes(arena, at.squares, 4 * rows));
+        }
+      }
+      seen.push(run);
+    }
+    expect(seen[1]).toEqual(seen[0]);
+    expect(seen[0]!.every((b) => b.some((v) => v !== 0))).toBe(true);
+  });
+  it('the DAC\'s product by 1/levels gives every float32 code and square of the division it replaced, at every resolution a profile allows', () => {
+    const f = Math.fround;
+    let differing = 0;
+    let checked = 0;
+    for (let bits = 2; bits <= 24; bits++) {
+      const levels = 2 ** (bits - 1) - 1;
+      const step = 1 / levels;
+      for (let k = -levels; k <= levels; k++, checked++) {
+        const divided = k / levels;
+        const multiplied = k * step;
+        if (f(divided) !== f(multiplied) || f(divided * divided) !== f(multiplied * multiplied)) differing++;
+      }
+    }
+    expect(checked).toBe(2 ** 25 - 27); // Σ (2·levels + 1) = Σ (2^bits − 1) over 2–24 bits
+    expect(differing).toBe(0);
+  });
 });

@@ -24,16 +24,13 @@ import * as ort from 'onnxruntime-web';
 import { loadModel } from '../runtime/model/load.js';
 import { compareTensors } from '../runtime/compare.js';
 import type { TensorData } from '../runtime/model/tensor.js';
-import { resolveConfig } from '../runtime/config.js';
-import { createRegistry, readModel } from '../apps/edgerun/context.js';
-import { judgeOutputs, readDataSet, type DataSet } from '../apps/edgerun/commands/check.js';
-import type { HybridModel } from '../runtime/hybrid/analog-backend.js';
+import { judgeOutputs } from '../apps/edgerun/commands/check.js';
+import { CHECK_TOLERANCE, dataSets, runCase } from '../test/helpers/conformance.js';
 
 const MODES = ['ort-web', 'digital', 'hybrid', 'hybrid-no-periphery'] as const;
 type Mode = (typeof MODES)[number];
 const CLASSES = ['match', 'refused', 'crash', 'hang', 'wrong'] as const;
-type Class = (typeof CLASSES)[number];
-const TOLERANCE = { rtol: 1e-3, atol: 1e-5 };
+type Class = (typeof CLASSES)[number]; // runCase's verdicts, and hang
 const HANG_MS = 20_000;
 const CASES_PER_CHILD = 150;
 
@@ -55,119 +52,70 @@ interface Task { dir: string; mode: Mode }
 // ---------------------------------------------------------------------------------------------
 // child: runs tasks in order, reporting each start and result to the parent
 
+interface Reference { class: Class; outputs?: Record<string, TensorData>[]; detail?: string }
+
+/** onnxruntime-web on its own (not through edgerun's loader): its class and outputs per data set. */
+async function ortReference(dir: string): Promise<Reference> {
+  let session: ort.InferenceSession | undefined;
+  try {
+    session = await ort.InferenceSession.create(await readFile(join(dir, 'model.onnx')), { executionProviders: ['wasm'], logSeverityLevel: 4 });
+    const io = { inputs: session.inputNames.map((name) => ({ name })), outputs: session.outputNames.map((name) => ({ name })) };
+    const outputs: Record<string, TensorData>[] = [];
+    let pass = true;
+    for (const set of await dataSets(dir, io)) {
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(set.feeds)) feeds[name] = new ort.Tensor(t.type as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.dims);
+      const out = await session.run(feeds);
+      outputs.push(out);
+      pass &&= judgeOutputs(set, out, CHECK_TOLERANCE).pass;
+    }
+    return { class: pass ? 'match' : 'wrong', outputs };
+  } catch (e) {
+    return { class: 'refused', detail: String((e as Error)?.message ?? e).split('\n')[0]!.slice(0, 300) };
+  } finally {
+    await session?.release();
+  }
+}
+
 async function child(): Promise<void> {
-  const digitalConfig = resolveConfig({ env: {}, flags: {} });
-  const configs: Record<Exclude<Mode, 'ort-web'>, ReturnType<typeof resolveConfig>> = {
-    digital: digitalConfig,
-    hybrid: resolveConfig({ env: {}, flags: { analog: { profile: 'ideal', periphery: true } } }),
-    'hybrid-no-periphery': resolveConfig({ env: {}, flags: { analog: { profile: 'ideal', periphery: false } } }),
-  };
   ort.env.wasm.numThreads = 1;
   ort.env.logLevel = 'fatal';
-  const reference = new Map<string, Promise<{ class: Class; outputs?: Record<string, TensorData>[]; detail?: string }>>();
-
-  /** onnxruntime-web on its own, once per case: its class and its outputs per data set. */
-  const ortRun = (dir: string): Promise<{ class: Class; outputs?: Record<string, TensorData>[]; detail?: string }> => {
-    let r = reference.get(dir);
-    if (!r) {
-      reference.clear();
-      r = (async () => {
-        let session: ort.InferenceSession | undefined;
-        try {
-          session = await ort.InferenceSession.create(await readFile(join(dir, 'model.onnx')), { executionProviders: ['wasm'], logSeverityLevel: 4 });
-          const io = { inputs: session.inputNames.map((name) => ({ name })), outputs: session.outputNames.map((name) => ({ name })) };
-          const outputs: Record<string, TensorData>[] = [];
-          let pass = true;
-          for (const set of await dataSets(dir, io)) {
-            const feeds: Record<string, ort.Tensor> = {};
-            for (const [name, t] of Object.entries(set.feeds)) feeds[name] = new ort.Tensor(t.type as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.dims);
-            const out = await session.run(feeds);
-            outputs.push(out);
-            pass &&= judgeOutputs(set, out, TOLERANCE).pass;
-          }
-          return { class: pass ? 'match' : 'wrong', outputs };
-        } catch (e) {
-          return { class: 'refused', detail: firstLine(e) };
-        } finally {
-          await session?.release();
-        }
-      })();
-      reference.set(dir, r);
-    }
-    return r;
+  let reference: { dir: string; result: Promise<Reference> } | undefined;
+  const ortRun = (dir: string): Promise<Reference> => {
+    if (reference?.dir !== dir) reference = { dir, result: ortReference(dir) };
+    return reference.result;
   };
-
   process.on('message', async (task: Task | 'exit') => {
     if (task === 'exit') process.exit(0);
     process.send!({ start: task });
+    const base = { case: task.dir, mode: task.mode };
     let result: Result;
     try {
-      result = task.mode === 'ort-web' ? { case: task.dir, mode: task.mode, ...(({ outputs: _, ...r }) => r)(await ortRun(task.dir)) }
-        : await runEdgerun(task.dir, task.mode, configs[task.mode], ortRun);
+      const ref = await ortRun(task.dir);
+      if (task.mode === 'ort-web') {
+        result = { ...base, class: ref.class, ...(ref.detail ? { detail: ref.detail } : {}) };
+      } else {
+        const run = await runCase(task.dir, task.mode);
+        const exact = run.verdict === 'match' && task.mode !== 'digital' ? run.outputs!.every((out, i) => Object.keys(out).every((name) => bitEqual(out[name]!, ref.outputs?.[i]?.[name]))) : undefined;
+        result = { ...base, class: run.verdict, ort: ref.class, ...(run.detail ? { detail: run.detail } : {}), ...(run.analogNodes === undefined ? {} : { analogNodes: run.analogNodes }), ...(exact === undefined ? {} : { exact }) };
+      }
     } catch (e) {
-      result = { case: task.dir, mode: task.mode, class: 'crash', detail: `sweep: ${firstLine(e)}` };
+      result = { ...base, class: 'crash', detail: `sweep: ${String((e as Error)?.message ?? e).split('\n')[0]}` };
     }
     process.send!({ result });
   });
   process.send!({ ready: true });
 }
 
-async function dataSets(dir: string, model: Parameters<typeof readDataSet>[1]): Promise<DataSet[]> {
-  const names = (await readdir(dir)).filter((n) => /^test_data_set_\d+$/.test(n)).sort();
-  return Promise.all(names.map((n) => readDataSet(join(dir, n), model)));
-}
-
-async function runEdgerun(dir: string, mode: Exclude<Mode, 'ort-web'>, config: ReturnType<typeof resolveConfig>, ortRun: (dir: string) => Promise<{ class: Class; outputs?: Record<string, TensorData>[] }>): Promise<Result> {
-  const base = { case: dir, mode };
-  const registry = createRegistry(config);
-  const ref = await ortRun(dir);
-  try {
-    let prepared;
-    let analogNodes: number | undefined;
-    try {
-      const model = await readModel(join(dir, 'model.onnx'), config, () => undefined);
-      prepared = await (await registry.get(mode === 'digital' ? 'digital' : 'analog')).load(model);
-      if (mode !== 'digital') analogNodes = (prepared as HybridModel).planRows().filter((r) => r.target === 'analog' || r.target === 'analog periphery').length;
-      const sets = await dataSets(dir, prepared);
-      let pass = true;
-      let exact = true;
-      let why = '';
-      for (const [i, set] of sets.entries()) {
-        const out = await prepared.run(set.feeds);
-        const judged = judgeOutputs(set, out, TOLERANCE);
-        if (!judged.pass && pass) why = judged.error ?? `${judged.mismatches} mismatches, max abs error ${judged.maxAbsError.toExponential(2)}`;
-        pass &&= judged.pass;
-        const ortOut = ref.outputs?.[i];
-        exact &&= !!ortOut && set.expected.every(({ output }) => bitEqual(out[output]!, ortOut[output]));
-      }
-      await prepared.dispose();
-      return { ...base, class: pass ? 'match' : 'wrong', ort: ref.class, ...(pass ? {} : { detail: why }), ...(analogNodes !== undefined ? { analogNodes } : {}), ...(mode !== 'digital' && pass ? { exact } : {}) };
-    } catch (e) {
-      return { ...base, class: errorClass(e), detail: String((e as Error).message ?? e).slice(0, 400), ort: ref.class, ...(analogNodes !== undefined ? { analogNodes } : {}) };
-    }
-  } finally {
-    await registry.dispose();
-  }
-}
-
 function bitEqual(a: TensorData, b: TensorData | undefined): boolean {
   if (!b || a.type !== b.type || a.dims.join() !== b.dims.join()) return false;
   if (a.type !== 'float32') return compareTensors(b, a, 0, 0).pass;
-  const x = new Uint32Array((a.data as Float32Array).slice().buffer);
-  const y = new Uint32Array((b.data as Float32Array).slice().buffer);
+  const x = a.data as Float32Array;
+  const y = b.data as Float32Array;
+  const xb = new Uint32Array(x.slice().buffer);
+  const yb = new Uint32Array(y.slice().buffer);
   // NaNs of any payload are one NaN.
-  return x.every((v, i) => v === y[i] || (Number.isNaN((a.data as Float32Array)[i]) && Number.isNaN((b.data as Float32Array)[i])));
-}
-
-/** A clear refusal is an Error of one line that is not a JavaScript fault; anything else is a crash. */
-function errorClass(e: unknown): Class {
-  if (!(e instanceof Error) || e instanceof TypeError || e instanceof ReferenceError || e instanceof RangeError || e instanceof SyntaxError) return 'crash';
-  if (/\n/.test(e.message.trim()) || /undefined|is not a function|Cannot read prop|unreachable|out of bounds|call stack|\bNaN\b/.test(e.message)) return 'crash';
-  return 'refused';
-}
-
-function firstLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).split('\n')[0]!.slice(0, 300);
+  return xb.every((v, i) => v === yb[i] || (Number.isNaN(x[i]) && Number.isNaN(y[i])));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,7 +199,7 @@ const variantOf = (dir: string): string => /~([a-z-]+)$/.exec(dir)?.[1] ?? 'as i
 
 function printTable(results: Result[], cases: number): void {
   const count = (rows: Result[], mode: Mode, c: Class): number => rows.filter((r) => r.mode === mode && r.class === c).length;
-  console.log(`\n${cases} runs of ONNX node cases with float32 inputs or outputs, as is and as variants (rtol ${TOLERANCE.rtol}, atol ${TOLERANCE.atol})\n`);
+  console.log(`\n${cases} runs of ONNX node cases with float32 inputs or outputs, as is and as variants (rtol ${CHECK_TOLERANCE.rtol}, atol ${CHECK_TOLERANCE.atol})\n`);
   console.log(`| variant | mode | ${CLASSES.join(' | ')} |`);
   console.log(`|---|---|${CLASSES.map(() => '---:').join('|')}|`);
   for (const variant of ['as is', 'frozen', 'after-mvm']) {

@@ -102,3 +102,29 @@ describe('Clip with min above max after an analog layer ≡ onnxruntime (max eve
     }
   });
 });
+
+describe('a model that zeros cannot run', () => {
+  it('runs wholly in onnxruntime on the hybrid backend, its MVM saying why', async () => {
+    // Expand's shape is an input: zeros ask for [0, 0, 0], which [2, 4] does not expand to.
+    const model = loadModel(buildModel({
+      nodes: [{ op: 'MatMul', inputs: ['x', 'W'], outputs: ['c'] }, { op: 'Expand', inputs: ['c', 's'], outputs: ['y'] }],
+      inputs: [{ name: 'x', dims: [2, 6] }, { name: 's', dims: [3], elemType: 7 }], outputs: [{ name: 'y' }],
+      initializers: [{ name: 'W', dims: [6, 4], data: Float32Array.from({ length: 24 }, (_, i) => Math.sin(i)) }],
+    }));
+    const feeds = { x: { type: 'float32', data: Float32Array.from({ length: 12 }, (_, i) => i / 3), dims: [2, 6] }, s: { type: 'int64', data: BigInt64Array.from([3n, 2n, 4n]), dims: [3] } };
+    const digital = new DigitalBackend();
+    const analog = new AnalogBackend({ digital, driver: new CrossbarEmulator('ideal') });
+    try {
+      const hybrid = await analog.load(model);
+      expect(hybrid.partition.placements.find((p) => p.op === 'MatMul')).toMatchObject({ target: 'digital', reason: expect.stringMatching(/running the model on zeros to observe it failed \(.*invalid expand shape/) });
+      const y = (await hybrid.run(feeds)).y!;
+      const d = await digital.load(model);
+      expect(y.dims).toEqual([3, 2, 4]);
+      expect(Array.from(y.data as Float32Array)).toEqual(Array.from((await d.run(feeds)).y!.data as Float32Array));
+      await d.dispose();
+    } finally {
+      await analog.dispose();
+      await digital.dispose();
+    }
+  });
+});

@@ -15,6 +15,7 @@
  * costs one run, not the sweep.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { Command } from 'commander';
 import { readdir, readFile, writeFile, stat, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -87,7 +88,6 @@ async function child(): Promise<void> {
   };
   process.on('message', async (task: Task | 'exit') => {
     if (task === 'exit') process.exit(0);
-    process.send!({ start: task });
     const base = { case: task.dir, mode: task.mode };
     let result: Result;
     try {
@@ -139,17 +139,17 @@ async function floatCases(root: string, only: string[] | undefined): Promise<str
 }
 
 async function parent(): Promise<void> {
-  const args = process.argv.slice(2);
-  const root = args.find((a) => !a.startsWith('--') && args[args.indexOf(a) - 1] !== '--out' && args[args.indexOf(a) - 1] !== '--only' && args[args.indexOf(a) - 1] !== '--variants');
-  if (!root) {
-    console.error('usage: node bin/run-ts.js bench/conformance-sweep.ts <dir of node cases> [--out sweep.json] [--only name,name]');
-    process.exit(2);
-  }
-  const flag = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
-  const out = flag('--out') ?? 'conformance-sweep.json';
-  const originals = await floatCases(root, flag('--only')?.split(','));
+  const program = new Command('conformance-sweep')
+    .description("ONNX's node cases through onnxruntime-web, edgerun digital and hybrid ideal (periphery on and off)")
+    .argument('<dir>', 'directory of node cases (bench/onnx-node-cases.py writes <out>/node)')
+    .option('--out <file>', 'every run as JSON', 'conformance-sweep.json')
+    .option('--only <names>', 'only cases whose name contains one of these (comma-separated)')
+    .option('--variants <dir>', 'where the ~frozen and ~after-mvm variants are written (emptied first)', join(tmpdir(), 'edgerun-sweep-variants'))
+    .parse();
+  const root = program.args[0]!;
+  const { out, only, variants: variantsDir } = program.opts<{ out: string; only?: string; variants: string }>();
+  const originals = await floatCases(root, only?.split(','));
   // Each case also as ~frozen and ~after-mvm (bench/conformance-variants.ts), so the hybrid plan meets it.
-  const variantsDir = flag('--variants') ?? join(tmpdir(), 'edgerun-sweep-variants');
   await rm(variantsDir, { recursive: true, force: true });
   const cases = [...originals];
   for (const dir of originals) cases.push(...await writeVariants(dir, basename(dir), variantsDir));
@@ -175,22 +175,24 @@ function runChild(tasks: Task[], onResult: (r: Result) => void): Promise<number>
     let current: Task | undefined;
     let timer: NodeJS.Timeout | undefined;
     const finish = (r: Result): void => { onResult(r); settled++; current = undefined; };
-    const send = (): void => { if (settled < tasks.length) child.send(tasks[settled]!); else child.send('exit'); };
-    child.on('message', (m: { ready?: true; start?: Task; result?: Result }) => {
-      if (m.ready) return send();
-      if (m.start) {
-        current = m.start;
-        clearTimeout(timer);
-        timer = setTimeout(() => { if (current) { finish({ case: current.dir, mode: current.mode, class: 'hang', detail: `no answer in ${HANG_MS / 1000} s` }); child.kill('SIGKILL'); } }, HANG_MS);
-        return;
-      }
-      if (m.result) { clearTimeout(timer); finish(m.result); send(); }
+    // The clock runs from when a task is sent: a child that never even starts it has hung too.
+    const send = (): void => {
+      if (settled >= tasks.length) return void child.send('exit');
+      current = tasks[settled]!;
+      child.send(current);
+      clearTimeout(timer);
+      timer = setTimeout(() => { if (current) { finish({ case: current.dir, mode: current.mode, class: 'hang', detail: `no answer in ${HANG_MS / 1000} s` }); child.kill('SIGKILL'); } }, HANG_MS);
+    };
+    child.on('message', (m: { ready?: true; result?: Result }) => {
+      if (m.ready) send();
+      else if (m.result) { clearTimeout(timer); finish(m.result); send(); }
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      if (current) finish({ case: current.dir, mode: current.mode, class: 'crash', detail: `the process died (${signal ?? `exit ${code}`})` });
-      // A child that dies before its first task still moves the sweep on.
-      resolve(Math.max(settled, 1));
+      // A child that dies before its first task is charged to that task, so the sweep moves on.
+      const lost = current ?? (settled === 0 ? tasks[0] : undefined);
+      if (lost) finish({ case: lost.dir, mode: lost.mode, class: 'crash', detail: `the process died (${signal ?? `exit ${code}`})` });
+      resolve(settled);
     });
   });
 }

@@ -102,11 +102,11 @@ export class FleetCoordinator {
    * once all are settled. An agent is lost when its will says offline, or when it is silent for
    * `graceS` (agents send a heartbeat every few seconds while they start, run and stop their devices).
    */
-  async run(o: { run: string; devices: ScenarioDevice[]; agents: { id: string; workers: number }[]; durationS: number; startTimeoutS: number; graceS: number; loadgen?: AgentLoadSpec }): Promise<{ scenario: Scenario; outcomes: AgentOutcome[] }> {
+  async run(o: { run: string; devices: ScenarioDevice[]; agents: { id: string; workers: number }[]; durationS: number; startTimeoutS: number; graceS: number; loadgen?: AgentLoadSpec; session?: Scenario['session'] }): Promise<{ scenario: Scenario; outcomes: AgentOutcome[] }> {
     if (this.#active) throw new Error(`run ${this.#active.scenario.run} is under way`);
     const { mqtt, prefix, fleet, timeline } = this.o;
     const shares = splitFleet(o.devices.length, o.agents).filter((s) => s.to > s.from);
-    const scenario: Scenario = { run: o.run, nonce: newNonce(), devices: o.devices, shares, durationS: o.durationS, startTimeoutS: o.startTimeoutS, ...(o.loadgen ? { loadgen: o.loadgen } : {}) };
+    const scenario: Scenario = { run: o.run, nonce: newNonce(), devices: o.devices, shares, durationS: o.durationS, startTimeoutS: o.startTimeoutS, ...(o.loadgen ? { loadgen: o.loadgen } : {}), ...(o.session ? { session: o.session } : {}) };
     const outcomes = new Map(shares.map((s) => [s.agent, { agent: s.agent, devices: o.devices.slice(s.from, s.to).map((d) => d.id), state: 'lost' as AgentOutcome['state'] }]));
     const settled = new Promise<void>((resolve) => {
       this.#active = { scenario, outcomes, pending: new Set(outcomes.keys()), heard: new Map([...outcomes.keys()].map((a) => [a, timeline.now()])), settle: resolve };

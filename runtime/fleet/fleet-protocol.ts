@@ -7,7 +7,8 @@
  *   <prefix>/<fleet>/$fleet/scenario/<run>   the scenario, signed by the coordinator (QoS 1)
  *   <prefix>/<fleet>/$agents/<agent>/status  retained: the agent's state and capacity; will: offline
  *   <prefix>/<fleet>/$agents/<agent>/report  QoS 1: started, progress (heartbeat), done, failed, refused
- *   <prefix>/<fleet>/$fleet/stop/<run>       QoS 1: the coordinator's end-of-run marker to its consumers
+ *   <prefix>/<fleet>/$fleet/stop/<run>       QoS 1: the coordinator's end-of-run marker to its consumers (and
+ *                                            to agents keeping a session's devices: they stop them)
  *
  * Payloads are edgerun envelopes (runtime/telemetry/envelope.ts): the message's `device` is the
  * sender (coordinator or agent id). An agent with a trust store runs only scenarios signed by a
@@ -34,6 +35,7 @@ const root = (prefix: string, fleet: string): string => `${prefix}/${checkLevel(
 export const scenarioTopic = (prefix: string, fleet: string, run: string): string => `${root(prefix, fleet)}/$fleet/scenario/${checkLevel('run id', run)}`;
 export const stopTopic = (prefix: string, fleet: string, run: string): string => `${root(prefix, fleet)}/$fleet/stop/${checkLevel('run id', run)}`;
 export const scenarioFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$fleet/scenario/+`;
+export const stopFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$fleet/stop/+`;
 export const agentStatusTopic = (prefix: string, fleet: string, agent: string): string => `${root(prefix, fleet)}/$agents/${checkLevel('agent id', agent)}/status`;
 export const agentReportTopic = (prefix: string, fleet: string, agent: string): string => `${root(prefix, fleet)}/$agents/${checkLevel('agent id', agent)}/report`;
 export const agentsFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$agents/+/+`;
@@ -115,6 +117,12 @@ const scenarioSchema = z.strictObject({
   startTimeoutS: z.number().positive().max(86_400),
   /** A LoadGen scenario each agent's load generator issues to its devices (they do not pace themselves); durationS is then unused. */
   loadgen: loadSpecSchema.optional(),
+  /**
+   * Several runs over the same devices (a Server search: one run per rate): the agent keeps its
+   * share's devices running after a run of the session, for the next one, until the session's stop
+   * marker (stopTopic(<session id>)), a scenario of another session, or `keepS` without one.
+   */
+  session: z.strictObject({ id: level, keepS: z.number().positive().max(86_400) }).optional(),
 }).superRefine((s, ctx) => {
   let next = 0;
   for (const sh of s.shares) {
@@ -145,6 +153,8 @@ const agentLoadSchema = z.strictObject({
     histogram: z.strictObject({ hdr: z.string().max(1 << 20), sumUs: z.number().min(0) }),
   }).transform((r) => r as unknown as ScenarioResult).optional(),
   queries: z.strictObject({ issued: count, samples: count, completed: count, lost: count, duplicated: count, unknown: count }),
+  /** `results` messages the agent's consumer received (its devices' only: each result reaches one agent). */
+  received: count,
   busyShare: z.number().min(0).max(1),
 });
 export type AgentLoadReport = z.infer<typeof agentLoadSchema>;

@@ -112,12 +112,14 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     bar?.start(opts.durationS, 0);
     const devices = opts.rate === undefined ? fleet.devices : fleet.devices.map((d) => ({ ...d, rateHz: opts.rate! }));
     const common = { devices, agents, durationS: opts.durationS, startTimeoutS: opts.startTimeout, graceS: opts.grace };
-    const scenario = spec ? await scenarioOverAgents(spec, (step, loadgen) => coordinator.run({ ...common, run: `${run}-${step}`, loadgen }), log) : undefined;
+    // The scenario's runs (a Server search's rates) are one session: the agents keep its devices running from one to the next, until the stop marker below.
+    const session = { id: run, keepS: Math.max(opts.grace, opts.startTimeout) };
+    const scenario = spec ? await scenarioOverAgents(spec, (step, loadgen) => coordinator.run({ ...common, run: `${run}-${step}`, loadgen, session }), log) : undefined;
     const outcomes = scenario ? scenario.outcomes : (await coordinator.run({ ...common, run })).outcomes;
     bar?.stop();
     bar = undefined;
     // Every device's messages reached the broker before its agent's done report: the broker queues
-    // them for each consumer ahead of this marker, which ends the consumer.
+    // them for each consumer ahead of this marker, which ends the consumer (and the session's devices on the agents).
     await mqtt.publish(stopTopic(prefix, fleet.fleet, run), new TextEncoder().encode(run), { qos: 1 });
     const stragglers = setTimeout(() => { for (const c of consumers) c.proc.kill('SIGINT'); }, 60_000);
     const codes = await Promise.all(consumers.map((c) => c.exit));

@@ -29,7 +29,7 @@ import { stopTopic } from '../../../runtime/fleet/fleet-protocol.js';
 import { scenarioMetric, type FleetReport, type FleetScenarioSection, type QpsSearchSummary } from '../../../runtime/fleet/report.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { Listener } from '../../../runtime/telemetry/listener.js';
-import { fleetFilter } from '../../../runtime/telemetry/topics.js';
+import { deviceRoot, fleetFilter } from '../../../runtime/telemetry/topics.js';
 import { toolClient } from '../commands/listen.js';
 import type { FleetHost } from './host.js';
 
@@ -103,6 +103,8 @@ export interface ScenarioConsumer {
   readonly collector: FleetMetricsCollector;
   /** Each new `results` body, to the load generator. */
   onResult(fn: (body: unknown) => void): void;
+  /** `results` messages received (duplicates included): with per-device subscriptions, only these devices'. */
+  resultsReceived(): number;
   /**
    * Resolves once everything the broker acknowledged before the call has reached this consumer: a
    * marker it publishes to itself (on the run's stop topic) arrives behind what the broker queued for it.
@@ -114,12 +116,15 @@ export interface ScenarioConsumer {
 /**
  * The load generator's own consumer of the fleet's messages: every message to the metrics collector
  * (energy per inference, lost, duplicated …) and every new result to the load generator. Subscribed
- * when it resolves, so start it before the devices.
+ * when it resolves, so start it before the devices. With `devices` (a fleet agent's share) it
+ * subscribes to those devices' topics only: each agent's load generator hears its own devices, so
+ * with K agents a result crosses the broker to one of them, not K times.
  */
-export async function startScenarioConsumer(o: { config: Config; url: string; prefix: string; fleet: string; protocol?: 4 | 5 }): Promise<ScenarioConsumer> {
+export async function startScenarioConsumer(o: { config: Config; url: string; prefix: string; fleet: string; protocol?: 4 | 5; devices?: readonly string[] }): Promise<ScenarioConsumer> {
   // Devices stamp messages with wall-clock ms: arrivals on the same scale.
   const collector = new FleetMetricsCollector(new Listener({ prefix: o.prefix, verify: nativeVerify }), { now: () => Date.now() });
   let sink: (body: unknown) => void = () => undefined;
+  let results = 0;
   const markers = new Map<string, () => void>();
   let refuse!: (e: Error) => void;
   const refused = new Promise<never>((_, reject) => { refuse = reject; });
@@ -132,11 +137,12 @@ export async function startScenarioConsumer(o: { config: Config; url: string; pr
     const marker = markers.get(m.topic);
     if (marker) return marker();
     const outcome = collector.offer(m.topic, m.payload, { retained: m.retain });
+    if (outcome.status !== 'rejected' && outcome.message.kind === 'results') results++;
     if (outcome.status === 'new' && outcome.message.kind === 'results') sink(outcome.message.body);
   });
-  const filter = fleetFilter(o.prefix, o.fleet, '+');
+  const filters = o.devices ? o.devices.map((device) => `${deviceRoot({ prefix: o.prefix, fleet: o.fleet, device })}/+`) : [fleetFilter(o.prefix, o.fleet, '+')];
   const subscribed = new Promise<void>((resolve, reject) => {
-    mqtt.onConnect(() => { void mqtt.subscribe(filter, 1).then(resolve, reject); });
+    mqtt.onConnect(() => { void Promise.all(filters.map((f) => mqtt.subscribe(f, 1))).then(() => resolve(), reject); });
   });
   mqtt.connect();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -158,7 +164,7 @@ export async function startScenarioConsumer(o: { config: Config; url: string; pr
     markers.delete(topic);
     await mqtt.unsubscribe(topic);
   };
-  return { collector, onResult: (fn) => { sink = fn; }, settle, end: () => mqtt.end() };
+  return { collector, onResult: (fn) => { sink = fn; }, resultsReceived: () => results, settle, end: () => mqtt.end() };
 }
 
 export class FleetLoadGenerator {

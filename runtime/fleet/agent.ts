@@ -117,7 +117,7 @@ export class FleetAgent {
     if (this.#kept && (this.#kept.session !== s.session?.id || this.#kept.devices !== devices.map((d) => d.id).join())) await this.#release('a scenario of another session or share came');
     if (!devices.length) return;
     this.#running = s.run;
-    this.#current = this.#run(s, devices).finally(() => { this.#running = undefined; });
+    this.#current = this.#run(s, devices);
     await this.#current;
   }
 
@@ -177,17 +177,22 @@ export class FleetAgent {
       }
       share = undefined;
       if (this.#stopping) throw new Error(`agent ${this.o.id} was stopped before the end of the run`);
-      await this.#report({ type: 'done', run: s.run, devices: devices.map((d) => d.id), ...(produced ? { produced } : {}), ...(loadgen ? { loadgen } : {}) });
+      await this.#end({ type: 'done', run: s.run, devices: devices.map((d) => d.id), ...(produced ? { produced } : {}), ...(loadgen ? { loadgen } : {}) }, () => cancelBeat());
       log(`run ${s.run}: done`);
     } catch (e) {
       const error = (e as Error).message;
       log(`run ${s.run} failed: ${error}`);
       await share?.stop({ clean: false }).catch(() => undefined);
-      await this.#report({ type: 'failed', run: s.run, error }).catch(() => undefined);
-    } finally {
-      cancelBeat();
-      if (!this.#stopping) await this.#status({ state: 'idle' }).catch(() => undefined);
+      await this.#end({ type: 'failed', run: s.run, error }, () => cancelBeat()).catch(() => undefined);
     }
+  }
+
+  /** The run's last word: idle again before the report, so the coordinator's next scenario (sent on it) finds the agent free. */
+  async #end(report: AgentReport, cancelBeat: () => void): Promise<void> {
+    cancelBeat();
+    if (!this.#stopping) await this.#status({ state: 'idle' }).catch(() => undefined);
+    this.#running = undefined;
+    await this.#report(report);
   }
 
   /** Keeps a session's devices running for its next run, at most its keepS. */

@@ -156,7 +156,7 @@ async function scenarioOverAgents(
   let step = 0;
   let last: AgentOutcome[] = [];
   const queries = { issued: 0, samples: 0, completed: 0, lost: 0, duplicated: 0, unknown: 0 };
-  let busyShare = 0;
+  let busyShare = 0, received = 0;
   const once = async (settings: ScenarioSettings): Promise<ScenarioResult> => {
     const { outcomes } = await run(step++, { scenario: spec.scenario, mode: spec.mode, settings, seed: spec.seed });
     last = outcomes;
@@ -164,13 +164,14 @@ async function scenarioOverAgents(
       const q = o.loadgen?.queries;
       if (q) for (const k of Object.keys(queries) as (keyof typeof queries)[]) queries[k] += q[k];
       busyShare = Math.max(busyShare, o.loadgen?.busyShare ?? 0);
+      received += o.loadgen?.received ?? 0;
     }
     const missing = outcomes.filter((o) => o.state !== 'done' || !o.loadgen?.result);
     if (missing.length) throw new Error(`agent(s) without a scenario result: ${missing.map((o) => `${o.agent} ${o.state}${o.detail ? ` (${o.detail})` : ''}`).join(', ')}`);
     return mergeScenarioResults(outcomes.map((o) => o.loadgen!.result!), settings);
   };
   const runs = await runOrSearch(spec, once, log, ' over the agents');
-  return { outcome: { ...runs, queries, busyShare }, outcomes: last };
+  return { outcome: { ...runs, queries, busyShare, resultsReceived: received }, outcomes: last };
 }
 
 /** The merged report: the whole fleet from every consumer's partial, and each agent's share on its own. */

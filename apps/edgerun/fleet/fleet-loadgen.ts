@@ -54,6 +54,8 @@ export interface FleetLoadOutcome {
   queries: FleetSutCounters & { lost: number };
   /** The load generator's thread busy over wall time (its event-loop utilisation) during the runs: it must not be the bottleneck. */
   busyShare: number;
+  /** Fleet agents: `results` messages their load generators' consumers received, together (each result once: the samples completed). */
+  resultsReceived?: number;
 }
 
 /** Lower-case names on the command line (`--scenario server`), LoadGen's in results. */
@@ -189,16 +191,16 @@ export class FleetLoadGenerator {
     this.#sut?.offerResult(body);
   }
 
-  /** Runs the scenario (a Server search: one run per rate tried) and resolves with its outcome. */
-  async run(spec: FleetLoadSpec): Promise<FleetLoadOutcome> {
+  /** Runs the scenario (a Server search: one run per rate tried) and resolves with its outcome; `signal` ends it early with what was measured (marked interrupted). */
+  async run(spec: FleetLoadSpec, signal?: AbortSignal): Promise<FleetLoadOutcome> {
     const rng = new Random(spec.seed);
     const uniform = (): number => rng.uniform();
     const elu0 = performance.eventLoopUtilization();
     let step = 0;
-    const once = (settings: ScenarioSettings): Promise<ScenarioResult> => this.#once(spec, settings, `${this.o.run}-${step++}`, uniform);
+    const once = (settings: ScenarioSettings): Promise<ScenarioResult> => this.#once(spec, settings, `${this.o.run}-${step++}`, uniform, signal);
     let runs: { result?: ScenarioResult; search?: QpsSearchSummary };
     try {
-      runs = await runOrSearch(spec, once, this.o.log, '');
+      runs = await runOrSearch(spec, once, this.o.log, '', signal);
     } finally {
       this.#sut = undefined;
     }
@@ -207,7 +209,7 @@ export class FleetLoadGenerator {
     return { ...runs, queries: { ...t, lost: t.issued - t.completed }, busyShare };
   }
 
-  async #once(spec: FleetLoadSpec, settings: ScenarioSettings, run: string, uniform: () => number): Promise<ScenarioResult> {
+  async #once(spec: FleetLoadSpec, settings: ScenarioSettings, run: string, uniform: () => number, signal?: AbortSignal): Promise<ScenarioResult> {
     const { host, devices } = this.o;
     const whole = this.o.library;
     const from = Math.round(whole.count * (spec.librarySlice?.from ?? 0));
@@ -236,7 +238,7 @@ export class FleetLoadGenerator {
     }, 1000);
     try {
       return await Promise.race([
-        runScenario(sut, library, { scenario: spec.scenario, mode: spec.mode, settings, timeline: realTimeline, uniform, onQueryDone: (n) => bar?.update(n) }),
+        runScenario(sut, library, { scenario: spec.scenario, mode: spec.mode, settings, timeline: realTimeline, uniform, onQueryDone: (n) => bar?.update(n), ...(signal ? { signal } : {}) }),
         failed,
       ]);
     } finally {
@@ -253,12 +255,12 @@ export class FleetLoadGenerator {
  * A scenario's runs through `once`: for Server without a target rate, the search for the highest
  * QPS whose p99 meets the bound (one run per rate tried); otherwise one run. `where` ends the log line.
  */
-export async function runOrSearch(spec: FleetLoadSpec, once: (settings: ScenarioSettings) => Promise<ScenarioResult>, log: (line: string) => void, where: string): Promise<{ result?: ScenarioResult; search?: QpsSearchSummary }> {
+export async function runOrSearch(spec: FleetLoadSpec, once: (settings: ScenarioSettings) => Promise<ScenarioResult>, log: (line: string) => void, where: string, signal?: AbortSignal): Promise<{ result?: ScenarioResult; search?: QpsSearchSummary }> {
   if (spec.scenario !== 'Server' || spec.settings.targetQps !== undefined) return { result: await once(spec.settings) };
   if (!spec.search) throw new Error('Server needs a target QPS, or a search for one');
-  const s = await searchServerQps((qps) => once({ ...spec.settings, targetQps: qps }), spec.search);
-  const search: QpsSearchSummary = { qps: s.qps, boundMs: spec.settings.latencyBoundMs!, bracketed: s.bracketed, tried: s.tried };
-  log(`server: highest QPS meeting p99 ≤ ${search.boundMs} ms${where}: ${s.bracketed ? '' : 'at least '}${s.qps.toFixed(1)} (${s.tried.length} runs: ${s.tried.map((t) => `${t.qps.toFixed(1)}→${t.percentileMs} ms${t.valid ? '' : ' ✗'}`).join(', ')})`);
+  const s = await searchServerQps((qps) => once({ ...spec.settings, targetQps: qps }), { ...spec.search, ...(signal ? { signal } : {}) });
+  const search: QpsSearchSummary = { qps: s.qps, boundMs: spec.settings.latencyBoundMs!, bracketed: s.bracketed, tried: s.tried, ...(s.interrupted ? { interrupted: true as const } : {}) };
+  log(`server: highest QPS meeting p99 ≤ ${search.boundMs} ms${where}${s.interrupted ? ' (search interrupted)' : ''}: ${s.bracketed ? '' : 'at least '}${s.qps.toFixed(1)} (${s.tried.length} runs: ${s.tried.map((t) => `${t.qps.toFixed(1)}→${t.percentileMs} ms${t.valid ? '' : ' ✗'}`).join(', ')})`);
   return { ...(s.best ? { result: s.best } : {}), search };
 }
 
@@ -268,6 +270,7 @@ export function scenarioReport(spec: FleetLoadSpec, outcome: FleetLoadOutcome, d
   const fleetScenario: FleetScenarioSection = {
     scenario: spec.scenario, mode: spec.mode, devices, metric: scenarioMetric(r, outcome.search), ...(r?.accuracy !== undefined ? { accuracy: r.accuracy } : {}),
     valid: r?.valid ?? false, ...(outcome.search ? { search: outcome.search } : {}), queries: outcome.queries, loadGeneratorBusyShare: outcome.busyShare,
+    ...(outcome.resultsReceived !== undefined ? { resultsReceived: outcome.resultsReceived } : {}),
   };
   return { ...report, scenarios: r ? [r] : [], fleetScenario };
 }

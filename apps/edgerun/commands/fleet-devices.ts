@@ -65,6 +65,7 @@ export async function fleetDevicesCommand(file: string, opts: FleetDevicesOption
     log: (line) => console.error(`edgerun: ${line}`),
   });
   host.on('worker-exit', ({ worker, code }) => { if (code !== 0) console.error(`edgerun: fleet worker ${worker} exited with code ${code}`); });
+  host.on('device-online', (id) => { if (host.devices().find((d) => d.id === id)!.lost) console.error(`edgerun: device ${id} recovered (online again after its thread died)`); });
 
   const signalled = new Promise<string>((res) => {
     process.once('SIGINT', () => res('SIGINT'));
@@ -101,6 +102,13 @@ export async function fleetDevicesCommand(file: string, opts: FleetDevicesOption
   const devices = host.devices();
   const pending = devices.reduce((n, d) => n + d.pending, 0);
   console.log(`fleet ${fleet.fleet}: stopped; ${results()} results over every run on this state dir, ${pending} message(s) left in outboxes for the next start`);
+  // Devices whose worker thread died under them: lost, then recovered when their restarted thread brought them back.
+  const hit = devices.filter((d) => d.lost > 0);
+  const unrecovered = hit.filter((d) => d.state === 'lost');
+  if (hit.length) {
+    console.log(`fleet ${fleet.fleet}: ${hit.length} device(s) lost with their worker thread: ${hit.map((d) => `${d.id} (${d.state === 'lost' ? 'not recovered' : `recovered${d.lost > 1 ? `, lost ${d.lost} times` : ''}`})`).join(', ')}`);
+  }
+  if (unrecovered.length) process.exitCode = 1;
 }
 
 /**

@@ -57,6 +57,7 @@ export async function fleetRunCommand(opts: FleetRunOptions, global: GlobalOptio
         ? new SingleBar({ stream: process.stderr, format: `${scenario}${settings.targetQps ? ` @ ${settings.targetQps.toFixed(1)} QPS` : ''} [{bar}] {value} queries (minimum ${queries}, ${settings.minDurationMs / 1000} s)` }, Presets.shades_classic)
         : undefined;
       bar?.start(queries, 0);
+      if (!bar) console.error(`edgerun: ${scenario}${settings.targetQps ? ` @ ${settings.targetQps.toFixed(1)} QPS` : ''}: running (minimum ${queries} queries, ${settings.minDurationMs / 1000} s; Ctrl-C ends it with a partial report)`);
       try {
         const r = await runScenario(sut, sut.library, { scenario, mode: opts.mode, settings, timeline: realTimeline, uniform, onQueryDone: (n) => bar?.update(n), signal: stop.signal });
         if (sut.error) throw new Error(`the model failed during the run: ${sut.error.message}`);

@@ -13,6 +13,7 @@ import {
   agentReportTopic, agentStatusTopic, checkScenario, encodeFleetMessage, loadShare, scenarioFilter, shareOf, stopFilter, stopTopic,
   type AgentLoadReport, type AgentLoadSpec, type AgentReport, type AgentStatus, type Scenario, type ScenarioCheckOptions, type ScenarioDevice,
 } from './fleet-protocol.js';
+import type { SigningKey } from '../telemetry/envelope.js';
 import type { Timeline } from './timeline.js';
 
 /** The devices of a share, starting then running (apps/ wire the fleet host behind it). */
@@ -55,6 +56,8 @@ export interface FleetAgentOptions {
   timeline: Timeline;
   progressIntervalMs?: number;
   log: (line: string) => void;
+  /** Signs the agent's statuses and reports (a coordinator with a trust store takes only signed agents). */
+  signer?: SigningKey;
 }
 
 export class FleetAgent {
@@ -66,13 +69,18 @@ export class FleetAgent {
   /** Ends the run's wait at once (stop()). */
   #interrupt: (() => void) | undefined;
   #kept: KeptShare | undefined;
+  /** The seq this connection's will carries (announced in every status, so a coordinator checking replays takes it). */
+  #willSeq = 0;
 
   constructor(private readonly o: FleetAgentOptions) {}
 
   /** Connects, announces itself and takes scenarios until stop(). */
   start(): void {
     const { mqtt, prefix, fleet, id } = this.o;
-    mqtt.setWill(() => ({ topic: agentStatusTopic(prefix, fleet, id), payload: encodeFleetMessage(id, this.#seq++, 'agent-status', { state: 'offline' }), qos: 1, retain: true }));
+    mqtt.setWill(() => {
+      this.#willSeq = this.#seq++;
+      return { topic: agentStatusTopic(prefix, fleet, id), payload: encodeFleetMessage(id, this.#willSeq, 'agent-status', { state: 'offline' }, this.o.signer), qos: 1, retain: true };
+    });
     mqtt.onConnect(() => {
       void Promise.all([mqtt.subscribe(scenarioFilter(prefix, fleet), 1), mqtt.subscribe(stopFilter(prefix, fleet), 1)])
         .then(() => this.#status(this.#running ? { state: 'running', run: this.#running } : { state: 'idle' }))
@@ -213,12 +221,12 @@ export class FleetAgent {
 
   #status(s: AgentStatus): Promise<void> {
     const { mqtt, prefix, fleet, id, capacity } = this.o;
-    const body: AgentStatus = s.state === 'offline' ? s : { ...s, capacity };
-    return mqtt.publish(agentStatusTopic(prefix, fleet, id), encodeFleetMessage(id, this.#seq++, 'agent-status', body), { qos: 1, retain: true });
+    const body: AgentStatus = s.state === 'offline' ? s : { ...s, capacity, willSeq: this.#willSeq };
+    return mqtt.publish(agentStatusTopic(prefix, fleet, id), encodeFleetMessage(id, this.#seq++, 'agent-status', body, this.o.signer), { qos: 1, retain: true });
   }
 
   #report(r: AgentReport): Promise<void> {
     const { mqtt, prefix, fleet, id } = this.o;
-    return mqtt.publish(agentReportTopic(prefix, fleet, id), encodeFleetMessage(id, this.#seq++, 'agent-report', r), { qos: 1 });
+    return mqtt.publish(agentReportTopic(prefix, fleet, id), encodeFleetMessage(id, this.#seq++, 'agent-report', r, this.o.signer), { qos: 1 });
   }
 }

@@ -8,10 +8,12 @@
 import type { Clock } from '../ports.js';
 import type { MqttPort } from '../telemetry/mqtt-port.js';
 import { newNonce } from '../telemetry/build-command.js';
-import type { SigningKey } from '../telemetry/envelope.js';
+import type { SignatureVerifier, SigningKey } from '../telemetry/envelope.js';
+import type { TrustLookup } from '../telemetry/commands.js';
+import { fingerprint } from '../telemetry/keys.js';
 import {
   agentsFilter, decodeAgentMessage, encodeScenario, parseAgentTopic, scenarioTopic, splitFleet,
-  type AgentLoadReport, type AgentLoadSpec, type AgentReport, type AgentStatus, type Scenario, type ScenarioDevice,
+  type AgentLoadReport, type AgentMessage, type AgentLoadSpec, type AgentReport, type AgentStatus, type Scenario, type ScenarioDevice,
 } from './fleet-protocol.js';
 import type { Timeline } from './timeline.js';
 
@@ -40,6 +42,12 @@ export interface CoordinatorOptions {
   log: (line: string) => void;
   /** Called on every agent report of the run under way. */
   onReport?: (agent: string, report: AgentReport) => void;
+  /**
+   * With a trust store: only agents whose statuses and reports are signed by one of its keys count;
+   * unsigned, forged, untrusted and replayed (seq not above the agent's last) messages are refused.
+   */
+  trust?: TrustLookup;
+  verify?: SignatureVerifier;
 }
 
 interface ActiveRun {
@@ -53,6 +61,10 @@ interface ActiveRun {
 
 export class FleetCoordinator {
   readonly #agents = new Map<string, AgentStatus>();
+  /** Per agent, the highest seq accepted and the will seq its last status announced (replay check). */
+  readonly #seen = new Map<string, { seq: number; willSeq?: number }>();
+  /** Refusals already logged, once per agent and reason. */
+  readonly #refusedLogged = new Set<string>();
   #changed: (() => void)[] = [];
   #active: ActiveRun | undefined;
 
@@ -64,9 +76,12 @@ export class FleetCoordinator {
     mqtt.onMessage((m) => {
       const where = parseAgentTopic(prefix, fleet, m.topic);
       if (!where) return;
-      const msg = decodeAgentMessage(m.payload, where.kind);
-      if (msg?.kind === 'status') this.#status(where.agent, msg.body);
-      else if (msg?.kind === 'report' && !m.retain) this.#report(where.agent, msg.body);
+      const msg = decodeAgentMessage(m.payload, where.kind, this.o.verify);
+      if (msg === undefined) return;
+      if (msg === 'forged') return this.#refuse(where.agent, 'forged signature');
+      if (!this.#accept(where.agent, msg)) return;
+      if (msg.kind === 'status') this.#status(where.agent, msg.body);
+      else if (msg.kind === 'report' && !m.retain) this.#report(where.agent, msg.body);
     });
     await mqtt.subscribe(agentsFilter(prefix, fleet), 1);
   }
@@ -127,6 +142,28 @@ export class FleetCoordinator {
     cancel();
     this.#active = undefined;
     return { scenario, outcomes: [...outcomes.values()] };
+  }
+
+  /** Without a trust store every well-formed message; with one, trusted signatures only, each seq once and in order. */
+  #accept(agent: string, msg: AgentMessage): boolean {
+    const trust = this.o.trust;
+    const refuse = (reason: string): false => { this.#refuse(agent, reason); return false; };
+    if (!trust) return true;
+    if (!msg.signedBy) return refuse('unsigned, and this coordinator takes signed agents only');
+    const signer = trust.trusted(msg.signedBy);
+    if (!signer) return refuse(`signed by ${fingerprint(msg.signedBy)}, not a trusted key`);
+    const seen = this.#seen.get(agent);
+    const isWill = msg.kind === 'status' && msg.body.state === 'offline' && msg.seq === seen?.willSeq;
+    if (seen && msg.seq <= seen.seq && !isWill) return refuse(`replayed: seq ${msg.seq} not above ${seen.seq}`);
+    const next = { seq: Math.max(msg.seq, seen?.seq ?? -1), ...(msg.kind === 'status' && msg.body.willSeq !== undefined ? { willSeq: msg.body.willSeq } : seen?.willSeq !== undefined && !isWill ? { willSeq: seen.willSeq } : {}) };
+    this.#seen.set(agent, next);
+    return true;
+  }
+
+  #refuse(agent: string, reason: string): void {
+    if (this.#refusedLogged.has(`${agent}\n${reason}`)) return;
+    this.#refusedLogged.add(`${agent}\n${reason}`);
+    this.o.log(`agent ${agent}: message refused (${reason})`);
   }
 
   #status(agent: string, s: AgentStatus): void {

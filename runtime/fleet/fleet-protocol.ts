@@ -140,6 +140,8 @@ const agentStatusSchema = z.strictObject({
   /** What the agent offers: worker threads (the coordinator splits the fleet in proportion). */
   capacity: z.strictObject({ workers: z.number().int().min(1).max(1024), cpus: z.number().int().min(1).max(4096) }).optional(),
   run: level.optional(),
+  /** The seq this connection's will (state offline) carries: a coordinator checking replays accepts that one lower seq. */
+  willSeq: z.number().int().min(0).optional(),
 });
 export type AgentStatus = z.infer<typeof agentStatusSchema>;
 
@@ -262,26 +264,32 @@ export async function checkScenario(payload: Uint8Array, o: ScenarioCheckOptions
   return { ok: true, scenario: s, signer: { name: signer.name, fingerprint: signer.fingerprint } };
 }
 
-/** An agent's or the coordinator's own (unsigned) message of `kind` with body `body`. */
-export function encodeFleetMessage(sender: string, seq: number, kind: 'agent-status' | 'agent-report', body: AgentStatus | AgentReport): Uint8Array {
-  return encodeMessage({ device: sender, seq, ts: Date.now(), kind, body });
+/** An agent's status or report, signed when the agent has a key. */
+export function encodeFleetMessage(sender: string, seq: number, kind: 'agent-status' | 'agent-report', body: AgentStatus | AgentReport, signer?: SigningKey): Uint8Array {
+  return encodeMessage({ device: sender, seq, ts: Date.now(), kind, body }, { ...(signer ? { signer } : {}) });
 }
 
-/** Decodes an agent's status or report; undefined for anything else (foreign or malformed publishers are ignored). */
-export function decodeAgentMessage(payload: Uint8Array, kind: 'status' | 'report'):
-  { kind: 'status'; body: AgentStatus; seq: number } | { kind: 'report'; body: AgentReport; seq: number } | undefined {
+export type AgentMessage = ({ kind: 'status'; body: AgentStatus } | { kind: 'report'; body: AgentReport }) & { seq: number; signedBy?: Uint8Array };
+
+/**
+ * Decodes an agent's status or report; undefined for anything else (foreign or malformed publishers
+ * are ignored); `forged` when it carries a signature that does not verify.
+ */
+export function decodeAgentMessage(payload: Uint8Array, kind: 'status' | 'report', verify?: SignatureVerifier): AgentMessage | 'forged' | undefined {
   try {
-    const { message } = decodeMessage(payload, 1 << 20);
+    const { message, signedBy } = decodeMessage(payload, 1 << 20, verify);
+    const signed = signedBy ? { signedBy } : {};
     if (kind === 'status' && message.kind === 'agent-status') {
       const r = agentStatusSchema.safeParse(message.body);
-      return r.success ? { kind, body: r.data, seq: message.seq } : undefined;
+      return r.success ? { kind, body: r.data, seq: message.seq, ...signed } : undefined;
     }
     if (kind === 'report' && message.kind === 'agent-report') {
       const r = agentReportSchema.safeParse(message.body);
-      return r.success ? { kind, body: r.data, seq: message.seq } : undefined;
+      return r.success ? { kind, body: r.data, seq: message.seq, ...signed } : undefined;
     }
   } catch (e) {
     if (!(e instanceof EnvelopeError)) throw e;
+    if (e.code === 'bad-signature') return 'forged';
   }
   return undefined;
 }

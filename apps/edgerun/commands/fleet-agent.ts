@@ -8,7 +8,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
+import { nativeSigner, nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
@@ -18,7 +18,7 @@ import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { ReplayMemory } from '../../../runtime/telemetry/commands.js';
 import { TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { Config } from '../../../runtime/config.js';
-import { keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
+import { keyDirOf, loadConfig, readKeyFile, type GlobalOptions } from '../context.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { fleetDataPath, startFleetHost } from '../fleet/host.js';
 import { FleetLoadGenerator, startScenarioConsumer } from '../fleet/fleet-loadgen.js';
@@ -31,6 +31,8 @@ export interface FleetAgentOptions {
   workers?: number;
   stateDir: string;
   keyDir?: string;
+  /** Key file signing the agent's statuses and reports (for coordinators that take signed agents only). */
+  key?: string;
   prefix?: string;
   protocol?: 4 | 5;
 }
@@ -93,6 +95,7 @@ export async function fleetAgentCommand(opts: FleetAgentOptions, global: GlobalO
   const keys = new FsStorage(opts.keyDir ?? keyDirOf(config, opts.stateDir), 0o600, FILE_LIMITS.small);
   const trust = await TrustStore.open(keys, config.security.trustedKeysFile);
   const trusted = trust.list().length > 0;
+  const signer = opts.key ? nativeSigner(await readKeyFile(opts.key)) : undefined;
   let refused: string | undefined;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => { finish = resolve; });
@@ -104,12 +107,12 @@ export async function fleetAgentCommand(opts: FleetAgentOptions, global: GlobalO
       clock: { now: () => Date.now() }, verify: nativeVerify,
       ...(trusted ? { trust, replay: await ReplayMemory.open(keys, 'scenario-replay.json') } : {}),
     },
-    timeline: realTimeline, log,
+    timeline: realTimeline, log, ...(signer ? { signer } : {}),
   });
   process.once('SIGINT', finish);
   process.once('SIGTERM', finish);
   agent.start();
-  log(`on ${redactUrl(url)}, fleet ${opts.fleet}, ${workers} worker(s); ${trusted ? `scenarios signed by ${trust.list().map((k) => k.name).join(', ')} only` : 'no trust store: unsigned scenarios accepted'}`);
+  log(`on ${redactUrl(url)}, fleet ${opts.fleet}, ${workers} worker(s); ${trusted ? `scenarios signed by ${trust.list().map((k) => k.name).join(', ')} only` : 'no trust store: unsigned scenarios accepted'}; ${signer ? 'its messages signed' : 'its messages unsigned'}`);
   await finished;
   process.off('SIGINT', finish);
   process.off('SIGTERM', finish);

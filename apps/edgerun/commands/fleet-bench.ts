@@ -12,7 +12,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
+import { nativeSigner, nativeVerify } from '../../../drivers/crypto/ed25519.js';
+import { FsStorage } from '../../../drivers/storage/fs-storage.js';
+import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
+import { TrustStore } from '../../../runtime/telemetry/keys.js';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { FleetCoordinator, type AgentOutcome } from '../../../runtime/fleet/coordinator.js';
 import { mergePartials, type CollectorPartial } from '../../../runtime/fleet/metrics.js';
@@ -42,6 +45,8 @@ export interface FleetBenchOptions extends ScenarioFlags {
   waitAgents: number;
   grace: number;
   key?: string;
+  /** Trust store of agent keys: with keys in it, only agents signing with one of them take part. */
+  agentKeys?: string;
   run?: string;
   prefix?: string;
   out: string;
@@ -82,6 +87,8 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
   const fleet = await loadFleetFile(opts.devices);
   const spec = opts.scenario === undefined ? undefined : fleetScenarioSpec({ ...opts, scenario: opts.scenario });
   const signer = opts.key ? nativeSigner(await readKeyFile(opts.key)) : undefined;
+  const agentTrust = opts.agentKeys === undefined ? undefined : await TrustStore.open(new FsStorage(opts.agentKeys, 0o600, FILE_LIMITS.small), config.security.trustedKeysFile);
+  if (agentTrust && !agentTrust.list().length) throw new Error(`--agent-keys ${opts.agentKeys}: no trusted key in it (edgerun keys trust <agent key or public key> --key-dir ${opts.agentKeys})`);
   const run = opts.run ?? `run-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   const log = (line: string): void => console.error(`edgerun bench: ${line}`);
 
@@ -97,7 +104,8 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     for (let k = 0; k < opts.consumers; k++) consumers.push(startConsumer({ url, fleet: fleet.fleet, group: run, prefix, stopOn: stopTopic(prefix, fleet.fleet, run), dir, k, ...(global.config ? { config: global.config } : {}) }));
     await Promise.all(consumers.map((c) => subscribed(c, 60_000)));
     const coordinator = new FleetCoordinator({
-      mqtt, prefix, fleet: fleet.fleet, id: `bench-${run}`, ...(signer ? { signer } : {}), timeline: realTimeline, log,
+      mqtt, prefix, fleet: fleet.fleet, id: `bench-${run}`, ...(signer ? { signer } : {}), timeline: realTimeline, log, verify: nativeVerify,
+      ...(agentTrust ? { trust: agentTrust } : {}),
       // The coordinator logs each agent's outcome; the bar follows the run's time.
       onReport: (_agent, r) => { if (r.type === 'progress') bar?.update(Math.min(opts.durationS, r.elapsedS)); },
     });

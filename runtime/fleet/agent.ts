@@ -10,7 +10,7 @@
  */
 import type { MqttPort } from '../telemetry/mqtt-port.js';
 import {
-  agentReportTopic, agentStatusTopic, checkScenario, encodeFleetMessage, loadShare, scenarioFilter, shareOf, stopFilter, stopTopic,
+  agentReportTopic, agentStatusTopic, checkScenario, encodeFleetMessage, loadShare, scenarioFilter, shareOf, stopFilter, stopTopic, abortFilter, abortTopic,
   type AgentLoadReport, type AgentLoadSpec, type AgentReport, type AgentStatus, type Scenario, type ScenarioCheckOptions, type ScenarioDevice,
 } from './fleet-protocol.js';
 import type { SigningKey } from '../telemetry/envelope.js';
@@ -27,8 +27,8 @@ export interface RunningShare {
    * `clean` their state is removed once every outbox is empty; without (a failed run) it is kept for diagnosis.
    */
   stop(o: { clean: boolean }): Promise<{ produced?: Record<string, number> }>;
-  /** Scenario mode (started with queries): a load generator apart from the devices issues them this scenario (run `run`) and judges it from their results on the broker. */
-  runLoad(load: AgentLoadSpec, run: string): Promise<AgentLoadReport>;
+  /** Scenario mode (started with queries): a load generator apart from the devices issues them this scenario (run `run`) and judges it from their results on the broker; `signal` ends it early with what it measured. */
+  runLoad(load: AgentLoadSpec, run: string, signal: AbortSignal): Promise<AgentLoadReport>;
 }
 
 export interface ShareHost {
@@ -69,6 +69,8 @@ export class FleetAgent {
   /** Ends the run's wait at once (stop()). */
   #interrupt: (() => void) | undefined;
   #kept: KeptShare | undefined;
+  /** Ends the run under way early (the coordinator's abort). */
+  #abort: AbortController | undefined;
   /** The seq this connection's will carries (announced in every status, so a coordinator checking replays takes it). */
   #willSeq = 0;
 
@@ -82,13 +84,19 @@ export class FleetAgent {
       return { topic: agentStatusTopic(prefix, fleet, id), payload: encodeFleetMessage(id, this.#willSeq, 'agent-status', { state: 'offline' }, this.o.signer), qos: 1, retain: true };
     });
     mqtt.onConnect(() => {
-      void Promise.all([mqtt.subscribe(scenarioFilter(prefix, fleet), 1), mqtt.subscribe(stopFilter(prefix, fleet), 1)])
+      void Promise.all([mqtt.subscribe(scenarioFilter(prefix, fleet), 1), mqtt.subscribe(stopFilter(prefix, fleet), 1), mqtt.subscribe(abortFilter(prefix, fleet), 1)])
         .then(() => this.#status(this.#running ? { state: 'running', run: this.#running } : { state: 'idle' }))
         .catch((e: Error) => this.o.log(`cannot subscribe to scenarios: ${e.message}`));
     });
     const stopHead = stopTopic(prefix, fleet, 'x').slice(0, -1);
+    const abortHead = abortTopic(prefix, fleet, 'x').slice(0, -1);
     mqtt.onMessage((m) => {
       if (m.retain || this.#stopping) return; // a retained scenario is an old one: never run it again
+      if (m.topic.startsWith(abortHead)) {
+        // The coordinator was interrupted: the run under way ends now, with what it measured.
+        if (this.#running === m.topic.slice(abortHead.length)) this.#abort?.abort();
+        return;
+      }
       if (m.topic.startsWith(stopHead)) {
         // The end of a session: its devices kept for the next run stop.
         if (this.#kept?.session === m.topic.slice(stopHead.length)) void this.#release('its session ended');
@@ -136,6 +144,7 @@ export class FleetAgent {
     const kept = this.#kept;
     this.#kept = undefined;
     kept?.cancelTimer();
+    const abort = (this.#abort = new AbortController());
     let share: RunningShare | undefined = kept?.share;
     log(`run ${s.run}: ${share ? 'the session\'s' : 'starting'} ${devices.length} device(s)${s.loadgen ? ` for ${s.loadgen.scenario}` : ` for ${s.durationS} s`}`);
     let t0: number | undefined;
@@ -167,17 +176,19 @@ export class FleetAgent {
       if (s.loadgen) {
         // This agent's part of the scenario: its share of the rate and of the minimum counts.
         const index = s.shares.findIndex((sh) => sh.agent === this.o.id);
-        loadgen = await share.runLoad(loadShare(s.loadgen, { ...s.shares[index]!, total: s.devices.length }, index), s.run);
+        loadgen = await share.runLoad(loadShare(s.loadgen, { ...s.shares[index]!, total: s.devices.length }, index), s.run, abort.signal);
       } else {
         // The run's length is kept on the agent's own timeline, from when its devices are up.
         await new Promise<void>((resolve) => {
           const cancel = timeline.at(t0! + s.durationS * 1000, () => { this.#interrupt = undefined; resolve(); });
           this.#interrupt = () => { cancel(); this.#interrupt = undefined; resolve(); };
-          if (this.#stopping) this.#interrupt();
+          if (this.#stopping || abort.signal.aborted) this.#interrupt();
+          abort.signal.addEventListener('abort', () => this.#interrupt?.(), { once: true });
         });
       }
+      if (abort.signal.aborted) log(`run ${s.run}: ended early by the coordinator`);
       let produced: Record<string, number> | undefined;
-      if (s.session && s.loadgen && !this.#stopping) {
+      if (s.session && s.loadgen && !this.#stopping && !abort.signal.aborted) {
         // Kept for the session's next run; what each device produced is known when they stop.
         this.#keep(s.session, devices, share);
       } else {
@@ -200,6 +211,7 @@ export class FleetAgent {
     cancelBeat();
     if (!this.#stopping) await this.#status({ state: 'idle' }).catch(() => undefined);
     this.#running = undefined;
+    this.#abort = undefined;
     await this.#report(report);
   }
 

@@ -12,7 +12,7 @@ import type { SignatureVerifier, SigningKey } from '../telemetry/envelope.js';
 import type { TrustLookup } from '../telemetry/commands.js';
 import { fingerprint } from '../telemetry/keys.js';
 import {
-  agentsFilter, decodeAgentMessage, encodeScenario, parseAgentTopic, scenarioTopic, splitFleet,
+  abortTopic, agentsFilter, decodeAgentMessage, encodeScenario, parseAgentTopic, scenarioTopic, splitFleet,
   type AgentLoadReport, type AgentMessage, type AgentLoadSpec, type AgentReport, type AgentStatus, type Scenario, type ScenarioDevice,
 } from './fleet-protocol.js';
 import type { Timeline } from './timeline.js';
@@ -164,6 +164,14 @@ export class FleetCoordinator {
     if (this.#refusedLogged.has(`${agent}\n${reason}`)) return;
     this.#refusedLogged.add(`${agent}\n${reason}`);
     this.o.log(`agent ${agent}: message refused (${reason})`);
+  }
+
+  /** Asks the agents to end the run under way now (Ctrl-C): each reports what it has, and run() settles as usual. */
+  async abort(): Promise<void> {
+    const a = this.#active;
+    if (!a) return;
+    this.o.log(`run ${a.scenario.run}: asking the agents to end it now`);
+    await this.o.mqtt.publish(abortTopic(this.o.prefix, this.o.fleet, a.scenario.run), new TextEncoder().encode(a.scenario.run), { qos: 1 });
   }
 
   #status(agent: string, s: AgentStatus): void {

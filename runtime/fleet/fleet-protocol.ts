@@ -9,6 +9,8 @@
  *   <prefix>/<fleet>/$agents/<agent>/report  QoS 1: started, progress (heartbeat), done, failed, refused
  *   <prefix>/<fleet>/$fleet/stop/<run>       QoS 1: the coordinator's end-of-run marker to its consumers (and
  *                                            to agents keeping a session's devices: they stop them)
+ *   <prefix>/<fleet>/$fleet/abort/<run>      QoS 1: the coordinator was interrupted (Ctrl-C): agents end that run
+ *                                            now and report what they have (a LoadGen part marked interrupted)
  *
  * Payloads are edgerun envelopes (runtime/telemetry/envelope.ts): the message's `device` is the
  * sender (coordinator or agent id). An agent with a trust store runs only scenarios signed by a
@@ -36,6 +38,8 @@ export const scenarioTopic = (prefix: string, fleet: string, run: string): strin
 export const stopTopic = (prefix: string, fleet: string, run: string): string => `${root(prefix, fleet)}/$fleet/stop/${checkLevel('run id', run)}`;
 export const scenarioFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$fleet/scenario/+`;
 export const stopFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$fleet/stop/+`;
+export const abortTopic = (prefix: string, fleet: string, run: string): string => `${root(prefix, fleet)}/$fleet/abort/${checkLevel('run id', run)}`;
+export const abortFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$fleet/abort/+`;
 export const agentStatusTopic = (prefix: string, fleet: string, agent: string): string => `${root(prefix, fleet)}/$agents/${checkLevel('agent id', agent)}/status`;
 export const agentReportTopic = (prefix: string, fleet: string, agent: string): string => `${root(prefix, fleet)}/$agents/${checkLevel('agent id', agent)}/report`;
 export const agentsFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$agents/+/+`;

@@ -77,4 +77,31 @@ describeMosquitto('a Server search over two agents: one session', () => {
     for (const a of agents) a.proc.kill('SIGINT');
     for (const a of agents) expect((await a.exit).code).toBe(0);
   }, 400_000);
+
+  it('SIGINT to fleet bench mid-run: the agent ends its run and reports, the report holds what was measured (partial), exit 130', async () => {
+    writeFileSync(join(dir, 'long.yaml'), 'fleet: sess\ngroups:\n  - { name: l, count: 2, profile: pcm, models: [mlp], rateHz: 4, seed: 9 }\n');
+    let results = 0;
+    const watcher = mqtt.connect(broker.url, { clientId: 'abort-watcher', reconnectPeriod: 0 });
+    watcher.on('message', () => { results++; });
+    await watcher.subscribeAsync('edgerun/sess/+/results', { qos: 1 });
+    const agent = start(['fleet', 'agent', '--url', broker.url, '--fleet', 'sess', '--id', 'a3', '--workers', '1', '--state-dir', join(dir, 'a3')]);
+    const out = join(dir, 'abort.json');
+    const bench = start(['fleet', 'bench', '--devices', join(dir, 'long.yaml'), '--url', broker.url, '--agents', '1', '--duration', '600', '--out', out, '--html', join(dir, 'abort.html'),
+      '--consumers', '1', '--wait-agents', '120', '--no-progress', '--run', 'abort1']);
+    await until('results flowing', () => (results >= 10 ? true : undefined), 120_000, bench.log);
+    bench.proc.kill('SIGINT');
+    const { code } = await bench.exit;
+    await watcher.endAsync();
+    expect(code, bench.log()).toBe(130);
+    expect(agent.log()).toMatch(/run abort1: ended early by the coordinator/);
+    const r = JSON.parse(await readFile(out, 'utf8')) as FleetReport;
+    expect(r.interrupted).toMatchObject({ signal: 'SIGINT' });
+    expect(r.agents!.map((a) => [a.agent, a.state])).toEqual([['a3', 'done']]);
+    expect(r.agents![0]!.unreceived).toBe(0);
+    expect(r.metrics!.fleet.results).toBeGreaterThanOrEqual(10);
+    expect(r.metrics!.fleet.lost).toBe(0);
+    expect(await readFile(join(dir, 'abort.html'), 'utf8')).toMatch(/Partial: interrupted by SIGINT/);
+    agent.proc.kill('SIGINT');
+    expect((await agent.exit).code).toBe(0);
+  }, 300_000);
 });

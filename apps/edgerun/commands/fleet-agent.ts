@@ -66,14 +66,14 @@ function fleetHostShare(o: { id: string; config: Config; url: string; protocol?:
           return { produced: Object.fromEntries(devices.map((d) => [d.id, d.results])) };
         },
         // The load generator on this process's main thread, its own consumer on the broker for its devices' completions.
-        async runLoad(load, scenarioRun) {
+        async runLoad(load, scenarioRun, signal) {
           const online = host.devices().filter((d) => d.state === 'online').map((d) => d.id);
           const consumer = await startScenarioConsumer({ config: o.config, url: o.url, prefix: o.prefix, fleet: o.fleet, devices: online, ...(o.protocol ? { protocol: o.protocol } : {}) });
           try {
             const library = await DatasetSource.open(fleetDataPath({}));
             const generator = new FleetLoadGenerator({ host, devices: online, library: { count: library.count, label: (i) => library.dataset.labels[i]! }, run: `${scenarioRun}/${o.id}`, log: o.log, progress: false });
             consumer.onResult((body) => generator.offer(body));
-            const outcome = await generator.run(load);
+            const outcome = await generator.run(load, signal);
             return { ...(outcome.result ? { result: outcome.result } : {}), queries: outcome.queries, received: consumer.resultsReceived(), busyShare: outcome.busyShare };
           } finally {
             await consumer.end();

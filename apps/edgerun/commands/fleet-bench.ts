@@ -30,6 +30,7 @@ import type { AgentLoadSpec } from '../../../runtime/fleet/fleet-protocol.js';
 import { printScenario } from './fleet-devices.js';
 import { formatTable } from '../table.js';
 import { writeReport } from './fleet-files.js';
+import { interruptOnSignals } from '../fleet/interrupt.js';
 import { toolClient } from './listen.js';
 
 /** With `scenario`: a LoadGen scenario each agent's load generator issues to its share instead of the devices' own streams for --duration. */
@@ -99,6 +100,7 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
   refused.catch(() => undefined);
   const mqtt = toolClient(config, { url, clientId: `edgerun-bench-${run}`, clean: true, protocol: 5, onRefused: (r) => refuse(new Error(`the broker at ${redactUrl(url)} refused the connection: ${r}`)) });
   let bar: SingleBar | undefined;
+  const stop = interruptOnSignals(log);
   try {
     // Consumers first: they must hear every device from its birth on.
     for (let k = 0; k < opts.consumers; k++) consumers.push(startConsumer({ url, fleet: fleet.fleet, group: run, prefix, stopOn: stopTopic(prefix, fleet.fleet, run), dir, k, ...(global.config ? { config: global.config } : {}) }));
@@ -112,7 +114,10 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     mqtt.connect();
     await coordinator.start();
     log(`${consumers.length} consumer(s) on ${redactUrl(url)} ($share/${run}); waiting for ${opts.agents} agent(s) of fleet ${fleet.fleet}`);
-    const agents = await Promise.race([coordinator.waitForAgents(opts.agents, opts.waitAgents * 1000), refused]);
+    const agents = await Promise.race([coordinator.waitForAgents(opts.agents, opts.waitAgents * 1000), refused,
+      stop.came.then(() => { throw new Error(`interrupted by ${stop.by()} while waiting for agents: nothing measured`); })]);
+    // Ctrl-C from here on: the agents end the run under way and report; the report says it is partial.
+    void stop.came.then(() => coordinator.abort().catch(() => undefined));
     // A scenario's runs end with LoadGen's minimums, not after --duration: no time bar then.
     bar = opts.progress !== false && process.stderr.isTTY && !spec
       ? new SingleBar({ stream: process.stderr, format: `${run} [{bar}] {value}/{total} s, ${fleet.devices.length} devices on ${agents.length} agent(s)` }, Presets.shades_classic)
@@ -122,7 +127,7 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     const common = { devices, agents, durationS: opts.durationS, startTimeoutS: opts.startTimeout, graceS: opts.grace };
     // The scenario's runs (a Server search's rates) are one session: the agents keep its devices running from one to the next, until the stop marker below.
     const session = { id: run, keepS: Math.max(opts.grace, opts.startTimeout) };
-    const scenario = spec ? await scenarioOverAgents(spec, (step, loadgen) => coordinator.run({ ...common, run: `${run}-${step}`, loadgen, session }), log) : undefined;
+    const scenario = spec ? await scenarioOverAgents(spec, (step, loadgen) => coordinator.run({ ...common, run: `${run}-${step}`, loadgen, session }), log, stop.signal) : undefined;
     const outcomes = scenario ? scenario.outcomes : (await coordinator.run({ ...common, run })).outcomes;
     bar?.stop();
     bar = undefined;
@@ -135,14 +140,20 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     if (codes.some((code) => code !== 0)) throw new Error(`a consumer process failed: ${consumers.find((_, i) => codes[i] !== 0)!.log().trim().split('\n').pop()}`);
     const partials = await Promise.all(consumers.map(async (c) => JSON.parse(await readFile(c.partial, 'utf8')) as CollectorPartial));
     const bench = benchReport(partials, outcomes);
-    const report = spec && scenario ? scenarioReport(spec, scenario.outcome, devices.length, bench) : bench;
+    const by = stop.by();
+    const report: FleetReport = {
+      ...(spec && scenario ? scenarioReport(spec, scenario.outcome, devices.length, bench) : bench),
+      ...(by ? { interrupted: { signal: by, detail: 'the coordinator asked the agents to end the run early; figures are of what was measured until then' } } : {}),
+    };
     await writeReport(opts.out, report, opts.html, fleetReport(report));
     printSummary(report);
     if (report.fleetScenario) printScenario(report);
-    console.log(`result: ${opts.out}${opts.html ? `, report: ${opts.html}` : ''}`);
-    if (outcomes.some((o) => o.state !== 'done') || (scenario && (scenario.outcome.queries.lost || scenario.outcome.queries.duplicated))) process.exitCode = 1;
+    console.log(`result${by ? ` (partial: interrupted by ${by})` : ''}: ${opts.out}${opts.html ? `, report: ${opts.html}` : ''}`);
+    if (by) process.exitCode = stop.exitCode();
+    else if (outcomes.some((o) => o.state !== 'done') || (scenario && (scenario.outcome.queries.lost || scenario.outcome.queries.duplicated))) process.exitCode = 1;
     return report;
   } finally {
+    stop.dispose();
     bar?.stop();
     for (const c of consumers) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
     await mqtt.end();
@@ -160,6 +171,7 @@ async function scenarioOverAgents(
   spec: FleetLoadSpec,
   run: (step: number, loadgen: AgentLoadSpec) => Promise<{ outcomes: AgentOutcome[] }>,
   log: (line: string) => void,
+  signal: AbortSignal,
 ): Promise<{ outcome: FleetLoadOutcome; outcomes: AgentOutcome[] }> {
   let step = 0;
   let last: AgentOutcome[] = [];
@@ -178,7 +190,7 @@ async function scenarioOverAgents(
     if (missing.length) throw new Error(`agent(s) without a scenario result: ${missing.map((o) => `${o.agent} ${o.state}${o.detail ? ` (${o.detail})` : ''}`).join(', ')}`);
     return mergeScenarioResults(outcomes.map((o) => o.loadgen!.result!), settings);
   };
-  const runs = await runOrSearch(spec, once, log, ' over the agents');
+  const runs = await runOrSearch(spec, once, log, ' over the agents', signal);
   return { outcome: { ...runs, queries, busyShare, resultsReceived: received }, outcomes: last };
 }
 

@@ -67,6 +67,7 @@ export class FleetCoordinator {
   readonly #refusedLogged = new Set<string>();
   #changed: (() => void)[] = [];
   #active: ActiveRun | undefined;
+  #aborted = false;
 
   constructor(private readonly o: CoordinatorOptions) {}
 
@@ -129,6 +130,7 @@ export class FleetCoordinator {
     const payload = encodeScenario(scenario, { sender: this.o.id, ...(this.o.signer ? { signer: this.o.signer } : {}), ts: (this.o.wallClock ?? { now: () => Date.now() }).now() });
     await mqtt.publish(scenarioTopic(prefix, fleet, o.run), payload, { qos: 1 });
     this.o.log(`run ${o.run}: ${o.devices.length} device(s) to ${shares.map((s) => `${s.agent} [${s.from}, ${s.to})`).join(', ')}`);
+    if (this.#aborted) await this.abort();
     const active = this.#active!;
     let cancel = (): void => undefined;
     const watch = (): void => {
@@ -166,8 +168,9 @@ export class FleetCoordinator {
     this.o.log(`agent ${agent}: message refused (${reason})`);
   }
 
-  /** Asks the agents to end the run under way now (Ctrl-C): each reports what it has, and run() settles as usual. */
+  /** Asks the agents to end the run under way now (Ctrl-C): each reports what it has, and run() settles as usual; a run started later is ended at once. */
   async abort(): Promise<void> {
+    this.#aborted = true;
     const a = this.#active;
     if (!a) return;
     this.o.log(`run ${a.scenario.run}: asking the agents to end it now`);

@@ -71,6 +71,8 @@ export class FleetAgent {
   #kept: KeptShare | undefined;
   /** Ends the run under way early (the coordinator's abort). */
   #abort: AbortController | undefined;
+  /** The last runs the coordinator aborted. */
+  readonly #abortedRuns: string[] = [];
   /** The seq this connection's will carries (announced in every status, so a coordinator checking replays takes it). */
   #willSeq = 0;
 
@@ -94,7 +96,11 @@ export class FleetAgent {
       if (m.retain || this.#stopping) return; // a retained scenario is an old one: never run it again
       if (m.topic.startsWith(abortHead)) {
         // The coordinator was interrupted: the run under way ends now, with what it measured.
-        if (this.#running === m.topic.slice(abortHead.length)) this.#abort?.abort();
+        const run = m.topic.slice(abortHead.length);
+        // Kept a while: an abort can overtake its scenario, still being checked.
+        this.#abortedRuns.push(run);
+        if (this.#abortedRuns.length > 16) this.#abortedRuns.shift();
+        if (this.#running === run) this.#abort?.abort();
         return;
       }
       if (m.topic.startsWith(stopHead)) {
@@ -145,6 +151,7 @@ export class FleetAgent {
     this.#kept = undefined;
     kept?.cancelTimer();
     const abort = (this.#abort = new AbortController());
+    if (this.#abortedRuns.includes(s.run)) abort.abort();
     let share: RunningShare | undefined = kept?.share;
     log(`run ${s.run}: ${share ? 'the session\'s' : 'starting'} ${devices.length} device(s)${s.loadgen ? ` for ${s.loadgen.scenario}` : ` for ${s.durationS} s`}`);
     let t0: number | undefined;

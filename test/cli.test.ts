@@ -14,6 +14,20 @@ beforeAll(async () => {
 });
 
 describe('edgerun CLI', () => {
+  it('inspect, inspect --plan and check --backend analog take a model that zeros cannot run (a Slice step read from an input)', async () => {
+    const model = 'test/fixtures/onnx-node/test_slice_neg/model.onnx';
+    const plain = await edgerun(['inspect', model]);
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toMatch(/^edgerun: warning: .*shapes not observed, running the model on zeros failed \(.*'step' value cannot be 0\); only the shapes the model declares are shown\n$/);
+    expect(plain.stdout).toMatch(/inputs: x float32\[20×10×5\], starts int64\[1\]/);
+    const plan = await edgerun(['inspect', '--plan', '--profile', 'ideal', model]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(/Slice\s+digital/);
+    const check = await edgerun(['check', '--backend', 'analog', '--profile', 'ideal', 'test/fixtures/onnx-node/test_slice_neg']);
+    expect(check.code).toBe(0);
+    expect(check.stdout).toMatch(/1 passed, 0 failed/);
+  });
+
   it('--help lists every command with examples', async () => {
     const r = await edgerun(['--help']);
     expect(r.code).toBe(0);

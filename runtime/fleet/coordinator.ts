@@ -8,10 +8,12 @@
 import type { Clock } from '../ports.js';
 import type { MqttPort } from '../telemetry/mqtt-port.js';
 import { newNonce } from '../telemetry/build-command.js';
-import type { SigningKey } from '../telemetry/envelope.js';
+import type { SignatureVerifier, SigningKey } from '../telemetry/envelope.js';
+import type { TrustLookup } from '../telemetry/commands.js';
+import { fingerprint } from '../telemetry/keys.js';
 import {
-  agentsFilter, decodeAgentMessage, encodeScenario, parseAgentTopic, scenarioTopic, splitFleet,
-  type AgentLoadReport, type AgentLoadSpec, type AgentReport, type AgentStatus, type Scenario, type ScenarioDevice,
+  abortTopic, agentsFilter, decodeAgentMessage, encodeScenario, parseAgentTopic, scenarioTopic, splitFleet,
+  type AgentLoadReport, type AgentMessage, type AgentLoadSpec, type AgentReport, type AgentStatus, type Scenario, type ScenarioDevice,
 } from './fleet-protocol.js';
 import type { Timeline } from './timeline.js';
 
@@ -40,6 +42,12 @@ export interface CoordinatorOptions {
   log: (line: string) => void;
   /** Called on every agent report of the run under way. */
   onReport?: (agent: string, report: AgentReport) => void;
+  /**
+   * With a trust store: only agents whose statuses and reports are signed by one of its keys count;
+   * unsigned, forged, untrusted and replayed (seq not above the agent's last) messages are refused.
+   */
+  trust?: TrustLookup;
+  verify?: SignatureVerifier;
 }
 
 interface ActiveRun {
@@ -53,8 +61,13 @@ interface ActiveRun {
 
 export class FleetCoordinator {
   readonly #agents = new Map<string, AgentStatus>();
+  /** Per agent, the highest seq accepted and the will seq its last status announced (replay check). */
+  readonly #seen = new Map<string, { seq: number; willSeq?: number }>();
+  /** Refusals already logged, once per agent and reason. */
+  readonly #refusedLogged = new Set<string>();
   #changed: (() => void)[] = [];
   #active: ActiveRun | undefined;
+  #aborted = false;
 
   constructor(private readonly o: CoordinatorOptions) {}
 
@@ -64,9 +77,12 @@ export class FleetCoordinator {
     mqtt.onMessage((m) => {
       const where = parseAgentTopic(prefix, fleet, m.topic);
       if (!where) return;
-      const msg = decodeAgentMessage(m.payload, where.kind);
-      if (msg?.kind === 'status') this.#status(where.agent, msg.body);
-      else if (msg?.kind === 'report' && !m.retain) this.#report(where.agent, msg.body);
+      const msg = decodeAgentMessage(m.payload, where.kind, this.o.verify);
+      if (msg === undefined) return;
+      if (msg === 'forged') return this.#refuse(where.agent, 'forged signature');
+      if (!this.#accept(where.agent, msg)) return;
+      if (msg.kind === 'status') this.#status(where.agent, msg.body);
+      else if (msg.kind === 'report' && !m.retain) this.#report(where.agent, msg.body);
     });
     await mqtt.subscribe(agentsFilter(prefix, fleet), 1);
   }
@@ -102,11 +118,11 @@ export class FleetCoordinator {
    * once all are settled. An agent is lost when its will says offline, or when it is silent for
    * `graceS` (agents send a heartbeat every few seconds while they start, run and stop their devices).
    */
-  async run(o: { run: string; devices: ScenarioDevice[]; agents: { id: string; workers: number }[]; durationS: number; startTimeoutS: number; graceS: number; loadgen?: AgentLoadSpec }): Promise<{ scenario: Scenario; outcomes: AgentOutcome[] }> {
+  async run(o: { run: string; devices: ScenarioDevice[]; agents: { id: string; workers: number }[]; durationS: number; startTimeoutS: number; graceS: number; loadgen?: AgentLoadSpec; session?: Scenario['session'] }): Promise<{ scenario: Scenario; outcomes: AgentOutcome[] }> {
     if (this.#active) throw new Error(`run ${this.#active.scenario.run} is under way`);
     const { mqtt, prefix, fleet, timeline } = this.o;
     const shares = splitFleet(o.devices.length, o.agents).filter((s) => s.to > s.from);
-    const scenario: Scenario = { run: o.run, nonce: newNonce(), devices: o.devices, shares, durationS: o.durationS, startTimeoutS: o.startTimeoutS, ...(o.loadgen ? { loadgen: o.loadgen } : {}) };
+    const scenario: Scenario = { run: o.run, nonce: newNonce(), devices: o.devices, shares, durationS: o.durationS, startTimeoutS: o.startTimeoutS, ...(o.loadgen ? { loadgen: o.loadgen } : {}), ...(o.session ? { session: o.session } : {}) };
     const outcomes = new Map(shares.map((s) => [s.agent, { agent: s.agent, devices: o.devices.slice(s.from, s.to).map((d) => d.id), state: 'lost' as AgentOutcome['state'] }]));
     const settled = new Promise<void>((resolve) => {
       this.#active = { scenario, outcomes, pending: new Set(outcomes.keys()), heard: new Map([...outcomes.keys()].map((a) => [a, timeline.now()])), settle: resolve };
@@ -114,6 +130,7 @@ export class FleetCoordinator {
     const payload = encodeScenario(scenario, { sender: this.o.id, ...(this.o.signer ? { signer: this.o.signer } : {}), ts: (this.o.wallClock ?? { now: () => Date.now() }).now() });
     await mqtt.publish(scenarioTopic(prefix, fleet, o.run), payload, { qos: 1 });
     this.o.log(`run ${o.run}: ${o.devices.length} device(s) to ${shares.map((s) => `${s.agent} [${s.from}, ${s.to})`).join(', ')}`);
+    if (this.#aborted) await this.abort();
     const active = this.#active!;
     let cancel = (): void => undefined;
     const watch = (): void => {
@@ -127,6 +144,37 @@ export class FleetCoordinator {
     cancel();
     this.#active = undefined;
     return { scenario, outcomes: [...outcomes.values()] };
+  }
+
+  /** Without a trust store every well-formed message; with one, trusted signatures only, each seq once and in order. */
+  #accept(agent: string, msg: AgentMessage): boolean {
+    const trust = this.o.trust;
+    const refuse = (reason: string): false => { this.#refuse(agent, reason); return false; };
+    if (!trust) return true;
+    if (!msg.signedBy) return refuse('unsigned, and this coordinator takes signed agents only');
+    const signer = trust.trusted(msg.signedBy);
+    if (!signer) return refuse(`signed by ${fingerprint(msg.signedBy)}, not a trusted key`);
+    const seen = this.#seen.get(agent);
+    const isWill = msg.kind === 'status' && msg.body.state === 'offline' && msg.seq === seen?.willSeq;
+    if (seen && msg.seq <= seen.seq && !isWill) return refuse(`replayed: seq ${msg.seq} not above ${seen.seq}`);
+    const next = { seq: Math.max(msg.seq, seen?.seq ?? -1), ...(msg.kind === 'status' && msg.body.willSeq !== undefined ? { willSeq: msg.body.willSeq } : seen?.willSeq !== undefined && !isWill ? { willSeq: seen.willSeq } : {}) };
+    this.#seen.set(agent, next);
+    return true;
+  }
+
+  #refuse(agent: string, reason: string): void {
+    if (this.#refusedLogged.has(`${agent}\n${reason}`)) return;
+    this.#refusedLogged.add(`${agent}\n${reason}`);
+    this.o.log(`agent ${agent}: message refused (${reason})`);
+  }
+
+  /** Asks the agents to end the run under way now (Ctrl-C): each reports what it has, and run() settles as usual; a run started later is ended at once. */
+  async abort(): Promise<void> {
+    this.#aborted = true;
+    const a = this.#active;
+    if (!a) return;
+    this.o.log(`run ${a.scenario.run}: asking the agents to end it now`);
+    await this.o.mqtt.publish(abortTopic(this.o.prefix, this.o.fleet, a.scenario.run), new TextEncoder().encode(a.scenario.run), { qos: 1 });
   }
 
   #status(agent: string, s: AgentStatus): void {

@@ -7,7 +7,10 @@
  *   <prefix>/<fleet>/$fleet/scenario/<run>   the scenario, signed by the coordinator (QoS 1)
  *   <prefix>/<fleet>/$agents/<agent>/status  retained: the agent's state and capacity; will: offline
  *   <prefix>/<fleet>/$agents/<agent>/report  QoS 1: started, progress (heartbeat), done, failed, refused
- *   <prefix>/<fleet>/$fleet/stop/<run>       QoS 1: the coordinator's end-of-run marker to its consumers
+ *   <prefix>/<fleet>/$fleet/stop/<run>       QoS 1: the coordinator's end-of-run marker to its consumers (and
+ *                                            to agents keeping a session's devices: they stop them)
+ *   <prefix>/<fleet>/$fleet/abort/<run>      QoS 1: the coordinator was interrupted (Ctrl-C): agents end that run
+ *                                            now and report what they have (a LoadGen part marked interrupted)
  *
  * Payloads are edgerun envelopes (runtime/telemetry/envelope.ts): the message's `device` is the
  * sender (coordinator or agent id). An agent with a trust store runs only scenarios signed by a
@@ -34,6 +37,9 @@ const root = (prefix: string, fleet: string): string => `${prefix}/${checkLevel(
 export const scenarioTopic = (prefix: string, fleet: string, run: string): string => `${root(prefix, fleet)}/$fleet/scenario/${checkLevel('run id', run)}`;
 export const stopTopic = (prefix: string, fleet: string, run: string): string => `${root(prefix, fleet)}/$fleet/stop/${checkLevel('run id', run)}`;
 export const scenarioFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$fleet/scenario/+`;
+export const stopFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$fleet/stop/+`;
+export const abortTopic = (prefix: string, fleet: string, run: string): string => `${root(prefix, fleet)}/$fleet/abort/${checkLevel('run id', run)}`;
+export const abortFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$fleet/abort/+`;
 export const agentStatusTopic = (prefix: string, fleet: string, agent: string): string => `${root(prefix, fleet)}/$agents/${checkLevel('agent id', agent)}/status`;
 export const agentReportTopic = (prefix: string, fleet: string, agent: string): string => `${root(prefix, fleet)}/$agents/${checkLevel('agent id', agent)}/report`;
 export const agentsFilter = (prefix: string, fleet: string): string => `${root(prefix, fleet)}/$agents/+/+`;
@@ -115,6 +121,12 @@ const scenarioSchema = z.strictObject({
   startTimeoutS: z.number().positive().max(86_400),
   /** A LoadGen scenario each agent's load generator issues to its devices (they do not pace themselves); durationS is then unused. */
   loadgen: loadSpecSchema.optional(),
+  /**
+   * Several runs over the same devices (a Server search: one run per rate): the agent keeps its
+   * share's devices running after a run of the session, for the next one, until the session's stop
+   * marker (stopTopic(<session id>)), a scenario of another session, or `keepS` without one.
+   */
+  session: z.strictObject({ id: level, keepS: z.number().positive().max(86_400) }).optional(),
 }).superRefine((s, ctx) => {
   let next = 0;
   for (const sh of s.shares) {
@@ -132,6 +144,8 @@ const agentStatusSchema = z.strictObject({
   /** What the agent offers: worker threads (the coordinator splits the fleet in proportion). */
   capacity: z.strictObject({ workers: z.number().int().min(1).max(1024), cpus: z.number().int().min(1).max(4096) }).optional(),
   run: level.optional(),
+  /** The seq this connection's will (state offline) carries: a coordinator checking replays accepts that one lower seq. */
+  willSeq: z.number().int().min(0).optional(),
 });
 export type AgentStatus = z.infer<typeof agentStatusSchema>;
 
@@ -145,6 +159,8 @@ const agentLoadSchema = z.strictObject({
     histogram: z.strictObject({ hdr: z.string().max(1 << 20), sumUs: z.number().min(0) }),
   }).transform((r) => r as unknown as ScenarioResult).optional(),
   queries: z.strictObject({ issued: count, samples: count, completed: count, lost: count, duplicated: count, unknown: count }),
+  /** `results` messages the agent's consumer received (its devices' only: each result reaches one agent). */
+  received: count,
   busyShare: z.number().min(0).max(1),
 });
 export type AgentLoadReport = z.infer<typeof agentLoadSchema>;
@@ -252,26 +268,32 @@ export async function checkScenario(payload: Uint8Array, o: ScenarioCheckOptions
   return { ok: true, scenario: s, signer: { name: signer.name, fingerprint: signer.fingerprint } };
 }
 
-/** An agent's or the coordinator's own (unsigned) message of `kind` with body `body`. */
-export function encodeFleetMessage(sender: string, seq: number, kind: 'agent-status' | 'agent-report', body: AgentStatus | AgentReport): Uint8Array {
-  return encodeMessage({ device: sender, seq, ts: Date.now(), kind, body });
+/** An agent's status or report, signed when the agent has a key. */
+export function encodeFleetMessage(sender: string, seq: number, kind: 'agent-status' | 'agent-report', body: AgentStatus | AgentReport, signer?: SigningKey): Uint8Array {
+  return encodeMessage({ device: sender, seq, ts: Date.now(), kind, body }, { ...(signer ? { signer } : {}) });
 }
 
-/** Decodes an agent's status or report; undefined for anything else (foreign or malformed publishers are ignored). */
-export function decodeAgentMessage(payload: Uint8Array, kind: 'status' | 'report'):
-  { kind: 'status'; body: AgentStatus; seq: number } | { kind: 'report'; body: AgentReport; seq: number } | undefined {
+export type AgentMessage = ({ kind: 'status'; body: AgentStatus } | { kind: 'report'; body: AgentReport }) & { seq: number; signedBy?: Uint8Array };
+
+/**
+ * Decodes an agent's status or report; undefined for anything else (foreign or malformed publishers
+ * are ignored); `forged` when it carries a signature that does not verify.
+ */
+export function decodeAgentMessage(payload: Uint8Array, kind: 'status' | 'report', verify?: SignatureVerifier): AgentMessage | 'forged' | undefined {
   try {
-    const { message } = decodeMessage(payload, 1 << 20);
+    const { message, signedBy } = decodeMessage(payload, 1 << 20, verify);
+    const signed = signedBy ? { signedBy } : {};
     if (kind === 'status' && message.kind === 'agent-status') {
       const r = agentStatusSchema.safeParse(message.body);
-      return r.success ? { kind, body: r.data, seq: message.seq } : undefined;
+      return r.success ? { kind, body: r.data, seq: message.seq, ...signed } : undefined;
     }
     if (kind === 'report' && message.kind === 'agent-report') {
       const r = agentReportSchema.safeParse(message.body);
-      return r.success ? { kind, body: r.data, seq: message.seq } : undefined;
+      return r.success ? { kind, body: r.data, seq: message.seq, ...signed } : undefined;
     }
   } catch (e) {
     if (!(e instanceof EnvelopeError)) throw e;
+    if (e.code === 'bad-signature') return 'forged';
   }
   return undefined;
 }

@@ -82,6 +82,8 @@ export interface RunOptions {
   /** Uniform draws in [0, 1) (seeded): sample choice and Server arrivals. */
   uniform: () => number;
   onQueryDone?: (done: number) => void;
+  /** Ends the run early (Ctrl-C): it resolves at once with what completed so far, marked interrupted (queries in flight are left out). */
+  signal?: AbortSignal;
 }
 
 export interface ScenarioResult {
@@ -107,6 +109,8 @@ export interface ScenarioResult {
   distribution: { percentile: number; ms: number }[];
   /** The query latencies' histogram, encoded: runs of several load generators (fleet agents) add up exactly. */
   histogram?: EncodedLatency;
+  /** Ended early by its signal: the figures are of the queries completed until then. */
+  interrupted?: true;
 }
 
 /** Runs one scenario to the end; resolves once the last query has completed. */
@@ -135,10 +139,14 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
     const finish = (): void => {
       if (finished) return;
       finished = true;
+      o.signal?.removeEventListener('abort', finish);
       resolve(summarise());
     };
+    if (o.signal?.aborted) return finish();
+    o.signal?.addEventListener('abort', finish, { once: true });
     /** `t0`: when the query is due (Server: its scheduled arrival, so a late timer counts as latency). */
     const issue = (t0 = o.timeline.now()): void => {
+      if (finished) return;
       const count = accuracyMode ? Math.min(perQuery, library.count - issued * perQuery) : perQuery;
       const query: Query = { id: issued++, samples: pick(count) };
       let done = false;
@@ -146,6 +154,7 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
         sut.issue(query, (predictions) => {
           if (done) return reject(new Error(`query ${query.id} completed twice`));
           done = true;
+          if (finished) return; // completed after an interruption: not in the figures
           const t1 = o.timeline.now();
           recorder.record(t1 - t0);
           lastDone = Math.max(lastDone, t1);
@@ -169,6 +178,7 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
       let arrival = started;
       // A timer fires late under load: every arrival already due is issued then, not one per timer.
       const arrive = (): void => {
+        if (finished) return;
         do {
           issue(arrival);
           if (enough()) return;
@@ -187,6 +197,8 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
     const durationMs = lastDone - started;
     const percentileMs = recorder.at(s.latencyPercentile);
     const invalidBecause: string[] = [];
+    const interrupted = o.signal?.aborted === true;
+    if (interrupted) invalidBecause.push(`interrupted after ${completed} of ${issued} queries issued`);
     if (!accuracyMode) {
       if (durationMs < s.minDurationMs) invalidBecause.push(`ran ${Math.round(durationMs)} ms < minimum ${s.minDurationMs} ms`);
       if (o.scenario === 'Offline' ? samples < s.minQueryCount : completed < s.minQueryCount) invalidBecause.push(`${o.scenario === 'Offline' ? `${samples} samples` : `${completed} queries`} < minimum ${s.minQueryCount}`);
@@ -198,6 +210,7 @@ export function runScenario(sut: SystemUnderTest, library: SampleLibrary, o: Run
       ...(o.scenario === 'Server' ? { targetQps: s.targetQps } : {}),
       ...(accuracyMode ? { accuracy: samples ? correct / samples : 0 } : {}),
       valid: invalidBecause.length === 0, invalidBecause, distribution: recorder.distribution(), histogram: recorder.encode(),
+      ...(interrupted ? { interrupted: true as const } : {}),
     };
   }
 }
@@ -209,6 +222,8 @@ export interface QpsSearch {
   bracketed: boolean;
   tried: { qps: number; percentileMs: number; valid: boolean }[];
   best?: ScenarioResult;
+  /** Ended by the signal: the rates tried until then (the interrupted run is not among them). */
+  interrupted?: true;
 }
 
 /**
@@ -218,14 +233,16 @@ export interface QpsSearch {
  */
 export async function searchServerQps(
   run: (qps: number) => Promise<ScenarioResult>,
-  o: { startQps: number; tolerance?: number; maxRuns?: number },
+  o: { startQps: number; tolerance?: number; maxRuns?: number; signal?: AbortSignal },
 ): Promise<QpsSearch> {
   const tolerance = o.tolerance ?? 0.02;
   const maxRuns = o.maxRuns ?? 30;
   const tried: QpsSearch['tried'] = [];
   let best: ScenarioResult | undefined;
   const attempt = async (qps: number): Promise<boolean> => {
+    if (o.signal?.aborted) return false;
     const r = await run(qps);
+    if (r.interrupted || o.signal?.aborted) return false;
     const valid = r.valid;
     tried.push({ qps, percentileMs: r.percentileMs, valid });
     if (valid && (!best || qps > best.targetQps!)) best = r;
@@ -236,12 +253,12 @@ export async function searchServerQps(
     lo = hi;
     hi *= 2;
   }
-  while (tried.length < maxRuns && (hi - lo) / hi > tolerance) {
+  while (tried.length < maxRuns && (hi - lo) / hi > tolerance && !o.signal?.aborted) {
     const mid = lo === 0 ? hi / 2 : (lo + hi) / 2;
     if (await attempt(mid)) lo = mid;
     else hi = mid;
   }
-  return { qps: lo, bracketed: tried.some((t) => !t.valid), tried, ...(best ? { best } : {}) };
+  return { qps: lo, bracketed: tried.some((t) => !t.valid), tried, ...(best ? { best } : {}), ...(o.signal?.aborted ? { interrupted: true as const } : {}) };
 }
 
 /**
@@ -275,5 +292,6 @@ export function mergeScenarioResults(parts: readonly ScenarioResult[], settings:
     ...(first.scenario === 'Server' ? { targetQps: sum((p) => p.targetQps ?? 0) } : {}),
     ...(accuracy !== undefined ? { accuracy } : {}),
     valid: invalidBecause.length === 0, invalidBecause, distribution: recorder.distribution(), histogram: recorder.encode(),
+    ...(parts.some((p) => p.interrupted) ? { interrupted: true as const } : {}),
   };
 }

@@ -19,6 +19,8 @@ export interface FleetReport {
   agents?: AgentSection[];
   /** A LoadGen scenario issued to the fleet's devices by a load generator (`fleet devices --scenario`); its runs are in `scenarios`. */
   fleetScenario?: FleetScenarioSection;
+  /** Ended early by a signal: the report holds what was measured until then (a partial result, not valid). */
+  interrupted?: { signal: string; detail: string };
 }
 
 export interface QpsSearchSummary {
@@ -28,6 +30,8 @@ export interface QpsSearchSummary {
   /** False when every rate tried met the bound: qps is then only a lower bound. */
   bracketed: boolean;
   tried: { qps: number; percentileMs: number; valid: boolean }[];
+  /** Ended by Ctrl-C/SIGTERM before the bracket closed. */
+  interrupted?: true;
 }
 
 export interface FleetScenarioSection {
@@ -44,6 +48,8 @@ export interface FleetScenarioSection {
   queries: { issued: number; samples: number; completed: number; lost: number; duplicated: number; unknown: number };
   /** The load generator's thread busy over wall time during the runs (event-loop utilisation). */
   loadGeneratorBusyShare: number;
+  /** Over fleet agents: `results` messages their load generators received together (each agent hears its own devices: equals the samples completed). */
+  resultsReceived?: number;
 }
 
 export interface ScenarioMetric { name: string; value: number; unit: string }
@@ -175,6 +181,7 @@ export function fleetReport(report: FleetReport): string {
   const energyRows = points.filter((p) => p.pareto).sort((a, b) => a.energyJ - b.energyJ);
   const sections = [
     `<h1>edgerun fleet report</h1><p>created ${esc(report.created)}</p>`,
+    ...(report.interrupted ? [`<p class="interrupted">Partial: interrupted by ${esc(report.interrupted.signal)} (${esc(report.interrupted.detail)}); the figures are of what was measured until then.</p>`] : []),
     '<h2>Scenarios</h2>',
     report.scenarios.length
       ? table(['scenario', 'mode', 'queries', 'samples', 'duration s', 'metric ms', 'p50 ms', 'p99 ms', 'samples/s', 'accuracy %', 'valid'],

@@ -79,10 +79,14 @@ export class AnalogBackend implements Backend {
     // Weights computed from constants (ConstantOfShape, Transpose, DequantizeLinear, ...) are folded
     // for placement only: the prepared model keeps the original, so they are not held twice.
     const folded = await foldConstants(digital, model);
-    const facts = await observeValues(digital, folded);
+    // Shapes come from one run on zeros. A model that zeros cannot run (a shape, size or count read
+    // from an input) still runs, wholly in onnxruntime: no MVM is placed without its observed input.
+    const observed = await observeValues(digital, folded).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+    const facts = observed instanceof Error ? new Map<string, ValueFacts>() : observed;
     const placed = demote(partitionModel(folded, {
       tileRows: info.tileRows, tileCols: info.tileCols, availableTiles: this.allocator.available,
       fallbackOversized: this.options.fallbackOversized ?? true, facts,
+      ...(observed instanceof Error ? { unobserved: firstLine(observed.message) } : {}),
     }), options.digitalLayers ?? new Set());
     const partition = this.options.periphery === false ? placed
       : fusePeriphery(folded, placed, facts, { profile: info.profile, ops: new Set(Object.keys(info.periphery ?? {}) as PeripheryOp[]) });
@@ -258,4 +262,8 @@ export class HybridModel implements PreparedModel {
     this.segments.clear();
     this.backend.forget(this, this.runners.flatMap((r) => r.matrices.flatMap((m) => m.tiles)));
   }
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.trim();
 }

@@ -45,6 +45,11 @@ export class AnalogLayerRunner {
     }
   }
 
+  /** `rows` input vectors through group g's matrix; an empty tensor (a dim of 0) has none to send. */
+  #mvm(g: number, x: Float32Array, rows: number): Promise<Float32Array> {
+    return rows === 0 ? Promise.resolve(new Float32Array(0)) : this.matrices[g]!.run(x, rows);
+  }
+
   /** `values` copied out of the kernels' memory into the output (#output). */
   #copy(values: Float32Array, reuse: boolean): Float32Array {
     const y = this.#output(values.length, reuse);
@@ -65,8 +70,8 @@ export class AnalogLayerRunner {
     const dims = x.dims;
     if (dims[dims.length - 1] !== k) throw new Error(`${this.layer.name}: MatMul needs a last dim of ${k}, got [${dims.join(', ')}]`);
     const batch = x.data.length / k;
-    const product = await this.matrices[0]!.run(x.data as Float32Array, batch);
-    const y = this.#output(product.length, reuse);
+    const product = await this.#mvm(0, x.data as Float32Array, batch);
+    const y = this.#output(batch * n, reuse);
     y.set(product);
     this.#rowPeriphery(y, batch);
     return { type: 'float32', data: y, dims: dims.length === 1 ? [n] : [...dims.slice(0, -1), n] };
@@ -85,7 +90,7 @@ export class AnalogLayerRunner {
       for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) a[i * k + j] = src[j * m + i]!;
     }
     if (a.length !== m * k) throw new Error(`${this.layer.name}: Gemm needs ${k} inputs per row, got [${x.dims.join(', ')}]`);
-    const product = await this.matrices[0]!.run(a, m);
+    const product = await this.#mvm(0, a, m);
     const { alpha, beta, c } = gemm!;
     const y = this.#output(m * n, reuse);
     y.set(product.subarray(0, m * n));
@@ -131,7 +136,7 @@ export class AnalogLayerRunner {
         f32.set(src.subarray(from, from + groupSize), at.source >> 2);
         kernels.gather(at.source, at.offsets, perImage, at.patches + 4 * b * perImage);
       }
-      f32.set(await this.matrices[g]!.run(f32.subarray(at.patches >> 2, (at.patches >> 2) + rows * this.layer.k), rows), at.y >> 2);
+      f32.set(await this.#mvm(g, f32.subarray(at.patches >> 2, (at.patches >> 2) + rows * this.layer.k), rows), at.y >> 2);
       // A folded BatchNormalization scales the columns here; its shift is part of the bias below.
       if (affine) scaleColumns(f32, at.y >> 2, rows, mPerGroup, affine.scale, g * mPerGroup, null);
       for (let b = 0; b < batch; b++) {

@@ -186,7 +186,8 @@ function compose(first: Affine, then: Affine): Affine {
 function activation(model: LoadedModel, node: NodeProto): Activation | string {
   switch (node.opType) {
     case 'Relu': case 'HardSwish': case 'Sigmoid': case 'Tanh': return { op: node.opType };
-    case 'LeakyRelu': return { op: 'LeakyRelu', alpha: floatAttr(node, 'alpha', 0.01) };
+    // onnxruntime holds alpha as a float32: the default 0.01 too, which as a double is another number.
+    case 'LeakyRelu': return { op: 'LeakyRelu', alpha: Math.fround(floatAttr(node, 'alpha', 0.01)) };
     case 'HardSigmoid': return { op: 'HardSigmoid', alpha: floatAttr(node, 'alpha', 0.2), beta: floatAttr(node, 'beta', 0.5) };
     case 'Clip': {
       if (model.opset < 11) return { op: 'Clip', min: floatAttr(node, 'min', -FLT_MAX), max: floatAttr(node, 'max', FLT_MAX) };

@@ -23,7 +23,8 @@ export function applyActivations(y: Float32Array, from: number, to: number, acti
       }
       case 'Clip': {
         const { min, max } = a;
-        for (let i = from; i < to; i++) { const v = y[i]!; y[i] = v < min ? min : v > max ? max : v; }
+        // max(v, min), then min(·, max), as onnxruntime: a min above max gives max everywhere.
+        for (let i = from; i < to; i++) { const v = y[i]! < min ? min : y[i]!; y[i] = v > max ? max : v; }
         break;
       }
       case 'HardSigmoid': {

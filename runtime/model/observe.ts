@@ -42,17 +42,23 @@ export async function observeValues(backend: Backend, model: LoadedModel, dynami
   }
 }
 
-const BYTES: Record<string, number> = { float32: 4, float64: 8, int64: 8, int32: 4, int8: 1, uint8: 1, bool: 1 };
+const BYTES: Record<string, number> = { float64: 8, int64: 8, uint64: 8, float32: 4, int32: 4, uint32: 4, float16: 2, int16: 2, uint16: 2 };
 
+/** Zeros (empty strings) of any input type onnxruntime-web feeds. */
 function zeros(name: string, type: string, dims: number[]): TensorData {
   const n = allocatableCount(dims, BYTES[type] ?? 1, `input '${name}' (zeros to observe shapes)`);
   switch (type) {
     case 'float32': return { type, data: new Float32Array(n), dims };
     case 'float64': return { type, data: new Float64Array(n), dims };
+    case 'float16': case 'uint16': return { type, data: new Uint16Array(n), dims }; // float16 as its bits
+    case 'int16': return { type, data: new Int16Array(n), dims };
     case 'int64': return { type, data: new BigInt64Array(n), dims };
+    case 'uint64': return { type, data: new BigUint64Array(n), dims };
     case 'int32': return { type, data: new Int32Array(n), dims };
+    case 'uint32': return { type, data: new Uint32Array(n), dims };
     case 'int8': return { type, data: new Int8Array(n), dims };
     case 'uint8': case 'bool': return { type, data: new Uint8Array(n), dims };
+    case 'string': return { type, data: new Array<string>(n).fill(''), dims };
     default: throw new Error(`cannot observe a model with an input of type ${type}`);
   }
 }

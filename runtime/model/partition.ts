@@ -60,6 +60,8 @@ export interface PartitionOptions {
   fallbackOversized: boolean;
   /** Value types observed by running the model (runtime/model/observe.ts). */
   facts: ReadonlyMap<string, ValueFacts>;
+  /** Why the model could not be observed (facts is then empty): every MVM stays digital, saying so. */
+  unobserved?: string;
 }
 
 export class PartitionError extends Error {
@@ -83,7 +85,7 @@ export function partitionModel(model: LoadedModel, options: PartitionOptions): P
       placements.push({ index, name, op, target: 'constant', reason: 'reads only constants: computed once at load' });
       continue;
     }
-    const candidate = analogLayer(model, node, index, name, options.facts);
+    const candidate = analogLayer(model, node, index, name, options.facts, options.unobserved);
     if (typeof candidate === 'string') {
       placements.push({ index, name, op, target: 'digital', reason: candidate });
       continue;
@@ -156,7 +158,7 @@ function columnScales(qw: QuantizedWeight, columnAxis: number, n: number, offset
 }
 
 /** The analog layer for a node, or the reason it stays digital. */
-function analogLayer(model: LoadedModel, node: NodeProto, nodeIndex: number, name: string, facts: ReadonlyMap<string, ValueFacts>): AnalogLayer | string {
+function analogLayer(model: LoadedModel, node: NodeProto, nodeIndex: number, name: string, facts: ReadonlyMap<string, ValueFacts>, unobserved?: string): AnalogLayer | string {
   const op = node.opType;
   if (op !== 'MatMul' && op !== 'Gemm' && op !== 'Conv') return 'not a matrix–vector operator';
   if ((node.domain ?? '') !== '') return `operator of domain ${node.domain}`;
@@ -165,7 +167,8 @@ function analogLayer(model: LoadedModel, node: NodeProto, nodeIndex: number, nam
   if (!model.constants.has(b)) return model.constants.has(a) ? 'the constant is the left operand' : 'weight operand is not a constant (both operands dynamic)';
   if (model.constants.has(a)) return 'both operands are constants';
   const input = facts.get(a);
-  if (input && input.type !== 'float32') return `activations are ${input.type}, not float32`;
+  if (!input) return `its activations' shape is unknown: running the model on zeros to observe it failed (${unobserved ?? 'not observed'})`;
+  if (input.type !== 'float32') return `activations are ${input.type}, not float32`;
   const w = constantTensor(model, b)!;
   if (w.type !== 'float32') return `weight is ${w.type}, not float32`;
   // QDQ weights go onto the array as their integer codes when the scales fall on output columns.
@@ -176,7 +179,7 @@ function analogLayer(model: LoadedModel, node: NodeProto, nodeIndex: number, nam
 
   if (op === 'MatMul') {
     if (w.dims.length !== 2) return `weight has rank ${w.dims.length}, not 2`;
-    if (input && input.dims.length < 1) return 'activations are a scalar';
+    if (input.dims.length < 1) return 'activations are a scalar';
     const { data, quantized } = withCodes([qw && columnScales(qw, 1, w.dims[1]!)]);
     return { ...base, kind: 'matmul', k: w.dims[0]!, n: w.dims[1]!, groupWeights: [data], ...(quantized ? { quantized } : {}) };
   }

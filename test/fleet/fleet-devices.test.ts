@@ -179,6 +179,58 @@ describeMosquitto('edgerun fleet devices on a real Mosquitto', () => {
   }, 360_000);
 });
 
+describeMosquitto('edgerun fleet devices: one worker thread dies mid-run (not the process)', () => {
+  let broker: Mosquitto;
+  let dir: string;
+  beforeAll(async () => {
+    broker = await Mosquitto.start({ persistence: false });
+    dir = mkdtempSync(join(tmpdir(), 'edgerun-fleet-thread-'));
+  });
+  afterAll(async () => {
+    await broker.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('its devices are reported lost, come back when the host restarts the thread, and no result number is missing; the other thread\'s devices go on', async () => {
+    const file = join(dir, 'thread.json');
+    writeFileSync(file, JSON.stringify({ fleet: 'thread', groups: [{ name: 'cam', count: 4, rateHz: 5, seed: 7 }] }));
+    const ids = ['cam-0', 'cam-1', 'cam-2', 'cam-3'];
+    const crashed = ['cam-0', 'cam-2']; // round robin over 2 threads: worker 0 holds cam-0 and cam-2
+    const watcher = new FleetWatcher();
+    await watcher.start(broker.url, 'thread');
+    // The failpoint throws an uncaught error in worker 0, 4 s after its devices started (its first life only).
+    const p = startEdgerun(['fleet', 'devices', file, '--url', broker.url, '--workers', '2', '--state-dir', join(dir, 'state'), '--interval', '1'], { FAILPOINT_EDGERUN_FLEET_THREAD: '0:4000' }, 1 << 20);
+    try {
+      await until('worker 0 restarted', () => (p.log().includes('worker 0 died') ? true : undefined), 150_000, p.log);
+      const before = new Map(crashed.map((id) => [id, Math.max(...(watcher.results.get(id) ?? [0]))]));
+      await until('its devices back and 5 results further', () => (crashed.every((id) => watcher.lastState(id) === 'online' && watcher.sessions.get(id)?.size === 2 && Math.max(...watcher.results.get(id)!) >= before.get(id)! + 5) ? true : undefined), 150_000, p.log);
+    } finally {
+      p.proc.kill('SIGINT');
+    }
+    const { code } = await p.exit;
+    await watcher.stop();
+    expect(code, p.log()).toBe(0);
+    const log = p.log();
+    expect(log).toMatch(/worker 0 died \(code 1\) under 2 device\(s\); starting it again/);
+    for (const id of crashed) expect(log).toContain(`device ${id} recovered`);
+    expect(log).toMatch(/2 device\(s\) lost with their worker thread: cam-0 \(recovered\), cam-2 \(recovered\)/);
+    for (const id of ids) {
+      const statuses = watcher.statuses.get(id)!.map((s) => s.state);
+      // The crashed thread's devices: offline by their wills (the thread's sockets closed), then online again in a new session.
+      if (crashed.includes(id)) {
+        expect(watcher.statuses.get(id)!.some((s) => s.state === 'offline' && s.reason === 'connection lost'), id).toBe(true);
+        expect(watcher.sessions.get(id)!.size, id).toBe(2);
+      } else {
+        expect(statuses.filter((s) => s === 'offline'), id).toHaveLength(1); // its own goodbye at the end only
+        expect(watcher.sessions.get(id)!.size, id).toBe(1);
+      }
+      const seen = new Set(watcher.results.get(id));
+      const max = Math.max(...seen);
+      expect(Array.from({ length: max + 1 }, (_, n) => n).filter((n) => !seen.has(n)), id).toEqual([]);
+    }
+  }, 360_000);
+});
+
 describe('edgerun fleet devices refuses bad fleet files with one line, exit 2, nothing started', () => {
   let dir: string;
   beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgerun-fleet-bad-')); });

@@ -97,7 +97,9 @@ describe('digital fallback with a real accelerator process', () => {
 
   it('a device that stops answering (SIGSTOP): timeouts, fallback, never a stuck queue; SIGCONT re-admits it', async () => {
     const proc = new DeviceProcess(tempSocketPath(), ['--profile', 'ideal']);
-    const { scheduler, expected, state } = await stack(proc, 300);
+    // 1 s, not 300 ms: on a loaded machine an answer before the stop took longer than 300 ms and
+    // counted as the device's timeout, which this test must see only after SIGSTOP.
+    const { scheduler, expected, state } = await stack(proc, 1000);
     const results: Promise<InferenceResult>[] = [];
     for (let i = 0; i < 600; i++) {
       if (i === 100) proc.signal('SIGSTOP');

@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { FILE_LIMITS, readFileLimited } from '../../../drivers/storage/read-file.js';
 import { join } from 'node:path';
 import { compareTensors } from '../../../runtime/compare.js';
-import { parseTensorFile } from '../../../runtime/model/tensor.js';
+import { parseTensorFile, type TensorData } from '../../../runtime/model/tensor.js';
 import type { Feeds } from '../../../runtime/model/feeds.js';
 import type { PreparedModel } from '../../../runtime/backend.js';
 import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
@@ -49,33 +49,51 @@ export async function checkDirectory(dir: string, opts: CheckOptions, config: Co
 }
 
 async function runDataSet(path: string, name: string, prepared: PreparedModel, opts: CheckOptions): Promise<DataSetReport> {
-  const files = await readdir(path);
-  const feeds: Feeds = {};
   try {
-    for (const f of files.filter((n) => /^input_\d+\.pb$/.test(n)).sort((a, b) => index(a) - index(b))) {
-      const t = parseTensorFile(await readFileLimited(join(path, f), FILE_LIMITS.binary, 'test data file'), join(path, f));
-      const spec = prepared.inputs.find((i) => i.name === t.name) ?? prepared.inputs[index(f)];
-      if (!spec) throw new Error(`${f} has no matching model input`);
-      feeds[spec.name] = t;
-    }
-    const outputs = await prepared.run(feeds);
-    let maxAbsError = 0;
-    let mismatches = 0;
-    const reasons: string[] = [];
-    for (const f of files.filter((n) => /^output_\d+\.pb$/.test(n))) {
-      const expected = parseTensorFile(await readFileLimited(join(path, f), FILE_LIMITS.binary, 'test data file'), join(path, f));
-      const spec = prepared.outputs.find((o) => o.name === expected.name) ?? prepared.outputs[index(f)];
-      const actual = spec && outputs[spec.name];
-      if (!actual) throw new Error(`${f} has no matching model output`);
-      const c = compareTensors(expected, actual, opts.rtol, opts.atol);
-      maxAbsError = Math.max(maxAbsError, c.maxAbsError);
-      mismatches += c.mismatches;
-      if (c.reason) reasons.push(`${f}: ${c.reason}`);
-    }
-    return { name, pass: mismatches === 0, maxAbsError, mismatches, ...(reasons.length ? { error: reasons.join('; ') } : {}) };
+    const set = await readDataSet(path, prepared);
+    return { name, ...judgeOutputs(set, await prepared.run(set.feeds), opts) };
   } catch (e) {
     return { name, pass: false, maxAbsError: Infinity, mismatches: 0, error: (e as Error).message };
   }
+}
+
+/** One test_data_set_N: the feeds (input_K.pb) and the expected outputs (output_K.pb), matched to the model by name, else by position. */
+export interface DataSet { feeds: Feeds; expected: { file: string; output: string; tensor: TensorData }[] }
+
+export async function readDataSet(path: string, model: { inputs: readonly { name: string }[]; outputs: readonly { name: string }[] }): Promise<DataSet> {
+  const files = await readdir(path);
+  const read = async (f: string): Promise<TensorData & { name: string }> => parseTensorFile(await readFileLimited(join(path, f), FILE_LIMITS.binary, 'test data file'), join(path, f));
+  const feeds: Feeds = {};
+  for (const f of files.filter((n) => /^input_\d+\.pb$/.test(n)).sort((a, b) => index(a) - index(b))) {
+    const t = await read(f);
+    const spec = model.inputs.find((i) => i.name === t.name) ?? model.inputs[index(f)];
+    if (!spec) throw new Error(`${f} has no matching model input`);
+    feeds[spec.name] = t;
+  }
+  const expected: DataSet['expected'] = [];
+  for (const f of files.filter((n) => /^output_\d+\.pb$/.test(n)).sort((a, b) => index(a) - index(b))) {
+    const tensor = await read(f);
+    const spec = model.outputs.find((o) => o.name === tensor.name) ?? model.outputs[index(f)];
+    if (!spec) throw new Error(`${f} has no matching model output`);
+    expected.push({ file: f, output: spec.name, tensor });
+  }
+  return { feeds, expected };
+}
+
+/** Every expected output against what the model produced (numpy allclose). */
+export function judgeOutputs(set: DataSet, outputs: Record<string, TensorData>, opts: Pick<CheckOptions, 'rtol' | 'atol'>): Omit<DataSetReport, 'name'> {
+  let maxAbsError = 0;
+  let mismatches = 0;
+  const reasons: string[] = [];
+  for (const { file, output, tensor } of set.expected) {
+    const actual = outputs[output];
+    if (!actual) throw new Error(`${file} has no matching model output`);
+    const c = compareTensors(tensor, actual, opts.rtol, opts.atol);
+    maxAbsError = Math.max(maxAbsError, c.maxAbsError);
+    mismatches += c.mismatches;
+    if (c.reason) reasons.push(`${file}: ${c.reason}`);
+  }
+  return { pass: mismatches === 0, maxAbsError, mismatches, ...(reasons.length ? { error: reasons.join('; ') } : {}) };
 }
 
 const index = (name: string): number => Number(/(\d+)(?:\.pb)?$/.exec(name)?.[1] ?? 0);

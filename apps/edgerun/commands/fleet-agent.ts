@@ -6,8 +6,9 @@
  * signed by one of them, fresh and not replayed.
  */
 import { availableParallelism, hostname } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
+import { nativeSigner, nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
@@ -17,7 +18,7 @@ import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { ReplayMemory } from '../../../runtime/telemetry/commands.js';
 import { TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { Config } from '../../../runtime/config.js';
-import { keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
+import { keyDirOf, loadConfig, readKeyFile, type GlobalOptions } from '../context.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { fleetDataPath, startFleetHost } from '../fleet/host.js';
 import { FleetLoadGenerator, startScenarioConsumer } from '../fleet/fleet-loadgen.js';
@@ -30,6 +31,8 @@ export interface FleetAgentOptions {
   workers?: number;
   stateDir: string;
   keyDir?: string;
+  /** Key file signing the agent's statuses and reports (for coordinators that take signed agents only). */
+  key?: string;
   prefix?: string;
   protocol?: 4 | 5;
 }
@@ -37,12 +40,16 @@ export interface FleetAgentOptions {
 /** The agent's id when none is given: the host name, made a topic level. */
 const defaultId = (): string => hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'agent';
 
-/** The fleet host behind the agent's ShareHost port: each run in <stateDir>/<run>/. */
+/**
+ * The fleet host behind the agent's ShareHost port: each run's (or session's) devices keep their
+ * state in <stateDir>/<run>/, removed when they stop cleanly with every outbox empty, kept otherwise.
+ */
 function fleetHostShare(o: { id: string; config: Config; url: string; protocol?: 4 | 5; prefix: string; fleet: string; workers: number; stateDir: string; log: (l: string) => void }): ShareHost {
   return {
     start(devices, run, { queries }): RunningShare {
+      const dir = join(o.stateDir, run);
       const host = startFleetHost({
-        devices, url: o.url, protocolVersion: o.protocol, workers: o.workers, stateDir: join(o.stateDir, run), prefix: o.prefix, fleet: o.fleet, config: o.config, log: o.log, queries,
+        devices, url: o.url, protocolVersion: o.protocol, workers: o.workers, stateDir: dir, prefix: o.prefix, fleet: o.fleet, config: o.config, log: o.log, queries,
       });
       return {
         started: host.started.then(() => {
@@ -50,20 +57,24 @@ function fleetHostShare(o: { id: string; config: Config; url: string; protocol?:
           if (failed.length) throw new Error(`${failed.length} device(s) failed to start: ${failed[0]!.id}: ${failed[0]!.error ?? 'unknown error'}`);
         }),
         online: () => host.devices().filter((d) => d.state === 'online').length,
-        async stop() {
+        async stop({ clean }) {
           await host.stop();
-          return { produced: Object.fromEntries(host.devices().map((d) => [d.id, d.results])) };
+          const devices = host.devices();
+          const undelivered = devices.reduce((n, d) => n + d.pending, 0);
+          if (clean && undelivered === 0) await rm(dir, { recursive: true, force: true });
+          else o.log(`${run}: devices' state kept for diagnosis in ${dir}${undelivered ? ` (${undelivered} message(s) not delivered)` : ''}`);
+          return { produced: Object.fromEntries(devices.map((d) => [d.id, d.results])) };
         },
-        // The load generator on this process's main thread, its own consumer on the broker for the completions.
-        async runLoad(load) {
-          const consumer = await startScenarioConsumer({ config: o.config, url: o.url, prefix: o.prefix, fleet: o.fleet, ...(o.protocol ? { protocol: o.protocol } : {}) });
+        // The load generator on this process's main thread, its own consumer on the broker for its devices' completions.
+        async runLoad(load, scenarioRun, signal) {
+          const online = host.devices().filter((d) => d.state === 'online').map((d) => d.id);
+          const consumer = await startScenarioConsumer({ config: o.config, url: o.url, prefix: o.prefix, fleet: o.fleet, devices: online, ...(o.protocol ? { protocol: o.protocol } : {}) });
           try {
             const library = await DatasetSource.open(fleetDataPath({}));
-            const online = host.devices().filter((d) => d.state === 'online').map((d) => d.id);
-            const generator = new FleetLoadGenerator({ host, devices: online, library: { count: library.count, label: (i) => library.dataset.labels[i]! }, run: `${run}/${o.id}`, log: o.log, progress: false });
+            const generator = new FleetLoadGenerator({ host, devices: online, library: { count: library.count, label: (i) => library.dataset.labels[i]! }, run: `${scenarioRun}/${o.id}`, log: o.log, progress: false });
             consumer.onResult((body) => generator.offer(body));
-            const outcome = await generator.run(load);
-            return { ...(outcome.result ? { result: outcome.result } : {}), queries: outcome.queries, busyShare: outcome.busyShare };
+            const outcome = await generator.run(load, signal);
+            return { ...(outcome.result ? { result: outcome.result } : {}), queries: outcome.queries, received: consumer.resultsReceived(), busyShare: outcome.busyShare };
           } finally {
             await consumer.end();
           }
@@ -84,6 +95,7 @@ export async function fleetAgentCommand(opts: FleetAgentOptions, global: GlobalO
   const keys = new FsStorage(opts.keyDir ?? keyDirOf(config, opts.stateDir), 0o600, FILE_LIMITS.small);
   const trust = await TrustStore.open(keys, config.security.trustedKeysFile);
   const trusted = trust.list().length > 0;
+  const signer = opts.key ? nativeSigner(await readKeyFile(opts.key)) : undefined;
   let refused: string | undefined;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => { finish = resolve; });
@@ -95,12 +107,12 @@ export async function fleetAgentCommand(opts: FleetAgentOptions, global: GlobalO
       clock: { now: () => Date.now() }, verify: nativeVerify,
       ...(trusted ? { trust, replay: await ReplayMemory.open(keys, 'scenario-replay.json') } : {}),
     },
-    timeline: realTimeline, log,
+    timeline: realTimeline, log, ...(signer ? { signer } : {}),
   });
   process.once('SIGINT', finish);
   process.once('SIGTERM', finish);
   agent.start();
-  log(`on ${redactUrl(url)}, fleet ${opts.fleet}, ${workers} worker(s); ${trusted ? `scenarios signed by ${trust.list().map((k) => k.name).join(', ')} only` : 'no trust store: unsigned scenarios accepted'}`);
+  log(`on ${redactUrl(url)}, fleet ${opts.fleet}, ${workers} worker(s); ${trusted ? `scenarios signed by ${trust.list().map((k) => k.name).join(', ')} only` : 'no trust store: unsigned scenarios accepted'}; ${signer ? 'its messages signed' : 'its messages unsigned'}`);
   await finished;
   process.off('SIGINT', finish);
   process.off('SIGTERM', finish);

@@ -12,7 +12,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
+import { nativeSigner, nativeVerify } from '../../../drivers/crypto/ed25519.js';
+import { FsStorage } from '../../../drivers/storage/fs-storage.js';
+import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
+import { TrustStore } from '../../../runtime/telemetry/keys.js';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { FleetCoordinator, type AgentOutcome } from '../../../runtime/fleet/coordinator.js';
 import { mergePartials, type CollectorPartial } from '../../../runtime/fleet/metrics.js';
@@ -27,6 +30,7 @@ import type { AgentLoadSpec } from '../../../runtime/fleet/fleet-protocol.js';
 import { printScenario } from './fleet-devices.js';
 import { formatTable } from '../table.js';
 import { writeReport } from './fleet-files.js';
+import { interruptOnSignals } from '../fleet/interrupt.js';
 import { toolClient } from './listen.js';
 
 /** With `scenario`: a LoadGen scenario each agent's load generator issues to its share instead of the devices' own streams for --duration. */
@@ -42,6 +46,8 @@ export interface FleetBenchOptions extends ScenarioFlags {
   waitAgents: number;
   grace: number;
   key?: string;
+  /** Trust store of agent keys: with keys in it, only agents signing with one of them take part. */
+  agentKeys?: string;
   run?: string;
   prefix?: string;
   out: string;
@@ -82,6 +88,8 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
   const fleet = await loadFleetFile(opts.devices);
   const spec = opts.scenario === undefined ? undefined : fleetScenarioSpec({ ...opts, scenario: opts.scenario });
   const signer = opts.key ? nativeSigner(await readKeyFile(opts.key)) : undefined;
+  const agentTrust = opts.agentKeys === undefined ? undefined : await TrustStore.open(new FsStorage(opts.agentKeys, 0o600, FILE_LIMITS.small), config.security.trustedKeysFile);
+  if (agentTrust && !agentTrust.list().length) throw new Error(`--agent-keys ${opts.agentKeys}: no trusted key in it (edgerun keys trust <agent key or public key> --key-dir ${opts.agentKeys})`);
   const run = opts.run ?? `run-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   const log = (line: string): void => console.error(`edgerun bench: ${line}`);
 
@@ -92,19 +100,24 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
   refused.catch(() => undefined);
   const mqtt = toolClient(config, { url, clientId: `edgerun-bench-${run}`, clean: true, protocol: 5, onRefused: (r) => refuse(new Error(`the broker at ${redactUrl(url)} refused the connection: ${r}`)) });
   let bar: SingleBar | undefined;
+  const stop = interruptOnSignals(log);
   try {
     // Consumers first: they must hear every device from its birth on.
     for (let k = 0; k < opts.consumers; k++) consumers.push(startConsumer({ url, fleet: fleet.fleet, group: run, prefix, stopOn: stopTopic(prefix, fleet.fleet, run), dir, k, ...(global.config ? { config: global.config } : {}) }));
     await Promise.all(consumers.map((c) => subscribed(c, 60_000)));
     const coordinator = new FleetCoordinator({
-      mqtt, prefix, fleet: fleet.fleet, id: `bench-${run}`, ...(signer ? { signer } : {}), timeline: realTimeline, log,
+      mqtt, prefix, fleet: fleet.fleet, id: `bench-${run}`, ...(signer ? { signer } : {}), timeline: realTimeline, log, verify: nativeVerify,
+      ...(agentTrust ? { trust: agentTrust } : {}),
       // The coordinator logs each agent's outcome; the bar follows the run's time.
       onReport: (_agent, r) => { if (r.type === 'progress') bar?.update(Math.min(opts.durationS, r.elapsedS)); },
     });
     mqtt.connect();
     await coordinator.start();
     log(`${consumers.length} consumer(s) on ${redactUrl(url)} ($share/${run}); waiting for ${opts.agents} agent(s) of fleet ${fleet.fleet}`);
-    const agents = await Promise.race([coordinator.waitForAgents(opts.agents, opts.waitAgents * 1000), refused]);
+    const agents = await Promise.race([coordinator.waitForAgents(opts.agents, opts.waitAgents * 1000), refused,
+      stop.came.then(() => { throw new Error(`interrupted by ${stop.by()} while waiting for agents: nothing measured`); })]);
+    // Ctrl-C from here on: the agents end the run under way and report; the report says it is partial.
+    void stop.came.then(() => coordinator.abort().catch(() => undefined));
     // A scenario's runs end with LoadGen's minimums, not after --duration: no time bar then.
     bar = opts.progress !== false && process.stderr.isTTY && !spec
       ? new SingleBar({ stream: process.stderr, format: `${run} [{bar}] {value}/{total} s, ${fleet.devices.length} devices on ${agents.length} agent(s)` }, Presets.shades_classic)
@@ -112,12 +125,14 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     bar?.start(opts.durationS, 0);
     const devices = opts.rate === undefined ? fleet.devices : fleet.devices.map((d) => ({ ...d, rateHz: opts.rate! }));
     const common = { devices, agents, durationS: opts.durationS, startTimeoutS: opts.startTimeout, graceS: opts.grace };
-    const scenario = spec ? await scenarioOverAgents(spec, (step, loadgen) => coordinator.run({ ...common, run: `${run}-${step}`, loadgen }), log) : undefined;
+    // The scenario's runs (a Server search's rates) are one session: the agents keep its devices running from one to the next, until the stop marker below.
+    const session = { id: run, keepS: Math.max(opts.grace, opts.startTimeout) };
+    const scenario = spec ? await scenarioOverAgents(spec, (step, loadgen) => coordinator.run({ ...common, run: `${run}-${step}`, loadgen, session }), log, stop.signal) : undefined;
     const outcomes = scenario ? scenario.outcomes : (await coordinator.run({ ...common, run })).outcomes;
     bar?.stop();
     bar = undefined;
     // Every device's messages reached the broker before its agent's done report: the broker queues
-    // them for each consumer ahead of this marker, which ends the consumer.
+    // them for each consumer ahead of this marker, which ends the consumer (and the session's devices on the agents).
     await mqtt.publish(stopTopic(prefix, fleet.fleet, run), new TextEncoder().encode(run), { qos: 1 });
     const stragglers = setTimeout(() => { for (const c of consumers) c.proc.kill('SIGINT'); }, 60_000);
     const codes = await Promise.all(consumers.map((c) => c.exit));
@@ -125,14 +140,20 @@ export async function fleetBenchCommand(opts: FleetBenchOptions, global: GlobalO
     if (codes.some((code) => code !== 0)) throw new Error(`a consumer process failed: ${consumers.find((_, i) => codes[i] !== 0)!.log().trim().split('\n').pop()}`);
     const partials = await Promise.all(consumers.map(async (c) => JSON.parse(await readFile(c.partial, 'utf8')) as CollectorPartial));
     const bench = benchReport(partials, outcomes);
-    const report = spec && scenario ? scenarioReport(spec, scenario.outcome, devices.length, bench) : bench;
+    const by = stop.by();
+    const report: FleetReport = {
+      ...(spec && scenario ? scenarioReport(spec, scenario.outcome, devices.length, bench) : bench),
+      ...(by ? { interrupted: { signal: by, detail: 'the coordinator asked the agents to end the run early; figures are of what was measured until then' } } : {}),
+    };
     await writeReport(opts.out, report, opts.html, fleetReport(report));
     printSummary(report);
     if (report.fleetScenario) printScenario(report);
-    console.log(`result: ${opts.out}${opts.html ? `, report: ${opts.html}` : ''}`);
-    if (outcomes.some((o) => o.state !== 'done') || (scenario && (scenario.outcome.queries.lost || scenario.outcome.queries.duplicated))) process.exitCode = 1;
+    console.log(`result${by ? ` (partial: interrupted by ${by})` : ''}: ${opts.out}${opts.html ? `, report: ${opts.html}` : ''}`);
+    if (by) process.exitCode = stop.exitCode();
+    else if (outcomes.some((o) => o.state !== 'done') || (scenario && (scenario.outcome.queries.lost || scenario.outcome.queries.duplicated))) process.exitCode = 1;
     return report;
   } finally {
+    stop.dispose();
     bar?.stop();
     for (const c of consumers) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
     await mqtt.end();
@@ -150,11 +171,12 @@ async function scenarioOverAgents(
   spec: FleetLoadSpec,
   run: (step: number, loadgen: AgentLoadSpec) => Promise<{ outcomes: AgentOutcome[] }>,
   log: (line: string) => void,
+  signal: AbortSignal,
 ): Promise<{ outcome: FleetLoadOutcome; outcomes: AgentOutcome[] }> {
   let step = 0;
   let last: AgentOutcome[] = [];
   const queries = { issued: 0, samples: 0, completed: 0, lost: 0, duplicated: 0, unknown: 0 };
-  let busyShare = 0;
+  let busyShare = 0, received = 0;
   const once = async (settings: ScenarioSettings): Promise<ScenarioResult> => {
     const { outcomes } = await run(step++, { scenario: spec.scenario, mode: spec.mode, settings, seed: spec.seed });
     last = outcomes;
@@ -162,13 +184,14 @@ async function scenarioOverAgents(
       const q = o.loadgen?.queries;
       if (q) for (const k of Object.keys(queries) as (keyof typeof queries)[]) queries[k] += q[k];
       busyShare = Math.max(busyShare, o.loadgen?.busyShare ?? 0);
+      received += o.loadgen?.received ?? 0;
     }
     const missing = outcomes.filter((o) => o.state !== 'done' || !o.loadgen?.result);
     if (missing.length) throw new Error(`agent(s) without a scenario result: ${missing.map((o) => `${o.agent} ${o.state}${o.detail ? ` (${o.detail})` : ''}`).join(', ')}`);
     return mergeScenarioResults(outcomes.map((o) => o.loadgen!.result!), settings);
   };
-  const runs = await runOrSearch(spec, once, log, ' over the agents');
-  return { outcome: { ...runs, queries, busyShare }, outcomes: last };
+  const runs = await runOrSearch(spec, once, log, ' over the agents', signal);
+  return { outcome: { ...runs, queries, busyShare, resultsReceived: received }, outcomes: last };
 }
 
 /** The merged report: the whole fleet from every consumer's partial, and each agent's share on its own. */

@@ -11,7 +11,8 @@ import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
 import { fleetReport, type FleetReport } from '../../../runtime/fleet/report.js';
 import { fleetDataPath, startFleetHost, type FleetHost } from '../fleet/host.js';
-import { FleetLoadGenerator, fleetScenarioSpec, scenarioReport, startScenarioConsumer, type ScenarioFlags } from '../fleet/fleet-loadgen.js';
+import { FleetLoadGenerator, fleetScenarioSpec, scenarioReport, startScenarioConsumer, type FleetLoadOutcome, type ScenarioFlags } from '../fleet/fleet-loadgen.js';
+import { interruptOnSignals } from '../fleet/interrupt.js';
 import { writeReport } from './fleet-files.js';
 import { loadFleetFile } from '../fleet/load-fleet.js';
 import { loadConfig, type GlobalOptions } from '../context.js';
@@ -64,6 +65,7 @@ export async function fleetDevicesCommand(file: string, opts: FleetDevicesOption
     log: (line) => console.error(`edgerun: ${line}`),
   });
   host.on('worker-exit', ({ worker, code }) => { if (code !== 0) console.error(`edgerun: fleet worker ${worker} exited with code ${code}`); });
+  host.on('device-online', (id) => { if (host.devices().find((d) => d.id === id)!.lost) console.error(`edgerun: device ${id} recovered (online again after its thread died)`); });
 
   const signalled = new Promise<string>((res) => {
     process.once('SIGINT', () => res('SIGINT'));
@@ -100,6 +102,13 @@ export async function fleetDevicesCommand(file: string, opts: FleetDevicesOption
   const devices = host.devices();
   const pending = devices.reduce((n, d) => n + d.pending, 0);
   console.log(`fleet ${fleet.fleet}: stopped; ${results()} results over every run on this state dir, ${pending} message(s) left in outboxes for the next start`);
+  // Devices whose worker thread died under them: lost, then recovered when their restarted thread brought them back.
+  const hit = devices.filter((d) => d.lost > 0);
+  const unrecovered = hit.filter((d) => d.state === 'lost');
+  if (hit.length) {
+    console.log(`fleet ${fleet.fleet}: ${hit.length} device(s) lost with their worker thread: ${hit.map((d) => `${d.id} (${d.state === 'lost' ? 'not recovered' : `recovered${d.lost > 1 ? `, lost ${d.lost} times` : ''}`})`).join(', ')}`);
+  }
+  if (unrecovered.length) process.exitCode = 1;
 }
 
 /**
@@ -123,6 +132,7 @@ async function fleetScenarioCommand(file: string, opts: FleetDevicesOptions, glo
   // Subscribed before the devices start: it hears every device from its birth on.
   const consumer = await startScenarioConsumer({ config, url, prefix, fleet: fleet.fleet, ...(opts.protocol ? { protocol: opts.protocol } : {}) });
   const run = `${fleet.fleet}-${spec.scenario.toLowerCase()}-${Date.now().toString(36)}`;
+  const stop = interruptOnSignals(log);
   let host: FleetHost | undefined;
   try {
     host = startFleetHost({
@@ -130,22 +140,31 @@ async function fleetScenarioCommand(file: string, opts: FleetDevicesOptions, glo
       prefix: opts.prefix, signing: opts.sign ? true : undefined, config, baseDir: fleet.baseDir, data: opts.data, drainMs: opts.drainMs, queries: true, log,
     });
     console.log(`fleet ${fleet.fleet}: starting ${fleet.devices.length} device(s) on ${redactUrl(url)} for ${spec.scenario} (${spec.mode})`);
-    await host.started;
+    await Promise.race([host.started, stop.came]);
     const devices = host.devices().filter((d) => d.state === 'online').map((d) => d.id);
-    if (!devices.length) throw new Error(`no device of fleet ${fleet.fleet} started: ${host.devices()[0]?.error ?? 'unknown'}`);
-    console.log(`fleet ${fleet.fleet}: ${devices.length} device(s) online; load generator on the main thread, queries in turn to each`);
-    const load = new FleetLoadGenerator({ host, devices, library: { count: library.count, label: (i) => library.dataset.labels[i]! }, run, log, progress: opts.progress });
-    consumer.onResult((body) => load.offer(body));
-    const outcome = await load.run(spec);
+    let outcome: FleetLoadOutcome = { queries: { issued: 0, samples: 0, completed: 0, lost: 0, duplicated: 0, unknown: 0 }, busyShare: 0 };
+    if (!stop.signal.aborted) {
+      if (!devices.length) throw new Error(`no device of fleet ${fleet.fleet} started: ${host.devices()[0]?.error ?? 'unknown'}`);
+      console.log(`fleet ${fleet.fleet}: ${devices.length} device(s) online; load generator on the main thread, queries in turn to each`);
+      const load = new FleetLoadGenerator({ host, devices, library: { count: library.count, label: (i) => library.dataset.labels[i]! }, run, log, progress: opts.progress });
+      consumer.onResult((body) => load.offer(body));
+      outcome = await load.run(spec, stop.signal);
+    }
     await host.stop();
     await consumer.settle(run);
-    const report = scenarioReport(spec, outcome, devices.length, { kind: 'edgerun-fleet-report', created: new Date().toISOString(), scenarios: [], metrics: consumer.collector.summary({ loadGeneratorCpuShare: outcome.busyShare }) });
+    const by = stop.by();
+    const report: FleetReport = {
+      ...scenarioReport(spec, outcome, devices.length, { kind: 'edgerun-fleet-report', created: new Date().toISOString(), scenarios: [], metrics: consumer.collector.summary({ loadGeneratorCpuShare: outcome.busyShare }) }),
+      ...(by ? { interrupted: { signal: by, detail: `${outcome.queries.completed} of ${outcome.queries.issued} queries completed${devices.length ? '' : ', before the devices were up'}` } } : {}),
+    };
     await writeReport(out, report, opts.html, fleetReport(report));
     printScenario(report);
-    console.log(`result: ${out}${opts.html ? `, report: ${opts.html}` : ''}`);
-    if (outcome.queries.lost || outcome.queries.duplicated || report.metrics!.fleet.lost) process.exitCode = 1;
+    console.log(`result${by ? ` (partial: interrupted by ${by})` : ''}: ${out}${opts.html ? `, report: ${opts.html}` : ''}`);
+    if (by) process.exitCode = stop.exitCode();
+    else if (outcome.queries.lost || outcome.queries.duplicated || report.metrics!.fleet.lost) process.exitCode = 1;
     return report;
   } finally {
+    stop.dispose();
     await host?.stop();
     await consumer.end();
   }

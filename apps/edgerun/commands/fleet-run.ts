@@ -13,6 +13,7 @@ import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { fleetReport, type FleetReport } from '../../../runtime/fleet/report.js';
 import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
 import { writeReport } from './fleet-files.js';
+import { interruptOnSignals } from '../fleet/interrupt.js';
 import { formatTable } from '../table.js';
 
 export interface FleetRunOptions {
@@ -45,6 +46,7 @@ export async function fleetRunCommand(opts: FleetRunOptions, global: GlobalOptio
   const uniform = (): number => rng.uniform();
   const results: ScenarioResult[] = [];
   const cpu0 = process.cpuUsage(), wall0 = performance.now();
+  const stop = interruptOnSignals((line) => console.error(`edgerun: ${line}`));
   try {
     const prepared = await (await registry.get(opts.backend)).load(model);
     const sut = new ModelSut(prepared, dataset);
@@ -55,8 +57,9 @@ export async function fleetRunCommand(opts: FleetRunOptions, global: GlobalOptio
         ? new SingleBar({ stream: process.stderr, format: `${scenario}${settings.targetQps ? ` @ ${settings.targetQps.toFixed(1)} QPS` : ''} [{bar}] {value} queries (minimum ${queries}, ${settings.minDurationMs / 1000} s)` }, Presets.shades_classic)
         : undefined;
       bar?.start(queries, 0);
+      if (!bar) console.error(`edgerun: ${scenario}${settings.targetQps ? ` @ ${settings.targetQps.toFixed(1)} QPS` : ''}: running (minimum ${queries} queries, ${settings.minDurationMs / 1000} s; Ctrl-C ends it with a partial report)`);
       try {
-        const r = await runScenario(sut, sut.library, { scenario, mode: opts.mode, settings, timeline: realTimeline, uniform, onQueryDone: (n) => bar?.update(n) });
+        const r = await runScenario(sut, sut.library, { scenario, mode: opts.mode, settings, timeline: realTimeline, uniform, onQueryDone: (n) => bar?.update(n), signal: stop.signal });
         if (sut.error) throw new Error(`the model failed during the run: ${sut.error.message}`);
         return r;
       } finally {
@@ -64,10 +67,11 @@ export async function fleetRunCommand(opts: FleetRunOptions, global: GlobalOptio
       }
     };
     for (const scenario of scenarios) {
+      if (stop.signal.aborted) break;
       const settings = settingsOf(scenario);
       if (scenario === 'Server' && opts.mode === 'performance' && opts.qps === undefined) {
-        const search = await searchServerQps((qps) => run('Server', { ...settings, targetQps: qps }), { startQps: 10, tolerance: 0.05, maxRuns: opts.quick ? 12 : 30 });
-        console.log(`Server: highest QPS meeting p99 ≤ ${opts.latencyBound} ms: ${search.bracketed ? '' : 'at least '}${search.qps.toFixed(1)} (${search.tried.length} runs: ${search.tried.map((t) => `${t.qps.toFixed(1)}→${t.percentileMs} ms${t.valid ? '' : ' ✗'}`).join(', ')})`);
+        const search = await searchServerQps((qps) => run('Server', { ...settings, targetQps: qps }), { startQps: 10, tolerance: 0.05, maxRuns: opts.quick ? 12 : 30, signal: stop.signal });
+        console.log(`Server: highest QPS meeting p99 ≤ ${opts.latencyBound} ms${search.interrupted ? ' (search interrupted)' : ''}: ${search.bracketed ? '' : 'at least '}${search.qps.toFixed(1)} (${search.tried.length} runs: ${search.tried.map((t) => `${t.qps.toFixed(1)}→${t.percentileMs} ms${t.valid ? '' : ' ✗'}`).join(', ')})`);
         if (search.best) results.push(search.best);
       } else {
         results.push(await run(scenario, { ...settings, ...(scenario === 'Server' ? { targetQps: opts.qps } : {}) }));
@@ -75,18 +79,24 @@ export async function fleetRunCommand(opts: FleetRunOptions, global: GlobalOptio
     }
     await prepared.dispose();
   } finally {
+    stop.dispose();
     await registry.dispose();
   }
   const cpu = process.cpuUsage(cpu0);
   // The SUT runs in this process too: this share is an upper bound on the load generator's.
   const share = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
-  const report: FleetReport = { kind: 'edgerun-fleet-report', created: new Date().toISOString(), scenarios: results };
+  const by = stop.by();
+  const report: FleetReport = {
+    kind: 'edgerun-fleet-report', created: new Date().toISOString(), scenarios: results,
+    ...(by ? { interrupted: { signal: by, detail: `${results.length} of ${scenarios.length} scenario(s) run, the last one cut short` } } : {}),
+  };
   await writeReport(opts.out, report, opts.html, fleetReport(report));
   console.log(formatTable(['scenario', 'mode', 'queries', 'samples', 's', 'metric ms', 'samples/s', 'accuracy %', 'valid'],
     results.map((r) => [r.scenario + (r.targetQps ? ` @ ${r.targetQps.toFixed(1)} QPS` : ''), r.mode, r.queries, r.samples, (r.durationMs / 1000).toFixed(1), `p${r.mode === 'accuracy' ? '-' : r.scenario === 'SingleStream' ? 90 : 99} ${r.percentileMs}`,
       r.samplesPerSecond.toFixed(1), r.accuracy === undefined ? '-' : (r.accuracy * 100).toFixed(2), r.valid ? 'yes' : `no: ${r.invalidBecause.join('; ')}`]),
     [false, false, true, true, true, true, true, true, false]));
   console.log(`process CPU / wall: ${(share * 100).toFixed(0)} % (load generator and model together)`);
-  console.log(`result: ${opts.out}${opts.html ? `, report: ${opts.html}` : ''}`);
+  console.log(`result${by ? ` (partial: interrupted by ${by})` : ''}: ${opts.out}${opts.html ? `, report: ${opts.html}` : ''}`);
+  if (by) process.exitCode = stop.exitCode();
   return report;
 }

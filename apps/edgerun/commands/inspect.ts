@@ -4,6 +4,7 @@ import { foldConstants } from '../../../runtime/model/fold.js';
 import { compact, formatTable, shapeText } from '../table.js';
 import { createRegistry, loadConfig, readModel, type DeviceOptions, type GlobalOptions } from '../context.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
+import { ModelError } from '../../../runtime/model/errors.js';
 import type { Config } from '../../../runtime/config.js';
 import type { AnalogBackend } from '../../../runtime/hybrid/analog-backend.js';
 
@@ -16,7 +17,7 @@ export async function inspectCommand(path: string, opts: InspectOptions, global:
   const registry = createRegistry(config);
   const digital = await registry.get('digital');
   const { folded, observed } = await foldConstants(digital, model)
-    .then(async (folded) => ({ folded, observed: await observeValues(digital, folded, opts.batch) }))
+    .then(async (folded) => ({ folded, observed: await observeValues(digital, folded, opts.batch).catch((e: unknown) => unobserved(path, e)) }))
     .finally(() => registry.dispose());
   const summary = inspectModel(folded, observedDims(observed));
   if (opts.json) {
@@ -32,6 +33,16 @@ export async function inspectCommand(path: string, opts: InspectOptions, global:
   ]);
   console.log(formatTable(['#', 'name', 'op', 'input', 'output', 'params', 'MACs', 'analog', 'why'], rows, [true, false, false, false, false, true, true]));
   console.log(`\n${summary.mvmNodes} analog-eligible node(s) holding ${(summary.mvmMacShare * 100).toFixed(1)}% of the MACs`);
+}
+
+/**
+ * A model that zeros cannot run (a shape, size or count read from an input) is still inspected, with
+ * the shapes it declares; an input too large to make zeros for stays an error.
+ */
+function unobserved(path: string, e: unknown): Map<string, ValueFacts> {
+  if (e instanceof ModelError) throw e;
+  process.stderr.write(`edgerun: warning: ${path}: shapes not observed, running the model on zeros failed (${String((e as Error)?.message ?? e).split('\n')[0]}); only the shapes the model declares are shown\n`);
+  return new Map();
 }
 
 /** The hybrid execution plan on a device profile: where each node runs, why, tiles and conversions. */

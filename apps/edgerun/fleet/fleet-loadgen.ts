@@ -29,7 +29,7 @@ import { stopTopic } from '../../../runtime/fleet/fleet-protocol.js';
 import { scenarioMetric, type FleetReport, type FleetScenarioSection, type QpsSearchSummary } from '../../../runtime/fleet/report.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { Listener } from '../../../runtime/telemetry/listener.js';
-import { fleetFilter } from '../../../runtime/telemetry/topics.js';
+import { deviceRoot, fleetFilter } from '../../../runtime/telemetry/topics.js';
 import { toolClient } from '../commands/listen.js';
 import type { FleetHost } from './host.js';
 
@@ -54,6 +54,8 @@ export interface FleetLoadOutcome {
   queries: FleetSutCounters & { lost: number };
   /** The load generator's thread busy over wall time (its event-loop utilisation) during the runs: it must not be the bottleneck. */
   busyShare: number;
+  /** Fleet agents: `results` messages their load generators' consumers received, together (each result once: the samples completed). */
+  resultsReceived?: number;
 }
 
 /** Lower-case names on the command line (`--scenario server`), LoadGen's in results. */
@@ -103,6 +105,8 @@ export interface ScenarioConsumer {
   readonly collector: FleetMetricsCollector;
   /** Each new `results` body, to the load generator. */
   onResult(fn: (body: unknown) => void): void;
+  /** `results` messages received (duplicates included): with per-device subscriptions, only these devices'. */
+  resultsReceived(): number;
   /**
    * Resolves once everything the broker acknowledged before the call has reached this consumer: a
    * marker it publishes to itself (on the run's stop topic) arrives behind what the broker queued for it.
@@ -114,12 +118,15 @@ export interface ScenarioConsumer {
 /**
  * The load generator's own consumer of the fleet's messages: every message to the metrics collector
  * (energy per inference, lost, duplicated …) and every new result to the load generator. Subscribed
- * when it resolves, so start it before the devices.
+ * when it resolves, so start it before the devices. With `devices` (a fleet agent's share) it
+ * subscribes to those devices' topics only: each agent's load generator hears its own devices, so
+ * with K agents a result crosses the broker to one of them, not K times.
  */
-export async function startScenarioConsumer(o: { config: Config; url: string; prefix: string; fleet: string; protocol?: 4 | 5 }): Promise<ScenarioConsumer> {
+export async function startScenarioConsumer(o: { config: Config; url: string; prefix: string; fleet: string; protocol?: 4 | 5; devices?: readonly string[] }): Promise<ScenarioConsumer> {
   // Devices stamp messages with wall-clock ms: arrivals on the same scale.
   const collector = new FleetMetricsCollector(new Listener({ prefix: o.prefix, verify: nativeVerify }), { now: () => Date.now() });
   let sink: (body: unknown) => void = () => undefined;
+  let results = 0;
   const markers = new Map<string, () => void>();
   let refuse!: (e: Error) => void;
   const refused = new Promise<never>((_, reject) => { refuse = reject; });
@@ -132,11 +139,12 @@ export async function startScenarioConsumer(o: { config: Config; url: string; pr
     const marker = markers.get(m.topic);
     if (marker) return marker();
     const outcome = collector.offer(m.topic, m.payload, { retained: m.retain });
+    if (outcome.status !== 'rejected' && outcome.message.kind === 'results') results++;
     if (outcome.status === 'new' && outcome.message.kind === 'results') sink(outcome.message.body);
   });
-  const filter = fleetFilter(o.prefix, o.fleet, '+');
+  const filters = o.devices ? o.devices.map((device) => `${deviceRoot({ prefix: o.prefix, fleet: o.fleet, device })}/+`) : [fleetFilter(o.prefix, o.fleet, '+')];
   const subscribed = new Promise<void>((resolve, reject) => {
-    mqtt.onConnect(() => { void mqtt.subscribe(filter, 1).then(resolve, reject); });
+    mqtt.onConnect(() => { void Promise.all(filters.map((f) => mqtt.subscribe(f, 1))).then(() => resolve(), reject); });
   });
   mqtt.connect();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -158,7 +166,7 @@ export async function startScenarioConsumer(o: { config: Config; url: string; pr
     markers.delete(topic);
     await mqtt.unsubscribe(topic);
   };
-  return { collector, onResult: (fn) => { sink = fn; }, settle, end: () => mqtt.end() };
+  return { collector, onResult: (fn) => { sink = fn; }, resultsReceived: () => results, settle, end: () => mqtt.end() };
 }
 
 export class FleetLoadGenerator {
@@ -183,16 +191,16 @@ export class FleetLoadGenerator {
     this.#sut?.offerResult(body);
   }
 
-  /** Runs the scenario (a Server search: one run per rate tried) and resolves with its outcome. */
-  async run(spec: FleetLoadSpec): Promise<FleetLoadOutcome> {
+  /** Runs the scenario (a Server search: one run per rate tried) and resolves with its outcome; `signal` ends it early with what was measured (marked interrupted). */
+  async run(spec: FleetLoadSpec, signal?: AbortSignal): Promise<FleetLoadOutcome> {
     const rng = new Random(spec.seed);
     const uniform = (): number => rng.uniform();
     const elu0 = performance.eventLoopUtilization();
     let step = 0;
-    const once = (settings: ScenarioSettings): Promise<ScenarioResult> => this.#once(spec, settings, `${this.o.run}-${step++}`, uniform);
+    const once = (settings: ScenarioSettings): Promise<ScenarioResult> => this.#once(spec, settings, `${this.o.run}-${step++}`, uniform, signal);
     let runs: { result?: ScenarioResult; search?: QpsSearchSummary };
     try {
-      runs = await runOrSearch(spec, once, this.o.log, '');
+      runs = await runOrSearch(spec, once, this.o.log, '', signal);
     } finally {
       this.#sut = undefined;
     }
@@ -201,7 +209,7 @@ export class FleetLoadGenerator {
     return { ...runs, queries: { ...t, lost: t.issued - t.completed }, busyShare };
   }
 
-  async #once(spec: FleetLoadSpec, settings: ScenarioSettings, run: string, uniform: () => number): Promise<ScenarioResult> {
+  async #once(spec: FleetLoadSpec, settings: ScenarioSettings, run: string, uniform: () => number, signal?: AbortSignal): Promise<ScenarioResult> {
     const { host, devices } = this.o;
     const whole = this.o.library;
     const from = Math.round(whole.count * (spec.librarySlice?.from ?? 0));
@@ -230,7 +238,7 @@ export class FleetLoadGenerator {
     }, 1000);
     try {
       return await Promise.race([
-        runScenario(sut, library, { scenario: spec.scenario, mode: spec.mode, settings, timeline: realTimeline, uniform, onQueryDone: (n) => bar?.update(n) }),
+        runScenario(sut, library, { scenario: spec.scenario, mode: spec.mode, settings, timeline: realTimeline, uniform, onQueryDone: (n) => bar?.update(n), ...(signal ? { signal } : {}) }),
         failed,
       ]);
     } finally {
@@ -247,12 +255,12 @@ export class FleetLoadGenerator {
  * A scenario's runs through `once`: for Server without a target rate, the search for the highest
  * QPS whose p99 meets the bound (one run per rate tried); otherwise one run. `where` ends the log line.
  */
-export async function runOrSearch(spec: FleetLoadSpec, once: (settings: ScenarioSettings) => Promise<ScenarioResult>, log: (line: string) => void, where: string): Promise<{ result?: ScenarioResult; search?: QpsSearchSummary }> {
+export async function runOrSearch(spec: FleetLoadSpec, once: (settings: ScenarioSettings) => Promise<ScenarioResult>, log: (line: string) => void, where: string, signal?: AbortSignal): Promise<{ result?: ScenarioResult; search?: QpsSearchSummary }> {
   if (spec.scenario !== 'Server' || spec.settings.targetQps !== undefined) return { result: await once(spec.settings) };
   if (!spec.search) throw new Error('Server needs a target QPS, or a search for one');
-  const s = await searchServerQps((qps) => once({ ...spec.settings, targetQps: qps }), spec.search);
-  const search: QpsSearchSummary = { qps: s.qps, boundMs: spec.settings.latencyBoundMs!, bracketed: s.bracketed, tried: s.tried };
-  log(`server: highest QPS meeting p99 ≤ ${search.boundMs} ms${where}: ${s.bracketed ? '' : 'at least '}${s.qps.toFixed(1)} (${s.tried.length} runs: ${s.tried.map((t) => `${t.qps.toFixed(1)}→${t.percentileMs} ms${t.valid ? '' : ' ✗'}`).join(', ')})`);
+  const s = await searchServerQps((qps) => once({ ...spec.settings, targetQps: qps }), { ...spec.search, ...(signal ? { signal } : {}) });
+  const search: QpsSearchSummary = { qps: s.qps, boundMs: spec.settings.latencyBoundMs!, bracketed: s.bracketed, tried: s.tried, ...(s.interrupted ? { interrupted: true as const } : {}) };
+  log(`server: highest QPS meeting p99 ≤ ${search.boundMs} ms${where}${s.interrupted ? ' (search interrupted)' : ''}: ${s.bracketed ? '' : 'at least '}${s.qps.toFixed(1)} (${s.tried.length} runs: ${s.tried.map((t) => `${t.qps.toFixed(1)}→${t.percentileMs} ms${t.valid ? '' : ' ✗'}`).join(', ')})`);
   return { ...(s.best ? { result: s.best } : {}), search };
 }
 
@@ -262,6 +270,7 @@ export function scenarioReport(spec: FleetLoadSpec, outcome: FleetLoadOutcome, d
   const fleetScenario: FleetScenarioSection = {
     scenario: spec.scenario, mode: spec.mode, devices, metric: scenarioMetric(r, outcome.search), ...(r?.accuracy !== undefined ? { accuracy: r.accuracy } : {}),
     valid: r?.valid ?? false, ...(outcome.search ? { search: outcome.search } : {}), queries: outcome.queries, loadGeneratorBusyShare: outcome.busyShare,
+    ...(outcome.resultsReceived !== undefined ? { resultsReceived: outcome.resultsReceived } : {}),
   };
   return { ...report, scenarios: r ? [r] : [], fleetScenario };
 }

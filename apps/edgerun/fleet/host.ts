@@ -67,6 +67,8 @@ export interface HostedDevice {
   results: number;
   /** Messages in the outbox not yet acknowledged by the broker. */
   pending: number;
+  /** Times its worker thread died under it (then restarted on the same state: lost, then recovered once online again). */
+  lost: number;
   error?: string;
 }
 
@@ -91,6 +93,8 @@ export interface FleetHostEvents {
   'device-online': [id: string];
   'device-exit': [exit: DeviceExit];
   'worker-exit': [exit: { worker: number; code: number; error?: string }];
+  /** A worker thread died during the run; it is started again with its devices on their state dirs (`restart`: how many times now). */
+  'worker-restart': [restart: { worker: number; restart: number; devices: string[] }];
   /** A query issue() sent to a device its thread does not run (any more): no result will come for it. */
   'query-refused': [refusal: { device: string; run: string; id: number; error: string }];
 }
@@ -159,6 +163,9 @@ function spawnWorker(input: WorkerInput): Worker {
   return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true, workerData: input });
 }
 
+/** Restarts of one worker thread, at most, in one run. */
+const MAX_RESTARTS = 3;
+
 class Host extends EventEmitter implements FleetHost {
   readonly started: Promise<void>;
   readonly #devices = new Map<string, HostedDevice>();
@@ -166,6 +173,8 @@ class Host extends EventEmitter implements FleetHost {
   /** Per worker, its per-second thread reports and when they arrived (the last hour). */
   readonly #threadStats: { at: number; s: ThreadStats }[][] = [];
   readonly #exited: Promise<void>[] = [];
+  /** Each worker's devices and how it was started, to start it again if it dies. */
+  readonly #inputs: WorkerInput[] = [];
   #stopping: Promise<void> | undefined;
   #drainMs: number;
   #starting = 0;
@@ -191,21 +200,25 @@ class Host extends EventEmitter implements FleetHost {
     const shares: DeviceSpec[][] = Array.from({ length: n }, () => []);
     specs.forEach((d, i) => {
       shares[i % n]!.push(options.signing === undefined ? d : { ...d, sign: options.signing });
-      this.#devices.set(d.id, { id: d.id, group: d.group, worker: i % n, state: 'starting', results: 0, pending: 0 });
+      this.#devices.set(d.id, { id: d.id, group: d.group, worker: i % n, state: 'starting', results: 0, pending: 0, lost: 0 });
     });
     this.#starting = specs.length;
     if (specs.length === 0) this.#startedResolve();
     const data = fleetDataPath(options);
-    shares.forEach((devices, w) => {
-      const worker = spawnWorker({
-        fleet: options.fleet ?? 'default', devices, config, url: options.url, protocolVersion: options.protocolVersion, prefix: options.prefix,
-        stateDir: resolve(options.stateDir), data, drainMs: this.#drainMs, ...(options.queries ? { queries: true } : {}),
-      });
-      this.#workers.push(worker);
-      worker.on('message', (m: FromWorker) => this.#onMessage(w, m));
-      worker.on('error', (e) => options.log?.(`worker ${w}: ${e.message}`));
-      this.#exited.push(new Promise((res) => worker.once('exit', (code) => { this.#onExit(w, code); res(); })));
-    });
+    shares.forEach((devices, w) => this.#startWorker({
+      fleet: options.fleet ?? 'default', devices, config, url: options.url, protocolVersion: options.protocolVersion, prefix: options.prefix,
+      stateDir: resolve(options.stateDir), data, drainMs: this.#drainMs, ...(options.queries ? { queries: true } : {}), worker: w, restart: 0,
+    }));
+  }
+
+  #startWorker(input: WorkerInput): void {
+    const w = input.worker;
+    const worker = spawnWorker(input);
+    this.#inputs[w] = input;
+    this.#workers[w] = worker;
+    worker.on('message', (m: FromWorker) => this.#onMessage(w, m));
+    worker.on('error', (e) => this.options.log?.(`worker ${w}: ${e.message}`));
+    this.#exited[w] = new Promise((res) => worker.once('exit', (code) => { this.#onExit(w, code); res(); }));
   }
 
   #settle(id: string, state: HostedState, error?: string): void {
@@ -257,12 +270,23 @@ class Host extends EventEmitter implements FleetHost {
 
   #onExit(worker: number, code: number): void {
     // Devices of a thread that ended without stopping them are lost (their outboxes keep what was not acknowledged).
+    const lost: string[] = [];
     for (const d of this.#devices.values()) {
       if (d.worker !== worker || d.state === 'stopped' || d.state === 'failed') continue;
       this.#settle(d.id, 'lost');
+      d.lost++;
+      lost.push(d.id);
       this.emit('device-exit', { id: d.id, reason: 'worker-lost' } satisfies DeviceExit);
     }
     this.emit('worker-exit', { worker, code });
+    // A thread that died during the run starts again with its devices: on their state dirs they resume
+    // (result numbers, unacknowledged messages). A thread dying again and again is left down.
+    const input = this.#inputs[worker]!;
+    if (this.#stopping || !lost.length || input.restart >= MAX_RESTARTS) return;
+    const restart = input.restart + 1;
+    this.options.log?.(`worker ${worker} died (code ${code}) under ${lost.length} device(s); starting it again (${restart} of at most ${MAX_RESTARTS})`);
+    this.emit('worker-restart', { worker, restart, devices: lost });
+    this.#startWorker({ ...input, devices: input.devices.filter((d) => lost.includes(d.id)), restart });
   }
 
   devices(): HostedDevice[] {

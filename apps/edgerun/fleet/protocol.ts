@@ -18,6 +18,9 @@ export interface WorkerInput {
   drainMs: number;
   /** The devices run a load generator's queries only (the host's issue()), not their own streams. */
   queries?: boolean;
+  /** This thread's index in the host, and how many times the host restarted it (0: its first start). */
+  worker: number;
+  restart: number;
 }
 
 export type ToWorker =

@@ -137,6 +137,11 @@ async function main(): Promise<void> {
       await startOne(spec, source).catch((e: Error) => send({ type: 'failed', id: spec!.id, error: e.message.split('\n')[0]! }));
     }
   });
+  // Failpoint for crash tests: FAILPOINT_EDGERUN_FLEET_THREAD=<worker>:<ms> crashes that thread (an uncaught error) <ms> after its devices started, in its first life only.
+  const [crashWorker, crashMs] = (process.env.FAILPOINT_EDGERUN_FLEET_THREAD ?? '').split(':');
+  if (crashMs !== undefined && Number(crashWorker) === input.worker && input.restart === 0) {
+    void Promise.all(starters).then(() => setTimeout(() => { throw new Error('failpoint: fleet thread crash'); }, Number(crashMs)));
+  }
   const monitor = threadMonitor();
   const stats = setInterval(() => {
     send({ type: 'stats', devices: [...running].map(([id, d]) => statsOf(id, d)), thread: monitor.take() });

@@ -27,7 +27,6 @@
  */
 import type { Storage } from '../ports.js';
 import { encodeData, encodeSeqList, parseSegment, RecordType } from './journal.js';
-import { every, type Periodic } from '../periodic.js';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
 export type OverflowPolicy = 'drop-oldest-telemetry' | 'drop-oldest-results';
@@ -242,7 +241,13 @@ export class Outbox {
    * behind hundreds of others on a fleet host); it is made durable by the next commit.
    */
   #committing: Promise<void> | undefined;
-  #timer: Periodic | undefined;
+  /**
+   * The group commit ('interval') and the coalesced ACK records (every policy) wait on one one-shot
+   * timer, armed only while there is such work: an outbox with nothing to commit wakes nothing (a
+   * fleet thread hosts hundreds; an idle device saves the wake-ups).
+   */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #periodMs: number;
   #closed = false;
   #failure: Error | undefined;
   readonly #counters = { appended: 0, acked: 0, overflowed: 0, refused: 0, dropped: 0, recovered: 0, corruptRegions: 0, corruptBytes: 0, syncs: 0, writes: 0 };
@@ -257,13 +262,7 @@ export class Outbox {
     this.#resultKinds = o.resultKinds ?? ['results', 'detections'];
     this.#now = o.now ?? Date.now;
     this.#onOverflow = o.onOverflow;
-    // Group commits ('interval') and the coalesced ACK records (every policy) on one timer.
-    // Unref'd (every()): a pending commit must not keep a finished process alive; close() flushes anyway.
-    this.#timer = every(o.fsyncIntervalMs ?? 50, () => {
-      if (this.#fsync === 'interval' && (this.#unsynced.length || this.#unsyncedSegments.size)) this.#syncDue = true;
-      if (this.#acks.length || this.#drops.length) this.#ackDue = true;
-      if (this.#syncDue || this.#ackDue) this.#kick();
-    });
+    this.#periodMs = o.fsyncIntervalMs ?? 50;
   }
 
   /** Opens the journal in `storage`, replaying what was not acknowledged. Corruption is counted, not thrown. */
@@ -362,7 +361,7 @@ export class Outbox {
     if (this.#acks.length >= ACK_BATCH) {
       this.#ackDue = true;
       this.#kick();
-    }
+    } else this.#arm();
   }
 
   /** Removes `seq` without delivery (expired, refused by the broker). */
@@ -389,7 +388,8 @@ export class Outbox {
     if (this.#closed) return;
     await this.flush();
     this.#closed = true;
-    this.#timer?.stop();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   #makeRoom(kind: string, bytes: number): boolean {
@@ -444,7 +444,22 @@ export class Outbox {
       // Work that arrived while the writer was finishing would otherwise wait for the next kick
       // (a commit due while one is in flight starts when that one ends).
       if (!this.#failure && (this.#batch.length || this.#ackDue || (this.#syncDue && !this.#committing))) this.#kick();
+      else this.#arm();
     });
+  }
+
+  /** Arms the commit/ACK timer when something waits for it and it is not armed yet (unref'd: close() flushes anyway). */
+  #arm(): void {
+    if (this.#timer || this.#closed) return;
+    const unsynced = (): boolean => this.#fsync === 'interval' && (this.#unsynced.length > 0 || this.#unsyncedSegments.size > 0);
+    if (!unsynced() && !this.#acks.length && !this.#drops.length) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (unsynced()) this.#syncDue = true;
+      if (this.#acks.length || this.#drops.length) this.#ackDue = true;
+      if (this.#syncDue || this.#ackDue) this.#kick();
+    }, this.#periodMs);
+    (this.#timer as { unref?: () => void }).unref?.();
   }
 
   #fail(err: Error): void {

@@ -140,6 +140,27 @@ describe('Outbox', () => {
     expect(o.counters.syncs).toBeGreaterThanOrEqual(2);
   });
 
+  it('its commit/ACK timer runs only while something waits: the ACK is written without further traffic, then nothing wakes', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const dir = tempDir();
+    const o = await open(dir, { fsync: 'interval', fsyncIntervalMs: 20 });
+    await sleep(60);
+    expect(o.counters.writes).toBe(0); // an idle outbox writes nothing
+    const e = o.append(0, 'results', bytes('r'));
+    await e.stored; // the group commit came from the timer: nothing else asked for it
+    expect(o.counters.syncs).toBe(1);
+    o.ack(0); // one ACK, below the batch size: only the timer writes it
+    const writes = o.counters.writes;
+    while (o.counters.writes === writes) await sleep(5);
+    expect(parseSegment(readFileSync(join(dir, segFiles(dir)[0]!))).records.some((r) => r.type !== 1)).toBe(true);
+    await sleep(60);
+    expect(o.counters).toMatchObject({ writes: writes + 1, syncs: 2 }); // the ACK record, committed too
+    const armed = timers();
+    await o.close(); // clears its timer, if one were armed
+    expect(timers()).toBe(armed); // nothing left to commit or write: none was
+  });
+
   it('recovers the valid records from a truncated tail and from garbage, counting the damage', async () => {
     const dir = tempDir();
     const a = await open(dir, { fsync: 'never' });

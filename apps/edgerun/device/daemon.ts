@@ -48,6 +48,12 @@ export interface Reporting {
   url: string;
   /** Where the device key, trust store and replay state live. */
   keyDir: string;
+  /**
+   * Connects to the broker. The daemon calls it once its commands and deployments listen and its
+   * birth is complete: the subscriptions go out before the birth, so a device announced online
+   * hears the commands sent to it, and one birth announces it (reporter.ts).
+   */
+  connect(): void;
   /** Waits (bounded) for the outbox to be acknowledged, publishes status offline, disconnects, stops the embedded broker. */
   close(drainMs: number): Promise<void>;
 }
@@ -78,7 +84,7 @@ export async function openReporting(o: ReportingOptions): Promise<Reporting> {
   let reporter: Reporter;
   try {
     reporter = await Reporter.open({
-      mqtt, address, storage: outbox, config: config.mqtt, signer,
+      mqtt, address, storage: outbox, config: config.mqtt, signer, connect: false,
       birth: { runtime: `edgerun ${version}`, group: config.device.group, ...o.birth, profile: config.analog.profile, pid: process.pid },
       onError: (e) => o.log(`reporter: ${e.message}`),
     });
@@ -92,6 +98,7 @@ export async function openReporting(o: ReportingOptions): Promise<Reporting> {
   }
   return {
     reporter, mqtt, address, broker, url, keyDir,
+    connect: () => mqtt.connect(),
     async close(drainMs) {
       await reporter.drain(drainMs).catch(() => undefined);
       await reporter.close();

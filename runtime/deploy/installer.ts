@@ -248,12 +248,13 @@ export class Deployer {
     let placed: PlacedModel | undefined;
     try {
       let t = this.#clock.now();
-      await this.#enter('verifying', base);
-      await this.#report({ ...base, state: 'verifying', timings });
-      let bundle: Bundle;
-      bundle = await readBundle(bytes, this.o.limits);
+      // Read first (in memory, nothing persisted): `verifying` is persisted naming the model and
+      // version, so a restart during it reports what was interrupted and what still serves.
+      const bundle: Bundle = await readBundle(bytes, this.o.limits);
       const m = bundle.manifest;
       Object.assign(base, { model: m.model.id, version: m.model.version, from: this.#pointer.models[m.model.id]?.version ?? null });
+      await this.#enter('verifying', base);
+      await this.#report({ ...base, state: 'verifying', timings });
       const signer = verifyBundle(bundle, this.o.trust, this.o.verify);
       checkFit(m, host, opts.allowDowngrade);
       const model = loadModel(bundle.parts[MODEL_PART], { source: `${m.model.id} ${m.model.version}`, maxBytes: this.o.limits.maxModelBytes });

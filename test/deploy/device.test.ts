@@ -290,7 +290,7 @@ describeMosquitto('deploy to a device', () => {
 
 describeMosquitto('SIGKILL of the device during a deployment', () => {
   // 'switched': in switching, after the pointer names 2.0.0 and before the model is swapped.
-  for (const phase of ['receiving', 'staged', 'self-test', 'switching', 'switched'] as const) {
+  for (const phase of ['receiving', 'verifying', 'staged', 'self-test', 'switching', 'switched'] as const) {
     it(`killed in ${phase}: after a restart it runs one version consistently and reports it`, { timeout: 300_000 }, async () => {
       const dev = new Dev(`crash-${phase}`);
       try {

@@ -14,7 +14,7 @@ import type { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
 import type { Config } from '../../../runtime/config.js';
 import type { DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import { Reporter } from '../../../runtime/telemetry/reporter.js';
-import { KeyStore } from '../../../runtime/telemetry/keys.js';
+import { KEY_FILE_MAX_BYTES, KeyStore } from '../../../runtime/telemetry/keys.js';
 import type { SigningKey } from '../../../runtime/telemetry/envelope.js';
 import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
 import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
@@ -65,7 +65,7 @@ export async function openReporting(o: ReportingOptions): Promise<Reporting> {
   const keyDir = keyDirOf(config, o.stateDir);
   let signer: SigningKey | undefined;
   // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
-  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(keyDir, 0o600, FILE_LIMITS.small)).loadOrGenerate(config.security.keyFile, config.device.id));
+  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(keyDir, 0o600, KEY_FILE_MAX_BYTES)).loadOrGenerate(config.security.keyFile, config.device.id));
 
   let broker: EmbeddedBroker | undefined;
   let url = o.url ?? config.mqtt.url;

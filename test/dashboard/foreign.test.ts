@@ -243,4 +243,26 @@ describe('dashboard in Chromium with foreign publishers', () => {
     expect(errors).toEqual([]);
     await page.close();
   });
+
+  it('a flood of invented device ids on count topics: the page keeps the 1,000 devices heard last and counts the rest; a real device heard again comes back', { timeout: 180_000 }, async () => {
+    const page = await openPage(1366, 900);
+    await online('flood', 'real');
+    await page.locator('[data-device="flood/real"]').waitFor({ timeout: 30_000 });
+    // Devices that only ever publish a retained-style count, never a status: 1,500 new ids.
+    for (let i = 0; i < 1500; i++) void pub.publish(`edgerun/flood/fake-${i}/count/person`, '1', { qos: 0 });
+    await pub.publishAsync('edgerun/flood/fake-1499/count/person', '2', { qos: 1 });
+    await until('the newest fake device', async () => (await page.locator('[data-device="flood/fake-1499"]').count()) > 0 || undefined, 60_000);
+    // The real device is heard again (its telemetry), after the flood.
+    await send('flood', 'real', 'telemetry', { completed: 1 });
+    await until('the real device back', async () => (await page.locator('[data-device="flood/real"]').count()) > 0 || undefined, 30_000);
+    const stats = page.locator('#fleet-stats .stat', { hasText: 'Devices online' });
+    await until('1,000 devices kept', async () => /\/ 1000\b/.test((await stats.locator('.value').textContent()) ?? '') || undefined, 30_000);
+    expect(await page.locator('#device-cards [data-device]').count()).toBe(1000);
+    const forgotten = Number((await stats.locator('[data-field="forgotten"]').textContent())!.replace(/[^0-9]/g, ''));
+    // At least the 500 flood ids beyond the cap and the real device's first place (earlier tests' retained devices too).
+    expect(forgotten).toBeGreaterThanOrEqual(501);
+    expect(await page.locator('[data-device="flood/fake-0"]').count()).toBe(0);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });

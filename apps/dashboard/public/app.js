@@ -9,7 +9,8 @@ import { deviceView, detectionsView, eventsView, fleetView, reportView } from '.
 
 const config = await (await fetch('/config.json')).json();
 const prefix = config.prefix;
-const state = new FleetState();
+// A released snapshot URL is revoked a little later: the view may still show it until the next render.
+const state = new FleetState({ release: (url) => setTimeout(() => URL.revokeObjectURL(url), 5000) });
 const listener = new Listener({ prefix });
 const commands = new CommandSender(prefix);
 const $ = (sel) => document.querySelector(sel);
@@ -44,8 +45,7 @@ client.on('message', (topic, payload, packet) => {
     createImageBitmap(blob).then((bitmap) => {
       const size = { width: bitmap.width, height: bitmap.height };
       bitmap.close();
-      const stale = state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
-      for (const old of stale) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
+      state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
     }, () => undefined);
     return;
   }

@@ -262,6 +262,12 @@ describe('dashboard in Chromium with foreign publishers', () => {
     // At least the 500 flood ids beyond the cap and the real device's first place (earlier tests' retained devices too).
     expect(forgotten).toBeGreaterThanOrEqual(501);
     expect(await page.locator('[data-device="flood/fake-0"]').count()).toBe(0);
+    // Results naming ever new models: the device keeps the newest 64.
+    for (let i = 0; i < 100; i++) await send('flood', 'real', 'results', { model: `m${i}`, backend: 'analog' });
+    const models = page.locator('[data-device="flood/real"] .models .model');
+    await until('the newest model on the card', async () => (await models.last().textContent())?.startsWith('m99') || undefined, 30_000);
+    expect(await models.count()).toBe(64);
+    expect(await models.first().textContent()).toMatch(/^m36\b/);
     expect(errors).toEqual([]);
     await page.close();
   });

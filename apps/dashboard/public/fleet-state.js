@@ -7,7 +7,7 @@ import { readBody } from '/edgerun.js';
 const HISTORY = 180;          // telemetry points kept per device for the sparklines
 const EVENT_LOG = 1000;       // events kept for the log
 const TRACKS = 200;           // tracked objects kept per device
-const NAMES = 64;             // labels and cameras kept per device: a publisher of ever new names cannot grow the page without end
+const NAMES = 64;             // labels, cameras and models kept per device: a publisher of ever new names cannot grow the page without end
 export const DEVICES = 1000;  // devices kept, the most recently heard: a flood of invented device ids cannot grow the page without end
 
 /** Sets `key` in `map` as its newest entry, keeping at most `max` (the oldest go); returns the values that went. */
@@ -61,7 +61,7 @@ export class FleetState {
         key, fleet, id, online: undefined, status: undefined, since: undefined, lastSeen: undefined, heardAt: undefined,
         telemetry: undefined, telemetryTs: undefined, history: newHistory(),
         // Keyed by names devices choose: no prototype, so "__proto__" is a name like any other.
-        results: 0, correct: 0, backends: Object.create(null),
+        results: 0, correct: 0, backends: new Map(),  // model → where its latest result ran
         detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: new Map(), inView: new Map(),
       };
       for (const gone of keep(this.devices, key, d, DEVICES)) {
@@ -134,7 +134,7 @@ export class FleetState {
   #result(d, m, r) {
     d.results++;
     if (r.correct) d.correct++;
-    if (r.model !== undefined) d.backends[r.model] = { backend: backendClass(r.backend), reason: r.fallbackReason, ts: m.ts };
+    if (r.model !== undefined) keep(d.backends, r.model, { backend: backendClass(r.backend), reason: r.fallbackReason, ts: m.ts }, NAMES);
   }
 
   #event(d, m, e) {
@@ -200,7 +200,7 @@ export class FleetState {
       modelledW: sum((d) => (d.online ? d.telemetry?.power?.modelledW : 0)),
       measuredW: measured.length ? measured.reduce((a, d) => a + d.telemetry.power.measuredW, 0) : undefined,
       perInferenceJ: inferences ? withEnergy.reduce((a, d) => a + d.telemetry.power.energy.totalJ, 0) / inferences : undefined,
-      backends: all.flatMap((d) => Object.values(d.backends)).reduce((a, b) => ({ ...a, [b.backend]: (a[b.backend] ?? 0) + 1 }), {}),
+      backends: all.flatMap((d) => [...d.backends.values()]).reduce((a, b) => ({ ...a, [b.backend]: (a[b.backend] ?? 0) + 1 }), {}),
     };
   }
 }

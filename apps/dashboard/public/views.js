@@ -25,12 +25,12 @@ function render(el, html) {
 /** Per model: where it runs now (the last result's backend, else the telemetry's) and the guard. */
 function modelRows(d) {
   const t = d.telemetry ?? {};
-  const ids = new Set([...(d.status?.models ?? []), ...Object.keys(t.models ?? {}), ...Object.keys(d.backends)]);
+  const ids = new Set([...(d.status?.models ?? []), ...Object.keys(t.models ?? {}), ...d.backends.keys()]);
   return [...ids].map((id) => {
     const m = t.models?.[id] ?? {};
-    const b = d.backends[id]?.backend ?? (m.backend === 'analog' ? 'analog' : m.backend === 'digital' ? 'digital' : 'unknown');
+    const b = d.backends.get(id)?.backend ?? (m.backend === 'analog' ? 'analog' : m.backend === 'digital' ? 'digital' : 'unknown');
     const g = t.guards?.[id];
-    return { id, version: d.status?.modelVersions?.[id], backend: b, policy: m.policy, accelerator: m.accelerator?.state, guard: g?.state ?? 'off', agreement: g?.last?.agreement, reason: d.backends[id]?.reason, fallbacks: Object.values(m.fallbacks ?? {}).reduce((a, x) => a + x, 0) };
+    return { id, version: d.status?.modelVersions?.[id], backend: b, policy: m.policy, accelerator: m.accelerator?.state, guard: g?.state ?? 'off', agreement: g?.last?.agreement, reason: d.backends.get(id)?.reason, fallbacks: Object.values(m.fallbacks ?? {}).reduce((a, x) => a + x, 0) };
   });
 }
 

@@ -102,5 +102,27 @@ describeMosquitto('births of a device', () => {
     expect((await device.exit).code).toBe(0);
     await until('the shutdown status', () => of('status').find((m) => m.body.state === 'offline'), 10_000, ctx);
     expect(births()).toHaveLength(2);
+
+    // Started again under the same client id: the broker still holds the session the last run left
+    // (without the subscriptions it removed on its way out); a command sent on the new birth is heard.
+    const again = new MqttClient({ url: broker.url, clientId: 'births-sender-2', clean: true });
+    let nonce2: string | undefined;
+    again.onMessage((m) => {
+      if (nonce2 || decodeMessage<Body>(m.payload).message.body.state !== 'online' || m.retain) return;
+      nonce2 = `again-${Date.now()}`;
+      void again.publish(`${root}/cmd/pause-stream`, buildCommand({ device: 'dev-b', name: 'pause-stream', args: { stream: 'mlp' }, signer: operator, nonce: nonce2 }), { qos: 1 });
+    });
+    await again.subscribe(`${root}/status`, 1);
+    const againUp = new Promise<void>((r) => again.onConnect(() => r()));
+    again.connect();
+    await againUp;
+    device = startEdgerun(['serve', '--url', broker.url, '--model', 'models/mlp.onnx', '--rate', '20', '--state-dir', join(dir, 'state')], {
+      EDGERUN_DEVICE__ID: 'dev-b', EDGERUN_DEVICE__FLEET: 'births', EDGERUN_SECURITY__KEY_DIR: join(dir, 'keys'),
+      EDGERUN_PLACEMENT__DEFAULT: 'digital', EDGERUN_POWER__SENSOR: 'none', EDGERUN_MQTT__TELEMETRY_INTERVAL_MS: '60000',
+    });
+    const answer2 = await until('the answer to the command sent on the next run\'s birth', () => of('events').find((e) => e.body.nonce === nonce2 && nonce2 !== undefined), 90_000, ctx);
+    expect(answer2.body).toMatchObject({ type: 'command-result', command: 'pause-stream', ok: true });
+    await again.end();
+    expect(births()).toHaveLength(3);
   });
 });

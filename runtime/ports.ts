@@ -37,14 +37,16 @@ export interface Storage {
 export const STATE_FILE_MAX_BYTES = 16 * 2 ** 20;
 
 /**
- * Named sub-storages under one root, one per installed bundle version (runtime/deploy). Names are
- * single path segments, as for Storage.
+ * Named sub-storages under one root: installed bundle versions, a tree per model (runtime/deploy).
+ * Names are single path segments, as for Storage.
  */
 export interface StorageTree {
-  /** Names of the sub-storages present, sorted. */
+  /** Names of the sub-storages (and sub-trees) present, sorted. */
   list(): Promise<string[]>;
   /** The sub-storage of this name (created when missing). */
   open(name: string): Storage;
+  /** The sub-tree of this name (created when missing). */
+  tree(name: string): StorageTree;
   /** Deletes the sub-storage and everything in it; no error when it is already gone. */
   remove(name: string): Promise<void>;
 }

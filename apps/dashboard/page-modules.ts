@@ -7,5 +7,5 @@ import './zod-jitless.js';
 
 export { readBody } from './bodies.js';
 export { buildCommand, commandTopic, newNonce } from '../../runtime/telemetry/build-command.js';
-export { parseKeyFile, fingerprint } from '../../runtime/telemetry/keys.js';
+export { parseKeyFile, fingerprint, KEY_FILE_MAX_BYTES } from '../../runtime/telemetry/keys.js';
 export { Listener } from '../../runtime/telemetry/listener.js';

@@ -13,7 +13,7 @@ import { RemoteCrossbarClient } from '../../drivers/remote/client.js';
 import { unixSocketTransport } from '../../drivers/remote/transport.js';
 import type { CrossbarDriver } from '../../runtime/accelerator.js';
 import { MqttClient, type MqttClientOptions } from '../../drivers/mqtt/mqtt-client.js';
-import { parseKeyFile, type NamedKey } from '../../runtime/telemetry/keys.js';
+import { KEY_FILE_MAX_BYTES, parseKeyFile, type NamedKey } from '../../runtime/telemetry/keys.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -76,8 +76,8 @@ export async function readModel(path: string, config: Config, warn = (message: s
 }
 
 /** An operator's (or device's) ed25519 key file, read capped and checked (the public key is the secret key's). */
-export async function readKeyFile(path: string, maxBytes: number = FILE_LIMITS.small): Promise<NamedKey> {
-  return parseKeyFile(await readFileLimited(path, maxBytes, 'key file'), `key file ${path}`);
+export async function readKeyFile(path: string): Promise<NamedKey> {
+  return parseKeyFile(await readFileLimited(path, KEY_FILE_MAX_BYTES, 'key file'), `key file ${path}`);
 }
 
 /** security.keyDir, else `keys` in the device's state dir (--state-dir, else config mqtt.stateDir). */

@@ -79,6 +79,8 @@ export class MqttClient implements MqttPort {
   /** Rejecters of this connection's unacknowledged publishes. */
   #pending = new Set<(e: Error) => void>();
   readonly #subscriptions = new Map<string, QoS>();
+  /** Subscriptions this client made that the broker's session holds (SUBACKed, not since unsubscribed). */
+  readonly #sessionHas = new Map<string, QoS>();
   readonly #onMessage = new Set<Handler<[IncomingMessage]>>();
   readonly #onConnect = new Set<Handler<[ConnectInfo]>>();
   readonly #onClose = new Set<Handler<[Error | undefined]>>();
@@ -158,9 +160,13 @@ export class MqttClient implements MqttPort {
       this.#attempt = 0;
       const serverMax = (connack.properties as { receiveMaximum?: number } | undefined)?.receiveMaximum;
       const info: ConnectInfo = { sessionPresent: connack.sessionPresent, protocolVersion: this.protocolVersion, receiveMaximum: serverMax ?? 65_535 };
-      // Subscriptions are re-made on every connect unless the broker kept them.
-      if (!connack.sessionPresent) {
-        for (const [filter, qos] of this.#subscriptions) client.subscribe(filter, { qos }, () => undefined);
+      // Subscriptions are re-made on every connect unless the broker kept the ones this client made
+      // in that session. A session kept from another run (the same client id, e.g. a restarted
+      // daemon) may hold other subscriptions, or none: that daemon unsubscribed on its way out.
+      if (!connack.sessionPresent) this.#sessionHas.clear();
+      for (const [filter, qos] of this.#subscriptions) {
+        if (this.#sessionHas.get(filter) === qos) continue;
+        client.subscribe(filter, { qos }, (err) => { if (!err && mine()) this.#sessionHas.set(filter, qos); });
       }
       for (const h of this.#onConnect) h(info);
     });
@@ -238,11 +244,15 @@ export class MqttClient implements MqttPort {
   async subscribe(filter: string, qos: QoS): Promise<void> {
     this.#subscriptions.set(filter, qos);
     const client = this.#client;
-    if (client && this.#connected) await client.subscribeAsync(filter, { qos });
+    if (client && this.#connected) {
+      await client.subscribeAsync(filter, { qos });
+      this.#sessionHas.set(filter, qos);
+    }
   }
 
   async unsubscribe(filter: string): Promise<void> {
     this.#subscriptions.delete(filter);
+    this.#sessionHas.delete(filter);
     const client = this.#client;
     if (client && this.#connected) await client.unsubscribeAsync(filter);
   }

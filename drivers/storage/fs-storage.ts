@@ -30,7 +30,7 @@ export class FsStorage implements Storage {
   }
 
   async list(): Promise<string[]> {
-    return (await readdir(this.dir)).filter((n) => NAME.test(n) && !n.endsWith('.tmp')).sort();
+    return (await readdir(this.dir, { withFileTypes: true })).filter((e) => !e.isDirectory() && NAME.test(e.name) && !e.name.endsWith('.tmp')).map((e) => e.name).sort();
   }
 
   async read(name: string, maxBytes = this.maxReadBytes): Promise<Uint8Array | undefined> {
@@ -136,6 +136,10 @@ export class FsStorageTree implements StorageTree {
 
   open(name: string): FsStorage {
     return new FsStorage(join(this.dir, checkName(name)), this.mode);
+  }
+
+  tree(name: string): FsStorageTree {
+    return new FsStorageTree(join(this.dir, checkName(name)), this.mode);
   }
 
   async remove(name: string): Promise<void> {

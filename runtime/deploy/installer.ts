@@ -8,7 +8,7 @@
  * - receiving: the bundle's bytes arrive (a transport: MQTT chunks, HTTP download, a local file).
  * - verifying: archive structure, signature by a trusted key, every part's sha256, runtime version,
  *   target profile, input shapes of the streams that use the model, downgrade rule (./verify.ts).
- * - staged: the parts are written into a new version directory (StorageTree entry `<model>-<version>`).
+ * - staged: the parts are written into a new version directory (StorageTree `<model>/<version>`).
  * - self-test: the model is placed where the device serves it (analog or digital) and runs the
  *   canaries against their expected digital outputs (./self-test.ts).
  * - switching: the pointer file `active.json` is replaced atomically (temporary file, fsync,
@@ -22,7 +22,6 @@
  * Every step is reported through `report` (the daemon publishes it on `deploy/status`, retained,
  * and on `events`).
  */
-import semver from 'semver';
 import { z } from 'zod';
 import { parseJson } from '../json.js';
 import type { SignatureVerifier } from '../telemetry/envelope.js';
@@ -157,6 +156,7 @@ export class Deployer {
   static async open(o: DeployerOptions): Promise<Deployer> {
     const d = new Deployer(o);
     d.#pointer = await readJson(o.root, POINTER_FILE, pointerSchema, { v: 1, models: {} });
+    await d.#migrateLayout();
     await d.#recover();
     return d;
   }
@@ -181,7 +181,7 @@ export class Deployer {
     for (const [id, entry] of Object.entries(this.#pointer.models)) {
       try {
         const { manifest, parts } = await this.#readVersion(id, entry.version);
-        out.set(id, { version: entry.version, manifest, model: loadModel(parts[MODEL_PART], { source: `${versionDirName(id, entry.version)}/${MODEL_PART}`, maxBytes: this.o.limits.maxModelBytes }) });
+        out.set(id, { version: entry.version, manifest, model: loadModel(parts[MODEL_PART], { source: `${id}/${versionDirName(entry.version)}/${MODEL_PART}`, maxBytes: this.o.limits.maxModelBytes }) });
       } catch (e) {
         const { [id]: _dropped, ...rest } = this.#pointer.models;
         await this.#writePointer({ v: 1, models: rest });
@@ -244,16 +244,17 @@ export class Deployer {
     const host = this.#requireHost();
     const timings: Record<string, number> = opts.transferMs !== undefined ? { transferMs: round(opts.transferMs) } : {};
     const base: { id: string; model?: string; version?: string; from?: string | null } = { id: opts.id };
-    let dir: string | undefined;
+    let staged = false;
     let placed: PlacedModel | undefined;
     try {
       let t = this.#clock.now();
-      await this.#enter('verifying', base);
-      await this.#report({ ...base, state: 'verifying', timings });
-      let bundle: Bundle;
-      bundle = await readBundle(bytes, this.o.limits);
+      // Read first (in memory, nothing persisted): `verifying` is persisted naming the model and
+      // version, so a restart during it reports what was interrupted and what still serves.
+      const bundle: Bundle = await readBundle(bytes, this.o.limits);
       const m = bundle.manifest;
       Object.assign(base, { model: m.model.id, version: m.model.version, from: this.#pointer.models[m.model.id]?.version ?? null });
+      await this.#enter('verifying', base);
+      await this.#report({ ...base, state: 'verifying', timings });
       const signer = verifyBundle(bundle, this.o.trust, this.o.verify);
       checkFit(m, host, opts.allowDowngrade);
       const model = loadModel(bundle.parts[MODEL_PART], { source: `${m.model.id} ${m.model.version}`, maxBytes: this.o.limits.maxModelBytes });
@@ -264,8 +265,8 @@ export class Deployer {
 
       t = this.#clock.now();
       if (!kept) {
-        dir = versionDirName(m.model.id, m.model.version);
-        await this.#stage(dir, bundle);
+        staged = true;
+        await this.#stage(m.model.id, m.model.version, bundle);
       }
       await this.#enter('staged', base);
       timings.stageMs = round(this.#clock.now() - t);
@@ -294,7 +295,7 @@ export class Deployer {
       return await this.#report({ ...base, state: 'active', signer, selfTest: figures, timings });
     } catch (e) {
       if (placed) await placed.dispose().catch(() => undefined);
-      if (dir !== undefined && !this.#isKept(base.model!, base.version!)) await this.o.versions.remove(dir).catch(() => undefined);
+      if (staged && !this.#isKept(base.model!, base.version!)) await this.#removeVersion(base.model!, base.version!).catch(() => undefined);
       await this.#enter('idle');
       const err = e instanceof DeployError ? e : new DeployError('storage-error', (e as Error).message);
       return await this.#report({ ...base, state: 'failed', reason: err.reason, detail: err.message, ...(err.figures ? { selfTest: err.figures as unknown as SelfTestFigures } : {}), timings });
@@ -331,7 +332,7 @@ export class Deployer {
       const { [target]: _current, ...others } = this.#pointer.models;
       await this.#writePointer({ v: 1, models: to === undefined ? others : { ...others, [target]: { version: to, previous: entry.previous.slice(1) } } });
       await host.activate(target, loaded, undefined, to);
-      await this.o.versions.remove(versionDirName(target, entry.version));
+      await this.#removeVersion(target, entry.version);
       await this.#enter('idle');
       return await this.#report({ ...base, state: 'rolled-back', detail: `switched back from ${entry.version} to ${to ?? 'the model the daemon was started with'}` });
     } catch (e) {
@@ -375,7 +376,7 @@ export class Deployer {
     const serving = d.model !== undefined ? this.#pointer.models[d.model]?.version : undefined;
     if (d.rollback) {
       // The pointer decides; the version switched away from is removed once the pointer moved.
-      if (serving !== d.from && d.from) await this.o.versions.remove(versionDirName(d.model!, d.from));
+      if (serving !== d.from && d.from) await this.#removeVersion(d.model!, d.from);
       await this.#enter('idle');
       const moved = serving !== d.from;
       await this.#report({ id: d.id, model: d.model, version: serving, state: moved ? 'rolled-back' : 'failed', ...(moved ? {} : { reason: 'interrupted' as const }), detail: `the device restarted during a rollback; ${d.model} serves ${serving ?? 'the version it was started with'}` });
@@ -389,7 +390,7 @@ export class Deployer {
       return;
     }
     // Before the pointer changed: the staged files go (unless they are a kept version), the old version serves.
-    if (d.model !== undefined && d.version !== undefined && !this.#isKept(d.model, d.version)) await this.o.versions.remove(versionDirName(d.model, d.version));
+    if (d.model !== undefined && d.version !== undefined && !this.#isKept(d.model, d.version)) await this.#removeVersion(d.model, d.version);
     await this.#enter('idle');
     await this.#report({ id: d.id, model: d.model, version: d.version, from: d.from, state: 'rolled-back', reason: 'interrupted', detail: `the device restarted during ${s.phase}; ${d.model ?? 'the model'} still serves ${serving ?? 'the version it was started with'}` });
   }
@@ -419,14 +420,14 @@ export class Deployer {
   async #sameAsKept(model: string, version: string, manifestBytes: Uint8Array): Promise<boolean> {
     if (!this.#isKept(model, version)) return false;
     if (this.#pointer.models[model]!.version === version) throw new DeployError('downgrade', `version ${version} of '${model}' is already active`);
-    const stored = await this.o.versions.open(versionDirName(model, version)).read(MANIFEST_ENTRY);
+    const stored = await this.#version(model, version).read(MANIFEST_ENTRY);
     if (stored !== undefined && sha256Hex(stored) === sha256Hex(manifestBytes)) return true;
     throw new DeployError('version-conflict', `version ${version} of '${model}' is kept on this device with other contents; a version does not change: build a new version`);
   }
 
-  async #stage(dir: string, b: Bundle): Promise<void> {
-    await this.o.versions.remove(dir);
-    const s = this.o.versions.open(dir);
+  async #stage(model: string, version: string, b: Bundle): Promise<void> {
+    await this.#removeVersion(model, version);
+    const s = this.#version(model, version);
     for (const name of PART_NAMES) await s.writeAtomic(name, b.parts[name]);
     if (b.signature) await s.writeAtomic(SIGNATURE_ENTRY, b.signature);
     // The manifest last: a directory with a manifest is complete.
@@ -435,7 +436,7 @@ export class Deployer {
 
   /** An installed version's manifest and parts, re-checked against the manifest's hashes. */
   async #readVersion(id: string, version: string): Promise<{ manifest: Manifest; parts: Bundle['parts'] }> {
-    const s = this.o.versions.open(versionDirName(id, version));
+    const s = this.#version(id, version);
     const bytes = await s.read(MANIFEST_ENTRY);
     if (!bytes) throw new DeployError('storage-error', `version ${version} of '${id}' is not on disk`);
     const manifest = parseManifest(bytes);
@@ -455,9 +456,45 @@ export class Deployer {
     if (!entry) return;
     const kept = [entry.version, ...entry.previous.slice(0, Math.max(0, this.o.keep - 1))];
     if (kept.length - 1 < entry.previous.length) await this.#writePointer({ v: 1, models: { ...this.#pointer.models, [id]: { version: entry.version, previous: kept.slice(1) } } });
-    const keepDirs = new Set(kept.map((v) => versionDirName(id, v)));
-    for (const dir of await this.o.versions.list()) {
-      if (dir.startsWith(`${id}-`) && semver.valid(dir.slice(id.length + 1).replace(/_/g, '+')) && !keepDirs.has(dir)) await this.o.versions.remove(dir);
+    const keepDirs = new Set(kept.map(versionDirName));
+    const model = this.o.versions.tree(id);
+    for (const dir of await model.list()) if (!keepDirs.has(dir)) await model.remove(dir);
+  }
+
+  /** An installed version's directory: versions/<model>/<version>. */
+  #version(model: string, version: string): Storage {
+    return this.o.versions.tree(model).open(versionDirName(version));
+  }
+
+  #removeVersion(model: string, version: string): Promise<void> {
+    return this.o.versions.tree(model).remove(versionDirName(version));
+  }
+
+  /**
+   * Moves versions installed under the earlier layout (`versions/<model>-<version>`, ambiguous when a
+   * model id contains "-") into `versions/<model>/<version>`. Each old directory is recognised by
+   * holding files (a model's directory holds only version directories) and named by its own
+   * manifest; the versions the pointer names move, the rest (leftovers) go. Copied manifest last,
+   * then removed: a crash in between copies again at the next start.
+   */
+  async #migrateLayout(): Promise<void> {
+    for (const name of await this.o.versions.list()) {
+      const old = this.o.versions.open(name);
+      const files = await old.list();
+      if (!files.length) continue;
+      const bytes = files.includes(MANIFEST_ENTRY) ? await old.read(MANIFEST_ENTRY) : undefined;
+      let manifest: Manifest | undefined;
+      try {
+        manifest = bytes && parseManifest(bytes);
+      } catch {
+        // a damaged leftover: nothing names it
+      }
+      if (manifest && this.#isKept(manifest.model.id, manifest.model.version)) {
+        const to = this.#version(manifest.model.id, manifest.model.version);
+        for (const f of files.filter((f) => f !== MANIFEST_ENTRY)) await to.writeAtomic(f, (await old.read(f))!);
+        await to.writeAtomic(MANIFEST_ENTRY, bytes!);
+      }
+      await this.o.versions.remove(name);
     }
   }
 

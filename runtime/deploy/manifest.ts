@@ -86,7 +86,11 @@ export function parseManifest(bytes: Uint8Array): Manifest {
   return r.data;
 }
 
-/** Directory name of an installed version: storage names allow no "+" (semver build metadata). */
-export function versionDirName(model: string, version: string): string {
-  return `${model}-${version.replace(/\+/g, '_')}`;
+/**
+ * Directory name of an installed version inside its model's directory (`versions/<model>/<version>`):
+ * storage names allow no "+" (semver build metadata). A directory per model keeps which versions
+ * belong to which model unambiguous: ids may contain "-" and look like versions (`det-v2`, `a-1.0.0`).
+ */
+export function versionDirName(version: string): string {
+  return version.replace(/\+/g, '_');
 }

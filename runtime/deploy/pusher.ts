@@ -10,7 +10,7 @@ import { buildCommand, commandTopic } from '../telemetry/commands.js';
 import { decodeMessage, type Encoding, type SignatureVerifier, type SigningKey } from '../telemetry/envelope.js';
 import type { MqttPort } from '../telemetry/mqtt-port.js';
 import { deployChunkTopic, deviceTopic, type DeviceAddress } from '../telemetry/topics.js';
-import { DEPLOY_REASONS, type DeployReason } from './errors.js';
+import { isDeployReason } from './errors.js';
 import type { DeployStatus } from './installer.js';
 import { sha256Hex } from './manifest.js';
 import { CHUNK_WINDOW, chunkCount, encodeChunk } from './transfer.js';
@@ -68,8 +68,10 @@ export async function pushBundle(o: PushOptions): Promise<DeployStatus> {
           return;
         }
         if (m.topic === eventsTopic) {
-          if (body.type === 'command-rejected' && body.nonce === nonce) {
-            const reason = (DEPLOY_REASONS as readonly unknown[]).includes(body.reason) ? body.reason as DeployReason : 'malformed';
+          // 'replayed' names a copy of this very command accepted before (a QoS 1 redelivery): the deployment is under way.
+          if (body.type === 'command-rejected' && body.nonce === nonce && body.reason !== 'replayed') {
+            // The listener's own reason (stale, unknown-key, forged-signature, ...); one this pusher does not know stays in the detail.
+            const reason = isDeployReason(body.reason) ? body.reason : 'malformed';
             resolve({ id: o.id, state: 'failed', reason, detail: `the device rejected the deploy command: ${String(body.reason)}: ${String(body.detail)}`, active: {} });
           }
           if (body.type === 'command-result' && body.nonce === nonce && body.ok === false) resolve({ id: o.id, state: 'failed', reason: 'busy', detail: `the device refused the deployment: ${String(body.error)}`, active: {} });

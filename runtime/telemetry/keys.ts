@@ -17,6 +17,12 @@ import { parseJson } from '../json.js';
 import type { Storage } from '../ports.js';
 import { fromBase64, toBase64, toHex, type SigningKey } from './envelope.js';
 
+/**
+ * Key files and trust stores are read up to this size everywhere (the CLI's --key, the daemon's key
+ * directory, the dashboard page's key loader): a planted huge one is refused before it is read.
+ */
+export const KEY_FILE_MAX_BYTES = 2 ** 20;
+
 export class KeyError extends Error {
   override readonly name = 'KeyError';
 }

@@ -207,9 +207,9 @@ describe('dashboard in Chromium with foreign publishers', () => {
 
     // A key file that is not one: one line, still read-only.
     writeFileSync(join(dir, 'junk.key'), '{"type":"ed25519","publicKey":"AAAA"}\n');
-    writeFileSync(join(dir, 'big.key'), 'x'.repeat(100_000));
+    writeFileSync(join(dir, 'big.key'), 'x'.repeat(2 ** 20 + 1));
     await page.goto(`${dashboard.url}#/device/many/dev-100`);
-    for (const [file, message] of [['junk.key', /^junk\.key: /], ['big.key', /^big\.key: not a key file \(100000 bytes\)$/]] as const) {
+    for (const [file, message] of [['junk.key', /^junk\.key: /], ['big.key', /^big\.key: 1048577 bytes, more than the limit of 1048576 bytes for a key file$/]] as const) {
       await page.locator('#key-file').setInputFiles(join(dir, file));
       await until(`the error for ${file}`, async () => message.test((await page.locator('#key-error').textContent()) ?? '') || undefined, 10_000);
       expect(await page.locator('#key-error').isVisible()).toBe(true);
@@ -240,6 +240,34 @@ describe('dashboard in Chromium with foreign publishers', () => {
     const origin = new URL(dashboard.url).origin;
     expect(requests.length).toBeGreaterThan(5);
     expect(requests.filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith('blob:') && !u.startsWith('data:') && !u.startsWith(broker.wsUrl!))).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('a flood of invented device ids on count topics: the page keeps the 1,000 devices heard last and counts the rest; a real device heard again comes back', { timeout: 180_000 }, async () => {
+    const page = await openPage(1366, 900);
+    await online('flood', 'real');
+    await page.locator('[data-device="flood/real"]').waitFor({ timeout: 30_000 });
+    // Devices that only ever publish a retained-style count, never a status: 1,500 new ids.
+    for (let i = 0; i < 1500; i++) void pub.publish(`edgerun/flood/fake-${i}/count/person`, '1', { qos: 0 });
+    await pub.publishAsync('edgerun/flood/fake-1499/count/person', '2', { qos: 1 });
+    await until('the newest fake device', async () => (await page.locator('[data-device="flood/fake-1499"]').count()) > 0 || undefined, 60_000);
+    // The real device is heard again (its telemetry), after the flood.
+    await send('flood', 'real', 'telemetry', { completed: 1 });
+    await until('the real device back', async () => (await page.locator('[data-device="flood/real"]').count()) > 0 || undefined, 30_000);
+    const stats = page.locator('#fleet-stats .stat', { hasText: 'Devices online' });
+    await until('1,000 devices kept', async () => /\/ 1000\b/.test((await stats.locator('.value').textContent()) ?? '') || undefined, 30_000);
+    expect(await page.locator('#device-cards [data-device]').count()).toBe(1000);
+    const forgotten = Number((await stats.locator('[data-field="forgotten"]').textContent())!.replace(/[^0-9]/g, ''));
+    // At least the 500 flood ids beyond the cap and the real device's first place (earlier tests' retained devices too).
+    expect(forgotten).toBeGreaterThanOrEqual(501);
+    expect(await page.locator('[data-device="flood/fake-0"]').count()).toBe(0);
+    // Results naming ever new models: the device keeps the newest 64.
+    for (let i = 0; i < 100; i++) await send('flood', 'real', 'results', { model: `m${i}`, backend: 'analog' });
+    const models = page.locator('[data-device="flood/real"] .models .model');
+    await until('the newest model on the card', async () => (await models.last().textContent())?.startsWith('m99') || undefined, 30_000);
+    expect(await models.count()).toBe(64);
+    expect(await models.first().textContent()).toMatch(/^m36\b/);
     expect(errors).toEqual([]);
     await page.close();
   });

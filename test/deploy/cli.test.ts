@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { KEY_FILE_MAX_BYTES } from '../../runtime/telemetry/keys.js';
 import { edgerun, lastJson } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgerun-deploy-cli-'));
@@ -47,6 +48,30 @@ describe('edgerun deploy (CLI)', () => {
       const r = await edgerun(args, env);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('key files have one cap (KEY_FILE_MAX_BYTES) for signing deployments, commands and trust stores: over it, one line and exit 2', { timeout: 300_000 }, async () => {
+    const bundle = join(dir, 'mlp.bundle');
+    expect((await edgerun(['deploy', 'build', 'models/mlp.onnx', '--version', '1.0.0', '--canary', 'models/data/canary-64.bin', '--canary-count', '4', '-o', bundle], env)).code).toBe(0);
+    const keys = join(dir, 'cap');
+    expect((await edgerun(['keys', 'gen', '--name', 'op', '--dir', keys], env)).code).toBe(0);
+    // A real key file padded to 200 KiB (JSON allows trailing blanks): under the cap for every reader.
+    const padded = join(keys, 'padded.key');
+    writeFileSync(padded, Buffer.concat([readFileSync(join(keys, 'op.key')), Buffer.alloc(200 * 1024, ' ')]));
+    const signed = await edgerun(['deploy', 'sign', bundle, '--key', padded, '--json'], env);
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(lastJson(signed.stdout)).toMatchObject({ model: 'mlp', version: '1.0.0', signerName: 'op' });
+    expect((await edgerun(['keys', 'trust', padded, '--name', 'padded'], env)).code).toBe(0);
+
+    // One byte over the cap: refused before it is read, the same line from each command.
+    const big = join(keys, 'big.key');
+    writeFileSync(big, Buffer.concat([readFileSync(join(keys, 'op.key')), Buffer.alloc(KEY_FILE_MAX_BYTES, ' ')]).subarray(0, KEY_FILE_MAX_BYTES + 1));
+    for (const args of [['deploy', 'sign', bundle, '--key', big], ['deploy', 'push', bundle, '--to', 'dev-1', '--key', big, '--url', 'mqtt://127.0.0.1:1'],
+      ['cmd', 'dev-1', 'pause-stream', '--args', '{"stream":"s"}', '--key', big, '--url', 'mqtt://127.0.0.1:1'], ['keys', 'trust', big, '--name', 'big']]) {
+      const r = await edgerun(args, env);
+      expect(r.code, `${args.join(' ')}\n${r.stderr}`).toBe(2);
+      expect(r.stderr.trim()).toMatch(new RegExp(`^[^\\n]*key file ${big.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is ${KEY_FILE_MAX_BYTES + 1} bytes, more than the limit of ${KEY_FILE_MAX_BYTES} bytes \\(1 MiB\\)[^\\n]*$`));
     }
   });
 });

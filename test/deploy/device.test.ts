@@ -87,7 +87,8 @@ class Dev {
     const f = join(this.stateDir, 'deploy', 'active.json');
     return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { models: Record<string, unknown> }).models : undefined;
   }
-  versionDirs(): string[] { const d = join(this.stateDir, 'deploy', 'versions'); return existsSync(d) ? readdirSync(d).sort() : []; }
+  /** Installed versions on disk, as `<model>/<version>`. */
+  versionDirs(): string[] { const d = join(this.stateDir, 'deploy', 'versions'); return existsSync(d) ? readdirSync(d).flatMap((m) => readdirSync(join(d, m)).map((v) => `${m}/${v}`)).sort() : []; }
   async stop(): Promise<void> { this.proc?.kill('SIGTERM'); await this.exit; }
 }
 
@@ -257,7 +258,7 @@ describeMosquitto('deploy to a device', () => {
       const r = await dev.resultAfter(mark);
       expect(r.modelVersion, c.name).toBe('1.2.0');
       expect(dev.active(), c.name).toEqual({ cnn: { version: '1.2.0', previous: ['1.1.0'] } });
-      expect(dev.versionDirs(), c.name).toEqual(['cnn-1.1.0', 'cnn-1.2.0']);
+      expect(dev.versionDirs(), c.name).toEqual(['cnn/1.1.0', 'cnn/1.2.0']);
       expect(existsSync(join(dev.stateDir, 'deploy', 'incoming.bundle')), c.name).toBe(false);
     }
     // The canary failure came with its figures.
@@ -282,14 +283,14 @@ describeMosquitto('deploy to a device', () => {
     // The birth names what each model serves now.
     await until('a birth naming 1.2.0', () => dev.of('status', mark).find((b) => b.state === 'online' && b.modelVersions?.cnn === '1.2.0'), 30_000, dev.ctx);
     expect((dev.active() as Record<string, { version: string }>).cnn!.version).toBe('1.2.0');
-    expect(dev.versionDirs()).not.toContain('cnn-1.0.0');
+    expect(dev.versionDirs()).not.toContain('cnn/1.0.0');
     await dev.stop();
   });
 });
 
 describeMosquitto('SIGKILL of the device during a deployment', () => {
   // 'switched': in switching, after the pointer names 2.0.0 and before the model is swapped.
-  for (const phase of ['receiving', 'staged', 'self-test', 'switching', 'switched'] as const) {
+  for (const phase of ['receiving', 'verifying', 'staged', 'self-test', 'switching', 'switched'] as const) {
     it(`killed in ${phase}: after a restart it runs one version consistently and reports it`, { timeout: 300_000 }, async () => {
       const dev = new Dev(`crash-${phase}`);
       try {
@@ -317,7 +318,7 @@ describeMosquitto('SIGKILL of the device during a deployment', () => {
         const expected = phase === 'receiving' || phase === 'switched' ? '2.0.0' : null;
         expect(serving).toBe(expected);
         expect(dev.active()?.cnn === undefined ? null : (dev.active()!.cnn as { version: string }).version).toBe(expected);
-        expect(dev.versionDirs()).toEqual(expected ? ['cnn-2.0.0'] : []);
+        expect(dev.versionDirs()).toEqual(expected ? ['cnn/2.0.0'] : []);
         expect(JSON.parse(readFileSync(join(dev.stateDir, 'deploy', 'deploy-state.json'), 'utf8'))).toEqual({ v: 1, phase: 'idle' });
       } finally {
         dev.proc?.kill('SIGKILL');

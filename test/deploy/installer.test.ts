@@ -4,7 +4,7 @@
  * kept version does (and what its failure leaves), a version whose contents changed, a restart in
  * the middle of such a downgrade, and a deploy command announcing more bytes than the device takes.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -41,6 +41,10 @@ beforeAll(async () => {
   for (const version of ['1.0.0', '1.1.0', '1.2.0', '1.3.0']) {
     bundles.set(version, await signedBundle({ model: 'cnn', version, canaryCount: 4, labels: [], profiles: [], key, digital, limits }));
   }
+  // Model ids that contain "-" followed by a version: `a` 1.0.0 / 1.1.0 and `a-1.0.0` 2.0.0 (once the directory `a-1.0.0-2.0.0`).
+  for (const [id, version] of [['a', '1.0.0'], ['a', '1.1.0'], ['a-1.0.0', '2.0.0']] as const) {
+    bundles.set(`${id}@${version}`, await signedBundle({ model: 'mlp', id, version, canaryCount: 4, labels: [], profiles: [], key, digital, limits }));
+  }
 }, 120_000);
 afterAll(async () => {
   await digital.dispose();
@@ -53,7 +57,7 @@ function host(deployer: Deployer, o: { failPlace?: boolean } = {}): DeployHost &
   return {
     serving,
     runtimeVersion: '0.1.0',
-    streamInputs: (id) => (id === 'cnn' ? [{ name: 'input', dims: [1, 1, 28, 28] }] : undefined),
+    streamInputs: (id) => (['cnn', 'a', 'a-1.0.0'].includes(id) ? [{ name: 'input', dims: [1, 1, 28, 28] }] : undefined),
     activeVersion: (id) => deployer.active[id],
     place: async (id: string, model: LoadedModel) => {
       if (o.failPlace) throw new Error('the accelerator is gone');
@@ -73,7 +77,8 @@ async function open(dir: string, keep = 2): Promise<{ deployer: Deployer; status
   return { deployer, statuses };
 }
 
-const dirs = (dir: string): string[] => readdirSync(join(dir, 'deploy', 'versions')).sort();
+/** Installed versions on disk, as `<model>/<version>`. */
+const dirs = (dir: string): string[] => readdirSync(join(dir, 'deploy', 'versions')).flatMap((m) => readdirSync(join(dir, 'deploy', 'versions', m)).map((v) => `${m}/${v}`)).sort();
 const pointer = (dir: string): unknown => JSON.parse(readFileSync(join(dir, 'deploy', 'active.json'), 'utf8')).models;
 let n = 0;
 const install = (d: Deployer, version: string, allowDowngrade = false): Promise<DeployStatus> => d.install(bundles.get(version)!.signed, { id: `t${n++}`, allowDowngrade });
@@ -87,7 +92,58 @@ describe('Deployer', () => {
     for (const v of ['1.0.0', '1.1.0', '1.2.0']) expect(await install(deployer, v)).toMatchObject({ state: 'active', version: v });
     expect(h.serving).toEqual(['1.0.0', '1.1.0', '1.2.0']);
     expect(pointer(dir)).toEqual({ cnn: { version: '1.2.0', previous: ['1.1.0'] } });
-    expect(dirs(dir)).toEqual(['cnn-1.1.0', 'cnn-1.2.0']);
+    expect(dirs(dir)).toEqual(['cnn/1.1.0', 'cnn/1.2.0']);
+  });
+
+  it('keeps and prunes the versions of each model apart when a model id contains "-" and a version (a, a-1.0.0)', async () => {
+    const dir = join(root, 'ids');
+    const { deployer } = await open(dir, 1);
+    deployer.attach(host(deployer));
+    const put = (key: string) => deployer.install(bundles.get(key)!.signed, { id: `t${n++}` });
+    expect(await put('a-1.0.0@2.0.0')).toMatchObject({ state: 'active', model: 'a-1.0.0', version: '2.0.0' });
+    expect(await put('a@1.0.0')).toMatchObject({ state: 'active', model: 'a', version: '1.0.0' });
+    // Keeping one version of `a` prunes a's 1.0.0, and nothing of `a-1.0.0`.
+    expect(await put('a@1.1.0')).toMatchObject({ state: 'active', model: 'a', version: '1.1.0' });
+    expect(dirs(dir)).toEqual(['a-1.0.0/2.0.0', 'a/1.1.0']);
+    // After a restart both models' active versions load from disk.
+    const again = await open(dir, 1);
+    const active = await again.deployer.activeModels();
+    expect([...active].map(([id, v]) => `${id} ${v.version}`).sort()).toEqual(['a 1.1.0', 'a-1.0.0 2.0.0']);
+    expect(again.statuses.filter((s) => s.state === 'failed')).toEqual([]);
+  });
+
+  it('a restart moves versions of the earlier layout (versions/<model>-<version>) into versions/<model>/<version>, by their manifests', async () => {
+    const dir = join(root, 'layout');
+    {
+      const { deployer } = await open(dir, 2);
+      deployer.attach(host(deployer));
+      for (const key of ['a-1.0.0@2.0.0', 'a@1.0.0', 'a@1.1.0']) await deployer.install(bundles.get(key)!.signed, { id: `t${n++}` });
+    }
+    // What the earlier layout left: `<model>-<version>` directories (a-1.0.0-2.0.0 is a-1.0.0's 2.0.0, not a's 1.0.0-2.0.0),
+    // and a leftover of an interrupted staging that no pointer names.
+    const versions = join(dir, 'deploy', 'versions');
+    const move = (from: string, to: string): void => renameSync(join(versions, from), join(versions, to));
+    move('a-1.0.0/2.0.0', 'moving-1');
+    move('a/1.0.0', 'moving-2');
+    move('a/1.1.0', 'a-1.1.0');
+    rmSync(join(versions, 'a-1.0.0'), { recursive: true });
+    rmSync(join(versions, 'a'), { recursive: true });
+    move('moving-1', 'a-1.0.0-2.0.0');
+    move('moving-2', 'a-1.0.0');
+    // A staging the earlier layout left half done: parts, no manifest.
+    mkdirSync(join(versions, 'a-1.2.0'));
+    writeFileSync(join(versions, 'a-1.2.0', 'model.onnx'), 'partial');
+    const pointerBefore = pointer(dir);
+
+    const { deployer, statuses } = await open(dir, 2);
+    expect(dirs(dir)).toEqual(['a-1.0.0/2.0.0', 'a/1.0.0', 'a/1.1.0']);
+    expect(pointer(dir)).toEqual(pointerBefore);
+    const active = await deployer.activeModels();
+    expect([...active].map(([id, v]) => `${id} ${v.version}`).sort()).toEqual(['a 1.1.0', 'a-1.0.0 2.0.0']);
+    expect(statuses.filter((s) => s.state === 'failed')).toEqual([]);
+    // The kept 1.0.0 of `a` is whole: a rollback serves it.
+    deployer.attach(host(deployer));
+    expect(await deployer.rollback('r', 'a')).toMatchObject({ state: 'rolled-back', model: 'a', version: '1.0.0' });
   });
 
   it('a downgrade to a kept version uses its directory as it is; its failure leaves that version kept for a rollback', async () => {
@@ -96,14 +152,14 @@ describe('Deployer', () => {
     deployer.attach(host(deployer));
     await install(deployer, '1.0.0');
     await install(deployer, '1.1.0');
-    const kept = readFileSync(join(dir, 'deploy', 'versions', 'cnn-1.0.0', 'model.onnx'));
+    const kept = readFileSync(join(dir, 'deploy', 'versions', 'cnn', '1.0.0', 'model.onnx'));
 
     // Placing fails during the self-test of the downgrade: 1.1.0 still serves, 1.0.0 is still there to roll back to.
     const failing = host(deployer, { failPlace: true });
     deployer.attach(failing);
     expect(await install(deployer, '1.0.0', true)).toMatchObject({ state: 'failed', reason: 'storage-error', active: { cnn: '1.1.0' } });
-    expect(dirs(dir)).toEqual(['cnn-1.0.0', 'cnn-1.1.0']);
-    expect(readFileSync(join(dir, 'deploy', 'versions', 'cnn-1.0.0', 'model.onnx')).equals(kept)).toBe(true);
+    expect(dirs(dir)).toEqual(['cnn/1.0.0', 'cnn/1.1.0']);
+    expect(readFileSync(join(dir, 'deploy', 'versions', 'cnn', '1.0.0', 'model.onnx')).equals(kept)).toBe(true);
     const h = host(deployer);
     deployer.attach(h);
     expect(await deployer.rollback('r1', 'cnn')).toMatchObject({ state: 'rolled-back', version: '1.0.0', from: '1.1.0' });
@@ -114,7 +170,7 @@ describe('Deployer', () => {
     await install(deployer, '1.2.0');
     expect(await install(deployer, '1.1.0', true)).toMatchObject({ state: 'active', version: '1.1.0', from: '1.2.0' });
     expect(pointer(dir)).toEqual({ cnn: { version: '1.1.0', previous: ['1.2.0', '1.0.0'] } });
-    expect(dirs(dir)).toEqual(['cnn-1.0.0', 'cnn-1.1.0', 'cnn-1.2.0']);
+    expect(dirs(dir)).toEqual(['cnn/1.0.0', 'cnn/1.1.0', 'cnn/1.2.0']);
   });
 
   it('refuses the active version again (even with allowDowngrade) and a kept version with other contents; nothing changes', async () => {
@@ -128,11 +184,11 @@ describe('Deployer', () => {
     const b = bundles.get('1.0.0')!.bundle;
     const other = encodeManifest({ ...b.manifest, guard: { minAgreement: 0.5, minCosine: 0.5 } });
     const changed = await packBundle({ ...b, manifestBytes: other, signature: signManifest(other, key) });
-    const before = readFileSync(join(dir, 'deploy', 'versions', 'cnn-1.0.0', 'manifest.json'));
+    const before = readFileSync(join(dir, 'deploy', 'versions', 'cnn', '1.0.0', 'manifest.json'));
     const status = await deployer.install(changed, { id: 'changed', allowDowngrade: true });
     expect(status).toMatchObject({ state: 'failed', reason: 'version-conflict', active: { cnn: '1.1.0' } });
     expect(status.detail).toMatch(/version 1\.0\.0 of 'cnn' is kept on this device with other contents/);
-    expect(readFileSync(join(dir, 'deploy', 'versions', 'cnn-1.0.0', 'manifest.json')).equals(before)).toBe(true);
+    expect(readFileSync(join(dir, 'deploy', 'versions', 'cnn', '1.0.0', 'manifest.json')).equals(before)).toBe(true);
     expect(parseManifest(before).guard).toEqual(b.manifest.guard);
     expect(pointer(dir)).toEqual({ cnn: { version: '1.1.0', previous: ['1.0.0'] } });
   });
@@ -149,7 +205,7 @@ describe('Deployer', () => {
     writeFileSync(join(dir, 'deploy', 'deploy-state.json'), JSON.stringify({ v: 1, phase: 'self-test', deployment: { id: 'd', model: 'cnn', version: '1.0.0', from: '1.1.0' } }));
     const { deployer, statuses } = await open(dir, 3);
     expect(statuses.at(-1)).toMatchObject({ id: 'd', state: 'rolled-back', reason: 'interrupted', active: { cnn: '1.1.0' } });
-    expect(dirs(dir)).toEqual(['cnn-1.0.0', 'cnn-1.1.0']);
+    expect(dirs(dir)).toEqual(['cnn/1.0.0', 'cnn/1.1.0']);
     deployer.attach(host(deployer));
     expect(await deployer.rollback('r', 'cnn')).toMatchObject({ state: 'rolled-back', version: '1.0.0' });
   });

@@ -15,13 +15,15 @@ import { repoRoot } from '../helpers/cli.js';
 export interface SignedBundle { unsigned: Uint8Array; signed: Uint8Array; bundle: Bundle }
 
 export async function signedBundle(o: {
-  model: 'cnn' | 'mlp'; version: string; canaryCount: number; labels: string[]; profiles: string[];
+  model: 'cnn' | 'mlp'; version: string;
+  /** The bundle's model id (default: the model's name). */
+  id?: string; canaryCount: number; labels: string[]; profiles: string[];
   key: nacl.SignKeyPair; digital: DigitalBackend; limits: { maxBytes: number; maxModelBytes: number };
 }): Promise<SignedBundle> {
   const model = loadModel(new Uint8Array(readFileSync(join(repoRoot, `models/${o.model}.onnx`))), { source: `${o.model}.onnx` });
   const canary = parseDataset(new Uint8Array(readFileSync(join(repoRoot, 'models/data/canary-64.bin'))));
   const unsigned = await buildBundle({
-    id: o.model, version: o.version, model, digital: o.digital, canary, canaryCount: o.canaryCount, labels: o.labels, profiles: o.profiles,
+    id: o.id ?? o.model, version: o.version, model, digital: o.digital, canary, canaryCount: o.canaryCount, labels: o.labels, profiles: o.profiles,
     minRuntime: '0.1.0', minAgreement: 0.9, minCosine: 0.97,
   });
   const b = await readBundle(unsigned, o.limits);

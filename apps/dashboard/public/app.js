@@ -2,14 +2,15 @@
 // publish into FleetState (decoded and de-duplicated by the runtime's own Listener) and renders
 // the view the URL's hash names. Read-only until the user loads a signing key.
 import mqtt from '/vendor/mqtt.js';
-import { Listener } from '/edgerun.js';
+import { KEY_FILE_MAX_BYTES, Listener } from '/edgerun.js';
 import { CommandSender } from './commands.js';
 import { FleetState } from './fleet-state.js';
 import { deviceView, detectionsView, eventsView, fleetView, reportView } from './views.js';
 
 const config = await (await fetch('/config.json')).json();
 const prefix = config.prefix;
-const state = new FleetState();
+// A released snapshot URL is revoked a little later: the view may still show it until the next render.
+const state = new FleetState({ release: (url) => setTimeout(() => URL.revokeObjectURL(url), 5000) });
 const listener = new Listener({ prefix });
 const commands = new CommandSender(prefix);
 const $ = (sel) => document.querySelector(sel);
@@ -44,8 +45,7 @@ client.on('message', (topic, payload, packet) => {
     createImageBitmap(blob).then((bitmap) => {
       const size = { width: bitmap.width, height: bitmap.height };
       bitmap.close();
-      const stale = state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
-      for (const old of stale) setTimeout(() => URL.revokeObjectURL(old), 5000);  // the view may still show it until the next render
+      state.snapshot(snap[1], snap[2], snap[3], URL.createObjectURL(blob), size);
     }, () => undefined);
     return;
   }
@@ -75,7 +75,8 @@ $('#key-file').addEventListener('change', async (ev) => {
   ev.target.value = '';
   if (!file) return;
   try {
-    if (file.size > 64 * 1024) throw new Error(`${file.name}: not a key file (${file.size} bytes)`);
+    // The cap every key file has (runtime/telemetry/keys.ts), checked before the file is read.
+    if (file.size > KEY_FILE_MAX_BYTES) throw new Error(`${file.name}: ${file.size} bytes, more than the limit of ${KEY_FILE_MAX_BYTES} bytes for a key file`);
     commands.load(await file.text(), file.name);
     flash('');
   } catch (e) {

@@ -7,7 +7,8 @@ import { readBody } from '/edgerun.js';
 const HISTORY = 180;          // telemetry points kept per device for the sparklines
 const EVENT_LOG = 1000;       // events kept for the log
 const TRACKS = 200;           // tracked objects kept per device
-const NAMES = 64;             // labels and cameras kept per device: a publisher of ever new names cannot grow the page without end
+const NAMES = 64;             // labels, cameras and models kept per device: a publisher of ever new names cannot grow the page without end
+export const DEVICES = 1000;  // devices kept, the most recently heard: a flood of invented device ids cannot grow the page without end
 
 /** Sets `key` in `map` as its newest entry, keeping at most `max` (the oldest go); returns the values that went. */
 function keep(map, key, value, max) {
@@ -36,23 +37,37 @@ function eventGroup(type) {
 }
 
 export class FleetState {
-  devices = new Map();   // key "fleet/device" → DeviceState
+  devices = new Map();   // key "fleet/device" → DeviceState, the most recently heard last
+  forgotten = 0;         // devices dropped for newer ones (DEVICES)
   events = [];           // newest last
   changed = true;
   #eventSeq = 0;
+  #release;
 
+  /** `release(url)`: a snapshot's blob: URL no longer kept (replaced, or its device forgotten). */
+  constructor({ release = () => undefined } = {}) {
+    this.#release = release;
+  }
+
+  /** The device's state, created when new, and made the most recently heard. */
   device(fleet, id) {
     const key = `${fleet}/${id}`;
     let d = this.devices.get(key);
-    if (!d) {
+    if (d) {
+      this.devices.delete(key);
+      this.devices.set(key, d);
+    } else {
       d = {
         key, fleet, id, online: undefined, status: undefined, since: undefined, lastSeen: undefined, heardAt: undefined,
         telemetry: undefined, telemetryTs: undefined, history: newHistory(),
         // Keyed by names devices choose: no prototype, so "__proto__" is a name like any other.
-        results: 0, correct: 0, backends: Object.create(null),
+        results: 0, correct: 0, backends: new Map(),  // model → where its latest result ran
         detections: new Map(), tracks: new Map(), snapshots: new Map(), labelCounts: new Map(), inView: new Map(),
       };
-      this.devices.set(key, d);
+      for (const gone of keep(this.devices, key, d, DEVICES)) {
+        this.forgotten++;
+        for (const s of gone.snapshots.values()) this.#release(s.url);
+      }
     }
     return d;
   }
@@ -119,7 +134,7 @@ export class FleetState {
   #result(d, m, r) {
     d.results++;
     if (r.correct) d.correct++;
-    if (r.model !== undefined) d.backends[r.model] = { backend: backendClass(r.backend), reason: r.fallbackReason, ts: m.ts };
+    if (r.model !== undefined) keep(d.backends, r.model, { backend: backendClass(r.backend), reason: r.fallbackReason, ts: m.ts }, NAMES);
   }
 
   #event(d, m, e) {
@@ -151,13 +166,13 @@ export class FleetState {
     this.changed = true;
   }
 
-  /** A decoded JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL) and revokes the URLs returned (replaced or dropped). */
+  /** A decoded JPEG on <root>/snapshot/<label>; the caller made `url` (a blob: URL), released when replaced or dropped. */
   snapshot(fleet, id, label, url, { width, height }) {
     const d = this.device(fleet, id);
     const old = d.snapshots.get(label);
     const gone = keep(d.snapshots, label, { url, width, height, ts: Date.now() }, NAMES);  // the newest snapshot is the map's last
     this.changed = true;
-    return [old, ...gone].filter(Boolean).map((s) => s.url);
+    for (const s of [old, ...gone]) if (s) this.#release(s.url);
   }
 
   #log(d, ts, type, text, body) {
@@ -174,6 +189,7 @@ export class FleetState {
     const measured = all.filter((d) => d.online && typeof d.telemetry?.power?.measuredW === 'number');
     return {
       devices: all.length,
+      forgotten: this.forgotten,
       online: all.filter((d) => d.online).length,
       throughput: sum((d) => (d.online ? d.throughput : 0)),
       results: sum((d) => d.results),
@@ -184,7 +200,7 @@ export class FleetState {
       modelledW: sum((d) => (d.online ? d.telemetry?.power?.modelledW : 0)),
       measuredW: measured.length ? measured.reduce((a, d) => a + d.telemetry.power.measuredW, 0) : undefined,
       perInferenceJ: inferences ? withEnergy.reduce((a, d) => a + d.telemetry.power.energy.totalJ, 0) / inferences : undefined,
-      backends: all.flatMap((d) => Object.values(d.backends)).reduce((a, b) => ({ ...a, [b.backend]: (a[b.backend] ?? 0) + 1 }), {}),
+      backends: all.flatMap((d) => [...d.backends.values()]).reduce((a, b) => ({ ...a, [b.backend]: (a[b.backend] ?? 0) + 1 }), {}),
     };
   }
 }

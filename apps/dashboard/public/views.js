@@ -2,7 +2,7 @@
 // refreshes only its data regions on update().
 import { COLORS, sparkline } from './charts.js';
 import { ago, clock, duration, esc, fixed, int, ms, pct, si } from './format.js';
-import { deployment, silent, silentAfterMs } from './fleet-state.js';
+import { DEVICES, deployment, silent, silentAfterMs } from './fleet-state.js';
 
 const badge = (cls, text) => `<span class="badge ${esc(cls)}">${esc(text)}</span>`;
 const onlineBadge = (d) => (silent(d) ? badge('warn', `silent ${duration((Date.now() - d.heardAt) / 1000)}`)
@@ -25,12 +25,12 @@ function render(el, html) {
 /** Per model: where it runs now (the last result's backend, else the telemetry's) and the guard. */
 function modelRows(d) {
   const t = d.telemetry ?? {};
-  const ids = new Set([...(d.status?.models ?? []), ...Object.keys(t.models ?? {}), ...Object.keys(d.backends)]);
+  const ids = new Set([...(d.status?.models ?? []), ...Object.keys(t.models ?? {}), ...d.backends.keys()]);
   return [...ids].map((id) => {
     const m = t.models?.[id] ?? {};
-    const b = d.backends[id]?.backend ?? (m.backend === 'analog' ? 'analog' : m.backend === 'digital' ? 'digital' : 'unknown');
+    const b = d.backends.get(id)?.backend ?? (m.backend === 'analog' ? 'analog' : m.backend === 'digital' ? 'digital' : 'unknown');
     const g = t.guards?.[id];
-    return { id, version: d.status?.modelVersions?.[id], backend: b, policy: m.policy, accelerator: m.accelerator?.state, guard: g?.state ?? 'off', agreement: g?.last?.agreement, reason: d.backends[id]?.reason, fallbacks: Object.values(m.fallbacks ?? {}).reduce((a, x) => a + x, 0) };
+    return { id, version: d.status?.modelVersions?.[id], backend: b, policy: m.policy, accelerator: m.accelerator?.state, guard: g?.state ?? 'off', agreement: g?.last?.agreement, reason: d.backends.get(id)?.reason, fallbacks: Object.values(m.fallbacks ?? {}).reduce((a, x) => a + x, 0) };
   });
 }
 
@@ -50,7 +50,7 @@ export function fleetView(app) {
     update() {
       const f = app.state.fleet();
       root.querySelector('#fleet-stats').innerHTML = [
-        stat('Devices online', `${f.online} <span class="of">/ ${f.devices}</span>`),
+        stat('Devices online', `${f.online} <span class="of">/ ${f.devices}</span>`, f.forgotten ? `<span data-field="forgotten">${int(f.forgotten)} more not kept</span> (the ${int(DEVICES)} heard last are)` : ''),
         stat('Throughput', `${fixed(f.throughput, 1)} <span class="unit">inf/s</span>`, `${int(f.results)} results received`),
         stat('Power', si(f.modelledW, 'W'), f.measuredW === undefined ? 'modelled (no sensor)' : `modelled · measured ${si(f.measuredW, 'W')}`),
         stat('Energy / inference', si(f.perInferenceJ, 'J'), 'modelled, fleet mean'),
@@ -61,6 +61,13 @@ export function fleetView(app) {
       const devices = [...app.state.devices.values()].sort((a, b) => a.key.localeCompare(b.key));
       if (!devices.length) cards.innerHTML = `<p class="empty">No device has reported yet. Devices appear here when they publish their status on <code>${esc(app.prefix)}/&lt;fleet&gt;/&lt;device&gt;/status</code>.</p>`;
       else cards.querySelector('.empty')?.remove();
+      // A device the state no longer keeps (DEVICES) loses its card.
+      for (const card of cards.querySelectorAll('[data-device]')) {
+        if (app.state.devices.has(card.dataset.device)) continue;
+        charts.get(card.dataset.device)?.destroy();
+        charts.delete(card.dataset.device);
+        card.remove();
+      }
       for (const d of devices) {
         let card = cards.querySelector(`[data-device="${CSS.escape(d.key)}"]`);
         if (!card) {

@@ -24,7 +24,7 @@ import { decodeMessage, type Encoding, type SigningKey } from '../../../runtime/
 import { deviceTopic, fleetFilter, type DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import type { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
 import { verifyBundle } from '../../../runtime/deploy/verify.js';
-import { fingerprint, TrustStore } from '../../../runtime/telemetry/keys.js';
+import { fingerprint, KEY_FILE_MAX_BYTES, TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { Config } from '../../../runtime/config.js';
 import { createRegistry, keyDirOf, loadConfig, readKeyFile, readModel, type GlobalOptions } from '../context.js';
 import { Device, modelIdOf } from '../device/device.js';
@@ -35,8 +35,6 @@ import { toolClient } from './listen.js';
 import { BUNDLED_DATA, BUNDLED_MODELS } from './serve.js';
 
 const limitsOf = (config: Config) => ({ maxBytes: config.deploy.maxBundleMiB * 2 ** 20, maxModelBytes: config.model.maxSizeMiB * 2 ** 20 });
-/** Operator key files are read with this cap (a key file is a few hundred bytes). */
-const KEY_FILE_MAX_BYTES = 64 * 1024;
 const readBundleFile = async (path: string, config: Config): Promise<Uint8Array> => readFileLimited(path, limitsOf(config).maxBytes, 'bundle');
 
 /** Writes next to the target and renames: a crash never leaves half a bundle under the name. */
@@ -86,7 +84,7 @@ export async function deployBuildCommand(modelPath: string, opts: BuildCliOption
 
 export async function deploySignCommand(bundlePath: string, opts: { key: string; out?: string; json?: boolean }, global: GlobalOptions): Promise<void> {
   const config = await loadConfig(global);
-  const key = await readKeyFile(opts.key, KEY_FILE_MAX_BYTES);
+  const key = await readKeyFile(opts.key);
   const bundle = await readBundle(await readBundleFile(bundlePath, config), limitsOf(config));
   const signed = await packBundle({ ...bundle, signature: signManifest(bundle.manifestBytes, nativeSigner(key)) });
   const out = opts.out ?? bundlePath;
@@ -100,7 +98,7 @@ export async function deployInspectCommand(bundlePath: string, opts: { keyDir?: 
   const config = await loadConfig(global);
   const bundle = await readBundle(await readBundleFile(bundlePath, config), limitsOf(config));
   const m = bundle.manifest;
-  const trust = await TrustStore.open(new FsStorage(opts.keyDir ?? keyDirOf(config), 0o600, FILE_LIMITS.small), config.security.trustedKeysFile);
+  const trust = await TrustStore.open(new FsStorage(opts.keyDir ?? keyDirOf(config), 0o600, KEY_FILE_MAX_BYTES), config.security.trustedKeysFile);
   let verified: { ok: true; signer: { name: string; fingerprint: string } } | { ok: false; reason: string; detail: string };
   try {
     verified = { ok: true, signer: verifyBundle(bundle, trust, nativeVerify) };
@@ -221,7 +219,7 @@ export async function deployPushCommand(bundlePath: string, opts: PushCliOptions
   const bytes = await readBundleFile(bundlePath, config);
   const bundle = await readBundle(bytes, limitsOf(config));
   if (!bundle.signature) throw new Error(`${bundlePath} is not signed (edgerun deploy sign ${bundlePath} --key …)`);
-  const signer = nativeSigner(await readKeyFile(opts.key, KEY_FILE_MAX_BYTES));
+  const signer = nativeSigner(await readKeyFile(opts.key));
   const targets = parsePushTargets(opts.to);
   const id = `${bundle.manifest.model.id}-${bundle.manifest.model.version.replace(/[^A-Za-z0-9_.-]/g, '_')}-${randomBytes(3).toString('hex')}`;
   const mqtt = await connectDeployClient(config, opts);
@@ -317,7 +315,7 @@ export async function deployRolloutCommand(bundlePath: string, opts: RolloutCliO
   const bytes = await readBundleFile(bundlePath, config);
   const bundle = await readBundle(bytes, limitsOf(config));
   if (!bundle.signature) throw new Error(`${bundlePath} is not signed (edgerun deploy sign ${bundlePath} --key …)`);
-  const key = await readKeyFile(opts.key, KEY_FILE_MAX_BYTES);
+  const key = await readKeyFile(opts.key);
   const signer = nativeSigner(key);
   const { id: model, version } = bundle.manifest.model;
   const prefix = opts.prefix ?? config.mqtt.prefix;

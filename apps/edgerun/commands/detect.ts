@@ -189,6 +189,7 @@ export async function startDetector(o: StartDetectorOptions): Promise<RunningDet
     return stopping;
   };
   try {
+    reporting.connect();
     pipeline.start();
     await stream.start();
     await source.start(stream);

@@ -10,13 +10,12 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { nativeSigner, nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
-import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
 import { FleetAgent, type RunningShare, type ShareHost } from '../../../runtime/fleet/agent.js';
 import { agentStatusTopic } from '../../../runtime/fleet/fleet-protocol.js';
 import { realTimeline } from '../../../runtime/fleet/timeline.js';
 import { ReplayMemory } from '../../../runtime/telemetry/commands.js';
-import { TrustStore } from '../../../runtime/telemetry/keys.js';
+import { KEY_FILE_MAX_BYTES, TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { Config } from '../../../runtime/config.js';
 import { keyDirOf, loadConfig, readKeyFile, type GlobalOptions } from '../context.js';
 import { DatasetSource } from '../../../drivers/sensors/dataset-source.js';
@@ -92,7 +91,7 @@ export async function fleetAgentCommand(opts: FleetAgentOptions, global: GlobalO
   const url = opts.url ?? config.mqtt.url ?? 'mqtt://127.0.0.1:1883';
   const log = (line: string): void => console.error(`edgerun agent ${id}: ${line}`);
   agentStatusTopic(prefix, opts.fleet, id); // a fleet or id that cannot be a topic level is refused before anything is created
-  const keys = new FsStorage(opts.keyDir ?? keyDirOf(config, opts.stateDir), 0o600, FILE_LIMITS.small);
+  const keys = new FsStorage(opts.keyDir ?? keyDirOf(config, opts.stateDir), 0o600, KEY_FILE_MAX_BYTES);
   const trust = await TrustStore.open(keys, config.security.trustedKeysFile);
   const trusted = trust.list().length > 0;
   const signer = opts.key ? nativeSigner(await readKeyFile(opts.key)) : undefined;

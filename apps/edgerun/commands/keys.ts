@@ -4,9 +4,9 @@
  * security.keyDir, else state/keys) with mode 0600.
  */
 import { existsSync, statSync } from 'node:fs';
-import { FILE_LIMITS, readTextLimited } from '../../../drivers/storage/read-file.js';
+import { readTextLimited } from '../../../drivers/storage/read-file.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
-import { KeyStore, TrustStore, checkKeyName, parsePublicKey, publicInfo } from '../../../runtime/telemetry/keys.js';
+import { KEY_FILE_MAX_BYTES, KeyStore, TrustStore, checkKeyName, parsePublicKey, publicInfo } from '../../../runtime/telemetry/keys.js';
 import { keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
 import { formatTable } from '../table.js';
 
@@ -25,7 +25,7 @@ async function location(opts: KeysOptions, global: GlobalOptions, create: boolea
   if (opts.name !== undefined) checkKeyName(opts.name);
   const keyFile = opts.file ?? (opts.name !== undefined ? `${opts.name}.key` : config.security.keyFile);
   if (!create && !existsSync(dir)) throw new Error(`no key directory ${dir} (create keys with \`edgerun keys gen\`, or give --dir)`);
-  return { dir, keyFile, trustFile: config.security.trustedKeysFile, storage: new FsStorage(dir, 0o600, FILE_LIMITS.small) };
+  return { dir, keyFile, trustFile: config.security.trustedKeysFile, storage: new FsStorage(dir, 0o600, KEY_FILE_MAX_BYTES) };
 }
 
 export async function keysGenCommand(opts: KeysOptions, global: GlobalOptions): Promise<void> {
@@ -48,7 +48,7 @@ export async function keysShowCommand(opts: KeysOptions, global: GlobalOptions):
 export async function keysTrustCommand(key: string, opts: KeysOptions, global: GlobalOptions): Promise<void> {
   const { dir, trustFile, storage } = await location(opts, global, true);
   const isFile = existsSync(key) && !statSync(key).isDirectory();
-  const parsed = parsePublicKey(isFile ? await readTextLimited(key, FILE_LIMITS.small, 'key file') : key, isFile ? `file ${key}` : 'public key');
+  const parsed = parsePublicKey(isFile ? await readTextLimited(key, KEY_FILE_MAX_BYTES, 'key file') : key, isFile ? `file ${key}` : 'public key');
   const name = opts.name ?? parsed.name;
   if (name === undefined) throw new Error('give the trusted key a name with --name');
   const trust = await TrustStore.open(storage, trustFile);
@@ -73,7 +73,7 @@ export async function keysListCommand(opts: KeysOptions, global: GlobalOptions):
   const config = await loadConfig(global);
   const dir = opts.dir ?? keyDirOf(config);
   const trustFile = config.security.trustedKeysFile;
-  const keys = existsSync(dir) ? (await TrustStore.open(new FsStorage(dir, 0o600, FILE_LIMITS.small), trustFile)).list() : [];
+  const keys = existsSync(dir) ? (await TrustStore.open(new FsStorage(dir, 0o600, KEY_FILE_MAX_BYTES), trustFile)).list() : [];
   if (opts.json) {
     console.log(JSON.stringify({ file: `${dir}/${trustFile}`, keys }));
     return;

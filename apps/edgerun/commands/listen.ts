@@ -17,9 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { redactUrl } from '../../../drivers/mqtt/broker-url.js';
 import { connectRefusal, type MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
-import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
 import type { Config } from '../../../runtime/config.js';
-import { TrustStore } from '../../../runtime/telemetry/keys.js';
+import { KEY_FILE_MAX_BYTES, TrustStore } from '../../../runtime/telemetry/keys.js';
 import { Listener, type ListenRejectReason, type ListenSummary } from '../../../runtime/telemetry/listener.js';
 import { OUTGOING_KINDS, fleetFilter, type OutgoingKind } from '../../../runtime/telemetry/topics.js';
 import { brokerClient, keyDirOf, loadConfig, type GlobalOptions } from '../context.js';
@@ -110,7 +109,7 @@ export async function listenCommand(opts: ListenOptions, global: GlobalOptions):
 
   const keyDir = opts.keyDir ?? keyDirOf(config);
   let trust: TrustStore | undefined;
-  if (existsSync(keyDir)) trust = await TrustStore.open(new FsStorage(keyDir, 0o600, FILE_LIMITS.small), config.security.trustedKeysFile);
+  if (existsSync(keyDir)) trust = await TrustStore.open(new FsStorage(keyDir, 0o600, KEY_FILE_MAX_BYTES), config.security.trustedKeysFile);
   if (opts.requireSigned && !trust?.list().length) throw new Error(`--require-signed but no trusted keys in ${keyDir}/${config.security.trustedKeysFile} (add device keys with \`edgerun keys trust\`)`);
   const listener = new Listener({ prefix, trust, requireSigned: opts.requireSigned, verify: nativeVerify });
 

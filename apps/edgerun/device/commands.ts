@@ -5,10 +5,9 @@
  */
 import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { FsStorage } from '../../../drivers/storage/fs-storage.js';
-import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
 import type { Config } from '../../../runtime/config.js';
 import { CommandProcessor, ReplayMemory, type CommandTarget } from '../../../runtime/telemetry/commands.js';
-import { TrustStore } from '../../../runtime/telemetry/keys.js';
+import { KEY_FILE_MAX_BYTES, TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { MqttPort } from '../../../runtime/telemetry/mqtt-port.js';
 import type { DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import type { Publisher } from '../../../runtime/pipeline/stream-pipeline.js';
@@ -31,7 +30,7 @@ export interface AttachedCommands {
 
 export async function attachCommands(o: AttachCommandsOptions): Promise<AttachedCommands> {
   const sec = o.config.security;
-  const keys = new FsStorage(o.keyDir, 0o600, FILE_LIMITS.small);
+  const keys = new FsStorage(o.keyDir, 0o600, KEY_FILE_MAX_BYTES);
   const trust = await TrustStore.open(keys, sec.trustedKeysFile);
   const replay = await ReplayMemory.open(keys, sec.replayFile);
   const processor = new CommandProcessor({

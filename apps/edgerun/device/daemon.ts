@@ -14,7 +14,7 @@ import type { MqttClient } from '../../../drivers/mqtt/mqtt-client.js';
 import type { Config } from '../../../runtime/config.js';
 import type { DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import { Reporter } from '../../../runtime/telemetry/reporter.js';
-import { KeyStore } from '../../../runtime/telemetry/keys.js';
+import { KEY_FILE_MAX_BYTES, KeyStore } from '../../../runtime/telemetry/keys.js';
 import type { SigningKey } from '../../../runtime/telemetry/envelope.js';
 import { nativeSigner } from '../../../drivers/crypto/ed25519.js';
 import { detectSensors, primarySensor } from '../../../drivers/power/detect.js';
@@ -48,6 +48,12 @@ export interface Reporting {
   url: string;
   /** Where the device key, trust store and replay state live. */
   keyDir: string;
+  /**
+   * Connects to the broker. The daemon calls it once its commands and deployments listen and its
+   * birth is complete: the subscriptions go out before the birth, so a device announced online
+   * hears the commands sent to it, and one birth announces it (reporter.ts).
+   */
+  connect(): void;
   /** Waits (bounded) for the outbox to be acknowledged, publishes status offline, disconnects, stops the embedded broker. */
   close(drainMs: number): Promise<void>;
 }
@@ -59,7 +65,7 @@ export async function openReporting(o: ReportingOptions): Promise<Reporting> {
   const keyDir = keyDirOf(config, o.stateDir);
   let signer: SigningKey | undefined;
   // node:crypto signs ~100× faster than tweetnacl's pure JS: every result is signed.
-  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(keyDir, 0o600, FILE_LIMITS.small)).loadOrGenerate(config.security.keyFile, config.device.id));
+  if (config.security.sign) signer = nativeSigner(await new KeyStore(new FsStorage(keyDir, 0o600, KEY_FILE_MAX_BYTES)).loadOrGenerate(config.security.keyFile, config.device.id));
 
   let broker: EmbeddedBroker | undefined;
   let url = o.url ?? config.mqtt.url;
@@ -78,7 +84,7 @@ export async function openReporting(o: ReportingOptions): Promise<Reporting> {
   let reporter: Reporter;
   try {
     reporter = await Reporter.open({
-      mqtt, address, storage: outbox, config: config.mqtt, signer,
+      mqtt, address, storage: outbox, config: config.mqtt, signer, connect: false,
       birth: { runtime: `edgerun ${version}`, group: config.device.group, ...o.birth, profile: config.analog.profile, pid: process.pid },
       onError: (e) => o.log(`reporter: ${e.message}`),
     });
@@ -92,6 +98,7 @@ export async function openReporting(o: ReportingOptions): Promise<Reporting> {
   }
   return {
     reporter, mqtt, address, broker, url, keyDir,
+    connect: () => mqtt.connect(),
     async close(drainMs) {
       await reporter.drain(drainMs).catch(() => undefined);
       await reporter.close();

@@ -11,14 +11,13 @@ import { join } from 'node:path';
 import { nativeVerify } from '../../../drivers/crypto/ed25519.js';
 import { httpDownload } from '../../../drivers/http/download.js';
 import { FsStorage, FsStorageTree } from '../../../drivers/storage/fs-storage.js';
-import { FILE_LIMITS } from '../../../drivers/storage/read-file.js';
 import { keyDirOf } from '../context.js';
 import type { Config } from '../../../runtime/config.js';
 import { DeployAgent } from '../../../runtime/deploy/agent.js';
 import { Deployer, type DeployHost, type DeployPhase, type DeployStatus } from '../../../runtime/deploy/installer.js';
 import type { LoadedModel } from '../../../runtime/model/load.js';
 import type { CommandTarget, DeployArgs } from '../../../runtime/telemetry/commands.js';
-import { TrustStore } from '../../../runtime/telemetry/keys.js';
+import { KEY_FILE_MAX_BYTES, TrustStore } from '../../../runtime/telemetry/keys.js';
 import type { MqttPort } from '../../../runtime/telemetry/mqtt-port.js';
 import type { DeviceAddress } from '../../../runtime/telemetry/topics.js';
 import type { Device } from './device.js';
@@ -55,7 +54,7 @@ export async function openDeployment(o: DeploymentOptions, given: ReadonlyMap<st
     return changed ? Promise.all([out, o.publisher.publish('events', { type: 'deploy', ...s })]) : out;
   }
   const versions = new Map<string, string>();
-  const trust = await TrustStore.open(new FsStorage(keyDirOf(config, o.stateDir), 0o600, FILE_LIMITS.small), config.security.trustedKeysFile);
+  const trust = await TrustStore.open(new FsStorage(keyDirOf(config, o.stateDir), 0o600, KEY_FILE_MAX_BYTES), config.security.trustedKeysFile);
   const deployer = await Deployer.open({
     root: new FsStorage(join(o.stateDir, 'deploy')),
     versions: new FsStorageTree(join(o.stateDir, 'deploy', 'versions')),

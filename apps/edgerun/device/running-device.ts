@@ -135,6 +135,7 @@ export async function runDevice(o: RunDeviceOptions): Promise<RunningDevice> {
     await registry.dispose();
     throw e;
   }
+  reporting.connect();
   device.start();
   log(`device ${address.fleet}/${address.device}: ${[...o.models.keys()].join(', ')} → ${deviceTopic(address, 'results')} on ${redactUrl(url)}`);
 

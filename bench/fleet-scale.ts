@@ -8,7 +8,7 @@
  * side the RSS growth per device and the CPU the devices spend per device-second.
  *
  *   npm run bench -- fleet-scale                                  # 1,000 devices, 60 s window per broker
- *   node bin/run-ts.js bench/fleet-scale.ts --devices 200 --seconds 30 --brokers mosquitto
+ *   node bin/run-ts.js bench/fleet-scale.ts --devices 200 --seconds 30 --settle 5 --brokers mosquitto --fsync never
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -71,7 +71,7 @@ interface Row {
 }
 
 /** `rss0`: the bench process before any fleet ran (a later fleet reuses memory the allocator kept from an earlier one). */
-async function runOne(make: () => Promise<Broker>, devices: number, workers: number, seconds: number, rss0: number, config: Config): Promise<Row> {
+async function runOne(make: () => Promise<Broker>, devices: number, workers: number, seconds: number, settleS: number, rss0: number, config: Config): Promise<Row> {
   const broker = await make();
   const dir = mkdtempSync(join(tmpdir(), 'edgerun-fleet-scale-'));
   const fleetName = 'scale';
@@ -82,7 +82,10 @@ async function runOne(make: () => Promise<Broker>, devices: number, workers: num
     await host.started;
     const startS = (performance.now() - t0) / 1000;
     const online = host.devices().filter((d) => d.state === 'online').length;
-    console.log(`  ${broker.name}: ${online}/${devices} online after ${fmt(startS, 1)} s; measuring ${seconds} s from a separate consumer process`);
+    console.log(`  ${broker.name}: ${online}/${devices} online after ${fmt(startS, 1)} s; settling ${settleS} s, then measuring ${seconds} s from a separate consumer process`);
+    // The last devices to start are still programming their tiles and sending their first
+    // telemetry, and the threads collect what the start left: the window is the steady state after.
+    await new Promise((r) => setTimeout(r, settleS * 1000));
     const consumer = collect(broker, fleetName, seconds, join(dir, 'metrics.json'));
     const cpu0 = process.cpuUsage();
     const w0 = performance.now();
@@ -117,6 +120,7 @@ function printRow(r: Row): void {
   for (const t of r.threads) {
     report(`    thread ${t.worker}: event-loop delay worst-second p99 / max, ms`, `${fmt(t.loopDelayP99Ms, 1)} / ${fmt(t.loopDelayMaxMs, 1)}`);
     report(`    thread ${t.worker}: seconds with a delay > 100 ms`, `${t.slowSeconds} of ${t.seconds}`);
+    if (t.slow.length) console.log(`      (at ${t.slow.map((s) => `${fmt(s.atS, 0)} s: ${s.delayMs} ms`).join(', ')})`);
     report(`    thread ${t.worker}: GC pauses, share of time / longest, ms`, `${fmt(t.gcShare * 100, 1)} % / ${fmt(t.gcMaxMs, 1)}`);
   }
 }
@@ -125,7 +129,7 @@ export async function main(argv: string[] = []): Promise<void> {
   const { values } = parseArgs({
     args: argv, strict: true,
     options: {
-      devices: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' }, seconds: { type: 'string', default: '60' }, brokers: { type: 'string', default: 'mosquitto,aedes' },
+      devices: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' }, seconds: { type: 'string', default: '60' }, settle: { type: 'string', default: '10' }, brokers: { type: 'string', default: 'mosquitto,aedes' },
       // The devices' outbox fsync policy (config mqtt.outbox.fsync), to tell the disk's share of the tail.
       fsync: { type: 'string', default: 'interval' },
     },
@@ -133,6 +137,8 @@ export async function main(argv: string[] = []): Promise<void> {
   const devices = Number(values.devices);
   const workers = Number(values.workers);
   const seconds = Number(values.seconds);
+  const settleS = Number(values.settle);
+  if (!Number.isInteger(settleS) || settleS < 0) throw new Error('--settle: expected a whole number of seconds ≥ 0');
   for (const [flag, n] of [['--devices', devices], ['--workers', workers], ['--seconds', seconds]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a whole number ≥ 1`);
   }
@@ -146,7 +152,7 @@ export async function main(argv: string[] = []): Promise<void> {
   console.log(`\nfleet-scale: ${devices} devices × 1 MLP inference/s on pcm, ${workers} worker threads, QoS 1 results, outbox fsync ${values.fsync}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   // Each broker's figures as soon as they are measured: a long run keeps what it has.
   const rss0 = process.memoryUsage.rss();
-  for (const make of brokers) printRow(await runOne(make, devices, workers, seconds, rss0, config));
+  for (const make of brokers) printRow(await runOne(make, devices, workers, seconds, settleS, rss0, config));
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main(process.argv.slice(2));

@@ -21,6 +21,7 @@
  */
 import nacl from 'tweetnacl';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
+import { transientUtf8 } from '../transient-bytes.js';
 
 export interface Message<B = unknown> {
   device: string;
@@ -52,6 +53,11 @@ const signDetached = (bytes: Uint8Array, signer: SigningKey): Uint8Array =>
 export interface EncodeOptions {
   encoding?: Encoding;
   signer?: SigningKey;
+  /**
+   * The bytes are copied and dropped at once (into a journal record): unsigned JSON may then come
+   * from a shared slab (runtime/transient-bytes.ts) instead of an ArrayBuffer of its own.
+   */
+  transient?: boolean;
 }
 
 export interface DecodedMessage<B = unknown> {
@@ -100,8 +106,8 @@ export function encodeMessage(message: Message, opts: EncodeOptions = {}): Uint8
   const encoding = opts.encoding ?? 'json';
   if (encoding === 'json') {
     const text = JSON.stringify(message);
-    if (!opts.signer) return utf8.encode(text);
-    const sig = signDetached(utf8.encode(text), opts.signer);
+    if (!opts.signer) return opts.transient ? transientUtf8(text) : utf8.encode(text);
+    const sig = signDetached(transientUtf8(text), opts.signer);
     return utf8.encode(JSON.stringify({ msg: text, key: toBase64(opts.signer.publicKey), sig: toBase64(sig) }));
   }
   const bytes = cborEncode(message, CBOR_OPTIONS);

@@ -12,6 +12,7 @@
  * A torn write (crash mid-append) or a garbled region is skipped by scanning forward for the next
  * magic whose length and CRC check out; the records around it are kept.
  */
+import { transientBytes } from '../transient-bytes.js';
 
 const MAGIC0 = 0xe5;
 const MAGIC1 = 0x4a;
@@ -93,9 +94,10 @@ export function encodeData(seq: number, createdAt: number, kind: string, payload
   return seal(out);
 }
 
+/** An ACK or DROP record: written, then dropped (so from a shared slab, runtime/transient-bytes.ts). */
 export function encodeSeqList(type: RecordType.Ack | RecordType.Drop, seqs: readonly number[]): Uint8Array {
-  const out = new Uint8Array(HEADER_BYTES + 5 + 8 * seqs.length);
-  const dv = new DataView(out.buffer);
+  const out = transientBytes(HEADER_BYTES + 5 + 8 * seqs.length);
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   const b = HEADER_BYTES;
   out[b] = type;
   dv.setUint32(b + 1, seqs.length);

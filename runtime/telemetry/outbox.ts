@@ -27,6 +27,7 @@
  */
 import type { Storage } from '../ports.js';
 import { encodeData, encodeSeqList, parseSegment, RecordType } from './journal.js';
+import { transientBytes } from '../transient-bytes.js';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
 export type OverflowPolicy = 'drop-oldest-telemetry' | 'drop-oldest-results';
@@ -577,11 +578,12 @@ function encodedSize(kind: string, payload: Uint8Array): number {
   return 10 + 18 + new TextEncoder().encode(kind).length + payload.length;
 }
 
+/** The bytes of one journal write (dropped once written). */
 function concat(chunks: Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
   let n = 0;
   for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
+  const out = transientBytes(n);
   let off = 0;
   for (const c of chunks) { out.set(c, off); off += c.length; }
   return out;

@@ -74,7 +74,8 @@ export class Progress {
   accepted(n: number, stream: string, next: number): Promise<void> {
     this.#apply(n, stream, next);
     this.#advance();
-    const line = utf8.encode(`${n} ${stream} ${next}\n`);
+    // From Node's Buffer pool: a fresh ArrayBuffer per result cost a fleet thread dearly (runtime/transient-bytes.ts).
+    const line = Buffer.from(`${n} ${stream} ${next}\n`);
     const gen = this.#gen;
     const done = this.#serial(() => this.storage.append(this.#log(gen), line));
     if (++this.#since >= this.compactEvery) void this.#serial(() => this.#compact()).catch(() => undefined);

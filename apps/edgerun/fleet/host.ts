@@ -80,8 +80,9 @@ export interface ThreadFigures {
   /** The worst second's event-loop delay p99, and the longest delay, ms. */
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
-  /** Seconds whose longest event-loop delay passed 100 ms. */
+  /** Seconds whose longest event-loop delay passed 100 ms, and when they ended (s into the window) with that delay (ms). */
   slowSeconds: number;
+  slow: { atS: number; delayMs: number }[];
   /** Share of the window spent in GC pauses, and the longest pause (ms). */
   gcShare: number;
   gcMaxMs: number;
@@ -306,13 +307,15 @@ class Host extends EventEmitter implements FleetHost {
 
   threads(sinceMs = 0): ThreadFigures[] {
     return this.#workers.map((_, worker) => {
-      const window = (this.#threadStats[worker] ?? []).filter((r) => r.at >= sinceMs).map((r) => r.s);
+      const records = (this.#threadStats[worker] ?? []).filter((r) => r.at >= sinceMs);
+      const window = records.map((r) => r.s);
       const periodMs = window.reduce((t, s) => t + s.periodMs, 0);
       return {
         worker, seconds: window.length,
         loopDelayP99Ms: Math.max(0, ...window.map((s) => s.loopDelayP99Ms)),
         loopDelayMaxMs: Math.max(0, ...window.map((s) => s.loopDelayMaxMs)),
         slowSeconds: window.filter((s) => s.loopDelayMaxMs > 100).length,
+        slow: records.filter((r) => r.s.loopDelayMaxMs > 100).map((r) => ({ atS: Math.round((r.at - sinceMs) / 100) / 10, delayMs: Math.round(r.s.loopDelayMaxMs) })),
         gcShare: periodMs > 0 ? window.reduce((t, s) => t + s.gcMs, 0) / periodMs : 0,
         gcMaxMs: Math.max(0, ...window.map((s) => s.gcMaxMs)),
       };

@@ -8,7 +8,7 @@
  * side the RSS growth per device and the CPU the devices spend per device-second.
  *
  *   npm run bench -- fleet-scale                                  # 1,000 devices, 60 s window per broker
- *   node bin/run-ts.js bench/fleet-scale.ts --devices 200 --seconds 30 --settle 5 --brokers mosquitto --fsync never
+ *   node bin/run-ts.js bench/fleet-scale.ts --devices 200 --seconds 30 --warmup 5 --brokers mosquitto --fsync never
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -51,8 +51,9 @@ async function aedes(): Promise<Broker> {
   };
 }
 
-function collect(broker: Broker, fleet: string, seconds: number, out: string): { proc: ChildProcess; done: Promise<FleetReport> } {
-  const proc = spawn(process.execPath, ['bin/edgerun.js', 'fleet', 'collect', '--url', broker.url, '--protocol', String(broker.protocol), '--fleet', fleet, '--seconds', String(seconds), '--out', out],
+function collect(broker: Broker, fleet: string, seconds: number, warmupS: number, out: string): { proc: ChildProcess; subscribed: Promise<void>; done: Promise<FleetReport> } {
+  const proc = spawn(process.execPath, ['bin/edgerun.js', 'fleet', 'collect', '--url', broker.url, '--protocol', String(broker.protocol), '--fleet', fleet, '--seconds', String(seconds),
+    ...(warmupS > 0 ? ['--warmup', String(warmupS)] : []), '--out', out],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
@@ -62,7 +63,7 @@ function collect(broker: Broker, fleet: string, seconds: number, out: string): {
     else reject(new Error(`fleet collect exited ${code}: ${log}`));
   }));
   const subscribed = new Promise<void>((resolve) => proc.stderr!.on('data', () => { if (log.includes('collecting on')) resolve(); }));
-  return { proc, done: subscribed.then(() => done) };
+  return { proc, subscribed, done: subscribed.then(() => done) };
 }
 
 interface Row {
@@ -71,7 +72,7 @@ interface Row {
 }
 
 /** `rss0`: the bench process before any fleet ran (a later fleet reuses memory the allocator kept from an earlier one). */
-async function runOne(make: () => Promise<Broker>, devices: number, workers: number, seconds: number, settleS: number, rss0: number, config: Config): Promise<Row> {
+async function runOne(make: () => Promise<Broker>, devices: number, workers: number, seconds: number, warmupS: number, rss0: number, config: Config): Promise<Row> {
   const broker = await make();
   const dir = mkdtempSync(join(tmpdir(), 'edgerun-fleet-scale-'));
   const fleetName = 'scale';
@@ -82,11 +83,12 @@ async function runOne(make: () => Promise<Broker>, devices: number, workers: num
     await host.started;
     const startS = (performance.now() - t0) / 1000;
     const online = host.devices().filter((d) => d.state === 'online').length;
-    console.log(`  ${broker.name}: ${online}/${devices} online after ${fmt(startS, 1)} s; settling ${settleS} s, then measuring ${seconds} s from a separate consumer process`);
-    // The last devices to start are still programming their tiles and sending their first
-    // telemetry, and the threads collect what the start left: the window is the steady state after.
-    await new Promise((r) => setTimeout(r, settleS * 1000));
-    const consumer = collect(broker, fleetName, seconds, join(dir, 'metrics.json'));
+    console.log(`  ${broker.name}: ${online}/${devices} online after ${fmt(startS, 1)} s; a separate consumer process counts every result, and times them after a ${warmupS} s warm-up for ${seconds} s`);
+    // The warm-up keeps the consumer's own start (a second or two of a core, on this two-core host)
+    // and the fleet's catch-up after its start out of the timed window; lost and duplicated count from the start.
+    const consumer = collect(broker, fleetName, seconds, warmupS, join(dir, 'metrics.json'));
+    await consumer.subscribed;
+    await new Promise((r) => setTimeout(r, warmupS * 1000));
     const cpu0 = process.cpuUsage();
     const w0 = performance.now();
     const result = await consumer.done;
@@ -129,7 +131,7 @@ export async function main(argv: string[] = []): Promise<void> {
   const { values } = parseArgs({
     args: argv, strict: true,
     options: {
-      devices: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' }, seconds: { type: 'string', default: '60' }, settle: { type: 'string', default: '10' }, brokers: { type: 'string', default: 'mosquitto,aedes' },
+      devices: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' }, seconds: { type: 'string', default: '60' }, warmup: { type: 'string', default: '10' }, brokers: { type: 'string', default: 'mosquitto,aedes' },
       // The devices' outbox fsync policy (config mqtt.outbox.fsync), to tell the disk's share of the tail.
       fsync: { type: 'string', default: 'interval' },
     },
@@ -137,8 +139,8 @@ export async function main(argv: string[] = []): Promise<void> {
   const devices = Number(values.devices);
   const workers = Number(values.workers);
   const seconds = Number(values.seconds);
-  const settleS = Number(values.settle);
-  if (!Number.isInteger(settleS) || settleS < 0) throw new Error('--settle: expected a whole number of seconds ≥ 0');
+  const warmupS = Number(values.warmup);
+  if (!Number.isInteger(warmupS) || warmupS < 0) throw new Error('--warmup: expected a whole number of seconds ≥ 0');
   for (const [flag, n] of [['--devices', devices], ['--workers', workers], ['--seconds', seconds]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a whole number ≥ 1`);
   }
@@ -152,7 +154,7 @@ export async function main(argv: string[] = []): Promise<void> {
   console.log(`\nfleet-scale: ${devices} devices × 1 MLP inference/s on pcm, ${workers} worker threads, QoS 1 results, outbox fsync ${values.fsync}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   // Each broker's figures as soon as they are measured: a long run keeps what it has.
   const rss0 = process.memoryUsage.rss();
-  for (const make of brokers) printRow(await runOne(make, devices, workers, seconds, settleS, rss0, config));
+  for (const make of brokers) printRow(await runOne(make, devices, workers, seconds, warmupS, rss0, config));
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main(process.argv.slice(2));

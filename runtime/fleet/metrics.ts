@@ -117,8 +117,16 @@ export class FleetMetricsCollector {
   readonly #devices = new Map<string, DeviceTally>();
   readonly #fleetLatency = new LatencyRecorder();
 
+  /** Results that arrive before this (clock ms) are counted but not timed (a warm-up). */
+  #timedFrom = -Infinity;
+
   /** `clock` stamps arrivals; it must share its epoch with the devices' timestamps (wall time across machines). */
   constructor(private readonly listener: Listener, private readonly clock: Clock) {}
+
+  /** Times only the results that arrive from `ms` (clock time) on; those before still count for everything else. */
+  timeFrom(ms: number): void {
+    this.#timedFrom = ms;
+  }
 
   /** One message as the broker delivered it. Returns the listener's verdict. */
   offer(topic: string, payload: Uint8Array, opts: { retained?: boolean } = {}): ListenOutcome {
@@ -135,9 +143,11 @@ export class FleetMetricsCollector {
     if (m.kind === 'results') {
       stream.results.add(m.seq);
       t.results++;
-      const ms = Math.max(0, receivedAt - m.ts);
-      t.latency.record(ms);
-      this.#fleetLatency.record(ms);
+      if (receivedAt >= this.#timedFrom) {
+        const ms = Math.max(0, receivedAt - m.ts);
+        t.latency.record(ms);
+        this.#fleetLatency.record(ms);
+      }
       t.firstTs = Math.min(t.firstTs, m.ts);
       t.lastTs = Math.max(t.lastTs, m.ts);
       if (typeof body?.correct === 'boolean') { t.judged++; if (body.correct) t.correct++; }

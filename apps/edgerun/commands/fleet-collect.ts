@@ -22,6 +22,8 @@ export interface CollectOptions {
   share?: string;
   results?: number;
   seconds?: number;
+  /** Seconds after subscribing whose results are counted but not timed. */
+  warmup?: number;
   out: string;
   html?: string;
   prefix?: string;
@@ -57,9 +59,16 @@ export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOp
   const filter = fleetFilter(prefix, opts.fleet, '+', opts.share);
   mqtt.onConnect(() => {
     void mqtt.subscribe(filter, 1).then(() => (opts.stopOn === undefined ? undefined : mqtt.subscribe(opts.stopOn, 1)))
-      .then(() => console.error(`collecting on ${redactUrl(url)} from ${filter}`), (e: Error) => console.error(`edgerun: subscribe failed: ${e.message}`));
+      .then(() => {
+        console.error(`collecting on ${redactUrl(url)} from ${filter}`);
+        if (!opts.warmup || warmupTimer) return;
+        collector.timeFrom(Date.now() + opts.warmup * 1000);
+        // The window is timed: it starts after the warm-up.
+        if (opts.seconds !== undefined) warmupTimer = setTimeout(finish, (opts.warmup + opts.seconds) * 1000);
+      }, (e: Error) => console.error(`edgerun: subscribe failed: ${e.message}`));
   });
-  const timer = opts.seconds !== undefined ? setTimeout(finish, opts.seconds * 1000) : undefined;
+  let warmupTimer: ReturnType<typeof setTimeout> | undefined;
+  const timer = opts.seconds !== undefined && !opts.warmup ? setTimeout(finish, opts.seconds * 1000) : undefined;
   process.once('SIGINT', finish);
   const cpu0 = process.cpuUsage(), wall0 = performance.now();
   mqtt.connect();
@@ -67,6 +76,7 @@ export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOp
   const cpu = process.cpuUsage(cpu0);
   const share = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
   clearTimeout(timer);
+  clearTimeout(warmupTimer);
   process.off('SIGINT', finish);
   await mqtt.end();
   if (refused !== undefined) throw new Error(`the broker at ${redactUrl(url)} refused the connection: ${refused}`);

@@ -84,3 +84,22 @@ describeMosquitto('fleet metrics from MQTT messages (real Mosquitto)', () => {
     expect(m.loadGeneratorCpuShare).toBe(0.05);
   }, 60_000);
 });
+
+it('a warm-up (timeFrom): results before it count for results and lost, but only later ones are timed', () => {
+  const clock = new ManualClock(1_000_000);
+  const collector = new FleetMetricsCollector(new Listener({ prefix: 'edgerun' }), clock);
+  const topic = deviceTopic({ prefix: 'edgerun', fleet: 'lab', device: 'd1' }, 'results');
+  collector.timeFrom(1_000_000 + 5_000);
+  for (let seq = 1; seq <= 10; seq++) {
+    if (seq === 3) continue; // lost, in the warm-up
+    const ts = 1_000_000 + seq * 1_000;
+    // 500 ms late during the warm-up, 10 ms after it
+    clock.set(ts + (ts + 500 < 1_000_000 + 5_000 ? 500 : 10));
+    collector.offer(topic, encodeMessage({ device: 'd1', seq, ts, kind: 'results', body: { correct: true } }));
+  }
+  const f = collector.summary().fleet;
+  expect(f.results).toBe(9);
+  expect(f.lost).toBe(1);
+  expect(f.latency.count).toBe(6); // seqs 5..10 arrive after the warm-up
+  expect(f.latency.maxMs).toBeCloseTo(10, 1); // the 500 ms arrivals of the warm-up are not in it
+});

@@ -3,67 +3,51 @@
  * and reports verify against a trusted key. An unsigned agent is refused; a forged report (signed,
  * then altered) and a replayed one (a real signed status published again) change nothing.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { beforeAll, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { FsStorage } from '../../drivers/storage/fs-storage.js';
 import { agentReportTopic, agentStatusTopic, encodeFleetMessage } from '../../runtime/fleet/fleet-protocol.js';
 import type { FleetReport } from '../../runtime/fleet/report.js';
 import { encodeKeyFile, generateKeyPair, TrustStore } from '../../runtime/telemetry/keys.js';
-import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
-import { startEdgerun, type EdgerunProcess } from '../helpers/cli.js';
+import { describeMosquitto } from '../helpers/mosquitto.js';
+import { brokerStage } from '../helpers/broker-stage.js';
 import { until } from '../helpers/until.js';
 
 const FLEET = 'fleet: sig\ngroups:\n  - { name: s, count: 2, profile: pcm, models: [mlp], rateHz: 2, seed: 1 }\n';
 
 describeMosquitto('fleet bench --agent-keys: signed agents only', () => {
-  let broker: Mosquitto;
-  let dir: string;
-  const procs: ChildProcess[] = [];
-  beforeAll(async () => {
-    broker = await Mosquitto.start({ persistence: false });
-    dir = mkdtempSync(join(tmpdir(), 'edgerun-agent-sig-'));
-    writeFileSync(join(dir, 'fleet.yaml'), FLEET);
+  const stage = brokerStage('edgerun-agent-sig-');
+  beforeAll(() => {
+    writeFileSync(join(stage.dir, 'fleet.yaml'), FLEET);
   });
-  afterAll(async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    await broker.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const start = (args: string[]): EdgerunProcess => {
-    const p = startEdgerun(args, {}, 1 << 20);
-    procs.push(p.proc);
-    return p;
-  };
 
   it('an unsigned agent is refused; forged and replayed agent messages change nothing; the signed agent\'s run completes', async () => {
     const good = generateKeyPair();
-    writeFileSync(join(dir, 'good.key'), encodeKeyFile(good, 'good'), { mode: 0o600 });
-    const trustDir = join(dir, 'agent-keys');
+    writeFileSync(join(stage.dir, 'good.key'), encodeKeyFile(good, 'good'), { mode: 0o600 });
+    const trustDir = join(stage.dir, 'agent-keys');
     await (await TrustStore.open(new FsStorage(trustDir, 0o600))).add('good', good.publicKey);
     // The good agent's first signed status, kept to be replayed later.
     const statuses: Buffer[] = [];
-    const spy = mqtt.connect(broker.url, { clientId: 'sig-spy', reconnectPeriod: 0 });
+    const spy = mqtt.connect(stage.broker.url, { clientId: 'sig-spy', reconnectPeriod: 0 });
     spy.on('message', (topic, payload, packet) => { if (!packet.retain && topic === agentStatusTopic('edgerun', 'sig', 'good')) statuses.push(Buffer.from(payload)); });
     await spy.subscribeAsync(agentStatusTopic('edgerun', 'sig', 'good'), { qos: 1 });
-    const goodAgent = start(['fleet', 'agent', '--url', broker.url, '--fleet', 'sig', '--id', 'good', '--workers', '1', '--state-dir', join(dir, 'good'), '--key', join(dir, 'good.key')]);
-    const plain = start(['fleet', 'agent', '--url', broker.url, '--fleet', 'sig', '--id', 'plain', '--workers', '1', '--state-dir', join(dir, 'plain')]);
+    const goodAgent = stage.start(['fleet', 'agent', '--url', stage.broker.url, '--fleet', 'sig', '--id', 'good', '--workers', '1', '--state-dir', join(stage.dir, 'good'), '--key', join(stage.dir, 'good.key')]);
+    const plain = stage.start(['fleet', 'agent', '--url', stage.broker.url, '--fleet', 'sig', '--id', 'plain', '--workers', '1', '--state-dir', join(stage.dir, 'plain')]);
     await until('both agents up', () => (goodAgent.log().includes('its messages signed') && plain.log().includes('its messages unsigned') && statuses.length ? true : undefined), 60_000);
 
     // Two agents wanted, one trusted: the unsigned one never counts.
-    const two = start(['fleet', 'bench', '--devices', join(dir, 'fleet.yaml'), '--url', broker.url, '--agents', '2', '--wait-agents', '8', '--consumers', '1', '--no-progress',
-      '--agent-keys', trustDir, '--out', join(dir, 'two.json')]);
+    const two = stage.start(['fleet', 'bench', '--devices', join(stage.dir, 'fleet.yaml'), '--url', stage.broker.url, '--agents', '2', '--wait-agents', '8', '--consumers', '1', '--no-progress',
+      '--agent-keys', trustDir, '--out', join(stage.dir, 'two.json')]);
     expect((await two.exit).code, two.log()).not.toBe(0);
     expect(two.log()).toMatch(/agent plain: message refused \(unsigned, and this coordinator takes signed agents only\)/);
     expect(two.log()).toMatch(/1 of 2 agent\(s\) ready .*\(good\)/);
 
     // One agent: the good one runs; meanwhile a forged "failed" report and a replay of its first status.
-    const out = join(dir, 'one.json');
-    const one = start(['fleet', 'bench', '--devices', join(dir, 'fleet.yaml'), '--url', broker.url, '--agents', '1', '--duration', '6', '--wait-agents', '60', '--consumers', '1', '--no-progress',
+    const out = join(stage.dir, 'one.json');
+    const one = stage.start(['fleet', 'bench', '--devices', join(stage.dir, 'fleet.yaml'), '--url', stage.broker.url, '--agents', '1', '--duration', '6', '--wait-agents', '60', '--consumers', '1', '--no-progress',
       '--agent-keys', trustDir, '--run', 'sig1', '--out', out]);
     await until('the run started', () => (goodAgent.log().includes('run sig1: starting') ? true : undefined), 120_000, one.log);
     const forged = encodeFleetMessage('good', Date.now() + 1e6, 'agent-report', { type: 'failed', run: 'sig1', error: 'forged' }, good);

@@ -5,15 +5,15 @@
  * (fleet file `serviceTime`) makes the system under test's behaviour known in advance, as
  * test/fleet/queue-sut.ts does for the in-process scenarios.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FleetReport } from '../../runtime/fleet/report.js';
-import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
-import { edgerun, startEdgerun, type EdgerunProcess } from '../helpers/cli.js';
+import { describeMosquitto } from '../helpers/mosquitto.js';
+import { brokerStage } from '../helpers/broker-stage.js';
+import { edgerun, type EdgerunProcess } from '../helpers/cli.js';
 
 /**
  * Server's analytic bound with round-robin dispatch: N devices, each one exponential server of rate
@@ -61,27 +61,11 @@ describe('fleet devices --scenario: bad input', () => {
 });
 
 describeMosquitto('LoadGen scenarios across a fleet on a real Mosquitto', () => {
-  let broker: Mosquitto;
-  let dir: string;
-  const procs: ChildProcess[] = [];
-  beforeAll(async () => {
-    broker = await Mosquitto.start({ persistence: false });
-    dir = mkdtempSync(join(tmpdir(), 'edgerun-scenario-'));
-  });
-  afterAll(async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    await broker.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const start = (args: string[]): EdgerunProcess => {
-    const p = startEdgerun(args, {}, 1 << 20);
-    procs.push(p.proc);
-    return p;
-  };
+  const stage = brokerStage('edgerun-scenario-');
   const scenario = async (name: string, file: string, args: string[]): Promise<{ report: FleetReport; log: string }> => {
-    writeFileSync(join(dir, `${name}.yaml`), file);
-    const out = join(dir, `${name}.json`);
-    const p = start(['fleet', 'devices', join(dir, `${name}.yaml`), '--url', broker.url, '--workers', '2', '--state-dir', join(dir, name), '--quick', '--no-progress', '--out', out, '--html', join(dir, `${name}.html`), ...args]);
+    writeFileSync(join(stage.dir, `${name}.yaml`), file);
+    const out = join(stage.dir, `${name}.json`);
+    const p = stage.start(['fleet', 'devices', join(stage.dir, `${name}.yaml`), '--url', stage.broker.url, '--workers', '2', '--state-dir', join(stage.dir, name), '--quick', '--no-progress', '--out', out, '--html', join(stage.dir, `${name}.html`), ...args]);
     const { code } = await p.exit;
     expect(code, p.log()).toBe(0);
     return { report: JSON.parse(await readFile(out, 'utf8')) as FleetReport, log: p.log() };
@@ -117,7 +101,7 @@ describeMosquitto('LoadGen scenarios across a fleet on a real Mosquitto', () => 
     expect(f.loadGeneratorBusyShare).toBeGreaterThan(0);
     expect(f.loadGeneratorBusyShare).toBeLessThan(1);
     expect(log).toMatch(/SingleStream \(performance\) over 4 devices: p90 latency/);
-    const html = await readFile(join(dir, 'single.html'), 'utf8');
+    const html = await readFile(join(stage.dir, 'single.html'), 'utf8');
     expect(html).toContain('Scenario across the fleet: SingleStream');
   }, 240_000);
 
@@ -145,11 +129,11 @@ describeMosquitto('LoadGen scenarios across a fleet on a real Mosquitto', () => 
   }, 600_000);
 
   it('MultiStream in accuracy mode over two agents: each runs its share of the queries, the merged result covers the data set once', async () => {
-    writeFileSync(join(dir, 'agents.yaml'), fleetFile('lab', 4));
-    const agent = (id: string): EdgerunProcess => start(['fleet', 'agent', '--url', broker.url, '--fleet', 'lab', '--id', id, '--workers', '1', '--state-dir', join(dir, id)]);
+    writeFileSync(join(stage.dir, 'agents.yaml'), fleetFile('lab', 4));
+    const agent = (id: string): EdgerunProcess => stage.start(['fleet', 'agent', '--url', stage.broker.url, '--fleet', 'lab', '--id', id, '--workers', '1', '--state-dir', join(stage.dir, id)]);
     const agents = [agent('a1'), agent('a2')];
-    const out = join(dir, 'agents.json');
-    const bench = start(['fleet', 'bench', '--devices', join(dir, 'agents.yaml'), '--url', broker.url, '--agents', '2', '--out', out, '--consumers', '1', '--wait-agents', '120', '--no-progress',
+    const out = join(stage.dir, 'agents.json');
+    const bench = stage.start(['fleet', 'bench', '--devices', join(stage.dir, 'agents.yaml'), '--url', stage.broker.url, '--agents', '2', '--out', out, '--consumers', '1', '--wait-agents', '120', '--no-progress',
       '--scenario', 'multistream', '--mode', 'accuracy']);
     const { code } = await bench.exit;
     expect(code, bench.log()).toBe(0);

@@ -4,47 +4,29 @@
  * in the middle of `fleet devices --scenario` and of `fleet run` ends each with the report of what
  * was measured so far, marked interrupted, and exit code 130.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import type { FleetReport } from '../../runtime/fleet/report.js';
 import { buildModel } from '../helpers/onnx-builder.js';
-import { Mosquitto, describeMosquitto } from '../helpers/mosquitto.js';
-import { startEdgerun, type EdgerunProcess } from '../helpers/cli.js';
+import { describeMosquitto } from '../helpers/mosquitto.js';
+import { brokerStage } from '../helpers/broker-stage.js';
 import { until } from '../helpers/until.js';
 
 describeMosquitto('fleet scenarios: a foreign model, and Ctrl-C mid-run', () => {
-  let broker: Mosquitto;
-  let dir: string;
-  const procs: ChildProcess[] = [];
-  beforeAll(async () => {
-    broker = await Mosquitto.start({ persistence: false });
-    dir = mkdtempSync(join(tmpdir(), 'edgerun-interrupt-'));
-  });
-  afterAll(async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    await broker.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const start = (args: string[]): EdgerunProcess => {
-    const p = startEdgerun(args, {}, 1 << 20);
-    procs.push(p.proc);
-    return p;
-  };
+  const stage = brokerStage('edgerun-interrupt-');
 
   it('a model whose input is named pixel_values: SingleStream over 2 devices completes every query, each with one result', async () => {
-    writeFileSync(join(dir, 'pixels.onnx'), buildModel({
+    writeFileSync(join(stage.dir, 'pixels.onnx'), buildModel({
       nodes: [{ op: 'Flatten', inputs: ['pixel_values'], outputs: ['f'] }, { op: 'MatMul', inputs: ['f', 'w'], outputs: ['logits'] }],
       initializers: [{ name: 'w', dims: [784, 10], data: new Float32Array(7840).map((_, i) => Math.sin(i)) }],
       inputs: [{ name: 'pixel_values', dims: ['N', 1, 28, 28] }], outputs: [{ name: 'logits', dims: ['N', 10] }],
     }));
-    writeFileSync(join(dir, 'pixels.yaml'), 'fleet: px\ngroups:\n  - { name: p, count: 2, profile: pcm, models: [pixels.onnx], seed: 5 }\n');
-    const out = join(dir, 'pixels.json');
-    const p = start(['fleet', 'devices', join(dir, 'pixels.yaml'), '--url', broker.url, '--workers', '1', '--state-dir', join(dir, 'px'), '--no-progress', '--out', out,
+    writeFileSync(join(stage.dir, 'pixels.yaml'), 'fleet: px\ngroups:\n  - { name: p, count: 2, profile: pcm, models: [pixels.onnx], seed: 5 }\n');
+    const out = join(stage.dir, 'pixels.json');
+    const p = stage.start(['fleet', 'devices', join(stage.dir, 'pixels.yaml'), '--url', stage.broker.url, '--workers', '1', '--state-dir', join(stage.dir, 'px'), '--no-progress', '--out', out,
       '--scenario', 'singlestream', '--quick', '--min-duration', '1', '--min-queries', '12']);
     expect((await p.exit).code, p.log()).toBe(0);
     const r = JSON.parse(await readFile(out, 'utf8')) as FleetReport;
@@ -57,14 +39,14 @@ describeMosquitto('fleet scenarios: a foreign model, and Ctrl-C mid-run', () => 
   }, 240_000);
 
   it('SIGINT during fleet devices --scenario: a partial report of the queries completed, exit 130', async () => {
-    writeFileSync(join(dir, 'long.yaml'), 'fleet: long\ngroups:\n  - { name: d, count: 2, profile: pcm, models: [mlp], seed: 5, serviceTime: { distribution: fixed, meanMs: 50 } }\n');
+    writeFileSync(join(stage.dir, 'long.yaml'), 'fleet: long\ngroups:\n  - { name: d, count: 2, profile: pcm, models: [mlp], seed: 5, serviceTime: { distribution: fixed, meanMs: 50 } }\n');
     let results = 0;
-    const watcher = mqtt.connect(broker.url, { clientId: 'interrupt-watcher', reconnectPeriod: 0 });
+    const watcher = mqtt.connect(stage.broker.url, { clientId: 'interrupt-watcher', reconnectPeriod: 0 });
     watcher.on('message', () => { results++; });
     await watcher.subscribeAsync('edgerun/long/+/results', { qos: 1 });
-    const out = join(dir, 'long.json');
+    const out = join(stage.dir, 'long.json');
     // LoadGen's full SingleStream: 600 s at least, far longer than this test waits.
-    const p = start(['fleet', 'devices', join(dir, 'long.yaml'), '--url', broker.url, '--workers', '1', '--state-dir', join(dir, 'long'), '--no-progress', '--out', out, '--html', join(dir, 'long.html'),
+    const p = stage.start(['fleet', 'devices', join(stage.dir, 'long.yaml'), '--url', stage.broker.url, '--workers', '1', '--state-dir', join(stage.dir, 'long'), '--no-progress', '--out', out, '--html', join(stage.dir, 'long.html'),
       '--scenario', 'singlestream']);
     await until('results flowing', () => (results >= 10 ? true : undefined), 120_000, p.log);
     p.proc.kill('SIGINT');
@@ -85,12 +67,12 @@ describeMosquitto('fleet scenarios: a foreign model, and Ctrl-C mid-run', () => 
     expect(r.metrics!.fleet.results).toBeGreaterThanOrEqual(run.queries);
     expect(r.metrics!.fleet.lost).toBe(0);
     expect(p.log()).toMatch(/result \(partial: interrupted by SIGINT\)/);
-    expect(await readFile(join(dir, 'long.html'), 'utf8')).toMatch(/Partial: interrupted by SIGINT/);
+    expect(await readFile(join(stage.dir, 'long.html'), 'utf8')).toMatch(/Partial: interrupted by SIGINT/);
   }, 240_000);
 
   it('SIGINT during fleet run: the scenario so far in the report, exit 130', async () => {
-    const out = join(dir, 'run.json');
-    const p = start(['fleet', 'run', 'models/mlp.onnx', '--scenario', 'SingleStream', '--backend', 'digital', '--no-progress', '--out', out]);
+    const out = join(stage.dir, 'run.json');
+    const p = stage.start(['fleet', 'run', 'models/mlp.onnx', '--scenario', 'SingleStream', '--backend', 'digital', '--no-progress', '--out', out]);
     await until('running', () => (p.log().includes('SingleStream: running') ? true : undefined), 120_000, p.log);
     await new Promise((r) => setTimeout(r, 1000)); // some queries
     p.proc.kill('SIGINT');

@@ -97,10 +97,23 @@ export async function frameSourceOf(config: Config, head: GridHead, synthetic: S
 }
 
 /** Raw retained camera state on the broker; a publish that fails (offline) is simply superseded by the next. */
+/**
+ * The camera's retained state topics. The latest value of each is kept and published again on every
+ * connect: one set while the client was not connected (at start, or during an outage) would
+ * otherwise be missing from the broker until it changed again.
+ */
 function cameraState(mqtt: MqttPort, address: DeviceAddress): CameraState {
+  const latest = new Map<string, { payload: Uint8Array; qos: 0 | 1 }>();
+  const publish = async (topic: string, payload: Uint8Array, qos: 0 | 1): Promise<void> => {
+    latest.set(topic, { payload, qos });
+    if (mqtt.connected) await mqtt.publish(topic, payload, { qos, retain: true }).catch(() => undefined);
+  };
+  mqtt.onConnect(() => {
+    for (const [topic, { payload, qos }] of latest) void mqtt.publish(topic, payload, { qos, retain: true }).catch(() => undefined);
+  });
   return {
-    snapshot: (label, jpeg) => mqtt.publish(snapshotTopic(address, label), jpeg, { qos: 0, retain: true }).catch(() => undefined),
-    count: (label, n) => mqtt.publish(countTopic(address, label), new TextEncoder().encode(String(n)), { qos: 1, retain: true }).catch(() => undefined),
+    snapshot: (label, jpeg) => publish(snapshotTopic(address, label), jpeg, 0),
+    count: (label, n) => publish(countTopic(address, label), new TextEncoder().encode(String(n)), 1),
   };
 }
 

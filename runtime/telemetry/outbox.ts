@@ -452,7 +452,8 @@ export class Outbox {
   /** Arms the commit/ACK timer when something waits for it and it is not armed yet (unref'd: close() flushes anyway). */
   #arm(): void {
     if (this.#timer || this.#closed) return;
-    const unsynced = (): boolean => this.#fsync === 'interval' && (this.#unsynced.length > 0 || this.#unsyncedSegments.size > 0);
+    // Only fsync 'interval' leaves entries and segments unsynced.
+    const unsynced = (): boolean => this.#unsynced.length > 0 || this.#unsyncedSegments.size > 0;
     if (!unsynced() && !this.#acks.length && !this.#drops.length) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;

@@ -96,21 +96,26 @@ export async function frameSourceOf(config: Config, head: GridHead, synthetic: S
   return new FfmpegSource({ input: source, width, height, channels, fps, stallMs: config.detect.stallMs });
 }
 
-/** Raw retained camera state on the broker; a publish that fails (offline) is simply superseded by the next. */
 /**
- * The camera's retained state topics. The latest value of each is kept and published again on every
- * connect: one set while the client was not connected (at start, or during an outage) would
- * otherwise be missing from the broker until it changed again.
+ * Retained topics this device owns: the latest payload of each is kept and published again on every
+ * connect, so one set while the client was not connected (at start, during an outage) is on the
+ * broker once it is back, not only when it next changes.
  */
-function cameraState(mqtt: MqttPort, address: DeviceAddress): CameraState {
+function retainedTopics(mqtt: MqttPort, onError: (topic: string, e: Error) => void = () => undefined): (topic: string, payload: Uint8Array, qos: 0 | 1) => Promise<void> {
   const latest = new Map<string, { payload: Uint8Array; qos: 0 | 1 }>();
-  const publish = async (topic: string, payload: Uint8Array, qos: 0 | 1): Promise<void> => {
-    latest.set(topic, { payload, qos });
-    if (mqtt.connected) await mqtt.publish(topic, payload, { qos, retain: true }).catch(() => undefined);
-  };
+  const send = (topic: string, payload: Uint8Array, qos: 0 | 1): Promise<void> => mqtt.publish(topic, payload, { qos, retain: true }).catch((e: Error) => onError(topic, e));
   mqtt.onConnect(() => {
-    for (const [topic, { payload, qos }] of latest) void mqtt.publish(topic, payload, { qos, retain: true }).catch(() => undefined);
+    for (const [topic, { payload, qos }] of latest) void send(topic, payload, qos);
   });
+  return async (topic, payload, qos) => {
+    latest.set(topic, { payload, qos });
+    if (mqtt.connected) await send(topic, payload, qos);
+  };
+}
+
+/** The camera's retained state on the broker: a snapshot and an object count per label. */
+function cameraState(mqtt: MqttPort, address: DeviceAddress): CameraState {
+  const publish = retainedTopics(mqtt);
   return {
     snapshot: (label, jpeg) => publish(snapshotTopic(address, label), jpeg, 0),
     count: (label, n) => publish(countTopic(address, label), new TextEncoder().encode(String(n)), 1),
@@ -180,12 +185,8 @@ export async function startDetector(o: StartDetectorOptions): Promise<RunningDet
     throw e;
   }
   if (d.homeAssistant.enabled) {
-    const configs = homeAssistantConfigs(config, address, head.labels);
-    const announce = (): void => {
-      for (const c of configs) void mqtt.publish(c.topic, new TextEncoder().encode(JSON.stringify(c.payload)), { qos: 1, retain: true }).catch((e: Error) => log(`home assistant discovery: ${e.message}`));
-    };
-    mqtt.onConnect(announce);
-    if (mqtt.connected) announce();
+    const announce = retainedTopics(mqtt, (_, e) => log(`home assistant discovery: ${e.message}`));
+    for (const c of homeAssistantConfigs(config, address, head.labels)) void announce(c.topic, new TextEncoder().encode(JSON.stringify(c.payload)), 1);
   }
   let stopping: Promise<void> | undefined;
   const stop = (opts: { drainMs?: number } = {}): Promise<void> => {

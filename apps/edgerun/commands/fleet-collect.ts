@@ -61,14 +61,16 @@ export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOp
     void mqtt.subscribe(filter, 1).then(() => (opts.stopOn === undefined ? undefined : mqtt.subscribe(opts.stopOn, 1)))
       .then(() => {
         console.error(`collecting on ${redactUrl(url)} from ${filter}`);
-        if (!opts.warmup || warmupTimer) return;
+        // The warm-up starts at the first subscription only (a reconnect must not move the window).
+        if (!opts.warmup || warmingUp) return;
+        warmingUp = true;
         collector.timeFrom(Date.now() + opts.warmup * 1000);
         // The window is timed: it starts after the warm-up.
-        if (opts.seconds !== undefined) warmupTimer = setTimeout(finish, (opts.warmup + opts.seconds) * 1000);
+        if (opts.seconds !== undefined) timer = setTimeout(finish, (opts.warmup + opts.seconds) * 1000);
       }, (e: Error) => console.error(`edgerun: subscribe failed: ${e.message}`));
   });
-  let warmupTimer: ReturnType<typeof setTimeout> | undefined;
-  const timer = opts.seconds !== undefined && !opts.warmup ? setTimeout(finish, opts.seconds * 1000) : undefined;
+  let warmingUp = false;
+  let timer = opts.seconds !== undefined && !opts.warmup ? setTimeout(finish, opts.seconds * 1000) : undefined;
   process.once('SIGINT', finish);
   const cpu0 = process.cpuUsage(), wall0 = performance.now();
   mqtt.connect();
@@ -76,7 +78,6 @@ export async function fleetCollectCommand(opts: CollectOptions, global: GlobalOp
   const cpu = process.cpuUsage(cpu0);
   const share = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
   clearTimeout(timer);
-  clearTimeout(warmupTimer);
   process.off('SIGINT', finish);
   await mqtt.end();
   if (refused !== undefined) throw new Error(`the broker at ${redactUrl(url)} refused the connection: ${refused}`);

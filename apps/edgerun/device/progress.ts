@@ -12,6 +12,7 @@
  */
 import { STATE_FILE_MAX_BYTES, type Storage } from '../../../runtime/ports.js';
 import { parseJson } from '../../../runtime/json.js';
+import { transientUtf8 } from '../../../runtime/transient-bytes.js';
 
 const SNAPSHOT = 'progress.json';
 const LOG = /^progress-(\d{12})\.log$/;
@@ -74,8 +75,8 @@ export class Progress {
   accepted(n: number, stream: string, next: number): Promise<void> {
     this.#apply(n, stream, next);
     this.#advance();
-    // From Node's Buffer pool: a fresh ArrayBuffer per result cost a fleet thread dearly (runtime/transient-bytes.ts).
-    const line = Buffer.from(`${n} ${stream} ${next}\n`);
+    // Written, then dropped: no ArrayBuffer of its own per result (runtime/transient-bytes.ts).
+    const line = transientUtf8(`${n} ${stream} ${next}\n`);
     const gen = this.#gen;
     const done = this.#serial(() => this.storage.append(this.#log(gen), line));
     if (++this.#since >= this.compactEvery) void this.#serial(() => this.#compact()).catch(() => undefined);
